@@ -1,0 +1,83 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
+
+from konfig import __version__
+from konfig.auth.router import router as auth_router
+from konfig.auth.service import TokenPolicy
+from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.errors import install_error_handlers
+from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from konfig.ops.router import router as ops_router
+from konfig.security.jwt import TokenSigner
+from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.users.router import router as users_router
+
+log = logging.getLogger("konfig")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the engine and everything stateful is made in the lifespan."""
+    settings = settings or get_settings()
+    check_production(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.shutting_down = False
+        try:
+            yield
+        finally:
+            app.state.shutting_down = True
+            await engine.dispose()
+
+    docs = settings.show_docs
+    app = FastAPIOffline(
+        title="Konfig",
+        version=__version__,
+        summary="Typed, versioned, encrypted configuration for microservices.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
+    app.state.signer = signer
+    app.state.token_policy = TokenPolicy(
+        signer=signer,
+        access_lifetime=timedelta(minutes=settings.access_token_minutes),
+        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+    )
+
+    install_error_handlers(app)
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(auth_router)
+    api.include_router(users_router)
+    app.include_router(api)
+    app.include_router(ops_router)
+
+    # Added innermost first: the request id wraps everything, the body cap sits inside it.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["ETag", "X-Request-ID"],
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,1 @@
+"""Authentication: login, JWT access and refresh tokens, the current principal."""

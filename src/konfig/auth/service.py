@@ -1,0 +1,150 @@
+"""Registration, login, refresh-token rotation and logout."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.auth.models import AuthSession
+from konfig.auth.principal import Principal
+from konfig.auth.schemas import LoginRequest, RegisterRequest, TokenPair
+from konfig.db.base import utcnow
+from konfig.errors import Conflict, Record, Unauthenticated
+from konfig.security.jwt import InvalidToken, TokenSigner
+from konfig.security.passwords import burn_verification, hash_password, verify_password
+from konfig.tenants import repository as tenants
+from konfig.tenants.models import Tenant
+from konfig.users import repository as users
+from konfig.users.models import Role, User
+
+log = logging.getLogger("konfig.auth")
+
+_BAD_LOGIN = "Incorrect email or password"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    signer: TokenSigner
+    access_lifetime: timedelta
+    refresh_lifetime: timedelta
+
+
+async def register(session: AsyncSession, *, payload: RegisterRequest) -> tuple[Tenant, User]:
+    if await tenants.get_by_name(session, name=payload.name) is not None:
+        raise Conflict(f"a tenant named {payload.name!r} already exists")
+    if await users.get_by_email(session, email=payload.email) is not None:
+        raise Conflict(f"a user with email {payload.email} already exists")
+    try:
+        tenant = await tenants.create(session, name=payload.name)
+        user = await users.create(
+            session,
+            tenant_id=tenant.id,
+            email=payload.email.lower(),
+            full_name=payload.full_name,
+            password_hash=hash_password(payload.password),
+            role=Role.owner,
+        )
+    except IntegrityError as exc:
+        raise Conflict("that tenant name or email was taken a moment ago") from exc
+    return tenant, user
+
+
+def _issue(policy: TokenPolicy, user: User, auth_session: AuthSession) -> TokenPair:
+    access, _ = policy.signer.issue(
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=user.role.value,
+        type="access",
+        session_id=auth_session.id,
+        lifetime=policy.access_lifetime,
+    )
+    refresh, claims = policy.signer.issue(
+        user_id=user.id,
+        tenant_id=user.tenant_id,
+        role=user.role.value,
+        type="refresh",
+        session_id=auth_session.id,
+        lifetime=policy.refresh_lifetime,
+    )
+    auth_session.current_refresh_jti = claims.jti
+    auth_session.refreshed_at = utcnow()
+    return TokenPair(
+        access_token=access,
+        refresh_token=refresh,
+        expires_in=int(policy.access_lifetime.total_seconds()),
+    )
+
+
+async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginRequest) -> TokenPair:
+    """Check the password and open a new login; unknown email and wrong password look alike."""
+    user = await users.get_by_email(session, email=payload.email)
+    if user is None:
+        burn_verification(payload.password)
+        raise Unauthenticated(_BAD_LOGIN)
+    ok, new_hash = verify_password(payload.password, user.password_hash)
+    if not ok or not user.is_active:
+        raise Unauthenticated(_BAD_LOGIN)
+    if new_hash is not None:
+        user.password_hash = new_hash
+    user.last_login_at = utcnow()
+    auth_session = AuthSession(
+        id=uuid.uuid4(),
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        current_refresh_jti="",
+        expires_at=utcnow() + policy.refresh_lifetime,
+    )
+    session.add(auth_session)
+    pair = _issue(policy, user, auth_session)
+    await session.flush()
+    return pair
+
+
+def _revoke_family(session_id: uuid.UUID, reason: str) -> Record:
+    async def record(session: AsyncSession) -> None:
+        auth_session = await session.get(AuthSession, session_id)
+        if auth_session is not None and auth_session.revoked_at is None:
+            auth_session.revoked_at = utcnow()
+            auth_session.revoked_reason = reason
+        log.warning("refresh token reused; login %s revoked", session_id)
+
+    return record
+
+
+async def refresh(session: AsyncSession, *, policy: TokenPolicy, refresh_token: str) -> TokenPair:
+    """Spend a refresh token for a new pair; a spent one presented again ends the whole login."""
+    try:
+        claims = policy.signer.verify(refresh_token, expected_type="refresh")
+    except InvalidToken as exc:
+        raise Unauthenticated("Invalid or expired refresh token") from exc
+    query = select(AuthSession).where(AuthSession.id == claims.session_id).with_for_update()
+    auth_session = (await session.execute(query)).scalar_one_or_none()
+    if auth_session is None or auth_session.revoked_at is not None:
+        raise Unauthenticated("This login has ended: sign in again")
+    if auth_session.current_refresh_jti != claims.jti:
+        raise Unauthenticated(
+            "This refresh token was already used: the login has been ended for safety",
+            record=_revoke_family(auth_session.id, "refresh token reused"),
+        )
+    user = await users.get(session, user_id=claims.user_id, tenant_id=claims.tenant_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated("This login has ended: sign in again")
+    pair = _issue(policy, user, auth_session)
+    await session.flush()
+    return pair
+
+
+async def logout(session: AsyncSession, *, principal: Principal) -> None:
+    if principal.session_id is None:
+        return
+    auth_session = await session.get(AuthSession, principal.session_id)
+    if auth_session is not None and auth_session.revoked_at is None:
+        auth_session.revoked_at = utcnow()
+        auth_session.revoked_reason = "logout"
+        await session.flush()

@@ -1,0 +1,1 @@
+"""Storage: one SQLAlchemy schema for SQLite, PostgreSQL and MariaDB."""

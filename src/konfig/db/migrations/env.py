@@ -1,0 +1,47 @@
+"""Alembic environment: runs on the connection Konfig hands it (see konfig.db.migrate)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from konfig.db.models import Base
+from konfig.settings import get_settings
+
+config = context.config
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_standalone() -> None:
+    from sqlalchemy.pool import NullPool
+
+    from konfig.db.engine import make_engine
+
+    engine = make_engine(get_settings().resolved_database_url, poolclass=NullPool)
+    async with engine.connect() as connection:
+        await connection.run_sync(_run)
+        await connection.commit()
+    await engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `konfig db upgrade`")
+
+connection = config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:  # plain `alembic` (e.g. `alembic revision --autogenerate`) with KONFIG_DATABASE_URL
+    asyncio.run(_run_standalone())

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.responses import Response
+
+from konfig.db.migrate import current_revision, head_revision
+from konfig.errors import error_response
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+@router.get("/ready", response_model=None)
+async def ready(request: Request) -> Response | dict[str, str]:
+    """Readiness: the database answers and its schema is current."""
+    if getattr(request.app.state, "shutting_down", False):
+        return error_response(503, "UNAVAILABLE", "shutting down")
+    engine: AsyncEngine = request.app.state.engine
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(current_revision)
+    except Exception as exc:
+        return error_response(503, "UNAVAILABLE", f"database unreachable: {type(exc).__name__}")
+    expected = head_revision()
+    if current != expected:
+        return error_response(
+            503, "UNAVAILABLE", f"database schema is at {current or 'nothing'}, expected {expected}"
+        )
+    return {"status": "ready", "schema": current or ""}

@@ -1,0 +1,1 @@
+"""Passwords, JWTs, encryption keys and API token secrets."""

@@ -1,0 +1,33 @@
+"""Password hashing: argon2id for new hashes; bcrypt hashes are verified and then upgraded."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from pwdlib.hashers.bcrypt import BcryptHasher
+
+
+@lru_cache
+def _hasher() -> PasswordHash:
+    return PasswordHash((Argon2Hasher(), BcryptHasher()))
+
+
+def hash_password(password: str) -> str:
+    return _hasher().hash(password)
+
+
+def verify_password(password: str, password_hash: str) -> tuple[bool, str | None]:
+    """Whether the password matches, and a new hash when the stored one should be upgraded."""
+    return _hasher().verify_and_update(password, password_hash)
+
+
+@lru_cache
+def _dummy_hash() -> str:
+    return hash_password("konfig-timing-equaliser")
+
+
+def burn_verification(password: str) -> None:
+    """Spend the time of a real check, so an unknown email answers as slowly as a wrong password."""
+    _hasher().verify(password, _dummy_hash())

@@ -1,0 +1,143 @@
+"""Settings from the environment (prefix ``KONFIG_``; the original spec's bare names work too)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+log = logging.getLogger("konfig.settings")
+
+
+def _env(name: str, *legacy: str) -> AliasChoices:
+    return AliasChoices(f"KONFIG_{name}", *legacy, name.lower())
+
+
+class Settings(BaseSettings):
+    """Everything Konfig reads from its environment, validated once."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    env: Literal["development", "production"] = Field("development", validation_alias=_env("ENV"))
+    data_dir: Path = Field(Path("data"), validation_alias=_env("DATA_DIR"))
+    database_url: str = Field("", validation_alias=_env("DATABASE_URL", "DATABASE_URL"))
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
+    port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT"))
+    secret_key: str = Field("", validation_alias=_env("SECRET_KEY", "SECRET_KEY"))
+    encryption_keys: str = Field(
+        "", validation_alias=_env("ENCRYPTION_KEYS", "KONFIG_ENCRYPTION_KEY", "ENCRYPTION_KEY")
+    )
+    redis_url: str = Field("", validation_alias=_env("REDIS_URL", "REDIS_URL"))
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("CORS_ORIGINS")
+    )
+    rate_limit_per_minute: int = Field(
+        600, ge=1, validation_alias=_env("RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_MINUTE")
+    )
+    access_token_minutes: int = Field(15, ge=1, validation_alias=_env("ACCESS_TOKEN_MINUTES"))
+    refresh_token_days: int = Field(30, ge=1, validation_alias=_env("REFRESH_TOKEN_DAYS"))
+    jwt_issuer: str = Field("konfig", validation_alias=_env("JWT_ISSUER"))
+    jwt_audience: str = Field("konfig-api", validation_alias=_env("JWT_AUDIENCE"))
+    max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
+    max_value_bytes: int = Field(64 * 1024, ge=16, validation_alias=_env("MAX_VALUE_BYTES"))
+    max_keys_per_namespace: int = Field(
+        10_000, ge=1, validation_alias=_env("MAX_KEYS_PER_NAMESPACE")
+    )
+    max_json_depth: int = Field(32, ge=1, validation_alias=_env("MAX_JSON_DEPTH"))
+    migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
+    docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def show_docs(self) -> bool:
+        return self.docs_enabled if self.docs_enabled is not None else True
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file in the data directory."""
+        url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'konfig.db'}"
+        return async_database_url(url)
+
+
+def async_database_url(url: str) -> str:
+    """Map plain database URLs (``postgresql://``, ``mysql://``) to their async drivers."""
+    for plain, driver in (
+        ("postgres://", "postgresql+asyncpg://"),
+        ("postgresql://", "postgresql+asyncpg://"),
+        ("postgresql+psycopg://", "postgresql+asyncpg://"),
+        ("mysql://", "mysql+aiomysql://"),
+        ("mariadb://", "mysql+aiomysql://"),
+        ("sqlite://", "sqlite+aiosqlite://"),
+    ):
+        if url.startswith(plain):
+            return driver + url[len(plain) :]
+    return url
+
+
+class ConfigurationError(RuntimeError):
+    """The environment does not allow Konfig to start safely."""
+
+
+_WEAK_SECRETS = {"", "changeme", "change-me", "secret", "your-secret-key", "dev", "development"}
+
+
+def read_or_create_secret(path: Path, make: Any, what: str) -> str:
+    """Read a generated development secret, creating it once (mode 0600) if missing."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = str(make())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    log.warning("generated a development %s in %s; set it explicitly in production", what, path)
+    return value
+
+
+def secret_key(settings: Settings) -> str:
+    """The JWT signing key: explicit in production, generated once in development."""
+    if settings.secret_key:
+        if settings.is_production and (
+            settings.secret_key.lower() in _WEAK_SECRETS or len(settings.secret_key) < 32
+        ):
+            raise ConfigurationError(
+                "KONFIG_SECRET_KEY is too weak for production: use at least 32 random characters"
+            )
+        return settings.secret_key
+    if settings.is_production:
+        raise ConfigurationError("KONFIG_SECRET_KEY must be set when KONFIG_ENV=production")
+    return read_or_create_secret(
+        settings.data_dir / "secret_key", lambda: secrets.token_urlsafe(48), "JWT secret key"
+    )
+
+
+def check_production(settings: Settings) -> None:
+    """Refuse to start in production without explicit, strong keys."""
+    if not settings.is_production:
+        return
+    secret_key(settings)
+    if not settings.encryption_keys:
+        raise ConfigurationError("KONFIG_ENCRYPTION_KEYS must be set when KONFIG_ENV=production")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()

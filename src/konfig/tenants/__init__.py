@@ -1,0 +1,1 @@
+"""Tenants: the hard isolation boundary."""

@@ -1,0 +1,1 @@
+"""Users: people with an email, a password, one tenant and one role."""

@@ -1,0 +1,148 @@
+"""User management rules: who may add, change and remove whom."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.auth.principal import Principal
+from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.security.passwords import hash_password, verify_password
+from konfig.users import repository
+from konfig.users.models import Role, User
+from konfig.users.schemas import MeUpdate, UserCreate, UserRead, UserUpdate
+
+
+def _scope(principal: Principal) -> uuid.UUID | None:
+    return None if principal.is_superuser else principal.tenant_id
+
+
+async def get_me(session: AsyncSession, *, principal: Principal) -> User:
+    user = await repository.get(session, user_id=principal.id, tenant_id=principal.tenant_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+async def get(session: AsyncSession, *, principal: Principal, user_id: uuid.UUID) -> User:
+    principal.require(Role.admin)
+    user = await repository.get(session, user_id=user_id, tenant_id=_scope(principal))
+    if user is None:
+        raise NotFound(f"no user {user_id}")
+    return user
+
+
+async def list_page(
+    session: AsyncSession, *, principal: Principal, cursor: str | None, limit: int
+) -> Page[UserRead]:
+    principal.require(Role.admin)
+    position = decode_cursor(cursor)
+    after = None
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ValidationFailed("cursor: not a cursor this server gave out") from exc
+    users = await repository.list_page(
+        session, tenant_id=_scope(principal), after=after, limit=limit + 1
+    )
+    next_cursor = None
+    if len(users) > limit:
+        users = users[:limit]
+        last = users[-1]
+        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+    return Page[UserRead](
+        items=[UserRead.model_validate(u) for u in users], next_cursor=next_cursor
+    )
+
+
+def _check_may_grant(principal: Principal, role: Role) -> None:
+    if not principal.is_superuser and role.rank > principal.role.rank:
+        raise Forbidden(f"you cannot grant the {role.value} role: it is above your own")
+
+
+async def create(session: AsyncSession, *, principal: Principal, payload: UserCreate) -> User:
+    principal.require(Role.admin)
+    _check_may_grant(principal, payload.role)
+    if await repository.get_by_email(session, email=payload.email) is not None:
+        raise Conflict(f"a user with email {payload.email} already exists")
+    try:
+        return await repository.create(
+            session,
+            tenant_id=principal.tenant_id,
+            email=payload.email.lower(),
+            full_name=payload.full_name,
+            password_hash=hash_password(payload.password),
+            role=payload.role,
+        )
+    except IntegrityError as exc:
+        raise Conflict(f"a user with email {payload.email} already exists") from exc
+
+
+async def _guard_last_owner(session: AsyncSession, *, user: User, reason: str) -> None:
+    if user.role != Role.owner or not user.is_active:
+        return
+    await repository.lock_owners(session, tenant_id=user.tenant_id)
+    if await repository.count_active_owners(session, tenant_id=user.tenant_id) <= 1:
+        raise Conflict(
+            f"cannot {reason} the last owner of the tenant: make someone else owner first"
+        )
+
+
+def _check_may_manage(principal: Principal, user: User) -> None:
+    if not principal.is_superuser and user.role.rank > principal.role.rank:
+        raise Forbidden(f"you cannot change a user whose role ({user.role.value}) is above yours")
+
+
+async def update(
+    session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, payload: UserUpdate
+) -> User:
+    user = await get(session, principal=principal, user_id=user_id)
+    _check_may_manage(principal, user)
+    if payload.role is not None and payload.role != user.role:
+        _check_may_grant(principal, payload.role)
+        await _guard_last_owner(session, user=user, reason="demote")
+        user.role = payload.role
+    if payload.is_active is False and user.is_active:
+        await _guard_last_owner(session, user=user, reason="deactivate")
+        user.is_active = False
+        await repository.end_sessions(session, user_id=user.id, reason="deactivated")
+    elif payload.is_active is True:
+        user.is_active = True
+    if payload.full_name is not None:
+        user.full_name = payload.full_name
+    await session.flush()
+    return user
+
+
+async def delete(session: AsyncSession, *, principal: Principal, user_id: uuid.UUID) -> None:
+    user = await get(session, principal=principal, user_id=user_id)
+    _check_may_manage(principal, user)
+    await _guard_last_owner(session, user=user, reason="remove")
+    await repository.delete(session, user=user)
+
+
+async def update_me(session: AsyncSession, *, principal: Principal, payload: MeUpdate) -> User:
+    user = await get_me(session, principal=principal)
+    if payload.email is not None and payload.email.lower() != user.email:
+        existing = await repository.get_by_email(session, email=payload.email)
+        if existing is not None:
+            raise Conflict(f"a user with email {payload.email} already exists")
+        user.email = payload.email.lower()
+    if payload.full_name is not None:
+        user.full_name = payload.full_name
+    if payload.password is not None:
+        ok, _ = verify_password(payload.current_password or "", user.password_hash)
+        if not ok:
+            raise ValidationFailed(
+                "current_password: the current password is needed to set a new one, and it "
+                "does not match",
+                {"field": "current_password"},
+            )
+        user.password_hash = hash_password(payload.password)
+    await session.flush()
+    return user

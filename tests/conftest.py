@@ -1,0 +1,214 @@
+"""Test harness: every API test runs on SQLite and on PostgreSQL, each on a clean database.
+
+In CI (``CI=true``) a missing PostgreSQL, MariaDB or Redis fails the run; elsewhere the tests
+that need it are skipped with a one-line reason.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import delete
+from sqlalchemy.pool import NullPool
+
+from konfig.app import create_app
+from konfig.db.engine import make_engine
+from konfig.db.migrate import upgrade
+from konfig.db.models import Base
+from konfig.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("KONFIG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MARIADB_URL = os.environ.get("KONFIG_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
+REDIS_URL = os.environ.get("KONFIG_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+PASSWORD = "SecurePassword123"
+
+
+def service_missing(what: str, error: BaseException) -> None:
+    """Fail loudly in CI, skip with one line elsewhere."""
+    message = f"{what} is not reachable ({type(error).__name__}: {error})"
+    if IN_CI:
+        pytest.fail(f"CI needs {message}", pytrace=False)
+    pytest.skip(message)
+
+
+async def create_pg_database() -> str:
+    import asyncpg
+
+    name = f"konfig_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        service_missing("PostgreSQL at 127.0.0.1:5432", exc)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+async def drop_pg_database(url: str) -> None:
+    import asyncpg
+
+    name = url.rsplit("/", 1)[1]
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str  # async SQLAlchemy URL
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+async def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Backend]:
+    """A migrated database for the whole session, on each backend in turn."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "konfig.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await upgrade(url)
+        yield Backend("sqlite", url)
+        return
+    plain = await create_pg_database()
+    url = plain.replace("postgresql://", "postgresql+asyncpg://", 1)
+    await upgrade(url)
+    try:
+        yield Backend("postgres", url)
+    finally:
+        await drop_pg_database(plain)
+
+
+async def wipe(url: str) -> None:
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        async with engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                await conn.execute(delete(table))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return make_settings(backend.url, tmp_path)
+
+
+def make_settings(url: str, data_dir: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "data_dir": data_dir,
+        "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
+        "env": "development",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+async def app(settings: Settings, backend: Backend) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with LifespanManager(application):
+        yield application
+    await wipe(backend.url)
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://konfig.test") as http:
+        yield http
+
+
+@dataclass
+class Account:
+    tenant_id: str
+    user_id: str
+    email: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register(client: httpx.AsyncClient, name: str, email: str | None = None) -> Account:
+    """Register a tenant with its owner and log in."""
+    email = email or f"owner@{name}.example.com"
+    created = await client.post(
+        "/api/v1/auth/register", json={"name": name, "email": email, "password": PASSWORD}
+    )
+    assert created.status_code == 201, created.text
+    tokens = await login(client, email)
+    body = created.json()
+    return Account(
+        body["tenant"]["id"],
+        body["user"]["id"],
+        email,
+        tokens["access_token"],
+        tokens["refresh_token"],
+    )
+
+
+async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD) -> dict[str, Any]:
+    answer = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def add_user(client: httpx.AsyncClient, admin: Account, email: str, role: str) -> Account:
+    """Add a user with ``role`` to ``admin``'s tenant and log them in."""
+    created = await client.post(
+        "/api/v1/users",
+        headers=admin.headers,
+        json={"email": email, "password": PASSWORD, "role": role},
+    )
+    assert created.status_code == 201, created.text
+    tokens = await login(client, email)
+    return Account(
+        admin.tenant_id,
+        created.json()["id"],
+        email,
+        tokens["access_token"],
+        tokens["refresh_token"],
+    )
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient) -> Account:
+    return await register(client, "acme")
+
+
+@pytest.fixture
+async def other_tenant(client: httpx.AsyncClient) -> Account:
+    return await register(client, "globex")
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    """The answer is an error in the one shape, with this status and code."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["status"] == "error"
+    assert body["error"]["code"] == code, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert isinstance(body["error"]["details"], dict)
+    return body["error"]  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,160 @@
+"""One migration chain for SQLite, PostgreSQL and MariaDB; concurrent starts migrate once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
+
+from konfig.app import create_app
+from konfig.db.engine import make_engine
+from konfig.db.migrate import head_revision, upgrade
+from konfig.db.models import Base
+from tests.conftest import (
+    MARIADB_URL,
+    PASSWORD,
+    Backend,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+    service_missing,
+)
+
+
+async def schema_drift(url: str) -> list[object]:
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(
+                lambda sync: compare_metadata(
+                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def test_migrations_match_the_models(backend: Backend) -> None:
+    assert await schema_drift(backend.url) == []
+
+
+async def mariadb_database() -> tuple[str, str]:
+    import aiomysql
+
+    name = f"konfig_test_{uuid.uuid4().hex[:8]}"
+    host_part = MARIADB_URL.split("://", 1)[1].rsplit("/", 1)[0]
+    try:
+        conn = await aiomysql.connect(
+            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
+        )
+    except Exception as exc:  # aiomysql raises OperationalError wrapped in several ways
+        service_missing("MariaDB at 127.0.0.1:3306", exc)
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )
+    conn.close()
+    return name, f"mysql+aiomysql://{host_part}/{name}"
+
+
+async def drop_mariadb(name: str) -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
+    async with conn.cursor() as cur:
+        await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+@pytest.mark.mariadb
+async def test_mariadb_migrates_and_serves(tmp_path: Path) -> None:
+    name, url = await mariadb_database()
+    try:
+        await upgrade(url)
+        assert await schema_drift(url) == []
+        app = create_app(make_settings(url, tmp_path))
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://konfig.test"
+            ) as client:
+                created = await client.post(
+                    "/api/v1/auth/register",
+                    json={"name": "maria", "email": "o@maria.example.com", "password": PASSWORD},
+                )
+                assert created.status_code == 201, created.text
+                tokens = (
+                    await client.post(
+                        "/api/v1/auth/login",
+                        json={"email": "o@maria.example.com", "password": PASSWORD},
+                    )
+                ).json()
+                me = await client.get(
+                    "/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}
+                )
+                assert me.json()["email"] == "o@maria.example.com"
+                assert (await client.get("/ready")).status_code == 200
+    finally:
+        await drop_mariadb(name)
+
+
+def _upgrade_in_processes(
+    url: str, count: int, tmp_path: Path
+) -> list[subprocess.CompletedProcess[str]]:
+    env = {**os.environ, "KONFIG_DATABASE_URL": url, "KONFIG_DATA_DIR": str(tmp_path)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "konfig", "db", "upgrade"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        results.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return results
+
+
+@pytest.mark.postgres
+async def test_replicas_starting_together_migrate_once_on_postgres(tmp_path: Path) -> None:
+    plain = await create_pg_database()
+    try:
+        results = await asyncio.to_thread(_upgrade_in_processes, plain, 3, tmp_path)
+        assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+        ran = sum("database migrated" in r.stderr for r in results)
+        assert ran == 1, [r.stderr for r in results]
+        engine = make_engine(
+            plain.replace("postgresql://", "postgresql+asyncpg://"), poolclass=NullPool
+        )
+        async with engine.connect() as conn:
+            versions = (
+                (await conn.execute(text("SELECT version_num FROM alembic_version")))
+                .scalars()
+                .all()
+            )
+        await engine.dispose()
+        assert versions == [head_revision()]
+    finally:
+        await drop_pg_database(plain)
+
+
+async def test_replicas_starting_together_migrate_once_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    results = await asyncio.to_thread(_upgrade_in_processes, url, 3, tmp_path)
+    assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
+    assert sum("database migrated" in r.stderr for r in results) == 1
