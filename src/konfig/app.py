@@ -14,10 +14,15 @@ from fastapi_offline import FastAPIOffline
 from konfig import __version__
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
+from konfig.configs.router import router as configs_router
+from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.errors import install_error_handlers
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.router import router as ops_router
+from konfig.revisions.writer import WritePolicy
+from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
 from konfig.users.router import router as users_router
@@ -62,10 +67,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         refresh_lifetime=timedelta(days=settings.refresh_token_days),
     )
 
+    keyring = load_keyring(
+        settings.encryption_keys, settings.data_dir, production=settings.is_production
+    )
+    app.state.keyring = keyring
+    app.state.write_policy = WritePolicy(
+        keyring=keyring,
+        limits=Limits(
+            max_value_bytes=settings.max_value_bytes, max_json_depth=settings.max_json_depth
+        ),
+        max_keys=settings.max_keys_per_namespace,
+    )
+
+    # Called with the list of ``Committed`` revisions after each transaction that wrote some.
+    app.state.commit_hooks = []
+
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
     api.include_router(auth_router)
     api.include_router(users_router)
+    api.include_router(namespaces_router)
+    api.include_router(configs_router)
     app.include_router(api)
     app.include_router(ops_router)
 

@@ -135,6 +135,12 @@ def check_production(settings: Settings) -> None:
     secret_key(settings)
     if not settings.encryption_keys:
         raise ConfigurationError("KONFIG_ENCRYPTION_KEYS must be set when KONFIG_ENV=production")
+    from konfig.security.crypto import KeyringError, parse_keys
+
+    try:
+        parse_keys(settings.encryption_keys)
+    except KeyringError as exc:
+        raise ConfigurationError(f"KONFIG_ENCRYPTION_KEYS: {exc}") from exc
 
 
 @lru_cache

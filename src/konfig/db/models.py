@@ -1,8 +1,20 @@
 """Every model, imported once so the metadata (and Alembic) sees all tables."""
 
 from konfig.auth.models import AuthSession
+from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
+from konfig.namespaces.models import Namespace
+from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
 from konfig.users.models import User
 
-__all__ = ["AuthSession", "Base", "Tenant", "User"]
+__all__ = [
+    "AuthSession",
+    "Base",
+    "ConfigEntry",
+    "EntryVersion",
+    "Namespace",
+    "Revision",
+    "Tenant",
+    "User",
+]

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from konfig.errors import KonfigError
 
 WRITE_OPTION = "konfig_write"
+COMMITTED = "konfig_committed"  # session.info key: revisions this transaction committed
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -46,7 +47,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await session.rollback()
         raise
     else:
+        committed = session.info.pop(COMMITTED, None)
         await session.commit()
+        if committed:
+            # After the commit, never before: listeners (caches, watchers, the YAML mirror,
+            # backups) must only ever see changes that are durable.
+            for hook in request.app.state.commit_hooks:
+                await hook(committed)
     finally:
         await session.close()
 

@@ -1,0 +1,1 @@
+"""Config entries: typed, validated, encrypted values in a namespace."""

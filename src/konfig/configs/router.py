@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, Response, status
+
+from konfig.auth.deps import CurrentPrincipal
+from konfig.configs import service
+from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
+from konfig.db.session import SessionDep
+from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
+from konfig.revisions.writer import WritePolicy
+
+router = APIRouter(prefix="/namespaces/{namespace_id}/configs", tags=["configs"])
+
+KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="The entry's key")]
+Reveal = Annotated[bool, Query(description="Show secret values (editors and above)")]
+IfMatch = Annotated[str | None, Header(description="ETag of the version you are changing")]
+IfNoneMatch = Annotated[str | None, Header(description="'*' refuses to overwrite an existing key")]
+Message = Annotated[
+    str | None,
+    Header(alias="X-Konfig-Message", max_length=1000, description="Recorded with the revision"),
+]
+
+
+def _policy(request: Request) -> WritePolicy:
+    return request.app.state.write_policy  # type: ignore[no-any-return]
+
+
+def _answer(response: Response, policy: WritePolicy, entry: object, *, reveal: bool) -> ConfigRead:
+    rendered = service.render(policy, entry, reveal=reveal)  # type: ignore[arg-type]
+    response.headers["ETag"] = service.etag(rendered.version)
+    return rendered
+
+
+@router.get("", response_model=Page[ConfigRead])
+async def list_configs(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    reveal: Reveal = False,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> Page[ConfigRead]:
+    """List the namespace's entries by key (secrets masked unless revealed)."""
+    reveal = service.may_reveal(principal, reveal)
+    entries, next_cursor = await service.list_page(
+        session, principal=principal, namespace_id=namespace_id, cursor=cursor, limit=clamp(limit)
+    )
+    return service.render_page(_policy(request), entries, next_cursor, reveal=reveal)
+
+
+@router.post("", response_model=ConfigRead, status_code=status.HTTP_201_CREATED)
+async def create_config(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    payload: ConfigCreate,
+    if_none_match: IfNoneMatch = None,
+    message: Message = None,
+) -> ConfigRead:
+    """Create an entry (editors); the value is validated against its type and schema."""
+    policy = _policy(request)
+    entry = await service.create(
+        session,
+        policy=policy,
+        principal=principal,
+        namespace_id=namespace_id,
+        payload=payload,
+        message=message,
+        if_none_match=if_none_match,
+    )
+    return _answer(response, policy, entry, reveal=False)
+
+
+@router.get("/{key}", response_model=ConfigRead)
+async def read_config(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    key: KeyPath,
+    reveal: Reveal = False,
+) -> ConfigRead:
+    """One entry, with its version as the ETag."""
+    reveal = service.may_reveal(principal, reveal)
+    entry = await service.get(session, principal=principal, namespace_id=namespace_id, key=key)
+    return _answer(response, _policy(request), entry, reveal=reveal)
+
+
+@router.put("/{key}", response_model=ConfigRead)
+async def replace_config(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    key: KeyPath,
+    payload: ConfigReplace,
+    if_match: IfMatch = None,
+    if_none_match: IfNoneMatch = None,
+    message: Message = None,
+) -> ConfigRead:
+    """Replace an entry whole, or create it; ``If-Match`` guards against lost updates."""
+    policy = _policy(request)
+    entry, created = await service.replace_entry(
+        session,
+        policy=policy,
+        principal=principal,
+        namespace_id=namespace_id,
+        key=key,
+        payload=payload,
+        message=message,
+        if_match=if_match,
+        if_none_match=if_none_match,
+    )
+    if created:
+        response.status_code = status.HTTP_201_CREATED
+    return _answer(response, policy, entry, reveal=False)
+
+
+@router.patch("/{key}", response_model=ConfigRead)
+async def patch_config(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    key: KeyPath,
+    payload: ConfigPatch,
+    if_match: IfMatch = None,
+    message: Message = None,
+) -> ConfigRead:
+    """Change some fields of an entry; the result is validated whole."""
+    policy = _policy(request)
+    entry = await service.patch(
+        session,
+        policy=policy,
+        principal=principal,
+        namespace_id=namespace_id,
+        key=key,
+        payload=payload,
+        message=message,
+        if_match=if_match,
+    )
+    return _answer(response, policy, entry, reveal=False)
+
+
+@router.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_config(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    key: KeyPath,
+    if_match: IfMatch = None,
+    message: Message = None,
+) -> None:
+    """Delete an entry (its history stays)."""
+    await service.delete(
+        session,
+        policy=_policy(request),
+        principal=principal,
+        namespace_id=namespace_id,
+        key=key,
+        message=message,
+        if_match=if_match,
+    )

@@ -1,0 +1,1 @@
+"""Namespaces: path-named containers of config entries (``payments/production``)."""

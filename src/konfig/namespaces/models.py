@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from konfig.db.base import Base, IdMixin, Json, TimestampMixin
+
+
+class Namespace(IdMixin, TimestampMixin, Base):
+    """A container of entries; ``revision`` grows by one with every committed change."""
+
+    __tablename__ = "namespaces"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    # Ordered ids of the namespaces this one includes (lowest precedence first).
+    includes: Mapped[list[Any]] = mapped_column(Json, default=list)
+    revision: Mapped[int] = mapped_column(default=0)
+    updated_by: Mapped[str] = mapped_column(String(80), default="")

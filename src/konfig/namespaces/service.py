@@ -1,0 +1,189 @@
+"""Namespace rules: names, includes without cycles, deletion guards; admins manage them."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.auth.principal import Principal
+from konfig.errors import Conflict, NotFound, ValidationFailed
+from konfig.namespaces import repository
+from konfig.namespaces.models import Namespace
+from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
+from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.users.models import Role
+
+
+async def get(session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID) -> Namespace:
+    """A namespace of the caller's tenant; another tenant's is simply not found."""
+    principal.require(Role.viewer)
+    namespace = await repository.get(
+        session, tenant_id=principal.tenant_id, namespace_id=namespace_id
+    )
+    if namespace is None:
+        raise NotFound(f"no namespace {namespace_id}")
+    return namespace
+
+
+async def render(
+    session: AsyncSession, *, namespaces: list[Namespace], tenant_id: uuid.UUID
+) -> list[NamespaceRead]:
+    names = await repository.names_by_id(session, tenant_id=tenant_id)
+    counts = await repository.entry_counts(
+        session, tenant_id=tenant_id, namespace_ids=[n.id for n in namespaces]
+    )
+    return [
+        NamespaceRead(
+            id=ns.id,
+            name=ns.name,
+            description=ns.description,
+            includes=[names[i] for i in ns.includes if i in names],
+            revision=ns.revision,
+            entry_count=counts.get(ns.id, 0),
+            created_at=ns.created_at,
+            updated_at=ns.updated_at,
+            updated_by=ns.updated_by,
+        )
+        for ns in namespaces
+    ]
+
+
+async def render_one(session: AsyncSession, *, namespace: Namespace) -> NamespaceRead:
+    return (await render(session, namespaces=[namespace], tenant_id=namespace.tenant_id))[0]
+
+
+async def _include_ids(
+    session: AsyncSession, *, tenant_id: uuid.UUID, names: list[str], own_name: str
+) -> list[str]:
+    if len(set(names)) != len(names):
+        raise ValidationFailed("includes: a namespace is listed twice", {"rule": "includes"})
+    if own_name in names:
+        raise ValidationFailed("includes: a namespace cannot include itself", {"rule": "includes"})
+    found = await repository.by_names(session, tenant_id=tenant_id, names=names)
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise ValidationFailed(
+            f"includes: no namespace named {', '.join(missing)} in this tenant",
+            {"rule": "includes", "missing": missing},
+        )
+    return [str(found[n].id) for n in names]
+
+
+def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
+    """A path of includes from ``start`` back to itself, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    seen: set[str] = set()
+    while stack:
+        node, path = stack.pop()
+        for nxt in graph.get(node, []):
+            if nxt == start:
+                return [*path, start]
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append((nxt, [*path, nxt]))
+    return None
+
+
+async def create(
+    session: AsyncSession, *, principal: Principal, payload: NamespaceCreate
+) -> Namespace:
+    principal.require(Role.admin)
+    tenant_id = principal.tenant_id
+    if await repository.get_by_name(session, tenant_id=tenant_id, name=payload.name) is not None:
+        raise Conflict(f"a namespace named {payload.name} already exists")
+    includes = await _include_ids(
+        session, tenant_id=tenant_id, names=payload.includes, own_name=payload.name
+    )
+    namespace = Namespace(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        name=payload.name,
+        description=payload.description,
+        includes=includes,
+        revision=0,
+        updated_by=principal.actor,
+    )
+    try:
+        return await repository.create(session, namespace=namespace)
+    except IntegrityError as exc:
+        raise Conflict(f"a namespace named {payload.name} already exists") from exc
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    payload: NamespaceUpdate,
+) -> Namespace:
+    principal.require(Role.admin)
+    namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    if payload.description is not None:
+        namespace.description = payload.description
+    if payload.includes is not None:
+        ids = await _include_ids(
+            session, tenant_id=namespace.tenant_id, names=payload.includes, own_name=namespace.name
+        )
+        graph = await repository.include_graph(session, tenant_id=namespace.tenant_id)
+        graph[str(namespace.id)] = ids
+        cycle = _find_cycle(graph, str(namespace.id))
+        if cycle is not None:
+            names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
+            shown = " → ".join(names.get(i, i) for i in cycle)
+            raise ValidationFailed(
+                f"includes would form a cycle: {shown}", {"rule": "includes", "cycle": shown}
+            )
+        namespace.includes = ids
+    namespace.updated_by = principal.actor
+    await session.flush()
+    return namespace
+
+
+async def delete(
+    session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, force: bool
+) -> None:
+    principal.require(Role.admin)
+    namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    graph = await repository.include_graph(session, tenant_id=namespace.tenant_id)
+    includers = [ns_id for ns_id, ids in graph.items() if str(namespace.id) in ids]
+    if includers:
+        names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
+        listed = ", ".join(sorted(names[i] for i in includers))
+        raise Conflict(
+            f"namespace {namespace.name} is included by {listed}: remove it from their includes first"
+        )
+    count = (
+        await repository.entry_counts(
+            session, tenant_id=namespace.tenant_id, namespace_ids=[namespace.id]
+        )
+    ).get(namespace.id, 0)
+    if count and not force:
+        raise Conflict(
+            f"namespace {namespace.name} still holds {count} entries: delete them first or pass ?force=true",
+            {"entry_count": count},
+        )
+    await repository.delete(session, namespace=namespace)
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    prefix: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[NamespaceRead]:
+    principal.require(Role.viewer)
+    position = decode_cursor(cursor)
+    after = str(position[0]) if position else None
+    found = await repository.list_page(
+        session, tenant_id=principal.tenant_id, prefix=prefix, after=after, limit=limit + 1
+    )
+    next_cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        next_cursor = encode_cursor([found[-1].name])
+    items = await render(session, namespaces=found, tenant_id=principal.tenant_id)
+    return Page[NamespaceRead](items=items, next_cursor=next_cursor)

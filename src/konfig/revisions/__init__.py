@@ -1,0 +1,1 @@
+"""Revisions: the append-only record of every committed change to a namespace."""

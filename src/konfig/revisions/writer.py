@@ -1,0 +1,336 @@
+"""The one way entries change: validate, encrypt, and record a revision, in one transaction.
+
+Every write path (single entries, documents, rollback, import, restore) goes through
+``commit_changes``. It locks the namespace row, so concurrent writers to one namespace queue up
+and every committed change raises the revision by exactly one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.configs.models import ConfigEntry
+from konfig.configs.types import Limits, Problem, check_entry
+from konfig.db.base import utcnow
+from konfig.db.session import COMMITTED
+from konfig.errors import NotFound, PayloadTooLarge, ValidationFailed
+from konfig.namespaces.models import Namespace
+from konfig.revisions.models import EntryVersion, Revision
+from konfig.security.crypto import Keyring, associated_data
+
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDraft:
+    """The desired state of one key."""
+
+    key: str
+    value: Any
+    value_type: str = "string"
+    validation_schema: dict[str, Any] | None = None
+    description: str = ""
+    is_secret: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WritePolicy:
+    keyring: Keyring
+    limits: Limits
+    max_keys: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    tenant_id: uuid.UUID
+    namespace_id: uuid.UUID
+    namespace_name: str
+    revision: int
+    keys: tuple[str, ...]
+
+
+@dataclass
+class Outcome:
+    namespace: Namespace
+    revision: int | None  # None: nothing changed, nothing recorded
+    changed: list[str] = field(default_factory=list)
+
+
+def encrypt_value(
+    keyring: Keyring, tenant_id: uuid.UUID, namespace_id: uuid.UUID, key: str, value: Any
+) -> bytes:
+    return keyring.encrypt(orjson.dumps(value), associated_data(tenant_id, namespace_id, key))
+
+
+def decrypt_value(
+    keyring: Keyring, tenant_id: uuid.UUID, namespace_id: uuid.UUID, key: str, ciphertext: bytes
+) -> Any:
+    return orjson.loads(keyring.decrypt(ciphertext, associated_data(tenant_id, namespace_id, key)))
+
+
+def validation_error(problems: dict[str, list[Problem]]) -> ValidationFailed | PayloadTooLarge:
+    """One error naming every bad entry; the first problem names its key and rule in the message."""
+    errors = [p.as_dict(key) for key, found in problems.items() for p in found]
+    first_key, first = next((k, ps[0]) for k, ps in problems.items())
+    message = f"{first_key}: {first.message} (rule: {first.rule})"
+    if len(errors) > 1:
+        message += f"; {len(errors) - 1} more problem(s) in details.errors"
+    details = {"key": first_key, "rule": first.rule, "errors": errors}
+    if all(p.too_large for found in problems.values() for p in found):
+        return PayloadTooLarge(message, details)
+    return ValidationFailed(message, details)
+
+
+def check_drafts(drafts: Sequence[EntryDraft], limits: Limits) -> None:
+    problems: dict[str, list[Problem]] = {}
+    seen: set[str] = set()
+    for draft in drafts:
+        if draft.key in seen:
+            problems.setdefault(draft.key, []).append(
+                Problem("key", "unique", "the key appears more than once")
+            )
+        seen.add(draft.key)
+        found = check_entry(
+            draft.value_type, draft.value, draft.validation_schema, limits, secret=draft.is_secret
+        )
+        if found:
+            problems.setdefault(draft.key, []).extend(found)
+    if problems:
+        raise validation_error(problems)
+
+
+async def lock_namespace(
+    session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID
+) -> Namespace:
+    """The namespace row, locked for this transaction (SQLite: the writer already holds the lock)."""
+    query = (
+        select(Namespace)
+        .where(Namespace.id == namespace_id, Namespace.tenant_id == tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    namespace = (await session.execute(query)).scalar_one_or_none()
+    if namespace is None:
+        raise NotFound(f"no namespace {namespace_id}")
+    return namespace
+
+
+async def current_entries(
+    session: AsyncSession, namespace: Namespace, keys: Sequence[str]
+) -> dict[str, ConfigEntry]:
+    query = (
+        select(ConfigEntry)
+        .where(ConfigEntry.namespace_id == namespace.id)
+        .execution_options(populate_existing=True)
+    )
+    if len(keys) <= _CHUNK:
+        query = query.where(ConfigEntry.key.in_(keys))
+    wanted = set(keys)
+    return {e.key: e for e in (await session.execute(query)).scalars() if e.key in wanted}
+
+
+def _unchanged(entry: ConfigEntry, draft: EntryDraft, policy: WritePolicy) -> bool:
+    if (
+        entry.value_type != draft.value_type
+        or (entry.validation_schema or None) != (draft.validation_schema or None)
+        or entry.description != draft.description
+        or entry.is_secret != draft.is_secret
+    ):
+        return False
+    current = decrypt_value(
+        policy.keyring, entry.tenant_id, entry.namespace_id, entry.key, entry.value_ciphertext
+    )
+    return bool(orjson.dumps(current) == orjson.dumps(draft.value))
+
+
+async def _last_versions(
+    session: AsyncSession, namespace_id: uuid.UUID, keys: list[str]
+) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        query = (
+            select(EntryVersion.key, func.max(EntryVersion.version))
+            .where(EntryVersion.namespace_id == namespace_id, EntryVersion.key.in_(chunk))
+            .group_by(EntryVersion.key)
+        )
+        found.update({key: int(version) for key, version in (await session.execute(query)).all()})
+    return found
+
+
+async def commit_changes(
+    session: AsyncSession,
+    *,
+    policy: WritePolicy,
+    tenant_id: uuid.UUID,
+    namespace_id: uuid.UUID,
+    actor: str,
+    upserts: Sequence[EntryDraft] = (),
+    deletes: Sequence[str] = (),
+    message: str | None = None,
+    locked: Namespace | None = None,
+) -> Outcome:
+    """Apply upserts and deletions as one revision; unchanged keys are skipped.
+
+    Raises ``ValidationFailed`` (every bad entry listed) before anything is written.
+    """
+    check_drafts(upserts, policy.limits)
+    namespace = locked or await lock_namespace(
+        session, tenant_id=tenant_id, namespace_id=namespace_id
+    )
+    keys = [d.key for d in upserts] + [k for k in deletes]
+    current = await current_entries(session, namespace, keys)
+
+    creates = [d for d in upserts if d.key not in current]
+    updates = [d for d in upserts if d.key in current and not _unchanged(current[d.key], d, policy)]
+    removals = [current[k] for k in dict.fromkeys(deletes) if k in current]
+    if not (creates or updates or removals):
+        return Outcome(namespace, None)
+
+    if creates:
+        count = (
+            await session.scalar(
+                select(func.count()).where(ConfigEntry.namespace_id == namespace.id)
+            )
+            or 0
+        )
+        if count + len(creates) - len(removals) > policy.max_keys:
+            raise ValidationFailed(
+                f"namespace {namespace.name} would hold {count + len(creates) - len(removals)} keys, "
+                f"over the limit of {policy.max_keys} keys per namespace",
+                {"rule": "max_keys_per_namespace", "limit": policy.max_keys},
+            )
+
+    revision = namespace.revision + 1
+    now = utcnow()
+    last_versions = await _last_versions(session, namespace.id, [d.key for d in creates])
+    changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
+
+    # Close the versions these changes supersede: one statement per chunk of keys.
+    for start in range(0, len(changed), _CHUNK):
+        await session.execute(
+            update(EntryVersion)
+            .where(
+                EntryVersion.namespace_id == namespace.id,
+                EntryVersion.key.in_(changed[start : start + _CHUNK]),
+                EntryVersion.superseded_at.is_(None),
+            )
+            .values(superseded_at=revision)
+            .execution_options(synchronize_session=False)
+        )
+
+    versions: list[dict[str, Any]] = []
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
+
+    def version_row(
+        draft: EntryDraft, version: int, action: str, ciphertext: bytes
+    ) -> dict[str, Any]:
+        return {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "namespace_id": namespace.id,
+            "key": draft.key,
+            "version": version,
+            "revision": revision,
+            "action": action,
+            "value_ciphertext": ciphertext,
+            "value_type": draft.value_type,
+            "validation_schema": draft.validation_schema,
+            "description": draft.description,
+            "is_secret": draft.is_secret,
+            "actor": actor,
+            "created_at": now,
+        }
+
+    for draft in creates:
+        version = last_versions.get(draft.key, 0) + 1
+        ciphertext = encrypt_value(policy.keyring, tenant_id, namespace.id, draft.key, draft.value)
+        versions.append(version_row(draft, version, "create", ciphertext))
+        new_rows.append(
+            {
+                "id": uuid.uuid4(),
+                "tenant_id": tenant_id,
+                "namespace_id": namespace.id,
+                "key": draft.key,
+                "value_ciphertext": ciphertext,
+                "value_type": draft.value_type,
+                "validation_schema": draft.validation_schema,
+                "description": draft.description,
+                "is_secret": draft.is_secret,
+                "version": version,
+                "revision": revision,
+                "updated_by": actor,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    for draft in updates:
+        entry = current[draft.key]
+        ciphertext = encrypt_value(policy.keyring, tenant_id, namespace.id, draft.key, draft.value)
+        versions.append(version_row(draft, entry.version + 1, "update", ciphertext))
+        changed_rows.append(
+            {
+                "id": entry.id,
+                "value_ciphertext": ciphertext,
+                "value_type": draft.value_type,
+                "validation_schema": draft.validation_schema,
+                "description": draft.description,
+                "is_secret": draft.is_secret,
+                "version": entry.version + 1,
+                "revision": revision,
+                "updated_by": actor,
+                "updated_at": now,
+            }
+        )
+    for entry in removals:
+        gone = EntryDraft(
+            entry.key,
+            None,
+            entry.value_type,
+            entry.validation_schema,
+            entry.description,
+            entry.is_secret,
+        )
+        row = version_row(gone, entry.version + 1, "delete", b"")
+        row["value_ciphertext"] = None
+        versions.append(row)
+
+    if new_rows:
+        await session.execute(insert(ConfigEntry), new_rows)
+    if changed_rows:
+        await session.execute(update(ConfigEntry), changed_rows)
+    for start in range(0, len(removals), _CHUNK):
+        ids = [e.id for e in removals[start : start + _CHUNK]]
+        await session.execute(
+            delete(ConfigEntry)
+            .where(ConfigEntry.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    await session.execute(insert(EntryVersion), versions)
+    session.add(
+        Revision(
+            tenant_id=tenant_id,
+            namespace_id=namespace.id,
+            revision=revision,
+            actor=actor,
+            message=message,
+            keys=sorted(changed),
+            created_at=now,
+        )
+    )
+    namespace.revision = revision
+    namespace.updated_at = now
+    namespace.updated_by = actor
+    await session.flush()
+    session.info.setdefault(COMMITTED, []).append(
+        Committed(tenant_id, namespace.id, namespace.name, revision, tuple(sorted(changed)))
+    )
+    return Outcome(namespace, revision, sorted(changed))
