@@ -3,52 +3,25 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.cli_helpers import start_server
 from tests.conftest import PASSWORD
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"konfig serve exited with {proc.returncode}")
-        try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("konfig serve did not become ready")
 
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
-    env |= {"KONFIG_DATA_DIR": str(tmp_path / "data"), "KONFIG_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "konfig", "serve"], env=env, cwd=tmp_path)
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(tmp_path)
     try:
-        wait_ready(url, proc)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        assert proc.wait(timeout=20) == 0
+        assert server.stop() == 0
 
 
 @pytest.mark.slow

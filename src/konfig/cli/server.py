@@ -100,7 +100,59 @@ def create_superuser(
     console.print(f"superuser {email} created (id {user_id}) in tenant {tenant}")
 
 
+keys_app = typer.Typer(help="Encryption keys.", no_args_is_help=True)
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=10_000, help="Values per transaction")
+    ] = 500,
+) -> None:
+    """Add a key and re-encrypt every stored value under it; servers keep serving meanwhile.
+
+    With generated development keys, a new key is added to the key file (running servers pick
+    it up within a second). With KONFIG_ENCRYPTION_KEYS, put the new key first in every
+    replica's environment and roll them out, then run this to re-encrypt the old values.
+    """
+    import time
+
+    from konfig.db.engine import make_engine
+    from konfig.db.migrate import upgrade
+    from konfig.security.rotation import RotationReport, prepare_keyring, reencrypt
+
+    settings = get_settings()
+    url = settings.resolved_database_url
+    asyncio.run(upgrade(url))
+    keyring, added = prepare_keyring(settings)
+    report = RotationReport(primary=keyring.primary, added=added)
+    if added:
+        console.print(f"added key {keyring.primary} to {settings.data_dir / 'encryption_keys'}")
+        time.sleep(1.5)  # servers re-read the key file at most once a second
+    else:
+        console.print(
+            f"re-encrypting under {keyring.primary}, the first key of KONFIG_ENCRYPTION_KEYS"
+        )
+
+    def progress(table: str, done: int, _: int) -> None:
+        console.print(f"  {table}: {done} values scanned")
+
+    async def run() -> None:
+        engine = make_engine(url)
+        try:
+            await reencrypt(engine, keyring, report, progress, batch=batch_size)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    console.print(
+        f"done: {report.rewritten} values re-encrypted under {report.primary}, "
+        f"{report.already_current} already were, {report.skipped_changed} changed meanwhile"
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.add_typer(db_app, name="db")
     app.add_typer(users_app, name="users")
+    app.add_typer(keys_app, name="keys")

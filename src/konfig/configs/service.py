@@ -49,6 +49,12 @@ def check_if_match(if_match: str | None, current: ConfigEntry | None) -> None:
         )
 
 
+def _must(entry: ConfigEntry | None) -> ConfigEntry:
+    if entry is None:  # the row was written in this very transaction
+        raise RuntimeError("an entry written in this transaction is missing")
+    return entry
+
+
 def may_reveal(principal: Principal, reveal: bool) -> bool:
     if reveal:
         principal.require(Role.editor)
@@ -62,7 +68,8 @@ def read_value(policy: WritePolicy, entry: ConfigEntry) -> Any:
         )
     except DecryptionError as exc:
         raise StoredValueCorrupt(
-            f"the stored value of {entry.key} failed its integrity check; restore it from history or a backup",
+            f"the stored value of {entry.key} failed its integrity check; "
+            "restore it from history or a backup",
             {"key": entry.key},
         ) from exc
 
@@ -147,8 +154,7 @@ async def _write(
     namespace = await lock_namespace(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )
-    key = draft.key if draft else delete_key
-    assert key is not None
+    key = draft.key if draft else (delete_key or "")
     current = await _entry(session, namespace.id, key)
     if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
         raise PreconditionFailed(
@@ -202,8 +208,7 @@ async def create(
         if_none_match=if_none_match,
         must_not_exist=True,
     )
-    assert entry is not None
-    return entry
+    return _must(entry)
 
 
 async def replace_entry(
@@ -238,8 +243,7 @@ async def replace_entry(
         if_match=if_match,
         if_none_match=if_none_match,
     )
-    assert entry is not None
-    return entry, not existed
+    return _must(entry), not existed
 
 
 async def patch(
@@ -281,8 +285,7 @@ async def patch(
         if_match=if_match,
         must_exist=True,
     )
-    assert entry is not None
-    return entry
+    return _must(entry)
 
 
 async def delete(

@@ -152,7 +152,8 @@ async def delete(
         names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
         listed = ", ".join(sorted(names[i] for i in includers))
         raise Conflict(
-            f"namespace {namespace.name} is included by {listed}: remove it from their includes first"
+            f"namespace {namespace.name} is included by {listed}: "
+            "remove it from their includes first"
         )
     count = (
         await repository.entry_counts(
@@ -161,7 +162,8 @@ async def delete(
     ).get(namespace.id, 0)
     if count and not force:
         raise Conflict(
-            f"namespace {namespace.name} still holds {count} entries: delete them first or pass ?force=true",
+            f"namespace {namespace.name} still holds {count} entries: "
+            "delete them first or pass ?force=true",
             {"entry_count": count},
         )
     await repository.delete(session, namespace=namespace)

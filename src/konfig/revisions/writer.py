@@ -109,7 +109,7 @@ def check_drafts(drafts: Sequence[EntryDraft], limits: Limits) -> None:
 async def lock_namespace(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID
 ) -> Namespace:
-    """The namespace row, locked for this transaction (SQLite: the writer already holds the lock)."""
+    """The namespace row, locked for this transaction (SQLite: writers hold the lock already)."""
     query = (
         select(Namespace)
         .where(Namespace.id == namespace_id, Namespace.tenant_id == tenant_id)
@@ -185,7 +185,7 @@ async def commit_changes(
     namespace = locked or await lock_namespace(
         session, tenant_id=tenant_id, namespace_id=namespace_id
     )
-    keys = [d.key for d in upserts] + [k for k in deletes]
+    keys = [d.key for d in upserts] + list(deletes)
     current = await current_entries(session, namespace, keys)
 
     creates = [d for d in upserts if d.key not in current]
@@ -203,7 +203,8 @@ async def commit_changes(
         )
         if count + len(creates) - len(removals) > policy.max_keys:
             raise ValidationFailed(
-                f"namespace {namespace.name} would hold {count + len(creates) - len(removals)} keys, "
+                f"namespace {namespace.name} would hold "
+                f"{count + len(creates) - len(removals)} keys, "
                 f"over the limit of {policy.max_keys} keys per namespace",
                 {"rule": "max_keys_per_namespace", "limit": policy.max_keys},
             )

@@ -85,14 +85,36 @@ class Keyring:
     _ciphers: dict[str, AESGCM] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    _mtime: float = field(default=0.0, init=False, repr=False)
+    _checked: float = field(default=0.0, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self._ciphers = {kid: AESGCM(raw) for kid, raw in self.keys}
+        if self.path is not None and self.path.exists():
+            self._mtime = self.path.stat().st_mtime
+
+    def _follow_file(self) -> None:
+        """Pick up a key file rotated by `konfig keys rotate` (checked at most once a second)."""
+        now = time.monotonic()
+        if self.path is None or now - self._checked < 1.0:
+            return
+        self._checked = now
+        try:
+            mtime = self.path.stat().st_mtime
+        except FileNotFoundError:
+            return
+        if mtime != self._mtime:
+            with self._lock:
+                self.keys = parse_keys(self.path.read_text())
+                self._ciphers = {kid: AESGCM(raw) for kid, raw in self.keys}
+                self._mtime = mtime
 
     @property
     def primary(self) -> str:
         return self.keys[0][0]
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
+        self._follow_file()
         kid = self.primary
         nonce = os.urandom(_NONCE_BYTES)
         sealed = self._ciphers[kid].encrypt(nonce, plaintext, aad)
@@ -147,7 +169,8 @@ def load_keyring(encryption_keys: str, data_dir: Path, *, production: bool) -> K
     if not path.exists():
         write_keyring_file(path, [new_key_line()])
         log.warning(
-            "generated a development encryption key in %s; set KONFIG_ENCRYPTION_KEYS in production",
+            "generated a development encryption key in %s; "
+            "set KONFIG_ENCRYPTION_KEYS in production",
             path,
         )
     return Keyring(parse_keys(path.read_text()), path=path)

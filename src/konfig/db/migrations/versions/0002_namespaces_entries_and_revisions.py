@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 import konfig.db.base
-from sqlalchemy.dialects import mysql
 
 revision: str = "0002"
 down_revision: str | None = "0001"
