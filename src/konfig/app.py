@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__
+from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
 from konfig.configs.router import router as configs_router
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(users_router)
     api.include_router(namespaces_router)
     api.include_router(configs_router)
+    api.include_router(audit_router)
     app.include_router(api)
     app.include_router(ops_router)
 

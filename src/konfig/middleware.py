@@ -11,6 +11,7 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from konfig.audit.context import AuditContext, audit_context
 from konfig.errors import error_body
 
 log = logging.getLogger("konfig.http")
@@ -57,6 +58,10 @@ class RequestContextMiddleware:
         request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        client = scope.get("client")
+        audit_token = audit_context.set(
+            AuditContext(request_id=request_id, client=client[0] if client else "")
+        )
         started = False
         raw_id = request_id.encode()
 
@@ -79,6 +84,7 @@ class RequestContextMiddleware:
                 )
         finally:
             request_id_var.reset(token)
+            audit_context.reset(audit_token)
 
 
 class BodyLimitMiddleware:

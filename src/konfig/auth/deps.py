@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 
+from konfig.audit.context import set_actor
 from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
@@ -58,6 +59,7 @@ async def get_principal(
     ):
         raise Unauthenticated("This login has ended: sign in again")
     await bind_tenant(session, user.tenant_id)
+    set_actor(f"user:{user.id}", user.tenant_id)
     return Principal(
         kind="user",
         id=user.id,

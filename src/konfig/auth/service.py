@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import LoginRequest, RegisterRequest, TokenPair
@@ -52,6 +53,15 @@ async def register(session: AsyncSession, *, payload: RegisterRequest) -> tuple[
         )
     except IntegrityError as exc:
         raise Conflict("that tenant name or email was taken a moment ago") from exc
+    await audit.record(
+        session,
+        action="tenant.register",
+        target_type="tenant",
+        target=tenant.name,
+        tenant_id=tenant.id,
+        actor=f"user:{user.id}",
+        summary={"owner": user.email},
+    )
     return tenant, user
 
 
@@ -86,10 +96,11 @@ async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginReq
     user = await users.get_by_email(session, email=payload.email)
     if user is None:
         burn_verification(payload.password)
-        raise Unauthenticated(_BAD_LOGIN)
+        raise Unauthenticated(_BAD_LOGIN, record=_failed_login(payload.email, None))
     ok, new_hash = verify_password(payload.password, user.password_hash)
     if not ok or not user.is_active:
-        raise Unauthenticated(_BAD_LOGIN)
+        reason = "wrong password" if not ok else "user deactivated"
+        raise Unauthenticated(_BAD_LOGIN, record=_failed_login(payload.email, user, reason))
     if new_hash is not None:
         user.password_hash = new_hash
     user.last_login_at = utcnow()
@@ -103,7 +114,33 @@ async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginReq
     session.add(auth_session)
     pair = _issue(policy, user, auth_session)
     await session.flush()
+    await audit.record(
+        session,
+        action="auth.login",
+        target_type="user",
+        target=user.email,
+        tenant_id=user.tenant_id,
+        actor=f"user:{user.id}",
+    )
     return pair
+
+
+def _failed_login(email: str, user: User | None, reason: str = "unknown email") -> Record:
+    # Read now: after the rollback the user object is expired and cannot be read.
+    tenant_id = user.tenant_id if user else None
+
+    async def record(session: AsyncSession) -> None:
+        await audit.record(
+            session,
+            action="auth.login_failed",
+            target_type="user",
+            target=email.lower(),
+            tenant_id=tenant_id,
+            actor="anonymous",
+            summary={"reason": reason},
+        )
+
+    return record
 
 
 def _revoke_family(session_id: uuid.UUID, reason: str) -> Record:
@@ -113,6 +150,16 @@ def _revoke_family(session_id: uuid.UUID, reason: str) -> Record:
             auth_session.revoked_at = utcnow()
             auth_session.revoked_reason = reason
         log.warning("refresh token reused; login %s revoked", session_id)
+        if auth_session is not None:
+            await audit.record(
+                session,
+                action="auth.refresh_reused",
+                target_type="login",
+                target=str(session_id),
+                tenant_id=auth_session.tenant_id,
+                actor=f"user:{auth_session.user_id}",
+                summary={"outcome": "login revoked"},
+            )
 
     return record
 
@@ -148,3 +195,6 @@ async def logout(session: AsyncSession, *, principal: Principal) -> None:
         auth_session.revoked_at = utcnow()
         auth_session.revoked_reason = "logout"
         await session.flush()
+    await audit.record(
+        session, action="auth.logout", target_type="login", target=str(principal.session_id)
+    )

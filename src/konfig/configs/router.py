@@ -47,7 +47,12 @@ async def list_configs(
     """List the namespace's entries by key (secrets masked unless revealed)."""
     reveal = service.may_reveal(principal, reveal)
     entries, next_cursor = await service.list_page(
-        session, principal=principal, namespace_id=namespace_id, cursor=cursor, limit=clamp(limit)
+        session,
+        principal=principal,
+        namespace_id=namespace_id,
+        cursor=cursor,
+        limit=clamp(limit),
+        reveal=reveal,
     )
     return service.render_page(_policy(request), entries, next_cursor, reveal=reveal)
 
@@ -89,7 +94,9 @@ async def read_config(
 ) -> ConfigRead:
     """One entry, with its version as the ETag."""
     reveal = service.may_reveal(principal, reveal)
-    entry = await service.get(session, principal=principal, namespace_id=namespace_id, key=key)
+    entry = await service.get(
+        session, principal=principal, namespace_id=namespace_id, key=key, reveal=reveal
+    )
     return _answer(response, _policy(request), entry, reveal=reveal)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
@@ -101,12 +102,25 @@ async def _entry(session: AsyncSession, namespace_id: uuid.UUID, key: str) -> Co
 
 
 async def get(
-    session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, key: str
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    key: str,
+    reveal: bool = False,
 ) -> ConfigEntry:
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
     entry = await _entry(session, namespace.id, key)
     if entry is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
+    if reveal and entry.is_secret:
+        await audit.record(
+            session,
+            action="config.reveal",
+            target_type="config",
+            target=key,
+            namespace=namespace.name,
+        )
     return entry
 
 
@@ -117,6 +131,7 @@ async def list_page(
     namespace_id: uuid.UUID,
     cursor: str | None,
     limit: int,
+    reveal: bool = False,
 ) -> tuple[list[ConfigEntry], str | None]:
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
     position = decode_cursor(cursor)
@@ -129,6 +144,16 @@ async def list_page(
     if position:
         query = query.where(ConfigEntry.key > str(position[0]))
     entries = list((await session.execute(query)).scalars())
+    secrets = [e.key for e in entries[:limit] if e.is_secret]
+    if reveal and secrets:
+        await audit.record(
+            session,
+            action="config.reveal",
+            target_type="config",
+            target=", ".join(secrets)[:300],
+            namespace=namespace.name,
+            summary={"keys": secrets},
+        )
     if len(entries) > limit:
         entries = entries[:limit]
         return entries, encode_cursor([entries[-1].key])

@@ -1,5 +1,6 @@
 """Every model, imported once so the metadata (and Alembic) sees all tables."""
 
+from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
@@ -9,6 +10,7 @@ from konfig.tenants.models import Tenant
 from konfig.users.models import User
 
 __all__ = [
+    "AuditEvent",
     "AuthSession",
     "Base",
     "ConfigEntry",

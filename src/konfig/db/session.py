@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -10,7 +11,9 @@ from fastapi import Depends, Request
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from konfig.errors import KonfigError
+from konfig.errors import Forbidden, KonfigError
+
+log = logging.getLogger("konfig.db")
 
 WRITE_OPTION = "konfig_write"
 COMMITTED = "konfig_committed"  # session.info key: revisions this transaction committed
@@ -33,15 +36,18 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     written in a fresh transaction after the rollback, so the error leaves its trace.
     """
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
-    session = await open_session(sessionmaker, write=request.method not in _SAFE_METHODS)
+    # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
+    # reader that lost a race to a writer).
+    write = request.method not in _SAFE_METHODS or request.query_params.get("reveal") in (
+        "true",
+        "1",
+    )
+    session = await open_session(sessionmaker, write=write)
     try:
         yield session
     except KonfigError as exc:
         await session.rollback()
-        if exc.record is not None:
-            await session.connection(execution_options={WRITE_OPTION: True})
-            await exc.record(session)
-            await session.commit()
+        await _keep_trace(session, exc)
         raise
     except BaseException:
         await session.rollback()
@@ -56,6 +62,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
                 await hook(committed)
     finally:
         await session.close()
+
+
+async def _keep_trace(session: AsyncSession, exc: KonfigError) -> None:
+    """Write what a refused request must leave behind (its ``record``; a denial's audit row)."""
+    from konfig.audit.service import record_failure
+
+    if exc.record is None and not isinstance(exc, Forbidden):
+        return
+    try:
+        await session.connection(execution_options={WRITE_OPTION: True})
+        if exc.record is not None:
+            await exc.record(session)
+        await record_failure(session, exc)
+        await session.commit()
+    except Exception:
+        await session.rollback()
+        log.exception("could not record the trace of a refused request")
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -7,6 +7,7 @@ import uuid
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.errors import Conflict, NotFound, ValidationFailed
 from konfig.namespaces import repository
@@ -106,9 +107,18 @@ async def create(
         updated_by=principal.actor,
     )
     try:
-        return await repository.create(session, namespace=namespace)
+        await repository.create(session, namespace=namespace)
     except IntegrityError as exc:
         raise Conflict(f"a namespace named {payload.name} already exists") from exc
+    await audit.record(
+        session,
+        action="namespace.create",
+        target_type="namespace",
+        target=namespace.name,
+        namespace=namespace.name,
+        summary={"after": {"description": payload.description, "includes": payload.includes}},
+    )
+    return namespace
 
 
 async def update(
@@ -120,6 +130,7 @@ async def update(
 ) -> Namespace:
     principal.require(Role.admin)
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    before = {"description": namespace.description, "includes": list(namespace.includes)}
     if payload.description is not None:
         namespace.description = payload.description
     if payload.includes is not None:
@@ -138,6 +149,21 @@ async def update(
         namespace.includes = ids
     namespace.updated_by = principal.actor
     await session.flush()
+    names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
+    await audit.record(
+        session,
+        action="namespace.update",
+        target_type="namespace",
+        target=namespace.name,
+        namespace=namespace.name,
+        summary={
+            "before": before | {"includes": [names.get(i, i) for i in before["includes"]]},
+            "after": {
+                "description": namespace.description,
+                "includes": [names.get(i, i) for i in namespace.includes],
+            },
+        },
+    )
     return namespace
 
 
@@ -167,6 +193,14 @@ async def delete(
             {"entry_count": count},
         )
     await repository.delete(session, namespace=namespace)
+    await audit.record(
+        session,
+        action="namespace.delete",
+        target_type="namespace",
+        target=namespace.name,
+        namespace=namespace.name,
+        summary={"entry_count": count, "force": force},
+    )
 
 
 async def list_page(

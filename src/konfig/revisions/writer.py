@@ -16,6 +16,7 @@ import orjson
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.configs.models import ConfigEntry
 from konfig.configs.types import Limits, Problem, check_entry
 from konfig.db.base import utcnow
@@ -23,7 +24,7 @@ from konfig.db.session import COMMITTED
 from konfig.errors import NotFound, PayloadTooLarge, ValidationFailed
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
-from konfig.security.crypto import Keyring, associated_data
+from konfig.security.crypto import DecryptionError, Keyring, associated_data
 
 _CHUNK = 500
 
@@ -165,6 +166,55 @@ async def _last_versions(
     return found
 
 
+_AUDITED_CHANGES = 100  # a batch's audit summary lists this many changes, then counts the rest
+
+
+async def _audit(
+    session: AsyncSession,
+    policy: WritePolicy,
+    namespace: Namespace,
+    revision: int,
+    creates: list[EntryDraft],
+    updates: list[EntryDraft],
+    current: dict[str, ConfigEntry],
+    removals: list[ConfigEntry],
+    message: str | None,
+) -> None:
+    """One audit event per revision, with before/after of each change; secrets masked."""
+    changes: list[dict[str, Any]] = []
+    for draft in creates[:_AUDITED_CHANGES]:
+        after = audit.shown_value(policy.keyring, draft.value, secret=draft.is_secret)
+        changes.append({"key": draft.key, "action": "create", "after": after})
+    for draft in updates[: max(0, _AUDITED_CHANGES - len(changes))]:
+        old = current[draft.key]
+        hide = old.is_secret or draft.is_secret
+        before = audit.shown_value(policy.keyring, _value_of(policy, old), secret=hide)
+        after = audit.shown_value(policy.keyring, draft.value, secret=draft.is_secret)
+        changes.append({"key": draft.key, "action": "update", "before": before, "after": after})
+    for entry in removals[: max(0, _AUDITED_CHANGES - len(changes))]:
+        before = audit.shown_value(policy.keyring, _value_of(policy, entry), secret=entry.is_secret)
+        changes.append({"key": entry.key, "action": "delete", "before": before})
+    total = len(creates) + len(updates) + len(removals)
+    only = changes[0] if total == 1 else None
+    await audit.record(
+        session,
+        action=f"config.{only['action']}" if only else "config.batch",
+        target_type="config",
+        target=only["key"] if only else f"{total} keys",
+        namespace=namespace.name,
+        summary={"revision": revision, "message": message, "changes": changes, "total": total},
+    )
+
+
+def _value_of(policy: WritePolicy, entry: ConfigEntry) -> Any:
+    try:
+        return decrypt_value(
+            policy.keyring, entry.tenant_id, entry.namespace_id, entry.key, entry.value_ciphertext
+        )
+    except DecryptionError:  # an unreadable old value must not block replacing it
+        return "<unreadable>"
+
+
 async def commit_changes(
     session: AsyncSession,
     *,
@@ -213,6 +263,9 @@ async def commit_changes(
     now = utcnow()
     last_versions = await _last_versions(session, namespace.id, [d.key for d in creates])
     changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
+
+    # Summarise before writing: the bulk statements below refresh the loaded rows.
+    await _audit(session, policy, namespace, revision, creates, updates, current, removals, message)
 
     # Close the versions these changes supersede: one statement per chunk of keys.
     for start in range(0, len(changed), _CHUNK):

@@ -8,6 +8,8 @@ an error, never a wrong value.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -112,6 +114,11 @@ class Keyring:
     @property
     def primary(self) -> str:
         return self.keys[0][0]
+
+    def fingerprint(self, plaintext: bytes) -> str:
+        """A keyed, non-reversible tag of a value: equal values give equal tags under one key."""
+        mac_key = hashlib.sha256(b"konfig/fingerprint/v1" + self.keys[0][1]).digest()
+        return hmac.new(mac_key, plaintext, hashlib.sha256).hexdigest()[:16]
 
     def encrypt(self, plaintext: bytes, aad: bytes) -> bytes:
         self._follow_file()

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.pagination import Page, decode_cursor, encode_cursor
@@ -71,7 +72,7 @@ async def create(session: AsyncSession, *, principal: Principal, payload: UserCr
     if await repository.get_by_email(session, email=payload.email) is not None:
         raise Conflict(f"a user with email {payload.email} already exists")
     try:
-        return await repository.create(
+        user = await repository.create(
             session,
             tenant_id=principal.tenant_id,
             email=payload.email.lower(),
@@ -81,6 +82,14 @@ async def create(session: AsyncSession, *, principal: Principal, payload: UserCr
         )
     except IntegrityError as exc:
         raise Conflict(f"a user with email {payload.email} already exists") from exc
+    await audit.record(
+        session,
+        action="user.create",
+        target_type="user",
+        target=user.email,
+        summary={"after": {"role": user.role.value}},
+    )
+    return user
 
 
 async def _guard_last_owner(session: AsyncSession, *, user: User, reason: str) -> None:
@@ -103,6 +112,7 @@ async def update(
 ) -> User:
     user = await get(session, principal=principal, user_id=user_id)
     _check_may_manage(principal, user)
+    before = {"role": user.role.value, "is_active": user.is_active, "full_name": user.full_name}
     if payload.role is not None and payload.role != user.role:
         _check_may_grant(principal, payload.role)
         await _guard_last_owner(session, user=user, reason="demote")
@@ -116,6 +126,14 @@ async def update(
     if payload.full_name is not None:
         user.full_name = payload.full_name
     await session.flush()
+    after = {"role": user.role.value, "is_active": user.is_active, "full_name": user.full_name}
+    await audit.record(
+        session,
+        action="user.update",
+        target_type="user",
+        target=user.email,
+        summary={"before": before, "after": after},
+    )
     return user
 
 
@@ -124,6 +142,13 @@ async def delete(session: AsyncSession, *, principal: Principal, user_id: uuid.U
     _check_may_manage(principal, user)
     await _guard_last_owner(session, user=user, reason="remove")
     await repository.delete(session, user=user)
+    await audit.record(
+        session,
+        action="user.delete",
+        target_type="user",
+        target=user.email,
+        summary={"before": {"role": user.role.value}},
+    )
 
 
 async def update_me(session: AsyncSession, *, principal: Principal, payload: MeUpdate) -> User:
@@ -145,4 +170,12 @@ async def update_me(session: AsyncSession, *, principal: Principal, payload: MeU
             )
         user.password_hash = hash_password(payload.password)
     await session.flush()
+    changed = sorted(payload.model_fields_set - {"current_password"})
+    await audit.record(
+        session,
+        action="user.update_self",
+        target_type="user",
+        target=user.email,
+        summary={"changed": changed},
+    )
     return user

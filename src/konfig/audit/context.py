@@ -1,0 +1,27 @@
+"""What the audit log needs to know about the current request, set once per request."""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class AuditContext:
+    actor: str = "anonymous"
+    tenant_id: uuid.UUID | None = None
+    request_id: str = ""
+    client: str = ""
+
+
+audit_context: ContextVar[AuditContext | None] = ContextVar("audit_context", default=None)
+
+
+def current() -> AuditContext:
+    return audit_context.get() or AuditContext()
+
+
+def set_actor(actor: str, tenant_id: uuid.UUID | None) -> None:
+    now = current()
+    audit_context.set(AuditContext(actor, tenant_id, now.request_id, now.client))

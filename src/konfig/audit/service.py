@@ -1,0 +1,153 @@
+"""Writing and reading audit events.
+
+``record`` adds the event to the caller's transaction: the change and its audit row commit
+together, and if the row cannot be written the change fails with it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.audit.context import current
+from konfig.audit.models import AuditEvent
+from konfig.auth.principal import Principal
+from konfig.configs.schemas import MASK
+from konfig.errors import Forbidden, ValidationFailed
+from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.security.crypto import Keyring
+from konfig.users.models import Role
+
+
+def shown_value(keyring: Keyring, value: Any, *, secret: bool) -> str:
+    """How the audit log shows a value: never the value itself (values are only ever stored
+    encrypted), but a keyed fingerprint, so a reader sees whether it changed; secrets get the
+    marker alone."""
+    if secret:
+        return MASK
+    return "fp:" + keyring.fingerprint(orjson.dumps(value))
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    action: str,
+    target_type: str,
+    target: str = "",
+    namespace: str | None = None,
+    summary: dict[str, Any] | None = None,
+    tenant_id: uuid.UUID | None = None,
+    actor: str | None = None,
+) -> None:
+    context = current()
+    session.add(
+        AuditEvent(
+            tenant_id=tenant_id or context.tenant_id,
+            actor=actor or context.actor,
+            action=action,
+            target_type=target_type,
+            target=target[:300],
+            namespace=namespace,
+            summary=summary or {},
+            request_id=context.request_id,
+            client=context.client,
+        )
+    )
+    await session.flush()
+
+
+async def record_failure(session: AsyncSession, exc: Exception) -> None:
+    """After a refused request's rollback: keep the trace of a permission denial."""
+    if isinstance(exc, Forbidden):
+        await record(
+            session,
+            action="permission.denied",
+            target_type="request",
+            target=exc.details.get("target", "") if isinstance(exc.details, dict) else "",
+            summary={"reason": exc.message},
+        )
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name}: not an ISO 8601 time") from exc
+    if parsed.tzinfo is None:
+        raise ValidationFailed(f"{name}: give a timezone, e.g. 2026-11-23T10:00:00Z")
+    return parsed
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    actor: str | None,
+    action: str | None,
+    namespace: str | None,
+    since: str | None,
+    until: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[dict[str, Any]]:
+    principal.require(Role.admin)
+    query = (
+        select(AuditEvent)
+        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+        .limit(limit + 1)
+    )
+    if not principal.is_superuser:
+        query = query.where(AuditEvent.tenant_id == principal.tenant_id)
+    if actor:
+        query = query.where(AuditEvent.actor == actor)
+    if action:
+        query = query.where(
+            AuditEvent.action.startswith(action)
+            if action.endswith(".")
+            else AuditEvent.action == action
+        )
+    if namespace:
+        query = query.where(AuditEvent.namespace == namespace)
+    if (start := _parse_time(since, "since")) is not None:
+        query = query.where(AuditEvent.created_at >= start)
+    if (end := _parse_time(until, "until")) is not None:
+        query = query.where(AuditEvent.created_at < end)
+    position = decode_cursor(cursor)
+    if position:
+        try:
+            at, event_id = datetime.fromisoformat(position[0]), uuid.UUID(position[1])
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ValidationFailed("cursor: not a cursor this server gave out") from exc
+        query = query.where(
+            (AuditEvent.created_at < at)
+            | ((AuditEvent.created_at == at) & (AuditEvent.id < event_id))
+        )
+    events = list((await session.execute(query)).scalars())
+    next_cursor = None
+    if len(events) > limit:
+        events = events[:limit]
+        next_cursor = encode_cursor([events[-1].created_at.isoformat(), str(events[-1].id)])
+    items = [
+        {
+            "id": str(e.id),
+            "created_at": e.created_at.isoformat(),
+            "tenant_id": str(e.tenant_id) if e.tenant_id else None,
+            "actor": e.actor,
+            "action": e.action,
+            "target_type": e.target_type,
+            "target": e.target,
+            "namespace": e.namespace,
+            "summary": e.summary,
+            "request_id": e.request_id,
+            "client": e.client,
+        }
+        for e in events
+    ]
+    return Page[dict[str, Any]](items=items, next_cursor=next_cursor)
