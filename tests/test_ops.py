@@ -29,3 +29,30 @@ async def test_openapi_declares_the_password_flow_for_authorize(client: httpx.As
     assert flow["tokenUrl"] == "/api/v1/auth/login"
     login_body = spec["paths"]["/api/v1/auth/login"]["post"]["requestBody"]["content"]
     assert set(login_body) == {"application/json", "application/x-www-form-urlencoded"}
+
+
+async def test_ready_follows_the_schema(client: httpx.AsyncClient, app: object) -> None:
+    """Behind this build: not ready. Ahead of it (a newer replica migrated): still ready."""
+    from sqlalchemy import text
+
+    from konfig.db.migrate import head_revision
+
+    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+
+    async def set_version(version: str) -> None:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                text("UPDATE alembic_version SET version_num = :v"), {"v": version}
+            )
+
+    try:
+        await set_version("0001")
+        behind = await client.get("/ready")
+        assert behind.status_code == 503
+        assert "0001" in behind.json()["error"]["message"]
+        await set_version("9999_from_a_newer_build")
+        ahead = await client.get("/ready")
+        assert ahead.status_code == 200
+        assert "newer" in ahead.json()["note"]
+    finally:
+        await set_version(str(head_revision()))

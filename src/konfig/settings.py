@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1", validation_alias=_env("FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS")
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -57,6 +57,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level="warning",
         timeout_graceful_shutdown=getattr(settings, "shutdown_grace_seconds", 20),
     )

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
-from konfig.db.migrate import current_revision, head_revision
+from konfig.db.migrate import current_revision, head_revision, is_known
 from konfig.errors import error_response
 
 router = APIRouter(tags=["operations"])
@@ -28,6 +28,14 @@ async def ready(request: Request) -> Response | dict[str, str]:
     except Exception as exc:
         return error_response(503, "UNAVAILABLE", f"database unreachable: {type(exc).__name__}")
     expected = head_revision()
+    if current is not None and current != expected and not is_known(current):
+        # A newer build has migrated ahead (a rolling upgrade): migrations are additive, so this
+        # replica keeps serving until it is replaced.
+        return {
+            "status": "ready",
+            "schema": current,
+            "note": f"schema is newer than this build ({expected})",
+        }
     if current != expected:
         return error_response(
             503, "UNAVAILABLE", f"database schema is at {current or 'nothing'}, expected {expected}"
