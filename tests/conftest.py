@@ -113,6 +113,9 @@ def make_settings(url: str, data_dir: Path, **overrides: Any) -> Settings:
         "data_dir": data_dir,
         "secret_key": "test-secret-key-that-is-long-enough-for-hs256",
         "env": "development",
+        # The cheapest argon2id cost: the suite hashes hundreds of passwords.
+        "argon2_time_cost": 1,
+        "argon2_memory_kib": 64,
     }
     values.update(overrides)
     return Settings(**values)

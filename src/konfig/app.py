@@ -23,6 +23,7 @@ from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.router import router as ops_router
 from konfig.revisions.writer import WritePolicy
+from konfig.security import passwords
 from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the engine and everything stateful is made in the lifespan."""
     settings = settings or get_settings()
     check_production(settings)
+    passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -50,6 +50,10 @@ class Settings(BaseSettings):
         10_000, ge=1, validation_alias=_env("MAX_KEYS_PER_NAMESPACE")
     )
     max_json_depth: int = Field(32, ge=1, validation_alias=_env("MAX_JSON_DEPTH"))
+    argon2_time_cost: int = Field(3, ge=1, le=20, validation_alias=_env("ARGON2_TIME_COST"))
+    argon2_memory_kib: int = Field(
+        65536, ge=64, le=4 * 1024 * 1024, validation_alias=_env("ARGON2_MEMORY_KIB")
+    )
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
@@ -136,6 +140,12 @@ def check_production(settings: Settings) -> None:
     if not settings.is_production:
         return
     secret_key(settings)
+    if settings.argon2_memory_kib < 19456 or settings.argon2_time_cost < 2:
+        raise ConfigurationError(
+            "KONFIG_ARGON2_MEMORY_KIB must be at least 19456 and KONFIG_ARGON2_TIME_COST "
+            "at least 2 "
+            "in production (OWASP's minimum for argon2id)"
+        )
     if not settings.encryption_keys:
         raise ConfigurationError("KONFIG_ENCRYPTION_KEYS must be set when KONFIG_ENV=production")
     from konfig.security.crypto import KeyringError, parse_keys

@@ -8,10 +8,25 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from pwdlib.hashers.bcrypt import BcryptHasher
 
+_COST = {"time_cost": 3, "memory_cost": 65536}
+
+
+def configure(*, time_cost: int, memory_kib: int) -> None:
+    """Set the argon2id cost of new hashes; stored hashes of another cost are upgraded at login."""
+    if (_COST["time_cost"], _COST["memory_cost"]) != (time_cost, memory_kib):
+        _COST.update(time_cost=time_cost, memory_cost=memory_kib)
+        _hasher.cache_clear()
+        _dummy_hash.cache_clear()
+
 
 @lru_cache
 def _hasher() -> PasswordHash:
-    return PasswordHash((Argon2Hasher(), BcryptHasher()))
+    return PasswordHash(
+        (
+            Argon2Hasher(time_cost=_COST["time_cost"], memory_cost=_COST["memory_cost"]),
+            BcryptHasher(),
+        )
+    )
 
 
 def hash_password(password: str) -> str:
