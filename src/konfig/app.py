@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await engine.dispose()
 
     docs = settings.show_docs
-    app = FastAPIOffline(
+    # FastAPIOffline insists on an OpenAPI URL: without docs, the plain FastAPI serves none.
+    app = (FastAPIOffline if docs else FastAPI)(
         title="Konfig",
         version=__version__,
         summary="Typed, versioned, encrypted configuration for microservices.",
