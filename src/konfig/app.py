@@ -16,8 +16,10 @@ from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.errors import install_error_handlers
+from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from konfig.ops.router import router as ops_router
+from konfig.ratelimit import RateLimits
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
 from konfig.users.router import router as users_router
@@ -35,11 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.resolved_database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.rate_limits = RateLimits(settings, app.state.metrics)
         app.state.shutting_down = False
         try:
             yield
         finally:
             app.state.shutting_down = True
+            await app.state.rate_limits.close()
             await engine.dispose()
 
     docs = settings.show_docs
@@ -55,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
     app.state.signer = signer
     app.state.token_policy = TokenPolicy(

@@ -12,6 +12,7 @@ from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
+from konfig.ratelimit import READ_PATH_PREFIX, RateLimits
 from konfig.security.jwt import InvalidToken, TokenSigner
 from konfig.users.models import User
 
@@ -32,7 +33,8 @@ async def get_principal(
     session: SessionDep,
     _: Annotated[str | None, Depends(oauth2_scheme)] = None,
 ) -> Principal:
-    """Authenticate the request and bind its tenant to the transaction."""
+    """Authenticate the request, bind its tenant to the transaction, count it against the
+    principal's rate limit."""
     token = bearer_token(request)
     if token is None:
         raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
@@ -58,7 +60,7 @@ async def get_principal(
     ):
         raise Unauthenticated("This login has ended: sign in again")
     await bind_tenant(session, user.tenant_id)
-    return Principal(
+    principal = Principal(
         kind="user",
         id=user.id,
         tenant_id=user.tenant_id,
@@ -67,6 +69,14 @@ async def get_principal(
         session_id=auth_session.id,
         email=user.email,
     )
+    # For the access log line (konfig.ops.middleware), which runs outside the route.
+    request.state.actor = principal.actor
+    request.state.tenant_id = str(principal.tenant_id)
+    limits: RateLimits = request.app.state.rate_limits
+    await limits.check_principal(
+        actor=principal.actor, read=request.scope["path"].startswith(READ_PATH_PREFIX)
+    )
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
