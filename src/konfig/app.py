@@ -18,6 +18,7 @@ from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.errors import install_error_handlers
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from konfig.ops.middleware import AccessMiddleware
 from konfig.ops.router import router as ops_router
 from konfig.ratelimit import RateLimits
 from konfig.security.jwt import TokenSigner
@@ -75,7 +76,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(ops_router)
 
-    # Added innermost first: the request id wraps everything, the body cap sits inside it.
+    # Added innermost first. From the outside: request id, access log and metrics, CORS,
+    # body cap.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -85,5 +87,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID"],
         )
+    app.add_middleware(AccessMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -32,6 +32,7 @@ def serve(
 
     from konfig.app import create_app
     from konfig.db.migrate import upgrade
+    from konfig.logs import configure_logging, get_logger
     from konfig.settings import check_production
 
     settings = get_settings()
@@ -39,12 +40,14 @@ def serve(
         check_production(settings)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
+    # Once, before anything logs: uvicorn's and alembic's lines come out in the same format.
+    configure_logging(log_format=settings.resolved_log_format, level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate and settings.migrate_on_start:
         asyncio.run(upgrade(settings.resolved_database_url))
     host = host or settings.host
     port = port or settings.port
-    console.print(f"Konfig serving on http://{host}:{port} (docs at /docs)")
+    get_logger("konfig.server").info("serving", url=f"http://{host}:{port}")
     # uvicorn re-raises the signal it stopped on once it has shut down gracefully; a clean
     # SIGTERM stop (Kubernetes, systemd) should then exit 0, not die of the signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -57,7 +60,8 @@ def serve(
         loop="uvloop",
         http="httptools",
         proxy_headers=True,
-        log_level="warning",
+        log_config=None,  # logging is configured above
+        access_log=False,  # Konfig writes its own access line (konfig.ops.middleware)
         timeout_graceful_shutdown=getattr(settings, "shutdown_grace_seconds", 20),
     )
 
