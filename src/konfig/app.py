@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__
@@ -18,7 +17,7 @@ from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.errors import install_error_handlers
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
-from konfig.ops.middleware import AccessMiddleware
+from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
 from konfig.ops.router import router as ops_router
 from konfig.ratelimit import RateLimits
 from konfig.security.jwt import TokenSigner
@@ -76,12 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(ops_router)
 
-    # Added innermost first. From the outside: request id, access log and metrics, CORS,
-    # body cap.
+    # Added innermost first. From the outside: security headers (on every answer, the 500s
+    # included), request id, access log and metrics, CORS, body cap.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            CorsMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
@@ -89,4 +88,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.add_middleware(AccessMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths=["/docs", "/docs/oauth2-redirect", "/redoc"] if docs else [],
+        strict_transport=settings.is_production,
+    )
     return app
