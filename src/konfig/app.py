@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -39,10 +40,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.rate_limits = RateLimits(settings, app.state.metrics)
         app.state.shutting_down = False
+        # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
+        # to end cleanly while the server drains.
+        app.state.shutdown_event = asyncio.Event()
         try:
             yield
         finally:
             app.state.shutting_down = True
+            app.state.shutdown_event.set()
             await app.state.rate_limits.close()
             await engine.dispose()
 
