@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -15,7 +17,6 @@ from fastapi import FastAPI
 
 from konfig.app import create_app
 from konfig.settings import Settings
-from tests.test_cli_serve import free_port, wait_ready
 
 
 @asynccontextmanager
@@ -30,6 +31,26 @@ def client_of(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
     """A client that speaks to ``app`` in process, as if from ``address``."""
     transport = httpx.ASGITransport(app=app, client=(address, 40000))
     return httpx.AsyncClient(transport=transport, base_url="http://konfig.test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"konfig serve exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("konfig serve did not become ready")
 
 
 @contextmanager
