@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     login_address_rate_limit: str = Field(
         "30/minute", validation_alias=_env("LOGIN_ADDRESS_RATE_LIMIT")
     )
+    log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("LOG_FORMAT"))
+    shutdown_grace_seconds: float = Field(
+        20, gt=0, le=3600, validation_alias=_env("SHUTDOWN_GRACE_SECONDS")
+    )
+    shutdown_drain_seconds: float | None = Field(
+        None, ge=0, validation_alias=_env("SHUTDOWN_DRAIN_SECONDS")
+    )
     access_token_minutes: int = Field(15, ge=1, validation_alias=_env("ACCESS_TOKEN_MINUTES"))
     refresh_token_days: int = Field(30, ge=1, validation_alias=_env("REFRESH_TOKEN_DAYS"))
     jwt_issuer: str = Field("konfig", validation_alias=_env("JWT_ISSUER"))
@@ -62,16 +69,7 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(32, ge=1, validation_alias=_env("MAX_JSON_DEPTH"))
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
-        "INFO", validation_alias=_env("LOG_LEVEL")
-    )
-    log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("LOG_FORMAT"))
-    shutdown_grace_seconds: float = Field(
-        20, gt=0, le=3600, validation_alias=_env("SHUTDOWN_GRACE_SECONDS")
-    )
-    shutdown_drain_seconds: float | None = Field(
-        None, ge=0, validation_alias=_env("SHUTDOWN_DRAIN_SECONDS")
-    )
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -87,10 +85,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis:// or rediss://")
         return value
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level")
     @classmethod
-    def _upper_level(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
 
     @field_validator("login_rate_limit", "login_address_rate_limit")
     @classmethod
