@@ -14,6 +14,9 @@ from fastapi_offline import FastAPIOffline
 from konfig import __version__
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
+from konfig.backups.router import router as backups_router
+from konfig.backups.service import Backups
+from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
 from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
@@ -81,6 +84,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Called with the list of ``Committed`` revisions after each transaction that wrote some.
     app.state.commit_hooks = []
+    app.state.backups = Backups(
+        store=BackupStore(settings.data_dir / "backups"),
+        policy=app.state.write_policy,
+        keep=settings.backup_keep,
+    )
+    # Per tenant: last success, failures (for /metrics; see konfig.backups.status).
+    app.state.backup_status = app.state.backups.status
 
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
@@ -88,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(users_router)
     api.include_router(namespaces_router)
     api.include_router(configs_router)
+    api.include_router(backups_router)
     app.include_router(api)
     app.include_router(ops_router)
 

@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    # Backups: how many to keep per tenant.
+    backup_keep: int = Field(50, ge=1, validation_alias=_env("BACKUP_KEEP"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod
