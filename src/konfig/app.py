@@ -15,6 +15,7 @@ from konfig import __version__
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
 from konfig.backups.router import router as backups_router
+from konfig.backups.scheduler import BackupScheduler
 from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
@@ -44,10 +45,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.shutting_down = False
+        scheduler = BackupScheduler(
+            backups=app.state.backups,
+            sessionmaker=app.state.sessionmaker,
+            debounce=settings.backup_debounce_seconds,
+            interval=settings.backup_interval,
+        )
+        app.state.backup_scheduler = scheduler
+        app.state.commit_hooks.append(scheduler.on_commit)
+        scheduler.start()
         try:
             yield
         finally:
             app.state.shutting_down = True
+            app.state.commit_hooks.remove(scheduler.on_commit)
+            await scheduler.close()  # takes the pending automatic backups first
             await engine.dispose()
 
     docs = settings.show_docs

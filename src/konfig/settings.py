@@ -53,7 +53,11 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
-    # Backups: how many to keep per tenant.
+    # Backups: after changes (0 = off), on a schedule (0 = off), and how many to keep per tenant.
+    backup_debounce_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("BACKUP_DEBOUNCE_SECONDS")
+    )
+    backup_interval: float = Field(86_400.0, ge=0, validation_alias=_env("BACKUP_INTERVAL"))
     backup_keep: int = Field(50, ge=1, validation_alias=_env("BACKUP_KEEP"))
 
     @field_validator("cors_origins", mode="before")
