@@ -26,6 +26,7 @@ from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
 from konfig.users.router import router as users_router
+from konfig.web.routes import mount_ui
 
 log = logging.getLogger("konfig")
 
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(configs_router)
     app.include_router(api)
     app.include_router(ops_router)
+    mount_ui(app)
 
     # Added innermost first: the request id wraps everything, the body cap sits inside it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
