@@ -28,10 +28,11 @@ def text_of(page: str) -> str:
 
 
 @asynccontextmanager
-async def browser(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def browser(app: Any, *, https: bool = False) -> AsyncIterator[httpx.AsyncClient]:
     """A client of its own (its own cookie jar), like a second browser."""
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://konfig.test") as client:
+    base_url = "https://konfig.test" if https else "http://konfig.test"
+    async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
         yield client
 
 

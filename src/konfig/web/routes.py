@@ -20,6 +20,8 @@ from konfig.web.rendering import STATIC_DIR, make_templates
 from konfig.web.routing import UIRoute, error_page
 from konfig.web.session import RefreshGate
 
+PAGES = (auth_pages, namespace_pages, entry_pages, history_pages, admin_pages)
+
 
 @dataclass
 class UIState:
@@ -35,7 +37,7 @@ class UIState:
 
 def make_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
-    for pages in (auth_pages, namespace_pages, entry_pages, history_pages, admin_pages):
+    for pages in PAGES:
         router.include_router(pages.router, prefix="/ui")
     fallback = APIRouter(route_class=UIRoute)
 
