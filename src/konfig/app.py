@@ -21,6 +21,8 @@ from konfig.errors import install_error_handlers
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.router import router as ops_router
+from konfig.revisions.router import entry_router as history_router
+from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import WritePolicy
 from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
@@ -88,6 +90,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(users_router)
     api.include_router(namespaces_router)
     api.include_router(configs_router)
+    api.include_router(history_router)
+    api.include_router(revisions_router)
     app.include_router(api)
     app.include_router(ops_router)
 
