@@ -21,6 +21,7 @@ from konfig.errors import install_error_handlers
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.router import router as ops_router
+from konfig.revisions.mirror import Mirror
 from konfig.revisions.router import entry_router as history_router
 from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import WritePolicy
@@ -43,6 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.shutting_down = False
+        if settings.mirror_dir is not None:
+            mirror = Mirror(settings.mirror_dir, app.state.sessionmaker, app.state.write_policy)
+            app.state.commit_hooks.append(mirror)
         try:
             yield
         finally:

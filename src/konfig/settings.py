@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    mirror_dir: Path | None = Field(None, validation_alias=_env("MIRROR_DIR"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -60,6 +61,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
+
+    @field_validator("mirror_dir", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @property
     def is_production(self) -> bool:
