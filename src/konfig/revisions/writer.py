@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.configs.models import ConfigEntry
@@ -26,6 +26,9 @@ from konfig.revisions.models import EntryVersion, Revision
 from konfig.security.crypto import Keyring, associated_data
 
 _CHUNK = 500
+# Core inserts: the rows are complete, so the ORM's bulk path would only add per-row overhead.
+_INSERT_ENTRIES = insert(cast(Table, ConfigEntry.__table__))
+_INSERT_VERSIONS = insert(cast(Table, EntryVersion.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ def check_drafts(drafts: Sequence[EntryDraft], limits: Limits) -> None:
 async def lock_namespace(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID
 ) -> Namespace:
-    """The namespace row, locked for this transaction (SQLite: the writer already holds the lock)."""
+    """The namespace row, locked for this transaction (SQLite: the writer holds the lock)."""
     query = (
         select(Namespace)
         .where(Namespace.id == namespace_id, Namespace.tenant_id == tenant_id)
@@ -185,7 +188,7 @@ async def commit_changes(
     namespace = locked or await lock_namespace(
         session, tenant_id=tenant_id, namespace_id=namespace_id
     )
-    keys = [d.key for d in upserts] + [k for k in deletes]
+    keys = [d.key for d in upserts] + list(deletes)
     current = await current_entries(session, namespace, keys)
 
     creates = [d for d in upserts if d.key not in current]
@@ -201,9 +204,10 @@ async def commit_changes(
             )
             or 0
         )
-        if count + len(creates) - len(removals) > policy.max_keys:
+        total = count + len(creates) - len(removals)
+        if total > policy.max_keys:
             raise ValidationFailed(
-                f"namespace {namespace.name} would hold {count + len(creates) - len(removals)} keys, "
+                f"namespace {namespace.name} would hold {total} keys, "
                 f"over the limit of {policy.max_keys} keys per namespace",
                 {"rule": "max_keys_per_namespace", "limit": policy.max_keys},
             )
@@ -304,7 +308,7 @@ async def commit_changes(
         versions.append(row)
 
     if new_rows:
-        await session.execute(insert(ConfigEntry), new_rows)
+        await session.execute(_INSERT_ENTRIES, new_rows)
     if changed_rows:
         await session.execute(update(ConfigEntry), changed_rows)
     for start in range(0, len(removals), _CHUNK):
@@ -314,7 +318,7 @@ async def commit_changes(
             .where(ConfigEntry.id.in_(ids))
             .execution_options(synchronize_session=False)
         )
-    await session.execute(insert(EntryVersion), versions)
+    await session.execute(_INSERT_VERSIONS, versions)
     session.add(
         Revision(
             tenant_id=tenant_id,
