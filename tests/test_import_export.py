@@ -282,16 +282,23 @@ async def test_secrets_are_exported_only_to_those_who_may_reveal_them(
 ) -> None:
     ns = await new_namespace(client, owner)
     await put_entry(client, owner, ns, "api_key", "k-123", is_secret=True)
+    await put_entry(
+        client, owner, ns, "oauth", {"client_secret": "cs-456"}, value_type="json", is_secret=True
+    )
     await put_entry(client, owner, ns, "region", "eu")
     viewer = await add_user(client, owner, "viewer@acme.example.com", "viewer")
     for kind in ("yaml", "json", "env", "properties"):
         masked = await export(client, viewer, ns, kind)
-        assert (
-            masked.status_code == 200 and "k-123" not in masked.text and "********" in masked.text
-        )
+        assert masked.status_code == 200 and "********" in masked.text
+        assert "k-123" not in masked.text and "cs-456" not in masked.text
         denied = await export(client, viewer, ns, kind, reveal="true")
         assert_error(denied, 403, "FORBIDDEN")
-        assert "k-123" in (await export(client, owner, ns, kind, reveal="true")).text
+        revealed = (await export(client, owner, ns, kind, reveal="true")).text
+        assert "k-123" in revealed and "cs-456" in revealed
+        # Importing the masked export changes nothing: each mask keeps its stored secret.
+        kept = await import_file(client, owner, ns, masked.content, format=kind, mode="replace")
+        assert kept.status_code == 200, kept.text
+        assert kept.json()["committed"] is False, kept.json()["diff"]
     viewer_import = await import_file(client, viewer, ns, "region=us", format="properties")
     assert_error(viewer_import, 403, "FORBIDDEN")
 

@@ -143,7 +143,9 @@ def render_flat(kind: FlatFormat, entries: list[Exported], header: str) -> bytes
     owners: dict[str, str] = {}
     for entry in entries:
         value, value_type = entry.state.value, entry.state.value_type
-        for path, text in formats.flatten(MASK if entry.masked else value, value_type):
+        if entry.masked:  # one line holding the bare mask, whatever the type
+            value, value_type = MASK, "string"
+        for path, text in formats.flatten(value, value_type):
             name = formats.flat_name(kind, entry.key, path)
             if name in owners:
                 raise Conflict(
@@ -185,8 +187,15 @@ async def export(
 # -- writing --------------------------------------------------------------------------------
 
 
-def check_all(drafts: list[EntryDraft], limits: Limits, problems: dict[str, list[Problem]]) -> None:
-    """One error naming every bad entry: the builder's problems and each draft's validation."""
+def check_all(
+    drafts: list[EntryDraft], limits: Limits, problems: dict[str, list[Problem]], *, values: bool
+) -> None:
+    """One error naming every bad entry: the builder's problems, repeated keys and (``values``)
+    each draft's validation.
+
+    A write that has found no problem yet leaves the values to ``commit_changes``, which checks
+    every draft it writes; an unchanged draft equals a stored, already valid entry.
+    """
     seen: set[str] = set()
     for draft in drafts:
         if draft.key in seen:
@@ -194,11 +203,17 @@ def check_all(drafts: list[EntryDraft], limits: Limits, problems: dict[str, list
                 Problem("key", "unique", "the key appears more than once")
             )
         seen.add(draft.key)
-        found = check_entry(
-            draft.value_type, draft.value, draft.validation_schema, limits, secret=draft.is_secret
-        )
-        if found:
-            problems.setdefault(draft.key, []).extend(found)
+    if values or problems:
+        for draft in drafts:
+            found = check_entry(
+                draft.value_type,
+                draft.value,
+                draft.validation_schema,
+                limits,
+                secret=draft.is_secret,
+            )
+            if found:
+                problems.setdefault(draft.key, []).extend(found)
     if problems:
         raise validation_error(problems)
 
@@ -232,7 +247,7 @@ async def apply(
     """
     current = await current_states(session, policy, namespace)
     drafts, problems = build(current)
-    check_all(drafts, policy.limits, problems)
+    check_all(drafts, policy.limits, problems, values=dry_run)
     desired = {d.key: State.of_draft(d) for d in drafts}
     deletes = [
         key

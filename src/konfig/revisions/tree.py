@@ -76,7 +76,7 @@ def read_tree(folder: Path) -> list[TreeFile]:
             check_name(name)
             data = formats.load_yaml(formats.decode_text(path.read_bytes()))
             found.append(TreeFile(path, name, parse_document(data)))
-        except ValueError as exc:
+        except (ValueError, OSError) as exc:
             problems.append(f"{shown}: {exc}")
         except KonfigError as exc:
             problems.append(f"{shown}: {exc.message}")
