@@ -17,6 +17,8 @@ from konfig.auth.service import TokenPolicy
 from konfig.configs.router import router as configs_router
 from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.delivery.router import router as read_path_router
+from konfig.delivery.wiring import Delivery
 from konfig.errors import install_error_handlers
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from konfig.namespaces.router import router as namespaces_router
@@ -25,6 +27,7 @@ from konfig.revisions.writer import WritePolicy
 from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
 
 log = logging.getLogger("konfig")
@@ -41,10 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.shutting_down = False
+        await delivery.start()
         try:
             yield
         finally:
             app.state.shutting_down = True
+            await delivery.stop()
             await engine.dispose()
 
     docs = settings.show_docs
@@ -81,6 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Called with the list of ``Committed`` revisions after each transaction that wrote some.
     app.state.commit_hooks = []
+    # Called with the list of other changes (``konfig.db.session.record_change``) likewise.
+    app.state.change_hooks = []
 
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
@@ -88,8 +95,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(users_router)
     api.include_router(namespaces_router)
     api.include_router(configs_router)
+    api.include_router(service_accounts_router)
+    api.include_router(tokens_router)
+    api.include_router(read_path_router)
     app.include_router(api)
     app.include_router(ops_router)
+    delivery = Delivery(app, settings, keyring)
+    delivery.install()
 
     # Added innermost first: the request id wraps everything, the body cap sits inside it.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, validation_alias=_env("MIGRATE_ON_START"))
     docs_enabled: bool | None = Field(None, validation_alias=_env("DOCS_ENABLED"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    # The read path (issue 5): caches, change notifications between replicas, watchers.
+    notify_channel: str = Field(
+        "konfig_changes",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        validation_alias=_env("NOTIFY_CHANNEL"),
+    )
+    resolved_cache_entries: int = Field(
+        10_000, ge=1, validation_alias=_env("RESOLVED_CACHE_ENTRIES")
+    )
+    cache_max_age_seconds: float = Field(300, gt=0, validation_alias=_env("CACHE_MAX_AGE_SECONDS"))
+    token_usage_flush_seconds: float = Field(
+        30, gt=0, validation_alias=_env("TOKEN_USAGE_FLUSH_SECONDS")
+    )
+    sse_heartbeat_seconds: float = Field(15, gt=0, validation_alias=_env("SSE_HEARTBEAT_SECONDS"))
+    listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -7,12 +7,16 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
 from konfig.security.jwt import InvalidToken, TokenSigner
+from konfig.tokens import codec
+from konfig.tokens.cache import TokenCache
 from konfig.users.models import User
 
 # Declares the scheme for OpenAPI, so Swagger's Authorize button logs in through /auth/login.
@@ -27,16 +31,12 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def get_principal(
-    request: Request,
-    session: SessionDep,
-    _: Annotated[str | None, Depends(oauth2_scheme)] = None,
-) -> Principal:
-    """Authenticate the request and bind its tenant to the transaction."""
-    token = bearer_token(request)
-    if token is None:
-        raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
-    signer: TokenSigner = request.app.state.signer
+async def authenticate(state: State, session: AsyncSession, token: str) -> Principal:
+    """The principal behind a bearer token: an API token (``kfg_…``) or a user's access token."""
+    if token.startswith(codec.PREFIX):
+        cache: TokenCache = state.token_cache
+        return await cache.authenticate(session, token)
+    signer: TokenSigner = state.signer
     try:
         claims = signer.verify(token, expected_type="access")
     except InvalidToken as exc:
@@ -57,7 +57,6 @@ async def get_principal(
         or user.tenant_id != claims.tenant_id
     ):
         raise Unauthenticated("This login has ended: sign in again")
-    await bind_tenant(session, user.tenant_id)
     return Principal(
         kind="user",
         id=user.id,
@@ -67,6 +66,20 @@ async def get_principal(
         session_id=auth_session.id,
         email=user.email,
     )
+
+
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    _: Annotated[str | None, Depends(oauth2_scheme)] = None,
+) -> Principal:
+    """Authenticate the request and bind its tenant to the transaction."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+    principal = await authenticate(request.app.state, session, token)
+    await bind_tenant(session, principal.tenant_id)
+    return principal
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]

@@ -14,6 +14,7 @@ from konfig.errors import KonfigError
 
 WRITE_OPTION = "konfig_write"
 COMMITTED = "konfig_committed"  # session.info key: revisions this transaction committed
+CHANGED = "konfig_changed"  # session.info key: other changes (tokens, namespaces) to announce
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -48,14 +49,23 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     else:
         committed = session.info.pop(COMMITTED, None)
+        changed = session.info.pop(CHANGED, None)
         await session.commit()
         if committed:
             # After the commit, never before: listeners (caches, watchers, the YAML mirror,
             # backups) must only ever see changes that are durable.
             for hook in request.app.state.commit_hooks:
                 await hook(committed)
+        if changed:
+            for hook in getattr(request.app.state, "change_hooks", ()):
+                await hook(changed)
     finally:
         await session.close()
+
+
+def record_change(session: AsyncSession, change: object) -> None:
+    """Announce ``change`` to ``app.state.change_hooks`` once this transaction has committed."""
+    session.info.setdefault(CHANGED, []).append(change)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

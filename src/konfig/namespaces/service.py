@@ -8,22 +8,34 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.auth.principal import Principal
-from konfig.errors import Conflict, NotFound, ValidationFailed
+from konfig.db.session import record_change
+from konfig.delivery.changes import NamespaceChanged
+from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.namespaces import repository
 from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.tokens.scopes import Permission
 from konfig.users.models import Role
 
 
-async def get(session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID) -> Namespace:
-    """A namespace of the caller's tenant; another tenant's is simply not found."""
+async def get(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    permission: Permission = "read",
+) -> Namespace:
+    """A namespace of the caller's tenant that the caller may ``permission`` (403 otherwise);
+    another tenant's is simply not found."""
     principal.require(Role.viewer)
     namespace = await repository.get(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )
     if namespace is None:
         raise NotFound(f"no namespace {namespace_id}")
+    if not principal.allows(namespace.name, permission):
+        raise Forbidden(f"you may not {permission} namespace {namespace.name}")
     return namespace
 
 
@@ -105,6 +117,8 @@ async def create(
         revision=0,
         updated_by=principal.actor,
     )
+    # A new namespace may be the ancestor of resolved configs cached already, and bring includes.
+    record_change(session, NamespaceChanged(tenant_id, namespace.id, namespace.name))
     try:
         return await repository.create(session, namespace=namespace)
     except IntegrityError as exc:
@@ -135,6 +149,10 @@ async def update(
             raise ValidationFailed(
                 f"includes would form a cycle: {shown}", {"rule": "includes", "cycle": shown}
             )
+        if ids != list(namespace.includes):
+            record_change(
+                session, NamespaceChanged(namespace.tenant_id, namespace.id, namespace.name)
+            )
         namespace.includes = ids
     namespace.updated_by = principal.actor
     await session.flush()
@@ -164,6 +182,7 @@ async def delete(
             f"namespace {namespace.name} still holds {count} entries: delete them first or pass ?force=true",
             {"entry_count": count},
         )
+    record_change(session, NamespaceChanged(namespace.tenant_id, namespace.id, namespace.name))
     await repository.delete(session, namespace=namespace)
 
 
@@ -185,5 +204,7 @@ async def list_page(
     if len(found) > limit:
         found = found[:limit]
         next_cursor = encode_cursor([found[-1].name])
+    # Tokens see the namespaces their scopes let them read (a page may come out shorter).
+    found = [ns for ns in found if principal.allows(ns.name, "read")]
     items = await render(session, namespaces=found, tenant_id=principal.tenant_id)
     return Page[NamespaceRead](items=items, next_cursor=next_cursor)

@@ -1,0 +1,341 @@
+"""The read path as a plain ASGI app: ``GET /api/v1/config/{name}`` and ``…/{name}/events``.
+
+It sits in front of FastAPI's routing (see ``konfig.delivery.wiring``) because it is what every
+service calls all the time. A request with a cached API token for a cached namespace costs two
+dict lookups (the token's hash, the namespace) and sends prebuilt bytes: no database, no
+dependency injection, no threadpool, no serialisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from konfig.auth.deps import authenticate
+from konfig.db.session import open_session
+from konfig.delivery.cache import Resolved, Variant, Wake
+from konfig.delivery.render import FORMATS
+from konfig.errors import (
+    Forbidden,
+    KonfigError,
+    NotFound,
+    Unauthenticated,
+    ValidationFailed,
+    error_body,
+)
+from konfig.namespaces.schemas import NAME_PATTERN
+from konfig.tokens import codec
+
+if TYPE_CHECKING:
+    from konfig.delivery.wiring import Delivery
+
+log = logging.getLogger("konfig.delivery")
+
+MAX_WAIT = 60
+_NAME = re.compile(NAME_PATTERN)
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    variant: str = "json"  # a format, or "explain"
+    wait: float = 0.0
+
+
+DEFAULT_QUERY = Query()
+
+
+def parse_query(raw: bytes, *, events: bool) -> Query:
+    fmt, explain, wait = "json", False, 0.0
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if name == "format":
+            if value not in FORMATS:
+                raise ValidationFailed(
+                    f"format: must be one of {', '.join(FORMATS)}", {"field": "format"}
+                )
+            fmt = value
+        elif name == "explain":
+            if value.lower() not in _TRUE | _FALSE:
+                raise ValidationFailed("explain: must be true or false", {"field": "explain"})
+            explain = value.lower() in _TRUE
+        elif name == "wait":
+            try:
+                wait = float(value)
+            except ValueError:
+                wait = -1
+            if not 0 <= wait <= MAX_WAIT:
+                raise ValidationFailed(
+                    f"wait: must be a number of seconds from 0 to {MAX_WAIT}", {"field": "wait"}
+                )
+    if explain and fmt != "json":
+        raise ValidationFailed("explain: only with format=json", {"field": "explain"})
+    if events and (fmt != "json" or explain):
+        raise ValidationFailed("format: the event stream sends JSON only", {"field": "format"})
+    return Query("explain" if explain else fmt, wait)
+
+
+def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
+    if if_none_match == etag:
+        return True
+    for candidate in if_none_match.split(b","):
+        candidate = candidate.strip()
+        if candidate.startswith(b"W/"):
+            candidate = candidate[2:]
+        if candidate in (etag, b"*"):
+            return True
+    return False
+
+
+async def send_error(send: Send, exc: KonfigError, *, head: bool = False) -> None:
+    body = orjson.dumps(error_body(exc.code, exc.message, exc.details))
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()),
+    ]
+    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _settle(waiter: asyncio.Future[Wake], why: Wake) -> None:
+    if not waiter.done():
+        waiter.set_result(why)
+
+
+class _Disconnect:
+    """Watches for the client going away while we wait, and wakes the current waiter."""
+
+    __slots__ = ("gone", "target", "task")
+
+    def __init__(self, receive: Receive) -> None:
+        self.gone = False
+        self.target: asyncio.Future[Wake] | None = None
+        self.task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        if self.target is not None:
+            _settle(self.target, "gone")
+
+    def arm(self, waiter: asyncio.Future[Wake]) -> None:
+        self.target = waiter
+        if self.gone:
+            _settle(waiter, "gone")
+
+    def stop(self) -> None:
+        self.task.cancel()
+
+
+class ReadPath:
+    """The ASGI app behind the read path's routes."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.cache = delivery.cache
+        self.tokens = delivery.tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name: str = scope["path_params"]["name"]
+        if name.endswith("/events"):
+            await self.serve(scope, receive, send, name[: -len("/events")], events=True)
+        else:
+            await self.serve(scope, receive, send, name, events=False)
+
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, name: str, *, events: bool
+    ) -> None:
+        head = scope["method"] == "HEAD"
+        authorization = if_none_match = last_event_id = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value
+            elif key == b"if-none-match":
+                if_none_match = value
+            elif key == b"last-event-id":
+                last_event_id = value
+        try:
+            tenant_id, may_read = await self._authenticate(authorization, name)
+            raw_query = scope["query_string"]
+            query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
+            if not may_read:
+                raise Forbidden(f"this token may not read namespace {name}")
+            if events:
+                last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
+                await self._stream(receive, send, tenant_id, name, last, head=head)
+                return
+            resolved = self.cache.get(tenant_id, name) or await self._resolve(tenant_id, name)
+            variant = resolved.variant(query.variant)
+            if if_none_match is not None and etag_matches(if_none_match, variant.etag):
+                if query.wait > 0:
+                    changed = await self._long_poll(
+                        receive, tenant_id, name, query, if_none_match, query.wait
+                    )
+                    if changed is not None:
+                        variant = changed
+                        await self._send(send, variant, head=head)
+                        return
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 304,
+                        "headers": variant.not_modified_headers,
+                    }
+                )
+                await send({"type": "http.response.body", "body": b""})
+                return
+            await self._send(send, variant, head=head)
+        except KonfigError as exc:
+            await send_error(send, exc, head=head)
+
+    @staticmethod
+    async def _send(send: Send, variant: Variant, *, head: bool) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
+        await send({"type": "http.response.body", "body": b"" if head else variant.body})
+
+    async def _authenticate(self, authorization: bytes | None, name: str) -> tuple[uuid.UUID, bool]:
+        """The caller's tenant, and whether they may read ``name``."""
+        if authorization is None:
+            raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+        if token.startswith(codec.PREFIX):
+            record = self.tokens.lookup(token)
+            if record is not None:
+                principal = self.tokens.admit(record)
+                return principal.tenant_id, record.may_read(name)
+        session = await open_session(self.delivery.sessionmaker, write=False)
+        try:
+            principal = await authenticate(self.delivery.state, session, token)
+        finally:
+            await session.close()
+        return principal.tenant_id, principal.allows(name, "read")
+
+    async def _resolve(self, tenant_id: uuid.UUID, name: str) -> Resolved:
+        resolved = None
+        if _NAME.fullmatch(name) and len(name) <= 255:
+            resolved = await self.cache.resolve(tenant_id, name)
+        if resolved is None:
+            raise NotFound(f"no namespace named {name}")
+        return resolved
+
+    async def _long_poll(
+        self,
+        receive: Receive,
+        tenant_id: uuid.UUID,
+        name: str,
+        query: Query,
+        if_none_match: bytes,
+        seconds: float,
+    ) -> Variant | None:
+        """The new rendering as soon as it differs from ``If-None-Match``; None at the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        disconnect = _Disconnect(receive)
+        try:
+            while True:
+                resolved = await self._resolve(tenant_id, name)
+                variant = resolved.variant(query.variant)
+                if not etag_matches(if_none_match, variant.etag):
+                    return variant
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                waiter = self.cache.watch(resolved)
+                disconnect.arm(waiter)
+                timer = loop.call_later(remaining, _settle, waiter, "timeout")
+                try:
+                    why = await waiter
+                finally:
+                    timer.cancel()
+                    self.cache.unwatch(resolved, waiter)
+                if why != "changed":
+                    return None  # timeout, shutdown, or nobody left to answer
+        finally:
+            disconnect.stop()
+
+    async def _stream(
+        self,
+        receive: Receive,
+        send: Send,
+        tenant_id: uuid.UUID,
+        name: str,
+        last_event_id: str | None,
+        *,
+        head: bool,
+    ) -> None:
+        """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
+        event per change, a comment as heartbeat; ends cleanly when the server shuts down."""
+        resolved: Resolved | None = await self._resolve(tenant_id, name)
+        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        if head:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
+        disconnect = _Disconnect(receive)
+        try:
+            await self._events(send, tenant_id, name, resolved, last_event_id, disconnect)
+        except Exception as exc:
+            # The answer has started: the error can only travel as an event.
+            code = exc.code if isinstance(exc, KonfigError) else "INTERNAL"
+            if not isinstance(exc, KonfigError):
+                log.exception("event stream for %s failed", name)
+            data = orjson.dumps({"code": code, "message": "the event stream failed: reconnect"})
+            body = b"event: error\ndata: " + data + b"\n\n"
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            disconnect.stop()
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _events(
+        self,
+        send: Send,
+        tenant_id: uuid.UUID,
+        name: str,
+        resolved: Resolved | None,
+        last: str | None,
+        disconnect: _Disconnect,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        heartbeat = self.delivery.heartbeat_seconds
+        while resolved is not None and not self.cache.closing:
+            if resolved.etag != last:
+                await send(
+                    {"type": "http.response.body", "body": resolved.event(), "more_body": True}
+                )
+                last = resolved.etag
+            waiter = self.cache.watch(resolved)
+            disconnect.arm(waiter)
+            timer = loop.call_later(heartbeat, _settle, waiter, "heartbeat")
+            try:
+                why = await waiter
+            finally:
+                timer.cancel()
+                self.cache.unwatch(resolved, waiter)
+            if why == "gone":
+                return
+            if why == "shutdown":
+                break
+            if why == "heartbeat":
+                await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+            resolved = await self.cache.resolve(tenant_id, name)
+        if resolved is None:
+            body = b"event: deleted\ndata: " + orjson.dumps({"namespace": name}) + b"\n\n"
+            await send({"type": "http.response.body", "body": body, "more_body": True})
