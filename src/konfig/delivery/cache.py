@@ -31,7 +31,7 @@ from konfig.errors import KonfigError
 
 log = logging.getLogger("konfig.delivery")
 
-Wake = Literal["changed", "timeout", "heartbeat", "gone", "shutdown"]
+Wake = Literal["changed", "timeout", "heartbeat", "gone", "shutdown", "revoked"]
 Loader = Callable[[uuid.UUID, str], Awaitable[Resolution | None]]
 
 

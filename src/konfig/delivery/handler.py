@@ -142,6 +142,12 @@ class _Disconnect:
         self.task.cancel()
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant_id: uuid.UUID
+    token_id: uuid.UUID | None  # API tokens: woken when the token is revoked
+
+
 class ReadPath:
     """The ASGI app behind the read path's routes."""
 
@@ -170,25 +176,22 @@ class ReadPath:
             elif key == b"last-event-id":
                 last_event_id = value
         try:
-            tenant_id, may_read = await self._authenticate(authorization, name)
+            caller = await self._authenticate(authorization, name)
             raw_query = scope["query_string"]
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
-            if not may_read:
-                raise Forbidden(f"this token may not read namespace {name}")
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
-                await self._stream(receive, send, tenant_id, name, last, head=head)
+                await self._stream(receive, send, caller, authorization, name, last, head=head)
                 return
-            resolved = self.cache.get(tenant_id, name) or await self._resolve(tenant_id, name)
+            resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
             variant = resolved.variant(query.variant)
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
                 if query.wait > 0:
                     changed = await self._long_poll(
-                        receive, tenant_id, name, query, if_none_match, query.wait
+                        receive, caller, authorization, name, query, if_none_match
                     )
                     if changed is not None:
-                        variant = changed
-                        await self._send(send, variant, head=head)
+                        await self._send(send, changed, head=head)
                         return
                 await send(
                     {
@@ -208,8 +211,8 @@ class ReadPath:
         await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
         await send({"type": "http.response.body", "body": b"" if head else variant.body})
 
-    async def _authenticate(self, authorization: bytes | None, name: str) -> tuple[uuid.UUID, bool]:
-        """The caller's tenant, and whether they may read ``name``."""
+    async def _authenticate(self, authorization: bytes | None, name: str) -> Caller:
+        """Who calls, if they may read ``name``: 401 or 403 otherwise."""
         if authorization is None:
             raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
         scheme, _, token = authorization.decode("latin-1").partition(" ")
@@ -220,53 +223,75 @@ class ReadPath:
             record = self.tokens.lookup(token)
             if record is not None:
                 principal = self.tokens.admit(record)
-                return principal.tenant_id, record.may_read(name)
+                if not record.may_read(name):
+                    raise Forbidden(f"this token may not read namespace {name}")
+                return Caller(principal.tenant_id, principal.id)
         session = await open_session(self.delivery.sessionmaker, write=False)
         try:
             principal = await authenticate(self.delivery.state, session, token)
         finally:
             await session.close()
-        return principal.tenant_id, principal.allows(name, "read")
+        if not principal.allows(name, "read"):
+            raise Forbidden(f"this token may not read namespace {name}")
+        return Caller(principal.tenant_id, principal.id if principal.kind == "token" else None)
 
-    async def _resolve(self, tenant_id: uuid.UUID, name: str) -> Resolved:
+    async def _resolve(self, caller: Caller, name: str) -> Resolved:
         resolved = None
         if _NAME.fullmatch(name) and len(name) <= 255:
-            resolved = await self.cache.resolve(tenant_id, name)
+            resolved = await self.cache.resolve(caller.tenant_id, name)
         if resolved is None:
             raise NotFound(f"no namespace named {name}")
         return resolved
 
+    async def _wait(
+        self,
+        caller: Caller,
+        resolved: Resolved,
+        disconnect: _Disconnect,
+        seconds: float,
+        why_not: Wake,
+    ) -> Wake:
+        """Wait for a change of ``resolved``, the caller's token being revoked, the client going
+        away, shutdown, or ``seconds`` (answering ``why_not``)."""
+        waiter = self.cache.watch(resolved)
+        disconnect.arm(waiter)
+        if caller.token_id is not None:
+            self.tokens.watch(caller.token_id, waiter)
+        timer = asyncio.get_running_loop().call_later(seconds, _settle, waiter, why_not)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self.cache.unwatch(resolved, waiter)
+            if caller.token_id is not None:
+                self.tokens.unwatch(caller.token_id, waiter)
+
     async def _long_poll(
         self,
         receive: Receive,
-        tenant_id: uuid.UUID,
+        caller: Caller,
+        authorization: bytes | None,
         name: str,
         query: Query,
         if_none_match: bytes,
-        seconds: float,
     ) -> Variant | None:
         """The new rendering as soon as it differs from ``If-None-Match``; None at the timeout."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
+        deadline = loop.time() + query.wait
         disconnect = _Disconnect(receive)
         try:
             while True:
-                resolved = await self._resolve(tenant_id, name)
+                resolved = await self._resolve(caller, name)
                 variant = resolved.variant(query.variant)
                 if not etag_matches(if_none_match, variant.etag):
                     return variant
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
-                waiter = self.cache.watch(resolved)
-                disconnect.arm(waiter)
-                timer = loop.call_later(remaining, _settle, waiter, "timeout")
-                try:
-                    why = await waiter
-                finally:
-                    timer.cancel()
-                    self.cache.unwatch(resolved, waiter)
-                if why != "changed":
+                why = await self._wait(caller, resolved, disconnect, remaining, "timeout")
+                if why == "revoked":
+                    caller = await self._authenticate(authorization, name)  # 401/403 now
+                elif why != "changed":
                     return None  # timeout, shutdown, or nobody left to answer
         finally:
             disconnect.stop()
@@ -275,15 +300,17 @@ class ReadPath:
         self,
         receive: Receive,
         send: Send,
-        tenant_id: uuid.UUID,
+        caller: Caller,
+        authorization: bytes | None,
         name: str,
         last_event_id: str | None,
         *,
         head: bool,
     ) -> None:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
-        event per change, a comment as heartbeat; ends cleanly when the server shuts down."""
-        resolved: Resolved | None = await self._resolve(tenant_id, name)
+        event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
+        with an error event when the token stops being valid."""
+        resolved = await self._resolve(caller, name)
         await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
         if head:
             await send({"type": "http.response.body", "body": b""})
@@ -291,13 +318,17 @@ class ReadPath:
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
         disconnect = _Disconnect(receive)
         try:
-            await self._events(send, tenant_id, name, resolved, last_event_id, disconnect)
+            await self._events(
+                send, caller, authorization, name, resolved, last_event_id, disconnect
+            )
         except Exception as exc:
             # The answer has started: the error can only travel as an event.
-            code = exc.code if isinstance(exc, KonfigError) else "INTERNAL"
-            if not isinstance(exc, KonfigError):
+            if isinstance(exc, KonfigError):
+                code, message = exc.code, exc.message
+            else:
                 log.exception("event stream for %s failed", name)
-            data = orjson.dumps({"code": code, "message": "the event stream failed: reconnect"})
+                code, message = "INTERNAL", "the event stream failed: reconnect"
+            data = orjson.dumps({"code": code, "message": message})
             body = b"event: error\ndata: " + data + b"\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})
         finally:
@@ -307,35 +338,30 @@ class ReadPath:
     async def _events(
         self,
         send: Send,
-        tenant_id: uuid.UUID,
+        caller: Caller,
+        authorization: bytes | None,
         name: str,
         resolved: Resolved | None,
         last: str | None,
         disconnect: _Disconnect,
     ) -> None:
-        loop = asyncio.get_running_loop()
         heartbeat = self.delivery.heartbeat_seconds
         while resolved is not None and not self.cache.closing:
             if resolved.etag != last:
-                await send(
-                    {"type": "http.response.body", "body": resolved.event(), "more_body": True}
-                )
+                event = resolved.event()
+                await send({"type": "http.response.body", "body": event, "more_body": True})
                 last = resolved.etag
-            waiter = self.cache.watch(resolved)
-            disconnect.arm(waiter)
-            timer = loop.call_later(heartbeat, _settle, waiter, "heartbeat")
-            try:
-                why = await waiter
-            finally:
-                timer.cancel()
-                self.cache.unwatch(resolved, waiter)
+            why = await self._wait(caller, resolved, disconnect, heartbeat, "heartbeat")
             if why == "gone":
                 return
             if why == "shutdown":
                 break
+            if why in ("heartbeat", "revoked"):
+                # Still allowed? (A revoked or expired token ends the stream with an error.)
+                caller = await self._authenticate(authorization, name)
             if why == "heartbeat":
                 await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
-            resolved = await self.cache.resolve(tenant_id, name)
+            resolved = await self.cache.resolve(caller.tenant_id, name)
         if resolved is None:
             body = b"event: deleted\ndata: " + orjson.dumps({"namespace": name}) + b"\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})

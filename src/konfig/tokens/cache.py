@@ -8,12 +8,14 @@ request. ``last_used_at`` is kept in memory and written in the background, not p
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -78,6 +80,8 @@ class TokenCache:
         self.usage: dict[uuid.UUID, float] = {}  # token id → last use (epoch), not yet written
         self.enabled = True  # off while this replica cannot hear announcements
         self._generation = 0
+        # Long polls and event streams of a token, woken when it is revoked.
+        self._watchers: dict[uuid.UUID, set[asyncio.Future[Any]]] = {}
 
     # The hot path ---------------------------------------------------------------------------
 
@@ -141,12 +145,29 @@ class TokenCache:
         token_hash = self.hash_by_id.pop(token_id, None)
         if token_hash is not None:
             self.records.pop(token_hash, None)
+        self._wake(token_id)
 
     def forget_user(self, user_id: uuid.UUID) -> None:
         self._generation += 1
         for record in [r for r in self.records.values() if r.user_id == user_id]:
             self.records.pop(record.token_hash, None)
             self.hash_by_id.pop(record.id, None)
+            self._wake(record.id)
+
+    def watch(self, token_id: uuid.UUID, waiter: asyncio.Future[Any]) -> None:
+        self._watchers.setdefault(token_id, set()).add(waiter)
+
+    def unwatch(self, token_id: uuid.UUID, waiter: asyncio.Future[Any]) -> None:
+        waiters = self._watchers.get(token_id)
+        if waiters is not None:
+            waiters.discard(waiter)
+            if not waiters:
+                del self._watchers[token_id]
+
+    def _wake(self, token_id: uuid.UUID) -> None:
+        for waiter in self._watchers.pop(token_id, ()):
+            if not waiter.done():
+                waiter.set_result("revoked")
 
     def clear(self) -> None:
         self._generation += 1
