@@ -372,3 +372,53 @@ async def test_nested_values_stay_json(
     tree = body["keys"]["tree"]["value"] if explain == "true" else body["tree"]
     assert tree == value
     assert list(tree) == ["b", "a"]  # the value's own key order is kept
+
+
+async def test_the_read_path_keeps_request_ids_and_the_error_shape(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace = await make_namespace(client, owner, "ids")
+    await set_entry(client, owner, namespace, "k", "secret-value", is_secret=True)
+    token = await _reader(client, owner, "ids")
+    given = await client.get("/api/v1/config/ids", headers={**token, "X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = await client.get("/api/v1/config/ids", headers={**token, "X-Request-ID": "bad id!"})
+    assert len(made.headers["x-request-id"]) == 32
+    refused = await client.get("/api/v1/config/ids")
+    assert refused.headers["x-request-id"] and refused.headers["www-authenticate"] == "Bearer"
+
+    async def broken(*_: Any) -> None:
+        raise RuntimeError("secret-value leaked?")
+
+    cache = app.state.delivery.cache
+    cache.tenants.clear()
+    cache.loader = broken
+    failed = await client.get("/api/v1/config/ids", headers={**token, "X-Request-ID": "r-500"})
+    error = assert_error(failed, 500, "INTERNAL")
+    assert "r-500" in error["message"] and "secret-value" not in failed.text
+    assert "Traceback" not in failed.text
+
+
+async def test_the_documented_routes_answer_the_same(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Without the read path in front, FastAPI's documented routes serve it, same handler."""
+    await _payments(client, owner)
+    token = await _reader(client, owner)
+    fast = await client.get("/api/v1/config/payments/production", headers=token)
+    app.read_path_app = None
+    routed = await client.get("/api/v1/config/payments/production", headers=token)
+    assert routed.status_code == 200 and routed.json() == fast.json()
+    assert routed.headers["etag"] == fast.headers["etag"]
+    assert routed.headers["x-request-id"]
+    not_modified = await client.get(
+        "/api/v1/config/payments/production",
+        headers={**token, "If-None-Match": fast.headers["etag"]},
+    )
+    assert not_modified.status_code == 304
+    assert_error(await client.get("/api/v1/config/payments/production"), 401, "UNAUTHENTICATED")
+    assert_error(
+        await client.get("/api/v1/config/payments/production", headers=token, params={"wait": 99}),
+        422,
+        "VALIDATION_ERROR",
+    )

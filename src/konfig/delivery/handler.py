@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from konfig.errors import (
     ValidationFailed,
     error_body,
 )
+from konfig.middleware import request_id_var
 from konfig.namespaces.schemas import NAME_PATTERN
 from konfig.tokens import codec
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("konfig.delivery")
 
 MAX_WAIT = 60
+PREFIX = "/api/v1/config/"
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _NAME = re.compile(NAME_PATTERN)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
@@ -100,15 +104,14 @@ def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     return False
 
 
-async def send_error(send: Send, exc: KonfigError, *, head: bool = False) -> None:
+def error_reply(exc: KonfigError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     body = orjson.dumps(error_body(exc.code, exc.message, exc.details))
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()),
     ]
-    await send({"type": "http.response.start", "status": exc.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    return exc.status_code, headers, body
 
 
 def _settle(waiter: asyncio.Future[Wake], why: Wake) -> None:
@@ -149,7 +152,10 @@ class Caller:
 
 
 class ReadPath:
-    """The ASGI app behind the read path's routes."""
+    """The read path's ASGI app. As ``__call__`` it answers ``/api/v1/config/…`` on its own,
+    ahead of FastAPI (see ``ReadPathFirst``), so it also gives each answer its request id and
+    turns an unexpected error into the one error shape; behind FastAPI's documented routes,
+    ``serve`` leaves that to the app's middleware."""
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
@@ -157,15 +163,35 @@ class ReadPath:
         self.tokens = delivery.tokens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name: str = scope["path_params"]["name"]
-        if name.endswith("/events"):
-            await self.serve(scope, receive, send, name[: -len("/events")], events=True)
-        else:
-            await self.serve(scope, receive, send, name, events=False)
+        name: str = scope["path"][len(PREFIX) :]
+        events = name.endswith("/events")
+        if events:
+            name = name[: -len("/events")]
+        given = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                given = value
+                break
+        request_id = (
+            given if given and _VALID_REQUEST_ID.match(given) else os.urandom(16).hex().encode()
+        )
+        context = request_id_var.set(request_id.decode())
+        try:
+            await self.serve(scope, receive, send, name, events=events, request_id=request_id)
+        finally:
+            request_id_var.reset(context)
 
     async def serve(
-        self, scope: Scope, receive: Receive, send: Send, name: str, *, events: bool
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        name: str,
+        *,
+        events: bool,
+        request_id: bytes | None = None,
     ) -> None:
+        """Answer for the namespace ``name``; ``request_id``: add it to the answer's headers."""
         head = scope["method"] == "HEAD"
         authorization = if_none_match = last_event_id = None
         for key, value in scope["headers"]:
@@ -175,41 +201,40 @@ class ReadPath:
                 if_none_match = value
             elif key == b"last-event-id":
                 last_event_id = value
+        extra = [(b"x-request-id", request_id)] if request_id is not None else []
+        status, headers, body = 200, _SSE_HEADERS, b""
         try:
             caller = await self._authenticate(authorization, name)
             raw_query = scope["query_string"]
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
-                await self._stream(receive, send, caller, authorization, name, last, head=head)
+                await self._stream(receive, send, caller, authorization, name, last, extra, head)
                 return
             resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
             variant = resolved.variant(query.variant)
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
+                changed = None
                 if query.wait > 0:
                     changed = await self._long_poll(
                         receive, caller, authorization, name, query, if_none_match
                     )
-                    if changed is not None:
-                        await self._send(send, changed, head=head)
-                        return
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": 304,
-                        "headers": variant.not_modified_headers,
-                    }
-                )
-                await send({"type": "http.response.body", "body": b""})
-                return
-            await self._send(send, variant, head=head)
+                if changed is None:
+                    status, headers = 304, variant.not_modified_headers
+                else:
+                    headers, body = changed.headers, changed.body
+            else:
+                headers, body = variant.headers, variant.body
         except KonfigError as exc:
-            await send_error(send, exc, head=head)
-
-    @staticmethod
-    async def _send(send: Send, variant: Variant, *, head: bool) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": variant.headers})
-        await send({"type": "http.response.body", "body": b"" if head else variant.body})
+            status, headers, body = error_reply(exc)
+        except Exception:
+            log.exception("the read path failed for %s", name)
+            message = f"Internal error (request {(request_id or b'-').decode()})"
+            status, headers, body = error_reply(KonfigError(message))
+        if extra:
+            headers = headers + extra
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
 
     async def _authenticate(self, authorization: bytes | None, name: str) -> Caller:
         """Who calls, if they may read ``name``: 401 or 403 otherwise."""
@@ -304,14 +329,15 @@ class ReadPath:
         authorization: bytes | None,
         name: str,
         last_event_id: str | None,
-        *,
+        extra: list[tuple[bytes, bytes]],
         head: bool,
     ) -> None:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
         with an error event when the token stops being valid."""
         resolved = await self._resolve(caller, name)
-        await send({"type": "http.response.start", "status": 200, "headers": _SSE_HEADERS})
+        headers = _SSE_HEADERS + extra
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         if head:
             await send({"type": "http.response.body", "body": b""})
             return

@@ -9,18 +9,19 @@ import signal
 import uuid
 from collections.abc import Iterable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.routing import Route
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
 from konfig.delivery.changes import NamespaceChanged, TokenChanged, UserChanged
-from konfig.delivery.handler import ReadPath
+from konfig.delivery.handler import PREFIX, ReadPath
 from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
 from konfig.delivery.resolve import Resolution
 from konfig.revisions.writer import Committed
@@ -30,7 +31,38 @@ from konfig.tokens.cache import TokenCache
 
 log = logging.getLogger("konfig.delivery")
 
-READ_PATH = "/api/v1/config/{name:path}"
+_READ_METHODS = ("GET", "HEAD")
+
+
+class ReadPathFirst:
+    """Mixed into the app class: ``/api/v1/config/…`` is answered before FastAPI's own
+    machinery (per-request telemetry checks, the middleware stack, routing), which costs several
+    times what the read path itself does. Everything else goes to FastAPI as usual.
+
+    The read path therefore skips the app's middleware: it sets its own request id and error
+    shape, and CORS when configured; anything else meant for it must be called from it."""
+
+    read_path_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.read_path_app is not None
+            and scope["path"].startswith(PREFIX)
+            and scope["method"] in _READ_METHODS
+        ):
+            await self.read_path_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)  # type: ignore[misc]
+
+
+_CLASSES: dict[type[FastAPI], type[FastAPI]] = {}
+
+
+def _read_path_first(app_class: type[FastAPI]) -> type[FastAPI]:
+    if app_class not in _CLASSES:
+        _CLASSES[app_class] = type(app_class.__name__, (ReadPathFirst, app_class), {})
+    return _CLASSES[app_class]
 
 
 class Delivery:
@@ -71,11 +103,21 @@ class Delivery:
         if not hasattr(app.state, "change_hooks"):
             app.state.change_hooks = []
         app.state.change_hooks.append(self.on_changed)
-        # Ahead of every FastAPI route: the read path skips dependency injection and validation
-        # (the documented twins in konfig.delivery.router share its handler).
-        app.router.routes.insert(
-            0, Route(READ_PATH, self.read_path, methods=["GET"], include_in_schema=False)
-        )
+        read_path: ASGIApp = self.read_path
+        if self.settings.cors_origins:
+            read_path = CORSMiddleware(
+                read_path,
+                allow_origins=self.settings.cors_origins,
+                allow_methods=list(_READ_METHODS),
+                allow_headers=["*"],
+                expose_headers=["ETag", "X-Request-ID"],
+            )
+        # FastAPIOffline is a factory, not a class to derive from: give this one instance the
+        # read-path-first class. (Without it, the documented routes in konfig.delivery.router
+        # would answer through the same handler, behind FastAPI's machinery.)
+        if not isinstance(app, ReadPathFirst):
+            app.__class__ = _read_path_first(type(app))
+        cast(ReadPathFirst, app).read_path_app = read_path
 
     async def start(self) -> None:
         self._sessionmaker = self.app.state.sessionmaker
