@@ -342,6 +342,7 @@ def main() -> None:
                         flush=True,
                     )
         report(candidates, connections)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")
     finally:
         for candidate in candidates:
             for proc in candidate.procs:

@@ -246,11 +246,12 @@ class ReadPath:
             raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
         if token.startswith(codec.PREFIX):
             record = self.tokens.lookup(token)
-            if record is not None:
-                principal = self.tokens.admit(record)
-                if not record.may_read(name):
-                    raise Forbidden(f"this token may not read namespace {name}")
-                return Caller(principal.tenant_id, principal.id)
+            if record is None:
+                record = await self.tokens.fetch(self.delivery.sessionmaker, token)
+            principal = self.tokens.admit(record)
+            if not record.may_read(name):
+                raise Forbidden(f"this token may not read namespace {name}")
+            return Caller(principal.tenant_id, principal.id)
         session = await open_session(self.delivery.sessionmaker, write=False)
         try:
             principal = await authenticate(self.delivery.state, session, token)

@@ -82,6 +82,7 @@ class TokenCache:
         self._generation = 0
         # Long polls and event streams of a token, woken when it is revoked.
         self._watchers: dict[uuid.UUID, set[asyncio.Future[Any]]] = {}
+        self._flights: dict[str, tuple[int, asyncio.Future[TokenRecord]]] = {}
 
     # The hot path ---------------------------------------------------------------------------
 
@@ -131,6 +132,34 @@ class TokenCache:
             self.records[token_hash] = record
             self.hash_by_id[token.id] = token_hash
         return record
+
+    async def fetch(
+        self, sessionmaker: async_sessionmaker[AsyncSession], secret: str
+    ) -> TokenRecord:
+        """``load`` in a session of its own, once however many requests ask at the same time
+        (a thousand watchers reconnecting with one token cost one query)."""
+        if not codec.well_formed(secret):
+            raise Unauthenticated(INVALID)
+        token_hash = codec.token_hash(secret)
+        flight = self._flights.get(token_hash)
+        if flight is None or flight[0] != self._generation:
+            task = asyncio.ensure_future(self._load_alone(sessionmaker, secret, token_hash))
+            flight = self._flights[token_hash] = (self._generation, task)
+        return await asyncio.shield(flight[1])
+
+    async def _load_alone(
+        self, sessionmaker: async_sessionmaker[AsyncSession], secret: str, token_hash: str
+    ) -> TokenRecord:
+        try:
+            session = await open_session(sessionmaker, write=False)
+            try:
+                return await self.load(session, secret)
+            finally:
+                await session.close()
+        finally:
+            flight = self._flights.get(token_hash)
+            if flight is not None and flight[1] is asyncio.current_task():
+                del self._flights[token_hash]
 
     async def authenticate(self, session: AsyncSession, secret: str) -> Principal:
         record = self.lookup(secret)
