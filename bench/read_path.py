@@ -294,9 +294,8 @@ def report(candidates: list[Candidate], connections: list[int]) -> None:
                 parts.append(f"{rps / e_rps:.2f}x etcd rps (target >= 2)")
                 parts.append(f"p99 {p99:.2f} vs etcd {e_p99:.2f} ms (target <=)")
             if ceiling:
-                parts.append(
-                    f"{100 * rps / median(ceiling.results[conns])[0]:.0f}% of Starlette (target >= 60)"
-                )
+                share = 100 * rps / median(ceiling.results[conns])[0]
+                parts.append(f"{share:.0f}% of Starlette (target >= 60)")
             print(f"  {candidate.name}: " + "; ".join(parts))
 
 
