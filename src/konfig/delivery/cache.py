@@ -240,6 +240,12 @@ class ResolvedCache:
             if namespace_id in resolution.dep_ids or name in resolution.dep_names:
                 self._drop(names, cached_name, resolved)
 
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
+        names = self.tenants.get(tenant_id, {})
+        for name, resolved in list(names.items()):
+            self._drop(names, name, resolved)
+
     def _drop_all(self) -> None:
         self._epoch += 1
         for names in self.tenants.values():

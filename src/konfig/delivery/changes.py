@@ -36,4 +36,11 @@ class UserChanged:
     user_id: uuid.UUID
 
 
-Change = NamespaceChanged | TokenChanged | UserChanged
+@dataclass(frozen=True, slots=True)
+class TenantChanged:
+    """A tenant was deleted or suspended: forget everything cached for it."""
+
+    tenant_id: uuid.UUID
+
+
+Change = NamespaceChanged | TokenChanged | UserChanged | TenantChanged

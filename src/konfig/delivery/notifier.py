@@ -2,9 +2,9 @@
 ``KONFIG_REDIS_URL`` is set.
 
 A message is JSON ``{"o": origin, "e": [[kind, tenant_id, id, name], ...]}`` with kind ``ns``
-(a namespace's entries or includes changed, or it was created or deleted), ``token`` (revoked or
-deleted) or ``user`` (deactivated, deleted, role changed). Each process skips its own messages:
-it applied them before publishing.
+(a namespace's entries or includes changed, or it was created or deleted), ``token`` (revoked
+or deleted), ``user`` (deactivated, deleted, role changed) or ``tenant`` (deleted, suspended).
+Each process skips its own messages: it applied them before publishing.
 
 Each transport keeps one listening connection. When it is lost the process stops caching
 (``on_down``), reconnects with backoff, and starts again from an empty cache once it listens

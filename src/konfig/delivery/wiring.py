@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
-from konfig.delivery.changes import NamespaceChanged, TokenChanged, UserChanged
+from konfig.delivery.changes import NamespaceChanged, TenantChanged, TokenChanged, UserChanged
 from konfig.delivery.handler import PREFIX, ReadPath
 from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
 from konfig.delivery.resolve import Resolution
@@ -194,6 +194,9 @@ class Delivery:
                 self.tokens.forget_token(object_id)
             elif kind == "user":
                 self.tokens.forget_user(object_id)
+            elif kind == "tenant":
+                self.tokens.forget_tenant(tenant_id)
+                self.cache.forget_tenant(tenant_id)
 
     async def _announce(self, events: Sequence[Event]) -> None:
         self.apply(events)  # here first: this replica answers the writer with the new state
@@ -213,6 +216,8 @@ class Delivery:
                 events.append(("token", change.tenant_id, change.token_id, ""))
             elif isinstance(change, UserChanged):
                 events.append(("user", change.tenant_id, change.user_id, ""))
+            elif isinstance(change, TenantChanged):
+                events.append(("tenant", change.tenant_id, change.tenant_id, ""))
         await self._announce(events)
 
     async def _load(self, tenant_id: uuid.UUID, name: str) -> Resolution | None:

@@ -183,6 +183,13 @@ class TokenCache:
             self.hash_by_id.pop(record.id, None)
             self._wake(record.id)
 
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        self._generation += 1
+        for record in [r for r in self.records.values() if r.tenant_id == tenant_id]:
+            self.records.pop(record.token_hash, None)
+            self.hash_by_id.pop(record.id, None)
+            self._wake(record.id)
+
     def watch(self, token_id: uuid.UUID, waiter: asyncio.Future[Any]) -> None:
         self._watchers.setdefault(token_id, set()).add(waiter)
 
