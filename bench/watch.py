@@ -41,6 +41,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -254,6 +259,7 @@ def main() -> None:
         after = [rss_kib(proc.pid) for proc, _ in servers]
         print(f"{args.watchers} watchers connected ({args.watchers // 2} per process)")
 
+        cpu_before = sum(cpu_seconds(proc.pid) for proc, _ in servers)
         sent: dict[int, float] = {}
         returned: dict[int, float] = {}
         write_ms: list[float] = []
@@ -270,6 +276,7 @@ def main() -> None:
                 answer.raise_for_status()
                 time.sleep(args.interval)
         time.sleep(3)
+        cpu_used = sum(cpu_seconds(proc.pid) for proc, _ in servers) - cpu_before
         seen: list[dict[int, float]] = []
         for _, pipe in clients:
             pipe.send("done")
@@ -317,6 +324,10 @@ def main() -> None:
         print(
             "  counted from the write's answer instead (negative: the event came first): "
             f"p50 {percentile(after_return, 50):.1f} ms, p99 {percentile(after_return, 99):.1f} ms"
+        )
+        print(
+            f"server CPU: {1000 * cpu_used / args.writes:.0f} ms per write, both processes "
+            f"together ({1000 * 1000 * cpu_used / expected:.0f} us per event delivered)"
         )
         print(f"missed: {missed} of {expected} (target 0)")
         print(f"load average during the run: {os.getloadavg()[0]:.1f} (on {os.cpu_count()} CPUs)")

@@ -119,29 +119,41 @@ def _settle(waiter: asyncio.Future[Wake], why: Wake) -> None:
         waiter.set_result(why)
 
 
-class _Disconnect:
-    """Watches for the client going away while we wait, and wakes the current waiter."""
+class Waiting:
+    """A long poll's or stream's waiting: the future it waits on at the moment, and what may
+    settle it from outside (the client leaving, its token revoked, a heartbeat)."""
 
-    __slots__ = ("gone", "target", "task")
+    __slots__ = ("gone", "revoked", "target", "task")
 
     def __init__(self, receive: Receive) -> None:
         self.gone = False
+        self.revoked = False
         self.target: asyncio.Future[Wake] | None = None
         self.task = asyncio.ensure_future(self._watch(receive))
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
-        self.gone = True
+        self.settle("gone")
+
+    def settle(self, why: Wake) -> None:
+        if why == "gone":
+            self.gone = True
+        elif why == "revoked":
+            self.revoked = True
         if self.target is not None:
-            _settle(self.target, "gone")
+            _settle(self.target, why)
 
     def arm(self, waiter: asyncio.Future[Wake]) -> None:
         self.target = waiter
         if self.gone:
             _settle(waiter, "gone")
+        elif self.revoked:
+            self.revoked = False
+            _settle(waiter, "revoked")
 
     def stop(self) -> None:
+        self.target = None
         self.task.cancel()
 
 
@@ -161,6 +173,7 @@ class ReadPath:
         self.delivery = delivery
         self.cache = delivery.cache
         self.tokens = delivery.tokens
+        self.streams: set[Waiting] = set()  # open event streams, for heartbeats
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name: str = scope["path"][len(PREFIX) :]
@@ -269,28 +282,35 @@ class ReadPath:
             raise NotFound(f"no namespace named {name}")
         return resolved
 
-    async def _wait(
-        self,
-        caller: Caller,
-        resolved: Resolved,
-        disconnect: _Disconnect,
-        seconds: float,
-        why_not: Wake,
-    ) -> Wake:
+    async def _wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going
-        away, shutdown, or ``seconds`` (answering ``why_not``)."""
+        away, shutdown, a heartbeat, or (when given) ``seconds``."""
         waiter = self.cache.watch(resolved)
-        disconnect.arm(waiter)
-        if caller.token_id is not None:
-            self.tokens.watch(caller.token_id, waiter)
-        timer = asyncio.get_running_loop().call_later(seconds, _settle, waiter, why_not)
+        waiting.arm(waiter)
+        timer = None
+        if seconds is not None:
+            timer = asyncio.get_running_loop().call_later(seconds, _settle, waiter, "timeout")
         try:
             return await waiter
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
             self.cache.unwatch(resolved, waiter)
-            if caller.token_id is not None:
-                self.tokens.unwatch(caller.token_id, waiter)
+
+    def _register(self, caller: Caller, waiting: Waiting) -> None:
+        if caller.token_id is not None:
+            self.tokens.watch(caller.token_id, waiting)
+
+    def _unregister(self, caller: Caller, waiting: Waiting) -> None:
+        waiting.stop()
+        if caller.token_id is not None:
+            self.tokens.unwatch(caller.token_id, waiting)
+        self.streams.discard(waiting)
+
+    def beat(self) -> None:
+        """Wake every idle event stream for its heartbeat (one timer for all of them)."""
+        for waiting in list(self.streams):
+            waiting.settle("heartbeat")
 
     async def _long_poll(
         self,
@@ -304,23 +324,26 @@ class ReadPath:
         """The new rendering as soon as it differs from ``If-None-Match``; None at the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.wait
-        disconnect = _Disconnect(receive)
+        waiting = Waiting(receive)
+        self._register(caller, waiting)
         try:
             while True:
-                resolved = await self._resolve(caller, name)
+                resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(
+                    caller, name
+                )
                 variant = resolved.variant(query.variant)
                 if not etag_matches(if_none_match, variant.etag):
                     return variant
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
-                why = await self._wait(caller, resolved, disconnect, remaining, "timeout")
+                why = await self._wait(resolved, waiting, remaining)
                 if why == "revoked":
                     caller = await self._authenticate(authorization, name)  # 401/403 now
-                elif why != "changed":
+                elif why not in ("changed", "heartbeat"):
                     return None  # timeout, shutdown, or nobody left to answer
         finally:
-            disconnect.stop()
+            self._unregister(caller, waiting)
 
     async def _stream(
         self,
@@ -343,11 +366,11 @@ class ReadPath:
             await send({"type": "http.response.body", "body": b""})
             return
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
-        disconnect = _Disconnect(receive)
+        waiting = Waiting(receive)
+        self._register(caller, waiting)
+        self.streams.add(waiting)
         try:
-            await self._events(
-                send, caller, authorization, name, resolved, last_event_id, disconnect
-            )
+            await self._events(send, caller, authorization, name, resolved, last_event_id, waiting)
         except Exception as exc:
             # The answer has started: the error can only travel as an event.
             if isinstance(exc, KonfigError):
@@ -359,7 +382,7 @@ class ReadPath:
             body = b"event: error\ndata: " + data + b"\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})
         finally:
-            disconnect.stop()
+            self._unregister(caller, waiting)
         await send({"type": "http.response.body", "body": b""})
 
     async def _events(
@@ -370,15 +393,14 @@ class ReadPath:
         name: str,
         resolved: Resolved | None,
         last: str | None,
-        disconnect: _Disconnect,
+        waiting: Waiting,
     ) -> None:
-        heartbeat = self.delivery.heartbeat_seconds
         while resolved is not None and not self.cache.closing:
             if resolved.etag != last:
                 event = resolved.event()
                 await send({"type": "http.response.body", "body": event, "more_body": True})
                 last = resolved.etag
-            why = await self._wait(caller, resolved, disconnect, heartbeat, "heartbeat")
+            why = await self._wait(resolved, waiting, None)
             if why == "gone":
                 return
             if why == "shutdown":
@@ -388,7 +410,9 @@ class ReadPath:
                 caller = await self._authenticate(authorization, name)
             if why == "heartbeat":
                 await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
-            resolved = await self.cache.resolve(caller.tenant_id, name)
+            resolved = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(
+                caller.tenant_id, name
+            )
         if resolved is None:
             body = b"event: deleted\ndata: " + orjson.dumps({"namespace": name}) + b"\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})

@@ -130,6 +130,7 @@ class Delivery:
             await transport.start()
         self._watch_shutdown()
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
+        self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
 
     async def stop(self) -> None:
         self.cache.close()
@@ -229,6 +230,11 @@ class Delivery:
             await session.close()
 
     # Background -------------------------------------------------------------------------------
+
+    async def _heartbeats_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            self.read_path.beat()
 
     async def _flush_usage_forever(self) -> None:
         while True:

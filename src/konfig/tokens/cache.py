@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,6 +30,12 @@ from konfig.users.models import Role, User
 log = logging.getLogger("konfig.tokens")
 
 INVALID = "Invalid API token"
+
+
+class Revocable(Protocol):
+    """Something waiting on a token's behalf (a long poll, an event stream)."""
+
+    def settle(self, why: Literal["revoked"]) -> None: ...
 
 
 @dataclass(slots=True)
@@ -80,8 +86,8 @@ class TokenCache:
         self.usage: dict[uuid.UUID, float] = {}  # token id → last use (epoch), not yet written
         self.enabled = True  # off while this replica cannot hear announcements
         self._generation = 0
-        # Long polls and event streams of a token, woken when it is revoked.
-        self._watchers: dict[uuid.UUID, set[asyncio.Future[Any]]] = {}
+        # Long polls and event streams of a token, told when it is revoked.
+        self._watchers: dict[uuid.UUID, set[Revocable]] = {}
         self._flights: dict[str, tuple[int, asyncio.Future[TokenRecord]]] = {}
 
     # The hot path ---------------------------------------------------------------------------
@@ -190,20 +196,19 @@ class TokenCache:
             self.hash_by_id.pop(record.id, None)
             self._wake(record.id)
 
-    def watch(self, token_id: uuid.UUID, waiter: asyncio.Future[Any]) -> None:
-        self._watchers.setdefault(token_id, set()).add(waiter)
+    def watch(self, token_id: uuid.UUID, watcher: Revocable) -> None:
+        self._watchers.setdefault(token_id, set()).add(watcher)
 
-    def unwatch(self, token_id: uuid.UUID, waiter: asyncio.Future[Any]) -> None:
-        waiters = self._watchers.get(token_id)
-        if waiters is not None:
-            waiters.discard(waiter)
-            if not waiters:
+    def unwatch(self, token_id: uuid.UUID, watcher: Revocable) -> None:
+        watchers = self._watchers.get(token_id)
+        if watchers is not None:
+            watchers.discard(watcher)
+            if not watchers:
                 del self._watchers[token_id]
 
     def _wake(self, token_id: uuid.UUID) -> None:
-        for waiter in self._watchers.pop(token_id, ()):
-            if not waiter.done():
-                waiter.set_result("revoked")
+        for watcher in list(self._watchers.get(token_id, ())):
+            watcher.settle("revoked")
 
     def clear(self) -> None:
         self._generation += 1
