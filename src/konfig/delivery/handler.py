@@ -15,7 +15,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -23,15 +22,16 @@ from starlette.types import Receive, Scope, Send
 from konfig.auth.deps import authenticate
 from konfig.db.session import open_session
 from konfig.delivery.cache import Resolved, Variant, Wake
-from konfig.delivery.render import FORMATS
-from konfig.errors import (
-    Forbidden,
-    KonfigError,
-    NotFound,
-    Unauthenticated,
-    ValidationFailed,
-    error_body,
+from konfig.delivery.http import (
+    DEFAULT_QUERY,
+    Query,
+    Waiting,
+    error_reply,
+    etag_matches,
+    parse_query,
+    settle,
 )
+from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
 from konfig.middleware import request_id_var
 from konfig.namespaces.schemas import NAME_PATTERN
 from konfig.tokens import codec
@@ -41,120 +41,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("konfig.delivery")
 
-MAX_WAIT = 60
 PREFIX = "/api/v1/config/"
 _VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _NAME = re.compile(NAME_PATTERN)
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class Query:
-    variant: str = "json"  # a format, or "explain"
-    wait: float = 0.0
-
-
-DEFAULT_QUERY = Query()
-
-
-def parse_query(raw: bytes, *, events: bool) -> Query:
-    fmt, explain, wait = "json", False, 0.0
-    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
-        if name == "format":
-            if value not in FORMATS:
-                raise ValidationFailed(
-                    f"format: must be one of {', '.join(FORMATS)}", {"field": "format"}
-                )
-            fmt = value
-        elif name == "explain":
-            if value.lower() not in _TRUE | _FALSE:
-                raise ValidationFailed("explain: must be true or false", {"field": "explain"})
-            explain = value.lower() in _TRUE
-        elif name == "wait":
-            try:
-                wait = float(value)
-            except ValueError:
-                wait = -1
-            if not 0 <= wait <= MAX_WAIT:
-                raise ValidationFailed(
-                    f"wait: must be a number of seconds from 0 to {MAX_WAIT}", {"field": "wait"}
-                )
-    if explain and fmt != "json":
-        raise ValidationFailed("explain: only with format=json", {"field": "explain"})
-    if events and (fmt != "json" or explain):
-        raise ValidationFailed("format: the event stream sends JSON only", {"field": "format"})
-    return Query("explain" if explain else fmt, wait)
-
-
-def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
-    if if_none_match == etag:
-        return True
-    for candidate in if_none_match.split(b","):
-        candidate = candidate.strip()
-        if candidate.startswith(b"W/"):
-            candidate = candidate[2:]
-        if candidate in (etag, b"*"):
-            return True
-    return False
-
-
-def error_reply(exc: KonfigError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = orjson.dumps(error_body(exc.code, exc.message, exc.details))
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *((k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()),
-    ]
-    return exc.status_code, headers, body
-
-
-def _settle(waiter: asyncio.Future[Wake], why: Wake) -> None:
-    if not waiter.done():
-        waiter.set_result(why)
-
-
-class Waiting:
-    """A long poll's or stream's waiting: the future it waits on at the moment, and what may
-    settle it from outside (the client leaving, its token revoked, a heartbeat)."""
-
-    __slots__ = ("gone", "revoked", "target", "task")
-
-    def __init__(self, receive: Receive) -> None:
-        self.gone = False
-        self.revoked = False
-        self.target: asyncio.Future[Wake] | None = None
-        self.task = asyncio.ensure_future(self._watch(receive))
-
-    async def _watch(self, receive: Receive) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.settle("gone")
-
-    def settle(self, why: Wake) -> None:
-        if why == "gone":
-            self.gone = True
-        elif why == "revoked":
-            self.revoked = True
-        if self.target is not None:
-            _settle(self.target, why)
-
-    def arm(self, waiter: asyncio.Future[Wake]) -> None:
-        self.target = waiter
-        if self.gone:
-            _settle(waiter, "gone")
-        elif self.revoked:
-            self.revoked = False
-            _settle(waiter, "revoked")
-
-    def stop(self) -> None:
-        self.target = None
-        self.task.cancel()
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +109,8 @@ class ReadPath:
             elif key == b"last-event-id":
                 last_event_id = value
         extra = [(b"x-request-id", request_id)] if request_id is not None else []
-        status, headers, body = 200, _SSE_HEADERS, b""
+        status, body = 200, b""
+        headers: list[tuple[bytes, bytes]]
         try:
             caller = await self._authenticate(authorization, name)
             raw_query = scope["query_string"]
@@ -242,7 +137,8 @@ class ReadPath:
             status, headers, body = error_reply(exc)
         except Exception:
             log.exception("the read path failed for %s", name)
-            message = f"Internal error (request {(request_id or b'-').decode()})"
+            shown = request_id.decode() if request_id else scope.get("state", {}).get("request_id")
+            message = f"Internal error (request {shown or '-'})"
             status, headers, body = error_reply(KonfigError(message))
         if extra:
             headers = headers + extra
@@ -289,7 +185,7 @@ class ReadPath:
         waiting.arm(waiter)
         timer = None
         if seconds is not None:
-            timer = asyncio.get_running_loop().call_later(seconds, _settle, waiter, "timeout")
+            timer = asyncio.get_running_loop().call_later(seconds, settle, waiter, "timeout")
         try:
             return await waiter
         finally:

@@ -15,7 +15,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from konfig.auth.deps import oauth2_scheme
-from konfig.delivery.handler import MAX_WAIT, ReadPath
+from konfig.delivery.handler import ReadPath
+from konfig.delivery.http import MAX_WAIT
 
 api_token = HTTPBearer(
     auto_error=False,
