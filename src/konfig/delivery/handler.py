@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -55,6 +56,7 @@ _SSE_HEADERS = [
 class Caller:
     tenant_id: uuid.UUID
     token_id: uuid.UUID | None  # API tokens: woken when the token is revoked
+    actor: str  # as Principal.actor names it
 
 
 class ReadPath:
@@ -68,6 +70,11 @@ class ReadPath:
         self.cache = delivery.cache
         self.tokens = delivery.tokens
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
+        # What the app's middleware would do, were the read path not answered ahead of it:
+        # ``count(status)`` per answer (a metric: keep it to a counter increment), and
+        # ``limit(actor)`` per authenticated request (raise ``RateLimited`` to refuse).
+        self.count: Callable[[int], None] | None = None
+        self.limit: Callable[[str], Awaitable[None]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name: str = scope["path"][len(PREFIX) :]
@@ -113,6 +120,8 @@ class ReadPath:
         headers: list[tuple[bytes, bytes]]
         try:
             caller = await self._authenticate(authorization, name)
+            if self.limit is not None:
+                await self.limit(caller.actor)
             raw_query = scope["query_string"]
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
@@ -142,6 +151,8 @@ class ReadPath:
             status, headers, body = error_reply(KonfigError(message))
         if extra:
             headers = headers + extra
+        if self.count is not None:
+            self.count(status)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
@@ -160,7 +171,7 @@ class ReadPath:
             principal = self.tokens.admit(record)
             if not record.may_read(name):
                 raise Forbidden(f"this token may not read namespace {name}")
-            return Caller(principal.tenant_id, principal.id)
+            return Caller(principal.tenant_id, principal.id, record.actor)
         session = await open_session(self.delivery.sessionmaker, write=False)
         try:
             principal = await authenticate(self.delivery.state, session, token)
@@ -168,7 +179,8 @@ class ReadPath:
             await session.close()
         if not principal.allows(name, "read"):
             raise Forbidden(f"this token may not read namespace {name}")
-        return Caller(principal.tenant_id, principal.id if principal.kind == "token" else None)
+        token_id = principal.id if principal.kind == "token" else None
+        return Caller(principal.tenant_id, token_id, principal.actor)
 
     async def _resolve(self, caller: Caller, name: str) -> Resolved:
         resolved = None
@@ -257,6 +269,8 @@ class ReadPath:
         with an error event when the token stops being valid."""
         resolved = await self._resolve(caller, name)
         headers = _SSE_HEADERS + extra
+        if self.count is not None:
+            self.count(200)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         if head:
             await send({"type": "http.response.body", "body": b""})

@@ -48,6 +48,7 @@ class TokenRecord:
     user_id: uuid.UUID | None
     principal: Principal | None
     refusal: str
+    actor: str
     expires_at: float | None  # epoch seconds
     fresh_until: float  # time.monotonic()
     readable: dict[str, bool] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class TokenCache:
             user_id=token.user_id,
             principal=principal,
             refusal=refusal,
+            actor=f"token:{token.id}",
             expires_at=token.expires_at.timestamp() if token.expires_at else None,
             fresh_until=time.monotonic() + self.max_age,
         )
