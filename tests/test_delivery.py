@@ -392,7 +392,7 @@ async def test_the_read_path_keeps_request_ids_and_the_error_shape(
 
     cache = app.state.delivery.cache
     cache.tenants.clear()
-    cache.loader = broken
+    cache.load_many = broken
     failed = await client.get("/api/v1/config/ids", headers={**token, "X-Request-ID": "r-500"})
     error = assert_error(failed, 500, "INTERNAL")
     assert "r-500" in error["message"] and "secret-value" not in failed.text

@@ -18,6 +18,7 @@ lost in a crash between a commit and its publication.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -32,7 +33,8 @@ from konfig.errors import KonfigError
 log = logging.getLogger("konfig.delivery")
 
 Wake = Literal["changed", "timeout", "heartbeat", "gone", "shutdown", "revoked"]
-Loader = Callable[[uuid.UUID, str], Awaitable[Resolution | None]]
+# Resolves several namespaces of a tenant at once: None for one that does not exist.
+LoadMany = Callable[[uuid.UUID, list[str]], Awaitable[dict[str, Resolution | None]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +115,10 @@ class Resolved:
 
 @dataclass(slots=True)
 class _Flight:
+    """A load under way, which every request for the namespace joins while its stamp holds."""
+
     stamp: tuple[int, int]
-    task: asyncio.Task[Resolved | None]
+    future: asyncio.Future[Resolved | None]
 
 
 def _wake(waiters: set[asyncio.Future[Wake]], why: Wake) -> None:
@@ -125,8 +129,8 @@ def _wake(waiters: set[asyncio.Future[Wake]], why: Wake) -> None:
 
 
 class ResolvedCache:
-    def __init__(self, loader: Loader, *, max_entries: int, max_age: float) -> None:
-        self.loader = loader
+    def __init__(self, load_many: LoadMany, *, max_entries: int, max_age: float) -> None:
+        self.load_many = load_many
         self.max_entries = max_entries
         self.max_age = max_age
         self.tenants: dict[uuid.UUID, dict[str, Resolved]] = {}
@@ -157,29 +161,60 @@ class ResolvedCache:
         found = self.get(tenant_id, name)
         if found is not None:
             return found
-        key = (tenant_id, name)
-        stamp = (self._epoch, self._generations.get(tenant_id, 0))
-        flight = self._flights.get(key)
+        stamp = self._stamp(tenant_id)
+        flight = self._flights.get((tenant_id, name))
         if flight is None or flight.stamp != stamp:
-            flight = _Flight(stamp, asyncio.ensure_future(self._load(key, stamp)))
-            flight.task.add_done_callback(_consume)
-            self._flights[key] = flight
-        return await asyncio.shield(flight.task)
+            flight = self._start(tenant_id, [name], stamp)[name]
+        return await asyncio.shield(flight.future)
 
-    async def _load(self, key: tuple[uuid.UUID, str], stamp: tuple[int, int]) -> Resolved | None:
-        tenant_id, name = key
+    def _stamp(self, tenant_id: uuid.UUID) -> tuple[int, int]:
+        return (self._epoch, self._generations.get(tenant_id, 0))
+
+    def _start(
+        self, tenant_id: uuid.UUID, names: list[str], stamp: tuple[int, int]
+    ) -> dict[str, _Flight]:
+        """Load these namespaces in one go; requests for any of them join in meanwhile."""
+        loop = asyncio.get_running_loop()
+        flights = {}
+        for name in names:
+            future: asyncio.Future[Resolved | None] = loop.create_future()
+            future.add_done_callback(_consume)
+            flights[name] = self._flights[(tenant_id, name)] = _Flight(stamp, future)
+        task = asyncio.ensure_future(self._load(tenant_id, flights, stamp))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return flights
+
+    async def _load(
+        self, tenant_id: uuid.UUID, flights: dict[str, _Flight], stamp: tuple[int, int]
+    ) -> None:
         try:
-            resolution = await self.loader(tenant_id, name)
-        finally:
-            flight = self._flights.get(key)
-            if flight is not None and flight.stamp == stamp:
-                del self._flights[key]
-        if resolution is None:
-            return None
-        resolved = Resolved(tenant_id, resolution, self.max_age)
-        if self.enabled and stamp == (self._epoch, self._generations.get(tenant_id, 0)):
-            self._store(name, resolved)
-        return resolved
+            found = await self.load_many(tenant_id, list(flights))
+        except (Exception, asyncio.CancelledError) as exc:
+            for name, flight in flights.items():
+                self._land(tenant_id, name, flight)
+                if isinstance(exc, asyncio.CancelledError):
+                    flight.future.cancel()
+                elif not flight.future.done():
+                    flight.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        # A change announced while we were reading may concern what we read: then the result
+        # answers the requests that were already waiting, but is not kept.
+        keep = self.enabled and stamp == self._stamp(tenant_id)
+        for name, flight in flights.items():
+            self._land(tenant_id, name, flight)
+            resolution = found.get(name)
+            resolved = None if resolution is None else Resolved(tenant_id, resolution, self.max_age)
+            if resolved is not None and keep:
+                self._store(name, resolved)
+            if not flight.future.done():
+                flight.future.set_result(resolved)
+
+    def _land(self, tenant_id: uuid.UUID, name: str, flight: _Flight) -> None:
+        if self._flights.get((tenant_id, name)) is flight:
+            del self._flights[(tenant_id, name)]
 
     def _store(self, name: str, resolved: Resolved) -> None:
         names = self.tenants.setdefault(resolved.tenant_id, {})
@@ -241,6 +276,7 @@ class ResolvedCache:
         names = self.tenants.get(tenant_id)
         if not names:
             return
+        stale: list[tuple[str, Resolved]] = []
         for cached_name, resolved in list(names.items()):
             resolution = resolved.resolution
             if namespace_id in resolution.dep_ids or name in resolution.dep_names:
@@ -248,24 +284,24 @@ class ResolvedCache:
                     del names[cached_name]
                     self._size -= 1
                     resolved.current = False
-                    self._refresh(tenant_id, cached_name, resolved)
+                    stale.append((cached_name, resolved))
                 else:
                     self._drop(names, cached_name, resolved)
+        if stale:
+            self._refresh(tenant_id, stale)
 
-    def _refresh(self, tenant_id: uuid.UUID, name: str, stale: Resolved) -> None:
-        async def refresh() -> None:
-            try:
-                await self.resolve(tenant_id, name)
-            except Exception:  # noqa: S110 - the watchers meet the error when they look
-                pass
-            finally:
-                self._refreshing.discard(stale)
-                _wake(stale.waiters, "shutdown" if self.closing else "changed")
+    def _refresh(self, tenant_id: uuid.UUID, stale: list[tuple[str, Resolved]]) -> None:
+        """Load the watched entries a change concerns, all in one go (a change to a parent
+        reloads its hundred children with a few queries), then wake their watchers."""
+        flights = self._start(tenant_id, [name for name, _ in stale], self._stamp(tenant_id))
+        for name, resolved in stale:
+            self._refreshing.add(resolved)
+            flights[name].future.add_done_callback(functools.partial(self._refreshed, resolved))
 
-        self._refreshing.add(stale)
-        task = asyncio.ensure_future(refresh())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _refreshed(self, stale: Resolved, _loaded: asyncio.Future[Resolved | None]) -> None:
+        self._refreshing.discard(stale)
+        # Failed or not: the watchers look again, and meet the error if there is one.
+        _wake(stale.waiters, "shutdown" if self.closing else "changed")
 
     def forget_tenant(self, tenant_id: uuid.UUID) -> None:
         self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
@@ -305,7 +341,7 @@ class ResolvedCache:
         _wake(self._idle, "shutdown")
 
 
-def _consume(task: asyncio.Task[Resolved | None]) -> None:
+def _consume(future: asyncio.Future[Resolved | None]) -> None:
     # A load whose every requester went away must not log "exception never retrieved".
-    if not task.cancelled():
-        task.exception()
+    if not future.cancelled():
+        future.exception()

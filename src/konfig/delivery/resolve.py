@@ -96,21 +96,50 @@ def plan_layers(
     return kept
 
 
+def _wanted(layer: Layer) -> tuple[list[str], tuple[str, ...]]:
+    """What a namespace's resolution also needs: its ancestors (by name), its includes (by id)."""
+    return ancestors(layer.name), layer.includes
+
+
+def _reach(
+    name: str, by_name: Mapping[str, Layer], by_id: Mapping[str, Layer]
+) -> tuple[set[str], set[uuid.UUID]]:
+    """The names looked up and the namespaces read to resolve ``name``: what it depends on."""
+    names = {*ancestors(name), name}
+    ids: set[uuid.UUID] = set()
+    pending = list(names)
+    while pending:
+        layer = by_name.get(pending.pop())
+        if layer is None or layer.id in ids:
+            continue
+        ids.add(layer.id)
+        for include_id in layer.includes:
+            included = by_id.get(include_id)
+            if included is not None and included.id not in ids:
+                for needed in (*ancestors(included.name), included.name):
+                    if needed not in names:
+                        names.add(needed)
+                        pending.append(needed)
+                pending.append(included.name)
+    return names, ids
+
+
 async def _inherited(
-    session: AsyncSession, tenant_id: uuid.UUID, name: str
-) -> tuple[dict[str, Layer], dict[str, Layer], set[str]] | None:
-    """Every namespace ``name`` may inherit from, by name and by id, and the names asked for."""
+    session: AsyncSession, tenant_id: uuid.UUID, targets: list[str]
+) -> tuple[dict[str, Layer], dict[str, Layer]]:
+    """Every namespace the targets may inherit from, by name and by id: a query per level of
+    includes, however many targets."""
     by_name: dict[str, Layer] = {}
     by_id: dict[str, Layer] = {}
     asked_names: set[str] = set()
     asked_ids: set[str] = set()
-    want_names = {*ancestors(name), name}
+    want_names = {needed for name in targets for needed in (*ancestors(name), name)}
     want_ids: set[str] = set()
     while True:
         names = want_names - asked_names
         ids = want_ids - asked_ids - by_id.keys()
         if not names and not ids:
-            return by_name, by_id, asked_names
+            return by_name, by_id
         rows = await repository.namespaces(
             session, tenant_id=tenant_id, names=names, ids=[uuid.UUID(i) for i in ids]
         )
@@ -119,53 +148,69 @@ async def _inherited(
         for row_id, row_name, includes, revision in rows:
             layer = Layer(row_id, row_name, tuple(str(i) for i in includes or ()), revision)
             by_name[layer.name] = by_id[str(layer.id)] = layer
-            want_names.update(ancestors(layer.name))
-            want_ids.update(layer.includes)
-        if name not in by_name:
-            return None
+            more_names, more_ids = _wanted(layer)
+            want_names.update(more_names)
+            want_ids.update(more_ids)
 
 
-async def load(
-    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, name: str
-) -> Resolution | None:
-    """The resolved config of the namespace ``name`` in the tenant, or None if there is none."""
-    found = await _inherited(session, tenant_id, name)
-    if found is None:
-        return None
-    by_name, by_id, asked_names = found
-    target = by_name[name]
-    layers = plan_layers(target, by_name, by_id)
-    rows = await repository.entries(
-        session, tenant_id=tenant_id, namespace_ids=[layer.id for layer in layers]
-    )
-    per_layer: dict[uuid.UUID, list[Any]] = {}
-    for row in rows:
-        per_layer.setdefault(row.namespace_id, []).append(row)
+async def load_many(
+    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, names: list[str]
+) -> dict[str, Resolution | None]:
+    """The resolved configs of these namespaces (None for one that does not exist), with two or
+    three queries in all: a change to a parent re-resolves all its children at once."""
+    by_name, by_id = await _inherited(session, tenant_id, names)
+    plans = {name: plan_layers(by_name[name], by_name, by_id) for name in names if name in by_name}
+    needed = {layer.id: layer for layers in plans.values() for layer in layers}
+    rows = await repository.entries(session, tenant_id=tenant_id, namespace_ids=list(needed))
+    values: dict[uuid.UUID, list[tuple[str, Any, int]]] = {}
+    for namespace_id, key, ciphertext, revision in rows:
+        try:
+            value = decrypt_value(keyring, tenant_id, namespace_id, key, ciphertext)
+        except DecryptionError as exc:
+            where = needed[namespace_id].name
+            raise StoredValueCorrupt(
+                f"the stored value of {key} in {where} failed its integrity check",
+                {"key": key, "namespace": where},
+            ) from exc
+        values.setdefault(namespace_id, []).append((key, value, revision))
+    found: dict[str, Resolution | None] = dict.fromkeys(names)
+    for name, layers in plans.items():
+        dep_names, dep_ids = _reach(name, by_name, by_id)
+        found[name] = _merge(by_name[name], layers, values, dep_names, dep_ids)
+    return found
 
+
+def _merge(
+    target: Layer,
+    layers: list[Layer],
+    values: Mapping[uuid.UUID, list[tuple[str, Any, int]]],
+    dep_names: set[str],
+    dep_ids: set[uuid.UUID],
+) -> Resolution:
     merged: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     overrides: dict[str, list[Source]] = {}
     for layer in layers:
-        for namespace_id, key, ciphertext, revision in per_layer.get(layer.id, ()):
-            try:
-                value = decrypt_value(keyring, tenant_id, namespace_id, key, ciphertext)
-            except DecryptionError as exc:
-                raise StoredValueCorrupt(
-                    f"the stored value of {key} in {layer.name} failed its integrity check",
-                    {"key": key, "namespace": layer.name},
-                ) from exc
+        for key, value, revision in values.get(layer.id, ()):
             if key in sources:
                 overrides.setdefault(key, []).append(sources[key])
             merged[key] = value
             sources[key] = Source(layer.name, revision)
     return Resolution(
         namespace_id=target.id,
-        name=name,
+        name=target.name,
         revision=target.revision,
         layers=layers,
         values={key: merged[key] for key in sorted(merged)},
         sources=sources,
         overrides=overrides,
-        dep_ids=frozenset(layer.id for layer in by_id.values()),
-        dep_names=frozenset(asked_names),
+        dep_ids=frozenset(dep_ids),
+        dep_names=frozenset(dep_names),
     )
+
+
+async def load(
+    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, name: str
+) -> Resolution | None:
+    """The resolved config of the namespace ``name`` in the tenant, or None if there is none."""
+    return (await load_many(session, keyring=keyring, tenant_id=tenant_id, names=[name]))[name]

@@ -76,7 +76,7 @@ class Delivery:
         self.heartbeat_seconds = settings.sse_heartbeat_seconds
         self.tokens = TokenCache(max_age=settings.cache_max_age_seconds)
         self.cache = ResolvedCache(
-            self._load,
+            self._load_many,
             max_entries=settings.resolved_cache_entries,
             max_age=settings.cache_max_age_seconds,
         )
@@ -221,11 +221,15 @@ class Delivery:
                 events.append(("tenant", change.tenant_id, change.tenant_id, ""))
         await self._announce(events)
 
-    async def _load(self, tenant_id: uuid.UUID, name: str) -> Resolution | None:
+    async def _load_many(
+        self, tenant_id: uuid.UUID, names: list[str]
+    ) -> dict[str, Resolution | None]:
         session = await open_session(self.sessionmaker, write=False)
         try:
             await bind_tenant(session, tenant_id)
-            return await resolve.load(session, keyring=self.keyring, tenant_id=tenant_id, name=name)
+            return await resolve.load_many(
+                session, keyring=self.keyring, tenant_id=tenant_id, names=names
+            )
         finally:
             await session.close()
 
