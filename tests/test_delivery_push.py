@@ -293,3 +293,33 @@ async def test_events_refuse_other_formats(client: httpx.AsyncClient, owner: Acc
     )
     assert_error(answer, 422, "VALIDATION_ERROR")
     assert_error(await client.get(f"{URL}/events"), 401, "UNAUTHENTICATED")
+
+
+async def test_a_parent_change_wakes_each_child_with_its_own_content(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids, token = await _setup(client, owner)
+    staging = await make_namespace(client, owner, "payments/staging")
+    await set_entry(client, owner, staging, "currency", "XTS")
+    headers = bearer(token["token"])
+    urls = [URL, "/api/v1/config/payments/staging"]
+    etags = [(await client.get(url, headers=headers)).headers["etag"] for url in urls]
+    polls = [
+        client.get(url, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
+        for url, etag in zip(urls, etags, strict=True)
+    ]
+    *answers, _ = await asyncio.gather(
+        *polls, _write_soon(client, owner, ids["parent"], "timeout", 42)
+    )
+    assert [a.json() for a in answers] == [
+        {"currency": "USD", "timeout": 42},
+        {"currency": "XTS", "timeout": 42},
+    ]
+
+    # A sibling's change is not the other sibling's business.
+    production_etag = answers[0].headers["etag"]
+    poll = client.get(
+        URL, headers={**headers, "If-None-Match": production_etag}, params={"wait": 1}
+    )
+    answer, _ = await asyncio.gather(poll, _write_soon(client, owner, staging, "limit", 5))
+    assert answer.status_code == 304
