@@ -505,3 +505,12 @@ async def test_entries_list_is_paginated_by_key(
         await client.get(configs(ns), headers=owner.headers, params={"cursor": page["next_cursor"]})
     ).json()
     assert [e["key"] for e in rest["items"]] == ["d", "e"] and rest["next_cursor"] is None
+
+
+async def test_integers_beyond_64_bits_are_refused(
+    client: httpx.AsyncClient, owner: Account, ns: str
+) -> None:
+    answer = await client.put(
+        configs(ns, "huge"), headers=owner.headers, json={"value": 2**70, "value_type": "number"}
+    )
+    assert assert_error(answer, 422, "VALIDATION_ERROR")["details"]["rule"] == "type"

@@ -275,7 +275,10 @@ def check_value(
 ) -> list[Problem]:
     """Problems with a value under its type and (already checked) schema."""
     schema = schema or {}
-    encoded = orjson.dumps(value)
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError:  # orjson refuses integers beyond 64 bits
+        return [Problem("value", "type", "integers must fit in 64 bits")]
     if len(encoded) > limits.max_value_bytes:
         return [
             Problem(
