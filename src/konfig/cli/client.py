@@ -2,87 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import re
-import shlex
-import sys
-from collections.abc import Callable
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials
+from konfig.cli import credentials, resolved
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
-from konfig.client import Konfig, KonfigError, Unauthenticated
-
-P = ParamSpec("P")
-R = TypeVar("R")
-
-
-class _Session:
-    """The client of one command, built from the saved credentials on first use."""
-
-    konfig: Konfig | None = None
-
-    def get(self) -> Konfig:
-        if self.konfig is None:
-            saved = credentials.load()
-            self.konfig = Konfig(saved.url, saved.access_token)
-        return self.konfig
-
-    def reset(self) -> None:
-        if self.konfig is not None:
-            self.konfig.close()
-        self.konfig = None
-
-
-session = _Session()
-
-
-def _refresh() -> bool:
-    """Spend the saved refresh token for a new pair; False when there is none to spend."""
-    saved = credentials.load()
-    if saved.from_environment or not saved.refresh_token:
-        return False
-    try:
-        with Konfig(saved.url) as konfig:
-            tokens = konfig.auth.refresh(saved.refresh_token)
-    except KonfigError:
-        return False
-    saved.access_token, saved.refresh_token = tokens["access_token"], tokens["refresh_token"]
-    credentials.save(saved)
-    session.reset()
-    return True
-
-
-def api(command: Callable[P, R]) -> Callable[P, R]:
-    """Run a command against the server: a stale login is refreshed once, errors exit 1."""
-
-    @functools.wraps(command)
-    def run(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            try:
-                return command(*args, **kwargs)
-            except Unauthenticated:
-                # A 401 means nothing was changed: after a refresh the command can run again.
-                if not _refresh():
-                    raise
-                return command(*args, **kwargs)
-        except Unauthenticated as exc:
-            raise fail(f"{exc.message} (run `konfig login`, or set KONFIG_TOKEN)") from None
-        except KonfigError as exc:
-            raise fail(exc.message) from None
-        finally:
-            session.reset()
-
-    return run
-
-
-def konfig() -> Konfig:
-    return session.get()
-
+from konfig.cli.session import api, konfig
+from konfig.client import Konfig, KonfigError
 
 # --- login ------------------------------------------------------------------------------------
 
@@ -268,74 +196,6 @@ def unset(
         note(f"deleted {key}")
 
 
-# --- the resolved config: render, run, watch ---------------------------------------------------
-
-
-def resolved(name: str) -> dict[str, Any]:
-    """The config a service in ``name`` reads: its entries, secrets revealed."""
-    return {e["key"]: e["value"] for e in konfig().configs.list(name, reveal=True)}
-
-
-def env_name(key: str, prefix: str = "") -> str:
-    return prefix + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
-
-
-def env_value(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-
-
-def environment(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Keys uppercased with non-alphanumerics as ``_``; JSON values as JSON strings."""
-    return {env_name(k, prefix): env_value(v) for k, v in config.items()}
-
-
-def render_text(config: dict[str, Any], fmt: str) -> str:
-    if fmt == "env":
-        return "".join(f"{k}={shlex.quote(v)}\n" for k, v in environment(config).items())
-    if fmt == "yaml":
-        import yaml
-
-        return str(yaml.safe_dump(config, sort_keys=True, allow_unicode=True))
-    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-@api
-def render(
-    name: str,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="env, json or yaml")] = "env",
-) -> None:
-    """Print the resolved config, for entrypoint scripts: eval "$(konfig render NAME)"."""
-    if fmt not in ("env", "json", "yaml"):
-        raise typer.BadParameter("--format must be env, json or yaml")
-    sys.stdout.write(render_text(resolved(name), fmt))
-
-
-@api
-def run(
-    name: str,
-    command: Annotated[list[str], typer.Argument(metavar="-- COMMAND...")],
-    watch: Annotated[bool, typer.Option(help="Restart COMMAND when the config changes")] = False,
-    prefix: Annotated[str, typer.Option(help="Put this before every variable name")] = "",
-) -> None:
-    """Run COMMAND with the resolved config as environment variables."""
-    env = os.environ | environment(resolved(name), prefix)
-    if not watch:
-        sys.stdout.flush()
-        try:
-            os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the point
-        except OSError as exc:
-            raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
-    raise typer.Exit(_run_watching(name, command, prefix))
-
-
-def _run_watching(name: str, command: list[str], prefix: str) -> int:
-    raise NotImplementedError
-
-
 def register(app: typer.Typer) -> None:
     app.command()(login)
     app.command()(logout)
@@ -344,5 +204,4 @@ def register(app: typer.Typer) -> None:
     app.command()(get)
     app.command("set")(set_)
     app.command()(unset)
-    app.command()(render)
-    app.command()(run)
+    resolved.register(app)
