@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__
@@ -19,9 +19,12 @@ from konfig.configs.router import router as configs_router
 from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.errors import install_error_handlers
+from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
 from konfig.namespaces.router import router as namespaces_router
+from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
 from konfig.ops.router import router as ops_router
+from konfig.ratelimit import RateLimits
 from konfig.revisions.writer import WritePolicy
 from konfig.security import passwords
 from konfig.security.crypto import load_keyring
@@ -43,15 +46,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = make_engine(settings.resolved_database_url)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.rate_limits = RateLimits(settings, app.state.metrics)
         app.state.shutting_down = False
+        # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
+        # to end cleanly while the server drains.
+        app.state.shutdown_event = asyncio.Event()
         try:
             yield
         finally:
             app.state.shutting_down = True
+            app.state.shutdown_event.set()
+            await app.state.rate_limits.close()
             await engine.dispose()
 
     docs = settings.show_docs
-    app = FastAPIOffline(
+    # FastAPIOffline insists on an OpenAPI URL: without docs, the plain FastAPI serves none.
+    app = (FastAPIOffline if docs else FastAPI)(
         title="Konfig",
         version=__version__,
         summary="Typed, versioned, encrypted configuration for microservices.",
@@ -62,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
+    app.state.metrics = Metrics()
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
     app.state.signer = signer
     app.state.token_policy = TokenPolicy(
@@ -95,15 +106,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
     app.include_router(ops_router)
 
-    # Added innermost first: the request id wraps everything, the body cap sits inside it.
+    # Added innermost first. From the outside: security headers (on every answer, the 500s
+    # included), request id, access log and metrics, CORS, body cap.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            CorsMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["*"],
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID"],
         )
+    app.add_middleware(AccessMiddleware, metrics=app.state.metrics)
     app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        docs_paths=["/docs", "/docs/oauth2-redirect", "/redoc"] if docs else [],
+        strict_transport=settings.is_production,
+    )
     return app

@@ -9,7 +9,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from limits import parse_many
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger("konfig.settings")
@@ -37,8 +38,24 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias=_env("CORS_ORIGINS")
     )
+    redis_key_prefix: str = Field("konfig", min_length=1, validation_alias=_env("REDIS_KEY_PREFIX"))
     rate_limit_per_minute: int = Field(
         600, ge=1, validation_alias=_env("RATE_LIMIT_PER_MINUTE", "RATE_LIMIT_PER_MINUTE")
+    )
+    read_rate_limit_per_minute: int = Field(
+        60_000, ge=1, validation_alias=_env("READ_RATE_LIMIT_PER_MINUTE")
+    )
+    # ``limits`` notation, several joined by ";": "10/minute;100/hour".
+    login_rate_limit: str = Field("10/minute", validation_alias=_env("LOGIN_RATE_LIMIT"))
+    login_address_rate_limit: str = Field(
+        "30/minute", validation_alias=_env("LOGIN_ADDRESS_RATE_LIMIT")
+    )
+    log_format: Literal["json", "console"] | None = Field(None, validation_alias=_env("LOG_FORMAT"))
+    shutdown_grace_seconds: float = Field(
+        20, gt=0, le=3600, validation_alias=_env("SHUTDOWN_GRACE_SECONDS")
+    )
+    shutdown_drain_seconds: float | None = Field(
+        None, ge=0, validation_alias=_env("SHUTDOWN_DRAIN_SECONDS")
     )
     access_token_minutes: int = Field(15, ge=1, validation_alias=_env("ACCESS_TOKEN_MINUTES"))
     refresh_token_days: int = Field(30, ge=1, validation_alias=_env("REFRESH_TOKEN_DAYS"))
@@ -68,13 +85,58 @@ class Settings(BaseSettings):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://")):
+            raise ValueError("must start with redis:// or rediss://")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("login_rate_limit", "login_address_rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as '10/minute'") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _drain_within_grace(self) -> Settings:
+        if self.drain_seconds >= self.shutdown_grace_seconds:
+            raise ValueError(
+                "KONFIG_SHUTDOWN_DRAIN_SECONDS must be shorter than KONFIG_SHUTDOWN_GRACE_SECONDS"
+            )
+        return self
+
     @property
     def is_production(self) -> bool:
         return self.env == "production"
 
     @property
     def show_docs(self) -> bool:
-        return self.docs_enabled if self.docs_enabled is not None else True
+        return self.docs_enabled if self.docs_enabled is not None else not self.is_production
+
+    @property
+    def resolved_log_format(self) -> Literal["json", "console"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "json" if self.is_production else "console"
+
+    @property
+    def drain_seconds(self) -> float:
+        """How long a SIGTERM keeps serving with ``/ready`` at 503 before closing the listener,
+        so a load balancer stops routing here first (Kubernetes needs a few seconds)."""
+        if self.shutdown_drain_seconds is not None:
+            return self.shutdown_drain_seconds
+        return min(5.0, self.shutdown_grace_seconds / 4) if self.is_production else 0.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -139,6 +201,10 @@ def check_production(settings: Settings) -> None:
     """Refuse to start in production without explicit, strong keys."""
     if not settings.is_production:
         return
+    if settings.log_format == "console":
+        raise ConfigurationError(
+            "KONFIG_LOG_FORMAT=console is for development: production logs JSON"
+        )
     secret_key(settings)
     if settings.argon2_memory_kib < 19456 or settings.argon2_time_cost < 2:
         raise ConfigurationError(

@@ -13,6 +13,7 @@ from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
+from konfig.ratelimit import READ_PATH_PREFIX, RateLimits
 from konfig.security.jwt import InvalidToken, TokenSigner
 from konfig.users.models import User
 
@@ -71,4 +72,19 @@ async def get_principal(
     )
 
 
-CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+async def counted_principal(
+    request: Request, principal: Annotated[Principal, Depends(get_principal)]
+) -> Principal:
+    """The authenticated principal, named for the access log and counted against its rate
+    limit (the read path against its own)."""
+    # The access log line (konfig.ops.middleware) is written outside the route: scope state.
+    request.state.actor = principal.actor
+    request.state.tenant_id = str(principal.tenant_id)
+    limits: RateLimits = request.app.state.rate_limits
+    await limits.check_principal(
+        actor=principal.actor, read=request.scope["path"].startswith(READ_PATH_PREFIX)
+    )
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(counted_principal)]

@@ -19,6 +19,7 @@ from konfig.auth.schemas import (
 )
 from konfig.db.session import SessionDep
 from konfig.errors import ValidationFailed
+from konfig.ratelimit import limit_credentials
 from konfig.tenants import repository as tenants
 from konfig.users import service as users
 from konfig.users.schemas import UserRead
@@ -71,8 +72,11 @@ async def _login_payload(request: Request) -> LoginRequest:
 
 
 @router.post("/register", response_model=RegisterResponse, status_code=status.HTTP_201_CREATED)
-async def register(session: SessionDep, payload: RegisterRequest) -> RegisterResponse:
+async def register(
+    request: Request, session: SessionDep, payload: RegisterRequest
+) -> RegisterResponse:
     """Create a tenant and its first user, who becomes its owner."""
+    await limit_credentials(request, action="register", email=payload.email)
     tenant, user = await service.register(session, payload=payload)
     return RegisterResponse(
         tenant=TenantRead.model_validate(tenant), user=UserRead.model_validate(user)
@@ -83,6 +87,7 @@ async def register(session: SessionDep, payload: RegisterRequest) -> RegisterRes
 async def login(request: Request, session: SessionDep) -> TokenPair:
     """Exchange email and password (JSON, or the OAuth2 password form) for a token pair."""
     payload = await _login_payload(request)
+    await limit_credentials(request, action="login", email=payload.email)
     return await service.login(session, policy=request.app.state.token_policy, payload=payload)
 
 

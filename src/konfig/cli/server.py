@@ -6,7 +6,7 @@ import asyncio
 import getpass
 import signal
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +32,8 @@ def serve(
 
     from konfig.app import create_app
     from konfig.db.migrate import upgrade
+    from konfig.logs import configure_logging, get_logger
+    from konfig.ops.server import run
     from konfig.settings import check_production
 
     settings = get_settings()
@@ -39,28 +41,38 @@ def serve(
         check_production(settings)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
+    # Once, before anything logs: uvicorn's and alembic's lines come out in the same format.
+    configure_logging(log_format=settings.resolved_log_format, level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate and settings.migrate_on_start:
         asyncio.run(upgrade(settings.resolved_database_url))
     host = host or settings.host
     port = port or settings.port
-    console.print(f"Konfig serving on http://{host}:{port} (docs at /docs)")
+    get_logger("konfig.server").info("serving", url=f"http://{host}:{port}")
     # uvicorn re-raises the signal it stopped on once it has shut down gracefully; a clean
     # SIGTERM stop (Kubernetes, systemd) should then exit 0, not die of the signal.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run(
-        "konfig.app:create_app" if workers > 1 else create_app(settings),
-        factory=workers > 1,
-        host=host,
-        port=port,
-        workers=workers,
-        loop="uvloop",
-        http="httptools",
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_level="warning",
-        timeout_graceful_shutdown=getattr(settings, "shutdown_grace_seconds", 20),
-    )
+    # The drain comes out of the grace period, and so does the lifespan shutdown after it.
+    in_flight_seconds = max(1, int(settings.shutdown_grace_seconds - settings.drain_seconds) - 1)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "proxy_headers": True,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
+        "log_config": None,  # logging is configured above
+        "access_log": False,  # Konfig writes its own access line (konfig.ops.middleware)
+        "timeout_graceful_shutdown": in_flight_seconds,
+    }
+    if workers > 1:
+        # Each worker process builds its own app (and logging); the SIGTERM drain with /ready
+        # at 503 needs the single-process server below: scale out with replicas instead.
+        uvicorn.run("konfig.ops.server:worker_app", factory=True, workers=workers, **options)
+        return
+    app = create_app(settings)
+    if not run(app, uvicorn.Config(app, **options), drain_seconds=settings.drain_seconds):
+        raise typer.Exit(3)
 
 
 db_app = typer.Typer(help="Database administration.", no_args_is_help=True)

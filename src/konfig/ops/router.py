@@ -6,6 +6,7 @@ from starlette.responses import Response
 
 from konfig.db.migrate import current_revision, head_revision, is_known
 from konfig.errors import error_response
+from konfig.metrics import CONTENT_TYPE_LATEST, Metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -41,3 +42,10 @@ async def ready(request: Request) -> Response | dict[str, str]:
             503, "UNAVAILABLE", f"database schema is at {current or 'nothing'}, expected {expected}"
         )
     return {"status": "ready", "schema": current or ""}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process."""
+    registry: Metrics = request.app.state.metrics
+    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
