@@ -29,6 +29,8 @@ def main() -> None:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Client commands print what matters themselves; a line per HTTP request is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

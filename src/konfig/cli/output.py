@@ -16,7 +16,7 @@ from rich.text import Text
 
 # Piped, Rich would assume 80 columns and cut cells short; scripts get whole rows instead.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 400)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Output(enum.StrEnum):
@@ -65,6 +65,9 @@ def show(
         dump(rows, fmt)
         return
     items = [rows] if isinstance(rows, dict) else list(rows)
+    if not items:
+        note("(none)")
+        return
     table = Table(title=title, show_edge=False, header_style="bold")
     for column in columns:
         table.add_column(column)
