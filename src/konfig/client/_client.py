@@ -35,6 +35,7 @@ TextFormat = Literal["yaml", "env", "properties"]
 # Aliases, because the groups' own ``list`` methods shadow the builtin in their bodies.
 Items = list[dict[str, Any]]
 Names = list[str]
+Entry = dict[str, Any]
 
 
 class Konfig:
@@ -68,6 +69,7 @@ class Konfig:
         self.auth = Auth(self)
         self.namespaces = Namespaces(self)
         self.configs = Configs(self)
+        self.revisions = Revisions(self)
         self.audit = Audit(self)
 
     def close(self) -> None:
@@ -296,6 +298,23 @@ class Configs(_Group):
         """Delete an entry (its history stays)."""
         self._run(ops.delete_entry(namespace, key, if_match=if_match, message=message))
 
+    def history(
+        self,
+        namespace: NamespaceRef,
+        key: str,
+        *,
+        reveal: bool = False,
+        limit: int | None = None,
+    ) -> Items:
+        """Every version of ``key``, newest first, deletions included."""
+        return self._run(ops.entry_history(namespace, key, reveal=reveal, limit=limit))
+
+    def rollback(
+        self, namespace: NamespaceRef, key: str, version: int, *, message: str | None = None
+    ) -> Entry:
+        """Write a new version equal to ``version``; a deleted key comes back."""
+        return self._run(ops.rollback_entry(namespace, key, version, message=message))
+
 
 class Audit(_Group):
     """The tenant's audit log."""
@@ -319,5 +338,91 @@ class Audit(_Group):
                 since=since,
                 until=until,
                 limit=limit,
+            )
+        )
+
+
+class Revisions(_Group):
+    """A namespace's revisions: snapshots, diffs, rollback, documents, import and export."""
+
+    def list(self, namespace: NamespaceRef, *, limit: int | None = None) -> Items:
+        """Revisions, newest first, with the keys each changed."""
+        return self._run(ops.list_revisions(namespace, limit=limit))
+
+    def get(self, namespace: NamespaceRef, revision: int, *, reveal: bool = False) -> Entry:
+        """The whole namespace as it was at ``revision``."""
+        return self._run(ops.get_revision(namespace, revision, reveal=reveal))
+
+    def diff(
+        self,
+        namespace: NamespaceRef,
+        from_revision: int,
+        to_revision: int | None = None,
+        *,
+        reveal: bool = False,
+    ) -> Entry:
+        """Keys added, removed and changed between two revisions (``to``: the latest)."""
+        return self._run(ops.diff(namespace, from_revision, to_revision, reveal=reveal))
+
+    def rollback(
+        self,
+        namespace: NamespaceRef,
+        revision: int,
+        *,
+        dry_run: bool = False,
+        message: str | None = None,
+        if_match: str | None = None,
+    ) -> Entry:
+        """Restore the namespace as it was at ``revision``, as one new revision."""
+        return self._run(
+            ops.rollback(namespace, revision, dry_run=dry_run, message=message, if_match=if_match)
+        )
+
+    def document(self, namespace: NamespaceRef, *, reveal: bool = False) -> Entry:
+        """Every entry as ``{"entries": [...]}``, the shape ``put_document`` takes."""
+        return self._run(ops.get_document(namespace, reveal=reveal))
+
+    def put_document(
+        self,
+        namespace: NamespaceRef,
+        document: Entry | str,
+        *,
+        dry_run: bool = False,
+        message: str | None = None,
+        if_match: str | None = None,
+    ) -> Entry:
+        """Replace every entry atomically from a document (a dict, or YAML text)."""
+        return self._run(
+            ops.put_document(
+                namespace, document, dry_run=dry_run, message=message, if_match=if_match
+            )
+        )
+
+    def export(
+        self,
+        namespace: NamespaceRef,
+        *,
+        format: str = "yaml",
+        reveal: bool = False,
+        revision: int | None = None,
+    ) -> str:
+        """The namespace as yaml, json, env or properties text."""
+        return self._run(ops.export(namespace, format=format, reveal=reveal, revision=revision))
+
+    def import_(
+        self,
+        namespace: NamespaceRef,
+        content: bytes | str,
+        *,
+        format: str = "yaml",
+        mode: str = "merge",
+        dry_run: bool = False,
+        message: str | None = None,
+    ) -> Entry:
+        """Import a yaml, json, env or properties file as one revision (``mode="replace"``
+        also deletes the keys it lacks)."""
+        return self._run(
+            ops.import_file(
+                namespace, content, format=format, mode=mode, dry_run=dry_run, message=message
             )
         )
