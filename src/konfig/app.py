@@ -15,6 +15,10 @@ from konfig import __version__
 from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
+from konfig.backups.router import router as backups_router
+from konfig.backups.scheduler import BackupScheduler
+from konfig.backups.service import Backups
+from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
 from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
@@ -51,12 +55,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
         # to end cleanly while the server drains.
         app.state.shutdown_event = asyncio.Event()
+        scheduler = BackupScheduler(
+            backups=app.state.backups,
+            sessionmaker=app.state.sessionmaker,
+            debounce=settings.backup_debounce_seconds,
+            interval=settings.backup_interval,
+        )
+        app.state.backup_scheduler = scheduler
+        app.state.commit_hooks.append(scheduler.on_commit)
+        scheduler.start()
         try:
             yield
         finally:
             app.state.shutting_down = True
             app.state.shutdown_event.set()
             await app.state.rate_limits.close()
+            app.state.commit_hooks.remove(scheduler.on_commit)
+            await scheduler.close()  # takes the pending automatic backups first
             await engine.dispose()
 
     docs = settings.show_docs
@@ -95,6 +110,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Called with the list of ``Committed`` revisions after each transaction that wrote some.
     app.state.commit_hooks = []
+    app.state.backups = Backups(
+        store=BackupStore(settings.data_dir / "backups"),
+        policy=app.state.write_policy,
+        keep=settings.backup_keep,
+    )
+    # Per tenant: last success, failures (for /metrics; see konfig.backups.status).
+    app.state.backup_status = app.state.backups.status
+    app.state.backup_status.listeners.append(app.state.metrics.backup_event)
 
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
@@ -103,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(namespaces_router)
     api.include_router(configs_router)
     api.include_router(audit_router)
+    api.include_router(backups_router)
     app.include_router(api)
     app.include_router(ops_router)
 

@@ -12,6 +12,7 @@ which Prometheus scrapes one by one.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -109,6 +110,13 @@ class Metrics:
     def backup_succeeded(self, at: float | None = None) -> None:
         """Record a successful backup (``at``: a ``time.time()`` timestamp, now by default)."""
         self._last_backup_at = time.time() if at is None else at
+
+    def backup_event(self, event: Any) -> None:
+        """Listener for the backups' status: age on success, the failure counter otherwise."""
+        if event.outcome == "success":
+            self.backup_succeeded(event.at.timestamp())
+        else:
+            self.backup_failures.inc()
 
     def _backup_age(self) -> float:
         if self._last_backup_at is None:

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field(
         "127.0.0.1", validation_alias=_env("FORWARDED_ALLOW_IPS", "FORWARDED_ALLOW_IPS")
     )
+    # Backups: after changes (0 = off), on a schedule (0 = off), and how many to keep per tenant.
+    backup_debounce_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("BACKUP_DEBOUNCE_SECONDS")
+    )
+    backup_interval: float = Field(86_400.0, ge=0, validation_alias=_env("BACKUP_INTERVAL"))
+    backup_keep: int = Field(50, ge=1, validation_alias=_env("BACKUP_KEEP"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -164,8 +164,94 @@ def keys_rotate(
     )
 
 
+backup_app = typer.Typer(
+    help="Backups of a tenant, taken and restored on the server.", no_args_is_help=True
+)
+TenantOption = Annotated[str, typer.Option(help="The tenant's name")]
+
+
+def _run_backup(work: Any) -> Any:
+    from konfig.errors import KonfigError
+
+    try:
+        return asyncio.run(work)
+    except (KonfigError, ValueError) as exc:
+        raise _fail(exc.message if isinstance(exc, KonfigError) else str(exc)) from exc
+
+
+@backup_app.command("create")
+def backup_create(tenant: TenantOption) -> None:
+    """Back up the tenant's namespaces and entries now."""
+    from konfig.cli import backups
+
+    made = _run_backup(backups.create(get_settings(), tenant=tenant))
+    print(made.id)  # noqa: T201 - the id on stdout, for scripts
+    console.print(
+        f"backup {made.id} of tenant {tenant}: {made.namespace_count} namespaces, "
+        f"{made.entry_count} entries, {made.size_bytes} bytes"
+    )
+
+
+@backup_app.command("list")
+def backup_list(tenant: TenantOption) -> None:
+    """The tenant's backups, newest first, with whether each one's checksum holds."""
+    from rich.table import Table
+
+    from konfig.cli import backups
+
+    found = _run_backup(backups.list_backups(get_settings(), tenant=tenant))
+    table = Table("id", "trigger", "namespaces", "entries", "bytes", "valid")
+    for item in found:
+        table.add_row(
+            item.id,
+            item.trigger or "-",
+            str(item.namespace_count if item.valid else "-"),
+            str(item.entry_count if item.valid else "-"),
+            str(item.size_bytes),
+            "yes" if item.valid else f"NO: {item.problem}",
+        )
+    Console().print(table)
+
+
+@backup_app.command("restore")
+def backup_restore(
+    backup_id: Annotated[str, typer.Argument(help="The backup's id, from `konfig backup list`")],
+    tenant: TenantOption,
+    dry_run: Annotated[bool, typer.Option(help="Show what would change; change nothing")] = False,
+    namespace: Annotated[
+        list[str] | None, typer.Option("--namespace", "-n", help="Only this one (repeatable)")
+    ] = None,
+) -> None:
+    """Restore a backup: one new revision per namespace; history is kept."""
+    from konfig.cli import backups
+
+    result = _run_backup(
+        backups.restore(
+            get_settings(),
+            tenant=tenant,
+            backup_id=backup_id,
+            dry_run=dry_run,
+            namespaces=namespace or None,
+        )
+    )
+    out = Console()
+    for ns in result.namespaces:
+        state = "would be created" if ns.created and dry_run else "created" if ns.created else ""
+        written = f"revision {ns.revision}" if ns.revision is not None else "no new revision"
+        out.print(
+            f"{ns.name}: +{len(ns.added)} -{len(ns.removed)} ~{len(ns.changed)} "
+            f"={ns.unchanged} {state} {'' if dry_run else written}".rstrip()
+        )
+        for sign, changes in (("+", ns.added), ("-", ns.removed), ("~", ns.changed)):
+            for change in changes:
+                out.print(f"  {sign} {change.key}")
+    verb = "would restore" if dry_run else "restored"
+    console.print(f"{verb} backup {backup_id} into tenant {tenant}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.add_typer(db_app, name="db")
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
+    app.add_typer(backup_app, name="backup")

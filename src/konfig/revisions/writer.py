@@ -145,9 +145,12 @@ def _unchanged(entry: ConfigEntry, draft: EntryDraft, policy: WritePolicy) -> bo
         or entry.is_secret != draft.is_secret
     ):
         return False
-    current = decrypt_value(
-        policy.keyring, entry.tenant_id, entry.namespace_id, entry.key, entry.value_ciphertext
-    )
+    try:
+        current = decrypt_value(
+            policy.keyring, entry.tenant_id, entry.namespace_id, entry.key, entry.value_ciphertext
+        )
+    except DecryptionError:  # a damaged stored value is replaced, never an obstacle to writing
+        return False
     return bool(orjson.dumps(current) == orjson.dumps(draft.value))
 
 

@@ -1,0 +1,1 @@
+"""Backups: timestamped, signed, still-encrypted snapshots of a tenant, and restores."""

@@ -1,0 +1,563 @@
+"""Backups through HTTP: take one, wreck the tenant, restore it exactly; refuse bad files."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from asgi_lifespan import LifespanManager
+from sqlalchemy import func, select
+
+from konfig.app import create_app
+from konfig.revisions.models import EntryVersion, Revision
+from tests.conftest import Account, Backend, add_user, assert_error, make_settings
+
+SECRET = "s3cr3t-ZEBRA-4471"
+
+SEED: dict[str, dict[str, Any]] = {
+    "shared": {
+        "description": "Shared by every service",
+        "includes": [],
+        "entries": [
+            {"key": "region", "value": "eu-west-1"},
+            {"key": "timeout", "value": 30, "value_type": "number"},
+        ],
+    },
+    "payments/production": {
+        "description": "Payments, production",
+        "includes": ["shared"],
+        "entries": [
+            {
+                "key": "app_name",
+                "value": "Payments",
+                "validation_schema": {"min_length": 3, "max_length": 50},
+                "description": "Shown in the UI",
+            },
+            {
+                "key": "max_connections",
+                "value": 100,
+                "value_type": "number",
+                "validation_schema": {"min_value": 1, "max_value": 1000},
+            },
+            {
+                "key": "log_level",
+                "value": "INFO",
+                "value_type": "select",
+                "validation_schema": {"options": ["DEBUG", "INFO", "ERROR"]},
+            },
+            {"key": "flags", "value": {"new_ui": True, "beta": [1, 2.5]}, "value_type": "json"},
+            {"key": "debug", "value": False, "value_type": "boolean"},
+            {"key": "db_password", "value": SECRET, "is_secret": True},
+        ],
+    },
+    "empty": {"description": "Nothing in it yet", "includes": [], "entries": []},
+}
+
+
+def backups_dir(app: Any, tenant: str = "acme") -> Path:
+    return Path(app.state.settings.data_dir) / "backups" / tenant
+
+
+async def seed(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
+    """The SEED namespaces and entries; answers namespace ids by name."""
+    ids: dict[str, str] = {}
+    for name, spec in SEED.items():
+        made = await client.post(
+            "/api/v1/namespaces",
+            headers=owner.headers,
+            json={"name": name, "description": spec["description"], "includes": spec["includes"]},
+        )
+        assert made.status_code == 201, made.text
+        ids[name] = made.json()["id"]
+        for entry in spec["entries"]:
+            answer = await client.post(
+                f"/api/v1/namespaces/{ids[name]}/configs", headers=owner.headers, json=entry
+            )
+            assert answer.status_code == 201, answer.text
+    return ids
+
+
+async def content(client: httpx.AsyncClient, owner: Account) -> dict[str, Any]:
+    """Every namespace of the tenant with its entries, secrets revealed."""
+    listed = await client.get("/api/v1/namespaces", headers=owner.headers)
+    found: dict[str, Any] = {}
+    for ns in listed.json()["items"]:
+        entries = await client.get(
+            f"/api/v1/namespaces/{ns['id']}/configs",
+            headers=owner.headers,
+            params={"reveal": "true"},
+        )
+        found[ns["name"]] = {
+            "description": ns["description"],
+            "includes": ns["includes"],
+            "entries": {
+                e["key"]: {
+                    k: e[k]
+                    for k in (
+                        "value",
+                        "value_type",
+                        "validation_schema",
+                        "description",
+                        "is_secret",
+                    )
+                }
+                for e in entries.json()["items"]
+            },
+        }
+    return found
+
+
+async def take_backup(client: httpx.AsyncClient, owner: Account) -> dict[str, Any]:
+    made = await client.post("/api/v1/backups", headers=owner.headers)
+    assert made.status_code == 201, made.text
+    return made.json()  # type: ignore[no-any-return]
+
+
+async def restore(
+    client: httpx.AsyncClient, owner: Account, backup_id: str, **body: Any
+) -> httpx.Response:
+    return await client.post(
+        f"/api/v1/backups/{backup_id}/restore", headers=owner.headers, json=body
+    )
+
+
+async def revision_rows(app: Any, namespace_id: str) -> list[Revision]:
+    async with app.state.sessionmaker() as session:
+        query = (
+            select(Revision)
+            .where(Revision.namespace_id == uuid.UUID(namespace_id))
+            .order_by(Revision.revision)
+        )
+        return list((await session.execute(query)).scalars())
+
+
+async def wreck(client: httpx.AsyncClient, owner: Account, ids: dict[str, str]) -> None:
+    """Change, delete and add keys, alter the namespaces, delete one outright."""
+    payments = f"/api/v1/namespaces/{ids['payments/production']}/configs"
+    h = owner.headers
+    assert (
+        await client.put(f"{payments}/app_name", headers=h, json={"value": "Wrecked"})
+    ).is_success
+    assert (
+        await client.put(
+            f"{payments}/db_password", headers=h, json={"value": "leaked", "is_secret": True}
+        )
+    ).is_success
+    assert (
+        await client.patch(f"{payments}/max_connections", headers=h, json={"description": "x"})
+    ).is_success
+    assert (await client.delete(f"{payments}/flags", headers=h)).status_code == 204
+    assert (await client.delete(f"{payments}/debug", headers=h)).status_code == 204
+    assert (await client.post(payments, headers=h, json={"key": "junk", "value": "j"})).is_success
+    assert (
+        await client.patch(
+            f"/api/v1/namespaces/{ids['payments/production']}",
+            headers=h,
+            json={"description": "oops", "includes": []},
+        )
+    ).is_success
+    gone = await client.delete(f"/api/v1/namespaces/{ids['shared']}?force=true", headers=h)
+    assert gone.status_code == 204, gone.text
+    empty = f"/api/v1/namespaces/{ids['empty']}/configs"
+    assert (await client.post(empty, headers=h, json={"key": "stray", "value": "1"})).is_success
+
+
+async def test_a_wrecked_tenant_is_restored_exactly_with_history_kept(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    ids = await seed(client, owner)
+    before = await content(client, owner)
+    backup = await take_backup(client, owner)
+    assert re.fullmatch(r"\d{8}T\d{6}\.\d{3}Z", backup["id"])
+    assert backup["namespace_count"] == 3 and backup["entry_count"] == 8
+    assert backup["valid"] is True and backup["trigger"] == "manual"
+
+    await wreck(client, owner, ids)
+    wrecked = await content(client, owner)
+    assert wrecked != before
+    payments_revision = (await revision_rows(app, ids["payments/production"]))[-1].revision
+
+    restored = await restore(client, owner, backup["id"])
+    assert restored.status_code == 200, restored.text
+    assert SECRET not in restored.text and "leaked" not in restored.text
+    by_name = {ns["name"]: ns for ns in restored.json()["namespaces"]}
+    assert by_name["shared"]["created"] is True and by_name["shared"]["revision"] == 1
+    assert by_name["payments/production"]["revision"] == payments_revision + 1
+    assert {c["key"] for c in by_name["payments/production"]["added"]} == {"flags", "debug"}
+    assert [c["key"] for c in by_name["payments/production"]["removed"]] == ["junk"]
+    assert [c["key"] for c in by_name["empty"]["removed"]] == ["stray"]
+
+    assert await content(client, owner) == before
+
+    # History is kept: the restore is one more revision on top of the wreckage.
+    revisions = await revision_rows(app, ids["payments/production"])
+    assert [r.revision for r in revisions] == list(range(1, payments_revision + 2))
+    assert revisions[-1].message == f"restored from backup {backup['id']}"
+    assert len(revisions[-1].keys) == 6  # 2 re-added, 3 changed back, 1 removed
+    async with app.state.sessionmaker() as session:
+        versions = await session.scalar(
+            select(func.count()).where(
+                EntryVersion.namespace_id == uuid.UUID(ids["payments/production"]),
+                EntryVersion.key == "app_name",
+            )
+        )
+    assert versions == 3  # created, wrecked, restored
+
+    # Restoring again changes nothing and writes no revision.
+    again = await restore(client, owner, backup["id"])
+    assert all(ns["revision"] is None for ns in again.json()["namespaces"])
+    assert all(
+        ns["unchanged"] == len(SEED[ns["name"]]["entries"]) for ns in again.json()["namespaces"]
+    )
+
+
+async def test_a_dry_run_shows_the_diff_masked_and_changes_nothing(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    ids = await seed(client, owner)
+    backup = await take_backup(client, owner)
+    await wreck(client, owner, ids)
+    wrecked = await content(client, owner)
+    revisions = len(await revision_rows(app, ids["payments/production"]))
+
+    dry = await restore(client, owner, backup["id"], dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["dry_run"] is True
+    assert SECRET not in dry.text and "leaked" not in dry.text
+    by_name = {ns["name"]: ns for ns in dry.json()["namespaces"]}
+    payments = by_name["payments/production"]
+    assert payments["revision"] is None
+    assert payments["description"] == {"before": "oops", "after": "Payments, production"}
+    assert payments["includes"] == {"before": [], "after": ["shared"]}
+    changed = {c["key"]: c for c in payments["changed"]}
+    assert set(changed) == {"app_name", "db_password", "max_connections"}
+    assert changed["db_password"]["fields"] == ["value"]
+    assert changed["db_password"]["before"]["value"] == "********"
+    assert changed["db_password"]["after"]["value"] == "********"
+    assert changed["app_name"]["before"]["value"] == "Wrecked"
+    assert changed["app_name"]["after"]["value"] == "Payments"
+    assert changed["max_connections"]["fields"] == ["description"]
+    assert by_name["shared"] == {
+        **by_name["shared"],
+        "created": True,
+        "namespace_id": None,
+        "unchanged": 0,
+    }
+    assert len(by_name["shared"]["added"]) == 2
+
+    assert await content(client, owner) == wrecked
+    assert len(await revision_rows(app, ids["payments/production"])) == revisions
+
+    revealed = await restore(client, owner, backup["id"], dry_run=True, reveal=True)
+    assert SECRET in revealed.text and "leaked" in revealed.text
+
+
+async def test_restoring_some_namespaces_leaves_the_others(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await seed(client, owner)
+    before = await content(client, owner)
+    backup = await take_backup(client, owner)
+    await wreck(client, owner, ids)
+    wrecked = await content(client, owner)
+
+    # payments/production includes shared, which is gone and not selected.
+    refused = await restore(client, owner, backup["id"], namespaces=["payments/production"])
+    error = assert_error(refused, 422, "VALIDATION_ERROR")
+    assert "shared" in error["message"] and error["details"]["missing"] == ["shared"]
+    unknown = await restore(client, owner, backup["id"], namespaces=["nope"])
+    assert assert_error(unknown, 422, "VALIDATION_ERROR")["details"]["missing"] == ["nope"]
+    assert await content(client, owner) == wrecked
+
+    done = await restore(client, owner, backup["id"], namespaces=["payments/production", "shared"])
+    assert done.status_code == 200, done.text
+    assert [ns["name"] for ns in done.json()["namespaces"]] == ["payments/production", "shared"]
+    now = await content(client, owner)
+    assert now["payments/production"] == before["payments/production"]
+    assert now["shared"] == before["shared"]
+    assert now["empty"] == wrecked["empty"]
+
+
+async def test_listing_reading_and_downloading(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    await seed(client, owner)
+    first = await take_backup(client, owner)
+    second = await take_backup(client, owner)
+    listed = await client.get("/api/v1/backups", headers=owner.headers)
+    assert listed.status_code == 200
+    items = listed.json()["items"]
+    assert [i["id"] for i in items] == [second["id"], first["id"]]
+    assert all(i["size_bytes"] > 0 and i["entry_count"] == 8 for i in items)
+    assert all(i["namespace_count"] == 3 and i["created_at"] for i in items)
+
+    page = await client.get("/api/v1/backups", headers=owner.headers, params={"limit": 1})
+    assert [i["id"] for i in page.json()["items"]] == [second["id"]]
+    rest = await client.get(
+        "/api/v1/backups",
+        headers=owner.headers,
+        params={"limit": 1, "cursor": page.json()["next_cursor"]},
+    )
+    assert [i["id"] for i in rest.json()["items"]] == [first["id"]]
+    assert rest.json()["next_cursor"] is None
+
+    detail = await client.get(f"/api/v1/backups/{first['id']}", headers=owner.headers)
+    assert detail.status_code == 200
+    assert [ns["name"] for ns in detail.json()["namespaces"]] == [
+        "empty",
+        "payments/production",
+        "shared",
+    ]
+
+    path = backups_dir(app) / f"{first['id']}.yaml"
+    assert path.stat().st_mode & 0o777 == 0o600
+    downloaded = await client.get(f"/api/v1/backups/{first['id']}/download", headers=owner.headers)
+    assert downloaded.status_code == 200
+    assert downloaded.headers["content-type"].startswith("application/yaml")
+    assert downloaded.content == path.read_bytes()
+    assert SECRET.encode() not in downloaded.content and b"Payments\n" not in downloaded.content
+    document = yaml.safe_load(downloaded.content)
+    assert document["format"] == "konfig-backup/1" and document["tenant"]["name"] == "acme"
+    assert document["checksum"]["algorithm"] == "hmac-sha256"
+    assert document["checksum"]["key_id"] in document["key_ids"]
+    entry = document["namespaces"][1]["entries"][0]
+    assert set(entry) == {
+        "key",
+        "value_type",
+        "validation_schema",
+        "description",
+        "is_secret",
+        "version",
+        "ciphertext",
+    }
+    base64.b64decode(entry["ciphertext"], validate=True)
+
+    missing = await client.get("/api/v1/backups/20000101T000000.000Z", headers=owner.headers)
+    assert_error(missing, 404, "NOT_FOUND")
+    bad = await client.get("/api/v1/backups/..%2F..%2Fsecret_key", headers=owner.headers)
+    assert bad.status_code in (404, 422)
+    assert (await client.get("/api/v1/backups/not-an-id", headers=owner.headers)).status_code == 422
+
+
+def _replace_file(app: Any, backup_id: str, content: bytes) -> str:
+    """Store ``content`` as a new backup next to ``backup_id``; answers the new id."""
+    new_id = backup_id[:-4] + f"{(int(backup_id[-4:-1]) + 500) % 1000:03d}Z"
+    backups_dir(app).mkdir(parents=True, exist_ok=True)
+    (backups_dir(app) / f"{new_id}.yaml").write_bytes(content)
+    return new_id
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "edited_value"])
+async def test_a_damaged_backup_is_refused_and_changes_nothing(
+    client: httpx.AsyncClient, owner: Account, app: Any, damage: str
+) -> None:
+    ids = await seed(client, owner)
+    backup = await take_backup(client, owner)
+    raw = (backups_dir(app) / f"{backup['id']}.yaml").read_bytes()
+    if damage == "truncated":
+        damaged = raw[: len(raw) * 2 // 3]
+    elif damage == "flipped_byte":
+        position = len(raw) // 2
+        damaged = raw[:position] + bytes([raw[position] ^ 0x01]) + raw[position + 1 :]
+    else:  # a plausible edit: the description of a namespace
+        damaged = raw.replace(b"Payments, production", b"Payments, producti0n")
+        assert damaged != raw
+    bad_id = _replace_file(app, backup["id"], damaged)
+    await wreck(client, owner, ids)
+    wrecked = await content(client, owner)
+
+    for body in ({}, {"dry_run": True}):
+        refused = await restore(client, owner, bad_id, **body)
+        error = assert_error(refused, 422, "VALIDATION_ERROR")
+        assert error["details"]["reason"] == (
+            "truncated" if damage == "truncated" else "checksum_mismatch"
+        )
+        assert "nothing was changed" in error["message"]
+        assert SECRET not in refused.text
+    assert await content(client, owner) == wrecked
+
+    listed = {
+        i["id"]: i
+        for i in (await client.get("/api/v1/backups", headers=owner.headers)).json()["items"]
+    }
+    assert listed[bad_id]["valid"] is False and listed[bad_id]["problem"]
+    assert listed[backup["id"]]["valid"] is True
+
+
+async def test_a_backup_from_another_keyring_is_refused(
+    client: httpx.AsyncClient, owner: Account, app: Any, backend: Backend, tmp_path: Path
+) -> None:
+    """Another instance (other keys) on the same database writes a backup; this one refuses it."""
+    ids = await seed(client, owner)
+    foreign_keys = "foreign:" + base64.b64encode(b"\x07" * 32).decode()
+    other = create_app(make_settings(backend.url, tmp_path / "other", encryption_keys=foreign_keys))
+    async with LifespanManager(other):
+        transport = httpx.ASGITransport(app=other)
+        async with httpx.AsyncClient(transport=transport, base_url="http://other") as foreign:
+            made = await foreign.post("/api/v1/backups", headers=owner.headers)
+            assert made.status_code == 201, made.text
+    foreign_file = backups_dir(other) / f"{made.json()['id']}.yaml"
+    foreign_id = _replace_file(app, made.json()["id"], foreign_file.read_bytes())
+    await wreck(client, owner, ids)
+    wrecked = await content(client, owner)
+
+    refused = await restore(client, owner, foreign_id)
+    error = assert_error(refused, 422, "VALIDATION_ERROR")
+    assert error["details"] == {
+        "backup_id": foreign_id,
+        "reason": "unknown_key",
+        "key_id": "foreign",
+    }
+    assert "another instance" in error["message"]
+    assert await content(client, owner) == wrecked
+
+
+async def test_another_tenants_backups_are_not_found(
+    client: httpx.AsyncClient, owner: Account, other_tenant: Account, app: Any
+) -> None:
+    await seed(client, owner)
+    backup = await take_backup(client, owner)
+    for method, path in (
+        ("GET", f"/api/v1/backups/{backup['id']}"),
+        ("GET", f"/api/v1/backups/{backup['id']}/download"),
+        ("POST", f"/api/v1/backups/{backup['id']}/restore"),
+    ):
+        answer = await client.request(method, path, headers=other_tenant.headers)
+        assert_error(answer, 404, "NOT_FOUND")
+    listed = await client.get("/api/v1/backups", headers=other_tenant.headers)
+    assert listed.json() == {"items": [], "next_cursor": None}
+
+    # A file of acme's copied into globex's directory is still not globex's to read.
+    theirs = backups_dir(app, "globex")
+    theirs.mkdir(parents=True)
+    raw = (backups_dir(app) / f"{backup['id']}.yaml").read_bytes()
+    (theirs / f"{backup['id']}.yaml").write_bytes(raw)
+    copied = await client.get(f"/api/v1/backups/{backup['id']}", headers=other_tenant.headers)
+    assert_error(copied, 404, "NOT_FOUND")
+    assert (await client.get("/api/v1/backups", headers=other_tenant.headers)).json()["items"] == []
+    stolen = await client.post(
+        f"/api/v1/backups/{backup['id']}/restore", headers=other_tenant.headers, json={}
+    )
+    assert_error(stolen, 404, "NOT_FOUND")
+
+
+async def test_backups_need_an_admin(client: httpx.AsyncClient, owner: Account) -> None:
+    await seed(client, owner)
+    backup = await take_backup(client, owner)
+    for role in ("viewer", "editor"):
+        user = await add_user(client, owner, f"{role}@acme.example.com", role)
+        for method, path in (
+            ("POST", "/api/v1/backups"),
+            ("GET", "/api/v1/backups"),
+            ("GET", f"/api/v1/backups/{backup['id']}"),
+            ("GET", f"/api/v1/backups/{backup['id']}/download"),
+            ("POST", f"/api/v1/backups/{backup['id']}/restore"),
+        ):
+            answer = await client.request(method, path, headers=user.headers)
+            assert_error(answer, 403, "FORBIDDEN")
+    admin = await add_user(client, owner, "admin@acme.example.com", "admin")
+    assert (await client.post("/api/v1/backups", headers=admin.headers)).status_code == 201
+    dry = await restore(client, admin, backup["id"], dry_run=True)
+    assert dry.status_code == 200
+    assert_error(await client.get("/api/v1/backups"), 401, "UNAUTHENTICATED")
+
+
+async def test_a_failed_backup_is_an_error_and_is_counted(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    await seed(client, owner)
+    backups_dir(app).parent.mkdir(parents=True)
+    backups_dir(app).write_text("in the way")  # the tenant's directory cannot be made
+    failed = await client.post("/api/v1/backups", headers=owner.headers)
+    error = assert_error(failed, 500, "INTERNAL")
+    assert "could not be written" in error["message"] and "in the way" not in error["message"]
+    status = app.state.backup_status
+    assert status.tenants["acme"].failures == 1 and status.failures == 1
+    assert status.tenants["acme"].last_success_at is None
+
+    backups_dir(app).unlink()
+    made = await take_backup(client, owner)
+    assert status.tenants["acme"].last_backup_id == made["id"]
+    assert status.tenants["acme"].last_success_at is not None
+
+
+async def test_values_under_a_key_no_longer_in_the_keyring_are_refused(
+    client: httpx.AsyncClient, owner: Account, backend: Backend, tmp_path: Path
+) -> None:
+    """Mid-rotation: the checksum key is still held, the values' old key was dropped."""
+    old = "old:" + base64.b64encode(b"\x01" * 32).decode()
+    new = "new:" + base64.b64encode(b"\x02" * 32).decode()
+    data_dir = tmp_path / "rotating"
+
+    async def call(keys: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        instance = create_app(make_settings(backend.url, data_dir, encryption_keys=keys))
+        async with LifespanManager(instance):
+            transport = httpx.ASGITransport(app=instance)
+            async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
+                return await http.request(method, path, headers=owner.headers, **kwargs)
+
+    made = await call(old, "POST", "/api/v1/namespaces", json={"name": "rotating"})
+    ns = made.json()["id"]
+    await call(old, "POST", f"/api/v1/namespaces/{ns}/configs", json={"key": "k", "value": "v"})
+    backup = (await call(f"{new},{old}", "POST", "/api/v1/backups")).json()
+    assert backup["key_ids"] == ["new", "old"]
+    refused = await call(new, "POST", f"/api/v1/backups/{backup['id']}/restore", json={})
+    error = assert_error(refused, 422, "VALIDATION_ERROR")
+    assert error["details"]["reason"] == "unknown_key" and error["details"]["key_ids"] == ["old"]
+    ok = await call(f"{new},{old}", "POST", f"/api/v1/backups/{backup['id']}/restore", json={})
+    assert ok.status_code == 200 and ok.json()["namespaces"][0]["unchanged"] == 1
+
+
+async def test_a_restore_repairs_a_damaged_stored_value(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    from sqlalchemy import update
+
+    from konfig.configs.models import ConfigEntry
+
+    ids = await seed(client, owner)
+    before = await content(client, owner)
+    backup = await take_backup(client, owner)
+    async with app.state.sessionmaker() as session, session.begin():
+        timeout = await session.scalar(
+            select(ConfigEntry.value_ciphertext).where(ConfigEntry.key == "timeout")
+        )
+        await session.execute(  # region now holds timeout's ciphertext: it fails to decrypt
+            update(ConfigEntry).where(ConfigEntry.key == "region").values(value_ciphertext=timeout)
+        )
+    broken = await client.get(
+        f"/api/v1/namespaces/{ids['shared']}/configs/region", headers=owner.headers
+    )
+    assert_error(broken, 500, "INTERNAL")
+
+    dry = await restore(client, owner, backup["id"], dry_run=True, namespaces=["shared"])
+    changed = dry.json()["namespaces"][0]["changed"]
+    assert [c["key"] for c in changed] == ["region"]
+    assert changed[0]["before"]["value"].startswith("<unreadable")
+    done = await restore(client, owner, backup["id"], namespaces=["shared"])
+    assert done.status_code == 200, done.text
+    assert await content(client, owner) == before
+
+
+async def test_backups_and_restores_are_audited_and_measured(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    ns = (await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "audited"})).json()["id"]
+    await client.put(f"/api/v1/namespaces/{ns}/configs/k", headers=owner.headers, json={"value": "v"})
+    taken = await client.post("/api/v1/backups", headers=owner.headers)
+    assert taken.status_code == 201, taken.text
+    backup_id = taken.json()["id"]
+    restored = await client.post(f"/api/v1/backups/{backup_id}/restore", headers=owner.headers, json={})
+    assert restored.status_code == 200, restored.text
+    log = (await client.get("/api/v1/audit", headers=owner.headers, params={"action": "backup."})).json()["items"]
+    assert [e["action"] for e in log] == ["backup.restore", "backup.create"]
+    assert all(e["target"] == backup_id for e in log)
+    metrics = (await client.get("/metrics")).text
+    age = next(line for line in metrics.splitlines() if line.startswith("konfig_backup_age_seconds"))
+    assert float(age.split()[-1]) >= 0
