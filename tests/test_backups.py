@@ -548,16 +548,26 @@ async def test_a_restore_repairs_a_damaged_stored_value(
 async def test_backups_and_restores_are_audited_and_measured(
     client: httpx.AsyncClient, owner: Account, app: Any
 ) -> None:
-    ns = (await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "audited"})).json()["id"]
-    await client.put(f"/api/v1/namespaces/{ns}/configs/k", headers=owner.headers, json={"value": "v"})
+    ns = (
+        await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "audited"})
+    ).json()["id"]
+    await client.put(
+        f"/api/v1/namespaces/{ns}/configs/k", headers=owner.headers, json={"value": "v"}
+    )
     taken = await client.post("/api/v1/backups", headers=owner.headers)
     assert taken.status_code == 201, taken.text
     backup_id = taken.json()["id"]
-    restored = await client.post(f"/api/v1/backups/{backup_id}/restore", headers=owner.headers, json={})
+    restored = await client.post(
+        f"/api/v1/backups/{backup_id}/restore", headers=owner.headers, json={}
+    )
     assert restored.status_code == 200, restored.text
-    log = (await client.get("/api/v1/audit", headers=owner.headers, params={"action": "backup."})).json()["items"]
+    log = (
+        await client.get("/api/v1/audit", headers=owner.headers, params={"action": "backup."})
+    ).json()["items"]
     assert [e["action"] for e in log] == ["backup.restore", "backup.create"]
     assert all(e["target"] == backup_id for e in log)
     metrics = (await client.get("/metrics")).text
-    age = next(line for line in metrics.splitlines() if line.startswith("konfig_backup_age_seconds"))
+    age = next(
+        line for line in metrics.splitlines() if line.startswith("konfig_backup_age_seconds")
+    )
     assert float(age.split()[-1]) >= 0

@@ -162,3 +162,19 @@ def test_run_injects_the_config_into_the_child(logged_in: Cli) -> None:
     assert json.loads(rendered)["max_connections"] == 100
     missing = cli("run", "payments/production", "--", "no-such-command-here")
     assert missing.returncode == 127
+
+
+def test_backup_through_the_api_without_tenant(logged_in: Cli) -> None:
+    cli = logged_in
+    cli.ok("ns", "create", "payments/production")
+    cli.ok("set", "payments/production", "port=8080", "--type", "number")
+    backup_id = cli.ok("backup", "create").strip()
+    listed = json.loads(cli.ok("backup", "list", "-o", "json"))
+    assert [b["id"] for b in listed] == [backup_id]
+    cli.ok("set", "payments/production", "port=9090", "--type", "number")
+    dry = cli.ok("backup", "restore", backup_id, "--dry-run")
+    assert "~ port" in dry
+    cli.ok("backup", "restore", backup_id)
+    assert cli.ok("get", "payments/production", "port").strip() == "8080"
+    missing = cli("backup", "restore", "20200101T000000.000Z")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr

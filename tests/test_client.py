@@ -135,3 +135,22 @@ async def test_audit_lists_newest_first(sdk: AsyncKonfig) -> None:
     assert all(isinstance(e, dict) for e in events)
     with pytest.raises(KonfigError):
         await sdk.audit.list(since="not a time")
+
+
+async def test_backups_take_list_and_restore(sdk: AsyncKonfig) -> None:
+    await sdk.namespaces.create("payments/production")
+    await sdk.configs.set("payments/production", "port", 8080, value_type="number")
+    made = await sdk.backups.create()
+    assert made["namespace_count"] == 1
+    assert [b["id"] for b in await sdk.backups.list()] == [made["id"]]
+    assert (await sdk.backups.get(made["id"]))["namespaces"][0]["name"] == "payments/production"
+    assert b"payments/production" in await sdk.backups.download(made["id"])
+
+    await sdk.configs.set("payments/production", "port", 9090, value_type="number")
+    dry = await sdk.backups.restore(made["id"], dry_run=True)
+    assert [c["key"] for c in dry["namespaces"][0]["changed"]] == ["port"]
+    assert (await sdk.configs.get("payments/production", "port"))["value"] == 9090
+    await sdk.backups.restore(made["id"])
+    assert (await sdk.configs.get("payments/production", "port"))["value"] == 8080
+    with pytest.raises(NotFound):
+        await sdk.backups.get("20200101T000000.000Z")

@@ -65,6 +65,7 @@ class AsyncKonfig:
         self.namespaces = AsyncNamespaces(self)
         self.configs = AsyncConfigs(self)
         self.revisions = AsyncRevisions(self)
+        self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
 
     async def aclose(self) -> None:
@@ -426,4 +427,37 @@ class AsyncRevisions(_Group):
             ops.import_file(
                 namespace, content, format=format, mode=mode, dry_run=dry_run, message=message
             )
+        )
+
+
+class AsyncBackups(_Group):
+    """The tenant's backups (admins): take, list, read, download, restore."""
+
+    async def create(self) -> Entry:
+        """Back up the tenant's namespaces and entries now."""
+        return await self._run(ops.create_backup())
+
+    async def list(self, *, limit: int | None = None) -> Items:
+        """Backups, newest first, with whether each one's checksum holds."""
+        return await self._run(ops.list_backups(limit=limit))
+
+    async def get(self, backup_id: str) -> Entry:
+        """One backup, with the namespaces it holds."""
+        return await self._run(ops.get_backup(backup_id))
+
+    async def download(self, backup_id: str) -> bytes:
+        """The backup file itself (YAML, values still encrypted)."""
+        return await self._run(ops.download_backup(backup_id))
+
+    async def restore(
+        self,
+        backup_id: str,
+        *,
+        dry_run: bool = False,
+        namespaces: Names | None = None,
+        reveal: bool = False,
+    ) -> Entry:
+        """Restore a backup, one new revision per namespace; ``dry_run`` only shows the diff."""
+        return await self._run(
+            ops.restore_backup(backup_id, dry_run=dry_run, namespaces=namespaces, reveal=reveal)
         )

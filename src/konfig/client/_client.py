@@ -70,6 +70,7 @@ class Konfig:
         self.namespaces = Namespaces(self)
         self.configs = Configs(self)
         self.revisions = Revisions(self)
+        self.backups = Backups(self)
         self.audit = Audit(self)
 
     def close(self) -> None:
@@ -425,4 +426,37 @@ class Revisions(_Group):
             ops.import_file(
                 namespace, content, format=format, mode=mode, dry_run=dry_run, message=message
             )
+        )
+
+
+class Backups(_Group):
+    """The tenant's backups (admins): take, list, read, download, restore."""
+
+    def create(self) -> Entry:
+        """Back up the tenant's namespaces and entries now."""
+        return self._run(ops.create_backup())
+
+    def list(self, *, limit: int | None = None) -> Items:
+        """Backups, newest first, with whether each one's checksum holds."""
+        return self._run(ops.list_backups(limit=limit))
+
+    def get(self, backup_id: str) -> Entry:
+        """One backup, with the namespaces it holds."""
+        return self._run(ops.get_backup(backup_id))
+
+    def download(self, backup_id: str) -> bytes:
+        """The backup file itself (YAML, values still encrypted)."""
+        return self._run(ops.download_backup(backup_id))
+
+    def restore(
+        self,
+        backup_id: str,
+        *,
+        dry_run: bool = False,
+        namespaces: Names | None = None,
+        reveal: bool = False,
+    ) -> Entry:
+        """Restore a backup, one new revision per namespace; ``dry_run`` only shows the diff."""
+        return self._run(
+            ops.restore_backup(backup_id, dry_run=dry_run, namespaces=namespaces, reveal=reveal)
         )

@@ -353,6 +353,41 @@ def import_file(
     return response.json()  # type: ignore[no-any-return]
 
 
+# --- backups --------------------------------------------------------------------------------
+
+
+def create_backup() -> Flow[dict[str, Any]]:
+    response = yield Call("POST", f"{API}/backups")
+    return response.json()  # type: ignore[no-any-return]
+
+
+def list_backups(*, limit: int | None = None) -> Flow[list[dict[str, Any]]]:
+    params = {"limit": min(limit or 200, 200)}
+    return (yield from paginate(f"{API}/backups", params, max_items=limit))
+
+
+def get_backup(backup_id: str) -> Flow[dict[str, Any]]:
+    response = yield Call("GET", f"{API}/backups/{quote_segment(backup_id)}")
+    return response.json()  # type: ignore[no-any-return]
+
+
+def download_backup(backup_id: str) -> Flow[bytes]:
+    response = yield Call("GET", f"{API}/backups/{quote_segment(backup_id)}/download")
+    return response.content
+
+
+def restore_backup(
+    backup_id: str,
+    *,
+    dry_run: bool = False,
+    namespaces: list[str] | None = None,
+    reveal: bool = False,
+) -> Flow[dict[str, Any]]:
+    body = {"dry_run": dry_run, "namespaces": namespaces or None, "reveal": reveal}
+    response = yield Call("POST", f"{API}/backups/{quote_segment(backup_id)}/restore", json=body)
+    return response.json()  # type: ignore[no-any-return]
+
+
 # --- the read path ---------------------------------------------------------------------------
 
 FORMATS = ("json", "yaml", "env", "properties")
