@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials, resolved
+from konfig.cli import credentials, resolved, revisions
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
 from konfig.client import Konfig, KonfigError
@@ -204,4 +204,5 @@ def register(app: typer.Typer) -> None:
     app.command()(get)
     app.command("set")(set_)
     app.command()(unset)
+    revisions.register(app)
     resolved.register(app)

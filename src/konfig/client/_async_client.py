@@ -7,7 +7,7 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
@@ -414,7 +414,7 @@ class AsyncRevisions(_Group):
     async def import_(
         self,
         namespace: NamespaceRef,
-        content: bytes | str,
+        content: bytes | str | AsyncIterable[bytes],
         *,
         format: str = "yaml",
         mode: str = "merge",

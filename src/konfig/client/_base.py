@@ -9,7 +9,7 @@ any of the API's logic.
 from __future__ import annotations
 
 import random
-from collections.abc import Generator
+from collections.abc import AsyncIterable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -34,7 +34,7 @@ class Call:
     path: str
     params: dict[str, Any] | None = None
     json: Any = None
-    content: bytes | str | None = None
+    content: bytes | str | Iterable[bytes] | AsyncIterable[bytes] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None
     retry: bool = True

@@ -7,7 +7,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
 
@@ -413,7 +413,7 @@ class Revisions(_Group):
     def import_(
         self,
         namespace: NamespaceRef,
-        content: bytes | str,
+        content: bytes | str | Iterable[bytes],
         *,
         format: str = "yaml",
         mode: str = "merge",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -332,7 +333,7 @@ IMPORT_MEDIA_TYPES = {
 
 def import_file(
     namespace: NamespaceRef,
-    content: bytes | str,
+    content: bytes | str | Iterable[bytes] | AsyncIterable[bytes],
     *,
     format: str,
     mode: str = "merge",
