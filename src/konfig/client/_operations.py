@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,166 +191,73 @@ def list_audit(
     return (yield from paginate(f"{API}/audit", params, max_items=limit))
 
 
-# --- history and revisions ------------------------------------------------------------------
-
-
 def _flag(value: bool) -> str | None:
     return "true" if value else None
 
 
-def entry_history(
-    namespace: NamespaceRef, key: str, *, reveal: bool = False, limit: int | None = None
+# --- service accounts and API tokens ---------------------------------------------------------
+
+
+def create_service_account(name: str, description: str = "") -> Flow[dict[str, Any]]:
+    body = {"name": name, "description": description}
+    response = yield Call("POST", f"{API}/service-accounts", json=body)
+    return response.json()  # type: ignore[no-any-return]
+
+
+def list_service_accounts() -> Flow[list[dict[str, Any]]]:
+    return (yield from paginate(f"{API}/service-accounts", {"limit": 200}))
+
+
+def service_account_id(account: str | uuid.UUID) -> Flow[str]:
+    """The id of a service account given by name (or already by ``uuid.UUID``)."""
+    if isinstance(account, uuid.UUID):
+        return str(account)
+    for found in (yield from list_service_accounts()):
+        if found["name"] == account:
+            return str(found["id"])
+    raise NotFound(f"no service account named {account!r}", code="NOT_FOUND", status_code=404)
+
+
+def delete_service_account(account: str | uuid.UUID) -> Flow[None]:
+    ident = yield from service_account_id(account)
+    yield Call("DELETE", f"{API}/service-accounts/{ident}")
+
+
+def create_token(
+    name: str,
+    scopes: list[dict[str, Any]],
+    *,
+    service_account: str | uuid.UUID | None = None,
+    expires_in_days: int | None = None,
+    expires_at: str | None = None,
+) -> Flow[dict[str, Any]]:
+    body: dict[str, Any] = {"name": name, "scopes": scopes}
+    if service_account is not None:
+        body["service_account_id"] = yield from service_account_id(service_account)
+    if expires_in_days is not None:
+        body["expires_in_days"] = expires_in_days
+    if expires_at is not None:
+        body["expires_at"] = expires_at
+    response = yield Call("POST", f"{API}/tokens", json=body)
+    return response.json()  # type: ignore[no-any-return]
+
+
+def list_tokens(
+    *, service_account: str | uuid.UUID | None = None, include_revoked: bool = False
 ) -> Flow[list[dict[str, Any]]]:
-    path = yield from namespace_path(namespace)
-    params = {"reveal": _flag(reveal), "limit": min(limit or 200, 200)}
-    return (
-        yield from paginate(f"{path}/configs/{quote_segment(key)}/history", params, max_items=limit)
-    )
+    params: dict[str, Any] = {"limit": 200, "include_revoked": _flag(include_revoked)}
+    if service_account is not None:
+        params["service_account_id"] = yield from service_account_id(service_account)
+    return (yield from paginate(f"{API}/tokens", params))
 
 
-def rollback_entry(
-    namespace: NamespaceRef, key: str, version: int, *, message: str | None = None
-) -> Flow[dict[str, Any]]:
-    path = yield from namespace_path(namespace)
-    body = {"version": version, "message": message}
-    response = yield Call("POST", f"{path}/configs/{quote_segment(key)}/rollback", json=body)
+def get_token(token_id: str | uuid.UUID) -> Flow[dict[str, Any]]:
+    response = yield Call("GET", f"{API}/tokens/{quote_segment(str(token_id))}")
     return response.json()  # type: ignore[no-any-return]
 
 
-def list_revisions(
-    namespace: NamespaceRef, *, limit: int | None = None
-) -> Flow[list[dict[str, Any]]]:
-    path = yield from namespace_path(namespace)
-    params = {"limit": min(limit or 200, 200)}
-    return (yield from paginate(f"{path}/revisions", params, max_items=limit))
-
-
-def get_revision(
-    namespace: NamespaceRef, revision: int, *, reveal: bool = False
-) -> Flow[dict[str, Any]]:
-    path = yield from namespace_path(namespace)
-    params = {"reveal": _flag(reveal)}
-    response = yield Call("GET", f"{path}/revisions/{int(revision)}", params=params)
-    return response.json()  # type: ignore[no-any-return]
-
-
-def diff(
-    namespace: NamespaceRef,
-    from_revision: int,
-    to_revision: int | None = None,
-    *,
-    reveal: bool = False,
-) -> Flow[dict[str, Any]]:
-    path = yield from namespace_path(namespace)
-    params = {"from": from_revision, "to": to_revision, "reveal": _flag(reveal)}
-    response = yield Call("GET", f"{path}/diff", params=_present(params))
-    return response.json()  # type: ignore[no-any-return]
-
-
-def _present(params: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in params.items() if v is not None}
-
-
-def _change_headers(message: str | None, if_match: str | None) -> dict[str, str]:
-    headers = {"If-Match": if_match} if if_match else {}
-    if message:
-        headers["X-Konfig-Message"] = message
-    return headers
-
-
-def rollback(
-    namespace: NamespaceRef,
-    revision: int,
-    *,
-    dry_run: bool = False,
-    message: str | None = None,
-    if_match: str | None = None,
-) -> Flow[dict[str, Any]]:
-    path = yield from namespace_path(namespace)
-    response = yield Call(
-        "POST",
-        f"{path}/rollback",
-        params=_present({"dry_run": _flag(dry_run)}),
-        json={"revision": revision, "message": message},
-        headers=_change_headers(None, if_match),
-    )
-    return response.json()  # type: ignore[no-any-return]
-
-
-def get_document(namespace: NamespaceRef, *, reveal: bool = False) -> Flow[dict[str, Any]]:
-    path = yield from namespace_path(namespace)
-    response = yield Call("GET", f"{path}/document", params=_present({"reveal": _flag(reveal)}))
-    return response.json()  # type: ignore[no-any-return]
-
-
-def put_document(
-    namespace: NamespaceRef,
-    document: dict[str, Any] | str,
-    *,
-    dry_run: bool = False,
-    message: str | None = None,
-    if_match: str | None = None,
-) -> Flow[dict[str, Any]]:
-    """Replace every entry: ``document`` is ``{"entries": [...]}`` or its YAML text."""
-    path = yield from namespace_path(namespace)
-    headers = _change_headers(message, if_match)
-    if isinstance(document, str):
-        headers["Content-Type"] = "application/yaml"
-        body: dict[str, Any] = {"content": document.encode()}
-    else:
-        body = {"json": document}
-    response = yield Call(
-        "PUT",
-        f"{path}/document",
-        params=_present({"dry_run": _flag(dry_run)}),
-        headers=headers,
-        **body,
-    )
-    return response.json()  # type: ignore[no-any-return]
-
-
-def export(
-    namespace: NamespaceRef,
-    *,
-    format: str = "yaml",
-    reveal: bool = False,
-    revision: int | None = None,
-) -> Flow[str]:
-    path = yield from namespace_path(namespace)
-    params = {"format": format, "reveal": _flag(reveal), "revision": revision}
-    response = yield Call("GET", f"{path}/export", params=_present(params))
-    return response.text
-
-
-IMPORT_MEDIA_TYPES = {
-    "yaml": "application/yaml",
-    "json": "application/json",
-    "env": "text/plain",
-    "properties": "text/plain",
-}
-
-
-def import_file(
-    namespace: NamespaceRef,
-    content: bytes | str | Iterable[bytes] | AsyncIterable[bytes],
-    *,
-    format: str,
-    mode: str = "merge",
-    dry_run: bool = False,
-    message: str | None = None,
-) -> Flow[dict[str, Any]]:
-    path = yield from namespace_path(namespace)
-    headers = _change_headers(message, None)
-    headers["Content-Type"] = IMPORT_MEDIA_TYPES.get(format, "text/plain")
-    params = {"format": format, "mode": mode, "dry_run": _flag(dry_run)}
-    response = yield Call(
-        "POST",
-        f"{path}/import",
-        params=_present(params),
-        headers=headers,
-        content=content.encode() if isinstance(content, str) else content,
-    )
-    return response.json()  # type: ignore[no-any-return]
+def revoke_token(token_id: str | uuid.UUID) -> Flow[None]:
+    yield Call("DELETE", f"{API}/tokens/{quote_segment(str(token_id))}")
 
 
 # --- backups --------------------------------------------------------------------------------
