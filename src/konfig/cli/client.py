@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials, resolved, revisions
+from konfig.cli import credentials, resolved, revisions, tokens
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
 from konfig.client import Konfig, KonfigError
@@ -206,3 +206,4 @@ def register(app: typer.Typer) -> None:
     app.command()(unset)
     revisions.register(app)
     resolved.register(app)
+    tokens.register(app)
