@@ -137,3 +137,44 @@ def test_get_config_falls_back_to_the_cache_with_a_warning(tmp_path: Path) -> No
         assert kfg.get_config("payments/production") == {"port": 8080}
     with pytest.raises(ConnectionError):
         kfg.get_config("payments/staging")
+
+
+def test_watch_reconnects_with_backoff_and_resumes_from_the_etag() -> None:
+    import threading
+
+    answers: list[Any] = [
+        httpx.Response(200, json={"v": 1}, headers={"ETag": '"e1"'}),
+        httpx.ConnectError("server restarting"),
+        error(503, "UNAVAILABLE", "draining"),
+        httpx.Response(304, headers={"ETag": '"e1"'}),
+        httpx.Response(200, json={"v": 2}, headers={"ETag": '"e2"'}),
+    ]
+    sent: list[tuple[str | None, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((request.headers.get("If-None-Match"), request.url.params.get("wait")))
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[no-any-return]
+
+    seen: list[Any] = []
+    stop = threading.Event()
+
+    def on_change(config: Any) -> None:
+        seen.append(config)
+        if len(seen) == 2:
+            stop.set()
+
+    konfig(handler, retry=FAST).watch("payments/production", on_change, wait=5, stop=stop)
+    assert seen == [{"v": 1}, {"v": 2}]
+    # The first read is plain; every later one is a long poll resuming from the ETag held.
+    assert sent[0] == (None, None)
+    assert all(header == '"e1"' and wait == "5" for header, wait in sent[1:])
+
+
+def test_watch_raises_what_retrying_cannot_fix() -> None:
+    kfg = konfig(lambda request: error(401, "UNAUTHENTICATED", "token revoked"), retry=FAST)
+    with pytest.raises(KonfigError) as caught:
+        kfg.watch("payments/production", lambda config: None)
+    assert caught.value.message == "token revoked"
