@@ -7,6 +7,7 @@ import os
 import queue
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -121,6 +122,8 @@ def _run_watching(name: str, command: list[str], prefix: str) -> int:
     """Run COMMAND, restart it on each change, and exit with its code when it exits by itself."""
     changes: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
+    # Stopped by a supervisor, stop the child too: SIGTERM unwinds through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     child = _start(command, resolved(name), prefix)
     _follow(name, changes, stop, fmt="json", initial=False)
     try:
