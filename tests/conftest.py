@@ -117,6 +117,8 @@ def make_settings(url: str, data_dir: Path, **overrides: Any) -> Settings:
         "argon2_time_cost": 1,
         "argon2_memory_kib": 64,
     }
+    if overrides.get("env") == "production":  # production refuses less than OWASP's minimum
+        values |= {"argon2_time_cost": 2, "argon2_memory_kib": 19456}
     values.update(overrides)
     return Settings(**values)
 

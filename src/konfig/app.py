@@ -35,6 +35,7 @@ from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
 from konfig.users.router import router as users_router
+from konfig.web.routes import mount_ui
 
 log = logging.getLogger("konfig")
 
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(backups_router)
     app.include_router(api)
     app.include_router(ops_router)
+    mount_ui(app)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
     # included), request id, access log and metrics, CORS, body cap.

@@ -7,6 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import State
 
 from konfig.audit.context import set_actor
 from konfig.auth.models import AuthSession
@@ -29,16 +31,12 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
-async def get_principal(
-    request: Request,
-    session: SessionDep,
-    _: Annotated[str | None, Depends(oauth2_scheme)] = None,
-) -> Principal:
-    """Authenticate the request and bind its tenant to the transaction."""
-    token = bearer_token(request)
-    if token is None:
-        raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
-    signer: TokenSigner = request.app.state.signer
+async def authenticate(state: State, session: AsyncSession, token: str) -> Principal:
+    """The user behind an access token, if its login is still open and the user still active.
+
+    Shared by the API's bearer tokens and the web UI's session cookie.
+    """
+    signer: TokenSigner = state.signer
     try:
         claims = signer.verify(token, expected_type="access")
     except InvalidToken as exc:
@@ -59,7 +57,6 @@ async def get_principal(
         or user.tenant_id != claims.tenant_id
     ):
         raise Unauthenticated("This login has ended: sign in again")
-    await bind_tenant(session, user.tenant_id)
     set_actor(f"user:{user.id}", user.tenant_id)
     return Principal(
         kind="user",
@@ -70,6 +67,20 @@ async def get_principal(
         session_id=auth_session.id,
         email=user.email,
     )
+
+
+async def get_principal(
+    request: Request,
+    session: SessionDep,
+    _: Annotated[str | None, Depends(oauth2_scheme)] = None,
+) -> Principal:
+    """Authenticate the request and bind its tenant to the transaction."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+    principal = await authenticate(request.app.state, session, token)
+    await bind_tenant(session, principal.tenant_id)
+    return principal
 
 
 async def counted_principal(

@@ -34,6 +34,7 @@ from konfig.configs.schemas import MASK
 from konfig.errors import KonfigError, NotFound, ValidationFailed
 from konfig.namespaces import repository as namespaces
 from konfig.namespaces.models import Namespace
+from konfig.namespaces.service import find_cycle
 from konfig.revisions.writer import (
     EntryDraft,
     check_drafts,
@@ -145,20 +146,6 @@ def _check_values(drafts: dict[str, list[EntryDraft]], backups: Backups) -> None
             ) from exc
 
 
-def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
-    stack: list[tuple[str, list[str]]] = [(start, [start])]
-    seen: set[str] = set()
-    while stack:
-        node, path = stack.pop()
-        for nxt in graph.get(node, []):
-            if nxt == start:
-                return [*path, start]
-            if nxt not in seen:
-                seen.add(nxt)
-                stack.append((nxt, [*path, nxt]))
-    return None
-
-
 async def _check_includes(
     session: AsyncSession, *, tenant_id: uuid.UUID, selected: list[BackupNamespace]
 ) -> None:
@@ -177,7 +164,7 @@ async def _check_includes(
                 "is restored: add it to the selection",
                 {"rule": "includes", "namespace": ns.name, "missing": missing},
             )
-        cycle = _find_cycle(graph, ns.name)
+        cycle = find_cycle(graph, ns.name)
         if cycle is not None:
             shown = " → ".join(cycle)
             raise ValidationFailed(

@@ -38,10 +38,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
     # reader that lost a race to a writer).
-    write = request.method not in _SAFE_METHODS or request.query_params.get("reveal") in (
-        "true",
-        "1",
-    )
+    reveal = request.query_params.get("reveal", "")
+    write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
     session = await open_session(sessionmaker, write=write)
     try:
         yield session

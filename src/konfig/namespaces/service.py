@@ -72,7 +72,7 @@ async def _include_ids(
     return [str(found[n].id) for n in names]
 
 
-def _find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
+def find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
     """A path of includes from ``start`` back to itself, if there is one."""
     stack: list[tuple[str, list[str]]] = [(start, [start])]
     seen: set[str] = set()
@@ -139,7 +139,7 @@ async def update(
         )
         graph = await repository.include_graph(session, tenant_id=namespace.tenant_id)
         graph[str(namespace.id)] = ids
-        cycle = _find_cycle(graph, str(namespace.id))
+        cycle = find_cycle(graph, str(namespace.id))
         if cycle is not None:
             names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
             shown = " → ".join(names.get(i, i) for i in cycle)

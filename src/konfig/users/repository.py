@@ -79,3 +79,12 @@ async def end_sessions(session: AsyncSession, *, user_id: uuid.UUID, reason: str
         auth_session.revoked_at = utcnow()
         auth_session.revoked_reason = reason
     await session.flush()
+
+
+async def emails_by_id(
+    session: AsyncSession, *, tenant_id: uuid.UUID, user_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    if not user_ids:
+        return {}
+    query = select(User.id, User.email).where(User.tenant_id == tenant_id, User.id.in_(user_ids))
+    return {row.id: row.email for row in (await session.execute(query)).all()}

@@ -179,3 +179,20 @@ async def update_me(session: AsyncSession, *, principal: Principal, payload: MeU
         summary={"changed": changed},
     )
     return user
+
+
+async def display_names(
+    session: AsyncSession, *, principal: Principal, actors: list[str]
+) -> dict[str, str]:
+    """How to show history's actors (``user:<id>``) to a member of the tenant: their emails."""
+    principal.require(Role.viewer)
+    ids: list[uuid.UUID] = []
+    for actor in set(actors):
+        kind, _, raw = actor.partition(":")
+        if kind == "user":
+            try:
+                ids.append(uuid.UUID(raw))
+            except ValueError:
+                continue
+    emails = await repository.emails_by_id(session, tenant_id=principal.tenant_id, user_ids=ids)
+    return {f"user:{user_id}": email for user_id, email in emails.items()}

@@ -1,0 +1,67 @@
+"""The web UI under ``/ui``: server-rendered pages, a few fragments and a live-update stream.
+
+Every page answers in HTML, errors included: a failed check becomes a page that says what
+happened and what to do next, never the API's JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from konfig.web import admin_pages, auth_pages, entry_pages, history_pages, namespace_pages
+from konfig.web.csrf import derive_key
+from konfig.web.live import Broadcaster, RevisionFeed
+from konfig.web.rendering import STATIC_DIR, make_templates
+from konfig.web.routing import UIRoute, error_page
+from konfig.web.session import RefreshGate
+
+PAGES = (auth_pages, namespace_pages, entry_pages, history_pages, admin_pages)
+
+
+@dataclass
+class UIState:
+    """What the pages share, kept on ``app.state.ui``."""
+
+    templates: Jinja2Templates
+    csrf_key: bytes
+    feed: RevisionFeed
+    refresh_gate: RefreshGate = field(default_factory=RefreshGate)
+    stream_seconds: float = 60.0  # a live stream ends (and the browser reconnects) after this
+    keepalive_seconds: float = 15.0
+
+
+def make_router() -> APIRouter:
+    router = APIRouter(include_in_schema=False)
+    for pages in PAGES:
+        router.include_router(pages.router, prefix="/ui")
+    fallback = APIRouter(route_class=UIRoute)
+
+    @fallback.get("/{rest:path}")
+    async def no_such_page(request: Request, rest: str) -> Response:
+        """Anything else under /ui."""
+        return error_page(request, 404, "There is no such page.")
+
+    router.include_router(fallback, prefix="/ui")
+    return router
+
+
+def mount_ui(app: FastAPI) -> None:
+    """Serve the UI: its pages, its static files, and live updates fed by every commit."""
+    broadcaster = Broadcaster()
+    app.state.ui = UIState(
+        templates=make_templates(),
+        csrf_key=derive_key(app.state.signer.key),
+        feed=broadcaster,
+    )
+    app.state.commit_hooks.append(broadcaster.publish)
+    app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
+    app.include_router(make_router())
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> Response:
+        return Response(status_code=307, headers={"Location": "/ui"})

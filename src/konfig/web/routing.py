@@ -1,0 +1,91 @@
+"""How UI routes answer failures: as pages that say what happened and what to do next."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from konfig.errors import Forbidden, KonfigError, NotFound
+from konfig.web.csrf import CsrfRefused
+from konfig.web.rendering import page, redirect
+from konfig.web.session import NotSignedIn, apply_pending_login, clear_login_cookies
+
+_TITLES = {
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Conflict",
+    412: "Changed meanwhile",
+    413: "Too large",
+    422: "Not valid",
+    429: "Slow down",
+}
+_NEXT_STEPS = {
+    403: "Ask an admin of your organisation for a role that allows this.",
+    404: "It may have been deleted, or it belongs to another organisation. "
+    "Go back to your namespaces and pick it from the list.",
+    412: "Someone changed it while you were looking at it: open it again to see the current "
+    "version, then reapply your change.",
+}
+
+
+def _wants_page(request: Request) -> bool:
+    return "X-Konfig-Fragment" not in request.headers and "text/event-stream" not in (
+        request.headers.get("accept", "")
+    )
+
+
+def error_page(request: Request, status_code: int, message: str) -> Response:
+    return page(
+        request,
+        "error.html",
+        None,
+        status_code=status_code,
+        title=_TITLES.get(status_code, "Something went wrong"),
+        message=message,
+        next_step=_NEXT_STEPS.get(status_code, ""),
+    )
+
+
+class UIRoute(APIRoute):
+    """Turns the UI's failures into pages, and hands out a refreshed login on every answer."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def ui_handler(request: Request) -> Response:
+            try:
+                response = await handler(request)
+            except NotSignedIn as exc:
+                if _wants_page(request):
+                    target = request.url.path if request.method == "GET" else "/ui"
+                    response = redirect(
+                        request, f"/ui/login?next={quote(target, safe='/')}", flash=exc.message
+                    )
+                else:
+                    response = Response(exc.message, status_code=401, media_type="text/plain")
+                clear_login_cookies(response, request)
+                return response
+            except CsrfRefused:
+                response = error_page(
+                    request,
+                    403,
+                    "This form could not be accepted: it has expired or did not come from a "
+                    "Konfig page. Go back, reload the page and submit it again.",
+                )
+            except RequestValidationError:
+                response = error_page(request, 404, "There is no such page.")
+            except (NotFound, Forbidden) as exc:
+                response = error_page(request, exc.status_code, exc.message)
+            except KonfigError as exc:
+                response = error_page(request, exc.status_code, exc.message)
+            apply_pending_login(response, request)
+            return response
+
+        return ui_handler

@@ -1,0 +1,298 @@
+// Konfig's UI script: progressive enhancement only; every page works without it.
+// Loaded from /ui/static (no inline script), so a strict Content-Security-Policy applies.
+"use strict";
+
+(function () {
+  // ---- Type-aware editor: show the chosen type's fields, keep the select list in sync. ----
+
+  function setupEditor(form) {
+    const typeSelect = form.querySelector("[data-type-select]");
+    const groups = form.querySelectorAll("fieldset[data-type]");
+    function showType() {
+      groups.forEach(function (group) {
+        const active = group.dataset.type === typeSelect.value;
+        group.hidden = !active;
+        group.disabled = !active;
+      });
+    }
+    if (typeSelect) {
+      typeSelect.addEventListener("change", showType);
+      showType();
+    }
+
+    form.querySelectorAll("[data-options-for]").forEach(function (box) {
+      const target = document.getElementById(box.dataset.optionsFor);
+      if (target) {
+        box.addEventListener("input", function () { syncOptions(box, target); });
+      }
+    });
+
+    form.querySelectorAll("[data-json-editor]").forEach(function (area) {
+      let timer = null;
+      area.addEventListener("input", function () {
+        clearTimeout(timer);
+        timer = setTimeout(function () { checkJson(area); }, 250);
+      });
+      area.addEventListener("blur", function () { checkJson(area); });
+    });
+
+    form.addEventListener("submit", function (event) {
+      let firstBad = null;
+      form.querySelectorAll("[data-json-editor]").forEach(function (area) {
+        if (area.closest("fieldset[disabled]")) return;
+        const problem = checkJson(area);
+        if (problem && !firstBad) firstBad = { area: area, problem: problem };
+      });
+      if (firstBad) {
+        event.preventDefault();
+        firstBad.area.focus();
+        firstBad.area.setSelectionRange(firstBad.problem.pos, firstBad.problem.pos);
+      }
+    });
+  }
+
+  function parseOption(line) {
+    try {
+      const value = JSON.parse(line);
+      if (["string", "number", "boolean"].indexOf(typeof value) >= 0) return value;
+    } catch (e) { /* plain text */ }
+    return line;
+  }
+
+  function syncOptions(box, select) {
+    const chosen = select.value;
+    const lines = box.value.split("\n").map(function (l) { return l.trim(); }).filter(Boolean);
+    while (select.options.length > 1) select.remove(1);
+    lines.forEach(function (line) {
+      const value = parseOption(line);
+      const option = document.createElement("option");
+      option.value = JSON.stringify(value);
+      option.textContent = typeof value === "string" ? value : JSON.stringify(value);
+      option.selected = option.value === chosen;
+      select.appendChild(option);
+    });
+  }
+
+  // ---- JSON editor: say where the syntax error is (line and column), before sending. ----
+
+  function locateJsonError(text) {
+    let i = 0;
+    function fail(message) { throw { pos: i, message: message }; }
+    function describe(ch) {
+      return ch === undefined ? "end of input" : "character " + JSON.stringify(ch);
+    }
+    function ws() { while (i < text.length && " \t\n\r".indexOf(text[i]) >= 0) i++; }
+    function string() {
+      i++;
+      while (i < text.length) {
+        const ch = text[i];
+        if (ch === '"') { i++; return; }
+        if (ch === "\\") {
+          const next = text[i + 1];
+          if (next === "u") {
+            if (!/^[0-9a-fA-F]{4}$/.test(text.substr(i + 2, 4))) fail("invalid \\u escape");
+            i += 6;
+            continue;
+          }
+          if ('"\\/bfnrt'.indexOf(next) < 0 || next === undefined) fail("invalid escape in a string");
+          i += 2;
+          continue;
+        }
+        if (ch < " ") fail("line break or control character inside a string (use \\n)");
+        i++;
+      }
+      fail("a string is not closed: add the closing double quote");
+    }
+    function number() {
+      const match = /-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?/y;
+      match.lastIndex = i;
+      const found = match.exec(text);
+      if (!found || found[0] === "-") fail("invalid number");
+      i = match.lastIndex;
+    }
+    function array() {
+      i++; ws();
+      if (text[i] === "]") { i++; return; }
+      for (;;) {
+        value(); ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "]") { i++; return; }
+        fail("expected ',' or ']' after a list item, found " + describe(text[i]));
+      }
+    }
+    function object() {
+      i++; ws();
+      if (text[i] === "}") { i++; return; }
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail("expected a property name in double quotes, found " + describe(text[i]));
+        string(); ws();
+        if (text[i] !== ":") fail("expected ':' after the property name, found " + describe(text[i]));
+        i++;
+        value(); ws();
+        if (text[i] === ",") { i++; continue; }
+        if (text[i] === "}") { i++; return; }
+        fail("expected ',' or '}' after a property value, found " + describe(text[i]));
+      }
+    }
+    function value() {
+      ws();
+      const ch = text[i];
+      if (ch === "{") return object();
+      if (ch === "[") return array();
+      if (ch === '"') return string();
+      if (ch === "-" || (ch >= "0" && ch <= "9")) return number();
+      const words = ["true", "false", "null"];
+      for (let w = 0; w < words.length; w++) {
+        if (text.startsWith(words[w], i)) { i += words[w].length; return; }
+      }
+      fail(ch === undefined ? "the JSON ends too early" : "unexpected " + describe(ch));
+    }
+    try {
+      value(); ws();
+      if (i < text.length) fail("unexpected text after the JSON value: " + describe(text[i]));
+    } catch (problem) {
+      if (problem && typeof problem.pos === "number") return problem;
+      throw problem;
+    }
+    return null;
+  }
+
+  function lineAndColumn(text, pos) {
+    const before = text.slice(0, pos).split("\n");
+    return { line: before.length, column: before[before.length - 1].length + 1 };
+  }
+
+  function checkJson(area) {
+    const holder = document.getElementById(area.id + "-syntax");
+    const text = area.value;
+    let problem = null;
+    if (text.trim() !== "") {
+      try {
+        JSON.parse(text);
+      } catch (e) {
+        problem = locateJsonError(text) || { pos: text.length, message: e.message };
+      }
+    }
+    if (holder) {
+      if (problem) {
+        const where = lineAndColumn(text, problem.pos);
+        holder.textContent = "Line " + where.line + ", column " + where.column + ": " + problem.message + ".";
+        holder.hidden = false;
+        area.setAttribute("aria-invalid", "true");
+        area.setAttribute("aria-errormessage", holder.id);
+      } else {
+        holder.textContent = "";
+        holder.hidden = true;
+        if (!area.parentNode.querySelector(".field-error:not(.js-json-error)")) {
+          area.removeAttribute("aria-invalid");
+        }
+        area.removeAttribute("aria-errormessage");
+      }
+    }
+    return problem;
+  }
+
+  // ---- Confirmations for destructive forms (data-confirm). ----
+
+  function setupConfirm(root) {
+    root.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      if (form.dataset.confirmReady) return;
+      form.dataset.confirmReady = "1";
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+  }
+
+  // ---- Live updates: server-sent events, then the entries table is fetched again. ----
+
+  function announce(text) {
+    const status = document.getElementById("live-status");
+    if (status) status.textContent = text;
+  }
+
+  function setRevision(revision) {
+    document.querySelectorAll("[data-revision-label]").forEach(function (label) {
+      label.textContent = String(revision);
+    });
+  }
+
+  function listen(url, since, onRevision) {
+    const source = new EventSource(url + "?since=" + encodeURIComponent(since));
+    source.addEventListener("revision", function (event) {
+      const revision = parseInt(event.data, 10);
+      if (!isNaN(revision)) onRevision(revision);
+    });
+    return source;
+  }
+
+  function setupLiveTable(holder) {
+    let current = parseInt(holder.dataset.revision, 10) || 0;
+    let loading = false;
+    let wanted = current;
+    function reload() {
+      if (loading || wanted <= current) return;
+      loading = true;
+      const target = wanted;
+      fetch(holder.dataset.fragmentUrl, {
+        headers: { "X-Konfig-Fragment": "1" },
+        credentials: "same-origin",
+      }).then(function (response) {
+        if (response.status === 401) { window.location.reload(); return null; }
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        const shown = parseInt(response.headers.get("X-Konfig-Revision"), 10) || target;
+        return response.text().then(function (html) {
+          holder.innerHTML = html;
+          setupConfirm(holder);
+          current = Math.max(current, shown);
+          holder.dataset.revision = String(current);
+          setRevision(current);
+          announce("Updated just now: revision " + current + ".");
+        });
+      }).catch(function () {
+        announce("Could not load the latest entries. Reload the page to see them.");
+      }).then(function () {
+        loading = false;
+        reload();
+      });
+    }
+    listen(holder.dataset.eventsUrl, current, function (revision) {
+      wanted = Math.max(wanted, revision);
+      reload();
+    });
+  }
+
+  function setupWatch(status) {
+    const since = parseInt(status.dataset.revision, 10) || 0;
+    listen(status.dataset.eventsUrl, since, function (revision) {
+      if (revision > since) {
+        status.textContent = status.dataset.watchMessage.replace("{revision}", String(revision));
+      }
+    });
+  }
+
+  // ---- Dashboard: filter the tree as you type (the form still searches on the server). ----
+
+  function setupTreeFilter(input) {
+    const tree = document.getElementById(input.dataset.filterTree);
+    if (!tree) return;
+    input.addEventListener("input", function () {
+      const query = input.value.trim().toLowerCase();
+      const nodes = Array.prototype.slice.call(tree.querySelectorAll(".tree-node")).reverse();
+      nodes.forEach(function (node) {
+        const own = node.dataset.path.toLowerCase().indexOf(query) >= 0;
+        const child = node.querySelector(":scope > ul > .tree-node:not([hidden])");
+        node.hidden = query !== "" && !own && !child;
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-editor]").forEach(setupEditor);
+    setupConfirm(document);
+    document.querySelectorAll("[data-live]").forEach(setupLiveTable);
+    document.querySelectorAll("[data-live-watch]").forEach(setupWatch);
+    document.querySelectorAll("[data-filter-tree]").forEach(setupTreeFilter);
+  });
+})();

@@ -1,0 +1,234 @@
+"""The UI in a real browser: register, sign in, organise namespaces, edit typed values, see
+another person's change arrive without reloading; screenshots of the main pages."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cli_helpers import ServerProcess
+from tests.ui.conftest import api_login, new_page
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+EMAIL = "ada@acme.example.com"
+PASSWORD = "SecurePassword123"
+SEEDED = "grace@globex.example.com"
+
+
+@pytest.fixture(scope="module")
+def seeded(server: ServerProcess) -> str:
+    """Another organisation, filled in through the API, for the tests that only look around."""
+    registered = httpx.post(
+        f"{server.url}/api/v1/auth/register",
+        json={"name": "globex", "email": SEEDED, "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    headers = api_login(server, SEEDED, PASSWORD)
+    for name in ("payments", "payments/production", "shared/production"):
+        made = httpx.post(f"{server.url}/api/v1/namespaces", headers=headers, json={"name": name})
+        assert made.status_code == 201, made.text
+    listed = httpx.get(f"{server.url}/api/v1/namespaces", headers=headers).json()["items"]
+    namespace = next(n["id"] for n in listed if n["name"] == "payments/production")
+    for entry in (
+        {"key": "max_connections", "value": 100, "value_type": "number"},
+        {
+            "key": "log_level",
+            "value": "INFO",
+            "value_type": "select",
+            "validation_schema": {"options": ["DEBUG", "INFO"]},
+        },
+        {"key": "api_key", "value": "sk-live-abc", "is_secret": True},
+        {"key": "feature_flags", "value": {"new_ui": True}, "value_type": "json"},
+    ):
+        added = httpx.post(
+            f"{server.url}/api/v1/namespaces/{namespace}/configs", headers=headers, json=entry
+        )
+        assert added.status_code == 201, added.text
+    return SEEDED
+
+
+async def sign_in(page: Any, email: str = EMAIL) -> None:
+    from playwright.async_api import expect
+
+    await page.goto("/ui/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Namespaces", exact=True)).to_be_visible()
+
+
+async def add_entry(page: Any, key: str, value_type: str, **fill: str) -> None:
+    """Fill the add-entry form: ``fill`` maps field ids (without the 'add-' prefix) to text."""
+    await page.get_by_label("Key").fill(key)
+    await page.get_by_label("Type").select_option(value_type)
+    for field, text in fill.items():
+        await page.locator(f"#add-{field}").fill(text)
+
+
+async def test_register_organise_edit_typed_values_and_see_live_changes(
+    chromium: Any, server: ServerProcess, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    page = await new_page(chromium, server)
+
+    # Register the organisation, sign out, sign back in.
+    await page.goto("/ui/register")
+    await page.screenshot(path=screenshots / "register-desktop.png")
+    await page.get_by_label("Organisation name").fill("acme")
+    await page.get_by_label("Email").fill(EMAIL)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Create organisation").click()
+    await expect(page.get_by_text("Your organisation acme is ready")).to_be_visible()
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_text("You are signed out.")).to_be_visible()
+    await page.screenshot(path=screenshots / "login-desktop.png")
+    await sign_in(page)
+
+    # Organise namespaces: payments > production, plus siblings for a real tree.
+    for name in ("shared/production", "payments/staging", "payments", "payments/production"):
+        await page.goto("/ui")
+        await page.get_by_label("Name", exact=True).fill(name)
+        await page.get_by_role("button", name="Create namespace").click()
+        await expect(page.get_by_text(f"Created {name}.")).to_be_visible()
+    await page.wait_for_url(re.compile(r"/ui/namespaces/[0-9a-f-]{36}$"))
+    namespace_url = page.url
+    namespace_id = namespace_url.rstrip("/").rsplit("/", 1)[1]
+
+    # A typed value that breaks its rule: the server's verdict appears next to the field.
+    await add_entry(page, "max_connections", "number", value_number="5000", max_value="1000")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.locator("#value_number-error")).to_contain_text("above max_value 1000")
+    await expect(page.locator("#add-value_number")).to_have_attribute("aria-invalid", "true")
+    await page.screenshot(path=screenshots / "namespace-validation-error.png", full_page=True)
+    await page.locator("#add-value_number").fill("500")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.get_by_text("Added max_connections (revision 1).")).to_be_visible()
+    await expect(page.locator("#entry-max_connections")).to_contain_text("500")
+
+    # The JSON editor points at the syntax error before anything is sent.
+    await add_entry(
+        page, "feature_flags", "json", value_json='{\n  "new_ui": true,\n  "beta" false\n}'
+    )
+    syntax = page.locator("#add-value_json-syntax")
+    await expect(syntax).to_contain_text("Line 3, column 10")
+    await page.evaluate("window.konfigMarker = 'not sent'")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(syntax).to_be_visible()
+    await expect(page.locator("#add-value_json")).to_be_focused()
+    assert await page.evaluate("window.konfigMarker") == "not sent"  # no navigation happened
+    await page.locator("#add-value_json").fill('{"new_ui": true, "beta": false}')
+    await expect(syntax).to_be_hidden()
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.get_by_text("Added feature_flags (revision 2).")).to_be_visible()
+
+    # A select list built from its options, an on/off switch, a secret.
+    await add_entry(page, "log_level", "select", options="DEBUG\nINFO\nWARNING")
+    await page.locator("#add-value_select").select_option(label="INFO")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.get_by_text("Added log_level")).to_be_visible()
+    await add_entry(page, "maintenance_mode", "boolean")
+    await page.get_by_role("switch", name="Enabled").check()
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.locator("#entry-maintenance_mode")).to_contain_text("true")
+    await add_entry(page, "database_url", "string", value_string="postgresql://pay:s3cret@db/pay")
+    await page.get_by_label("Secret: mask the value everywhere unless revealed").check()
+    await page.get_by_role("button", name="Add entry").click()
+    secret_row = page.locator("#entry-database_url")
+    await expect(secret_row).to_contain_text("********")
+    await expect(secret_row).not_to_contain_text("s3cret")
+    await page.screenshot(path=screenshots / "namespace-desktop.png", full_page=True)
+    await page.get_by_role("button", name="Reveal database_url").click()
+    await expect(page.locator("#entry-database_url")).to_contain_text(
+        "postgresql://pay:s3cret@db/pay"
+    )
+
+    # Someone else changes the namespace through the API: the open page shows it, no reload.
+    await page.goto(namespace_url)
+    await page.evaluate("window.konfigMarker = 'still the same page'")
+    headers = api_login(server, EMAIL, PASSWORD)
+    changed = httpx.post(
+        f"{server.url}/api/v1/namespaces/{namespace_id}/configs",
+        headers=headers,
+        json={"key": "request_timeout_ms", "value": 2500, "value_type": "number"},
+    )
+    assert changed.status_code == 201, changed.text
+    await expect(page.locator("#entry-request_timeout_ms")).to_contain_text("2500")
+    await expect(page.locator("#live-status")).to_contain_text("revision 6")
+    await expect(page.locator("[data-revision-label]")).to_have_text("6")
+    assert await page.evaluate("window.konfigMarker") == "still the same page"
+    await page.screenshot(path=screenshots / "namespace-live-update.png", full_page=True)
+
+    # The other main pages, for the record.
+    await page.goto(f"{namespace_url}/entries/max_connections")
+    await expect(page.get_by_role("heading", name="Edit max_connections")).to_be_visible()
+    await expect(page.locator("#edit-value_number")).to_have_value("500")
+    await page.screenshot(path=screenshots / "entry-editor-desktop.png", full_page=True)
+    await page.goto("/ui")
+    await expect(page.locator('[data-path="payments/production"]')).to_contain_text("rev 6")
+    await page.screenshot(path=screenshots / "dashboard-desktop.png", full_page=True)
+    await page.get_by_label("Search namespaces").fill("stag")
+    await expect(page.locator('[data-path="payments/production"]')).to_be_hidden()
+    await expect(page.locator('[data-path="payments/staging"]')).to_be_visible()
+    await page.goto("/ui/admin/users")
+    await page.screenshot(path=screenshots / "users-desktop.png", full_page=True)
+    await page.goto(f"{namespace_url}/history")
+    await expect(page.get_by_text("is not available on this server yet")).to_be_visible()
+    await page.screenshot(path=screenshots / "history-unavailable-desktop.png", full_page=True)
+
+    assert page.csp_violations == []
+
+
+async def test_the_main_pages_on_a_phone(
+    chromium: Any, server: ServerProcess, screenshots: Path, seeded: str
+) -> None:
+    from playwright.async_api import expect
+
+    page = await new_page(chromium, server, phone=True)
+    await page.goto("/ui/login")
+    await page.screenshot(path=screenshots / "login-phone.png", full_page=True)
+    await sign_in(page, seeded)
+    await page.screenshot(path=screenshots / "dashboard-phone.png", full_page=True)
+    await page.get_by_role("link", name="production").first.click()
+    await expect(page.locator("#entries")).to_be_visible()
+    # Tables become cards: nothing may be wider than the screen.
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    await page.screenshot(path=screenshots / "namespace-phone.png", full_page=True)
+    await page.locator("#entries .button", has_text="Edit").first.click()
+    await page.screenshot(path=screenshots / "entry-editor-phone.png", full_page=True)
+    assert page.csp_violations == []
+
+
+async def test_keyboard_alone_signs_in_and_reaches_the_editor(
+    chromium: Any, server: ServerProcess, seeded: str
+) -> None:
+    from playwright.async_api import expect
+
+    page = await new_page(chromium, server)
+    await page.goto("/ui/login")
+    await expect(page.get_by_label("Email")).to_be_focused()  # the form is ready to type in
+    await page.keyboard.type(seeded)
+    await page.keyboard.press("Tab")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Namespaces", exact=True)).to_be_visible()
+    await page.keyboard.press("Tab")  # the skip link comes first, and shows it has focus
+    skip = page.get_by_role("link", name="Skip to content")
+    await expect(skip).to_be_focused()
+    outline = await page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline not in ("", "none")
+    # Tab on to the first namespace of the tree and open it with Enter.
+    tree_link = page.locator("a.tree-name").first
+    for _ in range(30):
+        if await tree_link.evaluate("link => link === document.activeElement"):
+            break
+        await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(re.compile(r"/ui/namespaces/[0-9a-f-]{36}$"))
+    await expect(page.get_by_role("heading", name="Add an entry")).to_be_visible()
