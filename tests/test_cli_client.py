@@ -136,3 +136,17 @@ def test_backup_through_the_api_without_tenant(logged_in: Cli) -> None:
     assert cli.ok("get", "payments/production", "port").strip() == "8080"
     missing = cli("backup", "restore", "20200101T000000.000Z")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def test_a_stale_access_token_is_refreshed_once(logged_in: Cli) -> None:
+    saved = logged_in.home / ".config" / "konfig" / "credentials.json"
+    content = json.loads(saved.read_text())
+    content["access_token"] = "expired-or-garbage"
+    saved.write_text(json.dumps(content))
+    assert json.loads(logged_in.ok("whoami", "-o", "json"))["email"] == logged_in.email
+    refreshed = json.loads(saved.read_text())
+    assert refreshed["access_token"] != "expired-or-garbage"
+    assert refreshed["refresh_token"] != content["refresh_token"]  # rotated
+    logged_in.ok("logout")
+    assert not saved.exists()
+    assert logged_in("whoami").returncode == 1
