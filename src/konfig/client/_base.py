@@ -80,10 +80,12 @@ def build_request(
     headers = dict(call.headers)
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    # A None parameter means "not given": httpx would send it as an empty value.
+    params = {k: v for k, v in (call.params or {}).items() if v is not None}
     return http.build_request(
         call.method,
         call.path,
-        params=call.params,
+        params=params or None,
         json=call.json,
         content=call.content,
         headers=headers,
