@@ -39,8 +39,19 @@ def env_value(value: Any) -> str:
 
 
 def environment(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    """Keys uppercased with non-alphanumerics as ``_``; JSON values as JSON strings."""
-    return {env_name(k, prefix): env_value(v) for k, v in config.items()}
+    """Keys uppercased with non-alphanumerics as ``_``; JSON values as JSON strings.
+
+    The same rules as the server's ``format=env``; two keys that map to one name are an error.
+    """
+    variables: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for key, value in config.items():
+        name = env_name(key, prefix)
+        if name in owners:
+            raise fail(f"{owners[name]!r} and {key!r} would both be ${name}")
+        owners[name] = key
+        variables[name] = env_value(value)
+    return variables
 
 
 def render_text(config: dict[str, Any], fmt: str) -> str:
