@@ -29,6 +29,9 @@ from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
 from konfig.ops.router import router as ops_router
 from konfig.ratelimit import RateLimits
+from konfig.revisions.mirror import Mirror
+from konfig.revisions.router import entry_router as history_router
+from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import WritePolicy
 from konfig.security import passwords
 from konfig.security.crypto import load_keyring
@@ -65,6 +68,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.backup_scheduler = scheduler
         app.state.commit_hooks.append(scheduler.on_commit)
         scheduler.start()
+        if settings.mirror_dir is not None:
+            mirror = Mirror(settings.mirror_dir, app.state.sessionmaker, app.state.write_policy)
+            app.state.commit_hooks.append(mirror)
         try:
             yield
         finally:
@@ -128,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(configs_router)
     api.include_router(audit_router)
     api.include_router(backups_router)
+    api.include_router(history_router)
+    api.include_router(revisions_router)
     app.include_router(api)
     app.include_router(ops_router)
     mount_ui(app)

@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     )
     backup_interval: float = Field(86_400.0, ge=0, validation_alias=_env("BACKUP_INTERVAL"))
     backup_keep: int = Field(50, ge=1, validation_alias=_env("BACKUP_KEEP"))
+    mirror_dir: Path | None = Field(None, validation_alias=_env("MIRROR_DIR"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -121,6 +122,11 @@ class Settings(BaseSettings):
                 "KONFIG_SHUTDOWN_DRAIN_SECONDS must be shorter than KONFIG_SHUTDOWN_GRACE_SECONDS"
             )
         return self
+
+    @field_validator("mirror_dir", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: Any) -> Any:
+        return None if value == "" else value
 
     @property
     def is_production(self) -> bool:

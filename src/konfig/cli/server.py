@@ -6,6 +6,7 @@ import asyncio
 import getpass
 import signal
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -269,8 +270,46 @@ def backup_restore(
     console.print(f"{verb} backup {backup_id} into tenant {tenant}")
 
 
+def import_tree(
+    directory: Annotated[
+        Path, typer.Argument(help="Tree root: files are read from DIR/<tenant>/<namespace>.yaml")
+    ],
+    tenant: Annotated[str, typer.Option(help="The tenant to import into (its name)")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the changes, write nothing")] = (
+        False
+    ),
+    mode: Annotated[
+        str, typer.Option(help="replace: delete keys a file leaves out (secrets kept); merge")
+    ] = "replace",
+) -> None:
+    """Load a YAML tree (the mirror's layout) into the database: one revision per namespace."""
+    from konfig.revisions.tree import TreeError
+    from konfig.revisions.tree import import_tree as run
+
+    if mode not in ("merge", "replace"):
+        raise _fail("--mode is merge or replace", 2)
+    try:
+        changed = asyncio.run(
+            run(
+                get_settings(),
+                root=directory,
+                tenant=tenant,
+                mode=mode,  # type: ignore[arg-type]
+                dry_run=dry_run,
+                echo=typer.echo,
+            )
+        )
+    except TreeError as exc:
+        for problem in exc.problems:
+            console.print(f"  {problem}")
+        raise _fail(f"{exc}; nothing was imported") from exc
+    verb = "would change" if dry_run else "changed"
+    console.print(f"{changed} namespace(s) {verb}")
+
+
 def register(app: typer.Typer) -> None:
     app.command()(serve)
+    app.command("import-tree")(import_tree)
     app.add_typer(db_app, name="db")
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")

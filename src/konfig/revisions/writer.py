@@ -10,10 +10,10 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
@@ -27,6 +27,9 @@ from konfig.revisions.models import EntryVersion, Revision
 from konfig.security.crypto import DecryptionError, Keyring, associated_data
 
 _CHUNK = 500
+# Core inserts: the rows are complete, so the ORM's bulk path would only add per-row overhead.
+_INSERT_ENTRIES = insert(cast(Table, ConfigEntry.__table__))
+_INSERT_VERSIONS = insert(cast(Table, EntryVersion.__table__))
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ def check_drafts(drafts: Sequence[EntryDraft], limits: Limits) -> None:
 async def lock_namespace(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID
 ) -> Namespace:
-    """The namespace row, locked for this transaction (SQLite: writers hold the lock already)."""
+    """The namespace row, locked for this transaction (SQLite: the writer holds the lock)."""
     query = (
         select(Namespace)
         .where(Namespace.id == namespace_id, Namespace.tenant_id == tenant_id)
@@ -182,6 +185,7 @@ async def _audit(
     current: dict[str, ConfigEntry],
     removals: list[ConfigEntry],
     message: str | None,
+    actor: str,
 ) -> None:
     """One audit event per revision, with before/after of each change; secrets masked."""
     changes: list[dict[str, Any]] = []
@@ -206,6 +210,8 @@ async def _audit(
         target=only["key"] if only else f"{total} keys",
         namespace=namespace.name,
         summary={"revision": revision, "message": message, "changes": changes, "total": total},
+        tenant_id=namespace.tenant_id,
+        actor=actor,
     )
 
 
@@ -254,10 +260,10 @@ async def commit_changes(
             )
             or 0
         )
-        if count + len(creates) - len(removals) > policy.max_keys:
+        total = count + len(creates) - len(removals)
+        if total > policy.max_keys:
             raise ValidationFailed(
-                f"namespace {namespace.name} would hold "
-                f"{count + len(creates) - len(removals)} keys, "
+                f"namespace {namespace.name} would hold {total} keys, "
                 f"over the limit of {policy.max_keys} keys per namespace",
                 {"rule": "max_keys_per_namespace", "limit": policy.max_keys},
             )
@@ -268,7 +274,9 @@ async def commit_changes(
     changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
 
     # Summarise before writing: the bulk statements below refresh the loaded rows.
-    await _audit(session, policy, namespace, revision, creates, updates, current, removals, message)
+    await _audit(
+        session, policy, namespace, revision, creates, updates, current, removals, message, actor
+    )
 
     # Close the versions these changes supersede: one statement per chunk of keys.
     for start in range(0, len(changed), _CHUNK):
@@ -361,7 +369,7 @@ async def commit_changes(
         versions.append(row)
 
     if new_rows:
-        await session.execute(insert(ConfigEntry), new_rows)
+        await session.execute(_INSERT_ENTRIES, new_rows)
     if changed_rows:
         await session.execute(update(ConfigEntry), changed_rows)
     for start in range(0, len(removals), _CHUNK):
@@ -371,7 +379,7 @@ async def commit_changes(
             .where(ConfigEntry.id.in_(ids))
             .execution_options(synchronize_session=False)
         )
-    await session.execute(insert(EntryVersion), versions)
+    await session.execute(_INSERT_VERSIONS, versions)
     session.add(
         Revision(
             tenant_id=tenant_id,
