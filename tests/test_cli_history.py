@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_client_helpers import Cli, new_tenant, skip_without_route
+from tests.cli_client_helpers import Cli, new_tenant
 from tests.cli_helpers import ServerProcess, start_server
 from tests.conftest import PASSWORD
 
@@ -28,7 +28,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def cli(server: ServerProcess, tmp_path: Path) -> Cli:
-    skip_without_route(server.url, "/api/v1/namespaces/{namespace_id}/revisions")
     user = Cli(tmp_path / "home", server.url, new_tenant(server.url))
     user.ok("login", "--url", user.url, "--email", user.email, "--password", PASSWORD)
     user.ok("ns", "create", "payments/production")

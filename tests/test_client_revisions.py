@@ -10,7 +10,6 @@ import pytest
 import yaml
 
 from konfig.client import AsyncKonfig, NotFound, ValidationError
-from tests.cli_client_helpers import skip_without_route
 from tests.conftest import Account
 
 NS = "payments/production"
@@ -18,7 +17,6 @@ NS = "payments/production"
 
 @pytest.fixture
 async def sdk(app: Any, owner: Account) -> AsyncIterator[AsyncKonfig]:
-    skip_without_route(app, "/api/v1/namespaces/{namespace_id}/revisions")
     transport = httpx.ASGITransport(app=app)
     async with AsyncKonfig("http://konfig.test", owner.access_token, transport=transport) as kfg:
         await kfg.namespaces.create(NS)
