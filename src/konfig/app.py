@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
@@ -22,6 +23,8 @@ from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
 from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.delivery.router import router as read_path_router
+from konfig.delivery.wiring import Delivery
 from konfig.errors import install_error_handlers
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
@@ -37,6 +40,7 @@ from konfig.security import passwords
 from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
 from konfig.web.routes import mount_ui
 
@@ -71,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.mirror_dir is not None:
             mirror = Mirror(settings.mirror_dir, app.state.sessionmaker, app.state.write_policy)
             app.state.commit_hooks.append(mirror)
+        await delivery.start()
         try:
             yield
         finally:
@@ -79,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.rate_limits.close()
             app.state.commit_hooks.remove(scheduler.on_commit)
             await scheduler.close()  # takes the pending automatic backups first
+            await delivery.stop()
             await engine.dispose()
 
     docs = settings.show_docs
@@ -125,6 +131,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Per tenant: last success, failures (for /metrics; see konfig.backups.status).
     app.state.backup_status = app.state.backups.status
     app.state.backup_status.listeners.append(app.state.metrics.backup_event)
+    # Called with the list of other changes (``konfig.db.session.record_change``) likewise.
+    app.state.change_hooks = []
 
     install_error_handlers(app)
     api = APIRouter(prefix="/api/v1")
@@ -136,9 +144,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(backups_router)
     api.include_router(history_router)
     api.include_router(revisions_router)
+    api.include_router(service_accounts_router)
+    api.include_router(tokens_router)
+    api.include_router(read_path_router)
     app.include_router(api)
     app.include_router(ops_router)
     mount_ui(app)
+    delivery = Delivery(app, settings, keyring)
+    delivery.install()
+    _meter_read_path(app, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
     # included), request id, access log and metrics, CORS, body cap.
@@ -159,3 +173,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         strict_transport=settings.is_production,
     )
     return app
+
+
+def _meter_read_path(app: FastAPI, delivery: Delivery) -> None:
+    """The read path answers ahead of the middleware: give it the metrics and rate limit."""
+    by_status: dict[int, Any] = {}
+
+    def count(status: int) -> None:
+        counter = by_status.get(status)
+        if counter is None:
+            counter = by_status[status] = app.state.metrics.read_path_requests.labels(str(status))
+        counter.inc()
+
+    async def limit(actor: str) -> None:
+        await app.state.rate_limits.check_principal(actor=actor, read=True)
+
+    delivery.read_path.count = count
+    delivery.read_path.limit = limit

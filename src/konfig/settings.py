@@ -84,6 +84,21 @@ class Settings(BaseSettings):
     backup_interval: float = Field(86_400.0, ge=0, validation_alias=_env("BACKUP_INTERVAL"))
     backup_keep: int = Field(50, ge=1, validation_alias=_env("BACKUP_KEEP"))
     mirror_dir: Path | None = Field(None, validation_alias=_env("MIRROR_DIR"))
+    # The read path (issue 5): caches, change notifications between replicas, watchers.
+    notify_channel: str = Field(
+        "konfig_changes",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        validation_alias=_env("NOTIFY_CHANNEL"),
+    )
+    resolved_cache_entries: int = Field(
+        10_000, ge=1, validation_alias=_env("RESOLVED_CACHE_ENTRIES")
+    )
+    cache_max_age_seconds: float = Field(300, gt=0, validation_alias=_env("CACHE_MAX_AGE_SECONDS"))
+    token_usage_flush_seconds: float = Field(
+        30, gt=0, validation_alias=_env("TOKEN_USAGE_FLUSH_SECONDS")
+    )
+    sse_heartbeat_seconds: float = Field(15, gt=0, validation_alias=_env("SSE_HEARTBEAT_SECONDS"))
+    listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -17,6 +17,8 @@ from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
 from konfig.ratelimit import READ_PATH_PREFIX, RateLimits
 from konfig.security.jwt import InvalidToken, TokenSigner
+from konfig.tokens import codec
+from konfig.tokens.cache import TokenCache
 from konfig.users.models import User
 
 # Declares the scheme for OpenAPI, so Swagger's Authorize button logs in through /auth/login.
@@ -32,10 +34,16 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(state: State, session: AsyncSession, token: str) -> Principal:
-    """The user behind an access token, if its login is still open and the user still active.
+    """The principal behind a bearer token: an API token (``kfg_…``), or a user's access token
+    whose login is still open and whose user is still active.
 
     Shared by the API's bearer tokens and the web UI's session cookie.
     """
+    if token.startswith(codec.PREFIX):
+        cache: TokenCache = state.token_cache
+        principal = await cache.authenticate(session, token)
+        set_actor(principal.actor, principal.tenant_id)
+        return principal
     signer: TokenSigner = state.signer
     try:
         claims = signer.verify(token, expected_type="access")

@@ -1,4 +1,4 @@
-"""Who is calling: a user (JWT) today; API tokens plug in here too."""
+"""Who is calling: a user (JWT access token) or an API token (``kfg_…``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from konfig.errors import Forbidden
+from konfig.tokens.scopes import Permission, Scope
 from konfig.users.models import Role
 
 
@@ -20,6 +21,9 @@ class Principal:
     session_id: uuid.UUID | None = None
     email: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
+    # Token principals only: what the token may touch. Their ``role`` is a ceiling (viewer, or
+    # editor when a scope grants write), never admin, so admin-only endpoints refuse tokens.
+    scopes: tuple[Scope, ...] = ()
 
     @property
     def actor(self) -> str:
@@ -30,7 +34,28 @@ class Principal:
         """Refuse with 403 unless the principal holds ``role`` or above (superusers always may)."""
         if self.is_superuser or self.role.at_least(role):
             return
+        if self.kind == "token":
+            raise Forbidden(
+                f"API tokens cannot do this: it needs a user with the {role.value} role"
+            )
         raise Forbidden(f"this needs the {role.value} role or above; you are {self.role.value}")
+
+    def require_user(self) -> None:
+        """Refuse with 403 when an API token calls an endpoint meant for people."""
+        if self.kind != "user":
+            raise Forbidden("API tokens cannot do this: it needs a user login")
+
+    def allows(self, namespace: str, permission: Permission) -> bool:
+        """May this principal ``read`` or ``write`` the entries of the namespace named so?
+
+        The one namespace permission check: users by role (viewers read, editors write), tokens
+        by their scopes within their role ceiling. Tenant isolation is the caller's business.
+        """
+        if permission == "write" and not (self.is_superuser or self.role.at_least(Role.editor)):
+            return False
+        if self.kind == "user":
+            return True
+        return any(scope.allows(namespace, permission) for scope in self.scopes)
 
     def may_see_tenant(self, tenant_id: uuid.UUID) -> bool:
         return self.is_superuser or self.tenant_id == tenant_id

@@ -191,6 +191,7 @@ async def refresh(session: AsyncSession, *, policy: TokenPolicy, refresh_token: 
 
 
 async def logout(session: AsyncSession, *, principal: Principal) -> None:
+    principal.require_user()
     if principal.session_id is None:
         return
     auth_session = await session.get(AuthSession, principal.session_id)

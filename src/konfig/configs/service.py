@@ -175,7 +175,9 @@ async def _write(
     must_not_exist: bool = False,
 ) -> ConfigEntry | None:
     principal.require(Role.editor)
-    await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, permission="write"
+    )
     namespace = await lock_namespace(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )

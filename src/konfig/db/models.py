@@ -7,9 +7,11 @@ from konfig.db.base import Base
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
+from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
 
 __all__ = [
+    "ApiToken",
     "AuditEvent",
     "AuthSession",
     "Base",
@@ -17,6 +19,7 @@ __all__ = [
     "EntryVersion",
     "Namespace",
     "Revision",
+    "ServiceAccount",
     "Tenant",
     "User",
 ]

@@ -17,6 +17,7 @@ log = logging.getLogger("konfig.db")
 
 WRITE_OPTION = "konfig_write"
 COMMITTED = "konfig_committed"  # session.info key: revisions this transaction committed
+CHANGED = "konfig_changed"  # session.info key: other changes (tokens, namespaces) to announce
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
@@ -52,12 +53,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         raise
     else:
         committed = session.info.pop(COMMITTED, None)
+        changed = session.info.pop(CHANGED, None)
         await session.commit()
         if committed:
             # After the commit, never before: listeners (caches, watchers, the YAML mirror,
             # backups) must only ever see changes that are durable.
             for hook in request.app.state.commit_hooks:
                 await hook(committed)
+        if changed:
+            for hook in getattr(request.app.state, "change_hooks", ()):
+                await hook(changed)
     finally:
         await session.close()
 
@@ -77,6 +82,11 @@ async def _keep_trace(session: AsyncSession, exc: KonfigError) -> None:
     except Exception:
         await session.rollback()
         log.exception("could not record the trace of a refused request")
+
+
+def record_change(session: AsyncSession, change: object) -> None:
+    """Announce ``change`` to ``app.state.change_hooks`` once this transaction has committed."""
+    session.info.setdefault(CHANGED, []).append(change)
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]

@@ -9,22 +9,34 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
-from konfig.errors import Conflict, NotFound, ValidationFailed
+from konfig.db.session import record_change
+from konfig.delivery.changes import NamespaceChanged
+from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.namespaces import repository
 from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.tokens.scopes import Permission
 from konfig.users.models import Role
 
 
-async def get(session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID) -> Namespace:
-    """A namespace of the caller's tenant; another tenant's is simply not found."""
+async def get(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    permission: Permission = "read",
+) -> Namespace:
+    """A namespace of the caller's tenant that the caller may ``permission`` (403 otherwise);
+    another tenant's is simply not found."""
     principal.require(Role.viewer)
     namespace = await repository.get(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )
     if namespace is None:
         raise NotFound(f"no namespace {namespace_id}")
+    if not principal.allows(namespace.name, permission):
+        raise Forbidden(f"you may not {permission} namespace {namespace.name}")
     return namespace
 
 
@@ -106,6 +118,8 @@ async def create(
         revision=0,
         updated_by=principal.actor,
     )
+    # A new namespace may be the ancestor of resolved configs cached already, and bring includes.
+    record_change(session, NamespaceChanged(tenant_id, namespace.id, namespace.name))
     try:
         await repository.create(session, namespace=namespace)
     except IntegrityError as exc:
@@ -145,6 +159,10 @@ async def update(
             shown = " → ".join(names.get(i, i) for i in cycle)
             raise ValidationFailed(
                 f"includes would form a cycle: {shown}", {"rule": "includes", "cycle": shown}
+            )
+        if ids != list(namespace.includes):
+            record_change(
+                session, NamespaceChanged(namespace.tenant_id, namespace.id, namespace.name)
             )
         namespace.includes = ids
     namespace.updated_by = principal.actor
@@ -192,6 +210,7 @@ async def delete(
             "delete them first or pass ?force=true",
             {"entry_count": count},
         )
+    record_change(session, NamespaceChanged(namespace.tenant_id, namespace.id, namespace.name))
     await repository.delete(session, namespace=namespace)
     await audit.record(
         session,
@@ -221,5 +240,7 @@ async def list_page(
     if len(found) > limit:
         found = found[:limit]
         next_cursor = encode_cursor([found[-1].name])
+    # Tokens see the namespaces their scopes let them read (a page may come out shorter).
+    found = [ns for ns in found if principal.allows(ns.name, "read")]
     items = await render(session, namespaces=found, tenant_id=principal.tenant_id)
     return Page[NamespaceRead](items=items, next_cursor=next_cursor)

@@ -356,7 +356,9 @@ async def _writable(
     dry_run: bool,
     if_match: str | None,
 ) -> Namespace:
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, permission="write"
+    )
     if not dry_run:
         namespace = await lock_namespace(
             session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
@@ -380,7 +382,9 @@ async def put_document(
 ) -> ChangeResult:
     """Replace every entry of the namespace with the document's, in one revision."""
     principal.require(Role.editor)
-    await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, permission="write"
+    )
     parsed = await load_document(body, formats.structured_format(content_type))
     namespace = await _writable(
         session, principal, namespace_id, dry_run=dry_run, if_match=if_match
@@ -415,7 +419,9 @@ async def import_file(
 ) -> ChangeResult:
     """Import a yaml, json, env or properties file: merge into the namespace or replace it."""
     principal.require(Role.editor)
-    await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, permission="write"
+    )
     if kind is None:
         try:
             kind = formats.structured_format(content_type)

@@ -447,7 +447,9 @@ async def rollback_entry(
 ) -> ConfigEntry:
     """Write a new version of ``key`` equal to an old one (a deleted key comes back)."""
     principal.require(Role.editor)
-    await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, permission="write"
+    )
     namespace = await lock_namespace(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )
@@ -503,7 +505,9 @@ async def rollback(
 ) -> ChangeResult:
     """One new revision restoring the namespace as it was at ``payload.revision``."""
     principal.require(Role.editor)
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, permission="write"
+    )
     if not dry_run:
         namespace = await lock_namespace(
             session, tenant_id=namespace.tenant_id, namespace_id=namespace.id

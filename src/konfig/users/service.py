@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
+from konfig.db.session import record_change
+from konfig.delivery.changes import UserChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.pagination import Page, decode_cursor, encode_cursor
 from konfig.security.passwords import hash_password, verify_password
@@ -23,6 +25,7 @@ def _scope(principal: Principal) -> uuid.UUID | None:
 
 
 async def get_me(session: AsyncSession, *, principal: Principal) -> User:
+    principal.require_user()
     user = await repository.get(session, user_id=principal.id, tenant_id=principal.tenant_id)
     if user is None:
         raise NotFound("user not found")
@@ -117,12 +120,15 @@ async def update(
         _check_may_grant(principal, payload.role)
         await _guard_last_owner(session, user=user, reason="demote")
         user.role = payload.role
+        record_change(session, UserChanged(user.tenant_id, user.id))
     if payload.is_active is False and user.is_active:
         await _guard_last_owner(session, user=user, reason="deactivate")
         user.is_active = False
         await repository.end_sessions(session, user_id=user.id, reason="deactivated")
-    elif payload.is_active is True:
+        record_change(session, UserChanged(user.tenant_id, user.id))
+    elif payload.is_active is True and not user.is_active:
         user.is_active = True
+        record_change(session, UserChanged(user.tenant_id, user.id))
     if payload.full_name is not None:
         user.full_name = payload.full_name
     await session.flush()
@@ -141,6 +147,7 @@ async def delete(session: AsyncSession, *, principal: Principal, user_id: uuid.U
     user = await get(session, principal=principal, user_id=user_id)
     _check_may_manage(principal, user)
     await _guard_last_owner(session, user=user, reason="remove")
+    record_change(session, UserChanged(user.tenant_id, user.id))
     await repository.delete(session, user=user)
     await audit.record(
         session,

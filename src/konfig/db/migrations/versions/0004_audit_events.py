@@ -1,7 +1,7 @@
 """audit events
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-11-23 04:12:38.230943
 """
 
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import mysql
 import konfig.db.base
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

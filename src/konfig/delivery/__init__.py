@@ -1,0 +1,1 @@
+"""The read path: resolved configs, their cache, change push and the replicas' notifications."""

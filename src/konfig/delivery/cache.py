@@ -1,0 +1,347 @@
+"""The per-process cache of resolved configs, and the watchers waiting for them to change.
+
+Each entry is one namespace's resolved config with its rendered bytes per format, built once
+and dropped as soon as a change to anything it inherits is announced (by this process's own
+commits or by another replica). Three rules keep a replica from serving an old value after the
+announcement of a new one:
+
+- announcements drop entries synchronously, before anything else runs;
+- a load that was under way when an announcement concerning its tenant arrived is not cached
+  (the tenant's generation moved), and later requests do not join it;
+- while this process cannot hear announcements (its listener connection is down) nothing is
+  cached at all, and when it hears again it starts from an empty cache.
+
+An entry older than ``max_age`` is loaded again on its next use: a backstop for an announcement
+lost in a crash between a commit and its publication.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from konfig.delivery import render
+from konfig.delivery.resolve import Resolution
+from konfig.errors import KonfigError
+
+log = logging.getLogger("konfig.delivery")
+
+Wake = Literal["changed", "timeout", "heartbeat", "gone", "shutdown", "revoked"]
+# Resolves several namespaces of a tenant at once: None for one that does not exist.
+LoadMany = Callable[[uuid.UUID, list[str]], Awaitable[dict[str, Resolution | None]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One rendering of a resolved config, ready to send."""
+
+    body: bytes
+    etag: bytes  # the quoted ETag header value
+    headers: list[tuple[bytes, bytes]]
+    not_modified_headers: list[tuple[bytes, bytes]]
+
+
+class Resolved:
+    """A namespace's resolved config as cached: renders each format at most once."""
+
+    __slots__ = (
+        "_event",
+        "_variants",
+        "current",
+        "etag",
+        "fresh_until",
+        "resolution",
+        "tenant_id",
+        "waiters",
+    )
+
+    def __init__(self, tenant_id: uuid.UUID, resolution: Resolution, max_age: float) -> None:
+        self.tenant_id = tenant_id
+        self.resolution = resolution
+        self.etag = render.digest(render.json_body(resolution.values))
+        self.fresh_until = time.monotonic() + max_age
+        self.current = False  # True while this is the cache's answer for its namespace
+        self.waiters: set[asyncio.Future[Wake]] = set()
+        self._variants: dict[str, Variant | KonfigError] = {}
+        self._event: bytes | None = None
+
+    def variant(self, fmt: str) -> Variant:
+        """The rendering for ``fmt`` (a format or ``explain``); raises what rendering raised."""
+        found = self._variants.get(fmt)
+        if found is None:
+            try:
+                found = self._render(fmt)
+            except KonfigError as exc:
+                found = exc
+            self._variants[fmt] = found
+        if isinstance(found, KonfigError):
+            raise found
+        return found
+
+    def _render(self, fmt: str) -> Variant:
+        if fmt == "explain":
+            body = render.explain_body(self.resolution, f'"{self.etag}"')
+            etag = f'"{render.digest(body)}.explain"'
+        else:
+            body = render.RENDERERS[fmt](self.resolution.values)
+            etag = f'"{self.etag}"' if fmt == "json" else f'"{self.etag}.{fmt}"'
+        raw_etag = etag.encode()
+        caching = (b"cache-control", b"private, no-cache")
+        return Variant(
+            body=body,
+            etag=raw_etag,
+            headers=[
+                (b"content-type", render.MEDIA_TYPES[fmt]),
+                (b"content-length", str(len(body)).encode()),
+                (b"etag", raw_etag),
+                caching,
+            ],
+            not_modified_headers=[(b"etag", raw_etag), caching],
+        )
+
+    def event(self) -> bytes:
+        """This state as one server-sent event (shared by every stream that sends it)."""
+        if self._event is None:
+            data = render.event_body(self.resolution, f'"{self.etag}"')
+            self._event = b"id: " + self.etag.encode() + b"\nevent: change\ndata: " + data + b"\n\n"
+        return self._event
+
+
+@dataclass(slots=True)
+class _Flight:
+    """A load under way, which every request for the namespace joins while its stamp holds."""
+
+    stamp: tuple[int, int]
+    future: asyncio.Future[Resolved | None]
+
+
+def _wake(waiters: set[asyncio.Future[Wake]], why: Wake) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_result(why)
+    waiters.clear()
+
+
+class ResolvedCache:
+    def __init__(self, load_many: LoadMany, *, max_entries: int, max_age: float) -> None:
+        self.load_many = load_many
+        self.max_entries = max_entries
+        self.max_age = max_age
+        self.tenants: dict[uuid.UUID, dict[str, Resolved]] = {}
+        self.enabled = True
+        self.closing = False
+        self._size = 0
+        self._epoch = 0
+        self._generations: dict[uuid.UUID, int] = {}
+        self._flights: dict[tuple[uuid.UUID, str], _Flight] = {}
+        self._idle: set[asyncio.Future[Wake]] = set()  # watchers waiting for caching to resume
+        self._refreshing: set[Resolved] = set()  # dropped entries whose watchers await a reload
+        self._tasks: set[asyncio.Future[None]] = set()
+
+    # Reading ----------------------------------------------------------------------------------
+
+    def get(self, tenant_id: uuid.UUID, name: str) -> Resolved | None:
+        """The cached entry, if it is there and fresh (the hot path: two dict lookups)."""
+        names = self.tenants.get(tenant_id)
+        if names is None:
+            return None
+        found = names.get(name)
+        if found is None or found.fresh_until < time.monotonic():
+            return None
+        return found
+
+    async def resolve(self, tenant_id: uuid.UUID, name: str) -> Resolved | None:
+        """The current resolved config (cached, or loaded once however many ask at once)."""
+        found = self.get(tenant_id, name)
+        if found is not None:
+            return found
+        stamp = self._stamp(tenant_id)
+        flight = self._flights.get((tenant_id, name))
+        if flight is None or flight.stamp != stamp:
+            flight = self._start(tenant_id, [name], stamp)[name]
+        return await asyncio.shield(flight.future)
+
+    def _stamp(self, tenant_id: uuid.UUID) -> tuple[int, int]:
+        return (self._epoch, self._generations.get(tenant_id, 0))
+
+    def _start(
+        self, tenant_id: uuid.UUID, names: list[str], stamp: tuple[int, int]
+    ) -> dict[str, _Flight]:
+        """Load these namespaces in one go; requests for any of them join in meanwhile."""
+        loop = asyncio.get_running_loop()
+        flights = {}
+        for name in names:
+            future: asyncio.Future[Resolved | None] = loop.create_future()
+            future.add_done_callback(_consume)
+            flights[name] = self._flights[(tenant_id, name)] = _Flight(stamp, future)
+        task = asyncio.ensure_future(self._load(tenant_id, flights, stamp))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return flights
+
+    async def _load(
+        self, tenant_id: uuid.UUID, flights: dict[str, _Flight], stamp: tuple[int, int]
+    ) -> None:
+        try:
+            found = await self.load_many(tenant_id, list(flights))
+        except (Exception, asyncio.CancelledError) as exc:
+            for name, flight in flights.items():
+                self._land(tenant_id, name, flight)
+                if isinstance(exc, asyncio.CancelledError):
+                    flight.future.cancel()
+                elif not flight.future.done():
+                    flight.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        # A change announced while we were reading may concern what we read: then the result
+        # answers the requests that were already waiting, but is not kept.
+        keep = self.enabled and stamp == self._stamp(tenant_id)
+        for name, flight in flights.items():
+            self._land(tenant_id, name, flight)
+            resolution = found.get(name)
+            resolved = None if resolution is None else Resolved(tenant_id, resolution, self.max_age)
+            if resolved is not None and keep:
+                self._store(name, resolved)
+            if not flight.future.done():
+                flight.future.set_result(resolved)
+
+    def _land(self, tenant_id: uuid.UUID, name: str, flight: _Flight) -> None:
+        if self._flights.get((tenant_id, name)) is flight:
+            del self._flights[(tenant_id, name)]
+
+    def _store(self, name: str, resolved: Resolved) -> None:
+        names = self.tenants.setdefault(resolved.tenant_id, {})
+        previous = names.get(name)
+        if previous is not None:
+            # Reloaded after max_age: whoever waits on the old one looks again.
+            self._drop(names, name, previous)
+        if self._size >= self.max_entries:
+            self._evict()
+        names[name] = resolved
+        resolved.current = True
+        self._size += 1
+
+    def _drop(self, names: dict[str, Resolved], name: str, resolved: Resolved) -> None:
+        del names[name]
+        self._size -= 1
+        resolved.current = False
+        _wake(resolved.waiters, "changed")
+
+    def _evict(self) -> None:
+        """Make room: drop a tenth of the entries nobody is watching, oldest first."""
+        budget = max(1, self.max_entries // 10)
+        for names in list(self.tenants.values()):
+            for name, resolved in list(names.items()):
+                if budget <= 0:
+                    return
+                if not resolved.waiters:
+                    self._drop(names, name, resolved)
+                    budget -= 1
+
+    # Watching ---------------------------------------------------------------------------------
+
+    def watch(self, resolved: Resolved) -> asyncio.Future[Wake]:
+        """A future that completes when ``resolved`` stops being the current answer."""
+        waiter: asyncio.Future[Wake] = asyncio.get_running_loop().create_future()
+        if self.closing:
+            waiter.set_result("shutdown")
+        elif resolved.current:
+            resolved.waiters.add(waiter)
+        elif self.enabled:
+            waiter.set_result("changed")  # it changed while we looked: look again
+        else:
+            self._idle.add(waiter)  # nothing to hear until the listener is back
+        return waiter
+
+    def unwatch(self, resolved: Resolved, waiter: asyncio.Future[Wake]) -> None:
+        resolved.waiters.discard(waiter)
+        self._idle.discard(waiter)
+
+    # Announcements ----------------------------------------------------------------------------
+
+    def invalidate(self, tenant_id: uuid.UUID, namespace_id: uuid.UUID, name: str) -> None:
+        """A namespace changed: drop every entry that read it or looked for its name.
+
+        Entries somebody watches are loaded again at once, and their watchers woken when the
+        new state is in the cache: a thousand watchers cost one load and no extra round trip.
+        """
+        self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
+        names = self.tenants.get(tenant_id)
+        if not names:
+            return
+        stale: list[tuple[str, Resolved]] = []
+        for cached_name, resolved in list(names.items()):
+            resolution = resolved.resolution
+            if namespace_id in resolution.dep_ids or name in resolution.dep_names:
+                if resolved.waiters:
+                    del names[cached_name]
+                    self._size -= 1
+                    resolved.current = False
+                    stale.append((cached_name, resolved))
+                else:
+                    self._drop(names, cached_name, resolved)
+        if stale:
+            self._refresh(tenant_id, stale)
+
+    def _refresh(self, tenant_id: uuid.UUID, stale: list[tuple[str, Resolved]]) -> None:
+        """Load the watched entries a change concerns, all in one go (a change to a parent
+        reloads its hundred children with a few queries), then wake their watchers."""
+        flights = self._start(tenant_id, [name for name, _ in stale], self._stamp(tenant_id))
+        for name, resolved in stale:
+            self._refreshing.add(resolved)
+            flights[name].future.add_done_callback(functools.partial(self._refreshed, resolved))
+
+    def _refreshed(self, stale: Resolved, _loaded: asyncio.Future[Resolved | None]) -> None:
+        self._refreshing.discard(stale)
+        # Failed or not: the watchers look again, and meet the error if there is one.
+        _wake(stale.waiters, "shutdown" if self.closing else "changed")
+
+    def forget_tenant(self, tenant_id: uuid.UUID) -> None:
+        self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
+        names = self.tenants.get(tenant_id, {})
+        for name, resolved in list(names.items()):
+            self._drop(names, name, resolved)
+
+    def _drop_all(self) -> None:
+        self._epoch += 1
+        for names in self.tenants.values():
+            for name, resolved in list(names.items()):
+                self._drop(names, name, resolved)
+        self.tenants.clear()
+        self._size = 0
+
+    def disable(self) -> None:
+        """Announcements can no longer be heard: stop caching, send watchers to the database."""
+        if self.enabled:
+            log.warning("change notifications lost: serving from the database until they resume")
+        self.enabled = False
+        self._drop_all()
+
+    def enable(self) -> None:
+        """Announcements are heard again: start from an empty cache and wake idle watchers."""
+        self._drop_all()
+        self.enabled = True
+        _wake(self._idle, "changed")
+
+    def close(self) -> None:
+        """Shutting down: every watcher answers now."""
+        self.closing = True
+        for names in self.tenants.values():
+            for resolved in names.values():
+                _wake(resolved.waiters, "shutdown")
+        for resolved in self._refreshing:
+            _wake(resolved.waiters, "shutdown")
+        _wake(self._idle, "shutdown")
+
+
+def _consume(future: asyncio.Future[Resolved | None]) -> None:
+    # A load whose every requester went away must not log "exception never retrieved".
+    if not future.cancelled():
+        future.exception()

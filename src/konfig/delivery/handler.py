@@ -1,0 +1,328 @@
+"""The read path as a plain ASGI app: ``GET /api/v1/config/{name}`` and ``…/{name}/events``.
+
+It sits in front of FastAPI's routing (see ``konfig.delivery.wiring``) because it is what every
+service calls all the time. A request with a cached API token for a cached namespace costs two
+dict lookups (the token's hash, the namespace) and sends prebuilt bytes: no database, no
+dependency injection, no threadpool, no serialisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+from starlette.types import Receive, Scope, Send
+
+from konfig.auth.deps import authenticate
+from konfig.db.session import open_session
+from konfig.delivery.cache import Resolved, Variant, Wake
+from konfig.delivery.http import (
+    DEFAULT_QUERY,
+    Query,
+    Waiting,
+    error_reply,
+    etag_matches,
+    parse_query,
+    settle,
+)
+from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
+from konfig.middleware import request_id_var
+from konfig.namespaces.schemas import NAME_PATTERN
+from konfig.tokens import codec
+
+if TYPE_CHECKING:
+    from konfig.delivery.wiring import Delivery
+
+log = logging.getLogger("konfig.delivery")
+
+PREFIX = "/api/v1/config/"
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+_NAME = re.compile(NAME_PATTERN)
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    tenant_id: uuid.UUID
+    token_id: uuid.UUID | None  # API tokens: woken when the token is revoked
+    actor: str  # as Principal.actor names it
+
+
+class ReadPath:
+    """The read path's ASGI app. As ``__call__`` it answers ``/api/v1/config/…`` on its own,
+    ahead of FastAPI (see ``ReadPathFirst``), so it also gives each answer its request id and
+    turns an unexpected error into the one error shape; behind FastAPI's documented routes,
+    ``serve`` leaves that to the app's middleware."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.cache = delivery.cache
+        self.tokens = delivery.tokens
+        self.streams: set[Waiting] = set()  # open event streams, for heartbeats
+        # What the app's middleware would do, were the read path not answered ahead of it:
+        # ``count(status)`` per answer (a metric: keep it to a counter increment), and
+        # ``limit(actor)`` per authenticated request (raise ``RateLimited`` to refuse).
+        self.count: Callable[[int], None] | None = None
+        self.limit: Callable[[str], Awaitable[None]] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name: str = scope["path"][len(PREFIX) :]
+        events = name.endswith("/events")
+        if events:
+            name = name[: -len("/events")]
+        given = None
+        for key, value in scope["headers"]:
+            if key == b"x-request-id":
+                given = value
+                break
+        request_id = (
+            given if given and _VALID_REQUEST_ID.match(given) else os.urandom(16).hex().encode()
+        )
+        context = request_id_var.set(request_id.decode())
+        try:
+            await self.serve(scope, receive, send, name, events=events, request_id=request_id)
+        finally:
+            request_id_var.reset(context)
+
+    async def serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        name: str,
+        *,
+        events: bool,
+        request_id: bytes | None = None,
+    ) -> None:
+        """Answer for the namespace ``name``; ``request_id``: add it to the answer's headers."""
+        head = scope["method"] == "HEAD"
+        authorization = if_none_match = last_event_id = None
+        for key, value in scope["headers"]:
+            if key == b"authorization":
+                authorization = value
+            elif key == b"if-none-match":
+                if_none_match = value
+            elif key == b"last-event-id":
+                last_event_id = value
+        extra = [(b"x-request-id", request_id)] if request_id is not None else []
+        status, body = 200, b""
+        headers: list[tuple[bytes, bytes]]
+        try:
+            caller = await self._authenticate(authorization, name)
+            if self.limit is not None:
+                await self.limit(caller.actor)
+            raw_query = scope["query_string"]
+            query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
+            if events:
+                last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
+                await self._stream(receive, send, caller, authorization, name, last, extra, head)
+                return
+            resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
+            variant = resolved.variant(query.variant)
+            if if_none_match is not None and etag_matches(if_none_match, variant.etag):
+                changed = None
+                if query.wait > 0:
+                    changed = await self._long_poll(
+                        receive, caller, authorization, name, query, if_none_match
+                    )
+                if changed is None:
+                    status, headers = 304, variant.not_modified_headers
+                else:
+                    headers, body = changed.headers, changed.body
+            else:
+                headers, body = variant.headers, variant.body
+        except KonfigError as exc:
+            status, headers, body = error_reply(exc)
+        except Exception:
+            log.exception("the read path failed for %s", name)
+            shown = request_id.decode() if request_id else scope.get("state", {}).get("request_id")
+            message = f"Internal error (request {shown or '-'})"
+            status, headers, body = error_reply(KonfigError(message))
+        if extra:
+            headers = headers + extra
+        if self.count is not None:
+            self.count(status)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _authenticate(self, authorization: bytes | None, name: str) -> Caller:
+        """Who calls, if they may read ``name``: 401 or 403 otherwise."""
+        if authorization is None:
+            raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+        if token.startswith(codec.PREFIX):
+            record = self.tokens.lookup(token)
+            if record is None:
+                record = await self.tokens.fetch(self.delivery.sessionmaker, token)
+            principal = self.tokens.admit(record)
+            if not record.may_read(name):
+                raise Forbidden(f"this token may not read namespace {name}")
+            return Caller(principal.tenant_id, principal.id, record.actor)
+        session = await open_session(self.delivery.sessionmaker, write=False)
+        try:
+            principal = await authenticate(self.delivery.state, session, token)
+        finally:
+            await session.close()
+        if not principal.allows(name, "read"):
+            raise Forbidden(f"this token may not read namespace {name}")
+        token_id = principal.id if principal.kind == "token" else None
+        return Caller(principal.tenant_id, token_id, principal.actor)
+
+    async def _resolve(self, caller: Caller, name: str) -> Resolved:
+        resolved = None
+        if _NAME.fullmatch(name) and len(name) <= 255:
+            resolved = await self.cache.resolve(caller.tenant_id, name)
+        if resolved is None:
+            raise NotFound(f"no namespace named {name}")
+        return resolved
+
+    async def _wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
+        """Wait for a change of ``resolved``, the caller's token being revoked, the client going
+        away, shutdown, a heartbeat, or (when given) ``seconds``."""
+        waiter = self.cache.watch(resolved)
+        waiting.arm(waiter)
+        timer = None
+        if seconds is not None:
+            timer = asyncio.get_running_loop().call_later(seconds, settle, waiter, "timeout")
+        try:
+            return await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self.cache.unwatch(resolved, waiter)
+
+    def _register(self, caller: Caller, waiting: Waiting) -> None:
+        if caller.token_id is not None:
+            self.tokens.watch(caller.token_id, waiting)
+
+    def _unregister(self, caller: Caller, waiting: Waiting) -> None:
+        waiting.stop()
+        if caller.token_id is not None:
+            self.tokens.unwatch(caller.token_id, waiting)
+        self.streams.discard(waiting)
+
+    def beat(self) -> None:
+        """Wake every idle event stream for its heartbeat (one timer for all of them)."""
+        for waiting in list(self.streams):
+            waiting.settle("heartbeat")
+
+    async def _long_poll(
+        self,
+        receive: Receive,
+        caller: Caller,
+        authorization: bytes | None,
+        name: str,
+        query: Query,
+        if_none_match: bytes,
+    ) -> Variant | None:
+        """The new rendering as soon as it differs from ``If-None-Match``; None at the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + query.wait
+        waiting = Waiting(receive)
+        self._register(caller, waiting)
+        try:
+            while True:
+                resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(
+                    caller, name
+                )
+                variant = resolved.variant(query.variant)
+                if not etag_matches(if_none_match, variant.etag):
+                    return variant
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                why = await self._wait(resolved, waiting, remaining)
+                if why == "revoked":
+                    caller = await self._authenticate(authorization, name)  # 401/403 now
+                elif why not in ("changed", "heartbeat"):
+                    return None  # timeout, shutdown, or nobody left to answer
+        finally:
+            self._unregister(caller, waiting)
+
+    async def _stream(
+        self,
+        receive: Receive,
+        send: Send,
+        caller: Caller,
+        authorization: bytes | None,
+        name: str,
+        last_event_id: str | None,
+        extra: list[tuple[bytes, bytes]],
+        head: bool,
+    ) -> None:
+        """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
+        event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
+        with an error event when the token stops being valid."""
+        resolved = await self._resolve(caller, name)
+        headers = _SSE_HEADERS + extra
+        if self.count is not None:
+            self.count(200)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        if head:
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
+        waiting = Waiting(receive)
+        self._register(caller, waiting)
+        self.streams.add(waiting)
+        try:
+            await self._events(send, caller, authorization, name, resolved, last_event_id, waiting)
+        except Exception as exc:
+            # The answer has started: the error can only travel as an event.
+            if isinstance(exc, KonfigError):
+                code, message = exc.code, exc.message
+            else:
+                log.exception("event stream for %s failed", name)
+                code, message = "INTERNAL", "the event stream failed: reconnect"
+            data = orjson.dumps({"code": code, "message": message})
+            body = b"event: error\ndata: " + data + b"\n\n"
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        finally:
+            self._unregister(caller, waiting)
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _events(
+        self,
+        send: Send,
+        caller: Caller,
+        authorization: bytes | None,
+        name: str,
+        resolved: Resolved | None,
+        last: str | None,
+        waiting: Waiting,
+    ) -> None:
+        while resolved is not None and not self.cache.closing:
+            if resolved.etag != last:
+                event = resolved.event()
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+                last = resolved.etag
+            why = await self._wait(resolved, waiting, None)
+            if why == "gone":
+                return
+            if why == "shutdown":
+                break
+            if why in ("heartbeat", "revoked"):
+                # Still allowed? (A revoked or expired token ends the stream with an error.)
+                caller = await self._authenticate(authorization, name)
+            if why == "heartbeat":
+                await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+            resolved = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(
+                caller.tenant_id, name
+            )
+        if resolved is None:
+            body = b"event: deleted\ndata: " + orjson.dumps({"namespace": name}) + b"\n\n"
+            await send({"type": "http.response.body", "body": body, "more_body": True})

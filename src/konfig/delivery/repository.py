@@ -1,0 +1,49 @@
+"""The queries behind a resolved config: the namespaces it inherits from, and their entries."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.configs.models import ConfigEntry
+from konfig.namespaces.models import Namespace
+
+
+async def namespaces(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    names: Collection[str],
+    ids: Collection[uuid.UUID],
+) -> list[Any]:
+    """Rows ``(id, name, includes, revision)`` of the tenant's namespaces named or numbered so."""
+    conditions = []
+    if names:
+        conditions.append(Namespace.name.in_(list(names)))
+    if ids:
+        conditions.append(Namespace.id.in_(list(ids)))
+    if not conditions:
+        return []
+    query = select(Namespace.id, Namespace.name, Namespace.includes, Namespace.revision).where(
+        Namespace.tenant_id == tenant_id, or_(*conditions)
+    )
+    return list((await session.execute(query)).all())
+
+
+async def entries(
+    session: AsyncSession, *, tenant_id: uuid.UUID, namespace_ids: Collection[uuid.UUID]
+) -> list[Any]:
+    """Rows ``(namespace_id, key, value_ciphertext, revision)`` of these namespaces' entries."""
+    if not namespace_ids:
+        return []
+    query = select(
+        ConfigEntry.namespace_id,
+        ConfigEntry.key,
+        ConfigEntry.value_ciphertext,
+        ConfigEntry.revision,
+    ).where(ConfigEntry.tenant_id == tenant_id, ConfigEntry.namespace_id.in_(list(namespace_ids)))
+    return list((await session.execute(query)).all())

@@ -1,0 +1,216 @@
+"""Resolving a namespace: merging it over what it inherits.
+
+The layers of a namespace N, lowest precedence first (DESIGN.md: includes < ancestors < N):
+
+1. the includes of N's existing ancestors (farthest ancestor first) and then of N itself, each
+   in its listed order, each contributing its own resolved layers (so including
+   ``shared/production`` brings ``shared`` along);
+2. N's existing path ancestors, farthest first (``payments`` before ``payments/eu``);
+3. N itself.
+
+A namespace reached twice keeps only its highest-precedence place, and one already being
+expanded is skipped, so a namespace that includes its own descendant cannot loop. The last
+layer to define a key wins.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.configs.service import StoredValueCorrupt
+from konfig.delivery import repository
+from konfig.revisions.writer import decrypt_value
+from konfig.security.crypto import DecryptionError, Keyring
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    id: uuid.UUID
+    name: str
+    includes: tuple[str, ...]
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a key's value came from: the namespace and the revision that wrote it there."""
+
+    namespace: str
+    revision: int
+
+
+@dataclass(slots=True)
+class Resolution:
+    namespace_id: uuid.UUID
+    name: str
+    revision: int
+    layers: list[Layer]
+    values: dict[str, Any]  # ordered by key
+    sources: dict[str, Source]
+    overrides: dict[str, list[Source]] = field(default_factory=dict)
+    # What this result depends on: every namespace read, and every name looked up (including
+    # ancestors that do not exist yet, whose creation changes nothing until they hold entries).
+    dep_ids: frozenset[uuid.UUID] = frozenset()
+    dep_names: frozenset[str] = frozenset()
+
+
+def ancestors(name: str) -> list[str]:
+    """``a/b/c`` → ``["a", "a/b"]``: farthest first."""
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def plan_layers(
+    target: Layer, by_name: Mapping[str, Layer], by_id: Mapping[str, Layer]
+) -> list[Layer]:
+    """The layers of ``target``, lowest precedence first (see the module docstring)."""
+    memo: dict[uuid.UUID, list[Layer]] = {}
+
+    def expand(layer: Layer, stack: frozenset[uuid.UUID]) -> list[Layer]:
+        if layer.id in memo:
+            return memo[layer.id]
+        chain = [by_name[a] for a in ancestors(layer.name) if a in by_name] + [layer]
+        inside = stack | {member.id for member in chain}
+        order: list[Layer] = []
+        for member in chain:
+            for include_id in member.includes:
+                included = by_id.get(include_id)
+                if included is not None and included.id not in inside:
+                    order.extend(expand(included, inside))
+        order.extend(chain)
+        memo[layer.id] = order
+        return order
+
+    seen: set[uuid.UUID] = set()
+    kept: list[Layer] = []
+    for layer in reversed(expand(target, frozenset())):
+        if layer.id not in seen:
+            seen.add(layer.id)
+            kept.append(layer)
+    kept.reverse()
+    return kept
+
+
+def _wanted(layer: Layer) -> tuple[list[str], tuple[str, ...]]:
+    """What a namespace's resolution also needs: its ancestors (by name), its includes (by id)."""
+    return ancestors(layer.name), layer.includes
+
+
+def _reach(
+    name: str, by_name: Mapping[str, Layer], by_id: Mapping[str, Layer]
+) -> tuple[set[str], set[uuid.UUID]]:
+    """The names looked up and the namespaces read to resolve ``name``: what it depends on."""
+    names = {*ancestors(name), name}
+    ids: set[uuid.UUID] = set()
+    pending = list(names)
+    while pending:
+        layer = by_name.get(pending.pop())
+        if layer is None or layer.id in ids:
+            continue
+        ids.add(layer.id)
+        for include_id in layer.includes:
+            included = by_id.get(include_id)
+            if included is not None and included.id not in ids:
+                for needed in (*ancestors(included.name), included.name):
+                    if needed not in names:
+                        names.add(needed)
+                        pending.append(needed)
+                pending.append(included.name)
+    return names, ids
+
+
+async def _inherited(
+    session: AsyncSession, tenant_id: uuid.UUID, targets: list[str]
+) -> tuple[dict[str, Layer], dict[str, Layer]]:
+    """Every namespace the targets may inherit from, by name and by id: a query per level of
+    includes, however many targets."""
+    by_name: dict[str, Layer] = {}
+    by_id: dict[str, Layer] = {}
+    asked_names: set[str] = set()
+    asked_ids: set[str] = set()
+    want_names = {needed for name in targets for needed in (*ancestors(name), name)}
+    want_ids: set[str] = set()
+    while True:
+        names = want_names - asked_names
+        ids = want_ids - asked_ids - by_id.keys()
+        if not names and not ids:
+            return by_name, by_id
+        rows = await repository.namespaces(
+            session, tenant_id=tenant_id, names=names, ids=[uuid.UUID(i) for i in ids]
+        )
+        asked_names |= names
+        asked_ids |= ids
+        for row_id, row_name, includes, revision in rows:
+            layer = Layer(row_id, row_name, tuple(str(i) for i in includes or ()), revision)
+            by_name[layer.name] = by_id[str(layer.id)] = layer
+            more_names, more_ids = _wanted(layer)
+            want_names.update(more_names)
+            want_ids.update(more_ids)
+
+
+async def load_many(
+    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, names: list[str]
+) -> dict[str, Resolution | None]:
+    """The resolved configs of these namespaces (None for one that does not exist), with two or
+    three queries in all: a change to a parent re-resolves all its children at once."""
+    by_name, by_id = await _inherited(session, tenant_id, names)
+    plans = {name: plan_layers(by_name[name], by_name, by_id) for name in names if name in by_name}
+    needed = {layer.id: layer for layers in plans.values() for layer in layers}
+    rows = await repository.entries(session, tenant_id=tenant_id, namespace_ids=list(needed))
+    values: dict[uuid.UUID, list[tuple[str, Any, int]]] = {}
+    for namespace_id, key, ciphertext, revision in rows:
+        try:
+            value = decrypt_value(keyring, tenant_id, namespace_id, key, ciphertext)
+        except DecryptionError as exc:
+            where = needed[namespace_id].name
+            raise StoredValueCorrupt(
+                f"the stored value of {key} in {where} failed its integrity check",
+                {"key": key, "namespace": where},
+            ) from exc
+        values.setdefault(namespace_id, []).append((key, value, revision))
+    found: dict[str, Resolution | None] = dict.fromkeys(names)
+    for name, layers in plans.items():
+        dep_names, dep_ids = _reach(name, by_name, by_id)
+        found[name] = _merge(by_name[name], layers, values, dep_names, dep_ids)
+    return found
+
+
+def _merge(
+    target: Layer,
+    layers: list[Layer],
+    values: Mapping[uuid.UUID, list[tuple[str, Any, int]]],
+    dep_names: set[str],
+    dep_ids: set[uuid.UUID],
+) -> Resolution:
+    merged: dict[str, Any] = {}
+    sources: dict[str, Source] = {}
+    overrides: dict[str, list[Source]] = {}
+    for layer in layers:
+        for key, value, revision in values.get(layer.id, ()):
+            if key in sources:
+                overrides.setdefault(key, []).append(sources[key])
+            merged[key] = value
+            sources[key] = Source(layer.name, revision)
+    return Resolution(
+        namespace_id=target.id,
+        name=target.name,
+        revision=target.revision,
+        layers=layers,
+        values={key: merged[key] for key in sorted(merged)},
+        sources=sources,
+        overrides=overrides,
+        dep_ids=frozenset(dep_ids),
+        dep_names=frozenset(dep_names),
+    )
+
+
+async def load(
+    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, name: str
+) -> Resolution | None:
+    """The resolved config of the namespace ``name`` in the tenant, or None if there is none."""
+    return (await load_many(session, keyring=keyring, tenant_id=tenant_id, names=[name]))[name]

@@ -1,0 +1,286 @@
+"""Putting the read path into the app: caches, hooks, notifications, routes, background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import uuid
+from collections.abc import Iterable, Sequence
+from types import FrameType
+from typing import Any, cast
+
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from konfig.db.session import bind_tenant, open_session
+from konfig.delivery import resolve
+from konfig.delivery.cache import ResolvedCache
+from konfig.delivery.changes import NamespaceChanged, TenantChanged, TokenChanged, UserChanged
+from konfig.delivery.handler import PREFIX, ReadPath
+from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.resolve import Resolution
+from konfig.revisions.writer import Committed
+from konfig.security.crypto import Keyring
+from konfig.settings import Settings
+from konfig.tokens.cache import TokenCache
+
+log = logging.getLogger("konfig.delivery")
+
+_READ_METHODS = ("GET", "HEAD")
+
+
+class ReadPathFirst:
+    """Mixed into the app class: ``/api/v1/config/…`` is answered before FastAPI's own
+    machinery (per-request telemetry checks, the middleware stack, routing), which costs several
+    times what the read path itself does. Everything else goes to FastAPI as usual.
+
+    The read path therefore skips the app's middleware: it sets its own request id and error
+    shape, and CORS when configured; anything else meant for it must be called from it."""
+
+    read_path_app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and self.read_path_app is not None
+            and scope["path"].startswith(PREFIX)
+            and scope["method"] in _READ_METHODS
+        ):
+            await self.read_path_app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)  # type: ignore[misc]
+
+
+_CLASSES: dict[type[FastAPI], type[FastAPI]] = {}
+
+
+def _read_path_first(app_class: type[FastAPI]) -> type[FastAPI]:
+    if app_class not in _CLASSES:
+        _CLASSES[app_class] = type(app_class.__name__, (ReadPathFirst, app_class), {})
+    return _CLASSES[app_class]
+
+
+class Delivery:
+    """Everything the read path keeps per process, and its lifecycle."""
+
+    def __init__(self, app: FastAPI, settings: Settings, keyring: Keyring) -> None:
+        self.app = app
+        self.state = app.state
+        self.settings = settings
+        self.keyring = keyring
+        self.heartbeat_seconds = settings.sse_heartbeat_seconds
+        self.tokens = TokenCache(max_age=settings.cache_max_age_seconds)
+        self.cache = ResolvedCache(
+            self._load_many,
+            max_entries=settings.resolved_cache_entries,
+            max_age=settings.cache_max_age_seconds,
+        )
+        self.notifier = Notifier(self.apply)
+        self.read_path = ReadPath(self)
+        self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._restore_signals: dict[int, Any] = {}
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
+        if self._sessionmaker is None:
+            raise RuntimeError("the app's lifespan has not started")
+        return self._sessionmaker
+
+    # Wiring -----------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        """Hooks and routes; call after every router is included."""
+        app = self.app
+        app.state.delivery = self
+        app.state.token_cache = self.tokens
+        app.state.commit_hooks.append(self.on_committed)
+        if not hasattr(app.state, "change_hooks"):
+            app.state.change_hooks = []
+        app.state.change_hooks.append(self.on_changed)
+        read_path: ASGIApp = self.read_path
+        if self.settings.cors_origins:
+            read_path = CORSMiddleware(
+                read_path,
+                allow_origins=self.settings.cors_origins,
+                allow_methods=list(_READ_METHODS),
+                allow_headers=["*"],
+                expose_headers=["ETag", "X-Request-ID"],
+            )
+        # FastAPIOffline is a factory, not a class to derive from: give this one instance the
+        # read-path-first class. (Without it, the documented routes in konfig.delivery.router
+        # would answer through the same handler, behind FastAPI's machinery.)
+        if not isinstance(app, ReadPathFirst):
+            app.__class__ = _read_path_first(type(app))
+        cast(ReadPathFirst, app).read_path_app = read_path
+
+    async def start(self) -> None:
+        self._sessionmaker = self.app.state.sessionmaker
+        transport = self._transport()
+        if transport is not None:
+            # Nothing is cached until the listener listens: a replica must never trust a cache
+            # it cannot hear invalidations for.
+            self._down()
+            self.notifier.transport = transport
+            await transport.start()
+        self._watch_shutdown()
+        self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
+        self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
+
+    async def stop(self) -> None:
+        self.cache.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.notifier.transport is not None:
+            await self.notifier.transport.stop()
+            self.notifier.transport = None
+        await self.tokens.flush_usage(self.app.state.sessionmaker)
+        for signum, handler in self._restore_signals.items():
+            signal.signal(signum, handler)
+        self._restore_signals.clear()
+
+    def _transport(self) -> PostgresTransport | RedisTransport | None:
+        settings = self.settings
+        callbacks: dict[str, Any] = {
+            "on_message": self.notifier.received,
+            "on_up": self._up,
+            "on_down": self._down,
+            "check_seconds": settings.listener_check_seconds,
+        }
+        if settings.redis_url:
+            return RedisTransport(
+                url=settings.redis_url, channel=settings.notify_channel, **callbacks
+            )
+        url = settings.resolved_database_url
+        backend = make_url(url).get_backend_name()
+        if backend == "postgresql":
+            return PostgresTransport(
+                url=url, channel=settings.notify_channel, engine=self.app.state.engine, **callbacks
+            )
+        if backend != "sqlite":
+            log.warning(
+                "no change notifications between replicas on %s: run one replica or set "
+                "KONFIG_REDIS_URL",
+                backend,
+            )
+        return None
+
+    def _up(self) -> None:
+        self.tokens.clear()
+        self.tokens.enabled = True
+        self.cache.enable()
+
+    def _down(self) -> None:
+        self.tokens.enabled = False
+        self.tokens.clear()
+        self.cache.disable()
+
+    # Changes ----------------------------------------------------------------------------------
+
+    def apply(self, events: Iterable[Event]) -> None:
+        """Act on announced changes (synchronously: nothing else runs before they take effect)."""
+        for kind, tenant_id, object_id, name in events:
+            if kind == "ns":
+                self.cache.invalidate(tenant_id, object_id, name)
+            elif kind == "token":
+                self.tokens.forget_token(object_id)
+            elif kind == "user":
+                self.tokens.forget_user(object_id)
+            elif kind == "tenant":
+                self.tokens.forget_tenant(tenant_id)
+                self.cache.forget_tenant(tenant_id)
+
+    async def _announce(self, events: Sequence[Event]) -> None:
+        self.apply(events)  # here first: this replica answers the writer with the new state
+        await self.notifier.publish(events)
+
+    async def on_committed(self, committed: Sequence[Committed]) -> None:
+        await self._announce(
+            [("ns", c.tenant_id, c.namespace_id, c.namespace_name) for c in committed]
+        )
+
+    async def on_changed(self, changes: Sequence[object]) -> None:
+        events: list[Event] = []
+        for change in changes:
+            if isinstance(change, NamespaceChanged):
+                events.append(("ns", change.tenant_id, change.namespace_id, change.namespace_name))
+            elif isinstance(change, TokenChanged):
+                events.append(("token", change.tenant_id, change.token_id, ""))
+            elif isinstance(change, UserChanged):
+                events.append(("user", change.tenant_id, change.user_id, ""))
+            elif isinstance(change, TenantChanged):
+                events.append(("tenant", change.tenant_id, change.tenant_id, ""))
+        await self._announce(events)
+
+    async def _load_many(
+        self, tenant_id: uuid.UUID, names: list[str]
+    ) -> dict[str, Resolution | None]:
+        session = await open_session(self.sessionmaker, write=False)
+        try:
+            await bind_tenant(session, tenant_id)
+            return await resolve.load_many(
+                session, keyring=self.keyring, tenant_id=tenant_id, names=names
+            )
+        finally:
+            await session.close()
+
+    # Background -------------------------------------------------------------------------------
+
+    async def _heartbeats_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            self.read_path.beat()
+
+    async def _flush_usage_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.token_usage_flush_seconds)
+            await self.tokens.flush_usage(self.app.state.sessionmaker)
+
+    def _watch_shutdown(self) -> None:
+        """End streams and long polls when the server starts shutting down.
+
+        Uses ``app.state.shutdown_event`` when something else provides it. Otherwise it makes one
+        and sets it on SIGTERM/SIGINT, before chaining to the server's own handler: uvicorn waits
+        for open responses to finish before it runs the lifespan shutdown, so an event set only
+        there would come too late for streams that never finish on their own.
+        """
+        event: asyncio.Event | None = getattr(self.app.state, "shutdown_event", None)
+        if event is None:
+            event = asyncio.Event()
+            self.app.state.shutdown_event = event
+            self._chain_signals(event)
+
+        async def close_on_shutdown(shutdown: asyncio.Event) -> None:
+            await shutdown.wait()
+            self.cache.close()
+
+        self._tasks.append(asyncio.create_task(close_on_shutdown(event)))
+
+    def _chain_signals(self, event: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous = signal.getsignal(signum)
+            except ValueError:  # not the main thread
+                return
+            if not callable(previous):
+                continue  # nobody is serving with graceful shutdown (tests, scripts)
+
+            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
+                loop.call_soon_threadsafe(event.set)
+                previous(sig, frame)
+
+            try:
+                signal.signal(signum, handler)
+            except ValueError:
+                return
+            self._restore_signals[signum] = previous

@@ -1,0 +1,1 @@
+"""Service accounts and API tokens: machine identities scoped to namespace patterns."""

@@ -1,0 +1,218 @@
+"""Token rules: admins manage service accounts and their tokens; anyone may hold tokens of
+their own no wider than their role; tokens never mint tokens."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.auth.principal import Principal
+from konfig.db.base import utcnow
+from konfig.db.session import record_change
+from konfig.delivery.changes import TokenChanged
+from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.tokens import codec, repository
+from konfig.tokens.models import ApiToken, ServiceAccount
+from konfig.tokens.schemas import (
+    ScopeSpec,
+    ServiceAccountCreate,
+    ServiceAccountRead,
+    TokenCreate,
+    TokenRead,
+)
+from konfig.users.models import Role
+
+
+async def create_service_account(
+    session: AsyncSession, *, principal: Principal, payload: ServiceAccountCreate
+) -> ServiceAccount:
+    principal.require(Role.admin)
+    tenant_id = principal.tenant_id
+    taken = await repository.get_service_account_by_name(
+        session, tenant_id=tenant_id, name=payload.name
+    )
+    if taken is not None:
+        raise Conflict(f"a service account named {payload.name} already exists")
+    account = ServiceAccount(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        name=payload.name,
+        description=payload.description,
+        created_by=principal.actor,
+    )
+    try:
+        await repository.add(session, account)
+    except IntegrityError as exc:
+        raise Conflict(f"a service account named {payload.name} already exists") from exc
+    return account
+
+
+async def get_service_account(
+    session: AsyncSession, *, principal: Principal, service_account_id: uuid.UUID
+) -> ServiceAccount:
+    principal.require(Role.admin)
+    account = await repository.get_service_account(
+        session, tenant_id=principal.tenant_id, service_account_id=service_account_id
+    )
+    if account is None:
+        raise NotFound(f"no service account {service_account_id}")
+    return account
+
+
+async def list_service_accounts(
+    session: AsyncSession, *, principal: Principal, cursor: str | None, limit: int
+) -> Page[ServiceAccountRead]:
+    principal.require(Role.admin)
+    position = decode_cursor(cursor)
+    found = await repository.list_service_accounts(
+        session,
+        tenant_id=principal.tenant_id,
+        after=str(position[0]) if position else None,
+        limit=limit + 1,
+    )
+    next_cursor = None
+    if len(found) > limit:
+        found = found[:limit]
+        next_cursor = encode_cursor([found[-1].name])
+    items = [ServiceAccountRead.model_validate(a) for a in found]
+    return Page[ServiceAccountRead](items=items, next_cursor=next_cursor)
+
+
+async def delete_service_account(
+    session: AsyncSession, *, principal: Principal, service_account_id: uuid.UUID
+) -> None:
+    """Delete the account and its tokens; every replica stops accepting them."""
+    account = await get_service_account(
+        session, principal=principal, service_account_id=service_account_id
+    )
+    for token_id in await repository.token_ids_of_service_account(
+        session, tenant_id=account.tenant_id, service_account_id=account.id
+    ):
+        record_change(session, TokenChanged(account.tenant_id, token_id))
+    await repository.delete_service_account(session, account=account)
+
+
+def _expiry(payload: TokenCreate) -> datetime | None:
+    if payload.expires_in_days is not None:
+        return utcnow() + timedelta(days=payload.expires_in_days)
+    if payload.expires_at is not None and payload.expires_at <= utcnow():
+        raise ValidationFailed("expires_at: must be in the future", {"field": "expires_at"})
+    return payload.expires_at
+
+
+async def create_token(
+    session: AsyncSession, *, principal: Principal, payload: TokenCreate
+) -> tuple[ApiToken, str]:
+    """A new token and its secret, which is returned this once and stored only as a hash."""
+    principal.require_user()
+    if payload.service_account_id is not None:
+        account = await get_service_account(
+            session, principal=principal, service_account_id=payload.service_account_id
+        )
+        owner: dict[str, uuid.UUID | None] = {"service_account_id": account.id, "user_id": None}
+    else:
+        wants_write = any("write" in s.permissions for s in payload.scopes)
+        if wants_write and not principal.role.at_least(Role.editor):
+            raise Forbidden(
+                "your role cannot write, so your tokens cannot either: ask for read only"
+            )
+        owner = {"service_account_id": None, "user_id": principal.id}
+    secret = codec.generate()
+    token = ApiToken(
+        id=uuid.uuid4(),
+        tenant_id=principal.tenant_id,
+        name=payload.name,
+        token_hash=codec.token_hash(secret),
+        hint=codec.hint(secret),
+        scopes=[s.model_dump() for s in payload.scopes],
+        expires_at=_expiry(payload),
+        created_at=utcnow(),
+        created_by=principal.actor,
+        **owner,
+    )
+    await repository.add(session, token)
+    return token, secret
+
+
+async def get_token(
+    session: AsyncSession, *, principal: Principal, token_id: uuid.UUID
+) -> ApiToken:
+    """A token the caller may manage: any of the tenant's for admins, their own for others."""
+    principal.require_user()
+    token = await repository.get_token(session, tenant_id=principal.tenant_id, token_id=token_id)
+    admin = principal.is_superuser or principal.role.at_least(Role.admin)
+    if token is None or not (admin or token.user_id == principal.id):
+        raise NotFound(f"no token {token_id}")
+    return token
+
+
+async def list_tokens(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    service_account_id: uuid.UUID | None,
+    include_revoked: bool,
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[ApiToken], str | None]:
+    principal.require_user()
+    position = decode_cursor(cursor)
+    after = None
+    if position is not None:
+        try:
+            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
+        except (ValueError, IndexError, TypeError) as exc:
+            raise ValidationFailed("cursor: not a cursor this server gave out") from exc
+    admin = principal.is_superuser or principal.role.at_least(Role.admin)
+    found = await repository.list_tokens(
+        session,
+        tenant_id=principal.tenant_id,
+        user_id=None if admin else principal.id,
+        service_account_id=service_account_id,
+        include_revoked=include_revoked,
+        after=after,
+        limit=limit + 1,
+    )
+    if len(found) > limit:
+        found = found[:limit]
+        last = found[-1]
+        return found, encode_cursor([last.created_at.isoformat(), str(last.id)])
+    return found, None
+
+
+async def revoke_token(session: AsyncSession, *, principal: Principal, token_id: uuid.UUID) -> None:
+    """Revoke a token; every replica refuses it from the moment this commits."""
+    token = await get_token(session, principal=principal, token_id=token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+        await session.flush()
+    record_change(session, TokenChanged(token.tenant_id, token.id))
+
+
+def render(token: ApiToken, *, last_used_at: datetime | None) -> TokenRead:
+    now = utcnow()
+    if token.revoked_at is not None:
+        status = "revoked"
+    elif token.expires_at is not None and token.expires_at <= now:
+        status = "expired"
+    else:
+        status = "active"
+    return TokenRead(
+        id=token.id,
+        name=token.name,
+        hint=token.hint,
+        owner="service_account" if token.service_account_id else "user",
+        service_account_id=token.service_account_id,
+        user_id=token.user_id,
+        scopes=[ScopeSpec.model_validate(s) for s in token.scopes],
+        status=status,
+        expires_at=token.expires_at,
+        revoked_at=token.revoked_at,
+        last_used_at=last_used_at,
+        created_at=token.created_at,
+        created_by=token.created_by,
+    )

@@ -1,0 +1,88 @@
+"""Helpers shared by the token, read-path and replica tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import Account
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+async def make_namespace(
+    client: httpx.AsyncClient, admin: Account, name: str, includes: list[str] | None = None
+) -> str:
+    created = await client.post(
+        "/api/v1/namespaces",
+        headers=admin.headers,
+        json={"name": name, "includes": includes or []},
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def put_entry(
+    client: httpx.AsyncClient,
+    headers: dict[str, str],
+    namespace_id: str,
+    key: str,
+    value: Any,
+    *,
+    value_type: str = "string",
+    is_secret: bool = False,
+) -> httpx.Response:
+    return await client.put(
+        f"/api/v1/namespaces/{namespace_id}/configs/{key}",
+        headers=headers,
+        json={"value": value, "value_type": value_type, "is_secret": is_secret},
+    )
+
+
+async def set_entry(
+    client: httpx.AsyncClient,
+    admin: Account,
+    namespace_id: str,
+    key: str,
+    value: Any,
+    **kwargs: Any,
+) -> None:
+    answer = await put_entry(client, admin.headers, namespace_id, key, value, **kwargs)
+    assert answer.status_code in (200, 201), answer.text
+
+
+async def service_account(client: httpx.AsyncClient, admin: Account, name: str) -> str:
+    created = await client.post(
+        "/api/v1/service-accounts", headers=admin.headers, json={"name": name}
+    )
+    assert created.status_code == 201, created.text
+    return str(created.json()["id"])
+
+
+async def make_token(
+    client: httpx.AsyncClient,
+    account: Account,
+    scopes: list[dict[str, Any]],
+    *,
+    service_account_id: str | None = None,
+    name: str = "test-token",
+    **extra: Any,
+) -> dict[str, Any]:
+    """Create a token (for a service account when given, else for ``account`` itself)."""
+    payload: dict[str, Any] = {"name": name, "scopes": scopes, **extra}
+    if service_account_id is not None:
+        payload["service_account_id"] = service_account_id
+    created = await client.post("/api/v1/tokens", headers=account.headers, json=payload)
+    assert created.status_code == 201, created.text
+    return created.json()  # type: ignore[no-any-return]
+
+
+def read(pattern: str) -> list[dict[str, Any]]:
+    return [{"namespaces": pattern, "permissions": ["read"]}]
+
+
+def read_write(pattern: str) -> list[dict[str, Any]]:
+    return [{"namespaces": pattern, "permissions": ["read", "write"]}]
