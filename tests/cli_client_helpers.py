@@ -53,15 +53,3 @@ def new_tenant(url: str) -> str:
     )
     assert created.status_code == 201, created.text
     return email
-
-
-def skip_without_route(url_or_app: object, path: str) -> None:
-    """Skip until the server has ``path`` (a branch not yet merged into main); the tests then run."""
-    if isinstance(url_or_app, str):
-        paths = httpx.get(f"{url_or_app}/openapi.json", timeout=10).json()["paths"]
-    else:
-        paths = url_or_app.openapi()["paths"]  # type: ignore[attr-defined]
-    if path not in paths:
-        import pytest
-
-        pytest.skip(f"the server has no {path} yet")

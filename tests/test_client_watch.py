@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from konfig.client import AsyncKonfig, NotFound
-from tests.cli_client_helpers import Cli, new_tenant, skip_without_route
+from tests.cli_client_helpers import Cli, new_tenant
 from tests.cli_helpers import start_server
 from tests.conftest import PASSWORD, Account
 
@@ -20,7 +20,6 @@ NS = "payments/production"
 
 
 async def test_watch_sees_a_change_made_by_another_client(app: Any, owner: Account) -> None:
-    skip_without_route(app, "/api/v1/config/{name}")
     transport = httpx.ASGITransport(app=app)
     async with AsyncKonfig("http://konfig.test", owner.access_token, transport=transport) as admin:
         await admin.namespaces.create(NS)
@@ -53,7 +52,6 @@ async def test_watch_sees_a_change_made_by_another_client(app: Any, owner: Accou
 def test_cli_watch_and_run_watch_follow_changes(tmp_path: Path) -> None:
     server = start_server(tmp_path)
     try:
-        skip_without_route(server.url, "/api/v1/config/{name}")
         cli = Cli(tmp_path / "home", server.url, new_tenant(server.url))
         cli.ok("login", "--url", cli.url, "--email", cli.email, "--password", PASSWORD)
         cli.ok("ns", "create", NS)

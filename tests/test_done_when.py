@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_client_helpers import Cli, new_tenant, skip_without_route
+from tests.cli_client_helpers import Cli, new_tenant
 from tests.cli_helpers import start_server
 from tests.conftest import PASSWORD
 
@@ -32,7 +32,6 @@ def test_done_when_a_new_user_runs_a_service_that_survives_an_outage(tmp_path: P
     service on the SDK that starts from its last-known-good file while the server is down."""
     server = start_server(tmp_path)
     try:
-        skip_without_route(server.url, "/api/v1/config/{name}")
         cli = Cli(tmp_path / "home", server.url, new_tenant(server.url))
         cli.ok("login", "--url", cli.url, "--email", cli.email, "--password", PASSWORD)
         cli.ok("ns", "create", "payments/production")

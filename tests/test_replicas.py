@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from konfig.security.crypto import new_key_line
-from tests.conftest import PASSWORD, create_pg_database, drop_pg_database
 from tests.apps import free_port, wait_ready
+from tests.conftest import PASSWORD, create_pg_database, drop_pg_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

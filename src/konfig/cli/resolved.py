@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -22,8 +21,8 @@ from konfig.client import Konfig, KonfigError
 
 
 def resolved(name: str) -> dict[str, Any]:
-    """The config a service in ``name`` reads: its entries, secrets revealed."""
-    return {e["key"]: e["value"] for e in konfig().configs.list(name, reveal=True)}
+    """The resolved config a service in ``name`` reads (with what it inherits), typed."""
+    return konfig().get_config(name)
 
 
 def env_name(key: str, prefix: str = "") -> str:
@@ -54,25 +53,21 @@ def environment(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return variables
 
 
-def render_text(config: dict[str, Any], fmt: str) -> str:
-    if fmt == "env":
-        return "".join(f"{k}={shlex.quote(v)}\n" for k, v in environment(config).items())
-    if fmt == "yaml":
-        import yaml
-
-        return str(yaml.safe_dump(config, sort_keys=True, allow_unicode=True))
-    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
 @api
 def render(
     name: str,
-    fmt: Annotated[str, typer.Option("--format", "-f", help="env, json or yaml")] = "env",
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="env, json, yaml or properties")
+    ] = "env",
 ) -> None:
     """Print the resolved config, for entrypoint scripts: eval "$(konfig render NAME)"."""
-    if fmt not in ("env", "json", "yaml"):
-        raise typer.BadParameter("--format must be env, json or yaml")
-    sys.stdout.write(render_text(resolved(name), fmt))
+    if fmt not in ("env", "json", "yaml", "properties"):
+        raise typer.BadParameter("--format must be env, json, yaml or properties")
+    if fmt == "json":
+        text = json.dumps(resolved(name), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = konfig().get_config(name, format=fmt)  # type: ignore[call-overload]
+    sys.stdout.write(text)
 
 
 @api
