@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from konfig.cli import server
+from konfig.cli import client, server
 
 app = typer.Typer(
     name="konfig",
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 server.register(app)
+client.register(app)
 
 
 def main() -> None:
@@ -28,6 +29,8 @@ def main() -> None:
         stream=sys.stderr,
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # Client commands print what matters themselves; a line per HTTP request is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         app()
     except KeyboardInterrupt:

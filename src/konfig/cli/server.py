@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from konfig.cli.output import Output, OutputOption
 from konfig.settings import ConfigurationError, get_settings
 
 console = Console(stderr=True)
@@ -166,9 +167,16 @@ def keys_rotate(
 
 
 backup_app = typer.Typer(
-    help="Backups of a tenant, taken and restored on the server.", no_args_is_help=True
+    help=(
+        "Backups of a tenant. With --tenant: on this machine's database, as the server's "
+        "operator; without: through the API, as the logged-in admin (konfig login)."
+    ),
+    no_args_is_help=True,
 )
-TenantOption = Annotated[str, typer.Option(help="The tenant's name")]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(help="Work on this server's database directly, on this tenant (by name)"),
+]
 
 
 def _run_backup(work: Any) -> Any:
@@ -181,9 +189,12 @@ def _run_backup(work: Any) -> Any:
 
 
 @backup_app.command("create")
-def backup_create(tenant: TenantOption) -> None:
+def backup_create(tenant: TenantOption = None, output: OutputOption = Output.table) -> None:
     """Back up the tenant's namespaces and entries now."""
-    from konfig.cli import backups
+    from konfig.cli import backups, remote_backups
+
+    if tenant is None:
+        return remote_backups.create(output)
 
     made = _run_backup(backups.create(get_settings(), tenant=tenant))
     print(made.id)  # noqa: T201 - the id on stdout, for scripts
@@ -194,11 +205,14 @@ def backup_create(tenant: TenantOption) -> None:
 
 
 @backup_app.command("list")
-def backup_list(tenant: TenantOption) -> None:
+def backup_list(tenant: TenantOption = None, output: OutputOption = Output.table) -> None:
     """The tenant's backups, newest first, with whether each one's checksum holds."""
     from rich.table import Table
 
-    from konfig.cli import backups
+    from konfig.cli import backups, remote_backups
+
+    if tenant is None:
+        return remote_backups.list_backups(output)
 
     found = _run_backup(backups.list_backups(get_settings(), tenant=tenant))
     table = Table("id", "trigger", "namespaces", "entries", "bytes", "valid")
@@ -217,14 +231,20 @@ def backup_list(tenant: TenantOption) -> None:
 @backup_app.command("restore")
 def backup_restore(
     backup_id: Annotated[str, typer.Argument(help="The backup's id, from `konfig backup list`")],
-    tenant: TenantOption,
+    tenant: TenantOption = None,
     dry_run: Annotated[bool, typer.Option(help="Show what would change; change nothing")] = False,
     namespace: Annotated[
         list[str] | None, typer.Option("--namespace", "-n", help="Only this one (repeatable)")
     ] = None,
+    output: OutputOption = Output.table,
 ) -> None:
     """Restore a backup: one new revision per namespace; history is kept."""
-    from konfig.cli import backups
+    from konfig.cli import backups, remote_backups
+
+    if tenant is None:
+        return remote_backups.restore(
+            backup_id, dry_run=dry_run, namespaces=namespace, output=output
+        )
 
     result = _run_backup(
         backups.restore(

@@ -1,0 +1,209 @@
+"""Client commands: they talk to a Konfig server through the SDK, never to its database."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from konfig.cli import credentials, resolved, revisions, tokens
+from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
+from konfig.cli.session import api, konfig
+from konfig.client import Konfig, KonfigError
+
+# --- login ------------------------------------------------------------------------------------
+
+
+def login(
+    url: Annotated[str | None, typer.Option(help="Server URL (KONFIG_URL)")] = None,
+    email: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
+    password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
+) -> None:
+    """Log in and keep the tokens in a file only you can read."""
+    url = (url or credentials.load().url).rstrip("/")
+    email = email or typer.prompt("Email")
+    password = password or typer.prompt("Password", hide_input=True)
+    try:
+        with Konfig(url) as client:
+            tokens = client.auth.login(email, password)
+            me = client.auth.me()
+    except KonfigError as exc:
+        raise fail(exc.message) from None
+    saved = credentials.Credentials(url, tokens["access_token"], tokens["refresh_token"], email)
+    where = credentials.save(saved)
+    note(f"logged in to {url} as {email} ({me.get('tenant_name', '')}); tokens in {where}")
+
+
+@api
+def logout() -> None:
+    """End this login on the server and forget its tokens."""
+    saved = credentials.load()
+    if saved.access_token and not saved.from_environment:
+        try:
+            konfig().auth.logout()
+        except KonfigError:
+            pass  # an expired login is as good as ended
+    if credentials.forget():
+        note("logged out")
+
+
+@api
+def whoami(output: OutputOption = Output.table) -> None:
+    """Who you are logged in as."""
+    me = konfig().auth.me()
+    show(me, output, ["email", "role", "tenant_name"])
+
+
+# --- namespaces -------------------------------------------------------------------------------
+
+ns_app = typer.Typer(help="Namespaces (payments/production).", no_args_is_help=True)
+NS_COLUMNS = ["name", "revision", "entry_count", "description", "updated_at"]
+
+
+@ns_app.command("list")
+@api
+def ns_list(
+    prefix: Annotated[str | None, typer.Argument(help="Only names starting with this")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """List namespaces."""
+    show(konfig().namespaces.list(prefix), output, NS_COLUMNS)
+
+
+@ns_app.command("create")
+@api
+def ns_create(
+    name: str,
+    description: Annotated[str, typer.Option(help="What it holds")] = "",
+    include: Annotated[
+        list[str] | None, typer.Option(help="A namespace merged under it (repeatable)")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Create a namespace."""
+    created = konfig().namespaces.create(name, description=description, includes=include)
+    show(created, output, NS_COLUMNS)
+
+
+@ns_app.command("delete")
+@api
+def ns_delete(
+    name: str,
+    force: Annotated[bool, typer.Option(help="Also delete the entries it holds")] = False,
+) -> None:
+    """Delete a namespace."""
+    konfig().namespaces.delete(name, force=force)
+    note(f"deleted {name}")
+
+
+# --- entries ----------------------------------------------------------------------------------
+
+ENTRY_COLUMNS = ["key", "value_type", "value", "is_secret", "version", "updated_at"]
+TYPES = ("string", "number", "boolean", "select", "json")
+
+
+def parse_value(raw: str, value_type: str) -> Any:
+    """The typed value of ``raw`` for ``--type``; a bad one is a usage error."""
+    if value_type == "number":
+        try:
+            return int(raw)
+        except ValueError:
+            pass
+        try:
+            return float(raw)
+        except ValueError:
+            raise typer.BadParameter(f"{raw!r} is not a number") from None
+    if value_type == "boolean":
+        lowered = raw.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise typer.BadParameter(f"{raw!r} is not a boolean: use true or false")
+    if value_type == "json":
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}") from None
+    return raw
+
+
+@api
+def get(
+    namespace: str,
+    key: Annotated[str | None, typer.Argument(help="Omit to list every entry")] = None,
+    reveal: Annotated[bool, typer.Option(help="Show secret values")] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Print one entry's value (or, with json/yaml, the whole entry), or list the entries."""
+    if key is None:
+        show(konfig().configs.list(namespace, reveal=reveal), output, ENTRY_COLUMNS)
+        return
+    entry = konfig().configs.get(namespace, key, reveal=reveal)
+    if output is Output.table:
+        value = entry["value"]
+        out.print(value if isinstance(value, str) else json.dumps(value), markup=False)
+    else:
+        dump(entry, output)
+
+
+@api
+def set_(
+    namespace: str,
+    assignments: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...")],
+    value_type: Annotated[
+        str, typer.Option("--type", "-t", help="string, number, boolean, select or json")
+    ] = "string",
+    secret: Annotated[bool, typer.Option("--secret", help="Mask it and audit reveals")] = False,
+    description: Annotated[str, typer.Option(help="What the entry is for")] = "",
+    message: Annotated[str | None, typer.Option("-m", "--message", help="Why")] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Set entries: konfig set payments/production max_connections=100 --type number."""
+    if value_type not in TYPES:
+        raise typer.BadParameter(f"--type must be one of {', '.join(TYPES)}")
+    parsed: list[tuple[str, Any]] = []
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"{assignment!r}: write KEY=VALUE")
+        parsed.append((key, parse_value(raw, value_type)))
+    written = [
+        konfig().configs.set(
+            namespace,
+            key,
+            value,
+            value_type=value_type,
+            secret=secret,
+            description=description,
+            message=message,
+        )
+        for key, value in parsed
+    ]
+    show(written, output, ENTRY_COLUMNS)
+
+
+@api
+def unset(
+    namespace: str,
+    keys: Annotated[list[str], typer.Argument(metavar="KEY...")],
+    message: Annotated[str | None, typer.Option("-m", "--message", help="Why")] = None,
+) -> None:
+    """Delete entries (their history stays)."""
+    for key in keys:
+        konfig().configs.delete(namespace, key, message=message)
+        note(f"deleted {key}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(login)
+    app.command()(logout)
+    app.command()(whoami)
+    app.add_typer(ns_app, name="ns")
+    app.command()(get)
+    app.command("set")(set_)
+    app.command()(unset)
+    revisions.register(app)
+    resolved.register(app)
+    tokens.register(app)

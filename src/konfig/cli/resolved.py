@@ -1,0 +1,184 @@
+"""The resolved config, as services consume it: render, run, watch."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from konfig.cli import credentials
+from konfig.cli.output import fail, note
+from konfig.cli.session import api, konfig
+from konfig.client import Konfig, KonfigError
+
+
+def resolved(name: str) -> dict[str, Any]:
+    """The resolved config a service in ``name`` reads (with what it inherits), typed."""
+    return konfig().get_config(name)
+
+
+def env_name(key: str, prefix: str = "") -> str:
+    return prefix + re.sub(r"[^A-Za-z0-9]", "_", key).upper()
+
+
+def env_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def environment(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Keys uppercased with non-alphanumerics as ``_``; JSON values as JSON strings.
+
+    The same rules as the server's ``format=env``; two keys that map to one name are an error.
+    """
+    variables: dict[str, str] = {}
+    owners: dict[str, str] = {}
+    for key, value in config.items():
+        name = env_name(key, prefix)
+        if name in owners:
+            raise fail(f"{owners[name]!r} and {key!r} would both be ${name}")
+        owners[name] = key
+        variables[name] = env_value(value)
+    return variables
+
+
+@api
+def render(
+    name: str,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", help="env, json, yaml or properties")
+    ] = "env",
+) -> None:
+    """Print the resolved config, for entrypoint scripts: eval "$(konfig render NAME)"."""
+    if fmt not in ("env", "json", "yaml", "properties"):
+        raise typer.BadParameter("--format must be env, json, yaml or properties")
+    if fmt == "json":
+        text = json.dumps(resolved(name), indent=2, ensure_ascii=False) + "\n"
+    else:
+        text = konfig().get_config(name, format=fmt)  # type: ignore[call-overload]
+    sys.stdout.write(text)
+
+
+@api
+def run(
+    name: str,
+    command: Annotated[list[str], typer.Argument(metavar="-- COMMAND...")],
+    watch: Annotated[bool, typer.Option(help="Restart COMMAND when the config changes")] = False,
+    prefix: Annotated[str, typer.Option(help="Put this before every variable name")] = "",
+) -> None:
+    """Run COMMAND with the resolved config as environment variables."""
+    env = os.environ | environment(resolved(name), prefix)
+    if not watch:
+        sys.stdout.flush()
+        try:
+            os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the point
+        except OSError as exc:
+            raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
+    raise typer.Exit(_run_watching(name, command, prefix))
+
+
+def _follow(
+    name: str, changes: queue.Queue[Any], stop: threading.Event, *, fmt: str, initial: bool
+) -> threading.Thread:
+    """A thread that puts each new config (or the error that ended the watch) on ``changes``."""
+    saved = credentials.load()
+
+    def follow() -> None:
+        with Konfig(saved.url, saved.access_token) as watcher:
+            try:
+                watcher.watch(name, changes.put, format=fmt, stop=stop, initial=initial)
+            except KonfigError as exc:
+                changes.put(exc)
+
+    thread = threading.Thread(target=follow, name="konfig-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _start(command: list[str], config: dict[str, Any], prefix: str) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(command, env=os.environ | environment(config, prefix))  # noqa: S603
+    except OSError as exc:
+        raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
+
+
+def _stop(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(grace)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _run_watching(name: str, command: list[str], prefix: str) -> int:
+    """Run COMMAND, restart it on each change, and exit with its code when it exits by itself."""
+    changes: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    # Stopped by a supervisor, stop the child too: SIGTERM unwinds through the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    child = _start(command, resolved(name), prefix)
+    _follow(name, changes, stop, fmt="json", initial=False)
+    try:
+        while True:
+            try:
+                change = changes.get(timeout=0.2)
+            except queue.Empty:
+                if child.poll() is not None:
+                    return child.returncode
+                continue
+            if isinstance(change, KonfigError):
+                raise change
+            note(f"{name} changed: restarting {command[0]}")
+            _stop(child)
+            child = _start(command, change, prefix)
+    finally:
+        stop.set()
+        _stop(child)
+
+
+@api
+def watch(
+    name: str,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="json, yaml, env or properties")] = (
+        "json"
+    ),
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Exit after this many configs (the first included)")
+    ] = None,
+) -> None:
+    """Print the resolved config, then again each time it changes (Ctrl-C ends)."""
+    changes: queue.Queue[Any] = queue.Queue()
+    stop = threading.Event()
+    printed = 0
+    _follow(name, changes, stop, fmt=fmt, initial=True)
+    try:
+        while count is None or printed < count:
+            change = changes.get()
+            if isinstance(change, KonfigError):
+                raise change
+            text = json.dumps(change, sort_keys=True) + "\n" if fmt == "json" else str(change)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            printed += 1
+    finally:
+        stop.set()
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(render)
+    app.command()(run)
+    app.command()(watch)

@@ -1,0 +1,181 @@
+"""History and revisions: history, diff, rollback, export, import."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+from konfig.cli.output import Output, OutputOption, cell, dump, err, fail, note, out, show
+from konfig.cli.session import api, konfig
+
+FORMATS = ("yaml", "json", "env", "properties")
+SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "env"}
+SUFFIXES[".properties"] = "properties"
+PROGRESS_FROM_BYTES = 256 * 1024
+CHUNK = 64 * 1024
+
+Reveal = Annotated[bool, typer.Option(help="Show secret values (editors)")]
+DryRun = Annotated[bool, typer.Option(help="Show what would change; change nothing")]
+Message = Annotated[str | None, typer.Option("-m", "--message", help="Why")]
+
+
+@api
+def history(
+    namespace: str,
+    key: Annotated[
+        str | None, typer.Argument(help="One key's versions; omit for revisions")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first")] = 20,
+    reveal: Reveal = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """A namespace's revisions, or one key's versions, newest first."""
+    if key is None:
+        revisions = konfig().revisions.list(namespace, limit=limit)
+        show(revisions, output, ["revision", "actor", "message", "keys", "created_at"])
+        return
+    versions = konfig().configs.history(namespace, key, reveal=reveal, limit=limit)
+    show(versions, output, ["version", "revision", "action", "value", "actor", "created_at"])
+
+
+def show_diff(diff: dict[str, Any], output: Output) -> None:
+    if output is not Output.table:
+        dump(diff, output)
+        return
+    for sign, group in (("+", "added"), ("-", "removed"), ("~", "changed")):
+        for item in diff[group]:
+            old = cell(item["old"]["value"]) if item.get("old") else ""
+            new = cell(item["new"]["value"]) if item.get("new") else ""
+            arrow = f"{old} -> {new}" if sign == "~" else new or old
+            out.print(f"{sign} {item['key']}: {arrow}", markup=False)
+    if not any(diff[group] for group in ("added", "removed", "changed")):
+        note("no differences")
+
+
+@api
+def diff(
+    namespace: str,
+    from_revision: Annotated[int, typer.Argument(metavar="FROM", min=0)],
+    to_revision: Annotated[
+        int | None, typer.Argument(metavar="[TO]", min=0, help="Default: the latest")
+    ] = None,
+    reveal: Reveal = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Keys added (+), removed (-) and changed (~) between two revisions."""
+    show_diff(konfig().revisions.diff(namespace, from_revision, to_revision, reveal=reveal), output)
+
+
+@api
+def rollback(
+    namespace: str,
+    revision: Annotated[
+        int | None, typer.Argument(min=0, help="Restore the namespace as it was then")
+    ] = None,
+    key: Annotated[str | None, typer.Option(help="Roll back only this key ...")] = None,
+    version: Annotated[int | None, typer.Option(min=1, help="... to this version of it")] = None,
+    dry_run: DryRun = False,
+    message: Message = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Restore a namespace to a revision, or one key (--key --version) to a version."""
+    if key is not None or version is not None:
+        if key is None or version is None or revision is not None:
+            raise typer.BadParameter("give --key and --version together, without a REVISION")
+        if dry_run:
+            raise typer.BadParameter("--dry-run is for a namespace rollback")
+        entry = konfig().configs.rollback(namespace, key, version, message=message)
+        show(entry, output, ["key", "value_type", "value", "version", "revision"])
+        return
+    if revision is None:
+        raise typer.BadParameter("give a REVISION, or --key and --version")
+    result = konfig().revisions.rollback(namespace, revision, dry_run=dry_run, message=message)
+    show_diff(result["diff"], output)
+    if output is Output.table:
+        verb = "would roll back" if dry_run else "rolled back"
+        note(f"{verb} {namespace} to revision {revision}: now at {result['revision']}")
+
+
+@api
+def export(
+    namespace: str,
+    fmt: Annotated[str, typer.Option("--format", "-f", help=", ".join(FORMATS))] = "yaml",
+    revision: Annotated[int | None, typer.Option(min=0, help="A past revision")] = None,
+    reveal: Reveal = False,
+    to: Annotated[Path | None, typer.Option("--to", help="Write to this file, not stdout")] = None,
+) -> None:
+    """Export a namespace as yaml, json, env or properties."""
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    text = konfig().revisions.export(namespace, format=fmt, reveal=reveal, revision=revision)
+    if to is None:
+        sys.stdout.write(text)
+    else:
+        to.write_text(text, encoding="utf-8")
+        note(f"wrote {to}")
+
+
+def _chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
+    """The file in chunks, advancing ``progress`` as httpx sends them."""
+    size = path.stat().st_size
+    task = progress.add_task(f"uploading {path.name}", total=size) if progress else None
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK):
+            if progress is not None and task is not None:
+                progress.update(task, advance=len(chunk))
+            yield chunk
+
+
+@api
+def import_(
+    namespace: str,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    fmt: Annotated[
+        str | None, typer.Option("--format", "-f", help="Default: from the file's extension")
+    ] = None,
+    mode: Annotated[str, typer.Option(help="merge: add and change; replace: also delete")] = (
+        "merge"
+    ),
+    dry_run: DryRun = False,
+    message: Message = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Import a yaml, json, env or properties file into a namespace, as one revision."""
+    fmt = fmt or SUFFIXES.get(file.suffix.lower())
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    if mode not in ("merge", "replace"):
+        raise typer.BadParameter("--mode must be merge or replace")
+    large = file.stat().st_size >= PROGRESS_FROM_BYTES
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    progress = Progress(*columns, TransferSpeedColumn(), console=err, transient=True)
+    try:
+        with progress if large else contextlib.nullcontext():
+            result = konfig().revisions.import_(
+                namespace,
+                _chunks(file, progress if large else None),
+                format=fmt,
+                mode=mode,
+                dry_run=dry_run,
+                message=message,
+            )
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    show_diff(result["diff"], output)
+    if output is Output.table:
+        verb = "would import" if dry_run else "imported"
+        note(f"{verb} {file} into {namespace}: now at revision {result['revision']}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(history)
+    app.command()(diff)
+    app.command()(rollback)
+    app.command()(export)
+    app.command("import")(import_)
