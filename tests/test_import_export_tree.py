@@ -158,9 +158,6 @@ async def test_import_tree_loads_one_revision_per_namespace_and_keeps_secrets(
     assert (shared["revision"], shared["entry_count"]) == (1, 1)
     assert mirrored_file(tmp_path, "shared/production")["entries"][0]["key"] == "log_level"  # type: ignore[index]
 
-    again = import_tree(backend, tmp_path, "--tenant", "acme")
-    assert "0 namespace(s) changed" in again.stderr
-
     (tree / "broken.yaml").write_text(
         "entries:\n  - {key: port, value: high, value_type: number}\n"
     )
@@ -174,8 +171,6 @@ async def test_import_tree_loads_one_revision_per_namespace_and_keeps_secrets(
     assert refused.returncode == 1 and "broken: port" in refused.stderr
     assert await namespace_revision(mirrored, owner, ns) == 4  # not emptied: all or nothing
 
-    unknown = import_tree(backend, tmp_path, "--tenant", "nobody")
-    assert unknown.returncode == 1 and "is not a directory" in unknown.stderr
     (tmp_path / "mirror" / "nobody").mkdir()
     unknown = import_tree(backend, tmp_path, "--tenant", "nobody")
     assert unknown.returncode == 1 and "no tenant named nobody" in unknown.stderr
