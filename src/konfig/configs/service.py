@@ -173,7 +173,8 @@ async def _write(
     if_none_match: str | None = None,
     must_exist: bool = False,
     must_not_exist: bool = False,
-) -> ConfigEntry | None:
+) -> tuple[ConfigEntry | None, bool]:
+    """Write one entry under the namespace lock; answers the entry and whether it existed."""
     principal.require(Role.editor)
     await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
@@ -203,7 +204,8 @@ async def _write(
         message=message,
         locked=namespace,
     )
-    return await _entry(session, namespace.id, key) if draft else None
+    written = await _entry(session, namespace.id, key) if draft else None
+    return written, current is not None
 
 
 async def create(
@@ -224,7 +226,7 @@ async def create(
         payload.description,
         payload.is_secret,
     )
-    entry = await _write(
+    entry, _ = await _write(
         session,
         policy=policy,
         principal=principal,
@@ -251,7 +253,6 @@ async def replace_entry(
     if_none_match: str | None,
 ) -> tuple[ConfigEntry, bool]:
     """Replace (or create) one entry; answers whether it was created."""
-    existed = await _entry(session, namespace_id, key) is not None
     draft = EntryDraft(
         key,
         payload.value,
@@ -260,7 +261,7 @@ async def replace_entry(
         payload.description,
         payload.is_secret,
     )
-    entry = await _write(
+    entry, existed = await _write(
         session,
         policy=policy,
         principal=principal,
@@ -302,7 +303,7 @@ async def patch(
         if name in given and (getattr(payload, name) is not None or name == "validation_schema")
     }
     draft = replace(draft, **changes)
-    entry = await _write(
+    entry, _ = await _write(
         session,
         policy=policy,
         principal=principal,
