@@ -176,12 +176,11 @@ async def _write(
 ) -> tuple[ConfigEntry | None, bool]:
     """Write one entry under the namespace lock; answers the entry and whether it existed."""
     principal.require(Role.editor)
-    await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, permission="write"
-    )
+    # Locked first, then checked: one query for both (another tenant's is not found either way).
     namespace = await lock_namespace(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )
+    namespaces.check_allowed(principal, namespace, "write")
     key = draft.key if draft else (delete_key or "")
     current = await _entry(session, namespace.id, key)
     if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
@@ -193,7 +192,7 @@ async def _write(
     if must_exist and current is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
     check_if_match(if_match, current)
-    await commit_changes(
+    outcome = await commit_changes(
         session,
         policy=policy,
         tenant_id=principal.tenant_id,
@@ -203,8 +202,9 @@ async def _write(
         deletes=[key] if delete_key else [],
         message=message,
         locked=namespace,
+        current={key: current} if current is not None else {},
     )
-    written = await _entry(session, namespace.id, key) if draft else None
+    written = outcome.written.get(key, current) if draft else None  # unchanged: as it was
     return written, current is not None
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from konfig.db import sqlite_driver
 from konfig.db.session import WRITE_OPTION
 
 
@@ -30,6 +31,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         path = sqlite_path(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("module", sqlite_driver.dbapi())  # one thread trip per statement
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         _tune_sqlite(engine)
         return engine

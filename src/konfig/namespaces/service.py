@@ -35,9 +35,14 @@ async def get(
     )
     if namespace is None:
         raise NotFound(f"no namespace {namespace_id}")
+    check_allowed(principal, namespace, permission)
+    return namespace
+
+
+def check_allowed(principal: Principal, namespace: Namespace, permission: Permission) -> None:
+    """403 unless the caller's token scopes (or role) allow ``permission`` on ``namespace``."""
     if not principal.allows(namespace.name, permission):
         raise Forbidden(f"you may not {permission} namespace {namespace.name}")
-    return namespace
 
 
 async def render(
