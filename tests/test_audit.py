@@ -180,3 +180,56 @@ async def test_a_change_fails_when_its_audit_row_cannot_be_written(
     assert (await client.get(f"/api/v1/namespaces/{ns}", headers=owner.headers)).json()[
         "revision"
     ] == 0
+
+
+async def test_every_way_of_revealing_a_secret_is_recorded_and_plain_reads_are_not(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ns = (await make_ns(client, owner, "billing"))["id"]
+    base = f"/api/v1/namespaces/{ns}"
+    for value in ("Hidden-1111", "Hidden-2222"):
+        answer = await client.put(
+            f"{base}/configs/token", headers=owner.headers, json={"value": value, "is_secret": True}
+        )
+        assert answer.status_code in (200, 201), answer.text
+    await client.put(f"{base}/configs/plain", headers=owner.headers, json={"value": "x"})
+    reads = {
+        "history": (f"{base}/configs/token/history", {}),
+        "snapshot at revision 2": (f"{base}/revisions/2", {}),
+        "diff 1..2": (f"{base}/diff", {"from": 1, "to": 2}),
+        "document at revision 3": (f"{base}/document", {}),
+        "export": (f"{base}/export", {"format": "yaml"}),
+    }
+    for path, params in reads.values():  # masked reads: nothing to record
+        answer = await client.get(path, headers=owner.headers, params=params)
+        assert answer.status_code == 200, answer.text
+        assert "Hidden-" not in answer.text
+    assert await events(client, owner, action="config.reveal") == []
+
+    for path, params in reads.values():
+        answer = await client.get(path, headers=owner.headers, params={**params, "reveal": "true"})
+        assert answer.status_code == 200, answer.text
+        assert "Hidden-2222" in answer.text
+    rolled = await client.post(
+        f"{base}/rollback",
+        headers=owner.headers,
+        params={"dry_run": "true", "reveal": "true"},
+        json={"revision": 1},
+    )
+    assert rolled.status_code == 200, rolled.text
+
+    revealed = await events(client, owner, action="config.reveal")
+    vias = sorted(e["summary"]["via"] for e in revealed)
+    assert vias == sorted(
+        [
+            "history",
+            "snapshot at revision 2",
+            "diff 1..2",
+            "document at revision 3",
+            "document at revision 3",  # the export reads the same document
+            "rollback to revision 1",
+        ]
+    )
+    for event in revealed:
+        assert event["summary"]["keys"] == ["token"] and event["target"] == "token"
+        assert "Hidden-" not in str(event)

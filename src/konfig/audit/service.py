@@ -7,6 +7,7 @@ together, and if the row cannot be written the change fails with it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,6 +25,27 @@ from konfig.security.crypto import Keyring
 from konfig.users.models import Role
 
 _INSERT = insert(cast(Table, AuditEvent.__table__))
+
+
+_REVEALED_LISTED = 100
+
+
+async def record_reveal(
+    session: AsyncSession, *, namespace: str, keys: Iterable[str], via: str
+) -> None:
+    """A ``config.reveal`` event naming the secret keys whose values a reader was shown (none:
+    no event). ``via`` says where: the entry, the list, history, a snapshot, a diff, an export."""
+    shown = sorted(set(keys))
+    if not shown:
+        return
+    await record(
+        session,
+        action="config.reveal",
+        target_type="config",
+        target=", ".join(shown)[:300],
+        namespace=namespace,
+        summary={"keys": shown[:_REVEALED_LISTED], "total": len(shown), "via": via},
+    )
 
 
 def shown_value(keyring: Keyring, value: Any, *, secret: bool) -> str:

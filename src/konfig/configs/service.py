@@ -114,13 +114,7 @@ async def get(
     if entry is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
     if reveal and entry.is_secret:
-        await audit.record(
-            session,
-            action="config.reveal",
-            target_type="config",
-            target=key,
-            namespace=namespace.name,
-        )
+        await audit.record_reveal(session, namespace=namespace.name, keys=[key], via="entry")
     return entry
 
 
@@ -144,16 +138,9 @@ async def list_page(
     if position:
         query = query.where(ConfigEntry.key > str(position[0]))
     entries = list((await session.execute(query)).scalars())
-    secrets = [e.key for e in entries[:limit] if e.is_secret]
-    if reveal and secrets:
-        await audit.record(
-            session,
-            action="config.reveal",
-            target_type="config",
-            target=", ".join(secrets)[:300],
-            namespace=namespace.name,
-            summary={"keys": secrets},
-        )
+    if reveal:
+        secrets = [e.key for e in entries[:limit] if e.is_secret]
+        await audit.record_reveal(session, namespace=namespace.name, keys=secrets, via="list")
     if len(entries) > limit:
         entries = entries[:limit]
         return entries, encode_cursor([entries[-1].key])

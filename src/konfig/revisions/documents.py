@@ -18,6 +18,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.schemas import KEY_PATTERN, MASK
 from konfig.configs.types import Limits, Problem, check_entry
@@ -32,6 +33,7 @@ from konfig.revisions.service import (
     check_revision_match,
     diff_states,
     differing_fields,
+    secret_keys,
     shown_as,
     state_of_entry,
     state_of_version,
@@ -86,6 +88,13 @@ async def namespace_entries(
     secret = await repository.secret_now(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, keys=list(live)
     )
+    if reveal and with_secrets:
+        await audit.record_reveal(
+            session,
+            namespace=namespace.name,
+            keys=[k for k, v in live.items() if v.is_secret or k in secret],
+            via=f"document at revision {revision}",
+        )
     found = []
     for key, version in live.items():
         is_secret = version.is_secret or key in secret
@@ -262,7 +271,12 @@ async def apply(
             new[key] = state
             if before is not None:
                 old[key] = before
-    show = shown_as(reveal=reveal, secret_now={k for k, s in current.items() if s.is_secret})
+    secret_now = {k for k, s in current.items() if s.is_secret}
+    if reveal:
+        await audit.record_reveal(
+            session, namespace=namespace.name, keys=secret_keys(old, new, secret_now), via="diff"
+        )
+    show = shown_as(reveal=reveal, secret_now=secret_now)
     previous = namespace.revision
     if dry_run or not (new or deletes):
         return ChangeResult(

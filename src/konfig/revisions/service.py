@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
@@ -115,6 +116,19 @@ def shown_as(*, reveal: bool, secret_now: set[str]) -> Shown:
         )
 
     return show
+
+
+def secret_keys(
+    old: Mapping[str, State], new: Mapping[str, State], secret_now: set[str]
+) -> list[str]:
+    """The keys of a diff whose values are secret: a reveal shows them, and is audited."""
+    return [
+        key
+        for key in old.keys() | new.keys()
+        if key in secret_now
+        or (key in old and old[key].is_secret)
+        or (key in new and new[key].is_secret)
+    ]
 
 
 def diff_states(
@@ -247,6 +261,8 @@ async def history(
     secret = await repository.secret_now(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, keys=[key]
     )
+    if reveal and (key in secret or any(v.is_secret for v in versions)):
+        await audit.record_reveal(session, namespace=namespace.name, keys=[key], via="history")
     items = []
     for v in versions:
         masked = not reveal and (v.is_secret or key in secret)
@@ -341,6 +357,13 @@ async def snapshot(
     secret = await repository.secret_now(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, keys=list(live)
     )
+    if reveal:
+        await audit.record_reveal(
+            session,
+            namespace=namespace.name,
+            keys=[v.key for v in live.values() if v.is_secret or v.key in secret],
+            via=f"snapshot at revision {revision}",
+        )
     entries = [
         SnapshotEntry(
             key=v.key,
@@ -422,6 +445,13 @@ async def diff(
         namespace_id=namespace.id,
         keys=list(old.keys() | new.keys()),
     )
+    if reveal:
+        await audit.record_reveal(
+            session,
+            namespace=namespace.name,
+            keys=secret_keys(old, new, secret),
+            via=f"diff {from_revision}..{to_revision}",
+        )
     return diff_states(
         old,
         new,
@@ -535,7 +565,15 @@ async def rollback(
     deletes = [key for key in current if key not in target]
     for key in deletes:
         old[key] = state_of_entry(policy, current[key])
-    show = shown_as(reveal=reveal, secret_now={k for k, e in current.items() if e.is_secret})
+    secret_now = {k for k, e in current.items() if e.is_secret}
+    if reveal:
+        await audit.record_reveal(
+            session,
+            namespace=namespace.name,
+            keys=secret_keys(old, new, secret_now),
+            via=f"rollback to revision {payload.revision}",
+        )
+    show = shown_as(reveal=reveal, secret_now=secret_now)
     previous = namespace.revision
     if dry_run:
         planned = diff_states(old, new, from_revision=previous, to_revision=None, show=show)
