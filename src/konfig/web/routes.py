@@ -17,14 +17,21 @@ from fastapi.templating import Jinja2Templates
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery.wiring import Delivery
 from konfig.namespaces import repository as namespace_repository
-from konfig.web import admin_pages, auth_pages, entry_pages, history_pages, namespace_pages
+from konfig.web import (
+    admin_pages,
+    auth_pages,
+    entry_pages,
+    history_pages,
+    namespace_pages,
+    resolved_pages,
+)
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
 from konfig.web.rendering import STATIC_DIR, make_templates
 from konfig.web.routing import UIRoute, error_page
 from konfig.web.session import RefreshGate
 
-PAGES = (auth_pages, namespace_pages, entry_pages, history_pages, admin_pages)
+PAGES = (auth_pages, namespace_pages, entry_pages, history_pages, resolved_pages, admin_pages)
 
 
 @dataclass
