@@ -19,11 +19,14 @@ from konfig.delivery.wiring import Delivery
 from konfig.namespaces import repository as namespace_repository
 from konfig.web import (
     admin_pages,
+    audit_pages,
     auth_pages,
+    backup_pages,
     entry_pages,
     history_pages,
     namespace_pages,
     resolved_pages,
+    token_pages,
 )
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
@@ -31,7 +34,17 @@ from konfig.web.rendering import STATIC_DIR, make_templates
 from konfig.web.routing import UIRoute, error_page
 from konfig.web.session import RefreshGate
 
-PAGES = (auth_pages, namespace_pages, entry_pages, history_pages, resolved_pages, admin_pages)
+PAGES = (
+    auth_pages,
+    namespace_pages,
+    entry_pages,
+    history_pages,
+    resolved_pages,
+    admin_pages,
+    token_pages,
+    audit_pages,
+    backup_pages,
+)
 
 
 @dataclass
