@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -35,7 +35,7 @@ COMMON_ACTIONS = (  # suggestions; any action, or a prefix ending in ".", may be
     "backup.",
     "permission.denied",
 )
-Filter = Query("", max_length=300)
+Filter = Annotated[str, Query(max_length=300)]
 
 
 def as_utc(raw: str, name: str) -> str | None:
@@ -54,11 +54,11 @@ def as_utc(raw: str, name: str) -> str | None:
 @router.get("/audit")
 async def audit_log(
     visitor: SignedIn,
-    actor: str = Filter,
-    action: str = Filter,
-    namespace: str = Filter,
-    since: str = Filter,
-    until: str = Filter,
+    actor: Filter = "",
+    action: Filter = "",
+    namespace: Filter = "",
+    since: Filter = "",
+    until: Filter = "",
     cursor: str | None = Query(None, max_length=500),
 ) -> Response:
     """The audit log, newest first, with filters (admins)."""

@@ -4,7 +4,7 @@ their diff before anything changes. They front ``konfig.revisions.service``."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -25,7 +25,7 @@ from konfig.web.session import SignedIn, Visitor
 router = APIRouter(route_class=UIRoute)
 
 PER_PAGE = 20
-CursorParam = Query(None, max_length=500)
+Cursor = Annotated[str | None, Query(max_length=500)]
 
 
 async def namespace_of(visitor: Visitor, namespace_id: uuid.UUID) -> NamespaceRead:
@@ -67,7 +67,7 @@ def parse_revision(raw: str | None, latest: int, name: str) -> int:
 
 @router.get("/namespaces/{namespace_id}/history")
 async def namespace_history(
-    visitor: SignedIn, namespace_id: uuid.UUID, cursor: str | None = CursorParam
+    visitor: SignedIn, namespace_id: uuid.UUID, cursor: Cursor = None
 ) -> Response:
     """The namespace's revisions, newest first: who, when, why, and the keys each touched."""
     namespace = await namespace_of(visitor, namespace_id)
@@ -239,7 +239,7 @@ async def rollback_namespace(visitor: SignedIn, namespace_id: uuid.UUID) -> Resp
 
 @router.get("/namespaces/{namespace_id}/entries/{key}/history")
 async def entry_history(
-    visitor: SignedIn, namespace_id: uuid.UUID, key: str, cursor: str | None = CursorParam
+    visitor: SignedIn, namespace_id: uuid.UUID, key: str, cursor: Cursor = None
 ) -> Response:
     """Every version of one entry, newest first, with a way to restore an earlier one."""
     namespace = await namespace_of(visitor, namespace_id)
