@@ -68,13 +68,19 @@ async def test_the_last_owner_cannot_be_demoted_and_the_page_says_why(
     assert "cannot demote the last owner" in refused.text
 
 
-async def test_an_editor_cannot_open_the_admin_pages(
+async def test_an_editor_cannot_open_the_admin_pages_but_has_their_own_tokens(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:
     editor = await add_user(client, owner, "ed@acme.example.com", "editor")
     async with browser(app) as ui:
         await sign_in(ui, editor.email)
-        for path in ("users", "tokens", "audit", "backups"):
+        for path in ("users", "audit", "backups", "backups/20261123T041500.123Z/restore"):
             page = await ui.get(f"/ui/admin/{path}")
             assert page.status_code == 403
             assert "Ask an admin" in page.text
+        refused = await post_form(ui, "/ui/admin/tokens", "/ui/admin/backups", {})
+        assert refused.status_code == 403
+        tokens = await ui.get("/ui/admin/tokens")
+        assert tokens.status_code == 200  # as in the API: anyone holds tokens of their own
+        assert "Your tokens" in tokens.text
+        assert "Service accounts" not in tokens.text

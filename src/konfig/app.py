@@ -149,8 +149,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(read_path_router)
     app.include_router(api)
     app.include_router(ops_router)
-    mount_ui(app)
     delivery = Delivery(app, settings, keyring)
+    mount_ui(app, delivery)
     delivery.install()
     _meter_read_path(app, delivery)
 

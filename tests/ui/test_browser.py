@@ -178,8 +178,11 @@ async def test_register_organise_edit_typed_values_and_see_live_changes(
     await page.goto("/ui/admin/users")
     await page.screenshot(path=screenshots / "users-desktop.png", full_page=True)
     await page.goto(f"{namespace_url}/history")
-    await expect(page.get_by_text("is not available on this server yet")).to_be_visible()
-    await page.screenshot(path=screenshots / "history-unavailable-desktop.png", full_page=True)
+    await expect(page.get_by_role("heading", name="Revision 6")).to_be_visible()
+    await page.screenshot(path=screenshots / "history-desktop.png", full_page=True)
+    await page.goto(f"{namespace_url}/resolved")
+    await expect(page.locator("#resolved-max_connections")).to_contain_text("payments/production")
+    await page.screenshot(path=screenshots / "resolved-desktop.png", full_page=True)
 
     assert page.csp_violations == []
 
@@ -232,3 +235,116 @@ async def test_keyboard_alone_signs_in_and_reaches_the_editor(
     await page.keyboard.press("Enter")
     await page.wait_for_url(re.compile(r"/ui/namespaces/[0-9a-f-]{36}$"))
     await expect(page.get_by_role("heading", name="Add an entry")).to_be_visible()
+
+
+async def test_history_diff_rollback_and_a_token_shown_once(
+    chromium: Any, server: ServerProcess, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    email = "lin@initech.example.com"
+    registered = httpx.post(
+        f"{server.url}/api/v1/auth/register",
+        json={"name": "initech", "email": email, "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    headers = api_login(server, email, PASSWORD)
+    made = httpx.post(
+        f"{server.url}/api/v1/namespaces", headers=headers, json={"name": "payments/production"}
+    )
+    namespace_id = made.json()["id"]
+    configs = f"{server.url}/api/v1/namespaces/{namespace_id}/configs"
+    for key, value in (("currency", "EUR"), ("timeout", 30)):  # revisions 1 and 2
+        kind = "number" if isinstance(value, int) else "string"
+        put = httpx.put(
+            f"{configs}/{key}", headers=headers, json={"value": value, "value_type": kind}
+        )
+        assert put.status_code == 201, put.text
+    changed = httpx.patch(
+        f"{configs}/currency",
+        headers={**headers, "X-Konfig-Message": "switch to dollars"},
+        json={"value": "USD"},
+    )
+    assert changed.status_code == 200, changed.text  # revision 3
+
+    page = await new_page(chromium, server)
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await sign_in(page, email)
+    await page.get_by_role("link", name="production").click()
+    await page.get_by_role("link", name="History", exact=True).click()
+
+    # The history: who changed which key, when and why, newest first.
+    third = page.locator("#revision-3")
+    await expect(third).to_contain_text("switch to dollars")
+    await expect(third).to_contain_text("~ changed")
+    await expect(third).to_contain_text("by you")
+    await page.screenshot(path=screenshots / "history-revisions-desktop.png", full_page=True)
+
+    # Diff two revisions picked in the form.
+    await page.get_by_label("From revision", exact=True).fill("0")
+    await page.get_by_label("To revision", exact=True).fill("3")
+    await page.get_by_role("button", name="Compare").click()
+    await expect(page.get_by_role("heading", name="Revision 0 → revision 3")).to_be_visible()
+    await expect(page.locator('tr[data-key="currency"]')).to_contain_text("+ added")
+    await expect(page.locator('tr[data-key="timeout"]')).to_contain_text("+ added")
+    await page.get_by_label("From revision", exact=True).fill("1")
+    await page.get_by_role("button", name="Compare").click()
+    currency = page.locator('tr[data-key="currency"]')
+    await expect(currency).to_contain_text("~ changed")
+    await expect(currency).to_contain_text("EUR")
+    await expect(currency).to_contain_text("USD")
+    await page.screenshot(path=screenshots / "diff-desktop.png", full_page=True)
+
+    # Roll back: the confirmation shows the diff (now → then) before anything changes.
+    await page.get_by_role("link", name="Roll back to revision 1…").click()
+    await expect(page.get_by_role("heading", name="Roll back to revision 1?")).to_be_visible()
+    await expect(page.locator('tr[data-key="currency"]')).to_contain_text("~ changed")
+    await expect(page.locator('tr[data-key="timeout"]')).to_contain_text("\N{MINUS SIGN} removed")
+    await page.screenshot(path=screenshots / "rollback-confirm-desktop.png", full_page=True)
+    still = httpx.get(f"{configs}/currency", headers=headers).json()["value"]
+    assert still == "USD"  # reviewing changed nothing
+    await page.get_by_label("Why").fill("dollars were a mistake")
+    await page.get_by_role("button", name="Roll back to revision 1").click()
+    await expect(page.get_by_text("Rolled back to revision 1")).to_be_visible()
+    await expect(page.locator("#revision-4")).to_contain_text("dollars were a mistake")
+    assert httpx.get(f"{configs}/currency", headers=headers).json()["value"] == "EUR"
+    assert httpx.get(f"{configs}/timeout", headers=headers).status_code == 404
+
+    # A token: its secret shown once with a copy button, never again after a reload.
+    await page.get_by_role("link", name="Tokens").click()
+    await expect(page.get_by_text("No active tokens yet")).to_be_visible()
+    await page.get_by_label("Token name").fill("payments-reader")
+    await page.get_by_label("Scopes").fill("payments/* read")
+    await page.get_by_role("button", name="Create token").click()
+    secret_field = page.get_by_label("Token", exact=True)
+    await expect(secret_field).to_have_value(re.compile(r"^kfg_"))
+    secret = await secret_field.input_value()
+    await page.get_by_role("button", name="Copy").click()
+    await expect(page.locator("#copy-status")).to_have_text("Copied to the clipboard.")
+    assert await page.evaluate("navigator.clipboard.readText()") == secret
+    await page.screenshot(path=screenshots / "token-created-desktop.png", full_page=True)
+    read = httpx.get(
+        f"{server.url}/api/v1/config/payments/production",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    assert read.json() == {"currency": "EUR"}
+    await page.reload()
+    await expect(page.get_by_text("cannot be shown again")).to_be_visible()
+    assert secret not in await page.content()
+    await page.get_by_role("link", name="Back to tokens").click()
+    await expect(page.locator('[data-name="payments-reader"]')).to_contain_text("active")
+    assert secret not in await page.content()
+    await page.screenshot(path=screenshots / "tokens-desktop.png", full_page=True)
+
+    # The other admin pages, for the record.
+    await page.get_by_role("link", name="Audit").click()
+    await expect(page.locator('tr[data-action="config.update"]').first).to_be_visible()
+    await page.screenshot(path=screenshots / "audit-desktop.png", full_page=True)
+    await page.get_by_role("link", name="Backups").click()
+    await page.get_by_role("button", name="Back up now").click()
+    await expect(page.get_by_text("Backed up 1 namespaces")).to_be_visible()
+    await page.get_by_role("link", name=re.compile("Review restoring")).first.click()
+    await expect(page.get_by_role("heading", name="Nothing would change")).to_be_visible()
+    await page.goto("/ui/admin/backups")
+    await page.screenshot(path=screenshots / "backups-desktop.png", full_page=True)
+    assert page.csp_violations == []

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import signal
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType
 from typing import Any, cast
 
@@ -81,6 +81,8 @@ class Delivery:
             max_age=settings.cache_max_age_seconds,
         )
         self.notifier = Notifier(self.apply)
+        # Also told of every announcement, this process's and other replicas' (the UI's feed).
+        self.listeners: list[Callable[[Sequence[Event]], None]] = []
         self.read_path = ReadPath(self)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -188,7 +190,8 @@ class Delivery:
 
     def apply(self, events: Iterable[Event]) -> None:
         """Act on announced changes (synchronously: nothing else runs before they take effect)."""
-        for kind, tenant_id, object_id, name in events:
+        announced = list(events)
+        for kind, tenant_id, object_id, name in announced:
             if kind == "ns":
                 self.cache.invalidate(tenant_id, object_id, name)
             elif kind == "token":
@@ -198,6 +201,8 @@ class Delivery:
             elif kind == "tenant":
                 self.tokens.forget_tenant(tenant_id)
                 self.cache.forget_tenant(tenant_id)
+        for listener in self.listeners:
+            listener(announced)
 
     async def _announce(self, events: Sequence[Event]) -> None:
         self.apply(events)  # here first: this replica answers the writer with the new state

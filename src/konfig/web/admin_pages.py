@@ -1,4 +1,5 @@
-"""Administration: users (add, change role, deactivate), tokens, audit log and backups."""
+"""Administration of users: add, change role, deactivate (tokens, audit and backups have their
+own modules)."""
 
 from __future__ import annotations
 
@@ -21,29 +22,9 @@ router = APIRouter(prefix="/admin", route_class=UIRoute)
 
 ROLES = [role.value for role in Role]
 MAX_USERS = 2000
-_ADMIN_FEATURES = {
-    "tokens": (
-        "Service accounts and tokens",
-        "Machine identities for your services: API tokens scoped to namespaces, shown once "
-        "when created, revocable at any time.",
-        "Until then, services can read configuration with a user's login through the API.",
-    ),
-    "audit": (
-        "Audit log",
-        "Every change, secret reveal and refused access in your organisation, filterable by "
-        "person, namespace, action and time.",
-        "Meanwhile, each entry on a namespace page shows who last changed it and when.",
-    ),
-    "backups": (
-        "Backups",
-        "Snapshots of every namespace, made on demand, after changes and on a schedule; "
-        "restore one after reviewing what it would change.",
-        "Meanwhile, keep a copy of important values outside Konfig.",
-    ),
-}
 
 
-async def _all_users(visitor: Visitor) -> list[UserRead]:
+async def all_users(visitor: Visitor) -> list[UserRead]:
     found: list[UserRead] = []
     cursor: str | None = None
     while len(found) < MAX_USERS:
@@ -70,7 +51,7 @@ async def users_page(
         "users.html",
         visitor,
         status_code=status_code,
-        users=await _all_users(visitor),
+        users=await all_users(visitor),
         roles=ROLES,
         add=add or {"role": Role.viewer.value},
         errors=errors or {},
@@ -150,35 +131,3 @@ async def set_active(visitor: SignedIn, user_id: uuid.UUID) -> Response:
     active = text(await visitor.request.form(), "active") == "yes"
     done = "{email} can sign in again." if active else "{email} is deactivated and signed out."
     return await _update(visitor, user_id, UserUpdate(is_active=active), done)
-
-
-def _admin_unavailable(visitor: Visitor, feature: str) -> Response:
-    visitor.principal.require(Role.admin)
-    title, purpose, meanwhile = _ADMIN_FEATURES[feature]
-    return page(
-        visitor.request,
-        "admin_unavailable.html",
-        visitor,
-        title=title,
-        purpose=purpose,
-        meanwhile=meanwhile,
-        feature=feature,
-    )
-
-
-@router.get("/tokens")
-async def tokens(visitor: SignedIn) -> Response:
-    """Service accounts and API tokens."""
-    return _admin_unavailable(visitor, "tokens")
-
-
-@router.get("/audit")
-async def audit(visitor: SignedIn) -> Response:
-    """The audit log, with filters."""
-    return _admin_unavailable(visitor, "audit")
-
-
-@router.get("/backups")
-async def backups(visitor: SignedIn) -> Response:
-    """Backups: create, and restore after a dry run."""
-    return _admin_unavailable(visitor, "backups")

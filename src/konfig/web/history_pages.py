@@ -1,96 +1,314 @@
-"""History, diff, rollback and the resolved view of a namespace.
-
-These pages front the revisions and read-path services. Where this server does not have them
-yet, each page says so and points to what can be done meanwhile, rather than failing.
-"""
+"""History of a namespace: its revisions, each entry's versions, diffs, and rollbacks that show
+their diff before anything changes. They front ``konfig.revisions.service``."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from konfig.configs import service as configs
+from konfig.errors import NotFound, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
-from konfig.web.rendering import page
+from konfig.namespaces.schemas import NamespaceRead
+from konfig.revisions import service as revisions
+from konfig.revisions.schemas import DiffRead, EntryRollback, NamespaceRollback
+from konfig.users.models import Role
+from konfig.web.forms import text
+from konfig.web.namespace_pages import names_of, policy_of
+from konfig.web.rendering import page, redirect
 from konfig.web.routing import UIRoute
 from konfig.web.session import SignedIn, Visitor
 
 router = APIRouter(route_class=UIRoute)
 
-_FEATURES = {
-    "history": (
-        "History",
-        "Every revision of this namespace: who changed which keys, when and why, with a diff "
-        "between any two revisions and a rollback that shows its diff before anything changes.",
-    ),
-    "entry-history": (
-        "Entry history",
-        "Every version of this entry, who wrote it and when, and a way to bring an old version "
-        "back.",
-    ),
-    "diff": (
-        "Compare revisions",
-        "What was added, removed and changed between two revisions of this namespace.",
-    ),
-    "rollback": (
-        "Roll back",
-        "Restore this namespace as it was at an earlier revision, after reviewing the diff.",
-    ),
-    "resolved": (
-        "Resolved configuration",
-        "The configuration exactly as a service receives it: this namespace merged over its "
-        "parents and includes, with where each key comes from.",
-    ),
-}
+PER_PAGE = 20
+Cursor = Annotated[str | None, Query(max_length=500)]
 
 
-async def unavailable(
-    visitor: Visitor, namespace_id: uuid.UUID, feature: str, *, key: str | None = None
-) -> Response:
+async def namespace_of(visitor: Visitor, namespace_id: uuid.UUID) -> NamespaceRead:
     found = await namespaces.get(
         visitor.session, principal=visitor.principal, namespace_id=namespace_id
     )
-    namespace = await namespaces.render_one(visitor.session, namespace=found)
-    title, purpose = _FEATURES[feature]
-    return page(
-        visitor.request,
-        "unavailable.html",
-        visitor,
-        title=title,
-        purpose=purpose,
-        feature=feature,
-        namespace=namespace,
-        segments=namespace.name.split("/"),
-        key=key,
-    )
+    return await namespaces.render_one(visitor.session, namespace=found)
+
+
+def namespace_context(namespace: NamespaceRead) -> dict[str, Any]:
+    return {"namespace": namespace, "segments": namespace.name.split("/")}
+
+
+def diff_rows(diff: DiffRead) -> list[dict[str, Any]]:
+    """One row per key in key order, each with its kind: added, removed or changed."""
+    rows = [
+        {"kind": kind, "item": item}
+        for kind, items in (
+            ("added", diff.added),
+            ("removed", diff.removed),
+            ("changed", diff.changed),
+        )
+        for item in items
+    ]
+    return sorted(rows, key=lambda row: row["item"].key)
+
+
+def parse_revision(raw: str | None, latest: int, name: str) -> int:
+    if raw is None or not raw.strip().isdigit():
+        raise ValidationFailed(f"{name}: enter a revision number between 0 and {latest}")
+    revision = int(raw.strip())
+    if revision > latest:
+        raise ValidationFailed(f"{name}: the latest revision is {latest}; pick one up to it")
+    return revision
+
+
+# -- the namespace's revisions --------------------------------------------------------------
 
 
 @router.get("/namespaces/{namespace_id}/history")
-async def namespace_history(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
-    """The namespace's revisions, newest first."""
-    return await unavailable(visitor, namespace_id, "history")
-
-
-@router.get("/namespaces/{namespace_id}/entries/{key}/history")
-async def entry_history(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Response:
-    """Every version of one entry."""
-    return await unavailable(visitor, namespace_id, "entry-history", key=key)
+async def namespace_history(
+    visitor: SignedIn, namespace_id: uuid.UUID, cursor: Cursor = None
+) -> Response:
+    """The namespace's revisions, newest first: who, when, why, and the keys each touched."""
+    namespace = await namespace_of(visitor, namespace_id)
+    listed = await revisions.revisions(
+        visitor.session,
+        principal=visitor.principal,
+        namespace_id=namespace_id,
+        cursor=cursor,
+        limit=PER_PAGE,
+    )
+    return page(
+        visitor.request,
+        "history.html",
+        visitor,
+        revisions=listed.items,
+        next_cursor=listed.next_cursor,
+        paged=cursor is not None,
+        people=await names_of(visitor, [r.actor for r in listed.items]),
+        compare={
+            "from": str(max(namespace.revision - 1, 0)),
+            "to": str(namespace.revision),
+        },
+        **namespace_context(namespace),
+    )
 
 
 @router.get("/namespaces/{namespace_id}/diff")
-async def revision_diff(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
-    """Added, removed and changed keys between two revisions."""
-    return await unavailable(visitor, namespace_id, "diff")
+async def revision_diff(
+    visitor: SignedIn,
+    namespace_id: uuid.UUID,
+    from_revision: str | None = Query(None, alias="from", max_length=20),
+    to_revision: str | None = Query(None, alias="to", max_length=20),
+) -> Response:
+    """Added, removed and changed keys between any two revisions (secrets masked)."""
+    namespace = await namespace_of(visitor, namespace_id)
+    latest = namespace.revision
+    compare = {
+        "from": from_revision if from_revision is not None else str(max(latest - 1, 0)),
+        "to": to_revision if to_revision is not None else str(latest),
+    }
+    errors: dict[str, str] = {}
+    diff = None
+    try:
+        low = parse_revision(compare["from"], latest, "from")
+    except ValidationFailed as exc:
+        errors["from"] = exc.message.removeprefix("from: ")
+    try:
+        high = parse_revision(compare["to"], latest, "to")
+    except ValidationFailed as exc:
+        errors["to"] = exc.message.removeprefix("to: ")
+    if not errors:
+        diff = await revisions.diff(
+            visitor.session,
+            policy=policy_of(visitor),
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            from_revision=low,
+            to_revision=high,
+            reveal=False,
+        )
+    return page(
+        visitor.request,
+        "diff.html",
+        visitor,
+        status_code=422 if errors else 200,
+        compare=compare,
+        errors=errors,
+        diff=diff,
+        rows=diff_rows(diff) if diff else [],
+        **namespace_context(namespace),
+    )
+
+
+# -- rolling the namespace back -------------------------------------------------------------
+
+
+async def rollback_page(
+    visitor: Visitor,
+    namespace_id: uuid.UUID,
+    raw_revision: str | None,
+    *,
+    status_code: int = 200,
+    problem: str = "",
+    message: str = "",
+) -> Response:
+    visitor.principal.require(Role.editor)
+    namespace = await namespace_of(visitor, namespace_id)
+    try:
+        target = parse_revision(raw_revision, namespace.revision, "revision")
+    except ValidationFailed as exc:
+        raise NotFound(
+            f"{namespace.name} has no such revision to roll back to "
+            f"({exc.message.removeprefix('revision: ')})"
+        ) from exc
+    planned = await revisions.rollback(
+        visitor.session,
+        policy=policy_of(visitor),
+        principal=visitor.principal,
+        namespace_id=namespace_id,
+        payload=NamespaceRollback(revision=target),
+        message=None,
+        if_match=None,
+        dry_run=True,
+        reveal=False,
+    )
+    return page(
+        visitor.request,
+        "rollback.html",
+        visitor,
+        status_code=status_code,
+        target=target,
+        rows=diff_rows(planned.diff),
+        problem=problem,
+        message=message,
+        **namespace_context(namespace),
+    )
 
 
 @router.get("/namespaces/{namespace_id}/rollback")
-async def rollback_confirm(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
-    """The diff a rollback would apply, to confirm before anything changes."""
-    return await unavailable(visitor, namespace_id, "rollback")
+async def rollback_confirm(
+    visitor: SignedIn,
+    namespace_id: uuid.UUID,
+    revision: str | None = Query(None, max_length=20),
+) -> Response:
+    """What rolling back to a revision would change (current → then), to confirm (editors)."""
+    return await rollback_page(visitor, namespace_id, revision)
 
 
-@router.get("/namespaces/{namespace_id}/resolved")
-async def resolved_view(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
-    """The resolved configuration with the source of each key."""
-    return await unavailable(visitor, namespace_id, "resolved")
+@router.post("/namespaces/{namespace_id}/rollback")
+async def rollback_namespace(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
+    """Roll back as reviewed: refused if the namespace changed since the diff was shown."""
+    form = await visitor.request.form()
+    raw, expected, message = text(form, "revision"), text(form, "expected"), text(form, "message")
+    if not raw.isdigit() or not expected.isdigit():
+        return await rollback_page(visitor, namespace_id, raw or None)
+    try:
+        done = await revisions.rollback(
+            visitor.session,
+            policy=policy_of(visitor),
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            payload=NamespaceRollback(revision=int(raw), message=message.strip()[:1000] or None),
+            message=None,
+            if_match=revisions.revision_etag(int(expected)),
+            dry_run=False,
+            reveal=False,
+        )
+    except PreconditionFailed:
+        await visitor.restart()
+        return await rollback_page(
+            visitor,
+            namespace_id,
+            raw,
+            status_code=412,
+            problem="Someone changed this namespace while you were reviewing the rollback, so "
+            "nothing was changed. Below is what rolling back would change now: review it and "
+            "confirm again.",
+            message=message,
+        )
+    if not done.committed:
+        flash = f"Nothing to do: the namespace already matches revision {raw}."
+    else:
+        flash = f"Rolled back to revision {raw}: the namespace is now at revision {done.revision}."
+    return redirect(visitor.request, f"/ui/namespaces/{namespace_id}/history", flash=flash)
+
+
+# -- one entry's versions -------------------------------------------------------------------
+
+
+@router.get("/namespaces/{namespace_id}/entries/{key}/history")
+async def entry_history(
+    visitor: SignedIn, namespace_id: uuid.UUID, key: str, cursor: Cursor = None
+) -> Response:
+    """Every version of one entry, newest first, with a way to restore an earlier one."""
+    namespace = await namespace_of(visitor, namespace_id)
+    listed = await revisions.history(
+        visitor.session,
+        policy=policy_of(visitor),
+        principal=visitor.principal,
+        namespace_id=namespace_id,
+        key=key,
+        reveal=False,
+        cursor=cursor,
+        limit=PER_PAGE,
+    )
+    current = await _current_version(visitor, namespace_id, key)
+    return page(
+        visitor.request,
+        "entry_history.html",
+        visitor,
+        key=key,
+        versions=listed.items,
+        current=current,
+        next_cursor=listed.next_cursor,
+        paged=cursor is not None,
+        people=await names_of(visitor, [v.actor for v in listed.items]),
+        **namespace_context(namespace),
+    )
+
+
+async def _current_version(visitor: Visitor, namespace_id: uuid.UUID, key: str) -> int | None:
+    """The live version of ``key``, or None when it is deleted now."""
+    try:
+        entry = await configs.get(
+            visitor.session, principal=visitor.principal, namespace_id=namespace_id, key=key
+        )
+    except NotFound:
+        return None
+    return entry.version
+
+
+@router.post("/namespaces/{namespace_id}/entries/{key}/rollback")
+async def restore_version(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Response:
+    """Restore an earlier version of an entry as its newest one (editors)."""
+    form = await visitor.request.form()
+    version, expected = text(form, "version"), text(form, "current")
+    back = f"/ui/namespaces/{namespace_id}/entries/{key}/history"
+    if not version.isdigit() or int(version) < 1:
+        return redirect(visitor.request, back, flash="Choose a version to restore.")
+    try:
+        restored = await revisions.rollback_entry(
+            visitor.session,
+            policy=policy_of(visitor),
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            key=key,
+            payload=EntryRollback(version=int(version)),
+            message=None,
+            if_match=configs.etag(int(expected)) if expected.isdigit() else None,
+        )
+    except PreconditionFailed:
+        await visitor.restart()
+        return redirect(
+            visitor.request,
+            back,
+            flash=f"{key} changed while you were looking at its history, so nothing was "
+            "restored. Check its newest version below and restore again if you still want to.",
+        )
+    return redirect(
+        visitor.request,
+        back,
+        flash=f"Restored version {version} of {key} as version {restored.version} "
+        f"(revision {restored.revision}).",
+    )

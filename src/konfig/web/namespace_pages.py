@@ -328,10 +328,12 @@ async def namespace_events(
     seen = int(last_event_id) if last_event_id and last_event_id.isdigit() else since
 
     async def stream() -> AsyncIterator[str]:
+        told = current if seen is None else seen  # the revision the page shows
         try:
             yield "retry: 2000\n\n"
-            if seen is not None and current > seen:
+            if current > told:
                 yield _event(current)
+                told = current
             deadline = time.monotonic() + ui.stream_seconds
             while (remaining := deadline - time.monotonic()) > 0:
                 try:
@@ -343,7 +345,9 @@ async def namespace_events(
                     continue
                 except StopAsyncIteration:
                     break
-                yield _event(revision)
+                if revision > told:  # an announcement may leave the revision as it was
+                    yield _event(revision)
+                    told = revision
         finally:
             await subscription.aclose()
 

@@ -6,6 +6,7 @@ happened and what to do next, never the API's JSON.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 
 from fastapi import APIRouter, FastAPI, Request
@@ -13,14 +14,37 @@ from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from konfig.web import admin_pages, auth_pages, entry_pages, history_pages, namespace_pages
+from konfig.db.session import bind_tenant, open_session
+from konfig.delivery.wiring import Delivery
+from konfig.namespaces import repository as namespace_repository
+from konfig.web import (
+    admin_pages,
+    audit_pages,
+    auth_pages,
+    backup_pages,
+    entry_pages,
+    history_pages,
+    namespace_pages,
+    resolved_pages,
+    token_pages,
+)
 from konfig.web.csrf import derive_key
-from konfig.web.live import Broadcaster, RevisionFeed
+from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
 from konfig.web.rendering import STATIC_DIR, make_templates
 from konfig.web.routing import UIRoute, error_page
 from konfig.web.session import RefreshGate
 
-PAGES = (auth_pages, namespace_pages, entry_pages, history_pages, admin_pages)
+PAGES = (
+    auth_pages,
+    namespace_pages,
+    entry_pages,
+    history_pages,
+    resolved_pages,
+    admin_pages,
+    token_pages,
+    audit_pages,
+    backup_pages,
+)
 
 
 @dataclass
@@ -50,15 +74,33 @@ def make_router() -> APIRouter:
     return router
 
 
-def mount_ui(app: FastAPI) -> None:
-    """Serve the UI: its pages, its static files, and live updates fed by every commit."""
-    broadcaster = Broadcaster()
+def revision_reader(app: FastAPI) -> ReadRevision:
+    """Reads a namespace's current revision in a short transaction of its own."""
+
+    async def read_revision(tenant_id: uuid.UUID, namespace_id: uuid.UUID) -> int | None:
+        session = await open_session(app.state.sessionmaker, write=False)
+        try:
+            await bind_tenant(session, tenant_id)
+            found = await namespace_repository.get(
+                session, tenant_id=tenant_id, namespace_id=namespace_id
+            )
+            return None if found is None else found.revision
+        finally:
+            await session.close()
+
+    return read_revision
+
+
+def mount_ui(app: FastAPI, delivery: Delivery) -> None:
+    """Serve the UI: its pages, its static files, and live updates fed by the change
+    announcements of every replica (through the delivery layer)."""
+    feed = NamespaceFeed(revision_reader(app))
     app.state.ui = UIState(
         templates=make_templates(),
         csrf_key=derive_key(app.state.signer.key),
-        feed=broadcaster,
+        feed=feed,
     )
-    app.state.commit_hooks.append(broadcaster.publish)
+    delivery.listeners.append(feed.announced)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
     app.include_router(make_router())
 

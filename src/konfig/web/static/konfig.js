@@ -288,11 +288,49 @@
     });
   }
 
+  // ---- A new token: a copy button (the clipboard API, or selecting the text as a fallback). ----
+
+  function setupCopy(button) {
+    const field = document.getElementById(button.dataset.copy);
+    const status = document.getElementById("copy-status");
+    if (!field) return;
+    function say(text) { if (status) status.textContent = text; }
+    function selectField() {
+      field.focus();
+      field.select();
+      field.setSelectionRange(0, field.value.length);
+    }
+    button.hidden = false;
+    say("Press Copy, or select the text and copy it.");
+    button.addEventListener("click", function () {
+      function fallback() {
+        selectField();
+        let copied = false;
+        try { copied = document.execCommand("copy"); } catch (e) { copied = false; }
+        say(copied ? "Copied to the clipboard." : "Selected: press Ctrl+C (or ⌘C) to copy it.");
+      }
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(field.value).then(function () {
+          say("Copied to the clipboard.");
+          button.textContent = "Copied";
+        }, fallback);
+      } else {
+        fallback();
+      }
+    });
+  }
+
+  function setupSelectAll(field) {
+    field.addEventListener("focus", function () { field.select(); });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("form[data-editor]").forEach(setupEditor);
     setupConfirm(document);
     document.querySelectorAll("[data-live]").forEach(setupLiveTable);
     document.querySelectorAll("[data-live-watch]").forEach(setupWatch);
     document.querySelectorAll("[data-filter-tree]").forEach(setupTreeFilter);
+    document.querySelectorAll("[data-copy]").forEach(setupCopy);
+    document.querySelectorAll("[data-select-all]").forEach(setupSelectAll);
   });
 })();
