@@ -2,7 +2,13 @@
 
     .venv/bin/python bench/writes.py [--backends sqlite,postgres] [--writes 2000]
 
-For each backend, through the HTTP API in-process (httpx ASGITransport, the whole app stack):
+For each backend:
+- single-entry writes/s as a service sees them: `konfig serve` (1 uvicorn worker) in its own
+  process and database, `wrk` in another sending PUT …/configs/key_N (100 keys, each write a new
+  value, so every request commits a revision) with a user's access token, at 1, 8 and 32
+  connections for --seconds each; req/s, p50, p99;
+Then through the HTTP API in-process (httpx ASGITransport, the whole app stack; the client shares
+the process, so these rates are lower than a served process reaches):
 - single-entry writes/s (PUT …/configs/{key}), one client and 8 concurrent clients;
 - the time to import a 10,000-key YAML document (PUT …/document) and to export it again;
 - the time to read the snapshot at revision 1 (and at the latest) of a namespace with 10,000
@@ -18,7 +24,10 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -203,11 +212,86 @@ async def calibrate() -> None:
     )
 
 
+PUT_SCRIPT = """
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = '{"value": ' .. counter .. ', "value_type": "number"}'
+  return wrk.format("PUT", wrk.path .. "key_" .. (counter % 100), nil, body)
+end
+"""
+
+
+async def served_writes(backend: str, workdir: Path, seconds: int) -> None:
+    """Single-entry writes/s of `konfig serve`, driven by wrk from another process."""
+    import read_path  # bench/read_path.py: free_port, wait_for, wrk
+
+    if shutil.which("wrk") is None:
+        print("  wrk is not installed (apt-get install wrk): skipping the served figures")
+        return
+    async with database(backend, workdir / "served") as url:
+        await upgrade(url)
+        port = read_path.free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
+        env |= {
+            "KONFIG_DATABASE_URL": url,
+            "KONFIG_DATA_DIR": str(workdir / "served"),
+            "KONFIG_PORT": str(port),
+            "KONFIG_RATE_LIMIT_PER_MINUTE": str(10**9),
+        }
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "konfig", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            read_path.wait_for(f"{base}/ready", proc, "konfig serve")
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                email = "served@example.com"
+                await http.post(
+                    f"{API}/auth/register",
+                    json={"name": "served", "email": email, "password": PASSWORD},
+                )
+                login = await http.post(
+                    f"{API}/auth/login", json={"email": email, "password": PASSWORD}
+                )
+                headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                ns = await new_namespace(http, headers, "served")
+            script = workdir / "put.lua"
+            script.write_text(PUT_SCRIPT)
+            candidate = read_path.Candidate(
+                "konfig",
+                f"{base}{API}/namespaces/{ns}/configs/",
+                [
+                    "-s",
+                    str(script),
+                    "-H",
+                    f"Authorization: {headers['Authorization']}",
+                    "-H",
+                    "Content-Type: application/json",
+                ],
+            )
+            read_path.wrk(candidate, 1, 2)  # warm up
+            for connections in (1, 8, 32):
+                rps, p50, p99 = read_path.wrk(candidate, connections, seconds)
+                print(
+                    f"  single-entry writes through konfig serve, {connections} connection(s): "
+                    f"{rps:,.0f}/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 async def run(backend: str, args: argparse.Namespace) -> None:
     print(f"== {backend}")
     await calibrate()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        (workdir / "served").mkdir()
+        await served_writes(backend, workdir, args.seconds)
         async with (
             database(backend, workdir) as url,
             konfig(url, workdir) as (app, client, headers),
@@ -282,6 +366,7 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--keys", type=int, default=10_000)
     parser.add_argument("--revisions", type=int, default=10_000)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk duration per figure")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     for backend in args.backends.split(","):
