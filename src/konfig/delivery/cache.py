@@ -191,8 +191,9 @@ class ResolvedCache:
         return await asyncio.shield(flight.future)
 
     def knows(self, tenant_id: uuid.UUID, name: str, etags: bytes) -> bool:
-        """Whether this process has held a state of ``name`` that ``etags`` (an ``If-None-Match``
-        value) names: then the current entry is at least as new as what the client holds."""
+        """Whether this process has held every state of ``name`` that ``etags`` (an
+        ``If-None-Match`` value) names: then its current entry is at least as new as anything
+        the client holds."""
         known = self._known.get((tenant_id, name))
         if known is None:
             return False
@@ -200,9 +201,9 @@ class ResolvedCache:
             candidate = candidate.strip()
             if candidate.startswith(b"W/"):
                 candidate = candidate[2:]
-            if candidate == b"*" or candidate in known:
-                return True
-        return False
+            if candidate != b"*" and candidate not in known:
+                return False
+        return True
 
     async def reload(self, tenant_id: uuid.UUID, name: str) -> Resolved | None:
         """The namespace as the database has it now, whatever is cached (and cached in its
