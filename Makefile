@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?= -n 3
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench cluster clean
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "Konfig needs Python 3.11 or newer on PATH" >&2; exit 1; }
@@ -27,9 +27,15 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench deploy
+	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy
+	$(BIN)/mypy --strict --explicit-package-bases deploy/cluster
+
+# Three replicas on PostgreSQL (database konfig_cluster) and Redis behind nginx on
+# CLUSTER_LISTEN; see docs/deploy.md, "Running a local cluster". Ctrl-C stops it all.
+cluster: $(VENV)/.installed-run
+	$(BIN)/python -m deploy.cluster
 
 bench: $(VENV)/.installed-test
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -13,6 +13,12 @@ announcement of a new one:
 
 An entry older than ``max_age`` is loaded again on its next use: a backstop for an announcement
 lost in a crash between a commit and its publication.
+
+Behind a load balancer a client may get a state from one replica and ask another that has not
+heard of it yet (the announcement takes a moment, or was lost in a crash). So that it is never
+sent an older state, the cache remembers the ETags of the last states it has held for each
+namespace (``knows``): a client whose ``If-None-Match`` or ``Last-Event-ID`` names none of them
+may hold a newer state, and is answered from the database (``reload``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import functools
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -32,6 +39,9 @@ from konfig.errors import KonfigError
 
 log = logging.getLogger("konfig.delivery")
 
+# ETags remembered per namespace (every format counts): a client further behind is answered
+# from the database, which costs a load, never a wrong answer.
+_KNOWN_STATES = 32
 Wake = Literal["changed", "timeout", "heartbeat", "gone", "shutdown", "revoked"]
 # Resolves several namespaces of a tenant at once: None for one that does not exist.
 LoadMany = Callable[[uuid.UUID, list[str]], Awaitable[dict[str, Resolution | None]]]
@@ -56,12 +66,19 @@ class Resolved:
         "current",
         "etag",
         "fresh_until",
+        "known",
         "resolution",
         "tenant_id",
         "waiters",
     )
 
-    def __init__(self, tenant_id: uuid.UUID, resolution: Resolution, max_age: float) -> None:
+    def __init__(
+        self,
+        tenant_id: uuid.UUID,
+        resolution: Resolution,
+        max_age: float,
+        known: deque[bytes] | None = None,
+    ) -> None:
         self.tenant_id = tenant_id
         self.resolution = resolution
         self.etag = render.digest(render.json_body(resolution.values))
@@ -70,6 +87,9 @@ class Resolved:
         self.waiters: set[asyncio.Future[Wake]] = set()
         self._variants: dict[str, Variant | KonfigError] = {}
         self._event: bytes | None = None
+        # The ETags this process has sent for the namespace (shared by its successive states).
+        self.known = known if known is not None else deque(maxlen=_KNOWN_STATES)
+        self.known.append(f'"{self.etag}"'.encode())
 
     def variant(self, fmt: str) -> Variant:
         """The rendering for ``fmt`` (a format or ``explain``); raises what rendering raised."""
@@ -79,6 +99,8 @@ class Resolved:
                 found = self._render(fmt)
             except KonfigError as exc:
                 found = exc
+            else:
+                self.known.append(found.etag)
             self._variants[fmt] = found
         if isinstance(found, KonfigError):
             raise found
@@ -143,6 +165,7 @@ class ResolvedCache:
         self._idle: set[asyncio.Future[Wake]] = set()  # watchers waiting for caching to resume
         self._refreshing: set[Resolved] = set()  # dropped entries whose watchers await a reload
         self._tasks: set[asyncio.Future[None]] = set()
+        self._known: dict[tuple[uuid.UUID, str], deque[bytes]] = {}
 
     # Reading ----------------------------------------------------------------------------------
 
@@ -166,6 +189,36 @@ class ResolvedCache:
         if flight is None or flight.stamp != stamp:
             flight = self._start(tenant_id, [name], stamp)[name]
         return await asyncio.shield(flight.future)
+
+    def knows(self, tenant_id: uuid.UUID, name: str, etags: bytes) -> bool:
+        """Whether this process has held every state of ``name`` that ``etags`` (an
+        ``If-None-Match`` value) names: then its current entry is at least as new as anything
+        the client holds."""
+        known = self._known.get((tenant_id, name))
+        if known is None:
+            return False
+        for candidate in etags.split(b","):
+            candidate = candidate.strip()
+            if candidate.startswith(b"W/"):
+                candidate = candidate[2:]
+            if candidate != b"*" and candidate not in known:
+                return False
+        return True
+
+    async def reload(self, tenant_id: uuid.UUID, name: str) -> Resolved | None:
+        """The namespace as the database has it now, whatever is cached (and cached in its
+        place): for a client holding a state this process has not heard of."""
+        flight = self._start(tenant_id, [name], self._stamp(tenant_id))[name]
+        return await asyncio.shield(flight.future)
+
+    def _known_states(self, tenant_id: uuid.UUID, name: str) -> deque[bytes]:
+        key = (tenant_id, name)
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= self.max_entries:
+                del self._known[next(iter(self._known))]  # the longest-known namespace
+            known = self._known[key] = deque(maxlen=_KNOWN_STATES)
+        return known
 
     def _stamp(self, tenant_id: uuid.UUID) -> tuple[int, int]:
         return (self._epoch, self._generations.get(tenant_id, 0))
@@ -206,7 +259,10 @@ class ResolvedCache:
         for name, flight in flights.items():
             self._land(tenant_id, name, flight)
             resolution = found.get(name)
-            resolved = None if resolution is None else Resolved(tenant_id, resolution, self.max_age)
+            resolved = None
+            if resolution is not None:
+                known = self._known_states(tenant_id, name)
+                resolved = Resolved(tenant_id, resolution, self.max_age, known)
             if resolved is not None and keep:
                 self._store(name, resolved)
             if not flight.future.done():

@@ -129,6 +129,8 @@ class ReadPath:
                 await self._stream(receive, send, caller, authorization, name, last, extra, head)
                 return
             resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
+            if if_none_match is not None:
+                resolved = await self._not_behind(caller, name, resolved, if_none_match, query)
             variant = resolved.variant(query.variant)
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
                 changed = None
@@ -190,6 +192,26 @@ class ReadPath:
             raise NotFound(f"no namespace named {name}")
         return resolved
 
+    async def _not_behind(
+        self, caller: Caller, name: str, resolved: Resolved, held: bytes, query: Query
+    ) -> Resolved:
+        """``resolved``, or the database's state if the client ``held`` a state this process has
+        never had: another replica may have sent it before this one heard of the change, and
+        a client must never be sent a state older than one it has seen."""
+        if etag_matches(held, resolved.variant(query.variant).etag) or self.cache.knows(
+            caller.tenant_id, name, held
+        ):
+            return resolved
+        return await self._reload(caller, name)
+
+    async def _reload(self, caller: Caller, name: str) -> Resolved:
+        resolved = None
+        if _NAME.fullmatch(name) and len(name) <= 255:
+            resolved = await self.cache.reload(caller.tenant_id, name)
+        if resolved is None:
+            raise NotFound(f"no namespace named {name}")
+        return resolved
+
     async def _wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going
         away, shutdown, a heartbeat, or (when given) ``seconds``."""
@@ -239,6 +261,7 @@ class ReadPath:
                 resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(
                     caller, name
                 )
+                resolved = await self._not_behind(caller, name, resolved, if_none_match, query)
                 variant = resolved.variant(query.variant)
                 if not etag_matches(if_none_match, variant.etag):
                     return variant
@@ -268,6 +291,9 @@ class ReadPath:
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
         with an error event when the token stops being valid."""
         resolved = await self._resolve(caller, name)
+        if last_event_id is not None:
+            held = f'"{last_event_id}"'.encode("latin-1")
+            resolved = await self._not_behind(caller, name, resolved, held, DEFAULT_QUERY)
         headers = _SSE_HEADERS + extra
         if self.count is not None:
             self.count(200)

@@ -12,6 +12,7 @@ from types import FrameType
 from typing import Any, cast
 
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
@@ -231,6 +232,12 @@ class Delivery:
     ) -> dict[str, Resolution | None]:
         session = await open_session(self.sessionmaker, write=False)
         try:
+            if session.get_bind().dialect.name == "postgresql":
+                # One snapshot for all of the resolution's queries. Under READ COMMITTED a commit
+                # between the namespaces query and the entries query got revision N's values
+                # labelled revision N-1. (MySQL's default REPEATABLE READ and SQLite's read
+                # transactions are one snapshot already.)
+                await session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             await bind_tenant(session, tenant_id)
             return await resolve.load_many(
                 session, keyring=self.keyring, tenant_id=tenant_id, names=names
