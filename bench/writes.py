@@ -91,6 +91,9 @@ async def konfig(
         env="development",
         rate_limit_per_minute=10**9,
         max_body_bytes=64 * 1024 * 1024,
+        # No automatic backup in the background of the timings (it follows a quiet period
+        # after changes, and would overlap the next figure: a 10,000-key tenant is a big file).
+        backup_debounce_seconds=0,
     )
     app = create_app(settings)
     async with LifespanManager(app):

@@ -105,8 +105,48 @@ async def test_mariadb_migrates_and_serves(tmp_path: Path) -> None:
                 )
                 assert me.json()["email"] == "o@maria.example.com"
                 assert (await client.get("/ready")).status_code == 200
+                await _writes_and_reads_back(client, tokens["access_token"])
     finally:
         await drop_mariadb(name)
+
+
+async def _writes_and_reads_back(client: httpx.AsyncClient, access_token: str) -> None:
+    """The write path's bulk inserts and JSON columns on this backend, read back whole."""
+    headers = {"Authorization": f"Bearer {access_token}"}
+    ns = (await client.post("/api/v1/namespaces", headers=headers, json={"name": "db"})).json()
+    entries = [
+        {"key": "host", "value": "db.internal", "description": "primary"},
+        {
+            "key": "pool",
+            "value": 12,
+            "value_type": "number",
+            "validation_schema": {"integer": True, "min_value": 1},
+        },
+        {"key": "password", "value": "S3cret-value", "is_secret": True},
+        {"key": "flags", "value": {"a": [1, 2], "b": None}, "value_type": "json"},
+    ]
+    base = f"/api/v1/namespaces/{ns['id']}"
+    put = await client.put(f"{base}/document", headers=headers, json={"entries": entries})
+    assert put.status_code == 200, put.text
+    changed = await client.put(
+        f"{base}/configs/pool",
+        headers=headers,
+        json={
+            "value": 13,
+            "value_type": "number",
+            "validation_schema": {"integer": True, "min_value": 1},
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    document = await client.get(f"{base}/document", headers=headers, params={"reveal": "true"})
+    got = {e["key"]: e for e in document.json()["entries"]}
+    assert got["host"]["value"] == "db.internal" and got["host"]["description"] == "primary"
+    assert got["pool"]["value"] == 13
+    assert got["pool"]["validation_schema"] == {"integer": True, "min_value": 1}
+    assert got["password"]["value"] == "S3cret-value" and got["password"]["is_secret"]
+    assert got["flags"]["value"] == {"a": [1, 2], "b": None}
+    history = await client.get(f"{base}/configs/pool/history", headers=headers)
+    assert [v["value"] for v in history.json()["items"]] == [13, 12]
 
 
 def _upgrade_in_processes(

@@ -191,7 +191,7 @@ async def _write(
         locked=namespace,
         current={key: current} if current is not None else {},
     )
-    written = outcome.written.get(key, current) if draft else None  # unchanged: as it was
+    written = (outcome.written(key) or current) if draft else None  # unchanged: as it was
     return written, current is not None
 
 

@@ -8,6 +8,7 @@ an error, never a wrong value.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import logging
@@ -38,7 +39,12 @@ class KeyringError(ValueError):
 
 
 def associated_data(tenant_id: uuid.UUID, namespace_id: uuid.UUID, key: str) -> bytes:
-    return f"konfig/v1/{tenant_id}/{namespace_id}/{key}".encode()
+    return _namespace_aad(tenant_id, namespace_id) + key.encode()
+
+
+@functools.lru_cache(maxsize=4096)
+def _namespace_aad(tenant_id: uuid.UUID, namespace_id: uuid.UUID) -> bytes:
+    return f"konfig/v1/{tenant_id}/{namespace_id}/".encode()
 
 
 def new_key_line() -> str:
