@@ -2,39 +2,63 @@
 
 SQLAlchemy's executemany builds every row's parameters through its generic machinery and runs
 each value through its type's processor; for the 20,000 rows of a 10,000-key document that was
-about half the write. Here the statement is compiled once per dialect, the processors are
-looked up once per column, a value every row shares (tenant, namespace, revision, time, actor)
-is converted once, and the driver gets plain tuples: the same values SQLAlchemy would send,
-with the per-row work cut to what differs between rows.
+about half the write. Here the statement is built once per table and dialect, the processors are
+looked up once per column, and a value every row shares (tenant, namespace, revision, time,
+actor) is converted once:
+
+- SQLite gets the plain INSERT as one ``executemany`` of tuples (one trip to its thread);
+- PostgreSQL gets one statement whatever the number of rows, ``INSERT … SELECT … FROM
+  unnest($1::uuid[], $2::varchar[], …)``: a column per array parameter, the shared values as
+  scalars (asyncpg's executemany sends a message per row, about as slow as the rest together);
+- anything else (MariaDB) goes through SQLAlchemy as usual.
+
+The values are those SQLAlchemy would send: each column's own bind processor converts them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Column, Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import NullType, TypeEngine
 
 _Processor = Callable[[Any], Any] | None
-# Where the driver takes exactly what the type processors give (aiomysql escapes values itself
-# and refuses some of them): the two backends Konfig runs on in production.
-_FAST = frozenset({"sqlite", "postgresql"})
-_compiled: dict[tuple[str, str, str], tuple[str, list[str], list[_Processor]]] = {}
 
 
-def _statement(table: Table, dialect: Dialect) -> tuple[str, list[str], list[_Processor]]:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    names: list[str]
+    processors: list[_Processor]
+    types: list[str]  # PostgreSQL type names, for the casts
+
+
+_plans: dict[tuple[str, str, str], _Plan] = {}
+
+
+def _type_of(column: Column[Any]) -> TypeEngine[Any]:
+    # A foreign key column declared without a type takes its target's once resolved.
+    if isinstance(column.type, NullType) and column.foreign_keys:
+        return next(iter(column.foreign_keys)).column.type
+    return column.type
+
+
+def _plan(table: Table, dialect: Dialect) -> _Plan:
     key = (table.name, dialect.name, dialect.driver)
-    found = _compiled.get(key)
+    found = _plans.get(key)
     if found is None:
-        compiled = insert(table).compile(dialect=dialect)
-        names = list(compiled.positiontup or [])
-        processors: list[_Processor] = [
-            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-        ]
-        found = (compiled.string, names, processors)
-        _compiled[key] = found
+        names = [column.name for column in table.columns]
+        impls = [_type_of(table.c[name]).dialect_impl(dialect) for name in names]
+        processors: list[_Processor] = [impl.bind_processor(dialect) for impl in impls]
+        types = (
+            [impl.compile(dialect=dialect) for impl in impls]
+            if dialect.name == "postgresql"
+            else []
+        )
+        found = _plans[key] = _Plan(names, processors, types)
     return found
 
 
@@ -45,37 +69,83 @@ async def insert_rows(
     *,
     shared: dict[str, Any] | None = None,
 ) -> None:
-    """INSERT ``rows`` into ``table`` as one executemany.
+    """INSERT ``rows`` into ``table`` in one statement (or one executemany).
 
     Every column is given, by ``shared`` (one value for every row) or by each row; a nullable
     column given by neither is NULL. Nothing else is filled in: no Python-side defaults.
     """
     if not rows:
         return
-    connection = await session.connection()
-    if connection.dialect.name not in _FAST:  # SQLAlchemy's generic way (MariaDB)
-        everything = [{**row, **(shared or {})} for row in rows]
-        await connection.execute(insert(table), everything)
-        return
-    sql, names, processors = _statement(table, connection.dialect)
     shared = shared or {}
-    fixed: list[tuple[bool, Any]] = []  # per column: (same for every row, its converted value)
-    for name, process in zip(names, processors, strict=True):
+    connection = await session.connection()
+    dialect = connection.dialect
+    if dialect.name not in ("sqlite", "postgresql"):
+        await connection.execute(insert(table), [{**row, **shared} for row in rows])
+        return
+    plan = _plan(table, dialect)
+    columns: list[tuple[str, _Processor, bool, Any]] = []  # name, processor, shared?, value
+    for name, process in zip(plan.names, plan.processors, strict=True):
         if name in shared:
             value = shared[name]
-            fixed.append((True, process(value) if process is not None else value))
-        elif name not in rows[0]:
-            if not table.c[name].nullable:
-                raise ValueError(f"insert_rows: no value for {table.name}.{name}")
-            fixed.append((True, None))
+            columns.append((name, process, True, process(value) if process else value))
+        elif name in rows[0]:
+            columns.append((name, process, False, None))
+        elif table.c[name].nullable:
+            columns.append((name, None, True, None))
         else:
-            fixed.append((False, None))
-    plan = list(zip(names, processors, fixed, strict=True))
-    parameters = [
+            raise ValueError(f"insert_rows: no value for {table.name}.{name}")
+    if dialect.name == "postgresql":
+        sql, parameters = _unnest(dialect, table, plan, columns, rows)
+        await connection.exec_driver_sql(sql, parameters)
+        return
+    placeholders = ", ".join("?" for _ in columns)
+    sql = f"INSERT INTO {table.name} ({', '.join(_quoted(dialect, c[0]) for c in columns)}) "
+    sql += f"VALUES ({placeholders})"
+    tuples = [
         tuple(
-            value if constant else (process(row[name]) if process is not None else row[name])
-            for name, process, (constant, value) in plan
+            value if fixed else (process(row[name]) if process else row[name])
+            for name, process, fixed, value in columns
         )
         for row in rows
     ]
-    await connection.exec_driver_sql(sql, parameters)
+    await connection.exec_driver_sql(sql, tuples)
+
+
+def _quoted(dialect: Dialect, name: str) -> str:
+    return str(dialect.identifier_preparer.quote(name))
+
+
+def _unnest(
+    dialect: Dialect,
+    table: Table,
+    plan: _Plan,
+    columns: list[tuple[str, _Processor, bool, Any]],
+    rows: Sequence[dict[str, Any]],
+) -> tuple[str, tuple[Any, ...]]:
+    """``INSERT … SELECT`` from one array parameter per varying column."""
+    parameters: list[Any] = []
+    arrays: list[str] = []
+    selected: list[str] = []
+    type_of = dict(zip(plan.names, plan.types, strict=True))
+    for name, process, fixed, value in columns:
+        cast = type_of[name]
+        if fixed:
+            if value is None:
+                selected.append(f"NULL::{cast}")
+                continue
+            parameters.append(value)
+            selected.append(f"${len(parameters)}::{cast}")
+            continue
+        if process is None:
+            parameters.append([row[name] for row in rows])
+        else:
+            parameters.append([process(row[name]) for row in rows])
+        arrays.append(f"${len(parameters)}::{cast}[]")
+        selected.append(f"r{len(arrays)}")
+    aliases = ", ".join(f"r{i}" for i in range(1, len(arrays) + 1))
+    names = ", ".join(_quoted(dialect, name) for name, *_ in columns)
+    sql = (  # names from the table's metadata, values as parameters
+        f"INSERT INTO {table.name} ({names}) SELECT {', '.join(selected)} "  # noqa: S608
+        f"FROM unnest({', '.join(arrays)}) AS rows({aliases})"
+    )
+    return sql, tuple(parameters)

@@ -314,7 +314,12 @@ async def commit_changes(
 
     revision = namespace.revision + 1
     now = utcnow()
-    last_versions = await _last_versions(session, namespace.id, [d.key for d in creates])
+    # A namespace that never had a revision has no history to continue.
+    last_versions = (
+        await _last_versions(session, namespace.id, [d.key for d in creates])
+        if namespace.revision > 0 and creates
+        else {}
+    )
     changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
 
     # Summarise before writing: the bulk statements below refresh the loaded rows.
