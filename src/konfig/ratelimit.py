@@ -75,6 +75,56 @@ class _LocalStorage(MemoryStorage):
             await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
+class _SlidingWindows:
+    """The sliding-window counter of ``limits`` (this window's count plus the last window's,
+    weighted by how much of it still overlaps), kept in this process without an await.
+
+    Every read-path request is counted: through the library's asyncio storage (a lock, several
+    awaits and its clean-up scheduling per hit) counting cost a sixth of the read path's time.
+    """
+
+    _PRUNE_ABOVE = 10_000  # keys; windows older than the last one are dropped past that
+
+    def __init__(self) -> None:
+        # (limit name, key, period) -> [window start, hits in it, hits in the window before]
+        self._slots: dict[tuple[str, str, int], list[float]] = {}
+
+    def refusal(
+        self, name: str, items: Sequence[RateLimitItem], key: str
+    ) -> tuple[RateLimitItem, int] | None:
+        now = time.time()
+        for item in items:
+            retry_after = self._hit(name, key, item.amount, item.get_expiry(), now)
+            if retry_after is not None:
+                return item, retry_after
+        return None
+
+    def _hit(self, name: str, key: str, amount: int, period: int, now: float) -> int | None:
+        start = now - now % period
+        slot = self._slots.get((name, key, period))
+        if slot is None:
+            if len(self._slots) >= self._PRUNE_ABOVE:
+                self._prune(now)
+            slot = self._slots[(name, key, period)] = [start, 0.0, 0.0]
+        elif slot[0] != start:
+            slot[2] = slot[1] if start - slot[0] == period else 0.0
+            slot[0], slot[1] = start, 0.0
+        overlap = 1 - (now - start) / period
+        if slot[2] * overlap + slot[1] + 1 <= amount:
+            slot[1] += 1
+            return None
+        if slot[1] + 1 > amount or slot[2] == 0:  # only the next window has room
+            wait = start + period - now
+        else:  # room once enough of the last window has slid out
+            wait = start + period * (1 - (amount - slot[1] - 1) / slot[2]) - now
+        return max(1, math.ceil(wait))
+
+    def _prune(self, now: float) -> None:
+        for slot_key, (start, *_) in list(self._slots.items()):
+            if now - start >= 2 * slot_key[2]:
+                del self._slots[slot_key]
+
+
 class _Counters:
     """One storage with the two strategies Konfig uses on it."""
 
@@ -111,6 +161,7 @@ class RateLimits:
         self._per_principal = [RateLimitItemPerMinute(settings.rate_limit_per_minute)]
         self._per_reader = [RateLimitItemPerMinute(settings.read_rate_limit_per_minute)]
         self._local = _Counters(_LocalStorage())
+        self._windows = _SlidingWindows()  # the local counting of the large budgets
         self._shared: _Counters | None = None
         self._pool: ConnectionPool | None = None
         self._shared_down_until = 0.0
@@ -149,18 +200,24 @@ class RateLimits:
         self, name: str, items: Sequence[RateLimitItem], key: str, *, exact: bool
     ) -> None:
         counters = self._counters()
-        try:
-            refused = await self._first_refusal(counters, name, items, key, exact=exact)
-        except self._storage_errors as exc:
-            if counters is self._local:
-                raise
-            self._shared_down_until = time.monotonic() + _REDIS_RETRY_SECONDS
-            log.warning(
-                "rate-limit storage unreachable (%s); counting in this process for %ss",
-                type(exc).__name__,
-                _REDIS_RETRY_SECONDS,
-            )
-            refused = await self._first_refusal(self._local, name, items, key, exact=exact)
+        if counters is self._local and not exact:
+            refused = self._windows.refusal(name, items, key)
+        else:
+            try:
+                refused = await self._first_refusal(counters, name, items, key, exact=exact)
+            except self._storage_errors as exc:
+                if counters is self._local:
+                    raise
+                self._shared_down_until = time.monotonic() + _REDIS_RETRY_SECONDS
+                log.warning(
+                    "rate-limit storage unreachable (%s); counting in this process for %ss",
+                    type(exc).__name__,
+                    _REDIS_RETRY_SECONDS,
+                )
+                if exact:
+                    refused = await self._first_refusal(self._local, name, items, key, exact=True)
+                else:
+                    refused = self._windows.refusal(name, items, key)
         if refused is None:
             return
         item, retry_after = refused
