@@ -156,3 +156,16 @@ def test_console_format_for_development() -> None:
     assert "shown" in text and "saved" in text
     assert "hunter2" not in text
     assert not text.lstrip().startswith("{")
+
+
+def test_uvicorn_lines_come_through_whatever_uvicorn_configured_before() -> None:
+    import uvicorn
+
+    uvicorn.Config(app="konfig.app:create_app", log_level="warning")  # sets its loggers' levels
+    stream = io.StringIO()
+    configure_logging(log_format="json", level="INFO", stream=stream)
+    try:
+        logging.getLogger("uvicorn.error").info("Started server process [%d]", 7)
+    finally:
+        reset_logging()
+    assert lines(stream)[0]["event"] == "Started server process [7]"

@@ -107,11 +107,13 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(numeric_level)
-    # uvicorn installs its own handlers unless told not to; make sure its lines come here.
+    # uvicorn installs its own handlers and levels unless told not to (a uvicorn.Config made
+    # earlier in the process leaves them behind); make sure its lines come here, at this level.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         uvicorn_logger = logging.getLogger(name)
         uvicorn_logger.handlers = []
         uvicorn_logger.propagate = True
+        uvicorn_logger.setLevel(logging.NOTSET)
     # httpx logs every URL it calls at INFO, query string included (webhook URLs carry secrets).
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))
