@@ -29,21 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from read_path import python_loop_ms  # bench/read_path.py
 
 PASSWORD = "BenchPassword123"
 PG_ADMIN = os.environ.get("KONFIG_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CHILDREN = 10
 _SEQ = re.compile(rb'"seq":(\d+)')
-
-
-def python_loop_ms() -> float:
-    """A shared or throttled machine runs everything slower: compare runs by this figure (a
-    quiet 2-CPU box here: about 40 ms)."""
-    started = time.perf_counter()
-    total = 0
-    for i in range(1_000_000):
-        total += i
-    return (time.perf_counter() - started) * 1000
 
 
 def free_port() -> int:
