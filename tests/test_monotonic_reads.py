@@ -10,17 +10,21 @@ shows the same through nginx on three real replicas.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from konfig.db.migrate import upgrade
+from konfig.delivery import resolve
+from konfig.delivery.wiring import Delivery
 from konfig.security.crypto import new_key_line
 from tests.apps import client_of, running
-from tests.conftest import Account, make_settings, register
+from tests.conftest import Account, Backend, make_settings, register
 from tests.readpath_helpers import bearer, make_namespace, make_token, read, set_entry
 
 CONFIG = "/api/v1/config/payments/production"
@@ -110,3 +114,26 @@ async def test_an_older_etag_it_knows_costs_no_reload(
     unknown = await b.get(CONFIG, headers=reader | {"If-None-Match": '"not-a-state-of-b"'})
     assert unknown.status_code == 200
     assert unknown.json() == {"timeout": 2}
+
+
+async def test_a_resolution_reads_one_snapshot(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its queries see one state: REPEATABLE READ on PostgreSQL (SQLite: one read transaction)."""
+    from sqlalchemy import text
+
+    seen: list[str] = []
+
+    async def isolation(session: Any, **_: Any) -> dict[str, Any]:
+        if backend.name == "postgres":
+            seen.append((await session.execute(text("SHOW transaction_isolation"))).scalar())
+        else:
+            seen.append("one read transaction")
+        return {}
+
+    monkeypatch.setattr(resolve, "load_many", isolation)
+    async with running(make_settings(backend.url, tmp_path)) as app:
+        delivery: Delivery = app.state.delivery
+        await delivery._load_many(uuid.uuid4(), ["anything"])
+    expected = "repeatable read" if backend.name == "postgres" else "one read transaction"
+    assert seen == [expected]
