@@ -21,7 +21,6 @@ from konfig.backups.scheduler import BackupScheduler
 from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
-from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
@@ -35,9 +34,8 @@ from konfig.ratelimit import RateLimits
 from konfig.revisions.mirror import Mirror
 from konfig.revisions.router import entry_router as history_router
 from konfig.revisions.router import router as revisions_router
-from konfig.revisions.writer import WritePolicy
+from konfig.revisions.writer import write_policy
 from konfig.security import passwords
-from konfig.security.crypto import load_keyring
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
 from konfig.tokens.router import service_accounts_router, tokens_router
@@ -109,17 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         refresh_lifetime=timedelta(days=settings.refresh_token_days),
     )
 
-    keyring = load_keyring(
-        settings.encryption_keys, settings.data_dir, production=settings.is_production
-    )
-    app.state.keyring = keyring
-    app.state.write_policy = WritePolicy(
-        keyring=keyring,
-        limits=Limits(
-            max_value_bytes=settings.max_value_bytes, max_json_depth=settings.max_json_depth
-        ),
-        max_keys=settings.max_keys_per_namespace,
-    )
+    app.state.write_policy = write_policy(settings)
+    app.state.keyring = app.state.write_policy.keyring
 
     # Called with the list of ``Committed`` revisions after each transaction that wrote some.
     app.state.commit_hooks = []
@@ -149,7 +138,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(read_path_router)
     app.include_router(api)
     app.include_router(ops_router)
-    delivery = Delivery(app, settings, keyring)
+    delivery = Delivery(app, settings, app.state.keyring)
     mount_ui(app, delivery)
     delivery.install()
     _meter_read_path(app, delivery)

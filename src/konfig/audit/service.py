@@ -87,7 +87,6 @@ async def record(
             "client": context.client,
         },
     )
-    await session.flush()
 
 
 async def record_failure(session: AsyncSession, exc: Exception) -> None:

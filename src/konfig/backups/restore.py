@@ -28,7 +28,7 @@ from konfig.backups.schemas import (
     RestoreRequest,
     RestoreResult,
 )
-from konfig.backups.service import Backups, find
+from konfig.backups.service import Backups, admin_tenant, find
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
 from konfig.errors import KonfigError, NotFound, ValidationFailed
@@ -43,7 +43,6 @@ from konfig.revisions.writer import (
     lock_namespace,
 )
 from konfig.security.crypto import DecryptionError, Keyring
-from konfig.users.models import Role
 
 UNREADABLE = "<unreadable: the stored value failed its integrity check>"
 _FIELDS = ("value", "value_type", "validation_schema", "description", "is_secret")
@@ -418,10 +417,7 @@ async def restore_for(
     backup_id: str,
     request: RestoreRequest,
 ) -> RestoreResult:
-    principal.require(Role.admin)
-    tenant = await repository.tenant_name(session, tenant_id=principal.tenant_id)
-    if tenant is None:
-        raise NotFound("no such tenant")
+    tenant = await admin_tenant(session, principal)
     result = await restore(
         session,
         backups=backups,

@@ -224,7 +224,8 @@ def _write(backups: Backups, tenant: str, document: BackupDocument) -> tuple[str
     return backup_id, len(content), checksum_key_id
 
 
-async def _tenant(session: AsyncSession, principal: Principal) -> str:
+async def admin_tenant(session: AsyncSession, principal: Principal) -> str:
+    """The caller's tenant name, for an admin (403 otherwise)."""
     principal.require(Role.admin)
     name = await repository.tenant_name(session, tenant_id=principal.tenant_id)
     if name is None:
@@ -284,7 +285,7 @@ async def list_page(
     cursor: str | None,
     limit: int,
 ) -> Page[BackupRead]:
-    tenant = await _tenant(session, principal)
+    tenant = await admin_tenant(session, principal)
     position = decode_cursor(cursor)
     after = str(position[0]) if position else None
     found = await asyncio.to_thread(
@@ -317,7 +318,7 @@ def find(
 async def get(
     session: AsyncSession, *, backups: Backups, principal: Principal, backup_id: str
 ) -> BackupDetail:
-    tenant = await _tenant(session, principal)
+    tenant = await admin_tenant(session, principal)
     _, detail = await asyncio.to_thread(
         find, backups, tenant=tenant, tenant_id=principal.tenant_id, backup_id=backup_id
     )
@@ -327,7 +328,7 @@ async def get(
 async def download(
     session: AsyncSession, *, backups: Backups, principal: Principal, backup_id: str
 ) -> bytes:
-    tenant = await _tenant(session, principal)
+    tenant = await admin_tenant(session, principal)
     stored, _ = await asyncio.to_thread(
         find, backups, tenant=tenant, tenant_id=principal.tenant_id, backup_id=backup_id
     )

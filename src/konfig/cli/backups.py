@@ -14,13 +14,11 @@ from konfig.backups import restore as restoring
 from konfig.backups.schemas import BackupDetail, RestoreRequest, RestoreResult
 from konfig.backups.service import Backups, list_files, take
 from konfig.backups.store import BackupStore
-from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
 from konfig.db.session import bind_tenant, open_session
 from konfig.errors import NotFound
-from konfig.revisions.writer import WritePolicy
-from konfig.security.crypto import load_keyring
+from konfig.revisions.writer import write_policy
 from konfig.settings import Settings
 
 ACTOR = "system:cli"
@@ -28,18 +26,10 @@ ACTOR = "system:cli"
 
 def backups_for(settings: Settings) -> Backups:
     """The same keyring, limits and directory the server uses."""
-    keyring = load_keyring(
-        settings.encryption_keys, settings.data_dir, production=settings.is_production
-    )
-    policy = WritePolicy(
-        keyring=keyring,
-        limits=Limits(
-            max_value_bytes=settings.max_value_bytes, max_json_depth=settings.max_json_depth
-        ),
-        max_keys=settings.max_keys_per_namespace,
-    )
     return Backups(
-        store=BackupStore(settings.data_dir / "backups"), policy=policy, keep=settings.backup_keep
+        store=BackupStore(settings.data_dir / "backups"),
+        policy=write_policy(settings),
+        keep=settings.backup_keep,
     )
 
 

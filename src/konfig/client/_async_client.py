@@ -6,7 +6,6 @@ import asyncio
 import inspect
 import logging
 import os
-import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
@@ -39,7 +38,6 @@ from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
-NamespaceRef = str | uuid.UUID
 TextFormat = Literal["yaml", "env", "properties"]
 
 

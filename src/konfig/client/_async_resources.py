@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from konfig.client import _operations as ops
 from konfig.client import _revision_operations as revision_ops
 from konfig.client._base import Flow
+from konfig.client._operations import NamespaceRef
 
 if TYPE_CHECKING:
     from konfig.client._async_client import AsyncKonfig
 
 T = TypeVar("T")
-NamespaceRef = str | uuid.UUID
 # Aliases, because the groups' own ``list`` methods shadow the builtin in their bodies.
 Items = list[dict[str, Any]]
 Names = list[str]

@@ -6,7 +6,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal, TypeVar, cast, overload
@@ -39,7 +38,6 @@ from konfig.client._resources import (
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
-NamespaceRef = str | uuid.UUID
 TextFormat = Literal["yaml", "env", "properties"]
 
 

@@ -153,19 +153,11 @@ def delete_entry(
     namespace: NamespaceRef, key: str, *, if_match: str | None = None, message: str | None = None
 ) -> Flow[None]:
     path = yield from namespace_path(namespace)
-    headers = {"If-Match": if_match} if if_match else {}
-    if message:
-        headers["X-Konfig-Message"] = message
+    headers = change_headers(message, if_match)
     yield Call("DELETE", f"{path}/configs/{quote_segment(key)}", headers=headers)
 
 
 # --- resolved config -------------------------------------------------------------------------
-
-
-def resolved_from_entries(name: str) -> Flow[dict[str, Any]]:
-    """The namespace's own entries as ``{key: value}``, secrets revealed."""
-    entries = yield from list_entries(name, reveal=True)
-    return {entry["key"]: entry["value"] for entry in entries}
 
 
 # --- audit -----------------------------------------------------------------------------------
@@ -191,8 +183,17 @@ def list_audit(
     return (yield from paginate(f"{API}/audit", params, max_items=limit))
 
 
-def _flag(value: bool) -> str | None:
+def flag(value: bool) -> str | None:
+    """A boolean query parameter: sent as ``true``, or left out."""
     return "true" if value else None
+
+
+def change_headers(message: str | None, if_match: str | None) -> dict[str, str]:
+    """``If-Match`` and ``X-Konfig-Message``, for those given."""
+    headers = {"If-Match": if_match} if if_match else {}
+    if message:
+        headers["X-Konfig-Message"] = message
+    return headers
 
 
 # --- service accounts and API tokens ---------------------------------------------------------
@@ -245,7 +246,7 @@ def create_token(
 def list_tokens(
     *, service_account: str | uuid.UUID | None = None, include_revoked: bool = False
 ) -> Flow[list[dict[str, Any]]]:
-    params: dict[str, Any] = {"limit": 200, "include_revoked": _flag(include_revoked)}
+    params: dict[str, Any] = {"limit": 200, "include_revoked": flag(include_revoked)}
     if service_account is not None:
         params["service_account_id"] = yield from service_account_id(service_account)
     return (yield from paginate(f"{API}/tokens", params))

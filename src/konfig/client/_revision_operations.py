@@ -7,18 +7,14 @@ from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
 from konfig.client._base import Call, Flow, paginate, quote_segment
-from konfig.client._operations import NamespaceRef, namespace_path
-
-
-def _flag(value: bool) -> str | None:
-    return "true" if value else None
+from konfig.client._operations import NamespaceRef, change_headers, flag, namespace_path
 
 
 def entry_history(
     namespace: NamespaceRef, key: str, *, reveal: bool = False, limit: int | None = None
 ) -> Flow[list[dict[str, Any]]]:
     path = yield from namespace_path(namespace)
-    params = {"reveal": _flag(reveal), "limit": min(limit or 200, 200)}
+    params = {"reveal": flag(reveal), "limit": min(limit or 200, 200)}
     return (
         yield from paginate(f"{path}/configs/{quote_segment(key)}/history", params, max_items=limit)
     )
@@ -45,7 +41,7 @@ def get_revision(
     namespace: NamespaceRef, revision: int, *, reveal: bool = False
 ) -> Flow[dict[str, Any]]:
     path = yield from namespace_path(namespace)
-    params = {"reveal": _flag(reveal)}
+    params = {"reveal": flag(reveal)}
     response = yield Call("GET", f"{path}/revisions/{int(revision)}", params=params)
     return response.json()  # type: ignore[no-any-return]
 
@@ -58,20 +54,13 @@ def diff(
     reveal: bool = False,
 ) -> Flow[dict[str, Any]]:
     path = yield from namespace_path(namespace)
-    params = {"from": from_revision, "to": to_revision, "reveal": _flag(reveal)}
+    params = {"from": from_revision, "to": to_revision, "reveal": flag(reveal)}
     response = yield Call("GET", f"{path}/diff", params=_present(params))
     return response.json()  # type: ignore[no-any-return]
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
-
-
-def _change_headers(message: str | None, if_match: str | None) -> dict[str, str]:
-    headers = {"If-Match": if_match} if if_match else {}
-    if message:
-        headers["X-Konfig-Message"] = message
-    return headers
 
 
 def rollback(
@@ -86,16 +75,16 @@ def rollback(
     response = yield Call(
         "POST",
         f"{path}/rollback",
-        params=_present({"dry_run": _flag(dry_run)}),
+        params=_present({"dry_run": flag(dry_run)}),
         json={"revision": revision, "message": message},
-        headers=_change_headers(None, if_match),
+        headers=change_headers(None, if_match),
     )
     return response.json()  # type: ignore[no-any-return]
 
 
 def get_document(namespace: NamespaceRef, *, reveal: bool = False) -> Flow[dict[str, Any]]:
     path = yield from namespace_path(namespace)
-    response = yield Call("GET", f"{path}/document", params=_present({"reveal": _flag(reveal)}))
+    response = yield Call("GET", f"{path}/document", params=_present({"reveal": flag(reveal)}))
     return response.json()  # type: ignore[no-any-return]
 
 
@@ -109,7 +98,7 @@ def put_document(
 ) -> Flow[dict[str, Any]]:
     """Replace every entry: ``document`` is ``{"entries": [...]}`` or its YAML text."""
     path = yield from namespace_path(namespace)
-    headers = _change_headers(message, if_match)
+    headers = change_headers(message, if_match)
     if isinstance(document, str):
         headers["Content-Type"] = "application/yaml"
         body: dict[str, Any] = {"content": document.encode()}
@@ -118,7 +107,7 @@ def put_document(
     response = yield Call(
         "PUT",
         f"{path}/document",
-        params=_present({"dry_run": _flag(dry_run)}),
+        params=_present({"dry_run": flag(dry_run)}),
         headers=headers,
         **body,
     )
@@ -133,7 +122,7 @@ def export(
     revision: int | None = None,
 ) -> Flow[str]:
     path = yield from namespace_path(namespace)
-    params = {"format": format, "reveal": _flag(reveal), "revision": revision}
+    params = {"format": format, "reveal": flag(reveal), "revision": revision}
     response = yield Call("GET", f"{path}/export", params=_present(params))
     return response.text
 
@@ -156,9 +145,9 @@ def import_file(
     message: str | None = None,
 ) -> Flow[dict[str, Any]]:
     path = yield from namespace_path(namespace)
-    headers = _change_headers(message, None)
+    headers = change_headers(message, None)
     headers["Content-Type"] = IMPORT_MEDIA_TYPES.get(format, "text/plain")
-    params = {"format": format, "mode": mode, "dry_run": _flag(dry_run)}
+    params = {"format": format, "mode": mode, "dry_run": flag(dry_run)}
     response = yield Call(
         "POST",
         f"{path}/import",

@@ -28,7 +28,8 @@ def _policy(request: Request) -> WritePolicy:
     return request.app.state.write_policy  # type: ignore[no-any-return]
 
 
-def _answer(response: Response, policy: WritePolicy, entry: object, *, reveal: bool) -> ConfigRead:
+def answer(response: Response, policy: WritePolicy, entry: object, *, reveal: bool) -> ConfigRead:
+    """The entry as the API shows it, with its ETag."""
     rendered = service.render(policy, entry, reveal=reveal)  # type: ignore[arg-type]
     response.headers["ETag"] = service.etag(rendered.version)
     return rendered
@@ -79,7 +80,7 @@ async def create_config(
         message=message,
         if_none_match=if_none_match,
     )
-    return _answer(response, policy, entry, reveal=False)
+    return answer(response, policy, entry, reveal=False)
 
 
 @router.get("/{key}", response_model=ConfigRead)
@@ -97,7 +98,7 @@ async def read_config(
     entry = await service.get(
         session, principal=principal, namespace_id=namespace_id, key=key, reveal=reveal
     )
-    return _answer(response, _policy(request), entry, reveal=reveal)
+    return answer(response, _policy(request), entry, reveal=reveal)
 
 
 @router.put("/{key}", response_model=ConfigRead)
@@ -128,7 +129,7 @@ async def replace_config(
     )
     if created:
         response.status_code = status.HTTP_201_CREATED
-    return _answer(response, policy, entry, reveal=False)
+    return answer(response, policy, entry, reveal=False)
 
 
 @router.patch("/{key}", response_model=ConfigRead)
@@ -155,7 +156,7 @@ async def patch_config(
         message=message,
         if_match=if_match,
     )
-    return _answer(response, policy, entry, reveal=False)
+    return answer(response, policy, entry, reveal=False)
 
 
 @router.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT)

@@ -197,13 +197,7 @@ class ResolvedCache:
         known = self._known.get((tenant_id, name))
         if known is None:
             return False
-        for candidate in etags.split(b","):
-            candidate = candidate.strip()
-            if candidate.startswith(b"W/"):
-                candidate = candidate[2:]
-            if candidate != b"*" and candidate not in known:
-                return False
-        return True
+        return all(c == b"*" or c in known for c in render.named_etags(etags))
 
     async def reload(self, tenant_id: uuid.UUID, name: str) -> Resolved | None:
         """The namespace as the database has it now, whatever is cached (and cached in its

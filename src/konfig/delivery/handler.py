@@ -184,10 +184,12 @@ class ReadPath:
         token_id = principal.id if principal.kind == "token" else None
         return Caller(principal.tenant_id, token_id, principal.actor)
 
-    async def _resolve(self, caller: Caller, name: str) -> Resolved:
+    async def _resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
+        """The namespace's resolved config, cached (``fresh``: as the database has it now)."""
         resolved = None
         if _NAME.fullmatch(name) and len(name) <= 255:
-            resolved = await self.cache.resolve(caller.tenant_id, name)
+            load = self.cache.reload if fresh else self.cache.resolve
+            resolved = await load(caller.tenant_id, name)
         if resolved is None:
             raise NotFound(f"no namespace named {name}")
         return resolved
@@ -202,15 +204,7 @@ class ReadPath:
             caller.tenant_id, name, held
         ):
             return resolved
-        return await self._reload(caller, name)
-
-    async def _reload(self, caller: Caller, name: str) -> Resolved:
-        resolved = None
-        if _NAME.fullmatch(name) and len(name) <= 255:
-            resolved = await self.cache.reload(caller.tenant_id, name)
-        if resolved is None:
-            raise NotFound(f"no namespace named {name}")
-        return resolved
+        return await self._resolve(caller, name, fresh=True)
 
     async def _wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going

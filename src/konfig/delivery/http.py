@@ -10,7 +10,7 @@ import orjson
 from starlette.types import Receive
 
 from konfig.delivery.cache import Wake
-from konfig.delivery.render import FORMATS
+from konfig.delivery.render import FORMATS, named_etags
 from konfig.errors import KonfigError, ValidationFailed, error_body
 
 MAX_WAIT = 60
@@ -59,13 +59,7 @@ def parse_query(raw: bytes, *, events: bool) -> Query:
 def etag_matches(if_none_match: bytes, etag: bytes) -> bool:
     if if_none_match == etag:
         return True
-    for candidate in if_none_match.split(b","):
-        candidate = candidate.strip()
-        if candidate.startswith(b"W/"):
-            candidate = candidate[2:]
-        if candidate in (etag, b"*"):
-            return True
-    return False
+    return any(candidate in (etag, b"*") for candidate in named_etags(if_none_match))
 
 
 def error_reply(exc: KonfigError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

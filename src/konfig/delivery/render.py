@@ -49,6 +49,15 @@ def digest(body: bytes) -> str:
     return hashlib.blake2b(body, digest_size=12).hexdigest()
 
 
+def named_etags(header: bytes) -> list[bytes]:
+    """The entity tags an ``If-None-Match`` header names, quoted, weak ones made strong."""
+    named = []
+    for candidate in header.split(b","):
+        candidate = candidate.strip()
+        named.append(candidate[2:] if candidate.startswith(b"W/") else candidate)
+    return named
+
+
 def json_body(values: dict[str, Any]) -> bytes:
     return orjson.dumps(values)
 

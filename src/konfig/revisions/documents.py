@@ -363,16 +363,9 @@ def document_builder(entries: list[DocumentEntry]) -> Builder:
 
 
 async def _writable(
-    session: AsyncSession,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    *,
-    dry_run: bool,
-    if_match: str | None,
+    session: AsyncSession, namespace: Namespace, *, dry_run: bool, if_match: str | None
 ) -> Namespace:
-    namespace = await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, permission="write"
-    )
+    """``namespace`` (already checked writable), locked unless this is a dry run."""
     if not dry_run:
         namespace = await lock_namespace(
             session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
@@ -396,13 +389,11 @@ async def put_document(
 ) -> ChangeResult:
     """Replace every entry of the namespace with the document's, in one revision."""
     principal.require(Role.editor)
-    await namespaces.get(
+    found = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
     parsed = await load_document(body, formats.structured_format(content_type))
-    namespace = await _writable(
-        session, principal, namespace_id, dry_run=dry_run, if_match=if_match
-    )
+    namespace = await _writable(session, found, dry_run=dry_run, if_match=if_match)
     return await apply(
         session,
         policy=policy,
@@ -433,7 +424,7 @@ async def import_file(
 ) -> ChangeResult:
     """Import a yaml, json, env or properties file: merge into the namespace or replace it."""
     principal.require(Role.editor)
-    await namespaces.get(
+    found = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
     if kind is None:
@@ -450,9 +441,7 @@ async def import_file(
     else:
         lines = formats.parse_flat(kind, formats.decode_text(body))  # type: ignore[arg-type]
         build = flat_builder(kind, lines, merge=mode == "merge")  # type: ignore[arg-type]
-    namespace = await _writable(
-        session, principal, namespace_id, dry_run=dry_run, if_match=if_match
-    )
+    namespace = await _writable(session, found, dry_run=dry_run, if_match=if_match)
     return await apply(
         session,
         policy=policy,

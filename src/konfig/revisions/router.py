@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import service as configs
-from konfig.configs.router import IfMatch, KeyPath, Message, Reveal
+from konfig.configs.router import IfMatch, KeyPath, Message, Reveal, answer
 from konfig.configs.schemas import ConfigRead
 from konfig.db.session import SessionDep
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
@@ -104,9 +104,7 @@ async def rollback_entry(
         message=message,
         if_match=if_match,
     )
-    rendered = configs.render(policy, entry, reveal=False)
-    response.headers["ETag"] = configs.etag(rendered.version)
-    return rendered
+    return answer(response, policy, entry, reveal=False)
 
 
 @router.get("/revisions", response_model=Page[RevisionRead])

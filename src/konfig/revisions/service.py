@@ -488,12 +488,11 @@ async def rollback_entry(
 ) -> ConfigEntry:
     """Write a new version of ``key`` equal to an old one (a deleted key comes back)."""
     principal.require(Role.editor)
-    await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, permission="write"
-    )
+    # Locked first, then checked: one query for both (another tenant's is not found either way).
     namespace = await lock_namespace(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
     )
+    namespaces.check_allowed(principal, namespace, "write")
     target = await repository.key_version(
         session,
         tenant_id=namespace.tenant_id,
@@ -508,13 +507,11 @@ async def rollback_entry(
             f"version {payload.version} of {key} is its deletion: to delete the key, DELETE it",
             {"rule": "version", "key": key, "version": payload.version},
         )
-    check_if_match(
-        if_match,
-        await repository.current_entry(
-            session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, key=key
-        ),
+    current = await repository.current_entry(
+        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, key=key
     )
-    await commit_changes(
+    check_if_match(if_match, current)
+    outcome = await commit_changes(
         session,
         policy=policy,
         tenant_id=namespace.tenant_id,
@@ -523,11 +520,10 @@ async def rollback_entry(
         upserts=[state_of_version(policy, target).draft(key)],
         message=payload.message or message or f"roll back {key} to version {payload.version}",
         locked=namespace,
+        current={key: current} if current is not None else {},
     )
-    entry = await repository.current_entry(
-        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, key=key
-    )
-    if entry is None:  # the key was just written in this transaction
+    entry = outcome.written(key) or current  # unchanged: as it was
+    if entry is None:  # cannot happen: a version that is not a deletion writes the key
         raise NotFound(f"no key {key} in namespace {namespace.name}")
     return entry
 
@@ -606,6 +602,7 @@ async def rollback(
         deletes=deletes,
         message=payload.message or message or f"roll back to revision {payload.revision}",
         locked=namespace,
+        current=current,  # every entry, read under the lock above
     )
     done = diff_states(old, new, from_revision=previous, to_revision=outcome.revision, show=show)
     return ChangeResult(

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from konfig.configs.types import Limits
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
 from konfig.db.session import COMMITTED, bind_tenant, open_session
@@ -24,8 +23,7 @@ from konfig.revisions import formats
 from konfig.revisions.documents import Mode, apply, document_builder, parse_document
 from konfig.revisions.mirror import Mirror
 from konfig.revisions.schemas import Document
-from konfig.revisions.writer import WritePolicy, lock_namespace
-from konfig.security.crypto import load_keyring
+from konfig.revisions.writer import lock_namespace, write_policy
 from konfig.settings import Settings
 from konfig.tenants import repository as tenants
 
@@ -45,17 +43,6 @@ class TreeFile:
     path: Path
     namespace: str
     document: Document
-
-
-def write_policy(settings: Settings) -> WritePolicy:
-    """The same policy the server builds in ``create_app``."""
-    keyring = load_keyring(
-        settings.encryption_keys, settings.data_dir, production=settings.is_production
-    )
-    limits = Limits(
-        max_value_bytes=settings.max_value_bytes, max_json_depth=settings.max_json_depth
-    )
-    return WritePolicy(keyring=keyring, limits=limits, max_keys=settings.max_keys_per_namespace)
 
 
 def read_tree(folder: Path) -> list[TreeFile]:

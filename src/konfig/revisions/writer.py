@@ -27,7 +27,8 @@ from konfig.db.session import COMMITTED
 from konfig.errors import NotFound, PayloadTooLarge, ValidationFailed
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
-from konfig.security.crypto import DecryptionError, Keyring, associated_data
+from konfig.security.crypto import DecryptionError, Keyring, associated_data, load_keyring
+from konfig.settings import Settings
 
 _CHUNK = 500
 # Core statements throughout: the rows are complete, and the ORM would only add per-row work.
@@ -97,6 +98,17 @@ class Outcome:
         so answering with it costs no query (built on demand: a document writes thousands)."""
         row = self.rows.get(key)
         return None if row is None else ConfigEntry(**row)
+
+
+def write_policy(settings: Settings) -> WritePolicy:
+    """The keyring and limits every writer uses, from the settings: the server's, the CLI's."""
+    keyring = load_keyring(
+        settings.encryption_keys, settings.data_dir, production=settings.is_production
+    )
+    limits = Limits(
+        max_value_bytes=settings.max_value_bytes, max_json_depth=settings.max_json_depth
+    )
+    return WritePolicy(keyring=keyring, limits=limits, max_keys=settings.max_keys_per_namespace)
 
 
 def random_ids(count: int) -> Iterator[uuid.UUID]:

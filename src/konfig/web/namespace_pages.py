@@ -186,12 +186,8 @@ async def entries_context(
         configs.render(policy, entry, reveal=entry.key == reveal) for entry in found
     ]
     if reveal and any(e.key == reveal and e.is_secret for e in found):
-        await audit.record(
-            visitor.session,
-            action="config.reveal",
-            target_type="config",
-            target=reveal,
-            namespace=namespace.name,
+        await audit.record_reveal(
+            visitor.session, namespace=namespace.name, keys=[reveal], via="entry"
         )
     return {
         "namespace": namespace,

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from konfig.errors import Forbidden, KonfigError, NotFound
+from konfig.errors import KonfigError
 from konfig.web.csrf import CsrfRefused
 from konfig.web.rendering import page, redirect
 from konfig.web.session import NotSignedIn, apply_pending_login, clear_login_cookies
@@ -81,8 +81,6 @@ class UIRoute(APIRoute):
                 )
             except RequestValidationError:
                 response = error_page(request, 404, "There is no such page.")
-            except (NotFound, Forbidden) as exc:
-                response = error_page(request, exc.status_code, exc.message)
             except KonfigError as exc:
                 response = error_page(request, exc.status_code, exc.message)
             apply_pending_login(response, request)
