@@ -124,6 +124,40 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
     assert_error(me, 401, "UNAUTHENTICATED")
 
 
+async def test_a_replayed_refresh_token_ends_access_tokens_already_in_use(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    rotated = (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": owner.refresh_token})
+    ).json()
+    in_use = {"Authorization": f"Bearer {rotated['access_token']}"}
+    for _ in range(3):  # known to this process by now
+        assert (await client.get("/api/v1/auth/me", headers=in_use)).status_code == 200
+    replayed = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": owner.refresh_token}
+    )
+    assert_error(replayed, 401, "UNAUTHENTICATED")
+    assert_error(await client.get("/api/v1/auth/me", headers=in_use), 401, "UNAUTHENTICATED")
+
+
+async def test_a_role_change_takes_effect_on_the_next_request(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    editor = await add_user(client, owner, "role@acme.example.com", "editor")
+    ns = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "roles"})
+    target = f"/api/v1/namespaces/{ns.json()['id']}/configs/k"
+    assert (
+        await client.put(target, headers=editor.headers, json={"value": "a"})
+    ).status_code == 201
+    demoted = await client.patch(
+        f"/api/v1/users/{editor.user_id}", headers=owner.headers, json={"role": "viewer"}
+    )
+    assert demoted.status_code == 200
+    refused = await client.put(target, headers=editor.headers, json={"value": "b"})
+    assert_error(refused, 403, "FORBIDDEN")
+    assert (await client.get(target, headers=editor.headers)).json()["value"] == "a"
+
+
 async def test_access_and_refresh_tokens_are_not_interchangeable(
     client: httpx.AsyncClient, owner: Account
 ) -> None:

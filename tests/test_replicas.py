@@ -227,6 +227,28 @@ async def test_revocation_on_one_replica_holds_on_the_other(
         assert (await http.get(f"{cluster.b}{CONFIG}", headers=tenant.reader)).status_code == 401
 
 
+async def test_a_logout_on_one_replica_ends_the_login_on_the_other(
+    cluster: Cluster, http: httpx.AsyncClient
+) -> None:
+    tenant = await _tenant(http, cluster.a, "logout")
+    for _ in range(3):  # B knows the login by now
+        assert (
+            await http.get(f"{cluster.b}/api/v1/auth/me", headers=tenant.headers)
+        ).status_code == 200
+    out = await http.post(f"{cluster.a}/api/v1/auth/logout", headers=tenant.headers)
+    assert out.status_code == 204
+
+    async def refused_on_b() -> bool:
+        answer = await http.get(f"{cluster.b}/api/v1/auth/me", headers=tenant.headers)
+        return answer.status_code == 401
+
+    await _eventually(refused_on_b, "B refuses the ended login")
+    for _ in range(20):  # and keeps refusing it
+        assert (
+            await http.get(f"{cluster.b}/api/v1/auth/me", headers=tenant.headers)
+        ).status_code == 401
+
+
 async def _listeners(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:

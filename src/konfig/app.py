@@ -22,6 +22,7 @@ from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
 from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.errors import install_error_handlers
@@ -55,6 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
         app.state.engine = engine
+        # Sessions bound to it begin their transactions as writers (SQLite: BEGIN IMMEDIATE).
+        app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.rate_limits = RateLimits(settings, app.state.metrics)
         app.state.shutting_down = False

@@ -9,8 +9,10 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
+from starlette.types import Scope
 
 from konfig.audit.context import set_actor
+from konfig.auth.logins import LoginCache
 from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
@@ -25,25 +27,51 @@ from konfig.users.models import User
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+NOT_AUTHENTICATED = "Not authenticated: send 'Authorization: Bearer <token>'"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header."""
+    scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def known_principal(state: State, token: str) -> Principal | None:
+    """The principal behind a token this process's caches know, with no database work; None
+    for a token they do not know. A known token that must be refused raises 401."""
+    principal: Principal | None
+    if token.startswith(codec.PREFIX):
+        tokens: TokenCache = state.token_cache
+        record = tokens.lookup(token)
+        principal = None if record is None else tokens.admit(record)
+    else:
+        logins: LoginCache = state.login_cache
+        principal = logins.lookup(token)
+    if principal is not None:
+        set_actor(principal.actor, principal.tenant_id)
+    return principal
 
 
 async def authenticate(state: State, session: AsyncSession, token: str) -> Principal:
     """The principal behind a bearer token: an API token (``kfg_…``), or a user's access token
     whose login is still open and whose user is still active.
 
-    Shared by the API's bearer tokens and the web UI's session cookie.
+    Both are answered from this process's caches when they know the token; ``session`` is only
+    used (and its transaction begun) when they do not. Shared by the API's bearer tokens, the
+    read path and the web UI's session cookie.
     """
+    known = known_principal(state, token)
+    if known is not None:
+        return known
     if token.startswith(codec.PREFIX):
         cache: TokenCache = state.token_cache
-        principal = await cache.authenticate(session, token)
+        principal = cache.admit(await cache.load(session, token))
         set_actor(principal.actor, principal.tenant_id)
         return principal
+    logins: LoginCache = state.login_cache
+    generation = logins.generation
     signer: TokenSigner = state.signer
     try:
         claims = signer.verify(token, expected_type="access")
@@ -66,7 +94,7 @@ async def authenticate(state: State, session: AsyncSession, token: str) -> Princ
     ):
         raise Unauthenticated("This login has ended: sign in again")
     set_actor(f"user:{user.id}", user.tenant_id)
-    return Principal(
+    principal = Principal(
         kind="user",
         id=user.id,
         tenant_id=user.tenant_id,
@@ -75,35 +103,48 @@ async def authenticate(state: State, session: AsyncSession, token: str) -> Princ
         session_id=auth_session.id,
         email=user.email,
     )
-
-
-async def get_principal(
-    request: Request,
-    session: SessionDep,
-    _: Annotated[str | None, Depends(oauth2_scheme)] = None,
-) -> Principal:
-    """Authenticate the request and bind its tenant to the transaction."""
-    token = bearer_token(request)
-    if token is None:
-        raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
-    principal = await authenticate(request.app.state, session, token)
-    await bind_tenant(session, principal.tenant_id)
-    return principal
-
-
-async def counted_principal(
-    request: Request, principal: Annotated[Principal, Depends(get_principal)]
-) -> Principal:
-    """The authenticated principal, named for the access log and counted against its rate
-    limit (the read path against its own)."""
-    # The access log line (konfig.ops.middleware) is written outside the route: scope state.
-    request.state.actor = principal.actor
-    request.state.tenant_id = str(principal.tenant_id)
-    limits: RateLimits = request.app.state.rate_limits
-    await limits.check_principal(
-        actor=principal.actor, read=request.scope["path"].startswith(READ_PATH_PREFIX)
+    logins.remember(
+        token, principal, expires_at=claims.expires_at.timestamp(), generation=generation
     )
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(counted_principal)]
+async def admit(
+    state: State, scope: Scope, session: AsyncSession, authorization: str | None
+) -> Principal:
+    """Authenticate a request, bind its tenant to the transaction, and count it
+    (``count_request``)."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise Unauthenticated(NOT_AUTHENTICATED)
+    principal = await authenticate(state, session, token)
+    await bind_tenant(session, principal.tenant_id)
+    await count_request(state, scope, principal)
+    return principal
+
+
+async def count_request(state: State, scope: Scope, principal: Principal) -> None:
+    """Name the principal for the access log and count the request against its rate limit (the
+    read path against its own)."""
+    # The access log line (konfig.ops.middleware) is written outside the route: scope state.
+    request_state = scope.setdefault("state", {})
+    request_state["actor"] = principal.actor
+    request_state["tenant_id"] = str(principal.tenant_id)
+    limits: RateLimits = state.rate_limits
+    await limits.check_principal(
+        actor=principal.actor, read=scope["path"].startswith(READ_PATH_PREFIX)
+    )
+
+
+async def current_principal(
+    request: Request,
+    session: SessionDep,
+    _: Annotated[str | None, Depends(oauth2_scheme)] = None,
+) -> Principal:
+    """The authenticated principal of the request."""
+    return await admit(
+        request.app.state, request.scope, session, request.headers.get("authorization")
+    )
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

@@ -17,6 +17,8 @@ from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import LoginRequest, RegisterRequest, TokenPair
 from konfig.db.base import utcnow
+from konfig.db.session import record_change
+from konfig.delivery.changes import LoginEnded
 from konfig.errors import Conflict, Record, Unauthenticated
 from konfig.security.jwt import InvalidToken, TokenSigner
 from konfig.security.passwords import burn_verification, hash_password, verify_password
@@ -152,6 +154,7 @@ def _revoke_family(session_id: uuid.UUID, reason: str) -> Record:
         if auth_session is not None and auth_session.revoked_at is None:
             auth_session.revoked_at = utcnow()
             auth_session.revoked_reason = reason
+            record_change(session, LoginEnded(auth_session.tenant_id, auth_session.id))
         log.warning("refresh token reused; login %s revoked", session_id)
         if auth_session is not None:
             await audit.record(
@@ -199,6 +202,7 @@ async def logout(session: AsyncSession, *, principal: Principal) -> None:
         auth_session.revoked_at = utcnow()
         auth_session.revoked_reason = "logout"
         await session.flush()
+        record_change(session, LoginEnded(auth_session.tenant_id, auth_session.id))
     await audit.record(
         session, action="auth.logout", target_type="login", target=str(principal.session_id)
     )

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from sqlalchemy import text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
+from starlette.datastructures import State
 
 from konfig.errors import Forbidden, KonfigError
 
@@ -18,7 +21,9 @@ log = logging.getLogger("konfig.db")
 WRITE_OPTION = "konfig_write"
 COMMITTED = "konfig_committed"  # session.info key: revisions this transaction committed
 CHANGED = "konfig_changed"  # session.info key: other changes (tokens, namespaces) to announce
+TENANT = "konfig_tenant"  # session.info key: the tenant its transactions act for
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 
 
 async def open_session(
@@ -36,17 +41,30 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     A ``KonfigError`` may carry a ``record`` (a failed login, a reused refresh token): it is
     written in a fresh transaction after the rollback, so the error leaves its trace.
     """
-    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
     # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
     # reader that lost a race to a writer).
     reveal = request.query_params.get("reveal", "")
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
-    session = await open_session(sessionmaker, write=write)
+    async with request_session(request.app.state, write=write) as session:
+        yield session
+
+
+@asynccontextmanager
+async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSession]:
+    """A request's session, committed when the block ends well and rolled back otherwise.
+
+    Nothing is sent to the database until the request needs it: a request answered from caches
+    (a principal already known, an entry write handed to the group commit) never opens a
+    transaction. A writing request's transaction starts as a writer (SQLite: BEGIN IMMEDIATE).
+    """
+    session: AsyncSession = (
+        state.sessionmaker(bind=state.write_engine) if write else state.sessionmaker()
+    )
     try:
         yield session
     except KonfigError as exc:
         await session.rollback()
-        await _keep_trace(session, exc)
+        await _keep_trace(session, exc, state)
         raise
     except BaseException:
         await session.rollback()
@@ -54,20 +72,36 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     else:
         committed = session.info.pop(COMMITTED, None)
         changed = session.info.pop(CHANGED, None)
-        await session.commit()
-        if committed:
-            # After the commit, never before: listeners (caches, watchers, the YAML mirror,
-            # backups) must only ever see changes that are durable.
-            for hook in request.app.state.commit_hooks:
-                await hook(committed)
-        if changed:
-            for hook in getattr(request.app.state, "change_hooks", ()):
-                await hook(changed)
+        if session.in_transaction():
+            await session.commit()
+        await announce(state, committed, changed)
     finally:
         await session.close()
 
 
-async def _keep_trace(session: AsyncSession, exc: KonfigError) -> None:
+async def announce(state: State, committed: list[Any] | None, changed: list[Any] | None) -> None:
+    """Tell the hooks what a transaction committed: after the commit, never before, so that
+    listeners (caches, watchers, the YAML mirror, backups) only ever see durable changes."""
+    if committed:
+        for hook in state.commit_hooks:
+            await hook(committed)
+    if changed:
+        for hook in getattr(state, "change_hooks", ()):
+            await hook(changed)
+
+
+async def keep_trace(state: State, exc: KonfigError) -> None:
+    """``_keep_trace`` for a request that had no session of its own."""
+    if exc.record is None and not isinstance(exc, Forbidden):
+        return
+    session: AsyncSession = state.sessionmaker(bind=state.write_engine)
+    try:
+        await _keep_trace(session, exc, state)
+    finally:
+        await session.close()
+
+
+async def _keep_trace(session: AsyncSession, exc: KonfigError, state: State) -> None:
     """Write what a refused request must leave behind (its ``record``; a denial's audit row)."""
     from konfig.audit.service import record_failure
 
@@ -78,10 +112,13 @@ async def _keep_trace(session: AsyncSession, exc: KonfigError) -> None:
         if exc.record is not None:
             await exc.record(session)
         await record_failure(session, exc)
+        changed = session.info.pop(CHANGED, None)
         await session.commit()
     except Exception:
         await session.rollback()
         log.exception("could not record the trace of a refused request")
+        return
+    await announce(state, None, changed)  # a login the record ended, say
 
 
 def record_change(session: AsyncSession, change: object) -> None:
@@ -96,11 +133,18 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> Non
     """Tell the database which tenant this transaction acts for (PostgreSQL row-level security).
 
     ``SET LOCAL`` semantics: the setting ends with the transaction, so a pooled connection never
-    carries one request's tenant into the next.
+    carries one request's tenant into the next. A session that has not begun its transaction
+    yet binds it when it does (``_bind_on_begin``): asking now would begin it.
     """
     if session.get_bind().dialect.name != "postgresql":
         return
-    await session.execute(
-        text("SELECT set_config('konfig.tenant_id', :tenant, true)"),
-        {"tenant": str(tenant_id) if tenant_id else ""},
-    )
+    session.info[TENANT] = tenant_id
+    if session.in_transaction():
+        await session.execute(_SET_TENANT, {"tenant": str(tenant_id) if tenant_id else ""})
+
+
+@event.listens_for(Session, "after_begin")
+def _bind_on_begin(session: Session, _transaction: Any, connection: Connection) -> None:
+    if TENANT in session.info and connection.dialect.name == "postgresql":
+        tenant_id = session.info[TENANT]
+        connection.execute(_SET_TENANT, {"tenant": str(tenant_id) if tenant_id else ""})

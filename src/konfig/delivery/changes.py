@@ -37,10 +37,18 @@ class UserChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class LoginEnded:
+    """A login was ended (logout, a refresh token replayed): its access tokens stop working."""
+
+    tenant_id: uuid.UUID
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class TenantChanged:
     """A tenant was deleted or suspended: forget everything cached for it."""
 
     tenant_id: uuid.UUID
 
 
-Change = NamespaceChanged | TokenChanged | UserChanged | TenantChanged
+Change = NamespaceChanged | TokenChanged | UserChanged | LoginEnded | TenantChanged

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from konfig.auth.deps import authenticate
-from konfig.db.session import open_session
+from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token
 from konfig.delivery.cache import Resolved, Variant, Wake
 from konfig.delivery.http import (
     DEFAULT_QUERY,
@@ -160,12 +159,9 @@ class ReadPath:
 
     async def _authenticate(self, authorization: bytes | None, name: str) -> Caller:
         """Who calls, if they may read ``name``: 401 or 403 otherwise."""
-        if authorization is None:
-            raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
-        scheme, _, token = authorization.decode("latin-1").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthenticated("Not authenticated: send 'Authorization: Bearer <token>'")
+        token = bearer_token(authorization.decode("latin-1") if authorization else None)
+        if token is None:
+            raise Unauthenticated(NOT_AUTHENTICATED)
         if token.startswith(codec.PREFIX):
             record = self.tokens.lookup(token)
             if record is None:
@@ -174,7 +170,7 @@ class ReadPath:
             if not record.may_read(name):
                 raise Forbidden(f"this token may not read namespace {name}")
             return Caller(principal.tenant_id, principal.id, record.actor)
-        session = await open_session(self.delivery.sessionmaker, write=False)
+        session = self.delivery.sessionmaker()  # begun only should the caches not know the token
         try:
             principal = await authenticate(self.delivery.state, session, token)
         finally:

@@ -3,7 +3,8 @@
 
 A message is JSON ``{"o": origin, "e": [[kind, tenant_id, id, name], ...]}`` with kind ``ns``
 (a namespace's entries or includes changed, or it was created or deleted), ``token`` (revoked
-or deleted), ``user`` (deactivated, deleted, role changed) or ``tenant`` (deleted, suspended).
+or deleted), ``user`` (deactivated, deleted, role changed), ``login`` (a user's login ended:
+logout, a replayed refresh token) or ``tenant`` (deleted, suspended).
 Each process skips its own messages: it applied them before publishing.
 
 Each transport keeps one listening connection. When it is lost the process stops caching
@@ -22,9 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("konfig.notify")
 
@@ -128,11 +127,12 @@ class _Supervised:
 class PostgresTransport(_Supervised):
     name = "PostgreSQL listener"
 
-    def __init__(self, *, url: str, channel: str, engine: AsyncEngine, **kwargs: Any) -> None:
+    def __init__(self, *, url: str, channel: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.channel = channel
-        self.engine = engine
+        self._publisher: Any = None  # asyncpg.Connection, made on first use
+        self._publishing = asyncio.Lock()
 
     async def _listen(self) -> None:
         import asyncpg
@@ -157,12 +157,28 @@ class PostgresTransport(_Supervised):
             connection.terminate()
 
     async def publish(self, payload: str) -> None:
-        async with self.engine.connect() as connection:
-            await connection.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": self.channel, "payload": payload},
-            )
-            await connection.commit()
+        """One round trip on a connection kept for publishing (a pooled one cost a checkout, a
+        ping and a transaction of its own: four)."""
+        import asyncpg
+
+        async with self._publishing:
+            if self._publisher is None or self._publisher.is_closed():
+                self._publisher = await asyncpg.connect(
+                    self.dsn, timeout=10, server_settings={"application_name": "konfig-publisher"}
+                )
+            try:
+                await self._publisher.execute("SELECT pg_notify($1, $2)", self.channel, payload)
+            except BaseException:
+                publisher, self._publisher = self._publisher, None
+                publisher.terminate()
+                raise
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._publisher is not None:
+            publisher, self._publisher = self._publisher, None
+            with contextlib.suppress(Exception):
+                await publisher.close(timeout=5)
 
 
 class RedisTransport(_Supervised):
@@ -207,7 +223,7 @@ class RedisTransport(_Supervised):
                     self._received(message["data"])
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
             with contextlib.suppress(Exception):
                 await client.aclose()
 

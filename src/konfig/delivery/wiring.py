@@ -17,10 +17,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from konfig.auth.logins import LoginCache
 from konfig.db.session import WRITE_OPTION, bind_tenant
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
-from konfig.delivery.changes import NamespaceChanged, TenantChanged, TokenChanged, UserChanged
+from konfig.delivery.changes import (
+    LoginEnded,
+    NamespaceChanged,
+    TenantChanged,
+    TokenChanged,
+    UserChanged,
+)
 from konfig.delivery.handler import PREFIX, ReadPath
 from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
 from konfig.delivery.resolve import Resolution
@@ -75,6 +82,7 @@ class Delivery:
         self.keyring = keyring
         self.heartbeat_seconds = settings.sse_heartbeat_seconds
         self.tokens = TokenCache(max_age=settings.cache_max_age_seconds)
+        self.logins = LoginCache(max_age=settings.cache_max_age_seconds)
         self.cache = ResolvedCache(
             self._load_many,
             max_entries=settings.resolved_cache_entries,
@@ -101,6 +109,7 @@ class Delivery:
         app = self.app
         app.state.delivery = self
         app.state.token_cache = self.tokens
+        app.state.login_cache = self.logins
         app.state.commit_hooks.append(self.on_committed)
         if not hasattr(app.state, "change_hooks"):
             app.state.change_hooks = []
@@ -165,9 +174,7 @@ class Delivery:
         url = settings.resolved_database_url
         backend = make_url(url).get_backend_name()
         if backend == "postgresql":
-            return PostgresTransport(
-                url=url, channel=settings.notify_channel, engine=self.app.state.engine, **callbacks
-            )
+            return PostgresTransport(url=url, channel=settings.notify_channel, **callbacks)
         if backend != "sqlite":
             log.warning(
                 "no change notifications between replicas on %s: run one replica or set "
@@ -179,11 +186,15 @@ class Delivery:
     def _up(self) -> None:
         self.tokens.clear()
         self.tokens.enabled = True
+        self.logins.clear()
+        self.logins.enabled = True
         self.cache.enable()
 
     def _down(self) -> None:
         self.tokens.enabled = False
         self.tokens.clear()
+        self.logins.enabled = False
+        self.logins.clear()
         self.cache.disable()
 
     # Changes ----------------------------------------------------------------------------------
@@ -198,8 +209,12 @@ class Delivery:
                 self.tokens.forget_token(object_id)
             elif kind == "user":
                 self.tokens.forget_user(object_id)
+                self.logins.forget_user(object_id)
+            elif kind == "login":
+                self.logins.forget_login(object_id)
             elif kind == "tenant":
                 self.tokens.forget_tenant(tenant_id)
+                self.logins.forget_tenant(tenant_id)
                 self.cache.forget_tenant(tenant_id)
         for listener in self.listeners:
             listener(announced)
@@ -222,6 +237,8 @@ class Delivery:
                 events.append(("token", change.tenant_id, change.token_id, ""))
             elif isinstance(change, UserChanged):
                 events.append(("user", change.tenant_id, change.user_id, ""))
+            elif isinstance(change, LoginEnded):
+                events.append(("login", change.tenant_id, change.session_id, ""))
             elif isinstance(change, TenantChanged):
                 events.append(("tenant", change.tenant_id, change.tenant_id, ""))
         await self._announce(events)

@@ -169,12 +169,6 @@ class TokenCache:
             if flight is not None and flight[1] is asyncio.current_task():
                 del self._flights[token_hash]
 
-    async def authenticate(self, session: AsyncSession, secret: str) -> Principal:
-        record = self.lookup(secret)
-        if record is None:
-            record = await self.load(session, secret)
-        return self.admit(record)
-
     # Announcements ----------------------------------------------------------------------------
 
     def forget_token(self, token_id: uuid.UUID) -> None:

@@ -24,7 +24,7 @@ from konfig.auth import service as auth_service
 from konfig.auth.deps import authenticate
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import TokenPair
-from konfig.db.session import SessionDep, bind_tenant, open_session
+from konfig.db.session import CHANGED, SessionDep, announce, bind_tenant, open_session
 from konfig.errors import KonfigError, Unauthenticated
 from konfig.security.jwt import Claims, InvalidToken, TokenSigner
 from konfig.web.csrf import SAFE_METHODS, check_csrf, csrf_token
@@ -81,7 +81,9 @@ async def _spend(state: State, refresh_token: str) -> TokenPair:
         await session.rollback()
         if exc.record is not None:
             await exc.record(session)
+            changed = session.info.pop(CHANGED, None)
             await session.commit()
+            await announce(state, None, changed)  # the login it ended
         raise
     finally:
         await session.close()
