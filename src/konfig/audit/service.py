@@ -15,10 +15,11 @@ import orjson
 from sqlalchemy import Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from konfig.audit.context import current
+from konfig.audit.context import AuditContext, current
 from konfig.audit.models import AuditEvent
 from konfig.auth.principal import Principal
 from konfig.configs.schemas import MASK
+from konfig.db.base import utcnow
 from konfig.errors import Forbidden, ValidationFailed
 from konfig.pagination import Page, decode_cursor, encode_cursor
 from konfig.security.crypto import Keyring
@@ -57,6 +58,34 @@ def shown_value(keyring: Keyring, value: Any, *, secret: bool) -> str:
     return "fp:" + keyring.fingerprint(orjson.dumps(value))
 
 
+def event_row(
+    *,
+    action: str,
+    target_type: str,
+    target: str = "",
+    namespace: str | None = None,
+    summary: dict[str, Any] | None = None,
+    tenant_id: uuid.UUID | None = None,
+    actor: str | None = None,
+    context: AuditContext | None = None,
+) -> dict[str, Any]:
+    """A whole audit row; who and from where default to ``context`` (the current request's)."""
+    context = context or current()
+    return {
+        "id": uuid.uuid4(),
+        "created_at": utcnow(),
+        "tenant_id": tenant_id or context.tenant_id,
+        "actor": actor or context.actor,
+        "action": action,
+        "target_type": target_type,
+        "target": target[:300],
+        "namespace": namespace,
+        "summary": summary or {},
+        "request_id": context.request_id,
+        "client": context.client,
+    }
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -68,24 +97,21 @@ async def record(
     tenant_id: uuid.UUID | None = None,
     actor: str | None = None,
 ) -> None:
-    context = current()
     # A Core insert, now: cheaper than the unit of work, and the row's place in the transaction
     # is where the change happened. What the caller added before (a new tenant, a user the
     # event names) goes first.
     await session.flush()
     await session.execute(
         _INSERT,
-        {
-            "tenant_id": tenant_id or context.tenant_id,
-            "actor": actor or context.actor,
-            "action": action,
-            "target_type": target_type,
-            "target": target[:300],
-            "namespace": namespace,
-            "summary": summary or {},
-            "request_id": context.request_id,
-            "client": context.client,
-        },
+        event_row(
+            action=action,
+            target_type=target_type,
+            target=target,
+            namespace=namespace,
+            summary=summary,
+            tenant_id=tenant_id,
+            actor=actor,
+        ),
     )
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, DateTime, LargeBinary, MetaData, Text, TypeDecorator, Uuid
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, class_mapper, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -53,6 +54,18 @@ Json = JSON().with_variant(mysql.JSON(), "mysql", "mariadb")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def detached(model: type[_Model], values: Mapping[Any, Any]) -> _Model:
+    """An instance of ``model`` holding ``values``, in no session: what the ORM builds when it
+    loads a row, without the attribute events of ``model(**values)`` (a tenth of the time)."""
+    manager = class_mapper(model).class_manager  # configures the mappers on first use
+    instance: _Model = manager.new_instance()
+    instance.__dict__.update(values)
+    return instance
+
+
+_Model = TypeVar("_Model", bound="Base")
 
 
 class Base(DeclarativeBase):

@@ -18,25 +18,50 @@ The values are those SQLAlchemy would send: each column's own bind processor con
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Column, Table, insert
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.types import NullType, TypeEngine
 
 _Processor = Callable[[Any], Any] | None
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
+class Plan:
+    """How a table's values go to and come from one database's driver, column by column."""
+
     names: list[str]
-    processors: list[_Processor]
+    processors: list[_Processor]  # to the driver
+    results: list[_Processor]  # from the driver
     types: list[str]  # PostgreSQL type names, for the casts
+    processor_of: dict[str, _Processor] = field(default_factory=dict)
+    # The columns whose values are converted on the way out (position, converter).
+    converted: list[tuple[int, Callable[[Any], Any]]] = field(default_factory=list)
+
+    def encode(self, row: dict[str, Any], names: Sequence[str]) -> tuple[Any, ...]:
+        """``row``'s values of the columns ``names``, as the driver takes them."""
+        processor_of = self.processor_of
+        return tuple(
+            value if (process := processor_of[name]) is None else process(value)
+            for name, value in ((name, row[name]) for name in names)
+        )
+
+    def value(self, name: str, value: Any) -> Any:
+        process = self.processor_of[name]
+        return value if process is None else process(value)
+
+    def decode(self, values: Sequence[Any]) -> dict[str, Any]:
+        """A row of every column, in the table's order, as SQLAlchemy would read it."""
+        converted = list(values)
+        for position, result in self.converted:
+            converted[position] = result(converted[position])
+        return dict(zip(self.names, converted, strict=True))
 
 
-_plans: dict[tuple[str, str, str], _Plan] = {}
+_plans: dict[tuple[str, str, str], Plan] = {}
 
 
 def _type_of(column: Column[Any]) -> TypeEngine[Any]:
@@ -46,24 +71,32 @@ def _type_of(column: Column[Any]) -> TypeEngine[Any]:
     return column.type
 
 
-def _plan(table: Table, dialect: Dialect) -> _Plan:
+def plan(table: Table, dialect: Dialect) -> Plan:
     key = (table.name, dialect.name, dialect.driver)
     found = _plans.get(key)
     if found is None:
         names = [column.name for column in table.columns]
         impls = [_type_of(table.c[name]).dialect_impl(dialect) for name in names]
         processors: list[_Processor] = [impl.bind_processor(dialect) for impl in impls]
+        results: list[_Processor] = [impl.result_processor(dialect, None) for impl in impls]
         types = (
             [impl.compile(dialect=dialect) for impl in impls]
             if dialect.name == "postgresql"
             else []
         )
-        found = _plans[key] = _Plan(names, processors, types)
+        found = _plans[key] = Plan(
+            names,
+            processors,
+            results,
+            types,
+            dict(zip(names, processors, strict=True)),
+            [(n, result) for n, result in enumerate(results) if result is not None],
+        )
     return found
 
 
 async def insert_rows(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     table: Table,
     rows: Sequence[dict[str, Any]],
     *,
@@ -77,14 +110,14 @@ async def insert_rows(
     if not rows:
         return
     shared = shared or {}
-    connection = await session.connection()
+    connection = await session.connection() if isinstance(session, AsyncSession) else session
     dialect = connection.dialect
     if dialect.name not in ("sqlite", "postgresql"):
         await connection.execute(insert(table), [{**row, **shared} for row in rows])
         return
-    plan = _plan(table, dialect)
+    table_plan = plan(table, dialect)
     columns: list[tuple[str, _Processor, bool, Any]] = []  # name, processor, shared?, value
-    for name, process in zip(plan.names, plan.processors, strict=True):
+    for name, process in zip(table_plan.names, table_plan.processors, strict=True):
         if name in shared:
             value = shared[name]
             columns.append((name, process, True, process(value) if process else value))
@@ -95,7 +128,7 @@ async def insert_rows(
         else:
             raise ValueError(f"insert_rows: no value for {table.name}.{name}")
     if dialect.name == "postgresql":
-        sql, parameters = _unnest(dialect, table, plan, columns, rows)
+        sql, parameters = _unnest(dialect, table, table_plan, columns, rows)
         await connection.exec_driver_sql(sql, parameters)
         return
     placeholders = ", ".join("?" for _ in columns)
@@ -118,7 +151,7 @@ def _quoted(dialect: Dialect, name: str) -> str:
 def _unnest(
     dialect: Dialect,
     table: Table,
-    plan: _Plan,
+    table_plan: Plan,
     columns: list[tuple[str, _Processor, bool, Any]],
     rows: Sequence[dict[str, Any]],
 ) -> tuple[str, tuple[Any, ...]]:
@@ -126,7 +159,7 @@ def _unnest(
     parameters: list[Any] = []
     arrays: list[str] = []
     selected: list[str] = []
-    type_of = dict(zip(plan.names, plan.types, strict=True))
+    type_of = dict(zip(table_plan.names, table_plan.types, strict=True))
     for name, process, fixed, value in columns:
         cast = type_of[name]
         if fixed:
