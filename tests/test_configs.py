@@ -379,7 +379,8 @@ async def test_keys_per_namespace_limit(
 ) -> None:
     from dataclasses import replace
 
-    app.state.write_policy = replace(app.state.write_policy, max_keys=2)
+    policy = replace(app.state.write_policy, max_keys=2)
+    app.state.write_policy = app.state.entry_writer.policy = policy
     for key in ("a", "b"):
         assert (
             await client.post(configs(ns), headers=owner.headers, json={"key": key, "value": "v"})

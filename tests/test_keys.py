@@ -42,7 +42,8 @@ def _key_ids(db: Path) -> set[str]:
 
 @pytest.mark.slow
 def test_rotate_while_serving(tmp_path: Path) -> None:
-    server: ServerProcess = start_server(tmp_path)
+    # The writer below writes as fast as the server takes it: above the default rate limit.
+    server: ServerProcess = start_server(tmp_path, KONFIG_RATE_LIMIT_PER_MINUTE="1000000")
     try:
         headers = _login(server.url)
         ns = httpx.post(

@@ -21,6 +21,8 @@ from konfig.backups.scheduler import BackupScheduler
 from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
+from konfig.configs.write_path import WritePathFirst
+from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Sessions bound to it begin their transactions as writers (SQLite: BEGIN IMMEDIATE).
         app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.entry_writer = EntryWriter(engine, app.state.write_policy, app.state.commit_hooks)
         app.state.rate_limits = RateLimits(settings, app.state.metrics)
         app.state.shutting_down = False
         # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
@@ -82,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             app.state.shutting_down = True
             app.state.shutdown_event.set()
+            await app.state.entry_writer.close()  # the writes already queued go in first
             await app.state.rate_limits.close()
             app.state.commit_hooks.remove(scheduler.on_commit)
             await scheduler.close()  # takes the pending automatic backups first
@@ -147,7 +151,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _meter_read_path(app, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
-    # included), request id, access log and metrics, CORS, body cap.
+    # included), request id, access log and metrics, CORS, body cap, single-entry writes.
+    app.add_middleware(WritePathFirst)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response, status
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import service
 from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
+from konfig.configs.writes import EntryWriter
 from konfig.db.session import SessionDep
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.revisions.writer import WritePolicy
@@ -26,6 +27,10 @@ Message = Annotated[
 
 def _policy(request: Request) -> WritePolicy:
     return request.app.state.write_policy  # type: ignore[no-any-return]
+
+
+def _writer(request: Request) -> EntryWriter:
+    return request.app.state.entry_writer  # type: ignore[no-any-return]
 
 
 def answer(response: Response, policy: WritePolicy, entry: object, *, reveal: bool) -> ConfigRead:
@@ -73,7 +78,7 @@ async def create_config(
     policy = _policy(request)
     entry = await service.create(
         session,
-        policy=policy,
+        writer=_writer(request),
         principal=principal,
         namespace_id=namespace_id,
         payload=payload,
@@ -118,7 +123,7 @@ async def replace_config(
     policy = _policy(request)
     entry, created = await service.replace_entry(
         session,
-        policy=policy,
+        writer=_writer(request),
         principal=principal,
         namespace_id=namespace_id,
         key=key,
@@ -148,7 +153,7 @@ async def patch_config(
     policy = _policy(request)
     entry = await service.patch(
         session,
-        policy=policy,
+        writer=_writer(request),
         principal=principal,
         namespace_id=namespace_id,
         key=key,
@@ -172,7 +177,7 @@ async def delete_config(
     """Delete an entry (its history stays)."""
     await service.delete(
         session,
-        policy=_policy(request),
+        writer=_writer(request),
         principal=principal,
         namespace_id=namespace_id,
         key=key,

@@ -13,16 +13,13 @@ from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
-from konfig.errors import Conflict, KonfigError, NotFound, PreconditionFailed
+from konfig.configs.writes import EntryWrite, EntryWriter
+from konfig.configs.writes import check_if_match as check_if_match  # re-exported
+from konfig.configs.writes import etag as etag  # re-exported
+from konfig.errors import KonfigError, NotFound
 from konfig.namespaces import service as namespaces
 from konfig.pagination import Page, decode_cursor, encode_cursor
-from konfig.revisions.writer import (
-    EntryDraft,
-    WritePolicy,
-    commit_changes,
-    decrypt_value,
-    lock_namespace,
-)
+from konfig.revisions.writer import EntryDraft, WritePolicy, check_drafts, decrypt_value
 from konfig.security.crypto import DecryptionError
 from konfig.users.models import Role
 
@@ -31,28 +28,9 @@ class StoredValueCorrupt(KonfigError):
     code, status_code = "INTERNAL", 500
 
 
-def etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def check_if_match(if_match: str | None, current: ConfigEntry | None) -> None:
-    """412 unless ``If-Match`` (when sent) names the entry's current version."""
-    if if_match is None:
-        return
-    if current is None:
-        raise PreconditionFailed("If-Match was sent but the entry does not exist")
-    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
-    if "*" not in tags and etag(current.version) not in tags:
-        raise PreconditionFailed(
-            f"the entry {current.key} is at version {current.version}, not the one in If-Match: "
-            "read it again and reapply your change",
-            {"current_version": current.version},
-        )
-
-
 def _must(entry: ConfigEntry | None) -> ConfigEntry:
-    if entry is None:  # the row was written in this very transaction
-        raise RuntimeError("an entry written in this transaction is missing")
+    if entry is None:  # a create, replace or patch always leaves the key
+        raise RuntimeError("an entry written by this request is missing")
     return entry
 
 
@@ -147,90 +125,46 @@ async def list_page(
     return entries, None
 
 
-async def _write(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    draft: EntryDraft | None,
-    delete_key: str | None = None,
-    message: str | None,
-    if_match: str | None,
-    if_none_match: str | None = None,
-    must_exist: bool = False,
-    must_not_exist: bool = False,
-) -> tuple[ConfigEntry | None, bool]:
-    """Write one entry under the namespace lock; answers the entry and whether it existed."""
-    principal.require(Role.editor)
-    # Locked first, then checked: one query for both (another tenant's is not found either way).
-    namespace = await lock_namespace(
-        session, tenant_id=principal.tenant_id, namespace_id=namespace_id
-    )
-    namespaces.check_allowed(principal, namespace, "write")
-    key = draft.key if draft else (delete_key or "")
-    current = await _entry(session, namespace.id, key)
-    if if_none_match is not None and if_none_match.strip() == "*" and current is not None:
-        raise PreconditionFailed(
-            f"{key} already exists and If-None-Match: * refuses to overwrite it"
-        )
-    if must_not_exist and current is not None:
-        raise Conflict(f"{key} already exists in {namespace.name}: use PUT or PATCH to change it")
-    if must_exist and current is None:
-        raise NotFound(f"no key {key} in namespace {namespace.name}")
-    check_if_match(if_match, current)
-    outcome = await commit_changes(
-        session,
-        policy=policy,
-        tenant_id=principal.tenant_id,
-        namespace_id=namespace.id,
-        actor=principal.actor,
-        upserts=[draft] if draft else [],
-        deletes=[key] if delete_key else [],
-        message=message,
-        locked=namespace,
-        current={key: current} if current is not None else {},
-    )
-    written = (outcome.written(key) or current) if draft else None  # unchanged: as it was
-    return written, current is not None
-
-
-async def create(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    payload: ConfigCreate,
-    message: str | None,
-    if_none_match: str | None,
-) -> ConfigEntry:
-    draft = EntryDraft(
-        payload.key,
+def _draft(key: str, payload: ConfigCreate | ConfigReplace) -> EntryDraft:
+    return EntryDraft(
+        key,
         payload.value,
         payload.value_type,
         payload.validation_schema,
         payload.description,
         payload.is_secret,
     )
-    entry, _ = await _write(
+
+
+async def create(
+    session: AsyncSession | None,
+    *,
+    writer: EntryWriter,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    payload: ConfigCreate,
+    message: str | None,
+    if_none_match: str | None,
+) -> ConfigEntry:
+    written = await writer.write(
         session,
-        policy=policy,
-        principal=principal,
-        namespace_id=namespace_id,
-        draft=draft,
-        message=payload.message or message,
-        if_match=None,
-        if_none_match=if_none_match,
-        must_not_exist=True,
+        EntryWrite(
+            principal=principal,
+            namespace_id=namespace_id,
+            key=payload.key,
+            draft=_draft(payload.key, payload),
+            message=payload.message or message,
+            if_none_match=if_none_match,
+            must_not_exist=True,
+        ),
     )
-    return _must(entry)
+    return _must(written.entry)
 
 
 async def replace_entry(
-    session: AsyncSession,
+    session: AsyncSession | None,
     *,
-    policy: WritePolicy,
+    writer: EntryWriter,
     principal: Principal,
     namespace_id: uuid.UUID,
     key: str,
@@ -240,31 +174,25 @@ async def replace_entry(
     if_none_match: str | None,
 ) -> tuple[ConfigEntry, bool]:
     """Replace (or create) one entry; answers whether it was created."""
-    draft = EntryDraft(
-        key,
-        payload.value,
-        payload.value_type,
-        payload.validation_schema,
-        payload.description,
-        payload.is_secret,
-    )
-    entry, existed = await _write(
+    written = await writer.write(
         session,
-        policy=policy,
-        principal=principal,
-        namespace_id=namespace_id,
-        draft=draft,
-        message=payload.message or message,
-        if_match=if_match,
-        if_none_match=if_none_match,
+        EntryWrite(
+            principal=principal,
+            namespace_id=namespace_id,
+            key=key,
+            draft=_draft(key, payload),
+            message=payload.message or message,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        ),
     )
-    return _must(entry), not existed
+    return _must(written.entry), not written.existed
 
 
 async def patch(
-    session: AsyncSession,
+    session: AsyncSession | None,
     *,
-    policy: WritePolicy,
+    writer: EntryWriter,
     principal: Principal,
     namespace_id: uuid.UUID,
     key: str,
@@ -273,56 +201,61 @@ async def patch(
     if_match: str | None,
 ) -> ConfigEntry:
     """Change some fields; the result is validated whole, so a new schema re-checks the value."""
-    current = await get(session, principal=principal, namespace_id=namespace_id, key=key)
     given = payload.model_fields_set
-    value = payload.value if "value" in given else read_value(policy, current)
-    draft = EntryDraft(
-        key,
-        value,
-        current.value_type,
-        current.validation_schema,
-        current.description,
-        current.is_secret,
-    )
     changes = {
         name: getattr(payload, name)
         for name in ("value_type", "validation_schema", "description", "is_secret")
         if name in given and (getattr(payload, name) is not None or name == "validation_schema")
     }
-    draft = replace(draft, **changes)
-    entry, _ = await _write(
+
+    def patched(current: ConfigEntry) -> EntryDraft:
+        value = payload.value if "value" in given else read_value(writer.policy, current)
+        draft = EntryDraft(
+            key,
+            value,
+            current.value_type,
+            current.validation_schema,
+            current.description,
+            current.is_secret,
+        )
+        draft = replace(draft, **changes)
+        check_drafts([draft], writer.policy.limits)
+        return draft
+
+    written = await writer.write(
         session,
-        policy=policy,
-        principal=principal,
-        namespace_id=namespace_id,
-        draft=draft,
-        message=payload.message or message,
-        if_match=if_match,
-        must_exist=True,
+        EntryWrite(
+            principal=principal,
+            namespace_id=namespace_id,
+            key=key,
+            patch=patched,
+            message=payload.message or message,
+            if_match=if_match,
+        ),
     )
-    return _must(entry)
+    return _must(written.entry)
 
 
 async def delete(
-    session: AsyncSession,
+    session: AsyncSession | None,
     *,
-    policy: WritePolicy,
+    writer: EntryWriter,
     principal: Principal,
     namespace_id: uuid.UUID,
     key: str,
     message: str | None,
     if_match: str | None,
 ) -> None:
-    await _write(
+    await writer.write(
         session,
-        policy=policy,
-        principal=principal,
-        namespace_id=namespace_id,
-        draft=None,
-        delete_key=key,
-        message=message,
-        if_match=if_match,
-        must_exist=True,
+        EntryWrite(
+            principal=principal,
+            namespace_id=namespace_id,
+            key=key,
+            message=message,
+            if_match=if_match,
+            must_exist=True,
+        ),
     )
 
 

@@ -127,6 +127,26 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         return None
 
 
+# One statement of a script: SQL, parameters, and whether they are many rows (executemany).
+Statement = tuple[str, Sequence[Any], bool]
+
+
+def _run_script(conn: sqlite3.Connection, statements: Sequence[Statement]) -> list[list[Any]]:
+    """On SQLite's thread: every statement in turn, and the rows each returned."""
+    answers: list[list[Any]] = []
+    for operation, parameters, many in statements:
+        cursor = conn.cursor()
+        try:
+            if many:
+                cursor.executemany(operation, parameters)
+            else:
+                cursor.execute(operation, parameters)
+            answers.append(cursor.fetchall() if cursor.description else [])
+        finally:
+            cursor.close()
+    return answers
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     __slots__ = ("_writing",)
     _cursor_cls = OneTripCursor
@@ -144,6 +164,27 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
         self._writing = True
+
+    async def script(self, statements: Sequence[Statement]) -> list[list[Any]]:
+        """Run several statements in one trip to SQLite's thread; answers each one's rows.
+
+        For a caller that drives its own transaction on this connection: a script starting with
+        ``BEGIN IMMEDIATE`` waits for this process's write turn first, and the turn is given back
+        as soon as no transaction is left open (after its ``COMMIT`` or ``ROLLBACK``, or a
+        ``BEGIN`` that failed).
+        """
+        if statements and statements[0][0] == _BEGIN_WRITE:
+            await self.take_write_turn()
+        connection = cast(aiosqlite.Connection, self._connection)
+        try:
+            async with self._execute_mutex:
+                answers: list[list[Any]] = await connection._execute(  # type: ignore[no-untyped-call]
+                    _run_script, connection._conn, statements
+                )
+        finally:
+            if not connection._conn.in_transaction:
+                self._end_write_turn()
+        return answers
 
     def _end_write_turn(self) -> None:
         if self._writing:

@@ -18,7 +18,8 @@ from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
-from konfig.configs.service import StoredValueCorrupt, check_if_match, read_value
+from konfig.configs.service import StoredValueCorrupt, read_value
+from konfig.configs.writes import check_if_match
 from konfig.errors import NotFound, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace

@@ -55,7 +55,7 @@ async def add_entry(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
             try:
                 created = await configs.create(
                     visitor.session,
-                    policy=policy_of(visitor),
+                    writer=visitor.request.app.state.entry_writer,
                     principal=visitor.principal,
                     namespace_id=namespace_id,
                     payload=payload,
@@ -138,7 +138,7 @@ async def save_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Re
             payload = ConfigPatch(**changes)
             saved = await configs.patch(
                 visitor.session,
-                policy=policy_of(visitor),
+                writer=visitor.request.app.state.entry_writer,
                 principal=visitor.principal,
                 namespace_id=namespace_id,
                 key=key,
@@ -174,7 +174,7 @@ async def delete_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> 
     try:
         await configs.delete(
             visitor.session,
-            policy=policy_of(visitor),
+            writer=visitor.request.app.state.entry_writer,
             principal=visitor.principal,
             namespace_id=namespace_id,
             key=key,

@@ -1,0 +1,404 @@
+"""The SQL of single-entry writes (``konfig.configs.writes``), on each backend.
+
+A store reads what a batch of writes needs (its namespaces, locked, and their keys) and writes
+the batch's ``Rows``. ``CoreStore`` speaks SQLAlchemy Core on any connection: a request
+session's transaction, or MariaDB. ``SqliteStore`` and ``PostgresStore`` speak to the driver
+itself, for the group commit: a batch is a handful of statements, and SQLAlchemy's own work per
+statement (compiling, processing, and on SQLite a trip to aiosqlite's thread each) cost several
+times what the database did. SQLite gets two trips to its thread per batch: begin and read,
+then write and commit. Values pass through the columns' own SQLAlchemy processors
+(``konfig.db.bulk.Plan``), so the stores write and read exactly what SQLAlchemy would.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+
+from konfig.audit.models import AuditEvent
+from konfig.configs.models import ConfigEntry
+from konfig.db.base import detached
+from konfig.db.bulk import Plan, plan
+from konfig.db.sqlite_driver import OneTripConnection, Statement
+from konfig.namespaces.models import Namespace
+from konfig.revisions.models import EntryVersion, Revision
+from konfig.revisions.rows import UPDATED_COLUMNS, Rows, write_rows
+
+_ENTRIES = cast(Table, ConfigEntry.__table__)
+_NAMESPACES = cast(Table, Namespace.__table__)
+_VERSIONS = cast(Table, EntryVersion.__table__)
+_REVISIONS = cast(Table, Revision.__table__)
+_AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+
+Place = tuple[uuid.UUID, str]  # a key of a namespace
+Loaded = tuple[dict[uuid.UUID, Namespace], dict[Place, ConfigEntry]]
+
+
+class Store(Protocol):
+    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+        """The namespaces, locked (the store's transaction begins here when it owns one), and
+        the entries stored at ``places``."""
+
+    async def count(self, namespace_id: uuid.UUID) -> int:
+        """How many keys the namespace holds."""
+
+    async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
+        """The newest version the key ever had; 0 if none."""
+
+    async def write(self, rows: Rows) -> None:
+        """Write ``rows`` (and commit, when the store owns its transaction)."""
+
+    async def abort(self) -> None:
+        """Roll back what was begun, when the store owns its transaction."""
+
+
+class CoreStore:
+    """Through SQLAlchemy Core: in a transaction the caller owns, or in one of its own."""
+
+    def __init__(self, connection: AsyncConnection, *, owns_transaction: bool = False) -> None:
+        self.connection = connection
+        self.owns_transaction = owns_transaction
+        self._transaction: AsyncTransaction | None = None
+
+    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+        if self.owns_transaction:
+            self._transaction = await self.connection.begin()
+        query = select(_NAMESPACES).where(_NAMESPACES.c.id.in_(namespace_ids))
+        found = await self.connection.execute(query.order_by(_NAMESPACES.c.id).with_for_update())
+        namespaces = {row["id"]: detached(Namespace, row) for row in found.mappings()}
+        entries: dict[Place, ConfigEntry] = {}
+        if places:
+            column = tuple_(_ENTRIES.c.namespace_id, _ENTRIES.c.key)
+            stored = await self.connection.execute(select(_ENTRIES).where(column.in_(places)))
+            entries = {
+                (e["namespace_id"], e["key"]): detached(ConfigEntry, e) for e in stored.mappings()
+            }
+        return namespaces, entries
+
+    async def count(self, namespace_id: uuid.UUID) -> int:
+        query = select(func.count()).where(_ENTRIES.c.namespace_id == namespace_id)
+        return int(await self.connection.scalar(query) or 0)
+
+    async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
+        query = select(func.max(_VERSIONS.c.version)).where(
+            _VERSIONS.c.namespace_id == namespace_id, _VERSIONS.c.key == key
+        )
+        return int(await self.connection.scalar(query) or 0)
+
+    async def write(self, rows: Rows) -> None:
+        await write_rows(self.connection, rows)
+        if self._transaction is not None:
+            await self._transaction.commit()
+            self._transaction = None
+
+    async def abort(self) -> None:
+        if self._transaction is not None:
+            await self._transaction.rollback()
+            self._transaction = None
+
+
+class _Sql:
+    """The statements, in one database's words (its placeholders, its quoting), made once."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.numbered = dialect.name == "postgresql"  # $1, $2 … rather than ?
+        tables = (_ENTRIES, _NAMESPACES, _VERSIONS, _REVISIONS, _AUDIT_EVENTS)
+        self.plans = {t.name: plan(t, dialect) for t in tables}
+        self.inserts = {t.name: self._insert(t) for t in (_ENTRIES, _VERSIONS, _REVISIONS)}
+        self.inserts[_AUDIT_EVENTS.name] = self._insert(_AUDIT_EVENTS)
+        self.namespace_columns = self.columns(_NAMESPACES)
+        self.entry_columns = self.columns(_ENTRIES)
+        key = self.quote("key")
+        a, b, c, d = self.marks(4)
+        self.supersede = (
+            f"UPDATE entry_versions SET superseded_at = {a} "
+            f"WHERE namespace_id = {b} AND {key} = {c} AND superseded_at IS NULL"
+        )
+        self.delete = f"DELETE FROM config_entries WHERE id = {a}"
+        marks = self.marks(len(UPDATED_COLUMNS) + 1)
+        assignments = ", ".join(
+            f"{self.quote(name)} = {mark}"
+            for name, mark in zip(UPDATED_COLUMNS, marks, strict=False)
+        )
+        self.update_entry = f"UPDATE config_entries SET {assignments} WHERE id = {marks[-1]}"
+        self.update_namespace = (
+            f"UPDATE namespaces SET revision = {a}, updated_at = {b}, updated_by = {c} "
+            f"WHERE id = {d}"
+        )
+        self.count = f"SELECT count(*) FROM config_entries WHERE namespace_id = {a}"
+        self.last_version = (
+            f"SELECT max(version) FROM entry_versions WHERE namespace_id = {a} AND {key} = {b}"
+        )
+
+    def quote(self, name: str) -> str:
+        return str(self.dialect.identifier_preparer.quote(name))
+
+    def marks(self, count: int) -> list[str]:
+        return [f"${n}" for n in range(1, count + 1)] if self.numbered else ["?"] * count
+
+    def columns(self, table: Table) -> str:
+        return ", ".join(self.quote(c.name) for c in table.columns)
+
+    def _insert(self, table: Table) -> str:
+        listed = ", ".join(self.quote(c.name) for c in table.columns)
+        marks = ", ".join(self.marks(len(table.columns)))
+        return f"INSERT INTO {table.name} ({listed}) VALUES ({marks})"
+
+    def writes(self, rows: Rows) -> list[Statement]:
+        """Every statement ``rows`` needs, with its parameters as the driver takes them."""
+        versions, entries = self.plans[_VERSIONS.name], self.plans[_ENTRIES.name]
+        statements: list[Statement] = []
+        superseded = [
+            (rev, versions.value("namespace_id", ns), name)
+            for (ns, rev), names in rows.superseded.items()
+            for name in names
+        ]
+        if superseded:
+            statements.append((self.supersede, superseded, True))
+        fates = list(rows.keys.values())
+        gone = [(entries.value("id", f.stored_id),) for f in fates if f.stored_id and not f.row]
+        if gone:
+            statements.append((self.delete, gone, True))
+        kept = [
+            (*entries.encode(f.row, UPDATED_COLUMNS), entries.value("id", f.stored_id))
+            for f in fates
+            if f.stored_id is not None and f.row is not None
+        ]
+        if kept:
+            statements.append((self.update_entry, kept, True))
+        new = [f.row for f in fates if f.stored_id is None and f.row is not None]
+        for table, table_rows in (
+            (_ENTRIES, new),
+            (_VERSIONS, rows.versions),
+            (_REVISIONS, rows.revisions),
+            (_AUDIT_EVENTS, rows.audits),
+        ):
+            if table_rows:
+                table_plan = self.plans[table.name]
+                encoded = [table_plan.encode(row, table_plan.names) for row in table_rows]
+                statements.append((self.inserts[table.name], encoded, True))
+        if rows.namespaces:
+            namespaces = self.plans[_NAMESPACES.name]
+            changed = [
+                (
+                    change["rev"],
+                    namespaces.value("updated_at", change["at"]),
+                    change["by"],
+                    namespaces.value("id", change["ns"]),
+                )
+                for change in rows.namespaces.values()
+            ]
+            statements.append((self.update_namespace, changed, True))
+        return statements
+
+
+class _Arrays:
+    """Numbered array parameters for one PostgreSQL statement."""
+
+    def __init__(self) -> None:
+        self.values: list[list[Any]] = []
+
+    def add(self, values: list[Any], cast: str) -> str:
+        self.values.append(values)
+        return f"${len(self.values)}::{cast}[]"
+
+
+def postgres_writes(sql: _Sql, rows: Rows) -> tuple[str, list[list[Any]]]:
+    """All of ``rows`` as one PostgreSQL statement (one round trip): each write a
+    data-modifying ``WITH`` part over ``unnest``-ed arrays. The parts cannot see one another's
+    effects, and need not: ``Rows`` touches every row once."""
+    arrays = _Arrays()
+    parts: list[str] = []
+    key = sql.quote("key")
+
+    def columns(table: Table, names: Sequence[str], values: list[tuple[Any, ...]]) -> list[str]:
+        types = dict(zip(sql.plans[table.name].names, sql.plans[table.name].types, strict=True))
+        by_column = list(zip(*values, strict=True))
+        return [arrays.add(list(by_column[i]), types[n]) for i, n in enumerate(names)]
+
+    superseded = [(ns, name, rev) for (ns, rev), names in rows.superseded.items() for name in names]
+    if superseded:
+        ns, k, rev = columns(_VERSIONS, ("namespace_id", "key", "superseded_at"), superseded)
+        parts.append(
+            f"UPDATE entry_versions v SET superseded_at = x.rev FROM unnest({ns}, {k}, {rev}) "
+            f"AS x(ns, k, rev) WHERE v.namespace_id = x.ns AND v.{key} = x.k "
+            "AND v.superseded_at IS NULL"
+        )
+    fates = list(rows.keys.values())
+    gone = [f.stored_id for f in fates if f.stored_id and not f.row]
+    if gone:
+        parts.append(f"DELETE FROM config_entries WHERE id = ANY({arrays.add(gone, 'UUID')})")
+    entries = sql.plans[_ENTRIES.name]
+    kept = [
+        (*entries.encode(f.row, UPDATED_COLUMNS), f.stored_id)
+        for f in fates
+        if f.stored_id is not None and f.row is not None
+    ]
+    if kept:
+        updated = (*UPDATED_COLUMNS, "id")
+        unnested = ", ".join(columns(_ENTRIES, updated, kept))
+        quoted = [sql.quote(n) for n in updated]
+        assignments = ", ".join(f"{q} = x.{q}" for q in quoted[:-1])
+        parts.append(
+            f"UPDATE config_entries e SET {assignments} FROM unnest({unnested}) "
+            f"AS x({', '.join(quoted)}) WHERE e.id = x.id"
+        )
+    new = [f.row for f in fates if f.stored_id is None and f.row is not None]
+    for table, table_rows in (
+        (_ENTRIES, new),
+        (_VERSIONS, rows.versions),
+        (_REVISIONS, rows.revisions),
+        (_AUDIT_EVENTS, rows.audits),
+    ):
+        if table_rows:
+            table_plan = sql.plans[table.name]
+            encoded = [table_plan.encode(row, table_plan.names) for row in table_rows]
+            unnested = ", ".join(columns(table, table_plan.names, encoded))
+            listed = ", ".join(sql.quote(n) for n in table_plan.names)
+            parts.append(f"INSERT INTO {table.name} ({listed}) SELECT * FROM unnest({unnested})")
+    if rows.namespaces:
+        namespaces = sql.plans[_NAMESPACES.name]
+        changed = [
+            (
+                change["rev"],
+                namespaces.value("updated_at", change["at"]),
+                change["by"],
+                change["ns"],
+            )
+            for change in rows.namespaces.values()
+        ]
+        unnested = ", ".join(
+            columns(_NAMESPACES, ("revision", "updated_at", "updated_by", "id"), changed)
+        )
+        parts.append(
+            "UPDATE namespaces n SET revision = x.revision, updated_at = x.updated_at, "
+            f"updated_by = x.updated_by FROM unnest({unnested}) "
+            "AS x(revision, updated_at, updated_by, id) WHERE n.id = x.id"
+        )
+    if len(parts) == 1:
+        return parts[0], arrays.values
+    leading = ", ".join(f"w{n} AS ({part})" for n, part in enumerate(parts[:-1]))
+    return f"WITH {leading} {parts[-1]}", arrays.values
+
+
+def _decode(table_plan: Plan, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    return [table_plan.decode(tuple(row)) for row in rows]
+
+
+class SqliteStore:
+    """Straight to SQLite on aiosqlite's thread: two trips a batch, in a transaction of its own
+    (``BEGIN IMMEDIATE``: this process's write turn, then the database's write lock)."""
+
+    def __init__(self, connection: OneTripConnection, dialect: Dialect) -> None:
+        self.connection = connection
+        self.sql = _Sql(dialect)
+
+    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+        sql = self.sql
+        namespaces_plan, entries_plan = sql.plans[_NAMESPACES.name], sql.plans[_ENTRIES.name]
+        script: list[Statement] = [("BEGIN IMMEDIATE", (), False)]
+        script.append(
+            (
+                f"SELECT {sql.namespace_columns} FROM namespaces "
+                f"WHERE id IN ({', '.join(sql.marks(len(namespace_ids)))})",
+                [namespaces_plan.value("id", i) for i in namespace_ids],
+                False,
+            )
+        )
+        if places:
+            pairs = ", ".join(["(?, ?)"] * len(places))
+            script.append(
+                (
+                    f"SELECT {sql.entry_columns} FROM config_entries "
+                    f"WHERE (namespace_id, {sql.quote('key')}) IN (VALUES {pairs})",
+                    [
+                        v
+                        for ns, key in places
+                        for v in (entries_plan.value("namespace_id", ns), key)
+                    ],
+                    False,
+                )
+            )
+        answers = await self.connection.script(script)
+        namespaces = {n["id"]: detached(Namespace, n) for n in _decode(namespaces_plan, answers[1])}
+        stored = _decode(entries_plan, answers[2]) if places else []
+        return namespaces, {(e["namespace_id"], e["key"]): detached(ConfigEntry, e) for e in stored}
+
+    async def count(self, namespace_id: uuid.UUID) -> int:
+        entries_plan = self.sql.plans[_ENTRIES.name]
+        value = entries_plan.value("namespace_id", namespace_id)
+        (answer,) = await self.connection.script([(self.sql.count, (value,), False)])
+        return int(answer[0][0] or 0)
+
+    async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
+        versions_plan = self.sql.plans[_VERSIONS.name]
+        value = versions_plan.value("namespace_id", namespace_id)
+        (answer,) = await self.connection.script([(self.sql.last_version, (value, key), False)])
+        return int(answer[0][0] or 0)
+
+    async def write(self, rows: Rows) -> None:
+        await self.connection.script([*self.sql.writes(rows), ("COMMIT", (), False)])
+
+    async def abort(self) -> None:
+        await self.connection.script([("ROLLBACK", (), False)])
+
+
+class PostgresStore:
+    """Straight to asyncpg, in a transaction of its own; the namespaces are locked in id order,
+    so two replicas' batches never wait on each other in a circle."""
+
+    def __init__(self, connection: Any, dialect: Dialect) -> None:
+        self.connection = connection  # asyncpg.Connection, with SQLAlchemy's codecs (json)
+        self.sql = _Sql(dialect)
+        self._transaction: Any = None
+
+    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+        sql = self.sql
+        namespaces_plan, entries_plan = sql.plans[_NAMESPACES.name], sql.plans[_ENTRIES.name]
+        self._transaction = self.connection.transaction()
+        await self._transaction.start()
+        found = await self.connection.fetch(
+            f"SELECT {sql.namespace_columns} FROM namespaces "
+            "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+            [namespaces_plan.value("id", i) for i in namespace_ids],
+        )
+        namespaces = {n["id"]: detached(Namespace, n) for n in _decode(namespaces_plan, found)}
+        entries: dict[Place, ConfigEntry] = {}
+        if places:
+            stored = await self.connection.fetch(
+                f"SELECT {sql.entry_columns} FROM config_entries "
+                f"WHERE (namespace_id, {sql.quote('key')}) IN "
+                "(SELECT * FROM unnest($1::uuid[], $2::varchar[]))",
+                [entries_plan.value("namespace_id", ns) for ns, _ in places],
+                [key for _, key in places],
+            )
+            entries = {
+                (e["namespace_id"], e["key"]): detached(ConfigEntry, e)
+                for e in _decode(entries_plan, stored)
+            }
+        return namespaces, entries
+
+    async def count(self, namespace_id: uuid.UUID) -> int:
+        return int(await self.connection.fetchval(self.sql.count, namespace_id) or 0)
+
+    async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
+        found = await self.connection.fetchval(self.sql.last_version, namespace_id, key)
+        return int(found or 0)
+
+    async def write(self, rows: Rows) -> None:
+        if rows.committed:
+            statement, arrays = postgres_writes(self.sql, rows)
+            await self.connection.execute(statement, *arrays)
+        await self._transaction.commit()
+        self._transaction = None
+
+    async def abort(self) -> None:
+        if self._transaction is not None:
+            transaction, self._transaction = self._transaction, None
+            await transaction.rollback()
