@@ -159,10 +159,14 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     async def take_write_turn(self) -> None:
         if self._writing:
             return
-        try:
-            await asyncio.wait_for(self.dbapi.writers.acquire(), WRITER_WAIT_SECONDS)
-        except TimeoutError:
-            raise sqlite3.OperationalError("database is locked") from None
+        writers = self.dbapi.writers
+        if writers.locked():
+            try:
+                await asyncio.wait_for(writers.acquire(), WRITER_WAIT_SECONDS)
+            except TimeoutError:
+                raise sqlite3.OperationalError("database is locked") from None
+        else:  # nobody's turn: taken at once, without a timer
+            await writers.acquire()
         self._writing = True
 
     async def script(self, statements: Sequence[Statement]) -> list[list[Any]]:
