@@ -44,6 +44,7 @@ from asgi_lifespan import LifespanManager
 from konfig.app import create_app
 from konfig.db.migrate import upgrade
 from konfig.db.session import open_session
+from konfig.logs import configure_logging
 from konfig.revisions.writer import EntryDraft, commit_changes
 from konfig.settings import Settings
 
@@ -377,6 +378,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per figure")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
+    configure_logging(level="WARNING")  # no access log line per request among the figures
     for backend in args.backends.split(","):
         asyncio.run(run(backend.strip(), args))
 

@@ -244,9 +244,11 @@ class EntryWriter:
             with contextlib.suppress(Exception):
                 await self._task
         if self._held is not None:
+            connection, self._held = self._held[0], None
             with contextlib.suppress(Exception):
-                await self._held[0].close()
-            self._held = None
+                await connection.invalidate()  # set up for this writer: never back to the pool
+            with contextlib.suppress(Exception):
+                await connection.close()
 
     async def _drain(self) -> None:
         while self._queue:
@@ -301,6 +303,7 @@ class EntryWriter:
             elif dialect.name == "postgresql":
                 pooled = await connection.get_raw_connection()
                 store = PostgresStore(pooled.driver_connection, dialect)
+                await store.prepare()
             else:
                 store = CoreStore(connection, owns_transaction=True)
             self._held = (connection, store)

@@ -65,6 +65,7 @@ _SUPERSEDE_ONE = (
     .where(
         _VERSIONS.c.namespace_id == bindparam("ns"),
         _VERSIONS.c.key == bindparam("k"),
+        _VERSIONS.c.version == bindparam("v"),
         _VERSIONS.c.superseded_at.is_(None),
     )
     .values(superseded_at=bindparam("rev"))
@@ -144,9 +145,10 @@ class Rows:
 
     keys: dict[tuple[uuid.UUID, str], _Key] = field(default_factory=dict)
     versions: list[dict[str, Any]] = field(default_factory=list)
-    # Stored versions that a revision here supersedes, by (namespace, revision): a document
-    # supersedes thousands at one revision, a group commit one key at each of many.
-    superseded: dict[tuple[uuid.UUID, int], list[str]] = field(default_factory=dict)
+    # Stored live versions that a revision here supersedes, (key, version) by (namespace,
+    # revision): a document supersedes thousands at one revision, a group commit one at each of
+    # many. The version makes each one a unique-index lookup, however long the history.
+    superseded: dict[tuple[uuid.UUID, int], list[tuple[str, int]]] = field(default_factory=dict)
     revisions: list[dict[str, Any]] = field(default_factory=list)
     audits: list[dict[str, Any]] = field(default_factory=list)
     namespaces: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
@@ -227,7 +229,9 @@ class Rows:
             ciphertext = encrypt_value(keyring, tenant_id, namespace_id, draft.key, draft.value)
             # A key deleted earlier in these rows keeps its stored row, written over.
             row = entry_row(fate.stored_id or next(ids), draft, version, ciphertext, now)
-            self._change(fate, revision, row, version_row(draft, version, "create", ciphertext))
+            created = version_row(draft, version, "create", ciphertext)
+            # What it supersedes, if it ever existed: its deletion.
+            self._change(fate, revision, row, created, live=version - 1)
             written[draft.key] = row
         for draft in updates:
             entry = current[draft.key]
@@ -235,7 +239,8 @@ class Rows:
             version = entry.version + 1
             ciphertext = encrypt_value(keyring, tenant_id, namespace_id, draft.key, draft.value)
             row = entry_row(entry.id, draft, version, ciphertext, entry.created_at)
-            self._change(fate, revision, row, version_row(draft, version, "update", ciphertext))
+            updated = version_row(draft, version, "update", ciphertext)
+            self._change(fate, revision, row, updated, live=entry.version)
             written[draft.key] = row
         for entry in removals:
             fate = self._fate(namespace_id, entry.key, stored_id=entry.id)
@@ -247,7 +252,8 @@ class Rows:
                 entry.description,
                 entry.is_secret,
             )
-            self._change(fate, revision, None, version_row(gone, entry.version + 1, "delete", None))
+            deleted = version_row(gone, entry.version + 1, "delete", None)
+            self._change(fate, revision, None, deleted, live=entry.version)
 
         summary = _audit_summary(keyring, revision, creates, updates, current, removals, message)
         only = summary["changes"][0] if summary["total"] == 1 else None
@@ -307,12 +313,15 @@ class Rows:
         revision: int,
         row: dict[str, Any] | None,
         version: dict[str, Any],
+        *,
+        live: int,
     ) -> None:
+        """Record the key's new version; ``live`` is the one it supersedes (0: none)."""
         if fate.version is not None:  # the live version was written here: it ends here
             fate.version["superseded_at"] = revision
-        else:
+        elif live > 0:
             namespace_id, key = version["namespace_id"], version["key"]
-            self.superseded.setdefault((namespace_id, revision), []).append(key)
+            self.superseded.setdefault((namespace_id, revision), []).append((key, live))
         fate.row = row
         fate.version = version
         self.versions.append(version)
@@ -367,15 +376,15 @@ async def _insert(connection: AsyncConnection, table: Table, rows: list[dict[str
 async def write_rows(connection: AsyncConnection, rows: Rows) -> None:
     """Write ``rows`` in the caller's transaction."""
     singles = [
-        {"ns": ns, "k": keys[0], "rev": rev}
-        for (ns, rev), keys in rows.superseded.items()
-        if len(keys) == 1
+        {"ns": ns, "k": live[0][0], "v": live[0][1], "rev": rev}
+        for (ns, rev), live in rows.superseded.items()
+        if len(live) == 1
     ]
     if singles:
         await connection.execute(_SUPERSEDE_ONE, singles)
-    for (namespace_id, revision), keys in rows.superseded.items():
-        if len(keys) > 1:
-            for chunk in _chunks(keys):
+    for (namespace_id, revision), live in rows.superseded.items():
+        if len(live) > 1:  # a document: by key, a chunk at a time
+            for chunk in _chunks([key for key, _ in live]):
                 await connection.execute(
                     update(_VERSIONS)
                     .where(
