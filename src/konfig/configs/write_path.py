@@ -38,8 +38,10 @@ from konfig.db.session import keep_trace, request_session
 from konfig.errors import KonfigError, error_response
 
 PREFIX = "/api/v1/namespaces/"
-_ENTRY = re.compile(r"/api/v1/namespaces/([^/]+)/configs/([^/]+)")
-_ENTRIES = re.compile(r"/api/v1/namespaces/([^/]+)/configs")
+# The canonical form of a UUID only: any other spelling is FastAPI's to judge.
+_UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+_ENTRY = re.compile(rf"/api/v1/namespaces/{_UUID}/configs/([^/]+)")
+_ENTRIES = re.compile(rf"/api/v1/namespaces/{_UUID}/configs")
 _KEY = re.compile(KEY_PATTERN)
 _MESSAGE_LIMIT = 1000  # X-Konfig-Message, as the routes declare it
 _BODIES: dict[str, type[BaseModel]] = {
@@ -138,10 +140,7 @@ def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
         found = _ENTRIES.fullmatch(path)
     if found is None:
         return None
-    try:
-        return uuid.UUID(found.group(1)), key
-    except ValueError:
-        return None
+    return uuid.UUID(found.group(1)), key
 
 
 def _parse(method: str, body: bytes) -> Any:

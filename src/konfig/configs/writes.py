@@ -210,8 +210,7 @@ class EntryWriter:
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
         self._held: tuple[AsyncConnection, Store] | None = None
-        self.batches = 0  # how many transactions, and how many writes they carried
-        self.written = 0
+        self.batches = 0  # transactions committed
 
     async def write(self, session: AsyncSession | None, write: EntryWrite) -> EntryWritten:
         """Apply ``write``: in the session's transaction when it has begun one, or else in the
@@ -280,7 +279,6 @@ class EntryWriter:
             await self._disconnect(store)
             raise
         self.batches += 1
-        self.written += len(rows.committed)
         if rows.committed:
             for hook in self.hooks:
                 try:
