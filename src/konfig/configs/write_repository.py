@@ -110,8 +110,7 @@ class _Sql:
         self.numbered = dialect.name == "postgresql"  # $1, $2 … rather than ?
         tables = (_ENTRIES, _NAMESPACES, _VERSIONS, _REVISIONS, _AUDIT_EVENTS)
         self.plans = {t.name: plan(t, dialect) for t in tables}
-        self.inserts = {t.name: self._insert(t) for t in (_ENTRIES, _VERSIONS, _REVISIONS)}
-        self.inserts[_AUDIT_EVENTS.name] = self._insert(_AUDIT_EVENTS)
+        self.inserts = {t.name: self._insert(t) for t in tables if t is not _NAMESPACES}
         self.namespace_columns = self.columns(_NAMESPACES)
         self.entry_columns = self.columns(_ENTRIES)
         key = self.quote("key")
@@ -162,24 +161,16 @@ class _Sql:
         ]
         if superseded:
             statements.append((self.supersede, superseded, True))
-        fates = list(rows.keys.values())
-        gone = [(entries.value("id", f.stored_id),) for f in fates if f.stored_id and not f.row]
+        gone = [(entries.value("id", entry_id),) for entry_id in rows.removed()]
         if gone:
             statements.append((self.delete, gone, True))
         kept = [
-            (*entries.encode(f.row, UPDATED_COLUMNS), entries.value("id", f.stored_id))
-            for f in fates
-            if f.stored_id is not None and f.row is not None
+            (*entries.encode(row, UPDATED_COLUMNS), entries.value("id", entry_id))
+            for entry_id, row in rows.rewritten()
         ]
         if kept:
             statements.append((self.update_entry, kept, True))
-        new = [f.row for f in fates if f.stored_id is None and f.row is not None]
-        for table, table_rows in (
-            (_ENTRIES, new),
-            (_VERSIONS, rows.versions),
-            (_REVISIONS, rows.revisions),
-            (_AUDIT_EVENTS, rows.audits),
-        ):
+        for table, table_rows in rows.inserted():
             if table_rows:
                 table_plan = self.plans[table.name]
                 encoded = [table_plan.encode(row, table_plan.names) for row in table_rows]
@@ -237,16 +228,11 @@ def postgres_writes(sql: _Sql, rows: Rows) -> tuple[str, list[list[Any]]]:
             f"WHERE e.namespace_id = x.ns AND e.{key} = x.k AND e.version = x.v "
             "AND e.superseded_at IS NULL"
         )
-    fates = list(rows.keys.values())
-    gone = [f.stored_id for f in fates if f.stored_id and not f.row]
+    gone = rows.removed()
     if gone:
         parts.append(f"DELETE FROM config_entries WHERE id = ANY({arrays.add(gone, 'UUID')})")
     entries = sql.plans[_ENTRIES.name]
-    kept = [
-        (*entries.encode(f.row, UPDATED_COLUMNS), f.stored_id)
-        for f in fates
-        if f.stored_id is not None and f.row is not None
-    ]
+    kept = [(*entries.encode(row, UPDATED_COLUMNS), entry_id) for entry_id, row in rows.rewritten()]
     if kept:
         updated = (*UPDATED_COLUMNS, "id")
         unnested = ", ".join(columns(_ENTRIES, updated, kept))
@@ -256,13 +242,7 @@ def postgres_writes(sql: _Sql, rows: Rows) -> tuple[str, list[list[Any]]]:
             f"UPDATE config_entries e SET {assignments} FROM unnest({unnested}) "
             f"AS x({', '.join(quoted)}) WHERE e.id = x.id"
         )
-    new = [f.row for f in fates if f.stored_id is None and f.row is not None]
-    for table, table_rows in (
-        (_ENTRIES, new),
-        (_VERSIONS, rows.versions),
-        (_REVISIONS, rows.revisions),
-        (_AUDIT_EVENTS, rows.audits),
-    ):
+    for table, table_rows in rows.inserted():
         if table_rows:
             table_plan = sql.plans[table.name]
             encoded = [table_plan.encode(row, table_plan.names) for row in table_rows]

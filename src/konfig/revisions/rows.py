@@ -300,6 +300,28 @@ class Rows:
             set_committed_value(namespace, attribute, value)
         return written
 
+    def removed(self) -> list[uuid.UUID]:
+        """The stored entries to delete."""
+        return [f.stored_id for f in self.keys.values() if f.stored_id is not None and not f.row]
+
+    def rewritten(self) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+        """The stored entries to write over, each with its final state."""
+        return [
+            (f.stored_id, f.row)
+            for f in self.keys.values()
+            if f.stored_id is not None and f.row is not None
+        ]
+
+    def inserted(self) -> list[tuple[Table, list[dict[str, Any]]]]:
+        """The new rows, by table (none left out: a table with nothing to insert included)."""
+        new = [f.row for f in self.keys.values() if f.stored_id is None and f.row is not None]
+        return [
+            (_ENTRIES, new),
+            (_VERSIONS, self.versions),
+            (_REVISIONS, self.revisions),
+            (_AUDIT_EVENTS, self.audits),
+        ]
+
     def _fate(self, namespace_id: uuid.UUID, key: str, *, stored_id: uuid.UUID | None) -> _Key:
         """The key's fate; its stored row is the one it had when these rows first touched it."""
         fate = self.keys.get((namespace_id, key))
@@ -395,22 +417,15 @@ async def write_rows(connection: AsyncConnection, rows: Rows) -> None:
                     .values(superseded_at=revision)
                 )
 
-    fates = list(rows.keys.values())
-    gone = [f.stored_id for f in fates if f.stored_id is not None and f.row is None]
-    for chunk in _chunks(gone):
+    for chunk in _chunks(rows.removed()):
         await connection.execute(delete(_ENTRIES).where(_ENTRIES.c.id.in_(chunk)))
     kept = [
-        {"entry_id": f.stored_id, **{c: f.row[c] for c in UPDATED_COLUMNS}}
-        for f in fates
-        if f.stored_id is not None and f.row is not None
+        {"entry_id": entry_id, **{c: row[c] for c in UPDATED_COLUMNS}}
+        for entry_id, row in rows.rewritten()
     ]
     if kept:
         await connection.execute(_UPDATE_ENTRIES, kept)
-    await _insert(
-        connection, _ENTRIES, [f.row for f in fates if f.stored_id is None and f.row is not None]
-    )
-    await _insert(connection, _VERSIONS, rows.versions)
-    await _insert(connection, _REVISIONS, rows.revisions)
-    await _insert(connection, _AUDIT_EVENTS, rows.audits)
+    for table, table_rows in rows.inserted():
+        await _insert(connection, table, table_rows)
     if rows.namespaces:
         await connection.execute(_UPDATE_NAMESPACES, list(rows.namespaces.values()))
