@@ -14,7 +14,6 @@ from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
 from konfig.configs.writes import EntryWrite, EntryWriter
-from konfig.configs.writes import check_if_match as check_if_match  # re-exported
 from konfig.configs.writes import etag as etag  # re-exported
 from konfig.errors import KonfigError, NotFound
 from konfig.namespaces import service as namespaces
