@@ -36,6 +36,15 @@ async def held(app: Any, owner: Account, namespace_id: str) -> AsyncIterator[Non
         await session.close()
 
 
+async def taken_up(writer: Any) -> None:
+    """Wait until the writer has taken the first write into a batch (which waits for the lock)."""
+    for _ in range(500):
+        if writer._task is not None and not writer._task.done() and not writer._queue:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the first write never reached the writer")
+
+
 async def queued(tasks: list[asyncio.Task[httpx.Response]], writer: Any) -> None:
     """Wait until every write but the first (whose batch waits for the lock) has queued up."""
     for _ in range(500):
@@ -66,7 +75,7 @@ async def test_writes_sent_together_commit_together_each_with_its_revision(
                 client.put(entry(ns, "a"), headers=owner.headers, json={"value": "a1"})
             )
         ]
-        await asyncio.sleep(0.1)
+        await taken_up(app.state.entry_writer)
         sends = [
             client.put(entry(ns, "a"), headers=owner.headers, json={"value": "a2"}),
             client.put(entry(ns, "b"), headers=owner.headers, json={"value": "b1"}),
@@ -146,7 +155,7 @@ async def test_a_refused_write_leaves_its_batch_alone(
                 client.put(entry(ns, "x"), headers=owner.headers, json={"value": "x"})
             )
         ]
-        await asyncio.sleep(0.1)
+        await taken_up(app.state.entry_writer)
         sends = [
             client.put(entry(ns, "y"), headers=owner.headers, json={"value": "y"}),
             # Stale If-Match: 412. The key already exists: 409. Another tenant's: 404.
@@ -233,7 +242,7 @@ async def test_a_write_the_database_refuses_fails_alone(
                     )
                 )
             ]
-            await asyncio.sleep(0.1)
+            await taken_up(app.state.entry_writer)
             tasks += [
                 asyncio.create_task(
                     client.put(entry(ns, key), headers=owner.headers, json={"value": key})
