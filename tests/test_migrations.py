@@ -148,6 +148,26 @@ async def _writes_and_reads_back(client: httpx.AsyncClient, access_token: str) -
     history = await client.get(f"{base}/configs/pool/history", headers=headers)
     assert [v["value"] for v in history.json()["items"]] == [13, 12]
 
+    # Single-entry writes sent together: group-committed through SQLAlchemy on this backend.
+    answers = await asyncio.gather(
+        *(
+            client.put(f"{base}/configs/k{n % 4}", headers=headers, json={"value": f"v{n}"})
+            for n in range(12)
+        ),
+        client.delete(f"{base}/configs/host", headers=headers),
+    )
+    assert all(a.status_code in (200, 201, 204) for a in answers), [a.text for a in answers]
+    namespace = (await client.get(base, headers=headers)).json()
+    assert namespace["revision"] == 2 + 13
+    again = await client.put(f"{base}/configs/host", headers=headers, json={"value": "back"})
+    assert again.status_code == 201
+    host = await client.get(f"{base}/configs/host/history", headers=headers)
+    assert [(v["version"], v["action"]) for v in host.json()["items"]] == [
+        (3, "create"),
+        (2, "delete"),
+        (1, "create"),
+    ]
+
 
 def _upgrade_in_processes(
     url: str, count: int, tmp_path: Path
