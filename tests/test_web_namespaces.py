@@ -307,6 +307,21 @@ async def test_every_type_can_be_added_edited_and_deleted(
     assert "debug" not in after
 
 
+async def test_a_live_update_does_not_take_the_next_pages_message(
+    client: httpx.AsyncClient, owner: Account, production: str
+) -> None:
+    await sign_in(client, owner.email)
+    added = await add_via_ui(client, production, key="pool", value_type="number", value_number="10")
+    assert added.status_code == 303
+    # The page being left refreshes its live table while the browser follows the redirect.
+    fragment = await client.get(
+        f"/ui/namespaces/{production}/entries", headers={"X-Konfig-Fragment": "1"}
+    )
+    assert fragment.status_code == 200 and "pool" in fragment.text
+    landed = await client.get(added.headers["location"])
+    assert "Added pool (revision 1)." in text_of(landed.text)
+
+
 async def test_editing_a_stale_version_is_refused_with_the_reason(
     client: httpx.AsyncClient, owner: Account, production: str
 ) -> None:

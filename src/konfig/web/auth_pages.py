@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
@@ -39,7 +41,7 @@ def _safe_next(target: str) -> str:
 
 
 def _anon_form(
-    request: Request, template: str, *, status_code: int = 200, **context: object
+    request: Request, template: str, *, status_code: int = 200, **context: Any
 ) -> Response:
     binding, new = anon_binding(request)
     response = page(

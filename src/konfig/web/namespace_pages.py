@@ -245,7 +245,7 @@ async def entries_fragment(
     )
     namespace = await namespaces.render_one(visitor.session, namespace=found)
     context = await entries_context(visitor, namespace, reveal)
-    response = page(visitor.request, "_entries.html", visitor, **context)
+    response = page(visitor.request, "_entries.html", visitor, fragment=True, **context)
     response.headers["X-Konfig-Revision"] = str(namespace.revision)
     return response
 

@@ -95,11 +95,16 @@ def page(
     visitor: Visitor | None = None,
     *,
     status_code: int = 200,
+    fragment: bool = False,
     **context: Any,
 ) -> HTMLResponse:
-    """Render a full page (or fragment) with what every template may use."""
+    """Render a full page (or fragment) with what every template may use.
+
+    A fragment leaves the one-time message alone: the live table of the page being left fetches
+    one while the browser follows a redirect, and would take the next page's message with it.
+    """
     templates: Jinja2Templates = request.app.state.ui.templates
-    flash = _pop_flash(request)
+    flash = None if fragment else _pop_flash(request)
     principal = visitor.principal if visitor else None
     response = templates.TemplateResponse(
         request,
