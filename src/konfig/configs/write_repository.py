@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, func, select, tuple_
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
@@ -28,6 +28,7 @@ from konfig.db.sqlite_driver import OneTripConnection, Statement
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.revisions.rows import UPDATED_COLUMNS, Rows, write_rows
+from konfig.revisions.writer import entry_count, last_versions_of
 
 _ENTRIES = cast(Table, ConfigEntry.__table__)
 _NAMESPACES = cast(Table, Namespace.__table__)
@@ -81,14 +82,10 @@ class CoreStore:
         return namespaces, entries
 
     async def count(self, namespace_id: uuid.UUID) -> int:
-        query = select(func.count()).where(_ENTRIES.c.namespace_id == namespace_id)
-        return int(await self.connection.scalar(query) or 0)
+        return await entry_count(self.connection, namespace_id)
 
     async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
-        query = select(func.max(_VERSIONS.c.version)).where(
-            _VERSIONS.c.namespace_id == namespace_id, _VERSIONS.c.key == key
-        )
-        return int(await self.connection.scalar(query) or 0)
+        return (await last_versions_of(self.connection, namespace_id, [key])).get(key, 0)
 
     async def write(self, rows: Rows) -> None:
         await write_rows(self.connection, rows)

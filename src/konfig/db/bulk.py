@@ -45,8 +45,8 @@ class Plan:
         """``row``'s values of the columns ``names``, as the driver takes them."""
         processor_of = self.processor_of
         return tuple(
-            value if (process := processor_of[name]) is None else process(value)
-            for name, value in ((name, row[name]) for name in names)
+            row[name] if (process := processor_of[name]) is None else process(row[name])
+            for name in names
         )
 
     def value(self, name: str, value: Any) -> Any:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token
+from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token, known_principal
 from konfig.delivery.cache import Resolved, Variant, Wake
 from konfig.delivery.http import (
     DEFAULT_QUERY,
@@ -170,15 +170,16 @@ class ReadPath:
             if not record.may_read(name):
                 raise Forbidden(f"this token may not read namespace {name}")
             return Caller(principal.tenant_id, principal.id, record.actor)
-        session = self.delivery.sessionmaker()  # begun only should the caches not know the token
-        try:
-            principal = await authenticate(self.delivery.state, session, token)
-        finally:
-            await session.close()
-        if not principal.allows(name, "read"):
+        user = known_principal(self.delivery.state, token)
+        if user is None:  # a login this process has not checked yet
+            session = self.delivery.sessionmaker()
+            try:
+                user = await authenticate(self.delivery.state, session, token)
+            finally:
+                await session.close()
+        if not user.allows(name, "read"):
             raise Forbidden(f"this token may not read namespace {name}")
-        token_id = principal.id if principal.kind == "token" else None
-        return Caller(principal.tenant_id, token_id, principal.actor)
+        return Caller(user.tenant_id, None, user.actor)
 
     async def _resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
         """The namespace's resolved config, cached (``fresh``: as the database has it now)."""

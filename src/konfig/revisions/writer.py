@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from konfig.audit.context import current as audit_context
 from konfig.configs.models import ConfigEntry
@@ -167,8 +167,9 @@ def _unchanged(entry: ConfigEntry, draft: EntryDraft, policy: WritePolicy) -> bo
 
 
 async def last_versions_of(
-    session: AsyncSession, namespace_id: uuid.UUID, keys: list[str]
+    session: AsyncSession | AsyncConnection, namespace_id: uuid.UUID, keys: list[str]
 ) -> dict[str, int]:
+    """The newest version each key ever had (keys that never existed are absent)."""
     found: dict[str, int] = {}
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -263,6 +264,6 @@ def check_key_limit(policy: WritePolicy, namespace: Namespace, total: int) -> No
         )
 
 
-async def entry_count(session: AsyncSession, namespace_id: uuid.UUID) -> int:
+async def entry_count(session: AsyncSession | AsyncConnection, namespace_id: uuid.UUID) -> int:
     query = select(func.count()).where(ConfigEntry.namespace_id == namespace_id)
     return int(await session.scalar(query) or 0)
