@@ -1,0 +1,168 @@
+"""The OpenAPI document declares the errors each operation answers; OPTIONS and 405 list every
+method a path serves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Account
+
+ERROR_REF = "#/components/schemas/ErrorResponse"
+
+
+async def _spec(client: httpx.AsyncClient) -> dict[str, Any]:
+    answer = await client.get("/openapi.json")
+    assert answer.status_code == 200
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+async def test_every_operation_declares_its_errors_in_the_one_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = await _spec(client)
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert schemas["ErrorResponse"]["required"] == ["status", "error"]
+    assert set(schemas["ErrorDetail"]["required"]) == {"code", "message", "details"}
+    checked = 0
+    for path, method, operation in _operations(spec):
+        responses = operation["responses"]
+        expected = set()
+        if path.startswith("/api/v1/"):
+            expected |= {"429", "503"}
+        if operation.get("security"):
+            expected |= {"401", "403"}
+        parameters = operation.get("parameters", [])
+        if any(p["in"] == "path" for p in parameters):
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"413", "415", "422"}
+        if parameters:
+            expected.add("422")
+        if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in parameters):
+            expected.add("412")
+        missing = expected - set(responses)
+        assert not missing, f"{method.upper()} {path} does not declare {sorted(missing)}"
+        for status, response in responses.items():
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": ERROR_REF}, f"{method.upper()} {path} {status}"
+                checked += 1
+    assert checked > 300
+
+
+async def test_specific_errors_are_declared_where_they_happen(client: httpx.AsyncClient) -> None:
+    paths = (await _spec(client))["paths"]
+    assert "409" in paths["/api/v1/auth/register"]["post"]["responses"]
+    assert "401" in paths["/api/v1/auth/login"]["post"]["responses"]
+    assert "412" in paths["/api/v1/namespaces/{namespace_id}/configs/{key}"]["put"]["responses"]
+    read = paths["/api/v1/config/{name}"]["get"]["responses"]
+    assert {"304", "401", "403", "404", "409", "422", "429"} <= set(read)
+    assert "Retry-After" in read["429"]["headers"]
+    # An operation with nothing to refuse declares nothing it cannot answer.
+    assert set(paths["/health"]["get"]["responses"]) == {"200"}
+
+
+async def test_a_validation_error_answers_the_declared_shape(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    answer = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": 5})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["status"] == "error"
+    assert set(body["error"]) == {"code", "message", "details"}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        (
+            "/api/v1/namespaces/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f/configs/db_url",
+            "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+        ),
+        (
+            "/api/v1/namespaces/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f/configs",
+            "GET, HEAD, POST, OPTIONS",
+        ),
+        ("/api/v1/users/me", "GET, HEAD, PUT, OPTIONS"),
+        ("/api/v1/users/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("/api/v1/config/payments/production", "GET, HEAD, OPTIONS"),
+        ("/api/v1/config/payments/production/events", "GET, HEAD, OPTIONS"),
+    ],
+)
+async def test_options_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str, allowed: str
+) -> None:
+    answer = await client.options(path)
+    assert answer.status_code == 204
+    assert answer.headers["allow"] == allowed
+    assert answer.content == b""
+
+
+async def test_options_on_no_route_is_a_404(client: httpx.AsyncClient) -> None:
+    answer = await client.options("/api/v1/nothing-here")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_wrong_method_is_a_405_listing_every_method(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/api/v1/users/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, PATCH, DELETE, OPTIONS"
+    assert answer.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    # /users/me is also matched by /users/{user_id}: its DELETE is not this path's.
+    shadowed = await client.delete("/api/v1/users/me")
+    assert shadowed.status_code == 405
+    assert shadowed.headers["allow"] == "GET, HEAD, PUT, OPTIONS"
+
+
+async def test_head_answers_as_get_without_a_body(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    got = await client.get("/api/v1/namespaces", headers=owner.headers)
+    head = await client.head("/api/v1/namespaces", headers=owner.headers)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert (await client.head("/api/v1/namespaces")).status_code == 401
+
+
+async def test_a_body_in_an_unread_media_type_is_a_415(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    answer = await client.post(
+        "/api/v1/namespaces",
+        headers={**owner.headers, "Content-Type": "text/plain"},
+        content=b'{"name": "payments"}',
+    )
+    assert answer.status_code == 415
+    assert answer.json()["error"]["details"] == {"accepted": ["application/json"]}
+    # The document's other media types stay readable: YAML for a namespace's document.
+    created = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "a"})
+    document = await client.put(
+        f"/api/v1/namespaces/{created.json()['id']}/document",
+        headers={**owner.headers, "Content-Type": "application/yaml"},
+        content=b"entries: []\n",
+    )
+    assert document.status_code == 200, document.text
+
+
+async def test_a_body_that_is_not_utf8_is_a_422(client: httpx.AsyncClient, owner: Account) -> None:
+    answer = await client.post(
+        "/api/v1/namespaces",
+        headers={**owner.headers, "Content-Type": "application/json"},
+        content=b"\xff\xfe{",
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
