@@ -166,3 +166,21 @@ async def test_a_body_that_is_not_utf8_is_a_422(client: httpx.AsyncClient, owner
     )
     assert answer.status_code == 422
     assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_a_version_beyond_the_columns_range_is_a_422(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Found by schemathesis: PostgreSQL answered 500 to a rollback to version 133151465079."""
+    created = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "a"})
+    ns = created.json()["id"]
+    await client.post(
+        f"/api/v1/namespaces/{ns}/configs", headers=owner.headers, json={"key": "k", "value": "v"}
+    )
+    for method, path, body in [
+        ("POST", f"/api/v1/namespaces/{ns}/configs/k/rollback", {"version": 133151465079}),
+        ("POST", f"/api/v1/namespaces/{ns}/rollback", {"revision": 2**31}),
+        ("GET", f"/api/v1/namespaces/{ns}/revisions/{2**31}", None),
+    ]:
+        answer = await client.request(method, path, headers=owner.headers, json=body)
+        assert answer.status_code == 422, (path, answer.text)

@@ -131,6 +131,10 @@ def declare_errors(spec: dict[str, Any]) -> None:
                 declared = responses.get(str(status))
                 if declared is None or _is_fastapi_422(declared):
                     responses[str(status)] = _response(status)
+            for status, declared in responses.items():
+                if status.isdigit() and int(status) >= 400 and "content" not in declared:
+                    # A route's own words for it, in the one shape.
+                    declared["content"] = _response(int(status))["content"]
 
 
 def _is_fastapi_422(declared: dict[str, Any]) -> bool:

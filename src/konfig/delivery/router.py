@@ -17,7 +17,6 @@ from starlette.types import Receive, Scope, Send
 from konfig.auth.deps import oauth2_scheme
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.http import MAX_WAIT
-from konfig.openapi import error_responses
 
 api_token = HTTPBearer(
     auto_error=False,
@@ -40,8 +39,11 @@ _CONFIG_RESPONSES: dict[int | str, dict[str, object]] = {
         },
     },
     304: {"description": "Unchanged: If-None-Match names the current ETag (also at a wait's end)"},
-    # 401, 403, 404, 422, 429, 503 as for every operation (konfig.openapi)
-    **error_responses(409),
+    401: {"description": "No valid token"},
+    403: {"description": "The token's scopes do not cover this namespace"},
+    404: {"description": "No such namespace in your tenant"},
+    409: {"description": "Two keys render to the same env name or property key"},
+    422: {"description": "A bad query parameter"},
 }
 
 
@@ -73,6 +75,9 @@ NamePath = Annotated[
     response_class=Response,
     responses={
         200: {"description": "Server-sent events", "content": {"text/event-stream": {}}},
+        401: {"description": "No valid token"},
+        403: {"description": "The token's scopes do not cover this namespace"},
+        404: {"description": "No such namespace in your tenant"},
     },
 )
 async def stream_resolved_config(
