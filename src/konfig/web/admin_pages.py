@@ -95,9 +95,7 @@ async def add_user(visitor: SignedIn) -> Response:
         errors["role"] = f"{exc.message[0].upper()}{exc.message[1:]}."
         refusal = exc
     if errors:
-        await visitor.restart()
-        if refusal is not None:
-            await visitor.refused(refusal)
+        await (visitor.refused(refusal) if refusal is not None else visitor.restart())
         return await users_page(visitor, status_code=422, add=fields, errors=errors)
     return redirect(
         visitor.request,

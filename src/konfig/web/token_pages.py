@@ -243,6 +243,7 @@ async def create_token(visitor: SignedIn) -> Response:
     names = ("name", "owner", "scopes", "expires_in_days")
     fields = {name: text(form, name).strip() for name in names}
     errors: dict[str, str] = {}
+    refusal: Forbidden | None = None
     payload = token_payload(fields, errors)
     if payload is not None:
         try:
@@ -253,7 +254,7 @@ async def create_token(visitor: SignedIn) -> Response:
             errors["owner" if payload.service_account_id else "scopes"] = (
                 f"{exc.message[0].upper()}{exc.message[1:]}."
             )
-            await visitor.refused(exc)
+            refusal = exc
         except ValidationFailed as exc:
             errors["form"] = exc.message
         else:
@@ -268,7 +269,7 @@ async def create_token(visitor: SignedIn) -> Response:
                 samesite="strict",
             )
             return response
-    await visitor.restart()
+    await (visitor.refused(refusal) if refusal is not None else visitor.restart())
     return await tokens_page(visitor, status_code=422, create=fields, errors=errors)
 
 
