@@ -10,7 +10,10 @@ import httpx
 import orjson
 import pytest
 import yaml
+from asgi_lifespan import LifespanManager
 
+from konfig.app import create_app
+from konfig.settings import Settings
 from tests.conftest import Account, add_user, assert_error
 from tests.readpath_helpers import (
     bearer,
@@ -26,6 +29,7 @@ from tests.test_delivery_push import Events, served  # noqa: F401  (a fixture)
 URL = "/api/v1/config/payments/production"
 PASSWORD = "s3cr3t p@ss"
 MASK = "********"
+DAILY = "config.reveal.daily"
 
 
 async def _payments(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
@@ -275,3 +279,84 @@ async def test_secrets_needs_read_beside_it(client: httpx.AsyncClient, owner: Ac
         json={"name": "odd", "scopes": [{"namespaces": "**", "permissions": ["secrets"]}]},
     )
     assert "read" in assert_error(answer, 422, "VALIDATION_ERROR")["message"]
+
+
+async def _audit(client: httpx.AsyncClient, owner: Account, action: str) -> list[dict[str, Any]]:
+    answer = await client.get("/api/v1/audit", headers=owner.headers, params={"action": action})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["items"]  # type: ignore[no-any-return]
+
+
+async def test_reads_of_secrets_are_audited_in_aggregate(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    """N reads that show secrets make one first-read event and one daily count of N, written
+    when the process flushes (here: as each replica stops), never a row per request."""
+    await _payments(client, owner)
+    account_id = await service_account(client, owner, "payments-api")
+    created = await make_token(
+        client, owner, read_secrets(*EVERYTHING), service_account_id=account_id
+    )
+    token = bearer(created["token"])
+    viewer = await add_user(client, owner, "viewer@acme.example.com", "viewer")
+    for reads in (3, 2):  # two replicas, one after the other, add to the same day's row
+        replica_app = create_app(settings.model_copy(update={"token_usage_flush_seconds": 3600}))
+        async with LifespanManager(replica_app):
+            transport = httpx.ASGITransport(app=replica_app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://r.test") as replica:
+                etag = ""
+                for _ in range(reads):
+                    answer = await replica.get(URL, headers=token, params={"format": "env"})
+                    assert PASSWORD in answer.text
+                    etag = answer.headers["etag"]
+                # Nothing shown, nothing counted: a 304, and a viewer's masked reads.
+                unchanged = await replica.get(
+                    URL, headers={**token, "If-None-Match": etag}, params={"format": "env"}
+                )
+                assert unchanged.status_code == 304
+                for _ in range(2):
+                    assert (await replica.get(URL, headers=viewer.headers)).status_code == 200
+                # Not written yet: what earlier replicas flushed, no more.
+                counts = [e["summary"]["count"] for e in await _audit(client, owner, DAILY)]
+                assert counts == ([] if reads == 3 else [3])
+    first = await _audit(client, owner, "config.reveal.first")
+    assert len(first) == 1
+    assert first[0]["actor"] == f"token:{created['id']}"
+    assert first[0]["namespace"] == "payments/production"
+    assert first[0]["summary"]["keys"] == ["api_key", "db_password"]
+    daily = await _audit(client, owner, DAILY)
+    assert len(daily) == 1
+    assert daily[0]["summary"]["count"] == 5
+    assert daily[0]["target"] == daily[0]["created_at"][:10]
+    assert daily[0]["actor"] == f"token:{created['id']}"
+    everything = (await client.get("/api/v1/audit", headers=owner.headers)).text
+    assert PASSWORD not in everything and "parent-key" not in everything
+
+
+async def test_tokens_and_service_accounts_are_audited_without_their_secret(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    account_id = await service_account(client, owner, "payments-api")
+    created = await make_token(
+        client, owner, read_secrets("payments/**"), service_account_id=account_id, name="api"
+    )
+    revoked = await client.delete(f"/api/v1/tokens/{created['id']}", headers=owner.headers)
+    assert revoked.status_code == 204
+    gone = await client.delete(f"/api/v1/service-accounts/{account_id}", headers=owner.headers)
+    assert gone.status_code == 204
+    for action, target in (
+        ("service_account.create", "payments-api"),
+        ("token.create", "api"),
+        ("token.revoke", "api"),
+        ("service_account.delete", "payments-api"),
+    ):
+        found = await _audit(client, owner, action)
+        assert len(found) == 1, action
+        assert found[0]["target"] == target
+        assert found[0]["actor"] == f"user:{owner.user_id}"
+    made = (await _audit(client, owner, "token.create"))[0]["summary"]
+    assert made["id"] == created["id"]
+    assert made["owner"] == f"service_account:{account_id}"
+    assert made["scopes"] == read_secrets("payments/**")
+    everything = (await client.get("/api/v1/audit", headers=owner.headers)).text
+    assert created["token"] not in everything and created["hint"] not in everything
