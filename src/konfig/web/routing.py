@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from konfig.audit.context import current
 from konfig.db.session import keep_trace
 from konfig.errors import Forbidden, KonfigError
 from konfig.web.csrf import CsrfRefused
@@ -74,7 +75,8 @@ class UIRoute(APIRoute):
                 clear_login_cookies(response, request)
                 return response
             except CsrfRefused:
-                await keep_trace(request.app.state, Forbidden("the form token was refused"))
+                if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
+                    await keep_trace(request.app.state, Forbidden("the form token was refused"))
                 response = error_page(
                     request,
                     403,
