@@ -175,7 +175,7 @@ class ReadPath:
                     headers, body = changed.headers, changed.body
             else:
                 headers, body = variant.headers, variant.body
-                if resolved.reveals(reveal):
+                if resolved.reveals(reveal) and not head:
                     self._count_reveal(caller, name, resolved)
         except KonfigError as exc:
             status, headers, body = error_reply(exc)
