@@ -360,3 +360,30 @@ async def test_tokens_and_service_accounts_are_audited_without_their_secret(
     assert made["scopes"] == read_secrets("payments/**")
     everything = (await client.get("/api/v1/audit", headers=owner.headers)).text
     assert created["token"] not in everything and created["hint"] not in everything
+
+
+async def test_a_token_reveals_only_where_its_scope_grants_secrets(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await _payments(client, owner)
+    await set_entry(client, owner, ids["shared"], "shared_key", "shared-secret", is_secret=True)
+    token = await _token(client, owner, [*read_secrets("payments", "payments/**"), *read("shared")])
+    api = "/api/v1/namespaces/{}"
+    shown = await client.get(
+        api.format(ids["production"]) + "/configs/db_password?reveal=true", headers=token
+    )
+    assert shown.json()["value"] == PASSWORD
+    for path in (
+        "/configs/shared_key?reveal=true",
+        "/configs?reveal=true",
+        "/configs/shared_key/history?reveal=true",
+        "/revisions/1?reveal=true",
+        "/export?format=yaml&reveal=true",
+        "/document?reveal=true",
+    ):
+        refused = await client.get(api.format(ids["shared"]) + path, headers=token)
+        body = assert_error(refused, 403, "FORBIDDEN")
+        assert body["details"] == {"namespace": "shared", "permission": "secrets"}
+        assert "shared-secret" not in refused.text
+    masked = await client.get(api.format(ids["shared"]) + "/configs/shared_key", headers=token)
+    assert masked.json()["value"] == MASK
