@@ -9,6 +9,9 @@ KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,254}$"
 MASK = "********"
 _VALUE_DOC = "The value: a JSON string, number, boolean, or (type json) any JSON value"
 _TYPE_DOC = "string, number, boolean, select or json"
+# An entry's settings besides its value: what a PUT (or a document) leaves as they are on an
+# existing entry when the body omits them.
+KEPT_FIELDS = frozenset({"value_type", "validation_schema", "description", "is_secret"})
 
 
 class ConfigCreate(BaseModel):

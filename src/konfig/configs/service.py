@@ -12,7 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
-from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
+from konfig.configs.schemas import (
+    KEPT_FIELDS,
+    MASK,
+    ConfigCreate,
+    ConfigPatch,
+    ConfigRead,
+    ConfigReplace,
+)
 from konfig.configs.writes import EntryWrite, EntryWriter
 from konfig.configs.writes import etag as etag  # re-exported
 from konfig.errors import KonfigError, NotFound
@@ -21,9 +28,6 @@ from konfig.pagination import Page, decode_cursor, encode_cursor
 from konfig.revisions.writer import EntryDraft, WritePolicy, decrypt_value
 from konfig.security.crypto import DecryptionError
 from konfig.users.models import Role
-
-# An entry's settings besides its value: what a PUT leaves as they are when the body omits them.
-KEPT_FIELDS = frozenset({"value_type", "validation_schema", "description", "is_secret"})
 
 
 class StoredValueCorrupt(KonfigError):
