@@ -168,6 +168,15 @@ async def test_documents_and_imports_keep_rules_and_refuse_editors_changing_them
     done = await client.put(document, headers=owner.headers, json=unsecret)
     assert done.status_code == 200, done.text
     assert (await read(client, owner, ns, "db_password"))["is_secret"] is False
+    batch = await client.get(
+        f"{API}/audit", headers=owner.headers, params={"action": "config.batch"}
+    )
+    latest = batch.json()["items"][0]["summary"]
+    assert latest["unsecret"] == ["db_password"]
+    changed = {c["key"]: c for c in latest["changes"]}
+    assert changed["db_password"]["secret"] == "removed"
+    assert changed["db_password"]["after"] == "********"
+    assert "secret" not in changed["pool"]
 
 
 async def test_rolling_back_to_other_rules_needs_an_admin(
