@@ -15,8 +15,6 @@ from konfig.auth.principal import Principal
 from konfig.errors import Forbidden
 from konfig.users.models import Role
 
-RULE_FIELDS = ("value_type", "validation_schema", "is_secret")
-
 
 class Ruled(Protocol):
     """An entry, a draft or a state: anything with an entry's rules."""
