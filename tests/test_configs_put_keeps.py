@@ -81,6 +81,11 @@ async def test_a_put_of_the_value_alone_keeps_every_setting(
         entry(target, "db_password"), headers=owner.headers, json={"value": "short"}
     )
     assert_error(too_short, 422, "VALIDATION_ERROR")
+    # A new type alone keeps the old type's schema, which the new type refuses.
+    retyped = await client.put(
+        entry(target, "pool"), headers=owner.headers, json={"value": "x", "value_type": "string"}
+    )
+    assert "not a rule for string" in assert_error(retyped, 422, "VALIDATION_ERROR")["message"]
 
 
 @pytest.mark.parametrize("path", ["fast", "route"])
