@@ -84,7 +84,9 @@ def test_set_on_a_secret_keeps_it_secret(server: ServerProcess, tmp_path: Path) 
     assert read.json()["is_secret"] is True and read.json()["value"] == "********"
     history = httpx.get(f"{key}/history", headers=viewer)
     snapshot = httpx.get(f"{api}/namespaces/{ns_id}/revisions/3", headers=viewer)
-    for answer in (read, history, snapshot):
+    resolved = httpx.get(f"{api}/config/{NS}", headers=viewer)
+    assert resolved.json()["db_password"] == "********"
+    for answer in (read, history, snapshot, resolved):
         assert answer.status_code == 200, answer.text
         assert "rotated-pw-7" not in answer.text and "old-secret-1" not in answer.text
     assert all(v["value"] == "********" for v in history.json()["items"])

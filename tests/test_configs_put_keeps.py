@@ -174,6 +174,11 @@ async def test_the_reproduction_a_rotated_secret_stays_secret(
     snapshot = await client.get(f"{API}/namespaces/{ns}/revisions/2", headers=viewer.headers)
     assert snapshot.json()["entries"][0]["value"] == "********"
     diff = await client.get(f"{API}/namespaces/{ns}/diff?from=1&to=2", headers=viewer.headers)
-    for answer in (read, history, snapshot, diff):
+    resolved = await client.get(f"{API}/config/payments/staging", headers=viewer.headers)
+    assert resolved.status_code == 200 and resolved.json()["db_password"] == "********"
+    env = await client.get(
+        f"{API}/config/payments/staging", headers=viewer.headers, params={"format": "env"}
+    )
+    for answer in (read, history, snapshot, diff, resolved, env):
         assert "rotated-pw-9" not in answer.text
     assert (await audit_of(client, owner, "config.unsecret")) == []

@@ -142,6 +142,8 @@ async def document(
 ) -> tuple[list[dict[str, Any]], int]:
     """The namespace's entries in document shape, and the revision they are at (the ETag)."""
     namespace, revision = await _readable(session, principal, namespace_id, None)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     found = await namespace_entries(
         session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
     )
@@ -180,6 +182,8 @@ async def export(
 ) -> tuple[bytes, int]:
     """The namespace (now or at ``revision``) as a file, and the revision it shows."""
     namespace, revision = await _readable(session, principal, namespace_id, revision)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     found = await namespace_entries(
         session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
     )
@@ -404,6 +408,8 @@ async def put_document(
     found = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
+    if reveal:
+        namespaces.check_allowed(principal, found, "secrets")
     parsed = await load_document(body, formats.structured_format(content_type))
     namespace = await _writable(session, found, dry_run=dry_run, if_match=if_match)
     return await apply(
@@ -440,6 +446,8 @@ async def import_file(
     found = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
+    if reveal:
+        namespaces.check_allowed(principal, found, "secrets")
     if kind is None:
         try:
             kind = formats.structured_format(content_type)
