@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
+from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
 from konfig.configs.service import StoredValueCorrupt, read_value
@@ -255,6 +256,8 @@ async def history(
 ) -> Page[EntryVersionRead]:
     """Every version of one key, newest first; deletions included."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     position = decode_cursor(cursor)
     versions = await repository.key_versions(
         session,
@@ -359,6 +362,8 @@ async def snapshot(
 ) -> SnapshotRead:
     """The whole namespace exactly as it was at ``revision`` (0: before its first change)."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     _check_revision(namespace, revision)
     record = await repository.get_revision(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, revision=revision
@@ -416,6 +421,8 @@ async def diff(
 ) -> DiffRead:
     """What changed from one revision to another: only keys written in between are read."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     to_revision = namespace.revision if to_revision is None else to_revision
     _check_revision(namespace, from_revision)
     _check_revision(namespace, to_revision)
@@ -512,13 +519,16 @@ async def rollback_entry(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, key=key
     )
     check_if_match(if_match, current)
+    restored = state_of_version(policy, target)
+    if current is not None:  # bringing back older rules is changing the rules
+        check_rules(principal, {key: changed_rules(current, restored)})
     outcome = await commit_changes(
         session,
         policy=policy,
         tenant_id=namespace.tenant_id,
         namespace_id=namespace.id,
         actor=principal.actor,
-        upserts=[state_of_version(policy, target).draft(key)],
+        upserts=[restored.draft(key)],
         message=payload.message or message or f"roll back {key} to version {payload.version}",
         locked=namespace,
         current={key: current} if current is not None else {},
@@ -546,6 +556,8 @@ async def rollback(
     namespace = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     if not dry_run:
         namespace = await lock_namespace(
             session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
@@ -573,6 +585,8 @@ async def rollback(
     deletes = [key for key in current if key not in target]
     for key in deletes:
         old[key] = state_of_entry(policy, current[key])
+    kept = sorted(new.keys() & current.keys())  # keys that exist now and change
+    check_rules(principal, {key: changed_rules(current[key], new[key]) for key in kept})
     secret_now = {k for k, e in current.items() if e.is_secret}
     if reveal:
         await audit.record_reveal(

@@ -200,7 +200,23 @@ def _value(form: EntryForm, *, keep_secret: bool) -> None:
             form.value = _json(raw)
 
 
-def parse_entry_form(form: FormData, *, key: str | None = None, keep_secret: bool) -> EntryForm:
+# What an editor's form sends: the value, the description, the change note. The type, rules and
+# secret flag are shown to them, not sent (changing them is an admin's).
+_EDITABLE = ("description", "message", "version", "value_boolean", *VALUE_FIELDS.values())
+
+
+def with_rules_of(submitted: FormData, stored: EntryForm) -> dict[str, str]:
+    """An editor's submission completed with the entry's stored rules, to read the value by."""
+    completed = dict(stored.fields)
+    completed.update({name: "yes" for name in ("integer", "is_secret") if name in stored.checked})
+    completed.pop("value_boolean", None)
+    completed.update({name: text(submitted, name) for name in _EDITABLE if name in submitted})
+    return completed
+
+
+def parse_entry_form(
+    form: FormData | Mapping[str, Any], *, key: str | None = None, keep_secret: bool
+) -> EntryForm:
     """Read the editor; ``keep_secret``: an empty value field means 'leave the secret as is'."""
     entry = EntryForm(
         fields={name: text(form, name) for name in _TEXT_FIELDS},
