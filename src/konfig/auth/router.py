@@ -19,12 +19,13 @@ from konfig.auth.schemas import (
 )
 from konfig.db.session import SessionDep
 from konfig.errors import ValidationFailed
+from konfig.input_guard import GuardedRoute
 from konfig.ratelimit import limit_credentials
 from konfig.tenants import repository as tenants
 from konfig.users import service as users
 from konfig.users.schemas import UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=GuardedRoute)
 
 _LOGIN_BODY: dict[str, Any] = {
     "required": True,
