@@ -101,6 +101,13 @@ async def test_nul_in_text_fields_names_the_field(
         error = assert_error(refused, 422, "VALIDATION_ERROR")
         assert error["message"].startswith("description:")
         assert error["details"]["errors"][0]["loc"] == ["body", "description"]
+    refused = await client.put(
+        f"/api/v1/namespaces/{namespace_id}/configs/k",
+        headers=owner.headers,
+        json={"value": "v", "validation_schema": {"value": "\u0000"}},
+    )
+    error = assert_error(refused, 422, "VALIDATION_ERROR")
+    assert error["message"].startswith("validation_schema.value:")
     listed = await client.get(
         "/api/v1/namespaces", headers=owner.headers, params={"prefix": "a\u0000"}
     )

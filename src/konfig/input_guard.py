@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from itertools import accumulate
 from typing import Any
 
@@ -34,8 +34,12 @@ from konfig.errors import ValidationFailed
 # the envelope around a value (an entry, a document's list of entries) takes a few.
 ENVELOPE_DEPTH = 16
 
-# Fields whose text is a config value: stored encrypted, so a NUL in them round-trips.
-VALUE_FIELDS = frozenset({"value"})
+
+def holds_value(where: tuple[str, ...]) -> bool:
+    """Whether a body field is a config value (an entry's, or a document entry's): stored
+    encrypted, so a NUL in it round-trips."""
+    return where[-1] == "value" and (len(where) == 2 or where[-3] == "entries")
+
 
 # A JSON string, or what is left of an unterminated one: it always matches once it starts, so
 # the scan stays linear whatever the input.
@@ -63,11 +67,11 @@ def body_limit(max_json_depth: int) -> int:
 
 
 def bad_text(
-    document: Any, *, root: tuple[str, ...] = ("body",), exempt: Iterable[str] = VALUE_FIELDS
+    document: Any, *, exempt: Callable[[tuple[str, ...]], bool] = holds_value
 ) -> ValidationFailed | None:
-    """The refusal for the first NUL or lone surrogate in a parsed JSON document, naming where
-    it is; None when its text is clean. Strings under an ``exempt`` key may hold NUL."""
-    exempt = frozenset(exempt)
+    """The refusal for the first NUL or lone surrogate in a parsed JSON body, naming where it
+    is; None when its text is clean. Text where ``exempt`` says may hold NUL."""
+    root = ("body",)
     pending: list[tuple[Any, tuple[str, ...], bool]] = [(document, root, False)]
     while pending:
         node, where, nul_allowed = pending.pop()
@@ -80,7 +84,7 @@ def bad_text(
                 refused = text_refusal(key, [*where, key], nul_allowed=nul_allowed)
                 if refused is not None:
                     return refused
-                pending.append((child, (*where, key), nul_allowed or key in exempt))
+                pending.append((child, (*where, key), nul_allowed or exempt((*where, key))))
         elif isinstance(node, list):
             pending.extend((child, (*where, str(i)), nul_allowed) for i, child in enumerate(node))
     return None
@@ -129,13 +133,15 @@ def _refusal(where: list[str], message: str, kind: str) -> ValidationFailed:
     return ValidationFailed(shown, {"errors": errors})
 
 
-def refuse_bad_parameters(request: Request) -> None:
+def refuse_bad_parameters(
+    query: Iterable[tuple[str, str]], path: Mapping[str, Any] | None = None
+) -> None:
     """Refuse a NUL or lone surrogate in a request's query or path parameters."""
-    for name, value in request.query_params.multi_items():
+    for name, value in query:
         refused = text_refusal(name, ["query", name]) or text_refusal(value, ["query", name])
         if refused is not None:
             raise refused
-    for name, value in request.path_params.items():
+    for name, value in (path or {}).items():
         if isinstance(value, str) and (refused := text_refusal(value, ["path", name])):
             raise refused
 
@@ -178,7 +184,7 @@ class GuardedRoute(APIRoute):
         defer = self.body_field is None or bool(self.body_field.validate(SET_ASIDE)[1])
 
         async def guarded(request: Request) -> Response:
-            refuse_bad_parameters(request)
+            refuse_bad_parameters(request.query_params.multi_items(), request.path_params)
             checked = GuardedRequest(request.scope, request.receive)
             if not defer and "json" in request.headers.get("content-type", ""):
                 await checked.json()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Receive, Scope, Send
@@ -32,6 +33,7 @@ from konfig.delivery.http import (
     settle,
 )
 from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
+from konfig.input_guard import refuse_bad_parameters
 from konfig.middleware import request_id_var
 from konfig.namespaces.schemas import NAME_PATTERN
 from konfig.tokens import codec
@@ -122,6 +124,7 @@ class ReadPath:
             if self.limit is not None:
                 await self.limit(caller.actor)
             raw_query = scope["query_string"]
+            refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
