@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from konfig.settings import Settings
 from tests.conftest import Account, assert_error
 
 JSON = {"content-type": "application/json"}
@@ -172,3 +173,21 @@ async def test_message_header_is_read_as_utf8(client: httpx.AsyncClient, owner: 
         longest = owner.headers | {"X-Konfig-Message": ("✓" * 1000).encode()}
         accepted = await client.put(url, headers=longest, json={"value": "w"})
         assert accepted.status_code == 200, accepted.text
+
+
+async def test_value_limit_counts_the_value_not_its_json_spelling(
+    client: httpx.AsyncClient, owner: Account, settings: Settings
+) -> None:
+    namespace_id = await _namespace(client, owner)
+    limit = settings.max_value_bytes
+    for spelling, key in zip(_spellings(namespace_id), ["fast", "routed"], strict=True):
+        url = f"/api/v1/namespaces/{spelling}/configs/{key}"
+        # Quotes and escapes (each '"' is sent as two bytes) are not part of the value.
+        exactly = '"' * (limit - 2) + "é"
+        stored = await client.put(url, headers=owner.headers, json={"value": exactly})
+        assert stored.status_code == 201, stored.text[:200]
+        read = await client.get(url, headers=owner.headers)
+        assert read.json()["value"] == exactly
+        over = await client.put(url, headers=owner.headers, json={"value": "x" * (limit + 1)})
+        error = assert_error(over, 413, "PAYLOAD_TOO_LARGE")
+        assert f"value is {limit + 1} bytes" in error["message"]

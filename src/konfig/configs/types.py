@@ -279,12 +279,14 @@ def check_value(
         encoded = orjson.dumps(value)
     except TypeError:  # orjson refuses integers beyond 64 bits
         return [Problem("value", "type", "integers must fit in 64 bits")]
-    if len(encoded) > limits.max_value_bytes:
+    # A string counts as its UTF-8 text, not its JSON spelling (quotes, escapes).
+    size = len(value.encode("utf-8")) if isinstance(value, str) else len(encoded)
+    if size > limits.max_value_bytes:
         return [
             Problem(
                 "value",
                 "max_value_bytes",
-                f"value is {len(encoded)} bytes, over the limit of {limits.max_value_bytes} bytes",
+                f"value is {size} bytes, over the limit of {limits.max_value_bytes} bytes",
                 too_large=True,
             )
         ]
