@@ -24,6 +24,7 @@ from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePathFirst
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.db.outage import OutageLog
 from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.outages = OutageLog()  # the database out of reach: one log line per kind a minute
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
     app.state.signer = signer
     app.state.token_policy = TokenPolicy(

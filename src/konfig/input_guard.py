@@ -127,7 +127,9 @@ def decode_message(raw: bytes) -> str:
 
 
 def _refusal(where: list[str], message: str, kind: str) -> ValidationFailed:
-    named = ".".join(part for part in where if part not in ("body", "query", "path", "header"))
+    named = ".".join(
+        part for part in where if part not in ("body", "query", "path", "header", "form")
+    )
     shown = f"{named}: {message}" if named else message
     errors = [{"loc": list(where), "msg": message, "type": kind}]
     return ValidationFailed(shown, {"errors": errors})
@@ -149,6 +151,17 @@ def refuse_bad_parameters(
 # What a refused body reads as, so that the route's dependencies run before it is refused. A
 # bare object: no body schema accepts it, even reading attributes (``GuardedRoute`` checks).
 SET_ASIDE = object()
+
+
+def refuse_bad_form(fields: Iterable[tuple[str, Any]], *, values: str = "value_") -> None:
+    """Refuse a NUL or lone surrogate in a form's text; fields named ``values…`` hold config
+    values, and may hold NUL."""
+    for name, value in fields:
+        if isinstance(value, str):
+            nul_allowed = name.startswith(values)
+            refused = text_refusal(value, ["form", name], nul_allowed=nul_allowed)
+            if refused is not None:
+                raise refused
 
 
 class GuardedRequest(Request):

@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from konfig.audit.context import AuditContext, audit_context
-from konfig.errors import error_body
+from konfig.db.outage import unavailable
+from konfig.errors import KonfigError, error_body
 
 log = logging.getLogger("konfig.http")
 
@@ -27,8 +28,17 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
-    body = orjson.dumps(error_body(code, message))
+async def _send_error(
+    send: Send,
+    status: int,
+    code: str,
+    message: str,
+    request_id: str,
+    error: KonfigError | None = None,
+) -> None:
+    """An error in the one shape; ``error`` gives its details and headers."""
+    body = orjson.dumps(error_body(code, message, error.details if error else None))
+    extra = [(k.lower().encode(), v.encode()) for k, v in (error.headers if error else {}).items()]
     await send(
         {
             "type": "http.response.start",
@@ -37,6 +47,7 @@ async def _send_error(send: Send, status: int, code: str, message: str, request_
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-request-id", request_id.encode()),
+                *extra,
             ],
         }
     )
@@ -45,7 +56,8 @@ async def _send_error(send: Send, status: int, code: str, message: str, request_
 
 class RequestContextMiddleware:
     """Gives each request an id (``X-Request-ID`` accepted or generated, echoed back) and turns
-    an unhandled exception into a 500 ``INTERNAL`` in the one error shape, logged with that id."""
+    an unhandled exception into a 500 ``INTERNAL`` in the one error shape, logged with that id;
+    the database out of reach into a 503 with ``Retry-After``, logged once per kind a minute."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -74,7 +86,12 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
+            refusal = unavailable(exc, getattr(scope["app"].state, "outages", None))
+            if refusal is not None:
+                if not started:
+                    await _send_error(send, 503, refusal.code, refusal.message, request_id, refusal)
+                return
             log.exception(
                 "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
             )

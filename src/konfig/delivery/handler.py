@@ -22,6 +22,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token, known_principal
+from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved, Variant, Wake
 from konfig.delivery.http import (
     DEFAULT_QUERY,
@@ -148,11 +149,15 @@ class ReadPath:
                 headers, body = variant.headers, variant.body
         except KonfigError as exc:
             status, headers, body = error_reply(exc)
-        except Exception:
-            log.exception("the read path failed for %s", name)
-            shown = request_id.decode() if request_id else scope.get("state", {}).get("request_id")
-            message = f"Internal error (request {shown or '-'})"
-            status, headers, body = error_reply(KonfigError(message))
+        except Exception as exc:
+            refusal: KonfigError | None = unavailable(exc, self.delivery.state.outages)
+            if refusal is None:
+                log.exception("the read path failed for %s", name)
+                shown = (
+                    request_id.decode() if request_id else scope.get("state", {}).get("request_id")
+                )
+                refusal = KonfigError(f"Internal error (request {shown or '-'})")
+            status, headers, body = error_reply(refusal)
         if extra:
             headers = headers + extra
         if self.count is not None:
