@@ -3,9 +3,12 @@ surrogates, UTF-8 in headers."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
+from konfig.client import AsyncKonfig
 from konfig.settings import Settings
 from tests.conftest import Account, assert_error
 
@@ -191,3 +194,16 @@ async def test_value_limit_counts_the_value_not_its_json_spelling(
         over = await client.put(url, headers=owner.headers, json={"value": "x" * (limit + 1)})
         error = assert_error(over, 413, "PAYLOAD_TOO_LARGE")
         assert f"value is {limit + 1} bytes" in error["message"]
+
+
+async def test_the_sdk_sends_a_utf8_message(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace_id = await _namespace(client, owner)
+    transport = httpx.ASGITransport(app=app)
+    async with AsyncKonfig("http://konfig.test", owner.access_token, transport=transport) as sdk:
+        await sdk.configs.set("app", "k", "v", message="café ✓")
+    revisions = await client.get(
+        f"/api/v1/namespaces/{namespace_id}/revisions", headers=owner.headers
+    )
+    assert revisions.json()["items"][0]["message"] == "café ✓"
