@@ -3,14 +3,20 @@ surrogates, UTF-8 in headers."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
+from konfig.app import create_app
 from konfig.client import AsyncKonfig
+from konfig.db.migrate import upgrade
 from konfig.settings import Settings
-from tests.conftest import Account, assert_error
+from tests.conftest import Account, assert_error, make_settings, register
+from tests.test_migrations import drop_mariadb, mariadb_database
 
 JSON = {"content-type": "application/json"}
 
@@ -207,3 +213,43 @@ async def test_the_sdk_sends_a_utf8_message(
         f"/api/v1/namespaces/{namespace_id}/revisions", headers=owner.headers
     )
     assert revisions.json()["items"][0]["message"] == "café ✓"
+
+
+@pytest.mark.mariadb
+async def test_mariadb_stores_what_it_is_sent_and_refuses_the_rest(tmp_path: Path) -> None:
+    """Text where the database matters: NUL in a value, 4-byte UTF-8 in a message."""
+    name, url = await mariadb_database()
+    try:
+        await upgrade(url)
+        app = create_app(make_settings(url, tmp_path))
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                owner = await register(client, "maria")
+                namespace_id = await _namespace(client, owner)
+                entry = f"/api/v1/namespaces/{namespace_id}/configs/k"
+                message = {"X-Konfig-Message": "déployé 🚀 ✓".encode()}
+                stored = await client.put(
+                    entry, headers=owner.headers | message, json={"value": "a\u0000b"}
+                )
+                assert stored.status_code == 201, stored.text
+                assert (await client.get(entry, headers=owner.headers)).json()[
+                    "value"
+                ] == "a\u0000b"
+                revisions = await client.get(
+                    f"/api/v1/namespaces/{namespace_id}/revisions", headers=owner.headers
+                )
+                assert revisions.json()["items"][0]["message"] == "déployé 🚀 ✓"
+                for body in [
+                    {"value": "v", "description": "a\u0000b"},
+                    {"value": "v", "description": "\ud800"},
+                ]:
+                    refused = await client.put(
+                        entry, headers=owner.headers | JSON, content=json.dumps(body).encode()
+                    )
+                    assert_error(refused, 422, "VALIDATION_ERROR")
+                deep = b'{"value": ' + nested(100_000) + b"}"
+                refused = await client.put(entry, headers=owner.headers | JSON, content=deep)
+                assert_error(refused, 422, "VALIDATION_ERROR")
+    finally:
+        await drop_mariadb(name)
