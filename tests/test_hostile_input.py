@@ -215,6 +215,26 @@ async def test_the_sdk_sends_a_utf8_message(
     assert revisions.json()["items"][0]["message"] == "café ✓"
 
 
+async def test_non_json_constants_and_schema_loops_are_refused(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace_id = await _namespace(client, owner)
+    for spelling in _spellings(namespace_id):
+        url = f"/api/v1/namespaces/{spelling}/configs/k"
+        for constant in [b"NaN", b"Infinity", b"-Infinity"]:
+            body = b'{"value_type": "json", "value": [' + constant + b"]}"
+            refused = await client.put(url, headers=owner.headers | JSON, content=body)
+            error = assert_error(refused, 422, "VALIDATION_ERROR")
+            assert error["message"].startswith(constant.decode() + " is not JSON"), error
+        loop = {
+            "value": "x",
+            "value_type": "json",
+            "validation_schema": {"json_schema": {"$ref": "#"}},
+        }
+        refused = await client.put(url, headers=owner.headers, json=loop)
+        assert "refers to itself" in assert_error(refused, 422, "VALIDATION_ERROR")["message"]
+
+
 @pytest.mark.mariadb
 async def test_mariadb_stores_what_it_is_sent_and_refuses_the_rest(tmp_path: Path) -> None:
     """Text where the database matters: NUL in a value, 4-byte UTF-8 in a message."""

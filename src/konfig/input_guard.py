@@ -164,6 +164,21 @@ def refuse_bad_form(fields: Iterable[tuple[str, Any]], *, values: str = "value_"
                 raise refused
 
 
+class NotJson(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's parser reads them, JSON has no such thing
+    (and a value holding one would be stored as null)."""
+
+
+def _no_constant(constant: str) -> Any:
+    raise NotJson(f"{constant} is not JSON: send a number or null")
+
+
+def load_json(body: bytes | str) -> Any:
+    """A JSON text parsed as FastAPI parses it (integers of any size kept exact), without the
+    non-standard constants."""
+    return json.loads(body, parse_constant=_no_constant)
+
+
 class GuardedRequest(Request):
     """A request whose JSON body is checked before it is parsed, and whose text after."""
 
@@ -180,9 +195,12 @@ class GuardedRequest(Request):
             self.refusal = depth_refusal(limit)
             return SET_ASIDE
         try:
-            document = json.loads(body)  # a JSONDecodeError is FastAPI's to answer
+            document = load_json(body)  # a JSONDecodeError is FastAPI's to answer
         except UnicodeDecodeError:
             self.refusal = _refusal(["body"], "body is not valid UTF-8", "utf8")
+            return SET_ASIDE
+        except NotJson as exc:
+            self.refusal = _refusal(["body"], str(exc), "json_constant")
             return SET_ASIDE
         self.refusal = bad_text(document)
         return SET_ASIDE if self.refusal is not None else document

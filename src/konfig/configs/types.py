@@ -380,7 +380,12 @@ def _json_value(value: Any, schema: dict[str, Any], limits: Limits) -> list[Prob
     inner = schema.get("json_schema")
     if inner is None:
         return []
-    errors = sorted(SafeValidator(inner).iter_errors(value), key=lambda e: list(e.absolute_path))
+    try:
+        found = list(SafeValidator(inner).iter_errors(value))
+    except RecursionError:  # a $ref that leads back to itself without consuming the value
+        message = "json_schema refers to itself without end (a $ref loop)"
+        return [Problem("validation_schema", "json_schema", message)]
+    errors = sorted(found, key=lambda e: list(e.absolute_path))
     return [
         Problem(
             "value",

@@ -18,7 +18,6 @@ the same either way: the same principal (``konfig.auth.deps.admit``), the same s
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -36,7 +35,14 @@ from konfig.configs import service
 from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigReplace
 from konfig.db.session import keep_trace, request_session
 from konfig.errors import KonfigError, error_response
-from konfig.input_guard import bad_text, body_limit, decode_message, depth_refusal, nests_deeper
+from konfig.input_guard import (
+    bad_text,
+    body_limit,
+    decode_message,
+    depth_refusal,
+    load_json,
+    nests_deeper,
+)
 
 PREFIX = "/api/v1/namespaces/"
 # The canonical form of a UUID only: any other spelling is FastAPI's to judge.
@@ -148,8 +154,8 @@ def _parse(state: Any, method: str, body: bytes) -> Any:
     if nests_deeper(body, limit):
         raise depth_refusal(limit)
     try:
-        document = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError among them
+        document = load_json(body)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError and NotJson among them
         return None
     refused = bad_text(document)
     if refused is not None:
