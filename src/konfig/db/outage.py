@@ -22,17 +22,16 @@ RETRY_AFTER_SECONDS = 5
 LOG_INTERVAL_SECONDS = 60.0
 MESSAGE = "The database is unavailable: try again shortly"
 
-# What a lost or refused connection surfaces as, raw (asyncpg connecting, a reset socket) or
-# wrapped by SQLAlchemy.
+# What a lost or refused connection surfaces as, wrapped by SQLAlchemy…
 _UNREACHABLE = (
-    ConnectionError,
-    TimeoutError,
-    socket.gaierror,
     sa.OperationalError,
     sa.InterfaceError,
     sa.DisconnectionError,
     sa.TimeoutError,  # the pool had no connection to give in time
 )
+# … or raw (asyncpg connecting, a reset socket): only when raised from the database's code.
+_NETWORK = (ConnectionError, TimeoutError, socket.gaierror)
+_DATABASE_CODE = ("sqlalchemy.", "asyncpg.", "aiomysql.", "pymysql.", "aiosqlite.", "konfig.db.")
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -51,10 +50,20 @@ def unreachable(error: BaseException) -> str | None:
     if not any(
         isinstance(link, _UNREACHABLE)
         or (isinstance(link, sa.DBAPIError) and link.connection_invalidated)
+        or (isinstance(link, _NETWORK) and _raised_by_database(link))
         for link in chain
     ):
         return None
     return type(chain[-1]).__name__
+
+
+def _raised_by_database(error: BaseException) -> bool:
+    frame = error.__traceback__
+    while frame is not None:
+        if str(frame.tb_frame.f_globals.get("__name__", "")).startswith(_DATABASE_CODE):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 class OutageLog:
