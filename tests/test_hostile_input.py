@@ -87,6 +87,15 @@ async def test_nesting_within_the_limit_is_still_judged_by_the_value_rules(
         f"/api/v1/namespaces/{namespace_id}/configs/k", headers=owner.headers, json=value
     )
     assert stored.status_code == 201, stored.text
+    # Brackets inside strings (escaped quotes among them) are text, not nesting.
+    text = '\\"[' + "[{" * 5_000
+    written = await client.put(
+        f"/api/v1/namespaces/{namespace_id}/configs/k",
+        headers=owner.headers,
+        json={"value": [text], "value_type": "json", "description": "[" * 1000},
+    )
+    assert written.status_code == 200, written.text
+    assert written.json()["value"] == [text]
     # Deeper than a value may nest (32 levels by default), within what a body may (48).
     too_deep = b'{"value_type": "json", "value": ' + nested(40) + b"}"
     refused = await client.put(

@@ -148,11 +148,6 @@ def refuse_bad_parameters(
             raise refused
 
 
-# What a refused body reads as, so that the route's dependencies run before it is refused. A
-# bare object: no body schema accepts it, even reading attributes (``GuardedRoute`` checks).
-SET_ASIDE = object()
-
-
 def refuse_bad_form(fields: Iterable[tuple[str, Any]], *, values: str = "value_") -> None:
     """Refuse a NUL or lone surrogate in a form's text; fields named ``values…`` hold config
     values, and may hold NUL."""
@@ -177,6 +172,11 @@ def load_json(body: bytes | str) -> Any:
     """A JSON text parsed as FastAPI parses it (integers of any size kept exact), without the
     non-standard constants."""
     return json.loads(body, parse_constant=_no_constant)
+
+
+# What a refused body reads as, so that the route's dependencies run before it is refused. A
+# bare object: no body schema accepts it, even reading attributes (``GuardedRoute`` checks).
+SET_ASIDE = object()
 
 
 class GuardedRequest(Request):
