@@ -78,6 +78,12 @@ async def test_every_path_answers_503_and_logs_once(app_behind_relay: Any, relay
                 assert_unavailable(await client.get("/api/v1/config/app", headers=owner.headers))
                 login = {"email": owner.email, "password": "SecurePassword123"}
                 assert_unavailable(await client.post("/api/v1/auth/login", json=login))
+            # The access log and metrics count what was answered: 503s, no 500.
+            metrics = (await client.get("/metrics")).text
+            assert 'route="/api/v1/namespaces",status="503"' in metrics
+            assert 'route="/api/v1/namespaces/{namespace_id}/configs/{key}",status="503"' in metrics
+            assert 'konfig_read_path_requests_total{status="503"}' in metrics
+            assert 'status="500"' not in metrics
             relay.up = True
             again = await client.get("/api/v1/namespaces", headers=owner.headers)
             assert again.status_code == 200, again.text

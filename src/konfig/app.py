@@ -30,7 +30,11 @@ from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.errors import install_error_handlers
 from konfig.metrics import Metrics
-from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from konfig.middleware import (
+    BodyLimitMiddleware,
+    DatabaseOutageMiddleware,
+    RequestContextMiddleware,
+)
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
 from konfig.ops.router import router as ops_router
@@ -153,8 +157,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _meter_read_path(app, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
-    # included), request id, access log and metrics, CORS, body cap, single-entry writes.
+    # included), request id, access log and metrics, CORS, body cap, the database out of reach
+    # (a 503), single-entry writes.
     app.add_middleware(WritePathFirst)
+    app.add_middleware(DatabaseOutageMiddleware, outages=app.state.outages)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -12,8 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from konfig.audit.context import AuditContext, audit_context
-from konfig.db.outage import unavailable
-from konfig.errors import KonfigError, error_body
+from konfig.db.outage import OutageLog, unavailable
+from konfig.errors import error_body, error_response
 
 log = logging.getLogger("konfig.http")
 
@@ -28,17 +28,8 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
-async def _send_error(
-    send: Send,
-    status: int,
-    code: str,
-    message: str,
-    request_id: str,
-    error: KonfigError | None = None,
-) -> None:
-    """An error in the one shape; ``error`` gives its details and headers."""
-    body = orjson.dumps(error_body(code, message, error.details if error else None))
-    extra = [(k.lower().encode(), v.encode()) for k, v in (error.headers if error else {}).items()]
+async def _send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    body = orjson.dumps(error_body(code, message))
     await send(
         {
             "type": "http.response.start",
@@ -47,7 +38,6 @@ async def _send_error(
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
                 (b"x-request-id", request_id.encode()),
-                *extra,
             ],
         }
     )
@@ -56,8 +46,7 @@ async def _send_error(
 
 class RequestContextMiddleware:
     """Gives each request an id (``X-Request-ID`` accepted or generated, echoed back) and turns
-    an unhandled exception into a 500 ``INTERNAL`` in the one error shape, logged with that id;
-    the database out of reach into a 503 with ``Retry-After``, logged once per kind a minute."""
+    an unhandled exception into a 500 ``INTERNAL`` in the one error shape, logged with that id."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,12 +75,7 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
-        except Exception as exc:
-            refusal = unavailable(exc, getattr(scope["app"].state, "outages", None))
-            if refusal is not None:
-                if not started:
-                    await _send_error(send, 503, refusal.code, refusal.message, request_id, refusal)
-                return
+        except Exception:
             log.exception(
                 "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
             )
@@ -133,3 +117,36 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class DatabaseOutageMiddleware:
+    """Answers 503 with ``Retry-After`` when a request fails because the database is out of
+    reach (``konfig.db.outage``). It sits inside the access log and metrics, so that they count
+    a 503, and outside the single-entry writes and FastAPI's routes, so that it sees both."""
+
+    def __init__(self, app: ASGIApp, outages: OutageLog) -> None:
+        self.app = app
+        self.outages = outages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            refusal = None if started else unavailable(exc, self.outages)
+            if refusal is None:
+                raise  # RequestContextMiddleware logs it and answers 500
+            refused = error_response(
+                refusal.status_code, refusal.code, refusal.message, refusal.details, refusal.headers
+            )
+            await refused(scope, receive, send)
