@@ -15,7 +15,7 @@ from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
 from konfig.configs.writes import EntryWrite, EntryWriter
 from konfig.configs.writes import etag as etag  # re-exported
-from konfig.errors import KonfigError, NotFound
+from konfig.errors import Forbidden, KonfigError, NotFound
 from konfig.namespaces import service as namespaces
 from konfig.pagination import Page, decode_cursor, encode_cursor
 from konfig.revisions.writer import EntryDraft, WritePolicy, check_drafts, decrypt_value
@@ -34,7 +34,11 @@ def _must(entry: ConfigEntry | None) -> ConfigEntry:
 
 
 def may_reveal(principal: Principal, reveal: bool) -> bool:
-    if reveal:
+    """``reveal``, when the principal may see secrets (editors and above; tokens holding the
+    ``secrets`` permission); a 403 naming what is missing otherwise."""
+    if reveal and not principal.may_see_secrets():
+        if principal.kind == "token":
+            raise Forbidden("this token lacks the secrets permission: it reads secrets masked")
         principal.require(Role.editor)
     return reveal
 
@@ -87,6 +91,8 @@ async def get(
     reveal: bool = False,
 ) -> ConfigEntry:
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     entry = await _entry(session, namespace.id, key)
     if entry is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
@@ -105,6 +111,8 @@ async def list_page(
     reveal: bool = False,
 ) -> tuple[list[ConfigEntry], str | None]:
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     position = decode_cursor(cursor)
     query = (
         select(ConfigEntry)

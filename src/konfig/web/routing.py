@@ -11,8 +11,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
+from konfig.audit.context import current
 from konfig.db.outage import unavailable
-from konfig.errors import KonfigError
+from konfig.db.session import keep_trace
+from konfig.errors import Forbidden, KonfigError
 from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
 from konfig.web.csrf import CsrfRefused
 from konfig.web.rendering import page, redirect
@@ -89,6 +91,8 @@ class UIRoute(APIRoute):
                 clear_login_cookies(response, request)
                 return response
             except CsrfRefused:
+                if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
+                    await keep_trace(request.app.state, Forbidden("the form token was refused"))
                 response = error_page(
                     request,
                     403,
@@ -98,6 +102,10 @@ class UIRoute(APIRoute):
             except RequestValidationError:
                 response = error_page(request, 404, "There is no such page.")
             except KonfigError as exc:
+                if isinstance(exc, Forbidden):
+                    # Caught here, inside the request's session: audited in a transaction of
+                    # its own, as the API's refusals are.
+                    await keep_trace(request.app.state, exc)
                 response = error_page(request, exc.status_code, exc.message)
             except Exception as exc:
                 refusal = unavailable(exc, request.app.state.outages)
