@@ -49,6 +49,7 @@ async def test_deep_nesting_is_refused_after_authentication(
             ("POST", base, b'{"key": "k", "value": ' + deep + b"}"),
             ("PUT", f"{base}/k", b'{"value": ' + deep + b"}"),
             ("PATCH", f"{base}/k", b'{"value": ' + deep + b"}"),
+            ("PUT", f"{base}/k", b'{"value": ' + deep),  # malformed, too
         ]
         for method, url, body in sent:
             anonymous = await client.request(method, url, headers=JSON, content=body)
@@ -56,6 +57,21 @@ async def test_deep_nesting_is_refused_after_authentication(
             refused = await client.request(method, url, headers=owner.headers | JSON, content=body)
             error = assert_error(refused, 422, "VALIDATION_ERROR")
             assert "nests deeper than the limit" in error["message"], (method, url)
+
+
+async def test_malformed_json_waits_for_authentication(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace_id = await _namespace(client, owner)
+    for spelling in _spellings(namespace_id):
+        url = f"/api/v1/namespaces/{spelling}/configs/k"
+        anonymous = await client.put(url, headers=JSON, content=b'{"value": ')
+        assert_error(anonymous, 401, "UNAUTHENTICATED")
+        refused = await client.put(url, headers=owner.headers | JSON, content=b'{"value": ')
+        error = assert_error(refused, 422, "VALIDATION_ERROR")
+        assert error["details"]["errors"][0]["type"] == "json_invalid"
+    anonymous = await client.post("/api/v1/namespaces", headers=JSON, content=b"{")
+    assert_error(anonymous, 401, "UNAUTHENTICATED")
 
 
 async def test_deep_nesting_elsewhere_is_refused(client: httpx.AsyncClient, owner: Account) -> None:

@@ -11,9 +11,9 @@ Three kinds, refused wherever a request brings text in:
 - A lone surrogate (``"\\ud800"``): JSON can spell it, but no UTF-8 can carry it.
 
 ``GuardedRoute`` applies all three to the API's routes: their query and path parameters, and
-their JSON bodies. A refused body is set aside rather than refused on the spot, so that the
-route's dependencies (authentication first) still answer before it: an unauthenticated request
-gets its 401 whatever its body.
+their JSON bodies. A refused body (malformed JSON too) is set aside rather than refused on the
+spot, so that the route's dependencies (authentication first) still answer before it: an
+unauthenticated request gets its 401 whatever its body.
 """
 
 from __future__ import annotations
@@ -195,7 +195,10 @@ class GuardedRequest(Request):
             self.refusal = depth_refusal(limit)
             return SET_ASIDE
         try:
-            document = load_json(body)  # a JSONDecodeError is FastAPI's to answer
+            document = load_json(body)
+        except json.JSONDecodeError as exc:  # worded as FastAPI words it
+            self.refusal = _refusal(["body", str(exc.pos)], "JSON decode error", "json_invalid")
+            return SET_ASIDE
         except UnicodeDecodeError:
             self.refusal = _refusal(["body"], "body is not valid UTF-8", "utf8")
             return SET_ASIDE
