@@ -6,7 +6,10 @@ PostgreSQL. Any finding fails the test: a 500, a status or header the document d
 a body that does not match its schema, a bad request accepted, a good one refused for anything
 but a rule of the server's that JSON Schema cannot say (``POSITIVE_ANSWERS``).
 
-Bounded for CI: a few examples per operation, derandomized so a run repeats the last one.
+Every phase runs: the schema's examples, coverage (boundaries, wrong types, missing and unknown
+parameters, undeclared methods), fuzzing, and short stateful sequences that follow the links
+between operations (a created object read, changed and deleted). Bounded for CI (about 80 s for
+the four runs on two cores): a few examples per operation, derandomized so a run repeats.
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ def _config(seeded: Seeded | None) -> SchemathesisConfig:
             "positive_data_acceptance": {"expected-statuses": POSITIVE_ANSWERS},
             "negative_data_rejection": {"expected-statuses": NEGATIVE_ANSWERS},
         },
-        "phases": {"stateful": {"enabled": False}},
+        "phases": {"stateful": {"max-steps": 6}},
         # An event stream ends only when the client leaves: read its first event, then leave.
         "operations": [
             {
