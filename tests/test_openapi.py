@@ -3,12 +3,14 @@ method a path serves."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import Account
+from tests.apps import client_of, running
+from tests.conftest import Account, Backend, make_settings, wipe
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 
@@ -184,3 +186,23 @@ async def test_a_version_beyond_the_columns_range_is_a_422(
     ]:
         answer = await client.request(method, path, headers=owner.headers, json=body)
         assert answer.status_code == 422, (path, answer.text)
+
+
+async def test_cors_preflights_stay_the_cors_middlewares_and_plain_options_list_methods(
+    backend: Backend, tmp_path: Path
+) -> None:
+    allowed = "https://ui.example.com"
+    settings = make_settings(backend.url, tmp_path, cors_origins=[allowed])
+    path = "/api/v1/namespaces/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f/configs/db_url"
+    async with running(settings) as app, client_of(app) as client:
+        preflight = await client.options(
+            path, headers={"Origin": allowed, "Access-Control-Request-Method": "PUT"}
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert "PUT" in preflight.headers["access-control-allow-methods"]
+        plain = await client.options(path, headers={"Origin": allowed})
+        assert plain.status_code == 204
+        assert plain.headers["allow"] == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+        assert plain.headers["access-control-allow-origin"] == allowed
+    await wipe(backend.url)
