@@ -47,7 +47,7 @@ def serve(
     configure_logging(log_format=settings.resolved_log_format, level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate and settings.migrate_on_start:
-        asyncio.run(upgrade(settings.resolved_database_url))
+        asyncio.run(upgrade(settings.resolved_migration_url))
     host = host or settings.host
     port = port or settings.port
     get_logger("konfig.server").info("serving", url=f"http://{host}:{port}")
@@ -86,7 +86,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     from konfig.db.migrate import upgrade
 
     settings = get_settings()
-    before, after = asyncio.run(upgrade(settings.resolved_database_url, revision))
+    before, after = asyncio.run(upgrade(settings.resolved_migration_url, revision))
     console.print(f"database at {after} (was {before or 'empty'})")
 
 
@@ -138,7 +138,7 @@ def keys_rotate(
 
     settings = get_settings()
     url = settings.resolved_database_url
-    asyncio.run(upgrade(url))
+    asyncio.run(upgrade(settings.resolved_migration_url))
     keyring, added = prepare_keyring(settings)
     report = RotationReport(primary=keyring.primary, added=added)
     if added:
