@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import NullPool
 
 from konfig.app import create_app
-from konfig.db.engine import make_engine
+from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
 from konfig.db.models import Base
 from konfig.db.roles import Roles, create_roles
@@ -122,6 +124,20 @@ async def backend(
         yield Backend("postgres", url, owner, admin)
     finally:
         await drop_pg_database(plain, roles=[roles.app, roles.owner])
+
+
+@asynccontextmanager
+async def backstage(app: Any) -> AsyncIterator[AsyncSession]:
+    """A transaction of the test's own behind the app's back, committed when the block ends: on
+    PostgreSQL as a superuser (the app role may not create triggers, and row-level security
+    shows it one tenant at most)."""
+    url = app.state.settings.resolved_database_url
+    engine = make_engine(_ADMIN_URLS.get(url, url), poolclass=NullPool)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def wipe(url: str) -> None:
