@@ -27,7 +27,7 @@ from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.models import Base
 from konfig.db.roles import role_problems, tenant_owned
-from tests.conftest import Account, Backend, make_settings, register
+from tests.conftest import Account, Backend, add_user, assert_error, make_settings, register
 from tests.readpath_helpers import make_namespace, make_token, read, service_account, set_entry
 
 TABLES = tenant_owned(Base.metadata)
@@ -246,3 +246,20 @@ async def test_with_the_apps_tenant_filter_sabotaged_tenant_b_still_sees_nothing
     assert set(leaked) == {*LISTED, *BY_ID}, leaked
     # As the app role, the database's policies stop every one of them.
     assert await what_b_sees_of_a(postgres.url, tmp_path / "app", b, a, namespace) == {}
+
+
+async def test_a_denied_write_on_the_fast_path_still_leaves_its_audit_row(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """The single-entry write path answers a known principal without a request session; the
+    trace of its refusal is written in a session of its own, bound to the principal's tenant."""
+    viewer = await add_user(client, owner, "vi@acme.example.com", "viewer")
+    namespace = await make_namespace(client, owner, "payments")
+    entry = f"/api/v1/namespaces/{namespace}/configs/region"
+    for _ in range(2):  # the second one comes from a principal the caches know
+        denied = await client.put(entry, headers=viewer.headers, json={"value": "eu"})
+        assert_error(denied, 403, "FORBIDDEN")
+    audit = await client.get(
+        "/api/v1/audit", headers=owner.headers, params={"action": "permission.denied"}
+    )
+    assert [e["actor"] for e in audit.json()["items"]] == [f"user:{viewer.user_id}"] * 2

@@ -100,8 +100,11 @@ async def keep_trace(state: State, exc: KonfigError) -> None:
     """``_keep_trace`` for a request that had no session of its own."""
     if exc.record is None and not isinstance(exc, Forbidden):
         return
+    from konfig.audit.context import current
+
     session: AsyncSession = state.sessionmaker(bind=state.write_engine)
     try:
+        await bind_tenant(session, current().tenant_id)  # the refused principal's tenant
         await _keep_trace(session, exc, state)
     finally:
         await session.close()
