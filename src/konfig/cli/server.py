@@ -90,6 +90,64 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     console.print(f"database at {after} (was {before or 'empty'})")
 
 
+@db_app.command("create-role")
+def db_create_role(
+    admin_url: Annotated[
+        str,
+        typer.Option(
+            envvar="KONFIG_ADMIN_DATABASE_URL",
+            help="A PostgreSQL superuser (or CREATEROLE) URL on Konfig's database",
+        ),
+    ],
+    owner: Annotated[str, typer.Option(help="The role that owns the tables and migrates")] = (
+        "konfig_owner"
+    ),
+    app: Annotated[str, typer.Option(help="The role Konfig serves as")] = "konfig_app",
+    owner_password: Annotated[
+        str | None, typer.Option(envvar="KONFIG_OWNER_PASSWORD", help="Prompted when omitted")
+    ] = None,
+    app_password: Annotated[
+        str | None, typer.Option(envvar="KONFIG_APP_PASSWORD", help="Prompted when omitted")
+    ] = None,
+) -> None:
+    """Create the two PostgreSQL roles row-level security needs: an owner and an app role.
+
+    The owner gets the schema and Konfig's existing tables; the app role may read and write
+    the rows of every table the owner makes, now and later, and nothing more. Safe to run again
+    (it updates the roles and passwords). Then migrate with KONFIG_MIGRATION_DATABASE_URL as the
+    owner and serve with KONFIG_DATABASE_URL as the app role.
+    """
+    from sqlalchemy.engine import make_url
+
+    from konfig.db.models import Base
+    from konfig.db.roles import RoleError, Roles, create_roles, tenant_owned
+    from konfig.settings import async_database_url
+
+    passwords = []
+    for role, given in ((owner, owner_password), (app, app_password)):
+        if given is None:
+            if not sys.stdin.isatty():
+                raise _fail(f"a password for {role} is required when not run interactively", 2)
+            given = getpass.getpass(f"Password for {role}: ")
+        if len(given) < 12:
+            raise _fail(f"the password for {role} needs at least 12 characters", 2)
+        passwords.append(given)
+    url = async_database_url(admin_url)
+    tables = [*tenant_owned(Base.metadata), *(t.name for t in Base.metadata.sorted_tables)]
+    try:
+        roles = Roles(owner, passwords[0], app, passwords[1])
+        asyncio.run(create_roles(url, roles, sorted(set(tables))))
+    except RoleError as exc:
+        raise _fail(str(exc), 2) from exc
+    target = make_url(admin_url)
+    for variable, role, password in (
+        ("KONFIG_MIGRATION_DATABASE_URL", owner, passwords[0]),
+        ("KONFIG_DATABASE_URL", app, passwords[1]),
+    ):
+        shown = target.set(drivername="postgresql", username=role, password=password)
+        console.print(f"{variable}={shown.render_as_string(hide_password=True)}")
+
+
 users_app = typer.Typer(help="User administration on the server.", no_args_is_help=True)
 
 
