@@ -263,3 +263,97 @@ async def test_a_denied_write_on_the_fast_path_still_leaves_its_audit_row(
         "/api/v1/audit", headers=owner.headers, params={"action": "permission.denied"}
     )
     assert [e["actor"] for e in audit.json()["items"]] == [f"user:{viewer.user_id}"] * 2
+
+
+async def rls_tables(url: str) -> dict[str, tuple[bool, bool, int]]:
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                text(
+                    "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+                    "(SELECT count(*) FROM pg_policies p WHERE p.tablename = c.relname) "
+                    "FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace "
+                    "AND c.relname = ANY(:tables)"
+                ),
+                {"tables": list(TABLES)},
+            )
+            return {
+                name: (enabled, forced, int(policies)) for name, enabled, forced, policies in found
+            }
+    finally:
+        await engine.dispose()
+
+
+async def test_the_migration_goes_down_and_up_again() -> None:
+    from alembic import command
+
+    from konfig.db.migrate import alembic_config, upgrade
+    from tests.conftest import create_pg_database, drop_pg_database
+
+    plain = await create_pg_database()
+    url = plain.replace("postgresql://", "postgresql+asyncpg://", 1)
+    try:
+        await upgrade(url)
+        assert set((await rls_tables(url)).values()) == {(True, True, 1)}
+
+        def downgrade(connection: Any) -> None:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")
+
+        engine = make_engine(url, poolclass=NullPool)
+        try:
+            async with engine.connect() as connection:
+                await connection.run_sync(downgrade)
+                await connection.commit()
+        finally:
+            await engine.dispose()
+        assert set((await rls_tables(url)).values()) == {(False, False, 0)}
+        await upgrade(url)
+        assert set((await rls_tables(url)).values()) == {(True, True, 1)}
+    finally:
+        await drop_pg_database(plain)
+
+
+# Every path that may see or write several tenants' rows, by module and reason. A new one is a
+# decision: add it here and to docs/deploy.md ("Database roles and row-level security").
+ACROSS_TENANTS = {
+    ("konfig.auth.principal", "f'superuser: {reason}'"),  # superuser_scope, below
+    ("konfig.audit.service", "the audit log of every tenant"),
+    ("konfig.auth.service", "register: a new tenant"),
+    ("konfig.auth.service", "login: a user by email, before the tenant is known"),
+    ("konfig.auth.service", "audit: a failed login of no tenant"),
+    ("konfig.backups.scheduler", "backups: which tenants are due"),
+    ("konfig.cli.backups", "operator: a tenant by its name"),
+    ("konfig.cli.superuser", "create-superuser"),
+    ("konfig.revisions.tree", "operator: a tenant by its name"),
+    ("konfig.security.rotation", "key rotation: every tenant's values"),
+    ("konfig.tokens.cache", "api token: found by its hash"),
+    ("konfig.tokens.cache", "api tokens: last use, of every tenant"),
+    ("konfig.users.service", "users: an email is unique across tenants"),
+    ("konfig.users.service", "a user of any tenant"),
+    ("konfig.users.service", "the users of every tenant"),
+    ("konfig.users.service", "change a user of any tenant"),
+    ("konfig.users.service", "remove a user of any tenant"),
+}
+
+
+def test_the_paths_that_act_across_tenants_are_the_named_ones(repo_root: Path) -> None:
+    import ast
+
+    names = {"across_tenants", "connection_across_tenants", "superuser_scope"}
+    found = set()
+    source = repo_root / "src"
+    for path in sorted((source / "konfig").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+            if name in names:
+                module = path.relative_to(source).with_suffix("").as_posix().replace("/", ".")
+                reason = node.args[-1]
+                said = reason.value if isinstance(reason, ast.Constant) else ast.unparse(reason)
+                found.add((module, said))
+    assert found == ACROSS_TENANTS

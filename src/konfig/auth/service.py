@@ -147,8 +147,8 @@ def _failed_login(email: str, user: User | None, reason: str = "unknown email") 
     async def record(session: AsyncSession) -> None:
         await bind_tenant(session, tenant_id)
         # An unknown email belongs to no tenant: its trace is the platform's (tenant_id NULL).
-        reason_across = "" if tenant_id else "audit: a failed login of no tenant"
-        async with across_tenants(session, reason_across) if reason_across else nullcontext():
+        unknown = across_tenants(session, "audit: a failed login of no tenant")
+        async with unknown if tenant_id is None else nullcontext():
             await audit.record(
                 session,
                 action="auth.login_failed",
