@@ -118,3 +118,22 @@ async def test_create_role_refuses_what_it_cannot_do_safely(tmp_path: Path) -> N
     assert bad.returncode == 2 and "not a role name" in bad.stderr
     same = await konfig("db", "create-role", "--admin-url", url, "--app", "konfig_owner", **env)
     assert same.returncode == 2 and "two different roles" in same.stderr
+
+
+async def test_serve_in_production_as_a_superuser_refuses_to_start(
+    legacy: tuple[str, str, str], tmp_path: Path
+) -> None:
+    admin, _, _ = legacy
+    refused = await konfig(
+        "serve",
+        KONFIG_ENV="production",
+        KONFIG_DATABASE_URL=admin,
+        KONFIG_DATA_DIR=str(tmp_path),
+        KONFIG_SECRET_KEY="a-production-secret-key-that-is-long-enough",
+        KONFIG_ENCRYPTION_KEYS=new_key_line(),
+        KONFIG_PORT="1",  # never reached
+    )
+    assert refused.returncode == 1, refused.stderr
+    assert "postgres is a superuser" in refused.stderr
+    assert "konfig db create-role" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from konfig.cli import database
 from konfig.cli.output import Output, OutputOption
 from konfig.settings import ConfigurationError, get_settings
 
@@ -48,6 +49,11 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate and settings.migrate_on_start:
         asyncio.run(upgrade(settings.resolved_migration_url))
+    if settings.is_production:  # the app checks again as it starts; here the refusal reads well
+        try:
+            asyncio.run(database.check_serving_role(settings.resolved_database_url))
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc
     host = host or settings.host
     port = port or settings.port
     get_logger("konfig.server").info("serving", url=f"http://{host}:{port}")
@@ -75,77 +81,6 @@ def serve(
     app = create_app(settings)
     if not run(app, uvicorn.Config(app, **options), drain_seconds=settings.drain_seconds):
         raise typer.Exit(3)
-
-
-db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply migrations (safe to run while other replicas start: they take turns)."""
-    from konfig.db.migrate import upgrade
-
-    settings = get_settings()
-    before, after = asyncio.run(upgrade(settings.resolved_migration_url, revision))
-    console.print(f"database at {after} (was {before or 'empty'})")
-
-
-@db_app.command("create-role")
-def db_create_role(
-    admin_url: Annotated[
-        str,
-        typer.Option(
-            envvar="KONFIG_ADMIN_DATABASE_URL",
-            help="A PostgreSQL superuser (or CREATEROLE) URL on Konfig's database",
-        ),
-    ],
-    owner: Annotated[str, typer.Option(help="The role that owns the tables and migrates")] = (
-        "konfig_owner"
-    ),
-    app: Annotated[str, typer.Option(help="The role Konfig serves as")] = "konfig_app",
-    owner_password: Annotated[
-        str | None, typer.Option(envvar="KONFIG_OWNER_PASSWORD", help="Prompted when omitted")
-    ] = None,
-    app_password: Annotated[
-        str | None, typer.Option(envvar="KONFIG_APP_PASSWORD", help="Prompted when omitted")
-    ] = None,
-) -> None:
-    """Create the two PostgreSQL roles row-level security needs: an owner and an app role.
-
-    The owner gets the schema and Konfig's existing tables; the app role may read and write
-    the rows of every table the owner makes, now and later, and nothing more. Safe to run again
-    (it updates the roles and passwords). Then migrate with KONFIG_MIGRATION_DATABASE_URL as the
-    owner and serve with KONFIG_DATABASE_URL as the app role.
-    """
-    from sqlalchemy.engine import make_url
-
-    from konfig.db.models import Base
-    from konfig.db.roles import RoleError, Roles, create_roles, tenant_owned
-    from konfig.settings import async_database_url
-
-    passwords = []
-    for role, given in ((owner, owner_password), (app, app_password)):
-        if given is None:
-            if not sys.stdin.isatty():
-                raise _fail(f"a password for {role} is required when not run interactively", 2)
-            given = getpass.getpass(f"Password for {role}: ")
-        if len(given) < 12:
-            raise _fail(f"the password for {role} needs at least 12 characters", 2)
-        passwords.append(given)
-    url = async_database_url(admin_url)
-    tables = [*tenant_owned(Base.metadata), *(t.name for t in Base.metadata.sorted_tables)]
-    try:
-        roles = Roles(owner, passwords[0], app, passwords[1])
-        asyncio.run(create_roles(url, roles, sorted(set(tables))))
-    except RoleError as exc:
-        raise _fail(str(exc), 2) from exc
-    target = make_url(admin_url)
-    for variable, role, password in (
-        ("KONFIG_MIGRATION_DATABASE_URL", owner, passwords[0]),
-        ("KONFIG_DATABASE_URL", app, passwords[1]),
-    ):
-        shown = target.set(drivername="postgresql", username=role, password=password)
-        console.print(f"{variable}={shown.render_as_string(hide_password=True)}")
 
 
 users_app = typer.Typer(help="User administration on the server.", no_args_is_help=True)
@@ -368,7 +303,7 @@ def import_tree(
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command("import-tree")(import_tree)
-    app.add_typer(db_app, name="db")
+    app.add_typer(database.db_app, name="db")
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
     app.add_typer(backup_app, name="backup")
