@@ -128,7 +128,11 @@ def seed(base: str) -> tuple[str, bytes]:
             json={
                 "name": "bench",
                 "service_account_id": account["id"],
-                "scopes": [{"namespaces": "bench/**", "permissions": ["read"]}],
+                "scopes": [
+                    # a resolved read needs its ancestors too
+                    {"namespaces": "bench", "permissions": ["read", "secrets"]},
+                    {"namespaces": "bench/**", "permissions": ["read", "secrets"]},
+                ],
             },
         ).json()["token"]
         body = http.get(

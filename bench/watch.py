@@ -131,7 +131,11 @@ def seed(port: int) -> dict[str, Any]:
             json={
                 "name": "watchers",
                 "service_account_id": account["id"],
-                "scopes": [{"namespaces": "watch/**", "permissions": ["read"]}],
+                "scopes": [
+                    # a resolved read needs its ancestors too
+                    {"namespaces": "watch", "permissions": ["read", "secrets"]},
+                    {"namespaces": "watch/**", "permissions": ["read", "secrets"]},
+                ],
             },
         ).json()["token"]
         return {"headers": headers, "parent": parent["id"], "token": token}

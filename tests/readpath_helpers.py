@@ -84,5 +84,10 @@ def read(pattern: str) -> list[dict[str, Any]]:
     return [{"namespaces": pattern, "permissions": ["read"]}]
 
 
+def read_secrets(*patterns: str) -> list[dict[str, Any]]:
+    """Read these namespaces with their secret values decrypted."""
+    return [{"namespaces": p, "permissions": ["read", "secrets"]} for p in patterns]
+
+
 def read_write(pattern: str) -> list[dict[str, Any]]:
     return [{"namespaces": pattern, "permissions": ["read", "write"]}]

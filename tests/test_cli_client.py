@@ -19,8 +19,13 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     # Every test logs in from 127.0.0.1: lift the per-address login limit for this server.
+    # No automatic backups: on a loaded machine a debounced one could land between a test's
+    # `backup create` and `backup list`.
     process = start_server(
-        tmp_path_factory.mktemp("server"), KONFIG_LOGIN_ADDRESS_RATE_LIMIT="1000/minute"
+        tmp_path_factory.mktemp("server"),
+        KONFIG_LOGIN_ADDRESS_RATE_LIMIT="1000/minute",
+        KONFIG_BACKUP_DEBOUNCE_SECONDS="0",
+        KONFIG_BACKUP_INTERVAL="0",
     )
     try:
         yield process

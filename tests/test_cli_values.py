@@ -65,6 +65,7 @@ def test_token_scopes() -> None:
         "namespaces": "payments/*",
         "permissions": ["read", "write"],
     }
+    assert parse_scope("payments:read,secrets")["permissions"] == ["read", "secrets"]
     for bad in ("payments/*", "payments/*:admin", ":read"):
         with pytest.raises(typer.BadParameter):
             parse_scope(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -14,6 +15,7 @@ from tests.readpath_helpers import (
     make_namespace,
     make_token,
     read,
+    read_secrets,
     service_account,
     set_entry,
 )
@@ -43,12 +45,12 @@ async def _payments(client: httpx.AsyncClient, owner: Account) -> dict[str, str]
 
 
 async def _reader(
-    client: httpx.AsyncClient, owner: Account, pattern: str = "payments/*"
+    client: httpx.AsyncClient, owner: Account, pattern: str = "**", *, secrets: bool = True
 ) -> dict[str, str]:
-    account_id = await service_account(client, owner, f"reader-{len(pattern)}")
-    return bearer(
-        (await make_token(client, owner, read(pattern), service_account_id=account_id))["token"]
-    )
+    """A service account's token reading ``pattern`` (with its secrets unless told not to)."""
+    account_id = await service_account(client, owner, f"reader-{uuid.uuid4().hex[:8]}")
+    scopes = read_secrets(pattern) if secrets else read(pattern)
+    return bearer((await make_token(client, owner, scopes, service_account_id=account_id))["token"])
 
 
 EXPECTED = {
@@ -72,12 +74,16 @@ async def test_a_namespace_is_merged_over_its_includes_and_ancestors(
     assert answer.json() == EXPECTED
     assert list(answer.json()) == sorted(EXPECTED)
     assert answer.headers["etag"].startswith('"')
-    # A viewer (a person) reads it too, secrets included: reading the resolved config is what
-    # the read permission is for.
+    # An editor (a person) reads it as the token does; a viewer reads it with secrets masked,
+    # under an ETag of its own.
+    editor = await add_user(client, owner, "editor@acme.example.com", "editor")
+    as_editor = await client.get("/api/v1/config/payments/production", headers=editor.headers)
+    assert as_editor.json() == EXPECTED
+    assert as_editor.headers["etag"] == answer.headers["etag"]
     viewer = await add_user(client, owner, "viewer@acme.example.com", "viewer")
     as_viewer = await client.get("/api/v1/config/payments/production", headers=viewer.headers)
-    assert as_viewer.json() == EXPECTED
-    assert as_viewer.headers["etag"] == answer.headers["etag"]
+    assert as_viewer.json() == EXPECTED | {"db_password": "********"}
+    assert as_viewer.headers["etag"] != answer.headers["etag"]
 
 
 async def test_explain_names_the_namespace_and_revision_of_each_key(
@@ -309,11 +315,15 @@ async def test_permissions_and_errors(client: httpx.AsyncClient, owner: Account)
     orders_only = await _reader(client, owner, "orders/*")
     forbidden = assert_error(await client.get(url, headers=orders_only), 403, "FORBIDDEN")
     assert "s3cr3t" not in str(forbidden)
-    # The namespace "payments" is not matched by "payments/*": its own config is out of scope.
+    # The namespace "payments" is not matched by "payments/*": its own config is out of scope,
+    # and so is payments/production's, which inherits from it (and from shared/production).
     payments_children = await _reader(client, owner, "payments/*")
     assert_error(
         await client.get("/api/v1/config/payments", headers=payments_children), 403, "FORBIDDEN"
     )
+    inherited = assert_error(await client.get(url, headers=payments_children), 403, "FORBIDDEN")
+    assert inherited["details"] == {"namespace": "shared/production"}
+    assert "s3cr3t" not in str(inherited) and "info" not in str(inherited)
     assert_error(
         await client.get("/api/v1/config/payments/nothing-here", headers=payments_children),
         404,
@@ -327,7 +337,7 @@ async def test_permissions_and_errors(client: httpx.AsyncClient, owner: Account)
         422,
         "VALIDATION_ERROR",
     )
-    head = await client.head(url, headers=payments_children)
+    head = await client.head(url, headers=await _reader(client, owner))
     assert head.status_code == 200 and head.content == b""
     assert head.headers["etag"]
 

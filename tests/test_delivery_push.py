@@ -67,7 +67,8 @@ async def _setup(
     await set_entry(client, owner, parent, "timeout", 10, value_type="number")
     await set_entry(client, owner, production, "currency", "USD")
     account_id = await service_account(client, owner, "svc")
-    token = await make_token(client, owner, read("payments/**"), service_account_id=account_id)
+    scopes = [*read("payments"), *read("payments/**")]  # a resolved read needs its ancestors
+    token = await make_token(client, owner, scopes, service_account_id=account_id)
     return {"parent": parent, "production": production}, token
 
 

@@ -123,7 +123,10 @@ async def _tenant(http: httpx.AsyncClient, base: str, name: str) -> Tenant:
         json={
             "name": "reader",
             "service_account_id": account.json()["id"],
-            "scopes": [{"namespaces": "payments/**", "permissions": ["read"]}],
+            "scopes": [
+                {"namespaces": "payments", "permissions": ["read"]},
+                {"namespaces": "payments/**", "permissions": ["read"]},
+            ],
         },
     )
     assert token.status_code == 201, token.text

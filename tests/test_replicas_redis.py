@@ -86,7 +86,8 @@ async def _setup(a: httpx.AsyncClient) -> tuple[Account, str, dict[str, str]]:
     await set_entry(a, owner, parent, "timeout", 1, value_type="number")
     await set_entry(a, owner, production, "currency", "USD")
     account_id = await service_account(a, owner, "svc")
-    token = await make_token(a, owner, read("payments/**"), service_account_id=account_id)
+    scopes = [*read("payments"), *read("payments/**")]  # a resolved read needs its ancestors
+    token = await make_token(a, owner, scopes, service_account_id=account_id)
     return owner, parent, {"id": token["id"], **bearer(token["token"])}
 
 

@@ -254,6 +254,13 @@ async def test_every_ui_post_checks_the_token(app: Any, owner: Account) -> None:
             assert refused.status_code == 403, path
             assert "This form could not be accepted" in refused.text, path
         assert csrf_of(dashboard.text)
+        # A signed-in visitor's refused forms are audited as denials (anonymous ones are not).
+        audit = await client.get(
+            "/api/v1/audit", headers=owner.headers, params={"action": "permission.denied"}
+        )
+        refusals = audit.json()["items"]
+        assert refusals and {e["actor"] for e in refusals} == {f"user:{owner.user_id}"}
+        assert {e["summary"]["reason"] for e in refusals} == {"the form token was refused"}
 
 
 async def test_a_token_is_tied_to_its_login(

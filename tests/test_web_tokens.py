@@ -113,11 +113,11 @@ async def test_the_token_form_puts_each_problem_next_to_its_field(
     assert 'id="name-error"' in bad.text
     assert 'id="expires_in_days-error"' in bad.text
     no_perm = await create_token(client, name="t", owner="me", scopes="payments/*")
-    assert re.search(r'id="scopes-error">line 1: after the pattern, write read', no_perm.text)
+    assert re.search(r'id="scopes-error">line 1: after the pattern, write its perm', no_perm.text)
     pattern = await create_token(client, name="t", owner="me", scopes="ok read\nBad! read")
     assert re.search(r'id="scopes-error">line 2: ', pattern.text)
     perms = await create_token(client, name="t", owner="me", scopes="payments delete")
-    assert re.search(r'id="scopes-error">line 1: permissions are read and write', perms.text)
+    assert re.search(r'id="scopes-error">line 1: permissions are read, secrets', perms.text)
     assert 'value="t"' in perms.text  # what was typed stays
     none = await client.get(TOKENS)
     assert "No active tokens yet" in none.text
@@ -138,7 +138,14 @@ async def test_a_viewer_holds_read_tokens_only_and_sees_only_their_own(
             ui, TOKENS, TOKENS, {"name": "w", "owner": "me", "scopes": "payments read write"}
         )
         assert refused.status_code == 422
-        assert re.search(r'id="scopes-error">Your role cannot write', refused.text)
+        assert re.search(r'id="scopes-error">Your role \(viewer\) cannot write', refused.text)
+        no_secrets = await post_form(
+            ui, TOKENS, TOKENS, {"name": "s", "owner": "me", "scopes": "payments read secrets"}
+        )
+        assert no_secrets.status_code == 422
+        assert re.search(
+            r'id="scopes-error">Your role \(viewer\) cannot see secret', no_secrets.text
+        )
         made = await post_form(
             ui, TOKENS, TOKENS, {"name": "viewer-read", "owner": "me", "scopes": "payments read"}
         )
@@ -146,6 +153,15 @@ async def test_a_viewer_holds_read_tokens_only_and_sees_only_their_own(
         assert "viewer-read" in (await ui.get(TOKENS)).text
         denied = await post_form(ui, TOKENS, "/ui/admin/service-accounts", {"name": "x"})
         assert denied.status_code == 403
+    # Each refusal is in the audit log, as the API's are, under the viewer's name.
+    audit = await client.get(
+        "/api/v1/audit", headers=owner.headers, params={"action": "permission.denied"}
+    )
+    refusals = [e for e in audit.json()["items"] if e["actor"] == f"user:{viewer.user_id}"]
+    reasons = sorted(e["summary"]["reason"] for e in refusals)
+    assert len(reasons) == 3, reasons
+    assert "admin role" in reasons[0]
+    assert "secret" in reasons[1] and "write" in reasons[2]
 
 
 async def test_service_accounts_are_created_and_deleted_with_their_tokens(

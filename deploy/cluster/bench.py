@@ -75,7 +75,11 @@ def seed(url: str) -> str:
             json={
                 "name": "bench",
                 "service_account_id": account.json()["id"],
-                "scopes": [{"namespaces": "bench/**", "permissions": ["read"]}],
+                "scopes": [
+                    # a resolved read needs its ancestors too
+                    {"namespaces": "bench", "permissions": ["read", "secrets"]},
+                    {"namespaces": "bench/**", "permissions": ["read", "secrets"]},
+                ],
             },
         )
         token.raise_for_status()

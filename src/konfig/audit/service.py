@@ -86,6 +86,11 @@ def event_row(
     }
 
 
+async def insert_row(session: AsyncSession, row: dict[str, Any]) -> None:
+    """Write a whole audit row made by ``event_row``."""
+    await session.execute(_INSERT, row)
+
+
 async def record(
     session: AsyncSession,
     *,

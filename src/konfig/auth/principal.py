@@ -50,16 +50,26 @@ class Principal:
             raise Forbidden("API tokens cannot do this: it needs a user login")
 
     def allows(self, namespace: str, permission: Permission) -> bool:
-        """May this principal ``read`` or ``write`` the entries of the namespace named so?
+        """May this principal ``read`` or ``write`` the entries of the namespace named so, or
+        see its ``secrets`` decrypted?
 
-        The one namespace permission check: users by role (viewers read, editors write), tokens
-        by their scopes within their role ceiling. Tenant isolation is the caller's business.
+        The one namespace permission check: users by role (viewers read, editors write and see
+        secrets), tokens by their scopes within their role ceiling (a user's token holds
+        ``secrets`` only while its user may see secrets: see ``token_principal``). Tenant
+        isolation is the caller's business.
         """
-        if permission == "write" and not (self.is_superuser or self.role.at_least(Role.editor)):
-            return False
         if self.kind == "user":
-            return True
+            return permission == "read" or self.is_superuser or self.role.at_least(Role.editor)
+        if permission == "write" and not self.role.at_least(Role.editor):
+            return False
         return any(scope.allows(namespace, permission) for scope in self.scopes)
+
+    def may_see_secrets(self) -> bool:
+        """Whether secrets may be decrypted for this principal anywhere (a token: in some
+        namespace of its scopes)."""
+        if self.kind == "user":
+            return self.is_superuser or self.role.at_least(Role.editor)
+        return any("secrets" in scope.permissions for scope in self.scopes)
 
     def may_see_tenant(self, tenant_id: uuid.UUID) -> bool:
         return self.is_superuser or self.tenant_id == tenant_id

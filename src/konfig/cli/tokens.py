@@ -16,17 +16,20 @@ tokens_app.add_typer(accounts_app, name="service-accounts")
 
 TOKEN_COLUMNS = ["id", "name", "hint", "owner", "scopes", "status", "expires_at", "last_used_at"]
 ACCOUNT_COLUMNS = ["id", "name", "description", "created_at"]
-PERMISSIONS = ("read", "write")
+PERMISSIONS = ("read", "write", "secrets")
 
 
 def parse_scope(spec: str) -> dict[str, Any]:
-    """``payments/*:read,write`` → ``{"namespaces": "payments/*", "permissions": [...]}``."""
+    """``payments/*:read,secrets`` → ``{"namespaces": "payments/*", "permissions": [...]}``."""
     pattern, sep, permissions = spec.rpartition(":")
     if not sep or not pattern:
         raise typer.BadParameter(f"{spec!r}: write PATTERN:PERMISSIONS, e.g. 'payments/*:read'")
     chosen = [p.strip() for p in permissions.split(",") if p.strip()]
     if not chosen or any(p not in PERMISSIONS for p in chosen):
-        raise typer.BadParameter(f"{spec!r}: permissions are read and/or write")
+        raise typer.BadParameter(
+            f"{spec!r}: permissions are read, secrets (with read: secret values decrypted) "
+            "and write"
+        )
     return {"namespaces": pattern, "permissions": chosen}
 
 
@@ -39,7 +42,11 @@ def scopes_text(token: dict[str, Any]) -> str:
 def create(
     name: str,
     scope: Annotated[
-        list[str], typer.Option(help="PATTERN:PERMISSIONS, e.g. 'payments/*:read' (repeatable)")
+        list[str],
+        typer.Option(
+            help="PATTERN:PERMISSIONS, e.g. 'payments/*:read' or 'payments/*:read,secrets' "
+            "(repeatable; without secrets, secret values are masked)"
+        ),
     ],
     service_account: Annotated[
         str | None, typer.Option(help="The service account that owns it (default: you)")

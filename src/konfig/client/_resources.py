@@ -325,8 +325,9 @@ class Tokens(_Group):
         expires_in_days: int | None = None,
         expires_at: str | None = None,
     ) -> Entry:
-        """Create a token: ``scopes=[{"namespaces": "payments/*", "permissions": ["read"]}]``;
-        the answer's ``token`` is the secret, never shown again."""
+        """Create a token: ``scopes=[{"namespaces": "payments/*", "permissions": ["read"]}]``
+        (add ``"secrets"`` beside ``"read"`` for secret values decrypted, else they read as
+        ``********``); the answer's ``token`` is the secret, never shown again."""
         return self._run(
             ops.create_token(
                 name,

@@ -15,7 +15,7 @@ from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
 from konfig.configs.writes import EntryWrite, EntryWriter
 from konfig.configs.writes import etag as etag  # re-exported
-from konfig.errors import KonfigError, NotFound
+from konfig.errors import Forbidden, KonfigError, NotFound
 from konfig.namespaces import service as namespaces
 from konfig.pagination import Page, decode_cursor, encode_cursor
 from konfig.revisions.writer import EntryDraft, WritePolicy, check_drafts, decrypt_value
@@ -34,7 +34,11 @@ def _must(entry: ConfigEntry | None) -> ConfigEntry:
 
 
 def may_reveal(principal: Principal, reveal: bool) -> bool:
-    if reveal:
+    """``reveal``, when the principal may see secrets (editors and above; tokens holding the
+    ``secrets`` permission); a 403 naming what is missing otherwise."""
+    if reveal and not principal.may_see_secrets():
+        if principal.kind == "token":
+            raise Forbidden("this token lacks the secrets permission: it reads secrets masked")
         principal.require(Role.editor)
     return reveal
 

@@ -58,10 +58,13 @@ class Variant:
 
 
 class Resolved:
-    """A namespace's resolved config as cached: renders each format at most once."""
+    """A namespace's resolved config as cached: renders each format at most once, revealed or
+    with its secrets masked (two renderings apart, each with its own ETag; without secrets they
+    are one and the same)."""
 
     __slots__ = (
-        "_event",
+        "_events",
+        "_masked",
         "_variants",
         "current",
         "etag",
@@ -85,34 +88,52 @@ class Resolved:
         self.fresh_until = time.monotonic() + max_age
         self.current = False  # True while this is the cache's answer for its namespace
         self.waiters: set[asyncio.Future[Wake]] = set()
-        self._variants: dict[str, Variant | KonfigError] = {}
-        self._event: bytes | None = None
+        self._variants: dict[tuple[str, bool], Variant | KonfigError] = {}
+        self._events: dict[bool, bytes] = {}
+        self._masked: tuple[Resolution, str] | None = None
         # The ETags this process has sent for the namespace (shared by its successive states).
         self.known = known if known is not None else deque(maxlen=_KNOWN_STATES)
         self.known.append(f'"{self.etag}"'.encode())
 
-    def variant(self, fmt: str) -> Variant:
-        """The rendering for ``fmt`` (a format or ``explain``); raises what rendering raised."""
-        found = self._variants.get(fmt)
+    def shown(self, reveal: bool) -> tuple[Resolution, str]:
+        """The resolution as sent and its (unquoted) ETag: revealed, or with secrets masked."""
+        if reveal or not self.resolution.secrets:
+            return self.resolution, self.etag
+        if self._masked is None:
+            masked = render.masked(self.resolution)
+            self._masked = (masked, render.digest(render.json_body(masked.values)))
+            self.known.append(f'"{self._masked[1]}"'.encode())
+        return self._masked
+
+    def reveals(self, reveal: bool) -> bool:
+        """Whether an answer with ``reveal`` shows secret values (what the audit counts)."""
+        return reveal and bool(self.resolution.secrets)
+
+    def variant(self, fmt: str, reveal: bool = True) -> Variant:
+        """The rendering for ``fmt`` (a format or ``explain``), secrets shown when ``reveal``;
+        raises what rendering raised."""
+        key = (fmt, reveal or not self.resolution.secrets)
+        found = self._variants.get(key)
         if found is None:
             try:
-                found = self._render(fmt)
+                found = self._render(fmt, key[1])
             except KonfigError as exc:
                 found = exc
             else:
                 self.known.append(found.etag)
-            self._variants[fmt] = found
+            self._variants[key] = found
         if isinstance(found, KonfigError):
             raise found
         return found
 
-    def _render(self, fmt: str) -> Variant:
+    def _render(self, fmt: str, reveal: bool) -> Variant:
+        resolution, base = self.shown(reveal)
         if fmt == "explain":
-            body = render.explain_body(self.resolution, f'"{self.etag}"')
+            body = render.explain_body(resolution, f'"{base}"')
             etag = f'"{render.digest(body)}.explain"'
         else:
-            body = render.RENDERERS[fmt](self.resolution.values)
-            etag = f'"{self.etag}"' if fmt == "json" else f'"{self.etag}.{fmt}"'
+            body = render.RENDERERS[fmt](resolution.values)
+            etag = f'"{base}"' if fmt == "json" else f'"{base}.{fmt}"'
         raw_etag = etag.encode()
         caching = (b"cache-control", b"private, no-cache")
         return Variant(
@@ -127,12 +148,16 @@ class Resolved:
             not_modified_headers=[(b"etag", raw_etag), caching],
         )
 
-    def event(self) -> bytes:
+    def event(self, reveal: bool = True) -> bytes:
         """This state as one server-sent event (shared by every stream that sends it)."""
-        if self._event is None:
-            data = render.event_body(self.resolution, f'"{self.etag}"')
-            self._event = b"id: " + self.etag.encode() + b"\nevent: change\ndata: " + data + b"\n\n"
-        return self._event
+        reveal = reveal or not self.resolution.secrets
+        found = self._events.get(reveal)
+        if found is None:
+            resolution, etag = self.shown(reveal)
+            data = render.event_body(resolution, f'"{etag}"')
+            found = b"id: " + etag.encode() + b"\nevent: change\ndata: " + data + b"\n\n"
+            self._events[reveal] = found
+        return found
 
 
 @dataclass(slots=True)

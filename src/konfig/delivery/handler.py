@@ -21,6 +21,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token, known_principal
+from konfig.auth.principal import Principal
 from konfig.delivery.cache import Resolved, Variant, Wake
 from konfig.delivery.http import (
     DEFAULT_QUERY,
@@ -35,6 +36,7 @@ from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
 from konfig.middleware import request_id_var
 from konfig.namespaces.schemas import NAME_PATTERN
 from konfig.tokens import codec
+from konfig.tokens.cache import TokenRecord
 
 if TYPE_CHECKING:
     from konfig.delivery.wiring import Delivery
@@ -56,6 +58,32 @@ class Caller:
     tenant_id: uuid.UUID
     token_id: uuid.UUID | None  # API tokens: woken when the token is revoked
     actor: str  # as Principal.actor names it
+    record: TokenRecord | None = None  # API tokens: their scopes, remembered per namespace
+    user: Principal | None = None  # people: their role
+
+    def may_read(self, namespace: str) -> bool:
+        if self.record is not None:
+            return self.record.may_read(namespace)
+        return self.user is not None and self.user.allows(namespace, "read")
+
+    def may_reveal(self, namespace: str) -> bool:
+        if self.record is not None:
+            return self.record.may_reveal(namespace)
+        return self.user is not None and self.user.allows(namespace, "secrets")
+
+    def admit(self, name: str, resolved: Resolved) -> bool:
+        """May the caller receive ``resolved``? A resolved read draws only on namespaces the
+        caller may read (403 naming the first it may not); returns whether secrets are shown:
+        with the ``secrets`` permission on every namespace a secret comes from."""
+        resolution = resolved.resolution
+        for layer in resolution.layers:
+            if not self.may_read(layer.name):
+                raise Forbidden(
+                    f"this token may not read namespace {layer.name}, which {name} inherits "
+                    "from: a resolved config draws only on namespaces the token may read",
+                    {"namespace": layer.name},
+                )
+        return all(self.may_reveal(layer) for layer in resolution.secret_layers)
 
 
 class ReadPath:
@@ -128,9 +156,13 @@ class ReadPath:
                 await self._stream(receive, send, caller, authorization, name, last, extra, head)
                 return
             resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
+            reveal = caller.admit(name, resolved)
             if if_none_match is not None:
-                resolved = await self._not_behind(caller, name, resolved, if_none_match, query)
-            variant = resolved.variant(query.variant)
+                resolved = await self._not_behind(
+                    caller, name, resolved, if_none_match, query, reveal
+                )
+                reveal = caller.admit(name, resolved)
+            variant = resolved.variant(query.variant, reveal)
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
                 changed = None
                 if query.wait > 0:
@@ -143,6 +175,8 @@ class ReadPath:
                     headers, body = changed.headers, changed.body
             else:
                 headers, body = variant.headers, variant.body
+                if resolved.reveals(reveal) and not head:
+                    self._count_reveal(caller, name, resolved)
         except KonfigError as exc:
             status, headers, body = error_reply(exc)
         except Exception:
@@ -169,7 +203,7 @@ class ReadPath:
             principal = self.tokens.admit(record)
             if not record.may_read(name):
                 raise Forbidden(f"this token may not read namespace {name}")
-            return Caller(principal.tenant_id, principal.id, record.actor)
+            return Caller(principal.tenant_id, principal.id, record.actor, record=record)
         user = known_principal(self.delivery.state, token)
         if user is None:  # a login this process has not checked yet
             session = self.delivery.sessionmaker()
@@ -179,7 +213,7 @@ class ReadPath:
                 await session.close()
         if not user.allows(name, "read"):
             raise Forbidden(f"this token may not read namespace {name}")
-        return Caller(user.tenant_id, None, user.actor)
+        return Caller(user.tenant_id, None, user.actor, user=user)
 
     async def _resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
         """The namespace's resolved config, cached (``fresh``: as the database has it now)."""
@@ -192,16 +226,28 @@ class ReadPath:
         return resolved
 
     async def _not_behind(
-        self, caller: Caller, name: str, resolved: Resolved, held: bytes, query: Query
+        self,
+        caller: Caller,
+        name: str,
+        resolved: Resolved,
+        held: bytes,
+        query: Query,
+        reveal: bool,
     ) -> Resolved:
         """``resolved``, or the database's state if the client ``held`` a state this process has
         never had: another replica may have sent it before this one heard of the change, and
         a client must never be sent a state older than one it has seen."""
-        if etag_matches(held, resolved.variant(query.variant).etag) or self.cache.knows(
+        if etag_matches(held, resolved.variant(query.variant, reveal).etag) or self.cache.knows(
             caller.tenant_id, name, held
         ):
             return resolved
         return await self._resolve(caller, name, fresh=True)
+
+    def _count_reveal(self, caller: Caller, name: str, resolved: Resolved) -> None:
+        """An answer showed secrets: counted for the audit log, written in aggregate."""
+        self.delivery.reveals.count(
+            caller.tenant_id, caller.actor, name, resolved.resolution.secrets
+        )
 
     async def _wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going
@@ -252,9 +298,15 @@ class ReadPath:
                 resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(
                     caller, name
                 )
-                resolved = await self._not_behind(caller, name, resolved, if_none_match, query)
-                variant = resolved.variant(query.variant)
+                reveal = caller.admit(name, resolved)
+                resolved = await self._not_behind(
+                    caller, name, resolved, if_none_match, query, reveal
+                )
+                reveal = caller.admit(name, resolved)
+                variant = resolved.variant(query.variant, reveal)
                 if not etag_matches(if_none_match, variant.etag):
+                    if resolved.reveals(reveal):
+                        self._count_reveal(caller, name, resolved)
                     return variant
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -282,9 +334,11 @@ class ReadPath:
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
         with an error event when the token stops being valid."""
         resolved = await self._resolve(caller, name)
+        reveal = caller.admit(name, resolved)
         if last_event_id is not None:
             held = f'"{last_event_id}"'.encode("latin-1")
-            resolved = await self._not_behind(caller, name, resolved, held, DEFAULT_QUERY)
+            resolved = await self._not_behind(caller, name, resolved, held, DEFAULT_QUERY, reveal)
+            caller.admit(name, resolved)
         headers = _SSE_HEADERS + extra
         if self.count is not None:
             self.count(200)
@@ -323,10 +377,14 @@ class ReadPath:
         waiting: Waiting,
     ) -> None:
         while resolved is not None and not self.cache.closing:
-            if resolved.etag != last:
-                event = resolved.event()
+            reveal = caller.admit(name, resolved)  # an include added since: 403 as an event
+            _, etag = resolved.shown(reveal)
+            if etag != last:
+                event = resolved.event(reveal)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
-                last = resolved.etag
+                last = etag
+                if resolved.reveals(reveal):
+                    self._count_reveal(caller, name, resolved)
             why = await self._wait(resolved, waiting, None)
             if why == "gone":
                 return

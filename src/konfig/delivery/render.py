@@ -17,10 +17,15 @@ Flattening rules (the same whatever the namespace; keys are rendered in key orde
   values are escaped as ``Properties.load`` expects, non-ASCII as ``\\uXXXX``.
 
 Two keys that render to the same env name or property key are a 409 ``CONFLICT`` naming both.
+
+Secrets: a caller who may not see them gets each secret key's whole value as ``********`` in
+every format (one line ``KEY=********`` in env and properties, however nested the value);
+``masked`` makes that resolution, which renders like any other.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from typing import Any
@@ -28,6 +33,7 @@ from typing import Any
 import orjson
 import yaml
 
+from konfig.configs.schemas import MASK
 from konfig.delivery.resolve import Resolution
 from konfig.errors import Conflict
 
@@ -168,8 +174,20 @@ def properties_body(values: dict[str, Any]) -> bytes:
     return "".join(lines).encode("ascii")
 
 
+def masked(resolution: Resolution) -> Resolution:
+    """The resolution as a caller who may not see secrets gets it: secret values masked."""
+    if not resolution.secrets:
+        return resolution
+    values = {
+        key: MASK if key in resolution.secrets else value
+        for key, value in resolution.values.items()
+    }
+    return dataclasses.replace(resolution, values=values)
+
+
 def explain_body(resolution: Resolution, etag: str) -> bytes:
-    """For each key: its value, the namespace and revision it came from, what it overrides."""
+    """For each key: its value, the namespace and revision it came from, what it overrides
+    (and ``secret: true`` for a secret)."""
     keys = {}
     for key, value in resolution.values.items():
         source = resolution.sources[key]
@@ -182,6 +200,8 @@ def explain_body(resolution: Resolution, etag: str) -> bytes:
                 for s in reversed(resolution.overrides.get(key, []))
             ],
         }
+        if key in resolution.secrets:
+            keys[key]["secret"] = True
     return orjson.dumps(
         {
             "namespace": resolution.name,

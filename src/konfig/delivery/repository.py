@@ -37,7 +37,8 @@ async def namespaces(
 async def entries(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace_ids: Collection[uuid.UUID]
 ) -> list[Any]:
-    """Rows ``(namespace_id, key, value_ciphertext, revision)`` of these namespaces' entries."""
+    """Rows ``(namespace_id, key, value_ciphertext, revision, is_secret)`` of these namespaces'
+    entries."""
     if not namespace_ids:
         return []
     query = select(
@@ -45,5 +46,6 @@ async def entries(
         ConfigEntry.key,
         ConfigEntry.value_ciphertext,
         ConfigEntry.revision,
+        ConfigEntry.is_secret,
     ).where(ConfigEntry.tenant_id == tenant_id, ConfigEntry.namespace_id.in_(list(namespace_ids)))
     return list((await session.execute(query)).all())

@@ -53,6 +53,10 @@ class Resolution:
     values: dict[str, Any]  # ordered by key
     sources: dict[str, Source]
     overrides: dict[str, list[Source]] = field(default_factory=dict)
+    # Keys secret in any layer that defines them: an override never unmasks a secret.
+    secrets: frozenset[str] = frozenset()
+    # The layers holding a secret entry: revealing needs the permission on each of them.
+    secret_layers: tuple[str, ...] = ()
     # What this result depends on: every namespace read, and every name looked up (including
     # ancestors that do not exist yet, whose creation changes nothing until they hold entries).
     dep_ids: frozenset[uuid.UUID] = frozenset()
@@ -162,8 +166,8 @@ async def load_many(
     plans = {name: plan_layers(by_name[name], by_name, by_id) for name in names if name in by_name}
     needed = {layer.id: layer for layers in plans.values() for layer in layers}
     rows = await repository.entries(session, tenant_id=tenant_id, namespace_ids=list(needed))
-    values: dict[uuid.UUID, list[tuple[str, Any, int]]] = {}
-    for namespace_id, key, ciphertext, revision in rows:
+    values: dict[uuid.UUID, list[tuple[str, Any, int, bool]]] = {}
+    for namespace_id, key, ciphertext, revision, is_secret in rows:
         try:
             value = decrypt_value(keyring, tenant_id, namespace_id, key, ciphertext)
         except DecryptionError as exc:
@@ -172,7 +176,7 @@ async def load_many(
                 f"the stored value of {key} in {where} failed its integrity check",
                 {"key": key, "namespace": where},
             ) from exc
-        values.setdefault(namespace_id, []).append((key, value, revision))
+        values.setdefault(namespace_id, []).append((key, value, revision, bool(is_secret)))
     found: dict[str, Resolution | None] = dict.fromkeys(names)
     for name, layers in plans.items():
         dep_names, dep_ids = _reach(name, by_name, by_id)
@@ -183,19 +187,25 @@ async def load_many(
 def _merge(
     target: Layer,
     layers: list[Layer],
-    values: Mapping[uuid.UUID, list[tuple[str, Any, int]]],
+    values: Mapping[uuid.UUID, list[tuple[str, Any, int, bool]]],
     dep_names: set[str],
     dep_ids: set[uuid.UUID],
 ) -> Resolution:
     merged: dict[str, Any] = {}
     sources: dict[str, Source] = {}
     overrides: dict[str, list[Source]] = {}
+    secrets: set[str] = set()
+    secret_layers: list[str] = []
     for layer in layers:
-        for key, value, revision in values.get(layer.id, ()):
+        for key, value, revision, is_secret in values.get(layer.id, ()):
             if key in sources:
                 overrides.setdefault(key, []).append(sources[key])
             merged[key] = value
             sources[key] = Source(layer.name, revision)
+            if is_secret:
+                secrets.add(key)
+                if layer.name not in secret_layers:
+                    secret_layers.append(layer.name)
     return Resolution(
         namespace_id=target.id,
         name=target.name,
@@ -204,6 +214,8 @@ def _merge(
         values={key: merged[key] for key in sorted(merged)},
         sources=sources,
         overrides=overrides,
+        secrets=frozenset(secrets),
+        secret_layers=tuple(secret_layers),
         dep_ids=frozenset(dep_ids),
         dep_names=frozenset(dep_names),
     )

@@ -40,7 +40,7 @@ _CONFIG_RESPONSES: dict[int | str, dict[str, object]] = {
     },
     304: {"description": "Unchanged: If-None-Match names the current ETag (also at a wait's end)"},
     401: {"description": "No valid token"},
-    403: {"description": "The token's scopes do not cover this namespace"},
+    403: {"description": "The token's scopes do not cover this namespace or one it inherits from"},
     404: {"description": "No such namespace in your tenant"},
     409: {"description": "Two keys render to the same env name or property key"},
     422: {"description": "A bad query parameter"},
@@ -119,5 +119,7 @@ async def read_resolved_config(
     if_none_match: Annotated[str | None, Header(description="The ETag you hold")] = None,
 ) -> Response:
     """The namespace merged over what it inherits (includes < ancestors < itself), secrets
-    decrypted for holders of `read`. Rendering rules: `konfig.delivery.render`."""
+    decrypted for tokens holding `secrets` and for editors and above, `********` for anyone
+    else. Every namespace it draws on must be readable by the caller (403 naming the first that
+    is not). Rendering rules: `konfig.delivery.render`."""
     return _Delegate(_read_path(request), name, events=False)

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
 from konfig.db.session import WRITE_OPTION, bind_tenant
 from konfig.delivery import resolve
@@ -83,6 +84,7 @@ class Delivery:
         self.heartbeat_seconds = settings.sse_heartbeat_seconds
         self.tokens = TokenCache(max_age=settings.cache_max_age_seconds)
         self.logins = LoginCache(max_age=settings.cache_max_age_seconds)
+        self.reveals = RevealCounter()  # secrets shown on the read path, audited in aggregate
         self.cache = ResolvedCache(
             self._load_many,
             max_entries=settings.resolved_cache_entries,
@@ -155,6 +157,7 @@ class Delivery:
             await self.notifier.transport.stop()
             self.notifier.transport = None
         await self.tokens.flush_usage(self.app.state.sessionmaker)
+        await self.reveals.flush(self.app.state.sessionmaker)
         for signum, handler in self._restore_signals.items():
             signal.signal(signum, handler)
         self._restore_signals.clear()
@@ -275,6 +278,7 @@ class Delivery:
         while True:
             await asyncio.sleep(self.settings.token_usage_flush_seconds)
             await self.tokens.flush_usage(self.app.state.sessionmaker)
+            await self.reveals.flush(self.app.state.sessionmaker)
 
     def _watch_shutdown(self) -> None:
         """End streams and long polls when the server starts shutting down.

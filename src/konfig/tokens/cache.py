@@ -24,7 +24,7 @@ from konfig.db.session import across_tenants, open_session
 from konfig.errors import Unauthenticated
 from konfig.tokens import codec, repository
 from konfig.tokens.models import ApiToken
-from konfig.tokens.scopes import parse_scopes
+from konfig.tokens.scopes import Scope, parse_scopes
 from konfig.users.models import Role, User
 
 log = logging.getLogger("konfig.tokens")
@@ -52,6 +52,7 @@ class TokenRecord:
     expires_at: float | None  # epoch seconds
     fresh_until: float  # time.monotonic()
     readable: dict[str, bool] = field(default_factory=dict)
+    revealing: dict[str, bool] = field(default_factory=dict)
 
     def may_read(self, namespace: str) -> bool:
         """``principal.allows(namespace, "read")``, remembered per namespace for the hot path."""
@@ -60,6 +61,15 @@ class TokenRecord:
             principal = self.principal
             allowed = principal is not None and principal.allows(namespace, "read")
             self.readable[namespace] = allowed
+        return allowed
+
+    def may_reveal(self, namespace: str) -> bool:
+        """``principal.allows(namespace, "secrets")``, remembered per namespace likewise."""
+        allowed = self.revealing.get(namespace)
+        if allowed is None:
+            principal = self.principal
+            allowed = principal is not None and principal.allows(namespace, "secrets")
+            self.revealing[namespace] = allowed
         return allowed
 
 
@@ -74,6 +84,11 @@ def token_principal(token: ApiToken, user: User | None) -> tuple[Principal | Non
             return None, "The user who owns this API token is no longer active"
         if not user.role.at_least(ceiling):
             ceiling = user.role
+        if not (user.is_superuser or user.role.at_least(Role.editor)):
+            # A token never sees more than its user: a viewer's token reads secrets masked.
+            scopes = tuple(
+                Scope(s.pattern, s.permissions - {"secrets"}) for s in scopes if s.permissions
+            )
     return Principal(
         kind="token", id=token.id, tenant_id=token.tenant_id, role=ceiling, scopes=scopes
     ), ""

@@ -32,7 +32,13 @@ class ScopeSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     namespaces: str = Field(description=f"A pattern: {PATTERN_RULES}", examples=["payments/*"])
-    permissions: list[Permission] = Field(min_length=1, max_length=2, examples=[["read"]])
+    permissions: list[Permission] = Field(
+        min_length=1,
+        max_length=3,
+        examples=[["read"], ["read", "secrets"]],
+        description="read: entries and resolved configs, secrets masked; secrets (with read): "
+        "secret values decrypted; write: change entries",
+    )
 
     @field_validator("namespaces")
     @classmethod
@@ -44,6 +50,8 @@ class ScopeSpec(BaseModel):
     def _unique(cls, value: list[Permission]) -> list[Permission]:
         if len(set(value)) != len(value):
             raise ValueError("a permission is listed twice")
+        if "secrets" in value and "read" not in value:
+            raise ValueError("secrets: give read too (secrets decrypts what read reads)")
         return value
 
 

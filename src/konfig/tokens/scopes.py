@@ -1,4 +1,7 @@
-"""Token scopes: namespace glob patterns with ``read`` / ``write`` permissions.
+"""Token scopes: namespace glob patterns with ``read`` / ``write`` / ``secrets`` permissions.
+
+``read`` reads a namespace, its entries and its resolved config with secret values masked;
+``secrets`` (beside ``read``) has those secret values decrypted; ``write`` writes its entries.
 
 Patterns are matched against whole namespace names: ``*`` matches within one path segment,
 ``?`` one character of a segment, ``**`` anything including ``/``. So ``payments/*`` matches
@@ -13,8 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-Permission = Literal["read", "write"]
-PERMISSIONS: tuple[Permission, ...] = ("read", "write")
+Permission = Literal["read", "write", "secrets"]
+PERMISSIONS: tuple[Permission, ...] = ("read", "write", "secrets")
 PATTERN_RE = re.compile(r"^[a-z0-9_.*?-]+(/[a-z0-9_.*?-]+)*$")
 PATTERN_RULES = (
     "a namespace name in which '*' matches within one segment, '?' one character and "

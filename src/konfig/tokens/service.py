@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.db.base import utcnow
 from konfig.db.session import record_change
@@ -48,6 +49,13 @@ async def create_service_account(
         await repository.add(session, account)
     except IntegrityError as exc:
         raise Conflict(f"a service account named {payload.name} already exists") from exc
+    await audit.record(
+        session,
+        action="service_account.create",
+        target_type="service_account",
+        target=account.name,
+        summary={"id": str(account.id)},
+    )
     return account
 
 
@@ -89,11 +97,20 @@ async def delete_service_account(
     account = await get_service_account(
         session, principal=principal, service_account_id=service_account_id
     )
-    for token_id in await repository.token_ids_of_service_account(
+    token_ids = await repository.token_ids_of_service_account(
         session, tenant_id=account.tenant_id, service_account_id=account.id
-    ):
+    )
+    for token_id in token_ids:
         record_change(session, TokenChanged(account.tenant_id, token_id))
+    name, account_id = account.name, str(account.id)
     await repository.delete_service_account(session, account=account)
+    await audit.record(
+        session,
+        action="service_account.delete",
+        target_type="service_account",
+        target=name,
+        summary={"id": account_id, "tokens_ended": len(token_ids)},
+    )
 
 
 def _expiry(payload: TokenCreate) -> datetime | None:
@@ -102,6 +119,19 @@ def _expiry(payload: TokenCreate) -> datetime | None:
     if payload.expires_at is not None and payload.expires_at <= utcnow():
         raise ValidationFailed("expires_at: must be in the future", {"field": "expires_at"})
     return payload.expires_at
+
+
+def _no_wider_than(principal: Principal, payload: TokenCreate) -> None:
+    """Nobody mints a token with a power they lack: 403 naming the permission."""
+    if principal.is_superuser or principal.role.at_least(Role.editor):
+        return
+    for permission, power in (("write", "write entries"), ("secrets", "see secret values")):
+        if any(permission in s.permissions for s in payload.scopes):
+            raise Forbidden(
+                f"your role ({principal.role.value}) cannot {power}, so your tokens cannot "
+                f"either: leave out the {permission} permission",
+                {"permission": permission},
+            )
 
 
 async def create_token(
@@ -115,11 +145,7 @@ async def create_token(
         )
         owner: dict[str, uuid.UUID | None] = {"service_account_id": account.id, "user_id": None}
     else:
-        wants_write = any("write" in s.permissions for s in payload.scopes)
-        if wants_write and not principal.role.at_least(Role.editor):
-            raise Forbidden(
-                "your role cannot write, so your tokens cannot either: ask for read only"
-            )
+        _no_wider_than(principal, payload)
         owner = {"service_account_id": None, "user_id": principal.id}
     secret = codec.generate()
     token = ApiToken(
@@ -135,7 +161,26 @@ async def create_token(
         **owner,
     )
     await repository.add(session, token)
+    await audit.record(
+        session,
+        action="token.create",
+        target_type="token",
+        target=token.name,
+        summary=_token_summary(token),
+    )
     return token, secret
+
+
+def _token_summary(token: ApiToken) -> dict[str, object]:
+    """What the audit log says about a token: never its secret, its hash or its hint."""
+    return {
+        "id": str(token.id),
+        "owner": f"service_account:{token.service_account_id}"
+        if token.service_account_id
+        else f"user:{token.user_id}",
+        "scopes": token.scopes,
+        "expires_at": token.expires_at.isoformat() if token.expires_at else None,
+    }
 
 
 async def get_token(
@@ -190,6 +235,13 @@ async def revoke_token(session: AsyncSession, *, principal: Principal, token_id:
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         await session.flush()
+        await audit.record(
+            session,
+            action="token.revoke",
+            target_type="token",
+            target=token.name,
+            summary=_token_summary(token),
+        )
     record_change(session, TokenChanged(token.tenant_id, token.id))
 
 

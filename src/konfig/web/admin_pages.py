@@ -70,6 +70,7 @@ async def add_user(visitor: SignedIn) -> Response:
     form = await visitor.request.form()
     fields = {name: text(form, name).strip() for name in ("email", "full_name", "role")}
     errors: dict[str, str] = {}
+    refusal: Forbidden | None = None
     try:
         payload = UserCreate(
             email=fields["email"],
@@ -92,8 +93,9 @@ async def add_user(visitor: SignedIn) -> Response:
         errors["email"] = f"{exc.message[0].upper()}{exc.message[1:]}."
     except Forbidden as exc:
         errors["role"] = f"{exc.message[0].upper()}{exc.message[1:]}."
+        refusal = exc
     if errors:
-        await visitor.restart()
+        await (visitor.refused(refusal) if refusal is not None else visitor.restart())
         return await users_page(visitor, status_code=422, add=fields, errors=errors)
     return redirect(
         visitor.request,
@@ -109,7 +111,7 @@ async def _update(visitor: Visitor, user_id: uuid.UUID, payload: UserUpdate, don
             visitor.session, principal=visitor.principal, user_id=user_id, payload=payload
         )
     except (Conflict, Forbidden) as exc:
-        await visitor.restart()
+        await (visitor.refused(exc) if isinstance(exc, Forbidden) else visitor.restart())
         return await users_page(
             visitor, status_code=exc.status_code, errors={str(user_id): exc.message}
         )

@@ -16,7 +16,6 @@ from konfig.configs.schemas import MASK
 from konfig.delivery import resolve
 from konfig.delivery.resolve import Source
 from konfig.errors import NotFound
-from konfig.revisions import repository as history
 from konfig.web.history_pages import namespace_context, namespace_of
 from konfig.web.namespace_pages import policy_of
 from konfig.web.rendering import page
@@ -50,28 +49,12 @@ async def resolved_view(visitor: SignedIn, namespace_id: uuid.UUID, reveal: str 
     if resolution is None:  # deleted a moment ago
         raise NotFound(f"no namespace {namespace.name}")
     ids = {layer.name: layer.id for layer in resolution.layers}
-    secret: set[tuple[str, str]] = set()  # (namespace, key) pairs marked secret
-    for layer in resolution.layers:
-        keys = [
-            key
-            for key in resolution.values
-            if resolution.sources[key].namespace == layer.name
-            or any(s.namespace == layer.name for s in resolution.overrides.get(key, ()))
-        ]
-        if keys:
-            for key in await history.secret_now(
-                visitor.session,
-                tenant_id=visitor.principal.tenant_id,
-                namespace_id=layer.id,
-                keys=keys,
-            ):
-                secret.add((layer.name, key))
     rows = []
     for key, value in resolution.values.items():
         source = resolution.sources[key]
         overrides = list(reversed(resolution.overrides.get(key, [])))
         # Secret where any layer that defines it says so: an override must not unmask it.
-        is_secret = any((s.namespace, key) in secret for s in (source, *overrides))
+        is_secret = key in resolution.secrets
         rows.append(
             ResolvedKey(
                 key=key,

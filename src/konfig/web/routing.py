@@ -11,7 +11,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
-from konfig.errors import KonfigError
+from konfig.audit.context import current
+from konfig.db.session import keep_trace
+from konfig.errors import Forbidden, KonfigError
 from konfig.web.csrf import CsrfRefused
 from konfig.web.rendering import page, redirect
 from konfig.web.session import NotSignedIn, apply_pending_login, clear_login_cookies
@@ -73,6 +75,8 @@ class UIRoute(APIRoute):
                 clear_login_cookies(response, request)
                 return response
             except CsrfRefused:
+                if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
+                    await keep_trace(request.app.state, Forbidden("the form token was refused"))
                 response = error_page(
                     request,
                     403,
@@ -82,6 +86,10 @@ class UIRoute(APIRoute):
             except RequestValidationError:
                 response = error_page(request, 404, "There is no such page.")
             except KonfigError as exc:
+                if isinstance(exc, Forbidden):
+                    # Caught here, inside the request's session: audited in a transaction of
+                    # its own, as the API's refusals are.
+                    await keep_trace(request.app.state, exc)
                 response = error_page(request, exc.status_code, exc.message)
             apply_pending_login(response, request)
             return response

@@ -20,12 +20,13 @@ from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import State
 
+from konfig.audit.service import record_failure
 from konfig.auth import service as auth_service
 from konfig.auth.deps import authenticate
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import TokenPair
 from konfig.db.session import CHANGED, SessionDep, announce, bind_tenant, open_session
-from konfig.errors import KonfigError, Unauthenticated
+from konfig.errors import Forbidden, KonfigError, Unauthenticated
 from konfig.security.jwt import Claims, InvalidToken, TokenSigner
 from konfig.web.csrf import SAFE_METHODS, check_csrf, csrf_token
 
@@ -142,6 +143,12 @@ class Visitor:
         """Roll back a failed write and carry on reading (re-binding the tenant)."""
         await self.session.rollback()
         await bind_tenant(self.session, self.principal.tenant_id)
+
+    async def refused(self, exc: Forbidden) -> None:
+        """Roll back a refused write and audit the refusal, as the API does for its 403s, when
+        the page shows it next to the form instead of raising it."""
+        await self.restart()
+        await record_failure(self.session, exc)
 
 
 def login_binding(session_id: uuid.UUID | None) -> str:

@@ -90,7 +90,7 @@ def _forget_secret(response: Response, request: Request) -> None:
 
 
 def parse_scopes(raw: str) -> list[dict[str, Any]]:
-    """One scope per line: a namespace pattern, then ``read`` and/or ``write``."""
+    """One scope per line: a namespace pattern, then ``read``, ``secrets``, ``write``."""
     scopes = []
     for number, line in enumerate(raw.splitlines(), start=1):
         words = [w for w in re.split(r"[\s,]+", line.strip()) if w]
@@ -98,8 +98,8 @@ def parse_scopes(raw: str) -> list[dict[str, Any]]:
             continue
         if len(words) == 1:
             raise ValidationFailed(
-                f"line {number}: after the pattern, write read, write or both "
-                f"(e.g. {words[0]} read)"
+                f"line {number}: after the pattern, write its permissions: read, "
+                f"secrets (with read), write (e.g. {words[0]} read)"
             )
         scopes.append({"namespaces": words[0], "permissions": words[1:]})
     if not scopes:
@@ -114,9 +114,11 @@ def _scope_error(exc: ValidationError) -> str:
             line = where[1] + 1
             detail = str(error["msg"]).removeprefix("Value error, ")
             if "permissions" in where:
-                detail = "permissions are read and write"
+                detail = (
+                    "permissions are read, secrets (with read: secret values decrypted) and write"
+                )
             return f"line {line}: {detail}"
-    return f"write one scope per line: a pattern ({PATTERN_RULES}), then read and/or write"
+    return f"write one scope per line: a pattern ({PATTERN_RULES}), then read, secrets and/or write"
 
 
 def token_payload(fields: dict[str, str], errors: dict[str, str]) -> TokenCreate | None:
@@ -241,6 +243,7 @@ async def create_token(visitor: SignedIn) -> Response:
     names = ("name", "owner", "scopes", "expires_in_days")
     fields = {name: text(form, name).strip() for name in names}
     errors: dict[str, str] = {}
+    refusal: Forbidden | None = None
     payload = token_payload(fields, errors)
     if payload is not None:
         try:
@@ -251,6 +254,7 @@ async def create_token(visitor: SignedIn) -> Response:
             errors["owner" if payload.service_account_id else "scopes"] = (
                 f"{exc.message[0].upper()}{exc.message[1:]}."
             )
+            refusal = exc
         except ValidationFailed as exc:
             errors["form"] = exc.message
         else:
@@ -265,7 +269,7 @@ async def create_token(visitor: SignedIn) -> Response:
                 samesite="strict",
             )
             return response
-    await visitor.restart()
+    await (visitor.refused(refusal) if refusal is not None else visitor.restart())
     return await tokens_page(visitor, status_code=422, create=fields, errors=errors)
 
 
