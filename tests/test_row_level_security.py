@@ -300,7 +300,7 @@ async def test_the_migration_goes_down_and_up_again() -> None:
         def downgrade(connection: Any) -> None:
             config = alembic_config()
             config.attributes["connection"] = connection
-            command.downgrade(config, "0004")
+            command.downgrade(config, "0005")
 
         engine = make_engine(url, poolclass=NullPool)
         try:

@@ -1,7 +1,7 @@
 """row-level security on every tenant-owned table (PostgreSQL only)
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07 02:30:00
 
 Each table gets ENABLE and FORCE ROW LEVEL SECURITY (FORCE: the owner is held to it too) and
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0006"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
