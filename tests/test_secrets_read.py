@@ -164,7 +164,7 @@ async def test_a_resolved_read_draws_only_on_namespaces_the_token_may_read(
     served: str,  # noqa: F811
 ) -> None:
     """A token scoped to reports is refused payments/production's values once an admin adds
-    payments/production to reports' includes; the same for an ancestor."""
+    payments/production to reports' includes; a path ancestor comes with its namespace."""
     await _payments(client, owner)
     reports = await make_namespace(client, owner, "reports")
     await set_entry(client, owner, reports, "title", "Monthly")
@@ -189,20 +189,23 @@ async def test_a_resolved_read_draws_only_on_namespaces_the_token_may_read(
         stream = await http.get("/api/v1/config/reports/events", headers=reports_only)
         assert_error(stream, 403, "FORBIDDEN")
 
-    # An ancestor is inherited too: a token for payments/production alone reads no more.
+    # An include must be readable itself: payments/production alone is refused shared.
     production_only = await _token(client, owner, read_secrets("payments/production"))
     refused = assert_error(await client.get(URL, headers=production_only), 403, "FORBIDDEN")
-    assert refused["details"]["namespace"] in ("payments", "shared")
-    # Secrets are shown only where the token may see them: here not in the parent's.
-    partial = await _token(
-        client,
-        owner,
-        [
-            *read_secrets("payments/**", "shared"),
-            {"namespaces": "payments", "permissions": ["read"]},
-        ],
+    assert refused["details"] == {"namespace": "shared"}
+    # A path ancestor is part of the namespace: its values (and, with secrets, its secrets)
+    # come with it, though the token may not read payments on its own.
+    with_shared = await _token(client, owner, read_secrets("payments/production", "shared"))
+    answer = await client.get(URL, headers=with_shared)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["api_key"] == "parent-key" and answer.json()["db_password"] == PASSWORD
+    alone = await client.get("/api/v1/config/payments", headers=with_shared)
+    assert assert_error(alone, 403, "FORBIDDEN")
+    # Secrets are shown only where the token may see them: here in no layer.
+    masked = await _token(
+        client, owner, [{"namespaces": p, "permissions": ["read"]} for p in EVERYTHING]
     )
-    answer = await client.get(URL, headers=partial)
+    answer = await client.get(URL, headers=masked)
     assert answer.status_code == 200, answer.text
     assert answer.json()["db_password"] == MASK and answer.json()["api_key"] == MASK
 
@@ -360,3 +363,30 @@ async def test_tokens_and_service_accounts_are_audited_without_their_secret(
     assert made["scopes"] == read_secrets("payments/**")
     everything = (await client.get("/api/v1/audit", headers=owner.headers)).text
     assert created["token"] not in everything and created["hint"] not in everything
+
+
+async def test_a_token_reveals_only_where_its_scope_grants_secrets(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await _payments(client, owner)
+    await set_entry(client, owner, ids["shared"], "shared_key", "shared-secret", is_secret=True)
+    token = await _token(client, owner, [*read_secrets("payments", "payments/**"), *read("shared")])
+    api = "/api/v1/namespaces/{}"
+    shown = await client.get(
+        api.format(ids["production"]) + "/configs/db_password?reveal=true", headers=token
+    )
+    assert shown.json()["value"] == PASSWORD
+    for path in (
+        "/configs/shared_key?reveal=true",
+        "/configs?reveal=true",
+        "/configs/shared_key/history?reveal=true",
+        "/revisions/1?reveal=true",
+        "/export?format=yaml&reveal=true",
+        "/document?reveal=true",
+    ):
+        refused = await client.get(api.format(ids["shared"]) + path, headers=token)
+        body = assert_error(refused, 403, "FORBIDDEN")
+        assert body["details"] == {"namespace": "shared", "permission": "secrets"}
+        assert "shared-secret" not in refused.text
+    masked = await client.get(api.format(ids["shared"]) + "/configs/shared_key", headers=token)
+    assert masked.json()["value"] == MASK

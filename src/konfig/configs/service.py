@@ -91,6 +91,8 @@ async def get(
     reveal: bool = False,
 ) -> ConfigEntry:
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     entry = await _entry(session, namespace.id, key)
     if entry is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
@@ -109,6 +111,8 @@ async def list_page(
     reveal: bool = False,
 ) -> tuple[list[ConfigEntry], str | None]:
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     position = decode_cursor(cursor)
     query = (
         select(ConfigEntry)

@@ -74,16 +74,29 @@ class Caller:
     def admit(self, name: str, resolved: Resolved) -> bool:
         """May the caller receive ``resolved``? A resolved read draws only on namespaces the
         caller may read (403 naming the first it may not); returns whether secrets are shown:
-        with the ``secrets`` permission on every namespace a secret comes from."""
-        resolution = resolved.resolution
-        for layer in resolution.layers:
-            if not self.may_read(layer.name):
+        with the ``secrets`` permission on every namespace a secret comes from.
+
+        A namespace's path ancestors count as part of it (``payments`` holds the defaults of
+        ``payments/production``, and no one can make a namespace another's ancestor), so a layer
+        is admitted when the caller may read it or a layer beneath it; an include, which an
+        admin can point anywhere, must be readable itself."""
+        layers = [layer.name for layer in resolved.resolution.layers]
+        readable = [layer for layer in layers if self.may_read(layer)]
+        for layer in layers:
+            if not _covered(layer, readable):
                 raise Forbidden(
-                    f"this token may not read namespace {layer.name}, which {name} inherits "
+                    f"this token may not read namespace {layer}, which {name} inherits "
                     "from: a resolved config draws only on namespaces the token may read",
-                    {"namespace": layer.name},
+                    {"namespace": layer},
                 )
-        return all(self.may_reveal(layer) for layer in resolution.secret_layers)
+        revealable = [layer for layer in layers if self.may_reveal(layer)]
+        return all(_covered(layer, revealable) for layer in resolved.resolution.secret_layers)
+
+
+def _covered(layer: str, allowed: list[str]) -> bool:
+    """Is ``layer`` one of ``allowed``, or a path ancestor of one of them?"""
+    prefix = layer + "/"
+    return any(name == layer or name.startswith(prefix) for name in allowed)
 
 
 class ReadPath:

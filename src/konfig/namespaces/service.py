@@ -41,8 +41,14 @@ async def get(
 
 def check_allowed(principal: Principal, namespace: Namespace, permission: Permission) -> None:
     """403 unless the caller's token scopes (or role) allow ``permission`` on ``namespace``."""
-    if not principal.allows(namespace.name, permission):
-        raise Forbidden(f"you may not {permission} namespace {namespace.name}")
+    if principal.allows(namespace.name, permission):
+        return
+    if permission == "secrets":
+        raise Forbidden(
+            f"you may not see the secrets of namespace {namespace.name}: they read masked",
+            {"namespace": namespace.name, "permission": "secrets"},
+        )
+    raise Forbidden(f"you may not {permission} namespace {namespace.name}")
 
 
 async def render(

@@ -141,6 +141,8 @@ async def document(
 ) -> tuple[list[dict[str, Any]], int]:
     """The namespace's entries in document shape, and the revision they are at (the ETag)."""
     namespace, revision = await _readable(session, principal, namespace_id, None)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     found = await namespace_entries(
         session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
     )
@@ -179,6 +181,8 @@ async def export(
 ) -> tuple[bytes, int]:
     """The namespace (now or at ``revision``) as a file, and the revision it shows."""
     namespace, revision = await _readable(session, principal, namespace_id, revision)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     found = await namespace_entries(
         session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
     )
@@ -392,6 +396,8 @@ async def put_document(
     found = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
+    if reveal:
+        namespaces.check_allowed(principal, found, "secrets")
     parsed = await load_document(body, formats.structured_format(content_type))
     namespace = await _writable(session, found, dry_run=dry_run, if_match=if_match)
     return await apply(
@@ -427,6 +433,8 @@ async def import_file(
     found = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
+    if reveal:
+        namespaces.check_allowed(principal, found, "secrets")
     if kind is None:
         try:
             kind = formats.structured_format(content_type)

@@ -255,6 +255,8 @@ async def history(
 ) -> Page[EntryVersionRead]:
     """Every version of one key, newest first; deletions included."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     position = decode_cursor(cursor)
     versions = await repository.key_versions(
         session,
@@ -359,6 +361,8 @@ async def snapshot(
 ) -> SnapshotRead:
     """The whole namespace exactly as it was at ``revision`` (0: before its first change)."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     _check_revision(namespace, revision)
     record = await repository.get_revision(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, revision=revision
@@ -416,6 +420,8 @@ async def diff(
 ) -> DiffRead:
     """What changed from one revision to another: only keys written in between are read."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     to_revision = namespace.revision if to_revision is None else to_revision
     _check_revision(namespace, from_revision)
     _check_revision(namespace, to_revision)
@@ -546,6 +552,8 @@ async def rollback(
     namespace = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, permission="write"
     )
+    if reveal:
+        namespaces.check_allowed(principal, namespace, "secrets")
     if not dry_run:
         namespace = await lock_namespace(
             session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
