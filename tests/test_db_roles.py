@@ -80,6 +80,17 @@ async def test_create_role_makes_an_owner_and_an_app_role_production_serves_as(
     assert OWNER_PASSWORD not in made.stdout + made.stderr
     owner_url = as_role(admin, owner, OWNER_PASSWORD)
     app_url = as_role(admin, app, APP_PASSWORD)
+    superuser = make_engine(admin, poolclass=NullPool)
+    try:
+        async with superuser.connect() as connection:
+            stored = await connection.scalars(
+                text("SELECT rolpassword FROM pg_authid WHERE rolname IN (:a, :b)"),
+                {"a": owner, "b": app},
+            )
+            # Sent and kept as SCRAM verifiers: the passwords never reached the server.
+            assert [p.split("$")[0] for p in stored] == ["SCRAM-SHA-256"] * 2
+    finally:
+        await superuser.dispose()
 
     # The owner migrates (the tables an earlier Konfig made as the superuser are its own now).
     migrated = await konfig("db", "upgrade", KONFIG_MIGRATION_DATABASE_URL=owner_url)

@@ -10,8 +10,12 @@ production, to serve as anything else.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import MetaData, text
@@ -52,19 +56,34 @@ class Roles:
             raise RoleError("the owner and the app role must be two different roles")
 
 
-def _literal(value: str) -> str:
-    """A SQL string literal (standard_conforming_strings, on since PostgreSQL 9.1)."""
-    if "\x00" in value:
-        raise RoleError("a password cannot hold a NUL character")
-    return "'" + value.replace("'", "''") + "'"
+_SCRAM_ITERATIONS = 4096  # PostgreSQL's own default
+
+
+def scram_verifier(password: str) -> str:
+    """What PostgreSQL stores for a SCRAM-SHA-256 password (RFC 5802/7677), made here so that
+    the password itself is never sent: not in the statement, not in the server's log of DDL,
+    not in an error message that quotes the statement."""
+    if not (password.isascii() and password.isprintable()):
+        # SASLprep of ASCII is the identity; beyond it PostgreSQL and this would have to agree.
+        raise RoleError("use printable ASCII for the passwords (e.g. secrets.token_hex(24))")
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, _SCRAM_ITERATIONS)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    stored_key = hashlib.sha256(client_key).digest()
+    return f"SCRAM-SHA-256${_SCRAM_ITERATIONS}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
 
 
 async def _ensure_role(connection: AsyncConnection, name: str, password: str) -> None:
     """Create the login role, or bring an existing one to what Konfig needs (roles are
     cluster-wide: another database's Konfig may have made it)."""
-    attributes = (
-        f"LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD {_literal(password)}"
-    )
+    verifier = scram_verifier(password)  # base64 and digits only: safe inside quotes
+    attributes = f"LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEROLE NOCREATEDB PASSWORD '{verifier}'"
+    attributes = attributes.replace(":", "\\:")  # text() would take ":salt…" for a parameter
     try:
         async with connection.begin_nested():
             await connection.execute(text(f'CREATE ROLE "{name}" {attributes}'))
@@ -87,32 +106,41 @@ async def create_roles(admin_url: str, roles: Roles, tables: list[str]) -> None:
     database = make_url(admin_url).database
     if not database or make_url(admin_url).get_backend_name() != "postgresql":
         raise RoleError("create-role needs a PostgreSQL URL that names the database")
-    engine = make_engine(admin_url, poolclass=NullPool)
+    engine = make_engine(admin_url, poolclass=NullPool, hide_parameters=True)
     try:
-        async with engine.begin() as connection:
-            await _ensure_role(connection, roles.owner, roles.owner_password)
-            await _ensure_role(connection, roles.app, roles.app_password)
-            owner, app = f'"{roles.owner}"', f'"{roles.app}"'
-            for statement in (
-                f'GRANT CONNECT ON DATABASE "{database}" TO {owner}, {app}',
-                f"GRANT USAGE, CREATE ON SCHEMA public TO {owner}",
-                f"GRANT USAGE ON SCHEMA public TO {app}",
-                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
-                f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
-                f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
-                f"GRANT USAGE, SELECT ON SEQUENCES TO {app}",
-            ):
-                await connection.execute(text(statement))
-            existing = await connection.scalars(
-                text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-            )
-            for table in sorted(set(existing) & {*tables, "alembic_version"}):
-                await connection.execute(text(f'ALTER TABLE "{table}" OWNER TO {owner}'))
-                await connection.execute(
-                    text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{table}" TO {app}')
-                )
+        await _create_roles(engine, roles, tables, database)
+    except DBAPIError as exc:  # its message without the statements
+        raise RoleError(f"the database refused: {exc.orig}") from None
     finally:
         await engine.dispose()
+
+
+async def _create_roles(
+    engine: AsyncEngine, roles: Roles, tables: list[str], database: str
+) -> None:
+    async with engine.begin() as connection:
+        await _ensure_role(connection, roles.owner, roles.owner_password)
+        await _ensure_role(connection, roles.app, roles.app_password)
+        owner, app = f'"{roles.owner}"', f'"{roles.app}"'
+        quoted = database.replace('"', '""')
+        for statement in (
+            f'GRANT CONNECT ON DATABASE "{quoted}" TO {owner}, {app}',
+            f"GRANT USAGE, CREATE ON SCHEMA public TO {owner}",
+            f"GRANT USAGE ON SCHEMA public TO {app}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+            f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app}",
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+            f"GRANT USAGE, SELECT ON SEQUENCES TO {app}",
+        ):
+            await connection.execute(text(statement))
+        existing = await connection.scalars(
+            text("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        )
+        for table in sorted(set(existing) & {*tables, "alembic_version"}):
+            await connection.execute(text(f'ALTER TABLE "{table}" OWNER TO {owner}'))
+            await connection.execute(
+                text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{table}" TO {app}')
+            )
 
 
 async def role_problems(engine: AsyncEngine, tables: list[str]) -> list[str]:
