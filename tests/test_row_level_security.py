@@ -27,7 +27,16 @@ from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.models import Base
 from konfig.db.roles import role_problems, tenant_owned
-from tests.conftest import Account, Backend, add_user, assert_error, make_settings, register
+from tests.conftest import (
+    PASSWORD,
+    Account,
+    Backend,
+    add_user,
+    assert_error,
+    login,
+    make_settings,
+    register,
+)
 from tests.readpath_helpers import make_namespace, make_token, read, service_account, set_entry
 
 TABLES = tenant_owned(Base.metadata)
@@ -357,3 +366,32 @@ def test_the_paths_that_act_across_tenants_are_the_named_ones(repo_root: Path) -
                 said = reason.value if isinstance(reason, ast.Constant) else ast.unparse(reason)
                 found.add((module, said))
     assert found == ACROSS_TENANTS
+
+
+async def test_a_superuser_administers_every_tenant(
+    client: httpx.AsyncClient, settings: Any, owner: Account, other_tenant: Account
+) -> None:
+    """Superusers act across tenants by name (``superuser_scope``): on PostgreSQL row-level
+    security would otherwise show them their own tenant only."""
+    from konfig.cli.superuser import create
+
+    await create(settings, email="root@konfig.example.com", password=PASSWORD, tenant="platform")
+    root = (await login(client, "root@konfig.example.com"))["access_token"]
+    headers = {"Authorization": f"Bearer {root}"}
+    member = await add_user(client, other_tenant, "dev@globex.example.com", "editor")
+
+    listed = (await client.get("/api/v1/users?limit=100", headers=headers)).json()["items"]
+    assert {owner.email, other_tenant.email, member.email} <= {u["email"] for u in listed}
+    one = await client.get(f"/api/v1/users/{member.user_id}", headers=headers)
+    assert one.status_code == 200, one.text
+    changed = await client.patch(
+        f"/api/v1/users/{member.user_id}", headers=headers, json={"full_name": "Renamed"}
+    )
+    assert changed.status_code == 200 and changed.json()["full_name"] == "Renamed"
+    audit = (await client.get("/api/v1/audit?limit=200", headers=headers)).json()["items"]
+    assert {owner.tenant_id, other_tenant.tenant_id} <= {e["tenant_id"] for e in audit}
+    gone = await client.delete(f"/api/v1/users/{member.user_id}", headers=headers)
+    assert gone.status_code == 204, gone.text
+    # An owner of a tenant is no superuser: the other tenant's users stay out of sight.
+    theirs = await client.get(f"/api/v1/users/{other_tenant.user_id}", headers=owner.headers)
+    assert_error(theirs, 404, "NOT_FOUND")

@@ -171,8 +171,8 @@ async def across_tenants(session: AsyncSession, reason: str) -> AsyncIterator[No
     """
     if not reason:
         raise ValueError("across_tenants needs a reason")
-    if session.get_bind().dialect.name != "postgresql":
-        yield
+    if session.get_bind().dialect.name != "postgresql" or ACROSS in session.info:
+        yield  # nothing to bind, or an enclosing block already did (it clears it, not this)
         return
     session.info[ACROSS] = reason
     if session.in_transaction():
