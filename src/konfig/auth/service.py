@@ -107,11 +107,10 @@ async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginReq
     # serving everything else meanwhile (argon2 releases the GIL).
     async with across_tenants(session, "login: a user by email, before the tenant is known"):
         user = await users.get_by_email(session, email=payload.email)
-    if user is not None:
-        await bind_tenant(session, user.tenant_id)
     if user is None:
         await asyncio.to_thread(burn_verification, payload.password)
         raise Unauthenticated(_BAD_LOGIN, record=_failed_login(payload.email, None))
+    await bind_tenant(session, user.tenant_id)
     ok, new_hash = await asyncio.to_thread(verify_password, payload.password, user.password_hash)
     if not ok or not user.is_active:
         reason = "wrong password" if not ok else "user deactivated"
