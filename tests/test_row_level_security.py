@@ -395,3 +395,39 @@ async def test_a_superuser_administers_every_tenant(
     # An owner of a tenant is no superuser: the other tenant's users stay out of sight.
     theirs = await client.get(f"/api/v1/users/{other_tenant.user_id}", headers=owner.headers)
     assert_error(theirs, 404, "NOT_FOUND")
+
+
+async def test_one_group_commit_writes_for_several_tenants_each_in_its_own(
+    client: httpx.AsyncClient, owner: Account, other_tenant: Account, app: Any
+) -> None:
+    """The group commit binds the tenants of its batch (one statement): writes of two tenants
+    batched together both commit, each into its own tenant's namespace."""
+    import asyncio
+
+    from tests.test_group_commit import held, queued, taken_up
+
+    ours = await make_namespace(client, owner, "payments")
+    theirs = await make_namespace(client, other_tenant, "payments")
+    writer = app.state.entry_writer
+    for account, namespace in ((owner, ours), (other_tenant, theirs)):  # principals now cached
+        await set_entry(client, account, namespace, "warm", "up")
+    before = writer.batches
+
+    def put(account: Account, namespace: str, value: str) -> Any:
+        path = f"/api/v1/namespaces/{namespace}/configs/region"
+        return asyncio.create_task(client.put(path, headers=account.headers, json={"value": value}))
+
+    async with held(app, owner, ours):
+        tasks = [put(owner, ours, "eu-1")]
+        await taken_up(writer)
+        tasks += [put(other_tenant, theirs, "us-1"), put(owner, ours, "eu-2")]
+        await queued(tasks, writer)
+    answers = [await task for task in tasks]
+
+    assert writer.batches == before + 2  # the first alone, then both tenants' writes together
+    assert [a.status_code for a in answers] == [201, 201, 200], [a.text for a in answers]
+    for account, namespace, value in ((owner, ours, "eu-2"), (other_tenant, theirs, "us-1")):
+        read = await client.get(
+            f"/api/v1/namespaces/{namespace}/configs/region", headers=account.headers
+        )
+        assert read.json()["value"] == value
