@@ -167,7 +167,7 @@ async def across_tenants(session: AsyncSession, reason: str) -> AsyncIterator[No
     registering a tenant, the superuser's administration, the backups scheduler, key rotation);
     each names itself here with ``reason``, and only for the statements that need it: the
     setting is cleared when the block ends. The list of callers is a test's (see
-    tests/test_row_level_security.py), so a new one is a decision, not an accident.
+    tests/test_row_level_security_paths.py), so a new one is a decision, not an accident.
     """
     if not reason:
         raise ValueError("across_tenants needs a reason")
