@@ -302,3 +302,61 @@ async def test_the_migration_goes_down_and_up_again() -> None:
         assert set((await rls_tables(url)).values()) == {(True, True, 1)}
     finally:
         await drop_pg_database(plain)
+
+
+LATER_MIGRATION = '''
+"""a data migration after row-level security: it must see every tenant's rows"""
+from alembic import op
+
+revision = "9999"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("UPDATE namespaces SET description = 'migrated'")
+
+
+def downgrade() -> None:
+    pass
+'''
+
+
+async def test_a_later_data_migration_sees_every_tenants_rows(
+    postgres: Backend, client: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    """Migrations run as the owner, whom FORCE holds to the policies too: the migration
+    environment lets them act across tenants, or a data migration would change nothing."""
+    import shutil
+
+    from alembic import command
+
+    from konfig.db.migrate import MIGRATIONS, alembic_config, head_revision
+
+    await seed(client, "acme")
+    await seed(client, "globex")
+    scripts = tmp_path / "migrations"
+    shutil.copytree(MIGRATIONS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    later = LATER_MIGRATION.replace("{head}", head_revision() or "")
+    (scripts / "versions" / "9999_later.py").write_text(later)
+
+    def migrate(connection: Any) -> None:
+        config = alembic_config()
+        config.set_main_option("script_location", str(scripts))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "9999")
+        command.downgrade(config, head_revision() or "")
+
+    owner = make_engine(postgres.owner_url, poolclass=NullPool)
+    superuser = make_engine(postgres.superuser_url, poolclass=NullPool)
+    try:
+        async with owner.connect() as connection:
+            await connection.run_sync(migrate)
+            await connection.commit()
+        async with superuser.connect() as connection:
+            described = await connection.scalars(text("SELECT description FROM namespaces"))
+            assert set(described) == {"migrated"}
+    finally:
+        await owner.dispose()
+        await superuser.dispose()
