@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 
 from konfig.configs.types import SCHEMA_KEYS, VALUE_TYPES
 from konfig.errors import KonfigError
+from konfig.input_guard import bad_text, nests_deeper
 
 VALUE_FIELDS = {value_type: f"value_{value_type}" for value_type in VALUE_TYPES}
 SCHEMA_FIELDS = sorted({name for names in SCHEMA_KEYS.values() for name in names})
@@ -88,11 +89,22 @@ class EntryForm:
         return parse_options(self.fields.get("options", ""))
 
 
+# Deeper than any value may be (KONFIG_MAX_JSON_DEPTH judges it after), well short of what
+# would exhaust the parser's recursion.
+_PARSE_DEPTH = 512
+
+
 def _json(raw: str) -> Any:
     def refuse(constant: str) -> Any:
         raise ValueError(f"{constant} is not valid JSON")
 
-    return json.loads(raw, parse_constant=refuse)
+    if nests_deeper(raw.encode("utf-8", "surrogatepass"), _PARSE_DEPTH):
+        raise ValueError(f"The JSON nests deeper than {_PARSE_DEPTH} levels.")
+    parsed = json.loads(raw, parse_constant=refuse)
+    refused = bad_text(parsed, exempt=lambda _: True)  # a lone surrogate: no UTF-8 carries it
+    if refused is not None:
+        raise ValueError(refused.message)
+    return parsed
 
 
 def json_error(raw: str) -> str | None:
