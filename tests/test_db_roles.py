@@ -148,3 +148,15 @@ async def test_serve_in_production_as_a_superuser_refuses_to_start(
     assert "postgres is a superuser" in refused.stderr
     assert "konfig db create-role" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+async def test_a_database_out_of_reach_at_start_leaves_the_role_unchecked_not_the_server_down(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Konfig starts without its database and answers 503 until it is back (konfig.db.outage);
+    the role check says it could not run instead of keeping the server down."""
+    closed = "postgresql+asyncpg://konfig_app:x@127.0.0.1:1/konfig"
+    with caplog.at_level(logging.WARNING, logger="konfig.db"):
+        async with LifespanManager(create_app(production(closed, tmp_path))):
+            pass
+    assert any("role was not checked" in r.getMessage() for r in caplog.records)

@@ -4,6 +4,7 @@ in every format; a resolved read draws only on namespaces the caller may read.""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import httpx
@@ -50,7 +51,7 @@ async def _payments(client: httpx.AsyncClient, owner: Account) -> dict[str, str]
 async def _token(
     client: httpx.AsyncClient, owner: Account, scopes: list[dict[str, Any]]
 ) -> dict[str, str]:
-    account_id = await service_account(client, owner, f"svc-{len(scopes)}-{id(scopes) % 9999}")
+    account_id = await service_account(client, owner, f"svc-{uuid.uuid4().hex[:8]}")
     created = await make_token(client, owner, scopes, service_account_id=account_id)
     return bearer(created["token"])
 

@@ -25,13 +25,18 @@ from konfig.configs.write_path import WritePathFirst
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.models import Base
+from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.errors import install_error_handlers
 from konfig.metrics import Metrics
-from konfig.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from konfig.middleware import (
+    BodyLimitMiddleware,
+    DatabaseOutageMiddleware,
+    RequestContextMiddleware,
+)
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
 from konfig.ops.router import router as ops_router
@@ -114,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.outages = OutageLog()  # the database out of reach: one log line per kind a minute
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
     app.state.signer = signer
     app.state.token_policy = TokenPolicy(
@@ -159,8 +165,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _meter_read_path(app, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
-    # included), request id, access log and metrics, CORS, body cap, single-entry writes.
+    # included), request id, access log and metrics, CORS, body cap, the database out of reach
+    # (a 503), single-entry writes.
     app.add_middleware(WritePathFirst)
+    app.add_middleware(DatabaseOutageMiddleware, outages=app.state.outages)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

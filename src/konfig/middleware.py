@@ -12,7 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from konfig.audit.context import AuditContext, audit_context
-from konfig.errors import error_body
+from konfig.db.outage import OutageLog, unavailable
+from konfig.errors import error_body, error_response
 
 log = logging.getLogger("konfig.http")
 
@@ -116,3 +117,36 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+class DatabaseOutageMiddleware:
+    """Answers 503 with ``Retry-After`` when a request fails because the database is out of
+    reach (``konfig.db.outage``). It sits inside the access log and metrics, so that they count
+    a 503, and outside the single-entry writes and FastAPI's routes, so that it sees both."""
+
+    def __init__(self, app: ASGIApp, outages: OutageLog) -> None:
+        self.app = app
+        self.outages = outages
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            refusal = None if started else unavailable(exc, self.outages)
+            if refusal is None:
+                raise  # RequestContextMiddleware logs it and answers 500
+            refused = error_response(
+                refusal.status_code, refusal.code, refusal.message, refusal.details, refusal.headers
+            )
+            await refused(scope, receive, send)

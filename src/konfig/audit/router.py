@@ -7,9 +7,10 @@ from fastapi import APIRouter, Query
 from konfig.audit import service
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
 
 
 @router.get("", response_model=Page[dict[str, Any]])

@@ -19,12 +19,13 @@ from konfig.auth.schemas import (
 )
 from konfig.db.session import SessionDep
 from konfig.errors import ValidationFailed
+from konfig.input_guard import GuardedRoute, bad_text
 from konfig.ratelimit import limit_credentials
 from konfig.tenants import repository as tenants
 from konfig.users import service as users
 from konfig.users.schemas import UserRead
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=GuardedRoute)
 
 _LOGIN_BODY: dict[str, Any] = {
     "required": True,
@@ -51,6 +52,9 @@ async def _login_payload(request: Request) -> LoginRequest:
     try:
         if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await request.form()
+            refused = bad_text({k: v for k, v in form.multi_items() if isinstance(v, str)})
+            if refused is not None:
+                raise refused
             return LoginRequest(
                 email=str(form.get("username") or form.get("email") or ""),
                 password=str(form.get("password") or ""),
@@ -59,6 +63,9 @@ async def _login_payload(request: Request) -> LoginRequest:
             body = orjson.loads(await request.body())
         except orjson.JSONDecodeError as exc:
             raise ValidationFailed(f"the body is not valid JSON: {exc}") from exc
+        refused = bad_text(body)
+        if refused is not None:
+            raise refused
         return LoginRequest.model_validate(body)
     except ValidationError as exc:
         errors = [

@@ -11,9 +11,10 @@ from konfig.backups.schemas import BackupDetail, BackupRead, RestoreRequest, Res
 from konfig.backups.service import Backups
 from konfig.backups.store import ID_PATTERN
 from konfig.db.session import SessionDep
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 
-router = APIRouter(prefix="/backups", tags=["backups"])
+router = APIRouter(prefix="/backups", tags=["backups"], route_class=GuardedRoute)
 
 
 def _backups(request: Request) -> Backups:

@@ -10,7 +10,7 @@ import typer
 from konfig.cli import credentials, resolved, revisions, tokens
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
-from konfig.client import Konfig, KonfigError
+from konfig.client import UNSET, Konfig, KonfigError, NotFound
 
 # --- login ------------------------------------------------------------------------------------
 
@@ -148,27 +148,73 @@ def get(
         dump(entry, output)
 
 
+def parse_schema(raw: str | None) -> Any:
+    """``--schema``: a JSON object, or ``null`` to drop the schema; None when not given."""
+    if raw is None:
+        return UNSET
+    try:
+        schema = json.loads(raw)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--schema is not JSON: {exc}") from None
+    if schema is not None and not isinstance(schema, dict):
+        raise typer.BadParameter("--schema must be a JSON object, or null to drop the schema")
+    return schema
+
+
+def stored_type(namespace: str, key: str) -> str | None:
+    """The type the entry has now (None: there is no such entry yet)."""
+    try:
+        return str(konfig().configs.get(namespace, key)["value_type"])
+    except NotFound:
+        return None
+
+
 @api
 def set_(
     namespace: str,
     assignments: Annotated[list[str], typer.Argument(metavar="KEY=VALUE...")],
     value_type: Annotated[
-        str, typer.Option("--type", "-t", help="string, number, boolean, select or json")
-    ] = "string",
-    secret: Annotated[bool, typer.Option("--secret", help="Mask it and audit reveals")] = False,
-    description: Annotated[str, typer.Option(help="What the entry is for")] = "",
+        str | None,
+        typer.Option(
+            "--type",
+            "-t",
+            help="string, number, boolean, select or json; left out: the entry's own "
+            "(string for a new key)",
+        ),
+    ] = None,
+    schema: Annotated[
+        str | None,
+        typer.Option(
+            "--schema", help="Validation rules as JSON, e.g. '{\"max_value\": 10}'; null drops them"
+        ),
+    ] = None,
+    secret: Annotated[
+        bool | None,
+        typer.Option("--secret/--no-secret", help="Mask it and audit reveals; left out: kept"),
+    ] = None,
+    description: Annotated[
+        str | None, typer.Option(help="What the entry is for; left out: kept")
+    ] = None,
     message: Annotated[str | None, typer.Option("-m", "--message", help="Why")] = None,
     output: OutputOption = Output.table,
 ) -> None:
-    """Set entries: konfig set payments/production max_connections=100 --type number."""
-    if value_type not in TYPES:
+    """Set values: konfig set payments/production max_connections=100.
+
+    Only the value changes: an entry keeps its type, rules, description and secret flag unless
+    --type, --schema, --secret/--no-secret or --description say otherwise (changing the type,
+    rules or secret flag of an existing entry needs an admin). A value is read as the entry's
+    type (max_connections=100 is the number 100 when the entry is a number).
+    """
+    if value_type is not None and value_type not in TYPES:
         raise typer.BadParameter(f"--type must be one of {', '.join(TYPES)}")
+    rules = parse_schema(schema)
     parsed: list[tuple[str, Any]] = []
     for assignment in assignments:
         key, sep, raw = assignment.partition("=")
         if not sep or not key:
             raise typer.BadParameter(f"{assignment!r}: write KEY=VALUE")
-        parsed.append((key, parse_value(raw, value_type)))
+        as_type = value_type or stored_type(namespace, key) or "string"
+        parsed.append((key, parse_value(raw, as_type)))
     written = [
         konfig().configs.set(
             namespace,
@@ -177,6 +223,7 @@ def set_(
             value_type=value_type,
             secret=secret,
             description=description,
+            validation_schema=rules,
             message=message,
         )
         for key, value in parsed

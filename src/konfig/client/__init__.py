@@ -25,8 +25,10 @@ from konfig.client._exceptions import (
     Unauthenticated,
     ValidationError,
 )
+from konfig.client._operations import UNSET
 
 __all__ = [
+    "UNSET",
     "AsyncKonfig",
     "Conflict",
     "ConnectionError",

@@ -80,6 +80,8 @@ def build_request(
     headers = dict(call.headers)
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    # As UTF-8, not httpx's ASCII: an X-Konfig-Message may say "café ✓" (the server reads UTF-8).
+    raw_headers = [(name.encode(), value.encode("utf-8")) for name, value in headers.items()]
     # A None parameter means "not given": httpx would send it as an empty value.
     params = {k: v for k, v in (call.params or {}).items() if v is not None}
     return http.build_request(
@@ -88,7 +90,7 @@ def build_request(
         params=params or None,
         json=call.json,
         content=call.content,
-        headers=headers,
+        headers=raw_headers,
         timeout=call.timeout if call.timeout is not None else httpx.USE_CLIENT_DEFAULT,
     )
 

@@ -122,30 +122,64 @@ def get_entry(namespace: NamespaceRef, key: str, *, reveal: bool = False) -> Flo
     return response.json()  # type: ignore[no-any-return]
 
 
+class _Unset:
+    """A keyword left out: its field is not sent, so the entry keeps its setting."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
 def set_entry(
     namespace: NamespaceRef,
     key: str,
     value: Any,
     *,
-    value_type: str = "string",
-    secret: bool = False,
-    description: str = "",
-    validation_schema: dict[str, Any] | None = None,
+    value_type: str | None = None,
+    secret: bool | None = None,
+    description: str | None = None,
+    validation_schema: Any = UNSET,
     message: str | None = None,
     if_match: str | None = None,
 ) -> Flow[dict[str, Any]]:
+    """PUT the value and only the settings given: an existing entry keeps the others (its type,
+    schema, description and secret flag); a new one takes the server's defaults."""
     path = yield from namespace_path(namespace)
-    body: dict[str, Any] = {
-        "value": value,
+    body: dict[str, Any] = {"value": value}
+    given = {
         "value_type": value_type,
         "is_secret": secret,
         "description": description,
-        "validation_schema": validation_schema,
     }
+    body.update({name: setting for name, setting in given.items() if setting is not None})
+    if validation_schema is not UNSET:
+        body["validation_schema"] = validation_schema
     if message:
         body["message"] = message
     headers = {"If-Match": if_match} if if_match else {}
     response = yield Call("PUT", f"{path}/configs/{quote_segment(key)}", json=body, headers=headers)
+    return response.json()  # type: ignore[no-any-return]
+
+
+def update_entry(
+    namespace: NamespaceRef,
+    key: str,
+    fields: dict[str, Any],
+    *,
+    message: str | None = None,
+    if_match: str | None = None,
+) -> Flow[dict[str, Any]]:
+    """PATCH the fields given (those not ``UNSET``) of an existing entry."""
+    path = yield from namespace_path(namespace)
+    body = {name: setting for name, setting in fields.items() if setting is not UNSET}
+    if message:
+        body["message"] = message
+    headers = {"If-Match": if_match} if if_match else {}
+    response = yield Call(
+        "PATCH", f"{path}/configs/{quote_segment(key)}", json=body, headers=headers
+    )
     return response.json()  # type: ignore[no-any-return]
 
 

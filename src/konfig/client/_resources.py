@@ -113,14 +113,15 @@ class Configs(_Group):
         key: str,
         value: Any,
         *,
-        value_type: str = "string",
-        secret: bool = False,
-        description: str = "",
-        validation_schema: dict[str, Any] | None = None,
+        value_type: str | None = None,
+        secret: bool | None = None,
+        description: str | None = None,
+        validation_schema: Any = ops.UNSET,
         message: str | None = None,
         if_match: str | None = None,
     ) -> dict[str, Any]:
-        """Create or replace an entry; ``if_match`` (a version ETag) guards against lost updates."""
+        """Set an entry's value, creating the entry if need be; settings left out keep theirs
+        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates."""
         return self._run(
             ops.set_entry(
                 namespace,
@@ -133,6 +134,32 @@ class Configs(_Group):
                 message=message,
                 if_match=if_match,
             )
+        )
+
+    def update(
+        self,
+        namespace: NamespaceRef,
+        key: str,
+        *,
+        value: Any = ops.UNSET,
+        value_type: str = ops.UNSET,
+        validation_schema: dict[str, Any] | None = ops.UNSET,
+        description: str = ops.UNSET,
+        is_secret: bool = ops.UNSET,
+        message: str | None = None,
+        if_match: str | None = None,
+    ) -> dict[str, Any]:
+        """Change only the fields given of an existing entry (``validation_schema=None`` drops
+        the schema); changing type, schema or secret flag needs an admin."""
+        fields = {
+            "value": value,
+            "value_type": value_type,
+            "validation_schema": validation_schema,
+            "description": description,
+            "is_secret": is_secret,
+        }
+        return self._run(
+            ops.update_entry(namespace, key, fields, message=message, if_match=if_match)
         )
 
     def delete(

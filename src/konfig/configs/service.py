@@ -12,13 +12,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
-from konfig.configs.schemas import MASK, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
+from konfig.configs.schemas import (
+    KEPT_FIELDS,
+    MASK,
+    ConfigCreate,
+    ConfigPatch,
+    ConfigRead,
+    ConfigReplace,
+)
 from konfig.configs.writes import EntryWrite, EntryWriter
 from konfig.configs.writes import etag as etag  # re-exported
 from konfig.errors import Forbidden, KonfigError, NotFound
 from konfig.namespaces import service as namespaces
 from konfig.pagination import Page, decode_cursor, encode_cursor
-from konfig.revisions.writer import EntryDraft, WritePolicy, check_drafts, decrypt_value
+from konfig.revisions.writer import EntryDraft, WritePolicy, decrypt_value
 from konfig.security.crypto import DecryptionError
 from konfig.users.models import Role
 
@@ -180,7 +187,10 @@ async def replace_entry(
     if_match: str | None,
     if_none_match: str | None,
 ) -> tuple[ConfigEntry, bool]:
-    """Replace (or create) one entry; answers whether it was created."""
+    """Replace the value of an entry, or create it; answers whether it was created.
+
+    What the body leaves out of an existing entry keeps its current setting: only a field sent
+    changes it (``"is_secret": false`` is the one way a PUT makes a secret plain)."""
     written = await writer.write(
         session,
         EntryWrite(
@@ -188,6 +198,7 @@ async def replace_entry(
             namespace_id=namespace_id,
             key=key,
             draft=_draft(key, payload),
+            keep=frozenset(KEPT_FIELDS - payload.model_fields_set),
             message=payload.message or message,
             if_match=if_match,
             if_none_match=if_none_match,
@@ -207,11 +218,12 @@ async def patch(
     message: str | None,
     if_match: str | None,
 ) -> ConfigEntry:
-    """Change some fields; the result is validated whole, so a new schema re-checks the value."""
+    """Change the fields sent; the result is validated whole, so a new schema re-checks the
+    value."""
     given = payload.model_fields_set
     changes = {
         name: getattr(payload, name)
-        for name in ("value_type", "validation_schema", "description", "is_secret")
+        for name in KEPT_FIELDS
         if name in given and (getattr(payload, name) is not None or name == "validation_schema")
     }
 
@@ -225,9 +237,7 @@ async def patch(
             current.description,
             current.is_secret,
         )
-        draft = replace(draft, **changes)
-        check_drafts([draft], writer.policy.limits)
-        return draft
+        return replace(draft, **changes)  # validated whole by the writer
 
     written = await writer.write(
         session,

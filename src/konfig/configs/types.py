@@ -279,12 +279,14 @@ def check_value(
         encoded = orjson.dumps(value)
     except TypeError:  # orjson refuses integers beyond 64 bits
         return [Problem("value", "type", "integers must fit in 64 bits")]
-    if len(encoded) > limits.max_value_bytes:
+    # A string counts as its UTF-8 text, not its JSON spelling (quotes, escapes).
+    size = len(value.encode("utf-8")) if isinstance(value, str) else len(encoded)
+    if size > limits.max_value_bytes:
         return [
             Problem(
                 "value",
                 "max_value_bytes",
-                f"value is {len(encoded)} bytes, over the limit of {limits.max_value_bytes} bytes",
+                f"value is {size} bytes, over the limit of {limits.max_value_bytes} bytes",
                 too_large=True,
             )
         ]
@@ -326,7 +328,11 @@ def _string_value(value: Any, schema: dict[str, Any], _: Limits) -> list[Problem
 
 
 def _number_value(value: Any, schema: dict[str, Any], _: Limits) -> list[Problem]:
-    if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
+    if isinstance(value, float) and not math.isfinite(value):
+        return [
+            Problem("value", "type", "a number value must be finite (1e999 and the like are not)")
+        ]
+    if not _is_number(value):
         return [
             Problem("value", "type", f"a number value must be a JSON number, not {_kind(value)}")
         ]
@@ -378,7 +384,12 @@ def _json_value(value: Any, schema: dict[str, Any], limits: Limits) -> list[Prob
     inner = schema.get("json_schema")
     if inner is None:
         return []
-    errors = sorted(SafeValidator(inner).iter_errors(value), key=lambda e: list(e.absolute_path))
+    try:
+        found = list(SafeValidator(inner).iter_errors(value))
+    except RecursionError:  # a $ref that leads back to itself without consuming the value
+        message = "json_schema refers to itself without end (a $ref loop)"
+        return [Problem("validation_schema", "json_schema", message)]
+    errors = sorted(found, key=lambda e: list(e.absolute_path))
     return [
         Problem(
             "value",

@@ -18,7 +18,6 @@ the same either way: the same principal (``konfig.auth.deps.admit``), the same s
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -36,6 +35,14 @@ from konfig.configs import service
 from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigReplace
 from konfig.db.session import keep_trace, request_session
 from konfig.errors import KonfigError, error_response
+from konfig.input_guard import (
+    bad_text,
+    body_limit,
+    decode_message,
+    depth_refusal,
+    load_json,
+    nests_deeper,
+)
 
 PREFIX = "/api/v1/namespaces/"
 # The canonical form of a UUID only: any other spelling is FastAPI's to judge.
@@ -43,7 +50,6 @@ _UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-
 _ENTRY = re.compile(rf"/api/v1/namespaces/{_UUID}/configs/([^/]+)")
 _ENTRIES = re.compile(rf"/api/v1/namespaces/{_UUID}/configs")
 _KEY = re.compile(KEY_PATTERN)
-_MESSAGE_LIMIT = 1000  # X-Konfig-Message, as the routes declare it
 _BODIES: dict[str, type[BaseModel]] = {
     "POST": ConfigCreate,
     "PUT": ConfigReplace,
@@ -68,7 +74,7 @@ class _Write:
     namespace_id: uuid.UUID
     key: str | None  # None: a create (POST), whose key is in the body
     headers: dict[bytes, bytes]
-    payload: Any  # the parsed body: ConfigCreate, ConfigReplace, ConfigPatch; None for DELETE
+    body: bytes  # unparsed until the caller is authenticated; empty for DELETE
 
     def header(self, name: bytes) -> str | None:
         value = self.headers.get(name)
@@ -93,12 +99,7 @@ class WritePathFirst:
             return
         namespace_id, key = target
         headers = dict(reversed(scope["headers"]))  # a repeated header: the first wins
-        message = headers.get(b"x-konfig-message")
-        if message is not None and len(message.decode("latin-1")) > _MESSAGE_LIMIT:
-            await self.app(scope, receive, send)
-            return
         body = b""
-        payload: Any = None
         if scope["method"] != "DELETE":
             media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if media_type != b"application/json":
@@ -110,21 +111,20 @@ class WritePathFirst:
                 too_large = error_response(exc.status_code, "PAYLOAD_TOO_LARGE", str(exc.detail))
                 await too_large(scope, receive, send)
                 return
-            payload = _parse(scope["method"], body)
-            if payload is None:  # FastAPI names what is wrong with it
-                await self.app(scope, _replay(body, receive), send)
-                return
         scope["route"] = _ENTRY_ROUTE if key is not None else _ENTRIES_ROUTE
-        write = _Write(scope["method"], namespace_id, key, headers, payload)
+        write = _Write(scope["method"], namespace_id, key, headers, body)
         try:
-            status, rendered = await _apply(scope, write)
+            answered = await _apply(scope, write)
         except KonfigError as exc:
             refused = error_response(
                 exc.status_code, exc.code, exc.message, exc.details, exc.headers
             )
             await refused(scope, receive, send)
             return
-        await _answer(status, rendered)(scope, receive, send)
+        if answered is None:  # FastAPI names what is wrong with the body
+            await self.app(scope, _replay(body, receive), send)
+            return
+        await _answer(*answered)(scope, receive, send)
 
 
 def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
@@ -143,16 +143,33 @@ def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
     return uuid.UUID(found.group(1)), key
 
 
-def _parse(method: str, body: bytes) -> Any:
+def _parse(state: Any, method: str, body: bytes) -> Any:
     """The body as its schema reads it, or None when it does not (FastAPI then says why).
 
-    Parsed by the standard library, as FastAPI parses it: orjson would read an integer beyond
-    64 bits as a float, and store a value other than the one sent.
+    Its depth is measured before anything parses it, and its text checked after
+    (``konfig.input_guard``). Parsed by the standard library, as FastAPI parses it: orjson would
+    read an integer beyond 64 bits as a float, and store a value other than the one sent.
     """
+    limit = body_limit(state.settings.max_json_depth)
+    if nests_deeper(body, limit):
+        raise depth_refusal(limit)
     try:
-        return _BODIES[method].model_validate(json.loads(body))
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError among them
+        document = load_json(body)
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError and NotJson among them
         return None
+    refused = bad_text(document)
+    if refused is not None:
+        raise refused
+    try:
+        return _BODIES[method].model_validate(document)
+    except ValidationError:
+        return None
+
+
+def _message(write: _Write) -> str | None:
+    """``X-Konfig-Message`` as sent: UTF-8 (HTTP hands headers over as bytes)."""
+    raw = write.headers.get(b"x-konfig-message")
+    return None if raw is None else decode_message(raw)
 
 
 async def _body(receive: Receive) -> bytes:
@@ -181,7 +198,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _apply(scope: Scope, write: _Write) -> tuple[int, Any]:
+async def _apply(scope: Scope, write: _Write) -> tuple[int, Any] | None:
+    """The write's status and entry; None when its body is FastAPI's to judge. The caller is
+    authenticated before its body is parsed."""
     state = scope["app"].state
     token = bearer_token(write.header(b"authorization"))
     known = None if token is None else known_principal(state, token)
@@ -200,9 +219,14 @@ async def _apply(scope: Scope, write: _Write) -> tuple[int, Any]:
 
 async def _perform(
     state: Any, session: AsyncSession | None, principal: Principal, write: _Write
-) -> tuple[int, Any]:
+) -> tuple[int, Any] | None:
     writer = state.entry_writer
-    message = write.header(b"x-konfig-message")
+    message = _message(write)
+    payload: Any = None
+    if write.method != "DELETE":
+        payload = _parse(state, write.method, write.body)
+        if payload is None:
+            return None
     if write.method == "DELETE":
         await service.delete(
             session,
@@ -220,7 +244,7 @@ async def _perform(
             writer=writer,
             principal=principal,
             namespace_id=write.namespace_id,
-            payload=write.payload,
+            payload=payload,
             message=message,
             if_none_match=write.header(b"if-none-match"),
         )
@@ -232,7 +256,7 @@ async def _perform(
             principal=principal,
             namespace_id=write.namespace_id,
             key=write.key or "",
-            payload=write.payload,
+            payload=payload,
             message=message,
             if_match=write.header(b"if-match"),
             if_none_match=write.header(b"if-none-match"),
@@ -245,7 +269,7 @@ async def _perform(
             principal=principal,
             namespace_id=write.namespace_id,
             key=write.key or "",
-            payload=write.payload,
+            payload=payload,
             message=message,
             if_match=write.header(b"if-match"),
         )

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from konfig.audit.context import AuditContext, current
 from konfig.auth.principal import Principal
+from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
 from konfig.configs.write_repository import CoreStore, Place, PostgresStore, SqliteStore, Store
 from konfig.db.base import detached, utcnow
@@ -78,8 +79,11 @@ class EntryWrite:
     namespace_id: uuid.UUID
     key: str
     draft: EntryDraft | None = None  # the new state; None with no ``patch``: delete the key
-    # A patch: the new state, from the entry as it stands (validated when it is made).
+    # A patch: the new state, from the entry as it stands (the key must exist).
     patch: Callable[[ConfigEntry], EntryDraft] | None = None
+    # Fields the request left out (a PUT): an existing entry keeps its own, a new one takes
+    # the draft's defaults. A secret is never made plain, nor a schema dropped, by omission.
+    keep: frozenset[str] = frozenset()
     message: str | None = None
     if_match: str | None = None
     if_none_match: str | None = None
@@ -96,7 +100,7 @@ class EntryWritten:
 
 
 def _draft(
-    write: EntryWrite, namespace: Namespace, current: ConfigEntry | None
+    write: EntryWrite, namespace: Namespace, current: ConfigEntry | None, policy: WritePolicy
 ) -> EntryDraft | None:
     """The key's new state (None: delete it), once the write's rules allow it."""
     namespaces.check_allowed(write.principal, namespace, "write")
@@ -110,9 +114,16 @@ def _draft(
     if (write.must_exist or write.patch is not None) and current is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
     check_if_match(write.if_match, current)
+    draft = write.draft
     if write.patch is not None and current is not None:
-        return write.patch(current)
-    return write.draft
+        draft = write.patch(current)
+    elif write.keep and draft is not None and current is not None:
+        draft = replace(draft, **{name: getattr(current, name) for name in write.keep})
+    if draft is not None and current is not None:
+        check_rules(write.principal, {key: changed_rules(current, draft)})
+    if draft is not None and (write.patch is not None or write.keep):
+        check_drafts([draft], policy.limits)  # made here: checked here, whole
+    return draft
 
 
 @dataclass
@@ -133,7 +144,7 @@ class _Batch:
             raise NotFound(f"no namespace {write.namespace_id}")
         place = (namespace.id, write.key)
         current = self.entries.get(place)
-        draft = _draft(write, namespace, current)
+        draft = _draft(write, namespace, current, self.policy)
         stored = {write.key: current} if current is not None else {}
         creates, updates, removals = classify(
             self.policy, stored, [draft] if draft else [], [] if draft else [write.key]
@@ -218,7 +229,7 @@ class EntryWriter:
         next group commit. Raises the error that refused it."""
         write.principal.require(Role.editor)
         write = replace(write, context=current())  # who and from where, for the audit log
-        if write.draft is not None:
+        if write.draft is not None and not write.keep:
             check_drafts([write.draft], self.policy.limits)  # here: before it waits its turn
         if session is not None and session.in_transaction():
             return await self._in_session(session, write)

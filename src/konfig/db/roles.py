@@ -176,7 +176,18 @@ async def role_problems(engine: AsyncEngine, tables: list[str]) -> list[str]:
 async def check_role(engine: AsyncEngine, tables: list[str], *, production: bool) -> None:
     """Refuse to serve in production as a role row-level security does not hold; warn in
     development."""
-    problems = await role_problems(engine, tables)
+    try:
+        problems = await role_problems(engine, tables)
+    except Exception as exc:
+        from konfig.db.outage import unreachable
+
+        kind = unreachable(exc)
+        if kind is None:
+            raise
+        # Konfig starts without its database and answers 503 until it is back (konfig.db.outage):
+        # the role goes unchecked this time rather than keeping the server down.
+        log.warning("the database role was not checked: the database is unreachable (%s)", kind)
+        return
     if not problems:
         return
     message = (

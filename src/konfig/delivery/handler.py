@@ -16,12 +16,14 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl
 
 import orjson
 from starlette.types import Receive, Scope, Send
 
 from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token, known_principal
 from konfig.auth.principal import Principal
+from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved, Variant, Wake
 from konfig.delivery.http import (
     DEFAULT_QUERY,
@@ -33,6 +35,7 @@ from konfig.delivery.http import (
     settle,
 )
 from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
+from konfig.input_guard import refuse_bad_parameters
 from konfig.middleware import request_id_var
 from konfig.namespaces.schemas import NAME_PATTERN
 from konfig.tokens import codec
@@ -163,6 +166,7 @@ class ReadPath:
             if self.limit is not None:
                 await self.limit(caller.actor)
             raw_query = scope["query_string"]
+            refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
@@ -192,11 +196,15 @@ class ReadPath:
                     self._count_reveal(caller, name, resolved)
         except KonfigError as exc:
             status, headers, body = error_reply(exc)
-        except Exception:
-            log.exception("the read path failed for %s", name)
-            shown = request_id.decode() if request_id else scope.get("state", {}).get("request_id")
-            message = f"Internal error (request {shown or '-'})"
-            status, headers, body = error_reply(KonfigError(message))
+        except Exception as exc:
+            refusal: KonfigError | None = unavailable(exc, self.delivery.state.outages)
+            if refusal is None:
+                log.exception("the read path failed for %s", name)
+                shown = (
+                    request_id.decode() if request_id else scope.get("state", {}).get("request_id")
+                )
+                refusal = KonfigError(f"Internal error (request {shown or '-'})")
+            status, headers, body = error_reply(refusal)
         if extra:
             headers = headers + extra
         if self.count is not None:

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from konfig.auth.deps import oauth2_scheme
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.http import MAX_WAIT
+from konfig.input_guard import GuardedRoute
 
 api_token = HTTPBearer(
     auto_error=False,
@@ -27,6 +28,7 @@ router = APIRouter(
     prefix="/config",
     tags=["read path"],
     dependencies=[Security(api_token), Security(oauth2_scheme)],
+    route_class=GuardedRoute,
 )
 
 _CONFIG_RESPONSES: dict[int | str, dict[str, object]] = {

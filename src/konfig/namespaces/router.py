@@ -7,11 +7,12 @@ from fastapi import APIRouter, Query, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
+from konfig.input_guard import GuardedRoute
 from konfig.namespaces import service
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 
-router = APIRouter(prefix="/namespaces", tags=["namespaces"])
+router = APIRouter(prefix="/namespaces", tags=["namespaces"], route_class=GuardedRoute)
 
 
 @router.post("", response_model=NamespaceRead, status_code=status.HTTP_201_CREATED)

@@ -6,9 +6,10 @@ from starlette.responses import Response
 
 from konfig.db.migrate import current_revision, head_revision, is_known
 from konfig.errors import error_response
+from konfig.input_guard import GuardedRoute
 from konfig.metrics import CONTENT_TYPE_LATEST, Metrics
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=GuardedRoute)
 
 
 @router.get("/health")

@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
-from konfig.configs.schemas import KEY_PATTERN, MASK
+from konfig.configs.guardrails import changed_rules, check_rules
+from konfig.configs.schemas import KEPT_FIELDS, KEY_PATTERN, MASK
 from konfig.configs.types import Limits, Problem, check_entry
 from konfig.errors import Conflict, ValidationFailed
 from konfig.namespaces import service as namespaces
@@ -251,15 +252,22 @@ async def apply(
     dry_run: bool,
     message: str | None,
     reveal: bool,
+    principal: Principal | None,
     keep_absent_secrets: bool = False,
 ) -> ChangeResult:
     """Plan the change from the current state, then (unless a dry run) commit it as one revision.
 
     ``namespace`` must be locked unless this is a dry run. With ``replace`` every key the build
-    leaves out is deleted (secret ones kept when ``keep_absent_secrets``).
+    leaves out is deleted (secret ones kept when ``keep_absent_secrets``). ``principal`` is who
+    asks (changing an existing key's rules needs an admin); None: an operator at the server.
     """
     current = await current_states(session, policy, namespace)
     drafts, problems = build(current)
+    if principal is not None:
+        check_rules(
+            principal,
+            {d.key: changed_rules(current[d.key], d) for d in drafts if d.key in current},
+        )
     check_all(drafts, policy.limits, problems, values=dry_run)
     desired = {d.key: State.of_draft(d) for d in drafts}
     deletes = [
@@ -339,15 +347,23 @@ async def load_document(body: bytes, kind: StructuredFormat) -> Document:
 
 
 def document_builder(entries: list[DocumentEntry]) -> Builder:
+    """Drafts from a document's entries: what an entry leaves out of an existing key keeps the
+    key's setting (a secret stays secret unless the entry says ``is_secret: false``)."""
+
     def build(current: dict[str, State]) -> tuple[list[EntryDraft], dict[str, list[Problem]]]:
         problems: dict[str, list[Problem]] = {}
         drafts = []
         for e in entries:
-            value = e.value
             stored = current.get(e.key)
-            if value == MASK and stored is not None and stored.is_secret:
-                value = stored.value
-            elif value == MASK and e.is_secret:
+            draft = EntryDraft(
+                e.key, e.value, e.value_type, e.validation_schema, e.description, e.is_secret
+            )
+            if stored is not None:
+                kept = KEPT_FIELDS - e.model_fields_set
+                draft = replace(draft, **{name: getattr(stored, name) for name in kept})
+            if draft.value == MASK and stored is not None and stored.is_secret:
+                draft = replace(draft, value=stored.value)
+            elif draft.value == MASK and draft.is_secret:
                 problems.setdefault(e.key, []).append(
                     Problem(
                         "value",
@@ -356,11 +372,7 @@ def document_builder(entries: list[DocumentEntry]) -> Builder:
                         "to keep: give the real value",
                     )
                 )
-            drafts.append(
-                EntryDraft(
-                    e.key, value, e.value_type, e.validation_schema, e.description, e.is_secret
-                )
-            )
+            drafts.append(draft)
         return drafts, problems
 
     return build
@@ -410,6 +422,7 @@ async def put_document(
         dry_run=dry_run,
         message=parsed.message or message or "replace the document",
         reveal=reveal,
+        principal=principal,
     )
 
 
@@ -460,6 +473,7 @@ async def import_file(
         dry_run=dry_run,
         message=message or f"import {kind} ({mode})",
         reveal=reveal,
+        principal=principal,
     )
 
 

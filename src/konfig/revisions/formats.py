@@ -30,6 +30,7 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from konfig.errors import KonfigError, ValidationFailed
+from konfig.input_guard import bad_text
 
 StructuredFormat = Literal["json", "yaml"]
 FlatFormat = Literal["env", "properties"]
@@ -81,16 +82,25 @@ def decode_text(body: bytes) -> str:
 
 
 def load_structured(body: bytes, kind: StructuredFormat) -> Any:
-    """Plain JSON data from a JSON or YAML body; error messages never quote the body."""
+    """Plain JSON data from a JSON or YAML body; error messages never quote the body.
+
+    orjson refuses JSON nested over 1024 levels and lone surrogates itself; the text of either
+    kind is checked for NUL and lone surrogates after (``konfig.input_guard``).
+    """
     if kind == "json":
         try:
-            return orjson.loads(body)
+            data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             raise ValidationFailed(
                 f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                 {"rule": "json", "line": exc.lineno, "column": exc.colno},
             ) from exc
-    return load_yaml(decode_text(body))
+    else:
+        data = load_yaml(decode_text(body))
+    refused = bad_text(data)
+    if refused is not None:
+        raise refused
+    return data
 
 
 def _refuse(message: str, line: int | None) -> ValidationFailed:

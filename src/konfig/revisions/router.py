@@ -10,6 +10,7 @@ from konfig.configs import service as configs
 from konfig.configs.router import IfMatch, KeyPath, Message, Reveal, answer
 from konfig.configs.schemas import ConfigRead
 from konfig.db.session import SessionDep
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.revisions import documents, formats, service
 from konfig.revisions.documents import Mode
@@ -27,8 +28,12 @@ from konfig.revisions.schemas import (
 )
 from konfig.revisions.writer import WritePolicy
 
-entry_router = APIRouter(prefix="/namespaces/{namespace_id}/configs", tags=["configs"])
-router = APIRouter(prefix="/namespaces/{namespace_id}", tags=["revisions"])
+entry_router = APIRouter(
+    prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
+)
+router = APIRouter(
+    prefix="/namespaces/{namespace_id}", tags=["revisions"], route_class=GuardedRoute
+)
 
 DryRun = Annotated[bool, Query(description="Answer what would change, write nothing")]
 ContentType = Annotated[str | None, Header(include_in_schema=False)]

@@ -259,7 +259,7 @@ class Rows:
         only = summary["changes"][0] if summary["total"] == 1 else None
         self.audits.append(
             audit.event_row(
-                action=f"config.{only['action']}" if only else "config.batch",
+                action=_audit_action(only),
                 target_type="config",
                 target=only["key"] if only else f"{summary['total']} keys",
                 namespace=namespace.name,
@@ -349,6 +349,17 @@ class Rows:
         self.versions.append(version)
 
 
+def _audit_action(only: dict[str, Any] | None) -> str:
+    """A revision's audit action: what its one change did (turning a secret into a plain value
+    is ``config.unsecret``, making a value secret ``config.secret``), or ``config.batch``."""
+    if only is None:
+        return "config.batch"
+    flag = only.get("secret")
+    if flag is not None:
+        return {"added": "config.secret", "removed": "config.unsecret"}[flag]
+    return f"config.{only['action']}"
+
+
 def _audit_summary(
     keyring: Keyring,
     revision: int,
@@ -367,13 +378,25 @@ def _audit_summary(
         old = current[draft.key]
         hide = old.is_secret or draft.is_secret
         before = audit.shown_value(keyring, readable_value(keyring, old), secret=hide)
-        after = audit.shown_value(keyring, draft.value, secret=draft.is_secret)
-        changes.append({"key": draft.key, "action": "update", "before": before, "after": after})
+        after = audit.shown_value(keyring, draft.value, secret=hide)
+        change = {"key": draft.key, "action": "update", "before": before, "after": after}
+        if old.is_secret != draft.is_secret:  # a security review looks for these
+            change["secret"] = "added" if draft.is_secret else "removed"
+        changes.append(change)
     for entry in removals[: max(0, _AUDITED_CHANGES - len(changes))]:
         before = audit.shown_value(keyring, readable_value(keyring, entry), secret=entry.is_secret)
         changes.append({"key": entry.key, "action": "delete", "before": before})
     total = len(creates) + len(updates) + len(removals)
-    return {"revision": revision, "message": message, "changes": changes, "total": total}
+    summary: dict[str, Any] = {
+        "revision": revision,
+        "message": message,
+        "changes": changes,
+        "total": total,
+    }
+    unsecret = sorted(d.key for d in updates if current[d.key].is_secret and not d.is_secret)
+    if unsecret:  # every key, even past the listed changes
+        summary["unsecret"] = unsecret
+    return summary
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

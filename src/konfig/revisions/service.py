@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
+from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
 from konfig.configs.service import StoredValueCorrupt, read_value
@@ -518,13 +519,16 @@ async def rollback_entry(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, key=key
     )
     check_if_match(if_match, current)
+    restored = state_of_version(policy, target)
+    if current is not None:  # bringing back older rules is changing the rules
+        check_rules(principal, {key: changed_rules(current, restored)})
     outcome = await commit_changes(
         session,
         policy=policy,
         tenant_id=namespace.tenant_id,
         namespace_id=namespace.id,
         actor=principal.actor,
-        upserts=[state_of_version(policy, target).draft(key)],
+        upserts=[restored.draft(key)],
         message=payload.message or message or f"roll back {key} to version {payload.version}",
         locked=namespace,
         current={key: current} if current is not None else {},
@@ -581,6 +585,8 @@ async def rollback(
     deletes = [key for key in current if key not in target]
     for key in deletes:
         old[key] = state_of_entry(policy, current[key])
+    kept = sorted(new.keys() & current.keys())  # keys that exist now and change
+    check_rules(principal, {key: changed_rules(current[key], new[key]) for key in kept})
     secret_now = {k for k, e in current.items() if e.is_secret}
     if reveal:
         await audit.record_reveal(

@@ -136,6 +136,7 @@ async def import_tree(
                         dry_run=dry_run,
                         message=tree_file.document.message or f"import-tree {tree_file.namespace}",
                         reveal=False,
+                        principal=None,  # an operator at the server
                         keep_absent_secrets=True,
                     )
                 except KonfigError as exc:

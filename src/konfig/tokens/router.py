@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.tokens import service
 from konfig.tokens.cache import TokenCache
@@ -18,8 +19,10 @@ from konfig.tokens.schemas import (
     TokenRead,
 )
 
-service_accounts_router = APIRouter(prefix="/service-accounts", tags=["tokens"])
-tokens_router = APIRouter(prefix="/tokens", tags=["tokens"])
+service_accounts_router = APIRouter(
+    prefix="/service-accounts", tags=["tokens"], route_class=GuardedRoute
+)
+tokens_router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=GuardedRoute)
 
 
 def _cache(request: Request) -> TokenCache:

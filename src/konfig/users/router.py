@@ -6,11 +6,12 @@ from fastapi import APIRouter, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.users import service
 from konfig.users.schemas import MeUpdate, UserCreate, UserRead, UserUpdate
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=GuardedRoute)
 
 
 @router.get("", response_model=Page[UserRead])

@@ -27,6 +27,8 @@ COMMON_ACTIONS = (  # suggestions; any action, or a prefix ending in ".", may be
     "config.update",
     "config.delete",
     "config.batch",
+    "config.secret",
+    "config.unsecret",
     "config.reveal",
     "namespace.",
     "user.",

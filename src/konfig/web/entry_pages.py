@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from konfig.configs import service as configs
+from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import ConfigCreate, ConfigPatch
 from konfig.errors import Conflict, PayloadTooLarge, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
@@ -20,6 +21,7 @@ from konfig.web.forms import (
     place_schema_errors,
     place_server_errors,
     text,
+    with_rules_of,
 )
 from konfig.web.namespace_pages import namespace_page, policy_of
 from konfig.web.rendering import page, redirect
@@ -97,14 +99,10 @@ async def _editor(
     )
 
 
-@router.get("/namespaces/{namespace_id}/entries/{key}")
-async def edit_entry_form(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Response:
-    """The editor for one entry, filled in (a secret's value is never sent to the page)."""
-    current = await configs.get(
-        visitor.session, principal=visitor.principal, namespace_id=namespace_id, key=key
-    )
+def _stored_form(visitor: Visitor, current: ConfigEntry) -> EntryForm:
+    """The editor filled in with the entry as stored (a secret's value left out)."""
     shown = configs.render(policy_of(visitor), current, reveal=False)
-    form = form_for_entry(
+    return form_for_entry(
         key=shown.key,
         value=shown.value,
         value_type=shown.value_type,
@@ -113,7 +111,15 @@ async def edit_entry_form(visitor: SignedIn, namespace_id: uuid.UUID, key: str) 
         is_secret=shown.is_secret,
         version=shown.version,
     )
-    return await _editor(visitor, namespace_id, form)
+
+
+@router.get("/namespaces/{namespace_id}/entries/{key}")
+async def edit_entry_form(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Response:
+    """The editor for one entry, filled in (a secret's value is never sent to the page)."""
+    current = await configs.get(
+        visitor.session, principal=visitor.principal, namespace_id=namespace_id, key=key
+    )
+    return await _editor(visitor, namespace_id, _stored_form(visitor, current))
 
 
 @router.post("/namespaces/{namespace_id}/entries/{key}")
@@ -122,16 +128,22 @@ async def save_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Re
     current = await configs.get(
         visitor.session, principal=visitor.principal, namespace_id=namespace_id, key=key
     )
-    form = parse_entry_form(await visitor.request.form(), key=key, keep_secret=current.is_secret)
+    submitted = await visitor.request.form()
+    # An editor's form shows the rules read-only and sends none: the value is read under the
+    # stored rules, which stay. A form that sends them has them checked by the service (an
+    # editor changing them is refused there, as on the API).
+    rules_sent = "value_type" in submitted
+    fields = submitted if rules_sent else with_rules_of(submitted, _stored_form(visitor, current))
+    form = parse_entry_form(fields, key=key, keep_secret=current.is_secret)
     status_code = 422
     if not form.errors:
-        changes: dict[str, Any] = {
-            "value_type": form.value_type,
-            "validation_schema": form.schema,
-            "description": form.description,
-            "is_secret": form.is_secret,
-            "message": form.message,
-        }
+        changes: dict[str, Any] = {"description": form.description, "message": form.message}
+        if rules_sent:
+            changes |= {
+                "value_type": form.value_type,
+                "validation_schema": form.schema,
+                "is_secret": form.is_secret,
+            }
         if form.has_value:
             changes["value"] = form.value
         try:

@@ -19,6 +19,7 @@ from starlette.datastructures import FormData
 
 from konfig.configs.types import SCHEMA_KEYS, VALUE_TYPES
 from konfig.errors import KonfigError
+from konfig.input_guard import bad_text, nests_deeper
 
 VALUE_FIELDS = {value_type: f"value_{value_type}" for value_type in VALUE_TYPES}
 SCHEMA_FIELDS = sorted({name for names in SCHEMA_KEYS.values() for name in names})
@@ -88,11 +89,22 @@ class EntryForm:
         return parse_options(self.fields.get("options", ""))
 
 
+# Deeper than any value may be (KONFIG_MAX_JSON_DEPTH judges it after), well short of what
+# would exhaust the parser's recursion.
+_PARSE_DEPTH = 512
+
+
 def _json(raw: str) -> Any:
     def refuse(constant: str) -> Any:
         raise ValueError(f"{constant} is not valid JSON")
 
-    return json.loads(raw, parse_constant=refuse)
+    if nests_deeper(raw.encode("utf-8", "surrogatepass"), _PARSE_DEPTH):
+        raise ValueError(f"The JSON nests deeper than {_PARSE_DEPTH} levels.")
+    parsed = json.loads(raw, parse_constant=refuse)
+    refused = bad_text(parsed, exempt=lambda _: True)  # a lone surrogate: no UTF-8 carries it
+    if refused is not None:
+        raise ValueError(refused.message)
+    return parsed
 
 
 def json_error(raw: str) -> str | None:
@@ -200,7 +212,23 @@ def _value(form: EntryForm, *, keep_secret: bool) -> None:
             form.value = _json(raw)
 
 
-def parse_entry_form(form: FormData, *, key: str | None = None, keep_secret: bool) -> EntryForm:
+# What an editor's form sends: the value, the description, the change note. The type, rules and
+# secret flag are shown to them, not sent (changing them is an admin's).
+_EDITABLE = ("description", "message", "version", "value_boolean", *VALUE_FIELDS.values())
+
+
+def with_rules_of(submitted: FormData, stored: EntryForm) -> dict[str, str]:
+    """An editor's submission completed with the entry's stored rules, to read the value by."""
+    completed = dict(stored.fields)
+    completed.update({name: "yes" for name in ("integer", "is_secret") if name in stored.checked})
+    completed.pop("value_boolean", None)
+    completed.update({name: text(submitted, name) for name in _EDITABLE if name in submitted})
+    return completed
+
+
+def parse_entry_form(
+    form: FormData | Mapping[str, Any], *, key: str | None = None, keep_secret: bool
+) -> EntryForm:
     """Read the editor; ``keep_secret``: an empty value field means 'leave the secret as is'."""
     entry = EntryForm(
         fields={name: text(form, name) for name in _TEXT_FIELDS},

@@ -12,8 +12,10 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from konfig.audit.context import current
+from konfig.db.outage import unavailable
 from konfig.db.session import keep_trace
 from konfig.errors import Forbidden, KonfigError
+from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
 from konfig.web.csrf import CsrfRefused
 from konfig.web.rendering import page, redirect
 from konfig.web.session import NotSignedIn, apply_pending_login, clear_login_cookies
@@ -27,6 +29,7 @@ _TITLES = {
     413: "Too large",
     422: "Not valid",
     429: "Slow down",
+    503: "Unavailable",
 }
 _NEXT_STEPS = {
     403: "Ask an admin of your organisation for a role that allows this.",
@@ -34,6 +37,7 @@ _NEXT_STEPS = {
     "Go back to your namespaces and pick it from the list.",
     412: "Someone changed it while you were looking at it: open it again to see the current "
     "version, then reapply your change.",
+    503: "Konfig cannot reach its database right now. Try again in a few seconds.",
 }
 
 
@@ -55,6 +59,17 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
     )
 
 
+async def _refuse_hostile_text(request: Request) -> None:
+    """A NUL or lone surrogate in a page's parameters or a form's fields is a 422 page."""
+    refuse_bad_parameters(request.query_params.multi_items(), request.path_params)
+    content_type = request.headers.get("content-type", "")
+    if request.method == "POST" and content_type.startswith(_FORM_TYPES):
+        refuse_bad_form((await request.form()).multi_items())
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
 class UIRoute(APIRoute):
     """Turns the UI's failures into pages, and hands out a refreshed login on every answer."""
 
@@ -63,6 +78,7 @@ class UIRoute(APIRoute):
 
         async def ui_handler(request: Request) -> Response:
             try:
+                await _refuse_hostile_text(request)
                 response = await handler(request)
             except NotSignedIn as exc:
                 if _wants_page(request):
@@ -91,6 +107,12 @@ class UIRoute(APIRoute):
                     # its own, as the API's refusals are.
                     await keep_trace(request.app.state, exc)
                 response = error_page(request, exc.status_code, exc.message)
+            except Exception as exc:
+                refusal = unavailable(exc, request.app.state.outages)
+                if refusal is None:
+                    raise
+                response = error_page(request, refusal.status_code, refusal.message)
+                response.headers.update(refusal.headers)
             apply_pending_login(response, request)
             return response
 
