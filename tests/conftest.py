@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.pool import NullPool
 
 from konfig.app import create_app
-from konfig.db.engine import make_engine
+from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
 from konfig.db.models import Base
+from konfig.db.roles import Roles, create_roles
 from konfig.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("KONFIG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -55,13 +59,15 @@ async def create_pg_database() -> str:
     return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
 
 
-async def drop_pg_database(url: str) -> None:
+async def drop_pg_database(url: str, roles: Sequence[str] = ()) -> None:
     import asyncpg
 
     name = url.rsplit("/", 1)[1]
     conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        for role in roles:  # their grants and objects were in that database alone
+            await conn.execute(f'DROP ROLE IF EXISTS "{role}"')
     finally:
         await conn.close()
 
@@ -69,7 +75,28 @@ async def drop_pg_database(url: str) -> None:
 @dataclass
 class Backend:
     name: str
-    url: str  # async SQLAlchemy URL
+    url: str  # async SQLAlchemy URL: on PostgreSQL, the app role (row-level security holds)
+    owner_url: str = ""  # PostgreSQL: the tables' owner, which migrates
+    admin_url: str = ""  # PostgreSQL: a superuser, for what the tests set up or wipe
+
+    @property
+    def superuser_url(self) -> str:
+        """For a test's own work behind the app's back (row-level security does not hold)."""
+        return self.admin_url or self.url
+
+
+_ADMIN_URLS: dict[str, str] = {}  # app URL -> superuser URL of the same database
+
+
+def test_roles() -> Roles:
+    """An owner and an app role of this test session's own: roles are cluster-wide, and
+    sessions running side by side (pytest-xdist) must not alter one another's."""
+    suffix = f"{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    return Roles(f"konfig_owner_{suffix}", "owner-password", f"konfig_app_{suffix}", "app-password")
+
+
+def as_role(url: str, role: str, password: str) -> str:
+    return make_url(url).set(username=role, password=password).render_as_string(False)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
@@ -83,17 +110,39 @@ async def backend(
         await upgrade(url)
         yield Backend("sqlite", url)
         return
+    # On PostgreSQL the suite runs as Konfig does in production: migrated by the tables' owner,
+    # served by an app role that owns nothing and has no BYPASSRLS (row-level security holds).
     plain = await create_pg_database()
-    url = plain.replace("postgresql://", "postgresql+asyncpg://", 1)
-    await upgrade(url)
+    admin = plain.replace("postgresql://", "postgresql+asyncpg://", 1)
+    roles = test_roles()
     try:
-        yield Backend("postgres", url)
+        await create_roles(admin, roles, [])
+        owner = as_role(admin, roles.owner, roles.owner_password)
+        url = as_role(admin, roles.app, roles.app_password)
+        await upgrade(owner)
+        _ADMIN_URLS[url] = admin
+        yield Backend("postgres", url, owner, admin)
     finally:
-        await drop_pg_database(plain)
+        await drop_pg_database(plain, roles=[roles.app, roles.owner])
+
+
+@asynccontextmanager
+async def backstage(app: Any) -> AsyncIterator[AsyncSession]:
+    """A transaction of the test's own behind the app's back, committed when the block ends: on
+    PostgreSQL as a superuser (the app role may not create triggers, and row-level security
+    shows it one tenant at most)."""
+    url = app.state.settings.resolved_database_url
+    engine = make_engine(_ADMIN_URLS.get(url, url), poolclass=NullPool)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            yield session
+    finally:
+        await engine.dispose()
 
 
 async def wipe(url: str) -> None:
-    engine = make_engine(url, poolclass=NullPool)
+    """Empty every table (on PostgreSQL as a superuser: the app role sees one tenant at most)."""
+    engine = make_engine(_ADMIN_URLS.get(url, url), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
             for table in reversed(Base.metadata.sorted_tables):

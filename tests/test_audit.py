@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 from sqlalchemy import text
 
-from tests.conftest import Account, Backend, add_user, assert_error
+from tests.conftest import Account, Backend, add_user, assert_error, backstage
 from tests.test_namespaces import make_ns
 
 
@@ -158,7 +158,7 @@ async def test_a_change_fails_when_its_audit_row_cannot_be_written(
         "sqlite": ["DROP TRIGGER no_audit"],
         "postgres": ["DROP TRIGGER no_audit ON audit_events", "DROP FUNCTION no_audit()"],
     }
-    async with app.state.sessionmaker() as session, session.begin():
+    async with backstage(app) as session:
         for statement in statements:
             await session.execute(text(statement))
     try:
@@ -169,7 +169,7 @@ async def test_a_change_fails_when_its_audit_row_cannot_be_written(
         )
         assert_error(answer, 500, "INTERNAL")
     finally:
-        async with app.state.sessionmaker() as session, session.begin():
+        async with backstage(app) as session:
             for statement in drops[backend.name]:
                 await session.execute(text(statement))
     assert_error(

@@ -10,6 +10,7 @@ import httpx
 import jwt
 import orjson
 
+from konfig.db.session import bind_tenant
 from tests.conftest import PASSWORD, Account, add_user, assert_error, login, register
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -269,11 +270,13 @@ async def test_bcrypt_hashes_are_accepted_and_upgraded(
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
     sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
     async with sessionmaker() as session, session.begin():
+        await bind_tenant(session, uuid.UUID(owner.tenant_id))
         await session.execute(
             update(User).where(User.email == owner.email).values(password_hash=legacy)
         )
     await login(client, owner.email)
     async with sessionmaker() as session:
+        await bind_tenant(session, uuid.UUID(owner.tenant_id))
         stored = (
             await session.execute(select(User.password_hash).where(User.email == owner.email))
         ).scalar_one()

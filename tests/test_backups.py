@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from konfig.app import create_app
 from konfig.revisions.models import EntryVersion, Revision
-from tests.conftest import Account, Backend, add_user, assert_error, make_settings
+from tests.conftest import Account, Backend, add_user, assert_error, backstage, make_settings
 
 SECRET = "s3cr3t-ZEBRA-4471"
 
@@ -128,7 +128,7 @@ async def restore(
 
 
 async def revision_rows(app: Any, namespace_id: str) -> list[Revision]:
-    async with app.state.sessionmaker() as session:
+    async with backstage(app) as session:
         query = (
             select(Revision)
             .where(Revision.namespace_id == uuid.UUID(namespace_id))
@@ -200,7 +200,7 @@ async def test_a_wrecked_tenant_is_restored_exactly_with_history_kept(
     assert [r.revision for r in revisions] == list(range(1, payments_revision + 2))
     assert revisions[-1].message == f"restored from backup {backup['id']}"
     assert len(revisions[-1].keys) == 6  # 2 re-added, 3 changed back, 1 removed
-    async with app.state.sessionmaker() as session:
+    async with backstage(app) as session:
         versions = await session.scalar(
             select(func.count()).where(
                 EntryVersion.namespace_id == uuid.UUID(ids["payments/production"]),
@@ -524,7 +524,7 @@ async def test_a_restore_repairs_a_damaged_stored_value(
     ids = await seed(client, owner)
     before = await content(client, owner)
     backup = await take_backup(client, owner)
-    async with app.state.sessionmaker() as session, session.begin():
+    async with backstage(app) as session:
         timeout = await session.scalar(
             select(ConfigEntry.value_ciphertext).where(ConfigEntry.key == "timeout")
         )

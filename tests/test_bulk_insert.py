@@ -19,7 +19,7 @@ EVENTS = cast(Table, AuditEvent.__table__)
 
 
 async def test_rows_shared_values_and_nulls_arrive_as_written(backend: Backend) -> None:
-    engine = make_engine(backend.url)
+    engine = make_engine(backend.superuser_url)  # NULL-tenant rows: the platform's own
     session = await open_session(make_sessionmaker(engine), write=True)
     try:
         when = datetime(2026, 11, 23, 8, 30, 15, 123456, tzinfo=UTC)

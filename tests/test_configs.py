@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from konfig.configs.models import ConfigEntry
+from konfig.db.session import across_tenants, bind_tenant
 from tests.conftest import Account, add_user, assert_error
 from tests.test_namespaces import make_ns
 
@@ -443,7 +445,7 @@ async def _dump_database(app: Any) -> bytes:
     from konfig.db.models import Base
 
     chunks: list[bytes] = []
-    async with app.state.sessionmaker() as session:
+    async with app.state.sessionmaker() as session, across_tenants(session, "test: every row"):
         for table in Base.metadata.sorted_tables:
             for row in (await session.execute(text(f"SELECT * FROM {table.name}"))).all():
                 for cell in row:
@@ -457,6 +459,7 @@ async def test_a_ciphertext_moved_to_another_row_fails_to_decrypt(
     for key, value in (("alpha", "first-value"), ("beta", "second-value")):
         await client.post(configs(ns), headers=owner.headers, json={"key": key, "value": value})
     async with app.state.sessionmaker() as session, session.begin():
+        await bind_tenant(session, uuid.UUID(owner.tenant_id))
         rows = {
             e.key: e.value_ciphertext
             for e in (await session.execute(select(ConfigEntry))).scalars()

@@ -51,8 +51,8 @@ def healthcheck_test(service: dict[str, Any]) -> list[str]:
     return [str(word) for word in test]
 
 
-def test_the_stack_is_konfig_postgres_and_redis(services: dict[str, Any]) -> None:
-    assert set(services) == {"konfig", "postgres", "redis"}
+def test_the_stack_is_konfig_its_migrations_postgres_and_redis(services: dict[str, Any]) -> None:
+    assert set(services) == {"konfig", "migrate", "postgres", "redis"}
 
 
 def test_konfig_is_built_from_the_dockerfile_and_published_on_8000(
@@ -66,13 +66,17 @@ def test_konfig_is_built_from_the_dockerfile_and_published_on_8000(
     assert any(port.endswith(":8000") for port in published), published
 
 
-def test_konfig_waits_for_healthy_postgres_and_redis(services: dict[str, Any]) -> None:
+def test_konfig_waits_for_its_migrations_and_healthy_postgres_and_redis(
+    services: dict[str, Any],
+) -> None:
     depends_on = services["konfig"]["depends_on"]
     assert isinstance(depends_on, dict), "the short list form cannot wait for health"
     assert depends_on == {
+        "migrate": {"condition": "service_completed_successfully"},
         "postgres": {"condition": "service_healthy"},
         "redis": {"condition": "service_healthy"},
     }
+    assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
 
 def test_every_service_has_a_healthcheck_with_a_real_probe(services: dict[str, Any]) -> None:
@@ -83,20 +87,45 @@ def test_every_service_has_a_healthcheck_with_a_real_probe(services: dict[str, A
     assert "pg_isready" in " ".join(healthcheck_test(services["postgres"]))
     assert healthcheck_test(services["redis"])[1:] == ["redis-cli", "ping"]
     for name, service in services.items():
+        if name == "migrate":  # runs once and exits: nothing to probe
+            continue
         check = service["healthcheck"]
         assert {"interval", "timeout", "retries"} <= check.keys(), name
 
 
 def test_konfig_reaches_the_databases_by_service_name(services: dict[str, Any]) -> None:
     env = environment(services["konfig"])
-    database = env["KONFIG_DATABASE_URL"]
-    assert database.startswith("postgresql://")
-    assert "@postgres:5432/" in database
+    migrate = environment(services["migrate"])
     postgres_env = environment(services["postgres"])
-    assert database.endswith("/" + postgres_env["POSTGRES_DB"])
-    assert database.startswith(f"postgresql://{postgres_env['POSTGRES_USER']}:")
+    for database in (
+        env["KONFIG_DATABASE_URL"],
+        migrate["KONFIG_MIGRATION_DATABASE_URL"],
+        migrate["KONFIG_ADMIN_DATABASE_URL"],
+    ):
+        assert database.startswith("postgresql://")
+        assert "@postgres:5432/" in database
+        assert database.endswith("/" + postgres_env["POSTGRES_DB"])
     assert env["KONFIG_REDIS_URL"].startswith("redis://redis:6379")
     assert env["KONFIG_DATA_DIR"] == "/data"
+
+
+def test_konfig_serves_as_the_app_role_and_migrates_as_the_owner(
+    services: dict[str, Any],
+) -> None:
+    """Row-level security holds only for a role that owns no table and is not a superuser: the
+    compose superuser makes the two roles, the owner migrates, Konfig serves as the app role."""
+    env = environment(services["konfig"])
+    migrate = environment(services["migrate"])
+    superuser = environment(services["postgres"])["POSTGRES_USER"]
+    assert env["KONFIG_DATABASE_URL"].startswith("postgresql://konfig_app:")
+    assert env["KONFIG_MIGRATE_ON_START"] == "false"
+    assert "KONFIG_MIGRATION_DATABASE_URL" not in env
+    assert migrate["KONFIG_MIGRATION_DATABASE_URL"].startswith("postgresql://konfig_owner:")
+    assert migrate["KONFIG_ADMIN_DATABASE_URL"].startswith(f"postgresql://{superuser}:")
+    command = " ".join(services["migrate"]["command"])
+    assert command.index("konfig db create-role") < command.index("konfig db upgrade")
+    assert services["migrate"]["image"] == services["konfig"]["image"]
+    assert services["migrate"]["restart"] == "no"
 
 
 def test_data_lives_on_named_volumes(compose: dict[str, Any], services: dict[str, Any]) -> None:
@@ -109,8 +138,9 @@ def test_data_lives_on_named_volumes(compose: dict[str, Any], services: dict[str
     assert mounts["postgres"]["/var/lib/postgresql/data"] in declared
 
 
-def test_konfig_runs_hardened(services: dict[str, Any]) -> None:
-    konfig = services["konfig"]
+@pytest.mark.parametrize("name", ["konfig", "migrate"])
+def test_konfig_runs_hardened(services: dict[str, Any], name: str) -> None:
+    konfig = services[name]
     assert konfig["read_only"] is True
     assert "/tmp" in konfig["tmpfs"]  # noqa: S108
     assert konfig["cap_drop"] == ["ALL"]
@@ -152,7 +182,13 @@ def test_env_example_names_every_variable_compose_needs(compose: dict[str, Any])
 def test_env_example_holds_the_production_keys_as_empty_placeholders() -> None:
     example = env_example()
     assert example["KONFIG_ENV"] == "production"
-    for name in ("KONFIG_SECRET_KEY", "KONFIG_ENCRYPTION_KEYS", "POSTGRES_PASSWORD"):
+    for name in (
+        "KONFIG_SECRET_KEY",
+        "KONFIG_ENCRYPTION_KEYS",
+        "POSTGRES_PASSWORD",
+        "KONFIG_OWNER_PASSWORD",
+        "KONFIG_APP_PASSWORD",
+    ):
         assert name in example
         # Empty on purpose: a copied-but-unedited .env makes Konfig (production) and compose
         # refuse to start, instead of running on a published example secret.

@@ -157,13 +157,16 @@ def test_no_secret_is_committed(tree: str) -> None:
     assert "Secret" not in kinds(objects), "secrets are created by the operator, not committed"
     for name in config_map(objects):
         assert not SECRET_NAME.search(name), f"{name} belongs in the Secret, not the ConfigMap"
-    container = konfig_container(only(objects, "Deployment", "konfig"))
+    deployment = only(objects, "Deployment", "konfig")
+    container = konfig_container(deployment)
     secret_refs = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
     assert secret_refs == ["konfig-secrets"]
-    for variable in container.get("env", []):
-        if SECRET_NAME.search(variable["name"]) and "value" in variable:
-            # Only a reference to another variable, which itself comes from the Secret.
-            assert re.search(r"\$\(\w+\)", variable["value"]), variable["name"]
+    pod = deployment["spec"]["template"]["spec"]
+    for each in pod["containers"] + pod.get("initContainers", []):
+        for variable in each.get("env", []):
+            if SECRET_NAME.search(variable["name"]) and "value" in variable:
+                # Only a reference to another variable, which itself comes from the Secret.
+                assert re.search(r"\$\(\w+\)", variable["value"]), variable["name"]
 
 
 @ALL
@@ -351,21 +354,60 @@ def test_dev_has_its_own_postgres_that_konfig_connects_to() -> None:
     assert claim["metadata"]["name"] in {m["name"] for m in container["volumeMounts"]}
     service = only(objects, "Service", postgres["spec"]["serviceName"])
     assert matches(service["spec"]["selector"], postgres["spec"]["template"]["metadata"]["labels"])
-    env = konfig_container(only(objects, "Deployment", "konfig"))["env"]
-    names = [variable["name"] for variable in env]
-    url = next(v["value"] for v in env if v["name"] == "KONFIG_DATABASE_URL")
-    assert url.startswith("postgresql://")
-    host_port = re.search(r"@([^/:]+):(\d+)/", url)
-    assert host_port and host_port[1] == service["metadata"]["name"]
-    assert int(host_port[2]) in {p["port"] for p in service["spec"]["ports"]}
-    # The password is expanded from a variable defined before it, read from the Secret.
-    (referenced,) = re.findall(r"\$\((\w+)\)", url)
-    assert names.index(referenced) < names.index("KONFIG_DATABASE_URL")
-    source = env[names.index(referenced)]["valueFrom"]["secretKeyRef"]
+    deployment = only(objects, "Deployment", "konfig")
+    inits = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["initContainers"]}
     postgres_env = {v["name"]: v for v in container["env"]}
-    assert postgres_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == source
-    assert url.startswith(f"postgresql://{postgres_env['POSTGRES_USER']['value']}:")
-    assert url.endswith("/" + postgres_env["POSTGRES_DB"]["value"])
+    superuser = postgres_env["POSTGRES_USER"]["value"]
+    for env, variable, role in (
+        (konfig_container(deployment)["env"], "KONFIG_DATABASE_URL", "konfig_app"),
+        (inits["migrate"]["env"], "KONFIG_MIGRATION_DATABASE_URL", "konfig_owner"),
+        (inits["create-roles"]["env"], "KONFIG_ADMIN_DATABASE_URL", superuser),
+    ):
+        names = [v["name"] for v in env]
+        url = next(v["value"] for v in env if v["name"] == variable)
+        assert url.startswith(f"postgresql://{role}:"), url
+        host_port = re.search(r"@([^/:]+):(\d+)/", url)
+        assert host_port and host_port[1] == service["metadata"]["name"]
+        assert int(host_port[2]) in {p["port"] for p in service["spec"]["ports"]}
+        assert url.endswith("/" + postgres_env["POSTGRES_DB"]["value"])
+        # The password is expanded from a variable defined before it, read from the Secret.
+        (referenced,) = re.findall(r"\$\((\w+)\)", url)
+        assert names.index(referenced) < names.index(variable)
+        source = env[names.index(referenced)]["valueFrom"]["secretKeyRef"]
+        assert source["name"] == "konfig-secrets"
+        if role == superuser:
+            assert postgres_env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == source
+    # The roles the superuser makes are those the other two URLs use, with the same passwords.
+    made = {v["name"]: v["valueFrom"]["secretKeyRef"] for v in inits["create-roles"]["env"][2:]}
+    assert made == {
+        "KONFIG_OWNER_PASSWORD": {"name": "konfig-secrets", "key": "KONFIG_OWNER_PASSWORD"},
+        "KONFIG_APP_PASSWORD": {"name": "konfig-secrets", "key": "KONFIG_APP_PASSWORD"},
+    }
+    assert inits["create-roles"]["command"] == ["konfig", "db", "create-role"]
+    assert list(inits) == ["create-roles", "migrate"]
+
+
+# -- database roles ---------------------------------------------------------------------------
+
+
+@ALL
+def test_the_owner_migrates_before_konfig_serves_as_the_app_role(tree: str) -> None:
+    """Row-level security holds only for a role that owns no table: the init container migrates
+    with the owner's URL, from a Secret the serving container never reads."""
+    objects = render(tree)
+    deployment = only(objects, "Deployment", "konfig")
+    pod = deployment["spec"]["template"]["spec"]
+    migrate = next(c for c in pod["initContainers"] if c["name"] == "migrate")
+    assert migrate["command"] == ["konfig", "db", "upgrade"]
+    assert migrate["image"] == konfig_container(deployment)["image"]
+    assert config_map(objects)["KONFIG_MIGRATE_ON_START"] == "false"
+    serving = konfig_container(deployment)
+    assert "konfig-migration" not in str(serving)
+    assert "KONFIG_MIGRATION_DATABASE_URL" not in str(serving)
+    assert migrate["securityContext"]["readOnlyRootFilesystem"] is True
+    if tree != "dev":  # dev builds the owner's URL from its own database's Secret
+        secrets = [e["secretRef"]["name"] for e in migrate["envFrom"] if "secretRef" in e]
+        assert secrets == ["konfig-migration"]
 
 
 # -- production -------------------------------------------------------------------------------
@@ -379,9 +421,13 @@ def test_production_runs_in_production_mode_on_external_databases() -> None:
         for container in workload["spec"]["template"]["spec"]["containers"]:
             assert not re.search(r"postgres|redis", container["image"]), container["image"]
     # Both URLs come from the operator's Secret: neither is set anywhere in the manifests.
-    container = konfig_container(only(objects, "Deployment", "konfig"))
-    set_here = set(config_map(objects)) | {v["name"] for v in container.get("env", [])}
-    assert not {"KONFIG_DATABASE_URL", "KONFIG_REDIS_URL"} & set_here
+    pod = only(objects, "Deployment", "konfig")["spec"]["template"]["spec"]
+    set_here = set(config_map(objects)) | {
+        v["name"] for c in pod["containers"] + pod["initContainers"] for v in c.get("env", [])
+    }
+    assert not {"KONFIG_DATABASE_URL", "KONFIG_MIGRATION_DATABASE_URL", "KONFIG_REDIS_URL"} & (
+        set_here
+    )
     assert only(objects, "Namespace")["metadata"]["name"] == "konfig"
 
 

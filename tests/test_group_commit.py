@@ -13,8 +13,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
-from konfig.db.session import open_session
+from konfig.db.engine import make_engine
+from konfig.db.session import bind_tenant, open_session
 from konfig.revisions.writer import lock_namespace
 from tests.conftest import Account, add_user, assert_error, register
 from tests.revisions_helpers import API, new_namespace, snapshot
@@ -27,6 +29,7 @@ async def held(app: Any, owner: Account, namespace_id: str) -> AsyncIterator[Non
 
     session = await open_session(app.state.sessionmaker, write=True)
     try:
+        await bind_tenant(session, uuid.UUID(owner.tenant_id))
         await lock_namespace(
             session, tenant_id=uuid.UUID(owner.tenant_id), namespace_id=uuid.UUID(namespace_id)
         )
@@ -228,7 +231,8 @@ async def test_a_write_the_database_refuses_fails_alone(
 ) -> None:
     ns = await new_namespace(client, owner)
     writer = app.state.entry_writer
-    async with app.state.engine.begin() as connection:
+    superuser = make_engine(backend.superuser_url, poolclass=NullPool)  # makes a trigger
+    async with superuser.begin() as connection:
         for statement in POISON[backend.name]:
             await connection.execute(text(statement))
     try:
@@ -252,9 +256,10 @@ async def test_a_write_the_database_refuses_fails_alone(
             await queued(tasks, writer)
         answers = [await t for t in tasks]
     finally:
-        async with app.state.engine.begin() as connection:
+        async with superuser.begin() as connection:
             for statement in CURE[backend.name]:
                 await connection.execute(text(statement))
+        await superuser.dispose()
 
     assert [a.status_code for a in answers] == [201, 201, 500, 201]
     assert_error(answers[2], 500, "INTERNAL")

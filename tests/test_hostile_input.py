@@ -251,6 +251,9 @@ async def test_non_json_constants_and_schema_loops_are_refused(
             refused = await client.put(url, headers=owner.headers | JSON, content=body)
             error = assert_error(refused, 422, "VALIDATION_ERROR")
             assert error["message"].startswith(constant.decode() + " is not JSON"), error
+        huge = b'{"value_type": "number", "value": 1e999}'
+        refused = await client.put(url, headers=owner.headers | JSON, content=huge)
+        assert "must be finite" in assert_error(refused, 422, "VALIDATION_ERROR")["message"]
         loop = {
             "value": "x",
             "value_type": "json",

@@ -24,7 +24,9 @@ from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePathFirst
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.db.models import Base
 from konfig.db.outage import OutageLog
+from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
@@ -63,6 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
+        try:
+            tables = sorted(tenant_owned(Base.metadata))
+            await check_role(engine, tables, production=settings.is_production)
+        except BaseException:
+            await engine.dispose()
+            raise
         app.state.engine = engine
         # Sessions bound to it begin their transactions as writers (SQLite: BEGIN IMMEDIATE).
         app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     env: Literal["development", "production"] = Field("development", validation_alias=_env("ENV"))
     data_dir: Path = Field(Path("data"), validation_alias=_env("DATA_DIR"))
     database_url: str = Field("", validation_alias=_env("DATABASE_URL", "DATABASE_URL"))
+    # The tables' owner, for migrations; the app serves as a role that owns nothing (PostgreSQL
+    # row-level security, see docs/deploy.md). Empty: migrate with KONFIG_DATABASE_URL.
+    migration_database_url: str = Field("", validation_alias=_env("MIGRATION_DATABASE_URL"))
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT"))
     secret_key: str = Field("", validation_alias=_env("SECRET_KEY", "SECRET_KEY"))
@@ -170,6 +173,13 @@ class Settings(BaseSettings):
         """The database URL, defaulting to the embedded SQLite file in the data directory."""
         url = self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'konfig.db'}"
         return async_database_url(url)
+
+    @property
+    def resolved_migration_url(self) -> str:
+        """The URL migrations run with: the owner's when given, else the app's own."""
+        if self.migration_database_url:
+            return async_database_url(self.migration_database_url)
+        return self.resolved_database_url
 
 
 def async_database_url(url: str) -> str:

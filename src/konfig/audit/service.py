@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit.context import AuditContext, current
 from konfig.audit.models import AuditEvent
-from konfig.auth.principal import Principal
+from konfig.auth.principal import Principal, superuser_scope
 from konfig.configs.schemas import MASK
 from konfig.db.base import utcnow
 from konfig.errors import Forbidden, ValidationFailed
@@ -188,7 +188,8 @@ async def list_page(
             (AuditEvent.created_at < at)
             | ((AuditEvent.created_at == at) & (AuditEvent.id < event_id))
         )
-    events = list((await session.execute(query)).scalars())
+    async with superuser_scope(session, principal, "the audit log of every tenant"):
+        events = list((await session.execute(query)).scalars())
     next_cursor = None
     if len(events) > limit:
         events = events[:limit]

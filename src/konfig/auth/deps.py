@@ -77,6 +77,7 @@ async def authenticate(state: State, session: AsyncSession, token: str) -> Princ
         claims = signer.verify(token, expected_type="access")
     except InvalidToken as exc:
         raise Unauthenticated("Invalid or expired access token") from exc
+    await bind_tenant(session, claims.tenant_id)  # signed: the login's rows are this tenant's
     row = (
         await session.execute(
             select(User, AuthSession)

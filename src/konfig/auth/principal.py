@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Literal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from konfig.db.session import across_tenants
 from konfig.errors import Forbidden
 from konfig.tokens.scopes import Permission, Scope
 from konfig.users.models import Role
@@ -69,3 +73,13 @@ class Principal:
 
     def may_see_tenant(self, tenant_id: uuid.UUID) -> bool:
         return self.is_superuser or self.tenant_id == tenant_id
+
+
+def superuser_scope(
+    session: AsyncSession, principal: Principal, reason: str
+) -> AbstractAsyncContextManager[None]:
+    """A superuser's administration spans every tenant, so row-level security lets it
+    (``across_tenants``); anyone else's stays within the tenant their transaction is bound to."""
+    if principal.is_superuser:
+        return across_tenants(session, f"superuser: {reason}")
+    return nullcontext()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -17,7 +18,7 @@ from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import LoginRequest, RegisterRequest, TokenPair
 from konfig.db.base import utcnow
-from konfig.db.session import record_change
+from konfig.db.session import across_tenants, bind_tenant, record_change
 from konfig.delivery.changes import LoginEnded
 from konfig.errors import Conflict, Record, Unauthenticated
 from konfig.security.jwt import InvalidToken, TokenSigner
@@ -40,12 +41,18 @@ class TokenPolicy:
 
 
 async def register(session: AsyncSession, *, payload: RegisterRequest) -> tuple[Tenant, User]:
-    if await tenants.get_by_name(session, name=payload.name) is not None:
-        raise Conflict(f"a tenant named {payload.name!r} already exists")
-    if await users.get_by_email(session, email=payload.email) is not None:
-        raise Conflict(f"a user with email {payload.email} already exists")
+    # Names and emails are unique across tenants, and the new tenant is bound once it exists.
+    async with across_tenants(session, "register: a new tenant"):
+        if await tenants.get_by_name(session, name=payload.name) is not None:
+            raise Conflict(f"a tenant named {payload.name!r} already exists")
+        if await users.get_by_email(session, email=payload.email) is not None:
+            raise Conflict(f"a user with email {payload.email} already exists")
+        try:
+            tenant = await tenants.create(session, name=payload.name)
+        except IntegrityError as exc:
+            raise Conflict("that tenant name or email was taken a moment ago") from exc
+    await bind_tenant(session, tenant.id)
     try:
-        tenant = await tenants.create(session, name=payload.name)
         user = await users.create(
             session,
             tenant_id=tenant.id,
@@ -98,10 +105,12 @@ async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginReq
     """Check the password and open a new login; unknown email and wrong password look alike."""
     # Hashing takes a CPU for a good fraction of a second: in a thread, the event loop keeps
     # serving everything else meanwhile (argon2 releases the GIL).
-    user = await users.get_by_email(session, email=payload.email)
+    async with across_tenants(session, "login: a user by email, before the tenant is known"):
+        user = await users.get_by_email(session, email=payload.email)
     if user is None:
         await asyncio.to_thread(burn_verification, payload.password)
         raise Unauthenticated(_BAD_LOGIN, record=_failed_login(payload.email, None))
+    await bind_tenant(session, user.tenant_id)
     ok, new_hash = await asyncio.to_thread(verify_password, payload.password, user.password_hash)
     if not ok or not user.is_active:
         reason = "wrong password" if not ok else "user deactivated"
@@ -135,15 +144,19 @@ def _failed_login(email: str, user: User | None, reason: str = "unknown email") 
     tenant_id = user.tenant_id if user else None
 
     async def record(session: AsyncSession) -> None:
-        await audit.record(
-            session,
-            action="auth.login_failed",
-            target_type="user",
-            target=email.lower(),
-            tenant_id=tenant_id,
-            actor="anonymous",
-            summary={"reason": reason},
-        )
+        await bind_tenant(session, tenant_id)
+        # An unknown email belongs to no tenant: its trace is the platform's (tenant_id NULL).
+        unknown = across_tenants(session, "audit: a failed login of no tenant")
+        async with unknown if tenant_id is None else nullcontext():
+            await audit.record(
+                session,
+                action="auth.login_failed",
+                target_type="user",
+                target=email.lower(),
+                tenant_id=tenant_id,
+                actor="anonymous",
+                summary={"reason": reason},
+            )
 
     return record
 
@@ -176,6 +189,7 @@ async def refresh(session: AsyncSession, *, policy: TokenPolicy, refresh_token: 
         claims = policy.signer.verify(refresh_token, expected_type="refresh")
     except InvalidToken as exc:
         raise Unauthenticated("Invalid or expired refresh token") from exc
+    await bind_tenant(session, claims.tenant_id)
     query = select(AuthSession).where(AuthSession.id == claims.session_id).with_for_update()
     auth_session = (await session.execute(query)).scalar_one_or_none()
     if auth_session is None or auth_session.revoked_at is not None:

@@ -25,7 +25,7 @@ from konfig.backups import repository
 from konfig.backups.format import Trigger
 from konfig.backups.service import Backups, take
 from konfig.db.base import utcnow
-from konfig.db.session import bind_tenant, open_session
+from konfig.db.session import across_tenants, bind_tenant, open_session
 from konfig.revisions.writer import Committed
 
 log = logging.getLogger("konfig.backups")
@@ -134,7 +134,8 @@ class BackupScheduler:
         """Back up every tenant whose newest backup is older than the interval."""
         session = await open_session(self.sessionmaker, write=False)
         try:
-            tenants = await repository.tenants_with_namespaces(session)
+            async with across_tenants(session, "backups: which tenants are due"):
+                tenants = await repository.tenants_with_namespaces(session)
         finally:
             await session.rollback()
             await session.close()

@@ -16,7 +16,7 @@ from konfig.backups.service import Backups, list_files, take
 from konfig.backups.store import BackupStore
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
-from konfig.db.session import bind_tenant, open_session
+from konfig.db.session import across_tenants, bind_tenant, open_session
 from konfig.errors import NotFound
 from konfig.revisions.writer import write_policy
 from konfig.settings import Settings
@@ -38,13 +38,13 @@ async def _transaction(
     settings: Settings, tenant: str, *, write: bool
 ) -> AsyncIterator[tuple[AsyncSession, uuid.UUID]]:
     """One transaction on the tenant named ``tenant``: committed if the block succeeds."""
-    url = settings.resolved_database_url
-    await upgrade(url)
-    engine = make_engine(url)
+    await upgrade(settings.resolved_migration_url)
+    engine = make_engine(settings.resolved_database_url)
     try:
         session = await open_session(make_sessionmaker(engine), write=write)
         try:
-            tenant_id = await repository.tenant_id_by_name(session, name=tenant)
+            async with across_tenants(session, "operator: a tenant by its name"):
+                tenant_id = await repository.tenant_id_by_name(session, name=tenant)
             if tenant_id is None:
                 raise NotFound(f"no tenant named {tenant}")
             await bind_tenant(session, tenant_id)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from konfig.cli import database
 from konfig.cli.output import Output, OutputOption
 from konfig.settings import ConfigurationError, get_settings
 
@@ -47,7 +48,12 @@ def serve(
     configure_logging(log_format=settings.resolved_log_format, level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate and settings.migrate_on_start:
-        asyncio.run(upgrade(settings.resolved_database_url))
+        asyncio.run(upgrade(settings.resolved_migration_url))
+    if settings.is_production:  # the app checks again as it starts; here the refusal reads well
+        try:
+            asyncio.run(database.check_serving_role(settings.resolved_database_url))
+        except ConfigurationError as exc:
+            raise _fail(str(exc)) from exc
     host = host or settings.host
     port = port or settings.port
     get_logger("konfig.server").info("serving", url=f"http://{host}:{port}")
@@ -75,19 +81,6 @@ def serve(
     app = create_app(settings)
     if not run(app, uvicorn.Config(app, **options), drain_seconds=settings.drain_seconds):
         raise typer.Exit(3)
-
-
-db_app = typer.Typer(help="Database administration.", no_args_is_help=True)
-
-
-@db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
-    """Apply migrations (safe to run while other replicas start: they take turns)."""
-    from konfig.db.migrate import upgrade
-
-    settings = get_settings()
-    before, after = asyncio.run(upgrade(settings.resolved_database_url, revision))
-    console.print(f"database at {after} (was {before or 'empty'})")
 
 
 users_app = typer.Typer(help="User administration on the server.", no_args_is_help=True)
@@ -138,7 +131,7 @@ def keys_rotate(
 
     settings = get_settings()
     url = settings.resolved_database_url
-    asyncio.run(upgrade(url))
+    asyncio.run(upgrade(settings.resolved_migration_url))
     keyring, added = prepare_keyring(settings)
     report = RotationReport(primary=keyring.primary, added=added)
     if added:
@@ -310,7 +303,7 @@ def import_tree(
 def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command("import-tree")(import_tree)
-    app.add_typer(db_app, name="db")
+    app.add_typer(database.db_app, name="db")
     app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
     app.add_typer(backup_app, name="backup")

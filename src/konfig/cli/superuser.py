@@ -6,6 +6,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
+from konfig.db.session import across_tenants
 from konfig.security.passwords import hash_password
 from konfig.settings import Settings
 from konfig.tenants import repository as tenants
@@ -21,11 +22,14 @@ async def create(settings: Settings, *, email: str, password: str, tenant: str) 
         raise ValueError(f"{email!r} is not a valid email address") from exc
     if len(password) < 8:
         raise ValueError("the password needs at least 8 characters")
-    url = settings.resolved_database_url
-    await upgrade(url)
-    engine = make_engine(url)
+    await upgrade(settings.resolved_migration_url)
+    engine = make_engine(settings.resolved_database_url)
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
+        async with (
+            make_sessionmaker(engine)() as session,
+            session.begin(),
+            across_tenants(session, "create-superuser"),
+        ):
             if await users.get_by_email(session, email=email) is not None:
                 raise ValueError(f"a user with email {email} already exists")
             found = await tenants.get_by_name(session, name=tenant)

@@ -328,7 +328,11 @@ def _string_value(value: Any, schema: dict[str, Any], _: Limits) -> list[Problem
 
 
 def _number_value(value: Any, schema: dict[str, Any], _: Limits) -> list[Problem]:
-    if not _is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
+    if isinstance(value, float) and not math.isfinite(value):
+        return [
+            Problem("value", "type", "a number value must be finite (1e999 and the like are not)")
+        ]
+    if not _is_number(value):
         return [
             Problem("value", "type", f"a number value must be a JSON number, not {_kind(value)}")
         ]

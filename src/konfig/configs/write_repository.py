@@ -24,6 +24,7 @@ from konfig.audit.models import AuditEvent
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import detached
 from konfig.db.bulk import Plan, plan
+from konfig.db.session import SET_TENANTS_SQL, bound_tenants
 from konfig.db.sqlite_driver import OneTripConnection, Statement
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
@@ -41,9 +42,14 @@ Loaded = tuple[dict[uuid.UUID, Namespace], dict[Place, ConfigEntry]]
 
 
 class Store(Protocol):
-    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
-        """The namespaces, locked (the store's transaction begins here when it owns one), and
-        the entries stored at ``places``."""
+    async def load(
+        self,
+        namespace_ids: Sequence[uuid.UUID],
+        places: Sequence[Place],
+        tenant_ids: Sequence[uuid.UUID],
+    ) -> Loaded:
+        """The namespaces, locked (the store's transaction begins here when it owns one, bound
+        to the writers' tenants for row-level security), and the entries stored at ``places``."""
 
     async def count(self, namespace_id: uuid.UUID) -> int:
         """How many keys the namespace holds."""
@@ -66,8 +72,15 @@ class CoreStore:
         self.owns_transaction = owns_transaction
         self._transaction: AsyncTransaction | None = None
 
-    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+    async def load(
+        self,
+        namespace_ids: Sequence[uuid.UUID],
+        places: Sequence[Place],
+        tenant_ids: Sequence[uuid.UUID],
+    ) -> Loaded:
         if self.owns_transaction:
+            # MariaDB: no row-level security to bind (PostgreSQL's group commit is
+            # PostgresStore's; a request session's transaction is bound already).
             self._transaction = await self.connection.begin()
         query = select(_NAMESPACES).where(_NAMESPACES.c.id.in_(namespace_ids))
         found = await self.connection.execute(query.order_by(_NAMESPACES.c.id).with_for_update())
@@ -283,7 +296,12 @@ class SqliteStore:
         self.connection = connection
         self.sql = _Sql(dialect)
 
-    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+    async def load(
+        self,
+        namespace_ids: Sequence[uuid.UUID],
+        places: Sequence[Place],
+        tenant_ids: Sequence[uuid.UUID],
+    ) -> Loaded:
         sql = self.sql
         namespaces_plan, entries_plan = sql.plans[_NAMESPACES.name], sql.plans[_ENTRIES.name]
         script: list[Statement] = [("BEGIN IMMEDIATE", (), False)]
@@ -353,11 +371,18 @@ class PostgresStore:
     async def prepare(self) -> None:
         await self.connection.execute(_KEYED_ONLY)
 
-    async def load(self, namespace_ids: Sequence[uuid.UUID], places: Sequence[Place]) -> Loaded:
+    async def load(
+        self,
+        namespace_ids: Sequence[uuid.UUID],
+        places: Sequence[Place],
+        tenant_ids: Sequence[uuid.UUID],
+    ) -> Loaded:
         sql = self.sql
         namespaces_plan, entries_plan = sql.plans[_NAMESPACES.name], sql.plans[_ENTRIES.name]
         self._transaction = self.connection.transaction()
         await self._transaction.start()
+        # Row-level security: the batch may touch the rows of its writers' tenants, no other.
+        await self.connection.execute(SET_TENANTS_SQL, bound_tenants(tenant_ids))
         found = await self.connection.fetch(
             f"SELECT {sql.namespace_columns} FROM namespaces "
             "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",

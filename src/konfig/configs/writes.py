@@ -196,7 +196,8 @@ async def apply_writes(
     or the error that refused it (having written nothing)."""
     ids = sorted({w.namespace_id for w in writes})
     places = sorted({(w.namespace_id, w.key) for w in writes})
-    namespaces, entries = await store.load(ids, places)
+    tenant_ids = sorted({w.principal.tenant_id for w in writes})
+    namespaces, entries = await store.load(ids, places, tenant_ids)
     batch = _Batch(store, policy, namespaces, dict(entries))
     outcomes: list[EntryWritten | KonfigError] = []
     for write in writes:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, event, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.datastructures import State
 
@@ -22,8 +24,12 @@ WRITE_OPTION = "konfig_write"
 COMMITTED = "konfig_committed"  # session.info key: revisions this transaction committed
 CHANGED = "konfig_changed"  # session.info key: other changes (tokens, namespaces) to announce
 TENANT = "konfig_tenant"  # session.info key: the tenant its transactions act for
+ACROSS = "konfig_across"  # session.info key: why its transactions act across tenants
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
+_SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
+# The group commit's own statement (asyncpg, numbered placeholders): the batch's tenants.
+SET_TENANTS_SQL = "SELECT set_config('konfig.tenant_id', $1, true)"
 
 
 async def open_session(
@@ -94,8 +100,11 @@ async def keep_trace(state: State, exc: KonfigError) -> None:
     """``_keep_trace`` for a request that had no session of its own."""
     if exc.record is None and not isinstance(exc, Forbidden):
         return
+    from konfig.audit.context import current
+
     session: AsyncSession = state.sessionmaker(bind=state.write_engine)
     try:
+        await bind_tenant(session, current().tenant_id)  # the refused principal's tenant
         await _keep_trace(session, exc, state)
     finally:
         await session.close()
@@ -143,8 +152,52 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> Non
         await session.execute(_SET_TENANT, {"tenant": str(tenant_id) if tenant_id else ""})
 
 
+def bound_tenants(tenant_ids: Iterable[uuid.UUID]) -> str:
+    """``konfig.tenant_id`` for a transaction that writes for several tenants (the group
+    commit): the row-level security policy admits the rows of each, and of no other."""
+    return ",".join(sorted({str(tenant_id) for tenant_id in tenant_ids}))
+
+
+@asynccontextmanager
+async def across_tenants(session: AsyncSession, reason: str) -> AsyncIterator[None]:
+    """Let the statements of this block see and write every tenant's rows on PostgreSQL.
+
+    Row-level security admits only the tenant a transaction is bound to. A few paths work
+    before the tenant is known or for all of them (a login by email, a token by its hash,
+    registering a tenant, the superuser's administration, the backups scheduler, key rotation);
+    each names itself here with ``reason``, and only for the statements that need it: the
+    setting is cleared when the block ends. The list of callers is a test's (see
+    tests/test_row_level_security_paths.py), so a new one is a decision, not an accident.
+    """
+    if not reason:
+        raise ValueError("across_tenants needs a reason")
+    if session.get_bind().dialect.name != "postgresql" or ACROSS in session.info:
+        yield  # nothing to bind, or an enclosing block already did (it clears it, not this)
+        return
+    session.info[ACROSS] = reason
+    if session.in_transaction():
+        await session.execute(_SET_ACROSS, {"reason": reason})
+    try:
+        yield
+    finally:
+        session.info.pop(ACROSS, None)
+        if session.in_transaction():
+            with contextlib.suppress(DBAPIError, InvalidRequestError):
+                await session.execute(_SET_ACROSS, {"reason": ""})
+
+
+async def connection_across_tenants(connection: AsyncConnection, reason: str) -> None:
+    """``across_tenants`` for the rest of a connection's current transaction."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_SET_ACROSS, {"reason": reason})
+
+
 @event.listens_for(Session, "after_begin")
 def _bind_on_begin(session: Session, _transaction: Any, connection: Connection) -> None:
-    if TENANT in session.info and connection.dialect.name == "postgresql":
+    if connection.dialect.name != "postgresql":
+        return
+    if TENANT in session.info:
         tenant_id = session.info[TENANT]
         connection.execute(_SET_TENANT, {"tenant": str(tenant_id) if tenant_id else ""})
+    if ACROSS in session.info:
+        connection.execute(_SET_ACROSS, {"reason": session.info[ACROSS]})

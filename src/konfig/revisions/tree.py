@@ -14,7 +14,7 @@ from pathlib import Path
 
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
-from konfig.db.session import COMMITTED, bind_tenant, open_session
+from konfig.db.session import COMMITTED, across_tenants, bind_tenant, open_session
 from konfig.errors import KonfigError
 from konfig.namespaces import repository as namespaces
 from konfig.namespaces.models import Namespace
@@ -91,7 +91,7 @@ async def import_tree(
     files = read_tree(folder)
     policy = write_policy(settings)
     if not dry_run:
-        await upgrade(settings.resolved_database_url)
+        await upgrade(settings.resolved_migration_url)
     engine = make_engine(settings.resolved_database_url)
     changed = 0
     problems: list[str] = []
@@ -99,7 +99,8 @@ async def import_tree(
         sessionmaker = make_sessionmaker(engine)
         session = await open_session(sessionmaker, write=not dry_run)
         try:
-            owner = await tenants.get_by_name(session, name=tenant)
+            async with across_tenants(session, "operator: a tenant by its name"):
+                owner = await tenants.get_by_name(session, name=tenant)
             if owner is None:
                 raise TreeError(f"no tenant named {tenant}")
             await bind_tenant(session, owner.id)

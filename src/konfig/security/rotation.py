@@ -15,7 +15,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from konfig.configs.models import ConfigEntry
-from konfig.db.session import WRITE_OPTION
+from konfig.db.session import WRITE_OPTION, connection_across_tenants
 from konfig.revisions.models import EntryVersion
 from konfig.security.crypto import (
     KEYRING_FILE,
@@ -83,6 +83,8 @@ async def reencrypt(
                 # A writer from the start (SQLite: BEGIN IMMEDIATE), like every request that writes.
                 conn = await plain.execution_options(**{WRITE_OPTION: True})
                 await conn.begin()
+                # Every tenant's values, each re-encrypted under its own tenant's associated data.
+                await connection_across_tenants(conn, "key rotation: every tenant's values")
                 rows = (await conn.execute(query)).all()
                 for row_id, tenant_id, namespace_id, key, ciphertext in rows:
                     if Keyring.key_id(ciphertext) == primary:

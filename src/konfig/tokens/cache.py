@@ -20,7 +20,7 @@ from typing import Literal, Protocol
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from konfig.auth.principal import Principal
-from konfig.db.session import open_session
+from konfig.db.session import across_tenants, open_session
 from konfig.errors import Unauthenticated
 from konfig.tokens import codec, repository
 from konfig.tokens.models import ApiToken
@@ -134,7 +134,8 @@ class TokenCache:
             raise Unauthenticated(INVALID)
         token_hash = codec.token_hash(secret)
         generation = self._generation
-        found = await repository.by_hash(session, token_hash=token_hash)
+        async with across_tenants(session, "api token: found by its hash"):
+            found = await repository.by_hash(session, token_hash=token_hash)
         if found is None or not hmac.compare_digest(found[0].token_hash, token_hash):
             raise Unauthenticated(INVALID)
         token, user = found
@@ -245,7 +246,8 @@ class TokenCache:
         try:
             session = await open_session(sessionmaker, write=True)
             try:
-                await repository.record_usage(session, used=used)
+                async with across_tenants(session, "api tokens: last use, of every tenant"):
+                    await repository.record_usage(session, used=used)
                 await session.commit()
             finally:
                 await session.close()

@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
-from konfig.auth.principal import Principal
-from konfig.db.session import record_change
+from konfig.auth.principal import Principal, superuser_scope
+from konfig.db.session import across_tenants, record_change
 from konfig.delivery.changes import UserChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.pagination import Page, decode_cursor, encode_cursor
@@ -34,7 +34,8 @@ async def get_me(session: AsyncSession, *, principal: Principal) -> User:
 
 async def get(session: AsyncSession, *, principal: Principal, user_id: uuid.UUID) -> User:
     principal.require(Role.admin)
-    user = await repository.get(session, user_id=user_id, tenant_id=_scope(principal))
+    async with superuser_scope(session, principal, "a user of any tenant"):
+        user = await repository.get(session, user_id=user_id, tenant_id=_scope(principal))
     if user is None:
         raise NotFound(f"no user {user_id}")
     return user
@@ -51,9 +52,10 @@ async def list_page(
             after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
         except (ValueError, IndexError, TypeError) as exc:
             raise ValidationFailed("cursor: not a cursor this server gave out") from exc
-    users = await repository.list_page(
-        session, tenant_id=_scope(principal), after=after, limit=limit + 1
-    )
+    async with superuser_scope(session, principal, "the users of every tenant"):
+        users = await repository.list_page(
+            session, tenant_id=_scope(principal), after=after, limit=limit + 1
+        )
     next_cursor = None
     if len(users) > limit:
         users = users[:limit]
@@ -72,7 +74,9 @@ def _check_may_grant(principal: Principal, role: Role) -> None:
 async def create(session: AsyncSession, *, principal: Principal, payload: UserCreate) -> User:
     principal.require(Role.admin)
     _check_may_grant(principal, payload.role)
-    if await repository.get_by_email(session, email=payload.email) is not None:
+    async with across_tenants(session, "users: an email is unique across tenants"):
+        taken = await repository.get_by_email(session, email=payload.email) is not None
+    if taken:
         raise Conflict(f"a user with email {payload.email} already exists")
     try:
         user = await repository.create(
@@ -113,6 +117,13 @@ def _check_may_manage(principal: Principal, user: User) -> None:
 async def update(
     session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, payload: UserUpdate
 ) -> User:
+    async with superuser_scope(session, principal, "change a user of any tenant"):
+        return await _update(session, principal=principal, user_id=user_id, payload=payload)
+
+
+async def _update(
+    session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, payload: UserUpdate
+) -> User:
     user = await get(session, principal=principal, user_id=user_id)
     _check_may_manage(principal, user)
     before = {"role": user.role.value, "is_active": user.is_active, "full_name": user.full_name}
@@ -144,6 +155,11 @@ async def update(
 
 
 async def delete(session: AsyncSession, *, principal: Principal, user_id: uuid.UUID) -> None:
+    async with superuser_scope(session, principal, "remove a user of any tenant"):
+        await _delete(session, principal=principal, user_id=user_id)
+
+
+async def _delete(session: AsyncSession, *, principal: Principal, user_id: uuid.UUID) -> None:
     user = await get(session, principal=principal, user_id=user_id)
     _check_may_manage(principal, user)
     await _guard_last_owner(session, user=user, reason="remove")
@@ -161,7 +177,8 @@ async def delete(session: AsyncSession, *, principal: Principal, user_id: uuid.U
 async def update_me(session: AsyncSession, *, principal: Principal, payload: MeUpdate) -> User:
     user = await get_me(session, principal=principal)
     if payload.email is not None and payload.email.lower() != user.email:
-        existing = await repository.get_by_email(session, email=payload.email)
+        async with across_tenants(session, "users: an email is unique across tenants"):
+            existing = await repository.get_by_email(session, email=payload.email)
         if existing is not None:
             raise Conflict(f"a user with email {payload.email} already exists")
         user.email = payload.email.lower()

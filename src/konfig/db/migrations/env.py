@@ -22,6 +22,12 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Row-level security is forced on the owner too (migration 0006): a migration that
+            # reads or rewrites tenants' rows must see every tenant's, for this transaction only.
+            connection.exec_driver_sql(
+                "SELECT set_config('konfig.across_tenants', 'migrations', true)"
+            )
         context.run_migrations()
 
 
