@@ -3,6 +3,7 @@ method a path serves."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +207,35 @@ async def test_cors_preflights_stay_the_cors_middlewares_and_plain_options_list_
         assert plain.headers["allow"] == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
         assert plain.headers["access-control-allow-origin"] == allowed
     await wipe(backend.url)
+
+
+async def test_a_history_cursor_not_holding_a_number_is_a_422(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """A cursor the server never gave out is refused alike on every list (history answered 500)."""
+    created = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "a"})
+    ns = created.json()["id"]
+    await client.post(
+        f"/api/v1/namespaces/{ns}/configs", headers=owner.headers, json={"key": "k", "value": "v"}
+    )
+    await client.post(
+        f"/api/v1/namespaces/{ns}/configs", headers=owner.headers, json={"key": "j", "value": "v"}
+    )
+    for position in (b'["x"]', b"[true]", b"[99999999999]"):
+        cursor = base64.urlsafe_b64encode(position).decode().rstrip("=")
+        for path in (
+            f"/api/v1/namespaces/{ns}/revisions",
+            f"/api/v1/namespaces/{ns}/configs/k/history",
+        ):
+            answer = await client.get(path, headers=owner.headers, params={"cursor": cursor})
+            assert answer.status_code == 422, (path, position, answer.text)
+    pages = await client.get(
+        f"/api/v1/namespaces/{ns}/revisions", headers=owner.headers, params={"limit": 1}
+    )
+    following = await client.get(
+        f"/api/v1/namespaces/{ns}/revisions",
+        headers=owner.headers,
+        params={"cursor": pages.json()["next_cursor"]},
+    )
+    assert following.status_code == 200
+    assert [r["revision"] for r in following.json()["items"]] == [1]
