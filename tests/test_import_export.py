@@ -208,7 +208,9 @@ async def test_flat_import_replace_mode_deletes_and_bad_values_are_all_listed(
     syntax = await import_file(client, owner, ns, "OK=1\nnot a pair with s3cret\n", format="env")
     error = assert_error(syntax, 422, "VALIDATION_ERROR")
     assert error["details"]["line"] == 2 and "s3cret" not in syntax.text
-    unknown = await import_file(client, owner, ns, "x=1", content_type="text/plain")
+    unsaid = await import_file(client, owner, ns, "x=1", content_type="text/plain")
+    assert assert_error(unsaid, 422, "VALIDATION_ERROR")["details"] == {"field": "format"}
+    unknown = await import_file(client, owner, ns, "x=1", content_type="application/octet-stream")
     assert_error(unknown, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 

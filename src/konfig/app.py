@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from konfig import __version__
+from konfig import __version__, openapi
 from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
@@ -31,6 +31,7 @@ from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.errors import install_error_handlers
+from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import (
     BodyLimitMiddleware,
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.change_hooks = []
 
     install_error_handlers(app)
+    openapi.install(app)
     api = APIRouter(prefix="/api/v1")
     api.include_router(auth_router)
     api.include_router(users_router)
@@ -165,10 +167,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _meter_read_path(app, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
-    # included), request id, access log and metrics, CORS, body cap, the database out of reach
-    # (a 503), single-entry writes.
+    # included), request id, access log and metrics, CORS, body cap, allowed methods and media
+    # types (konfig.methods), the database out of reach (a 503), single-entry writes.
     app.add_middleware(WritePathFirst)
     app.add_middleware(DatabaseOutageMiddleware, outages=app.state.outages)
+    app.add_middleware(AllowedMethods, table=RouteTable(app))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -145,6 +145,10 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
 
 async def _http_error(_: Request, exc: Exception) -> Response:
     exc = cast(StarletteHTTPException, exc)
+    if exc.status_code == 400:  # FastAPI could not read the body (not UTF-8, say): bad input
+        return error_response(
+            422, "VALIDATION_ERROR", "The request body could not be read: send UTF-8 JSON"
+        )
     code = _CODES_BY_STATUS.get(exc.status_code, "INTERNAL" if exc.status_code >= 500 else "ERROR")
     if isinstance(exc.detail, str) and exc.detail:
         message = exc.detail

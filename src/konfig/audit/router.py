@@ -12,6 +12,8 @@ from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 
 router = APIRouter(prefix="/audit", tags=["audit"], route_class=GuardedRoute)
 
+_TIME: dict[str, Any] = {"json_schema_extra": {"format": "date-time"}}
+
 
 @router.get("", response_model=Page[dict[str, Any]])
 async def list_audit_events(
@@ -22,8 +24,8 @@ async def list_audit_events(
         str | None, Query(description="An action, or a prefix ending in '.' (config.)")
     ] = None,
     namespace: Annotated[str | None, Query(description="Namespace name")] = None,
-    since: Annotated[str | None, Query(description="ISO 8601 time, inclusive")] = None,
-    until: Annotated[str | None, Query(description="ISO 8601 time, exclusive")] = None,
+    since: Annotated[str | None, Query(description="ISO 8601 time, inclusive", **_TIME)] = None,
+    until: Annotated[str | None, Query(description="ISO 8601 time, exclusive", **_TIME)] = None,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
 ) -> Page[dict[str, Any]]:

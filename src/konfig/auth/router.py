@@ -20,6 +20,7 @@ from konfig.auth.schemas import (
 from konfig.db.session import SessionDep
 from konfig.errors import ValidationFailed
 from konfig.input_guard import GuardedRoute, bad_text
+from konfig.openapi import error_responses
 from konfig.ratelimit import limit_credentials
 from konfig.tenants import repository as tenants
 from konfig.users import service as users
@@ -78,7 +79,12 @@ async def _login_payload(request: Request) -> LoginRequest:
         ) from exc
 
 
-@router.post("/register", response_model=RegisterResponse, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/register",
+    response_model=RegisterResponse,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(409),
+)
 async def register(
     request: Request, session: SessionDep, payload: RegisterRequest
 ) -> RegisterResponse:
@@ -90,7 +96,12 @@ async def register(
     )
 
 
-@router.post("/login", response_model=TokenPair, openapi_extra={"requestBody": _LOGIN_BODY})
+@router.post(
+    "/login",
+    response_model=TokenPair,
+    openapi_extra={"requestBody": _LOGIN_BODY},
+    responses=error_responses(401),
+)
 async def login(request: Request, session: SessionDep) -> TokenPair:
     """Exchange email and password (JSON, or the OAuth2 password form) for a token pair."""
     payload = await _login_payload(request)
@@ -98,7 +109,7 @@ async def login(request: Request, session: SessionDep) -> TokenPair:
     return await service.login(session, policy=request.app.state.token_policy, payload=payload)
 
 
-@router.post("/refresh", response_model=TokenPair)
+@router.post("/refresh", response_model=TokenPair, responses=error_responses(401))
 async def refresh(request: Request, session: SessionDep, payload: RefreshRequest) -> TokenPair:
     """Spend a refresh token for a new pair (each refresh token works once)."""
     return await service.refresh(

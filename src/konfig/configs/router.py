@@ -122,7 +122,11 @@ async def read_config(
     return answer(response, _policy(request), entry, reveal=reveal)
 
 
-@router.put("/{key}", response_model=ConfigRead)
+@router.put(
+    "/{key}",
+    response_model=ConfigRead,
+    responses={201: {"model": ConfigRead, "description": "Created: the key did not exist"}},
+)
 async def replace_config(
     request: Request,
     response: Response,

@@ -448,6 +448,12 @@ async def import_file(
     )
     if reveal:
         namespaces.check_allowed(principal, found, "secrets")
+    if kind is None and formats.media_type(content_type) == "text/plain":
+        # A media type the import reads, but which of its formats? The parameter is missing.
+        raise ValidationFailed(
+            "format: a text/plain body needs ?format=env or ?format=properties",
+            {"field": "format"},
+        )
     if kind is None:
         try:
             kind = formats.structured_format(content_type)

@@ -16,6 +16,7 @@ from konfig.revisions import documents, formats, service
 from konfig.revisions.documents import Mode
 from konfig.revisions.formats import Format
 from konfig.revisions.schemas import (
+    MAX_NUMBER,
     ChangeResult,
     DiffRead,
     Document,
@@ -132,7 +133,9 @@ async def read_revision(
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
-    revision: Annotated[int, Path(ge=0, description="0 is the namespace before any change")],
+    revision: Annotated[
+        int, Path(ge=0, le=MAX_NUMBER, description="0 is the namespace before any change")
+    ],
     reveal: Reveal = False,
 ) -> SnapshotRead:
     """The whole namespace exactly as it was at one revision."""
@@ -153,9 +156,12 @@ async def diff_revisions(
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
-    from_revision: Annotated[int, Query(alias="from", ge=0, description="The older state")],
+    from_revision: Annotated[
+        int, Query(alias="from", ge=0, le=MAX_NUMBER, description="The older state")
+    ],
     to_revision: Annotated[
-        int | None, Query(alias="to", ge=0, description="The newer state (default: latest)")
+        int | None,
+        Query(alias="to", ge=0, le=MAX_NUMBER, description="The newer state (default: latest)"),
     ] = None,
     reveal: Reveal = False,
 ) -> DiffRead:
@@ -269,7 +275,9 @@ async def export_namespace(
     namespace_id: uuid.UUID,
     format: Annotated[Format, Query(description="yaml, json, env or properties")] = "yaml",
     reveal: Reveal = False,
-    revision: Annotated[int | None, Query(ge=0, description="A past revision")] = None,
+    revision: Annotated[
+        int | None, Query(ge=0, le=MAX_NUMBER, description="A past revision")
+    ] = None,
 ) -> Response:
     """The namespace as a file; secrets masked unless revealed (editors)."""
     reveal = configs.may_reveal(principal, reveal)

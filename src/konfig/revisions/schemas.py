@@ -7,8 +7,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from konfig.configs.schemas import KEY_PATTERN, MASK
+from konfig.configs.types import VALUE_TYPES
 
 _MASKED = f"Secrets read as {MASK!r} unless revealed"
+
+# Versions and revisions are 32-bit columns: a larger number names nothing, and is refused as
+# input before it reaches the database (where PostgreSQL would fail on it).
+MAX_NUMBER = 2**31 - 1
 
 
 class EntryVersionRead(BaseModel):
@@ -30,7 +35,7 @@ class EntryVersionRead(BaseModel):
 class EntryRollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, description="The version to bring back")
+    version: int = Field(ge=1, le=MAX_NUMBER, description="The version to bring back")
     message: str | None = Field(None, max_length=1000, description="Recorded with the revision")
 
 
@@ -104,7 +109,7 @@ class DiffRead(BaseModel):
 class NamespaceRollback(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    revision: int = Field(ge=0, description="The revision whose state to restore")
+    revision: int = Field(ge=0, le=MAX_NUMBER, description="The revision whose state to restore")
     message: str | None = Field(None, max_length=1000, description="Recorded with the revision")
 
 
@@ -124,7 +129,7 @@ class DocumentEntry(BaseModel):
 
     key: str = Field(pattern=KEY_PATTERN)
     value: Any
-    value_type: str = "string"
+    value_type: str = Field("string", json_schema_extra={"enum": list(VALUE_TYPES)})
     validation_schema: dict[str, Any] | None = None
     description: str = Field("", max_length=1000)
     is_secret: bool = False

@@ -28,6 +28,7 @@ from konfig.pagination import Page, decode_cursor, encode_cursor
 from konfig.revisions import repository
 from konfig.revisions.models import EntryVersion
 from konfig.revisions.schemas import (
+    MAX_NUMBER,
     Change,
     ChangeResult,
     DiffRead,
@@ -243,6 +244,17 @@ def _check_revision(namespace: Namespace, revision: int) -> None:
         )
 
 
+def _before(cursor: str | None) -> int | None:
+    """The version or revision a page of history starts below: a cursor holds one number."""
+    position = decode_cursor(cursor)
+    if not position:
+        return None
+    before = position[0]
+    if type(before) is not int or not 0 <= before <= MAX_NUMBER:
+        raise ValidationFailed("cursor: not a cursor this server gave out")
+    return before
+
+
 async def history(
     session: AsyncSession,
     *,
@@ -258,13 +270,13 @@ async def history(
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
     if reveal:
         namespaces.check_allowed(principal, namespace, "secrets")
-    position = decode_cursor(cursor)
+    position = _before(cursor)
     versions = await repository.key_versions(
         session,
         tenant_id=namespace.tenant_id,
         namespace_id=namespace.id,
         key=key,
-        before=int(position[0]) if position else None,
+        before=position,
         limit=limit + 1,
     )
     if not versions and position is None:
@@ -310,12 +322,12 @@ async def revisions(
 ) -> Page[RevisionRead]:
     """The namespace's revisions, newest first, each with what it changed key by key."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    position = decode_cursor(cursor)
+    position = _before(cursor)
     found = await repository.revisions_page(
         session,
         tenant_id=namespace.tenant_id,
         namespace_id=namespace.id,
-        before=int(position[0]) if position else None,
+        before=position,
         limit=limit + 1,
     )
     next_cursor = None

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, status
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
+from konfig.openapi import error_responses
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.tokens import service
 from konfig.tokens.cache import TokenCache
@@ -72,7 +73,12 @@ async def delete_service_account(
     )
 
 
-@tokens_router.post("", response_model=TokenCreated, status_code=status.HTTP_201_CREATED)
+@tokens_router.post(
+    "",
+    response_model=TokenCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=error_responses(404),  # the service account named in the body
+)
 async def create_token(
     session: SessionDep, principal: CurrentPrincipal, payload: TokenCreate
 ) -> TokenCreated:

@@ -1,0 +1,197 @@
+"""What the app's routes allow, answered the same way for every path.
+
+Starlette matches routes one by one, so a path served by several routes (``GET`` by one,
+``DELETE`` by another) answers an ``OPTIONS`` or a wrong method with the first route's methods
+only. This middleware answers from every route of the path instead:
+
+- ``OPTIONS`` (that is not a CORS preflight: ``CorsMiddleware`` sits outside and answers those)
+  is a 204 whose ``Allow`` lists every method the path serves;
+- a 405 carries that same ``Allow``;
+- ``HEAD`` is served wherever ``GET`` is, as ``GET`` without the body;
+- a body in a media type the operation does not read (by the OpenAPI document) is a 415.
+
+The table is built from the routes on first use. The read path and the single-entry write path
+answer their own methods ahead of it; they are in the table through their documented routes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from konfig.errors import error_response
+
+_BODY_METHODS = (b"POST", b"PUT", b"PATCH")
+_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+@dataclass(slots=True)
+class _Path:
+    pattern: re.Pattern[str]
+    parameters: int  # fewer is more specific: /users/me before /users/{user_id}
+    methods: set[str] = field(default_factory=set)
+    media_types: dict[str, set[str]] = field(default_factory=dict)  # by method; from OpenAPI
+
+
+class RouteTable:
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._paths: list[_Path] | None = None
+        self._formats: dict[str, _Path] = {}
+        self._fixed: dict[str, _Path] | None = None
+
+    def _build(self) -> list[_Path]:
+        by_path: dict[str, _Path] = {}
+        documented: dict[str, Any] = self.app.openapi().get("paths", {})
+        for context in iter_route_contexts(self.app.routes):
+            path, methods = context.path, context.methods
+            if not path or not methods:
+                continue
+            pattern, path_format, parameters = compile_path(path)
+            entry = by_path.setdefault(path_format, _Path(pattern, len(parameters)))
+            entry.methods |= set(methods)
+            for method, operation in documented.get(path_format, {}).items():
+                content = operation.get("requestBody", {}).get("content")
+                if content:
+                    entry.media_types[method.upper()] = set(content)
+        self._formats = by_path
+        return list(by_path.values())
+
+    def shadowed(self, path: str, method: str) -> _Path | None:
+        """A fixed path (``/users/me``) that a route with a parameter (``/users/{user_id}``) also
+        matches, asked for a method only that other route serves: it must answer 405 here."""
+        if self._paths is None:
+            self._paths = self._build()
+        if self._fixed is None:
+            self._fixed = self._fixed_paths()
+        entry = self._fixed.get(path)
+        return entry if entry is not None and method not in entry.methods else None
+
+    def _fixed_paths(self) -> dict[str, _Path]:
+        fixed: dict[str, _Path] = {}
+        for path_format, entry in self._formats.items():
+            if entry.parameters == 0:
+                found = self.find(path_format)
+                if found is not None and any(
+                    other.parameters and other.pattern.match(path_format)
+                    for other in self._paths or []
+                ):
+                    fixed[path_format] = found
+        return fixed
+
+    def find(self, path: str) -> _Path | None:
+        """The methods of the path's most specific routes together; None when no route has it."""
+        if self._paths is None:
+            self._paths = self._build()
+        matching = [entry for entry in self._paths if entry.pattern.match(path)]
+        if not matching:
+            return None
+        fewest = min(entry.parameters for entry in matching)
+        found = _Path(matching[0].pattern, fewest)
+        for entry in matching:
+            if entry.parameters == fewest:
+                found.methods |= entry.methods
+                found.media_types |= entry.media_types
+        return found
+
+
+def allow(methods: set[str]) -> str:
+    served = set(methods) | {"OPTIONS"}
+    if "GET" in served:
+        served.add("HEAD")
+    return ", ".join(sorted(served, key=lambda m: (_ORDER.index(m) if m in _ORDER else 99, m)))
+
+
+def _content_type(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            return str(value.decode("latin-1").split(";")[0].strip().lower())
+    return None
+
+
+class AllowedMethods:
+    def __init__(self, app: ASGIApp, table: RouteTable) -> None:
+        self.app = app
+        self.table = table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        method: str = scope["method"]
+        if method == "OPTIONS":
+            await self._options(scope, receive, send)
+            return
+        if method == "HEAD":
+            await self._head(scope, receive, send)
+            return
+        shadowed = self.table.shadowed(scope["path"], method)
+        if shadowed is not None:
+            refused = error_response(
+                405,
+                "METHOD_NOT_ALLOWED",
+                "Method Not Allowed",
+                headers={"Allow": allow(shadowed.methods)},
+            )
+            await refused(scope, receive, send)
+            return
+        if method.encode() in _BODY_METHODS:
+            content_type = _content_type(scope)
+            # JSON is read by every operation with a body: only look others up.
+            if content_type is not None and content_type != "application/json":
+                found = self.table.find(scope["path"])
+                accepted = None if found is None else found.media_types.get(method)
+                if accepted is not None and content_type not in accepted:
+                    refused = error_response(
+                        415,
+                        "UNSUPPORTED_MEDIA_TYPE",
+                        f"This operation reads {', '.join(sorted(accepted))}, not {content_type}",
+                        {"accepted": sorted(accepted)},
+                    )
+                    await refused(scope, receive, send)
+                    return
+        await self.app(scope, receive, self._with_allow(scope, send))
+
+    def _with_allow(self, scope: Scope, send: Send) -> Send:
+        async def send_with_allow(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 405:
+                found = self.table.find(scope["path"])
+                if found is not None:
+                    headers = [(k, v) for k, v in message.get("headers", []) if k != b"allow"]
+                    message["headers"] = [*headers, (b"allow", allow(found.methods).encode())]
+            await send(message)
+
+        return send_with_allow
+
+    async def _options(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.table.find(scope["path"])
+        if found is None:  # no such route: the app's own 404
+            await self.app(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 204,
+                "headers": [(b"allow", allow(found.methods).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _head(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = self.table.find(scope["path"])
+        if found is None or "HEAD" in found.methods or "GET" not in found.methods:
+            await self.app(scope, receive, self._with_allow(scope, send))
+            return
+
+        async def without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app({**scope, "method": "GET"}, receive, without_body)

@@ -1,0 +1,241 @@
+"""The OpenAPI document declares the errors each operation answers; OPTIONS and 405 list every
+method a path serves."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.apps import client_of, running
+from tests.conftest import Account, Backend, make_settings, wipe
+
+ERROR_REF = "#/components/schemas/ErrorResponse"
+
+
+async def _spec(client: httpx.AsyncClient) -> dict[str, Any]:
+    answer = await client.get("/openapi.json")
+    assert answer.status_code == 200
+    return answer.json()  # type: ignore[no-any-return]
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, operation)
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+async def test_every_operation_declares_its_errors_in_the_one_shape(
+    client: httpx.AsyncClient,
+) -> None:
+    spec = await _spec(client)
+    schemas = spec["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas
+    assert schemas["ErrorResponse"]["required"] == ["status", "error"]
+    assert set(schemas["ErrorDetail"]["required"]) == {"code", "message", "details"}
+    checked = 0
+    for path, method, operation in _operations(spec):
+        responses = operation["responses"]
+        expected = set()
+        if path.startswith("/api/v1/"):
+            expected |= {"429", "503"}
+        if operation.get("security"):
+            expected |= {"401", "403"}
+        parameters = operation.get("parameters", [])
+        if any(p["in"] == "path" for p in parameters):
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"413", "415", "422"}
+        if parameters:
+            expected.add("422")
+        if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in parameters):
+            expected.add("412")
+        missing = expected - set(responses)
+        assert not missing, f"{method.upper()} {path} does not declare {sorted(missing)}"
+        for status, response in responses.items():
+            if int(status) >= 400:
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": ERROR_REF}, f"{method.upper()} {path} {status}"
+                checked += 1
+    assert checked > 300
+
+
+async def test_specific_errors_are_declared_where_they_happen(client: httpx.AsyncClient) -> None:
+    paths = (await _spec(client))["paths"]
+    assert "409" in paths["/api/v1/auth/register"]["post"]["responses"]
+    assert "401" in paths["/api/v1/auth/login"]["post"]["responses"]
+    assert "412" in paths["/api/v1/namespaces/{namespace_id}/configs/{key}"]["put"]["responses"]
+    read = paths["/api/v1/config/{name}"]["get"]["responses"]
+    assert {"304", "401", "403", "404", "409", "422", "429"} <= set(read)
+    assert "Retry-After" in read["429"]["headers"]
+    # An operation with nothing to refuse declares nothing it cannot answer.
+    assert set(paths["/health"]["get"]["responses"]) == {"200"}
+
+
+async def test_a_validation_error_answers_the_declared_shape(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    answer = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": 5})
+    assert answer.status_code == 422
+    body = answer.json()
+    assert body["status"] == "error"
+    assert set(body["error"]) == {"code", "message", "details"}
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        (
+            "/api/v1/namespaces/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f/configs/db_url",
+            "GET, HEAD, PUT, PATCH, DELETE, OPTIONS",
+        ),
+        (
+            "/api/v1/namespaces/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f/configs",
+            "GET, HEAD, POST, OPTIONS",
+        ),
+        ("/api/v1/users/me", "GET, HEAD, PUT, OPTIONS"),
+        ("/api/v1/users/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f", "GET, HEAD, PATCH, DELETE, OPTIONS"),
+        ("/api/v1/config/payments/production", "GET, HEAD, OPTIONS"),
+        ("/api/v1/config/payments/production/events", "GET, HEAD, OPTIONS"),
+    ],
+)
+async def test_options_lists_every_method_of_the_path(
+    client: httpx.AsyncClient, path: str, allowed: str
+) -> None:
+    answer = await client.options(path)
+    assert answer.status_code == 204
+    assert answer.headers["allow"] == allowed
+    assert answer.content == b""
+
+
+async def test_options_on_no_route_is_a_404(client: httpx.AsyncClient) -> None:
+    answer = await client.options("/api/v1/nothing-here")
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "NOT_FOUND"
+
+
+async def test_a_wrong_method_is_a_405_listing_every_method(client: httpx.AsyncClient) -> None:
+    answer = await client.post("/api/v1/users/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET, HEAD, PATCH, DELETE, OPTIONS"
+    assert answer.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    # /users/me is also matched by /users/{user_id}: its DELETE is not this path's.
+    shadowed = await client.delete("/api/v1/users/me")
+    assert shadowed.status_code == 405
+    assert shadowed.headers["allow"] == "GET, HEAD, PUT, OPTIONS"
+
+
+async def test_head_answers_as_get_without_a_body(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    got = await client.get("/api/v1/namespaces", headers=owner.headers)
+    head = await client.head("/api/v1/namespaces", headers=owner.headers)
+    assert head.status_code == got.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == got.headers["content-length"]
+    assert (await client.head("/api/v1/namespaces")).status_code == 401
+
+
+async def test_a_body_in_an_unread_media_type_is_a_415(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    answer = await client.post(
+        "/api/v1/namespaces",
+        headers={**owner.headers, "Content-Type": "text/plain"},
+        content=b'{"name": "payments"}',
+    )
+    assert answer.status_code == 415
+    assert answer.json()["error"]["details"] == {"accepted": ["application/json"]}
+    # The document's other media types stay readable: YAML for a namespace's document.
+    created = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "a"})
+    document = await client.put(
+        f"/api/v1/namespaces/{created.json()['id']}/document",
+        headers={**owner.headers, "Content-Type": "application/yaml"},
+        content=b"entries: []\n",
+    )
+    assert document.status_code == 200, document.text
+
+
+async def test_a_body_that_is_not_utf8_is_a_422(client: httpx.AsyncClient, owner: Account) -> None:
+    answer = await client.post(
+        "/api/v1/namespaces",
+        headers={**owner.headers, "Content-Type": "application/json"},
+        content=b"\xff\xfe{",
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+async def test_a_version_beyond_the_columns_range_is_a_422(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Found by schemathesis: PostgreSQL answered 500 to a rollback to version 133151465079."""
+    created = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "a"})
+    ns = created.json()["id"]
+    await client.post(
+        f"/api/v1/namespaces/{ns}/configs", headers=owner.headers, json={"key": "k", "value": "v"}
+    )
+    for method, path, body in [
+        ("POST", f"/api/v1/namespaces/{ns}/configs/k/rollback", {"version": 133151465079}),
+        ("POST", f"/api/v1/namespaces/{ns}/rollback", {"revision": 2**31}),
+        ("GET", f"/api/v1/namespaces/{ns}/revisions/{2**31}", None),
+    ]:
+        answer = await client.request(method, path, headers=owner.headers, json=body)
+        assert answer.status_code == 422, (path, answer.text)
+
+
+async def test_cors_preflights_stay_the_cors_middlewares_and_plain_options_list_methods(
+    backend: Backend, tmp_path: Path
+) -> None:
+    allowed = "https://ui.example.com"
+    settings = make_settings(backend.url, tmp_path, cors_origins=[allowed])
+    path = "/api/v1/namespaces/8c5e0f36-4f2a-4a52-9c38-0d3c5a1e2b7f/configs/db_url"
+    async with running(settings) as app, client_of(app) as client:
+        preflight = await client.options(
+            path, headers={"Origin": allowed, "Access-Control-Request-Method": "PUT"}
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == allowed
+        assert "PUT" in preflight.headers["access-control-allow-methods"]
+        plain = await client.options(path, headers={"Origin": allowed})
+        assert plain.status_code == 204
+        assert plain.headers["allow"] == "GET, HEAD, PUT, PATCH, DELETE, OPTIONS"
+        assert plain.headers["access-control-allow-origin"] == allowed
+    await wipe(backend.url)
+
+
+async def test_a_history_cursor_not_holding_a_number_is_a_422(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """A cursor the server never gave out is refused alike on every list (history answered 500)."""
+    created = await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "a"})
+    ns = created.json()["id"]
+    await client.post(
+        f"/api/v1/namespaces/{ns}/configs", headers=owner.headers, json={"key": "k", "value": "v"}
+    )
+    await client.post(
+        f"/api/v1/namespaces/{ns}/configs", headers=owner.headers, json={"key": "j", "value": "v"}
+    )
+    for position in (b'["x"]', b"[true]", b"[99999999999]"):
+        cursor = base64.urlsafe_b64encode(position).decode().rstrip("=")
+        for path in (
+            f"/api/v1/namespaces/{ns}/revisions",
+            f"/api/v1/namespaces/{ns}/configs/k/history",
+        ):
+            answer = await client.get(path, headers=owner.headers, params={"cursor": cursor})
+            assert answer.status_code == 422, (path, position, answer.text)
+    pages = await client.get(
+        f"/api/v1/namespaces/{ns}/revisions", headers=owner.headers, params={"limit": 1}
+    )
+    following = await client.get(
+        f"/api/v1/namespaces/{ns}/revisions",
+        headers=owner.headers,
+        params={"cursor": pages.json()["next_cursor"]},
+    )
+    assert following.status_code == 200
+    assert [r["revision"] for r in following.json()["items"]] == [1]
