@@ -99,6 +99,11 @@ def as_role(url: str, role: str, password: str) -> str:
     return make_url(url).set(username=role, password=password).render_as_string(False)
 
 
+# For a test about PostgreSQL alone (row-level security, losing the server): it runs on that
+# backend only, rather than being collected on SQLite to be skipped there.
+only_postgres = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

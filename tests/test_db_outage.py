@@ -13,15 +13,14 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
-from tests.conftest import Backend, assert_error, make_settings, register, wipe
+from tests.conftest import Backend, assert_error, make_settings, only_postgres, register, wipe
 from tests.db_outage import Relay
 from tests.web_helpers import browser, sign_in, text_of
 
 
 @pytest.fixture
 async def relay(backend: Backend) -> AsyncIterator[Relay]:
-    if backend.name != "postgres":
-        pytest.skip("a database server to lose: PostgreSQL")
+    assert backend.name == "postgres", "mark the test only_postgres"
     relay = Relay("127.0.0.1", 5432)
     await relay.start()
     try:
@@ -53,6 +52,7 @@ def assert_unavailable(answer: httpx.Response) -> None:
     assert answer.headers["retry-after"] == "5"
 
 
+@only_postgres
 async def test_every_path_answers_503_and_logs_once(app_behind_relay: Any, relay: Relay) -> None:
     lines = Lines()
     logging.getLogger("konfig").addHandler(lines)  # konfig.db, konfig.http, … propagate to it
@@ -96,6 +96,7 @@ async def test_every_path_answers_503_and_logs_once(app_behind_relay: Any, relay
     assert tracebacks == [], [r.getMessage() for r in tracebacks]
 
 
+@only_postgres
 async def test_the_web_ui_shows_a_503_page(app_behind_relay: Any, relay: Relay) -> None:
     async with browser(app_behind_relay) as client:
         owner = await register(client, "acme")

@@ -31,6 +31,7 @@ from tests.conftest import (
     Account,
     Backend,
     make_settings,
+    only_postgres,
     register,
 )
 from tests.readpath_helpers import make_namespace, make_token, read, service_account, set_entry
@@ -40,11 +41,11 @@ TABLES = tenant_owned(Base.metadata)
 
 @pytest.fixture
 def postgres(backend: Backend) -> Backend:
-    if backend.name != "postgres":
-        pytest.skip("row-level security is PostgreSQL's")
+    assert backend.name == "postgres", "mark the test only_postgres"
     return backend
 
 
+@only_postgres
 async def test_every_tenant_owned_table_has_row_level_security_forced_and_a_policy(
     postgres: Backend,
 ) -> None:
@@ -74,6 +75,7 @@ async def test_every_tenant_owned_table_has_row_level_security_forced_and_a_poli
     assert missing == [], "tables without row-level security on their tenant: add a migration"
 
 
+@only_postgres
 async def test_the_suite_serves_as_a_role_row_level_security_holds(postgres: Backend) -> None:
     tables = sorted(TABLES)
     for url, expected in (
@@ -101,6 +103,7 @@ async def seed(client: httpx.AsyncClient, name: str) -> tuple[Account, str]:
     return account, namespace
 
 
+@only_postgres
 async def test_the_app_role_sees_and_touches_no_other_tenants_rows_in_sql_without_a_filter(
     postgres: Backend, client: httpx.AsyncClient
 ) -> None:
@@ -144,6 +147,7 @@ async def test_the_app_role_sees_and_touches_no_other_tenants_rows_in_sql_withou
         assert everything == ours > 0, (table, seen[f"{table} as app"])
 
 
+@only_postgres
 async def test_the_app_role_cannot_write_a_row_for_another_tenant(
     postgres: Backend, client: httpx.AsyncClient
 ) -> None:
@@ -239,6 +243,7 @@ async def two_tenants(client: httpx.AsyncClient) -> tuple[Account, str, Account]
     return a, namespace, b
 
 
+@only_postgres
 async def test_with_the_apps_tenant_filter_sabotaged_tenant_b_still_sees_nothing_of_a(
     postgres: Backend,
     two_tenants: tuple[Account, str, Account],
@@ -323,6 +328,7 @@ def downgrade() -> None:
 '''
 
 
+@only_postgres
 async def test_a_later_data_migration_sees_every_tenants_rows(
     postgres: Backend, client: httpx.AsyncClient, tmp_path: Path
 ) -> None:
