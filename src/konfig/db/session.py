@@ -26,6 +26,9 @@ CHANGED = "konfig_changed"  # session.info key: other changes (tokens, namespace
 TENANT = "konfig_tenant"  # session.info key: the tenant its transactions act for
 ACROSS = "konfig_across"  # session.info key: why its transactions act across tenants
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Request scope key: the route answered with an error of its own making (a web page showing the
+# error) rather than raising it, so the request's work is rolled back, not committed.
+REFUSED = "konfig.refused"
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
 # The group commit's own statement (asyncpg, numbered placeholders): the batch's tenants.
@@ -53,6 +56,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
     async with request_session(request.app.state, write=write) as session:
         yield session
+        if request.scope.get(REFUSED):
+            await discard(session)
+
+
+async def discard(session: AsyncSession) -> None:
+    """Roll back what a refused request began: none of it is committed or announced."""
+    session.info.pop(COMMITTED, None)
+    session.info.pop(CHANGED, None)
+    await session.rollback()
 
 
 @asynccontextmanager

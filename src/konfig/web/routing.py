@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 
 from konfig.audit.context import current
 from konfig.db.outage import unavailable
-from konfig.db.session import keep_trace
+from konfig.db.session import REFUSED, keep_trace
 from konfig.errors import Forbidden, KonfigError
 from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
 from konfig.web.csrf import CsrfRefused
@@ -81,39 +81,50 @@ class UIRoute(APIRoute):
                 await _refuse_hostile_text(request)
                 response = await handler(request)
             except NotSignedIn as exc:
-                if _wants_page(request):
-                    target = request.url.path if request.method == "GET" else "/ui"
-                    response = redirect(
-                        request, f"/ui/login?next={quote(target, safe='/')}", flash=exc.message
-                    )
-                else:
-                    response = Response(exc.message, status_code=401, media_type="text/plain")
-                clear_login_cookies(response, request)
-                return response
-            except CsrfRefused:
-                if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
-                    await keep_trace(request.app.state, Forbidden("the form token was refused"))
-                response = error_page(
-                    request,
-                    403,
-                    "This form could not be accepted: it has expired or did not come from a "
-                    "Konfig page. Go back, reload the page and submit it again.",
-                )
-            except RequestValidationError:
-                response = error_page(request, 404, "There is no such page.")
-            except KonfigError as exc:
-                if isinstance(exc, Forbidden):
-                    # Caught here, inside the request's session: audited in a transaction of
-                    # its own, as the API's refusals are.
-                    await keep_trace(request.app.state, exc)
-                response = error_page(request, exc.status_code, exc.message)
+                request.scope[REFUSED] = True
+                return _sign_in_again(request, exc)
             except Exception as exc:
-                refusal = unavailable(exc, request.app.state.outages)
-                if refusal is None:
-                    raise
-                response = error_page(request, refusal.status_code, refusal.message)
-                response.headers.update(refusal.headers)
+                # Whatever page shows the failure, the request's own work is rolled back: the
+                # session dependency never sees a failure caught here.
+                request.scope[REFUSED] = True
+                response = await _failure_page(request, exc)
             apply_pending_login(response, request)
             return response
 
         return ui_handler
+
+
+def _sign_in_again(request: Request, exc: NotSignedIn) -> Response:
+    if _wants_page(request):
+        target = request.url.path if request.method == "GET" else "/ui"
+        response = redirect(request, f"/ui/login?next={quote(target, safe='/')}", flash=exc.message)
+    else:
+        response = Response(exc.message, status_code=401, media_type="text/plain")
+    clear_login_cookies(response, request)
+    return response
+
+
+async def _failure_page(request: Request, exc: Exception) -> Response:
+    """The page that shows ``exc``; an unexpected error is raised again (a 500)."""
+    if isinstance(exc, CsrfRefused):
+        if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
+            await keep_trace(request.app.state, Forbidden("the form token was refused"))
+        return error_page(
+            request,
+            403,
+            "This form could not be accepted: it has expired or did not come from a "
+            "Konfig page. Go back, reload the page and submit it again.",
+        )
+    if isinstance(exc, RequestValidationError):
+        return error_page(request, 404, "There is no such page.")
+    if isinstance(exc, KonfigError):
+        # A denial's audit row (or an error's own record) in a transaction of its own, as the
+        # API's refusals leave theirs.
+        await keep_trace(request.app.state, exc)
+        return error_page(request, exc.status_code, exc.message)
+    refusal = unavailable(exc, request.app.state.outages)
+    if refusal is None:
+        raise exc
+    response = error_page(request, refusal.status_code, refusal.message)
+    response.headers.update(refusal.headers)
+    return response
