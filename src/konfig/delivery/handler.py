@@ -83,7 +83,11 @@ class Caller:
         ``payments/production``, and no one can make a namespace another's ancestor), so a layer
         is admitted when the caller may read it or a layer beneath it; an include, which an
         admin can point anywhere, must be readable itself."""
-        layers = [layer.name for layer in resolved.resolution.layers]
+        resolution = resolved.resolution
+        if resolution.inherits_only and self.may_read(name):  # the common case, cheaply
+            if not resolution.secret_layers or self.may_reveal(name):
+                return True
+        layers = [layer.name for layer in resolution.layers]
         readable = [layer for layer in layers if self.may_read(layer)]
         for layer in layers:
             if not _covered(layer, readable):
@@ -93,7 +97,7 @@ class Caller:
                     {"namespace": layer},
                 )
         revealable = [layer for layer in layers if self.may_reveal(layer)]
-        return all(_covered(layer, revealable) for layer in resolved.resolution.secret_layers)
+        return all(_covered(layer, revealable) for layer in resolution.secret_layers)
 
 
 def _covered(layer: str, allowed: list[str]) -> bool:
@@ -166,7 +170,8 @@ class ReadPath:
             if self.limit is not None:
                 await self.limit(caller.actor)
             raw_query = scope["query_string"]
-            refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
+            if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
+                refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None

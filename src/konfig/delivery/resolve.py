@@ -61,6 +61,9 @@ class Resolution:
     # ancestors that do not exist yet, whose creation changes nothing until they hold entries).
     dep_ids: frozenset[uuid.UUID] = frozenset()
     dep_names: frozenset[str] = frozenset()
+    # Every layer is the namespace or one of its path ancestors (no includes): whoever may read
+    # the namespace may read the whole resolution (see ``Caller.admit``).
+    inherits_only: bool = False
 
 
 def ancestors(name: str) -> list[str]:
@@ -218,6 +221,10 @@ def _merge(
         secret_layers=tuple(secret_layers),
         dep_ids=frozenset(dep_ids),
         dep_names=frozenset(dep_names),
+        inherits_only=all(
+            layer.name == target.name or target.name.startswith(layer.name + "/")
+            for layer in layers
+        ),
     )
 
 
