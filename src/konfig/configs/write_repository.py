@@ -12,6 +12,7 @@ then write and commit. Values pass through the columns' own SQLAlchemy processor
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
@@ -24,7 +25,7 @@ from konfig.audit.models import AuditEvent
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import detached
 from konfig.db.bulk import Plan, plan
-from konfig.db.session import SET_TENANTS_SQL, bound_tenants
+from konfig.db.session import bound_tenants
 from konfig.db.sqlite_driver import OneTripConnection, Statement
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
@@ -358,6 +359,10 @@ class SqliteStore:
 _KEYED_ONLY = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off"
 
 
+_BEGIN_BOUND = "BEGIN; SELECT set_config('konfig.tenant_id', '{}', true)"
+_TENANT_IDS = re.compile(r"[0-9a-f-]{36}(,[0-9a-f-]{36})*")
+
+
 class PostgresStore:
     """Straight to asyncpg, in a transaction of its own; the namespaces are locked in id order,
     so two replicas' batches never wait on each other in a circle. Its connection is the
@@ -366,7 +371,7 @@ class PostgresStore:
     def __init__(self, connection: Any, dialect: Dialect) -> None:
         self.connection = connection  # asyncpg.Connection, with SQLAlchemy's codecs (json)
         self.sql = _Sql(dialect)
-        self._transaction: Any = None
+        self._transaction = False  # begun and not yet ended
 
     async def prepare(self) -> None:
         await self.connection.execute(_KEYED_ONLY)
@@ -379,10 +384,14 @@ class PostgresStore:
     ) -> Loaded:
         sql = self.sql
         namespaces_plan, entries_plan = sql.plans[_NAMESPACES.name], sql.plans[_ENTRIES.name]
-        self._transaction = self.connection.transaction()
-        await self._transaction.start()
-        # Row-level security: the batch may touch the rows of its writers' tenants, no other.
-        await self.connection.execute(SET_TENANTS_SQL, bound_tenants(tenant_ids))
+        # One round trip begins the transaction bound to its writers' tenants (row-level
+        # security: the batch may touch their rows, no other's): the simple query protocol takes
+        # both statements at once. The ids are UUIDs, checked to be nothing else.
+        tenants = bound_tenants(tenant_ids)
+        if not _TENANT_IDS.fullmatch(tenants):
+            raise ValueError(f"not tenant ids: {tenants!r}")
+        await self.connection.execute(_BEGIN_BOUND.format(tenants))
+        self._transaction = True
         found = await self.connection.fetch(
             f"SELECT {sql.namespace_columns} FROM namespaces "
             "WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
@@ -415,10 +424,10 @@ class PostgresStore:
         if rows.committed:
             statement, arrays = postgres_writes(self.sql, rows)
             await self.connection.execute(statement, *arrays)
-        await self._transaction.commit()
-        self._transaction = None
+        await self.connection.execute("COMMIT")
+        self._transaction = False
 
     async def abort(self) -> None:
-        if self._transaction is not None:
-            transaction, self._transaction = self._transaction, None
-            await transaction.rollback()
+        if self._transaction:
+            self._transaction = False
+            await self.connection.execute("ROLLBACK")

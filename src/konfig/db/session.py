@@ -31,8 +31,6 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 REFUSED = "konfig.refused"
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
-# The group commit's own statement (asyncpg, numbered placeholders): the batch's tenants.
-SET_TENANTS_SQL = "SELECT set_config('konfig.tenant_id', $1, true)"
 
 
 async def open_session(
