@@ -97,13 +97,17 @@ class Resolved:
 
     def shown(self, reveal: bool) -> tuple[Resolution, str]:
         """The resolution as sent and its (unquoted) ETag: revealed, or with secrets masked."""
-        if reveal or not self.resolution.secrets:
+        if self._plain(reveal):
             return self.resolution, self.etag
         if self._masked is None:
             masked = render.masked(self.resolution)
             self._masked = (masked, render.digest(render.json_body(masked.values)))
             self.known.append(f'"{self._masked[1]}"'.encode())
         return self._masked
+
+    def _plain(self, reveal: bool) -> bool:
+        """Whether the answer is the resolution itself: revealed, or holding no secret."""
+        return reveal or not self.resolution.secrets
 
     def reveals(self, reveal: bool) -> bool:
         """Whether an answer with ``reveal`` shows secret values (what the audit counts)."""
@@ -112,7 +116,7 @@ class Resolved:
     def variant(self, fmt: str, reveal: bool = True) -> Variant:
         """The rendering for ``fmt`` (a format or ``explain``), secrets shown when ``reveal``;
         raises what rendering raised."""
-        key = (fmt, reveal or not self.resolution.secrets)
+        key = (fmt, self._plain(reveal))
         found = self._variants.get(key)
         if found is None:
             try:
@@ -150,7 +154,7 @@ class Resolved:
 
     def event(self, reveal: bool = True) -> bytes:
         """This state as one server-sent event (shared by every stream that sends it)."""
-        reveal = reveal or not self.resolution.secrets
+        reveal = self._plain(reveal)
         found = self._events.get(reveal)
         if found is None:
             resolution, etag = self.shown(reveal)

@@ -178,12 +178,7 @@ class ReadPath:
                 await self._stream(receive, send, caller, authorization, name, last, extra, head)
                 return
             resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
-            reveal = caller.admit(name, resolved)
-            if if_none_match is not None:
-                resolved = await self._not_behind(
-                    caller, name, resolved, if_none_match, query, reveal
-                )
-                reveal = caller.admit(name, resolved)
+            resolved, reveal = await self._admitted(caller, name, resolved, if_none_match, query)
             variant = resolved.variant(query.variant, reveal)
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
                 changed = None
@@ -250,6 +245,18 @@ class ReadPath:
         if resolved is None:
             raise NotFound(f"no namespace named {name}")
         return resolved
+
+    async def _admitted(
+        self, caller: Caller, name: str, resolved: Resolved, held: bytes | None, query: Query
+    ) -> tuple[Resolved, bool]:
+        """The state to answer with (``resolved``, or the database's when the client ``held``
+        one this process never had; see ``_not_behind``), once the caller is admitted to it, and
+        whether its secrets are shown."""
+        reveal = caller.admit(name, resolved)
+        if held is None:
+            return resolved, reveal
+        fresh = await self._not_behind(caller, name, resolved, held, query, reveal)
+        return fresh, reveal if fresh is resolved else caller.admit(name, fresh)
 
     async def _not_behind(
         self,
@@ -324,11 +331,9 @@ class ReadPath:
                 resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(
                     caller, name
                 )
-                reveal = caller.admit(name, resolved)
-                resolved = await self._not_behind(
-                    caller, name, resolved, if_none_match, query, reveal
+                resolved, reveal = await self._admitted(
+                    caller, name, resolved, if_none_match, query
                 )
-                reveal = caller.admit(name, resolved)
                 variant = resolved.variant(query.variant, reveal)
                 if not etag_matches(if_none_match, variant.etag):
                     if resolved.reveals(reveal):
@@ -359,12 +364,10 @@ class ReadPath:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
         with an error event when the token stops being valid."""
-        resolved = await self._resolve(caller, name)
-        reveal = caller.admit(name, resolved)
-        if last_event_id is not None:
-            held = f'"{last_event_id}"'.encode("latin-1")
-            resolved = await self._not_behind(caller, name, resolved, held, DEFAULT_QUERY, reveal)
-            caller.admit(name, resolved)
+        held = None if last_event_id is None else f'"{last_event_id}"'.encode("latin-1")
+        resolved, _ = await self._admitted(
+            caller, name, await self._resolve(caller, name), held, DEFAULT_QUERY
+        )
         headers = _SSE_HEADERS + extra
         if self.count is not None:
             self.count(200)
