@@ -55,6 +55,8 @@ def _at(epoch: float) -> datetime:
 class RevealCounter:
     def __init__(self) -> None:
         self.pending: dict[TallyKey, Tally] = {}
+        # (tenant, actor, namespace) whose first read is in the log: not looked up again.
+        self.first_recorded: set[tuple[uuid.UUID, str, str]] = set()
 
     def count(self, tenant_id: uuid.UUID, actor: str, namespace: str, keys: Iterable[str]) -> None:
         """One answer showed these secret keys (the hot path: a dict update)."""
@@ -81,8 +83,10 @@ class RevealCounter:
                 try:
                     await bind_tenant(session, tenant_id)
                     for tally_key, tally in tallies:
-                        await _write(session, tally_key, tally)
+                        first_known = tally_key[:3] in self.first_recorded
+                        await _write(session, tally_key, tally, first_known=first_known)
                     await session.commit()
+                    self.first_recorded.update(tally_key[:3] for tally_key, _ in tallies)
                 finally:
                     await session.close()
             except Exception:
@@ -101,14 +105,16 @@ class RevealCounter:
         held.keys |= tally.keys
 
 
-async def _write(session: AsyncSession, tally_key: TallyKey, tally: Tally) -> None:
+async def _write(
+    session: AsyncSession, tally_key: TallyKey, tally: Tally, *, first_known: bool
+) -> None:
     tenant_id, actor, namespace, _ = tally_key
     context = AuditContext(actor=actor, tenant_id=tenant_id)
     keys = sorted(tally.keys)[:_KEYS_LISTED]
-    first = await repository.find_event(
+    first = first_known or await repository.find_event(
         session, tenant_id=tenant_id, action=FIRST, actor=actor, namespace=namespace
     )
-    if first is None:
+    if not first:
         row = event_row(
             action=FIRST,
             target=namespace,

@@ -78,7 +78,7 @@ def db_create_role(
     from sqlalchemy.engine import make_url
 
     from konfig.db.models import Base
-    from konfig.db.roles import RoleError, Roles, create_roles, tenant_owned
+    from konfig.db.roles import RoleError, Roles, create_roles
     from konfig.settings import async_database_url
 
     passwords = []
@@ -91,10 +91,10 @@ def db_create_role(
             raise _fail(f"the password for {role} needs at least 12 characters", 2)
         passwords.append(given)
     url = async_database_url(admin_url)
-    tables = [*tenant_owned(Base.metadata), *(t.name for t in Base.metadata.sorted_tables)]
+    tables = sorted(t.name for t in Base.metadata.sorted_tables)
     try:
         roles = Roles(owner, passwords[0], app, passwords[1])
-        asyncio.run(create_roles(url, roles, sorted(set(tables))))
+        asyncio.run(create_roles(url, roles, tables))
     except RoleError as exc:
         raise _fail(str(exc), 2) from exc
     target = make_url(admin_url)

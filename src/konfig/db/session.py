@@ -157,9 +157,14 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> Non
     """
     if session.get_bind().dialect.name != "postgresql":
         return
+    if session.in_transaction() and session.info.get(TENANT, _UNBOUND) == tenant_id:
+        return  # bound already, in this transaction: no round trip to say it again
     session.info[TENANT] = tenant_id
     if session.in_transaction():
         await session.execute(_SET_TENANT, {"tenant": str(tenant_id) if tenant_id else ""})
+
+
+_UNBOUND = object()
 
 
 def bound_tenants(tenant_ids: Iterable[uuid.UUID]) -> str:

@@ -24,7 +24,7 @@ from konfig.db.session import across_tenants, open_session
 from konfig.errors import Unauthenticated
 from konfig.tokens import codec, repository
 from konfig.tokens.models import ApiToken
-from konfig.tokens.scopes import Scope, parse_scopes
+from konfig.tokens.scopes import Permission, Scope, parse_scopes
 from konfig.users.models import Role, User
 
 log = logging.getLogger("konfig.tokens")
@@ -56,20 +56,18 @@ class TokenRecord:
 
     def may_read(self, namespace: str) -> bool:
         """``principal.allows(namespace, "read")``, remembered per namespace for the hot path."""
-        allowed = self.readable.get(namespace)
-        if allowed is None:
-            principal = self.principal
-            allowed = principal is not None and principal.allows(namespace, "read")
-            self.readable[namespace] = allowed
-        return allowed
+        return self._remembered(self.readable, namespace, "read")
 
     def may_reveal(self, namespace: str) -> bool:
         """``principal.allows(namespace, "secrets")``, remembered per namespace likewise."""
-        allowed = self.revealing.get(namespace)
+        return self._remembered(self.revealing, namespace, "secrets")
+
+    def _remembered(self, memo: dict[str, bool], namespace: str, permission: Permission) -> bool:
+        allowed = memo.get(namespace)
         if allowed is None:
             principal = self.principal
-            allowed = principal is not None and principal.allows(namespace, "secrets")
-            self.revealing[namespace] = allowed
+            allowed = principal is not None and principal.allows(namespace, permission)
+            memo[namespace] = allowed
         return allowed
 
 
