@@ -167,11 +167,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _meter_read_path(app, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
-    # included), request id, access log and metrics, CORS, body cap, allowed methods and media
-    # types (konfig.methods), the database out of reach (a 503), single-entry writes.
+    # included), request id, access log and metrics, CORS, body cap, the database out of reach
+    # (a 503), single-entry writes, allowed methods and media types (konfig.methods: what the
+    # write path takes, JSON writes to a path it serves, is never theirs to refuse).
+    app.add_middleware(AllowedMethods, table=RouteTable(app))
     app.add_middleware(WritePathFirst)
     app.add_middleware(DatabaseOutageMiddleware, outages=app.state.outages)
-    app.add_middleware(AllowedMethods, table=RouteTable(app))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -14,7 +14,6 @@ from http import HTTPStatus
 from typing import Any, Literal
 
 from fastapi import FastAPI
-from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 API_PREFIX = "/api/v1/"
@@ -101,21 +100,6 @@ def errors_of(path: str, method: str, operation: dict[str, Any]) -> list[int]:
     return sorted(statuses)
 
 
-def document(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, with the errors declared (``app.openapi``; built once, then kept)."""
-    if app.openapi_schema is None:
-        spec = get_openapi(
-            title=app.title,
-            version=app.version,
-            summary=app.summary,
-            description=app.description,
-            routes=app.routes,
-        )
-        declare_errors(spec)
-        app.openapi_schema = spec
-    return app.openapi_schema
-
-
 def declare_errors(spec: dict[str, Any]) -> None:
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     shapes = ErrorResponse.model_json_schema(ref_template=_REF + "{model}")
@@ -143,4 +127,13 @@ def _is_fastapi_422(declared: dict[str, Any]) -> bool:
 
 
 def install(app: FastAPI) -> None:
-    app.openapi = lambda: document(app)  # type: ignore[method-assign]
+    """``app.openapi`` answers FastAPI's own document with the errors declared (built once,
+    then kept, as FastAPI keeps it)."""
+    build = app.openapi
+
+    def document() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            declare_errors(build())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = document  # type: ignore[method-assign]

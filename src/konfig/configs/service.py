@@ -97,9 +97,9 @@ async def get(
     key: str,
     reveal: bool = False,
 ) -> ConfigEntry:
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, reveal=reveal
+    )
     entry = await _entry(session, namespace.id, key)
     if entry is None:
         raise NotFound(f"no key {key} in namespace {namespace.name}")
@@ -117,9 +117,9 @@ async def list_page(
     limit: int,
     reveal: bool = False,
 ) -> tuple[list[ConfigEntry], str | None]:
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, reveal=reveal
+    )
     position = decode_cursor(cursor)
     query = (
         select(ConfigEntry)

@@ -12,7 +12,6 @@ then write and commit. Values pass through the columns' own SQLAlchemy processor
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
@@ -25,7 +24,7 @@ from konfig.audit.models import AuditEvent
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import detached
 from konfig.db.bulk import Plan, plan
-from konfig.db.session import bound_tenants
+from konfig.db.session import begin_bound
 from konfig.db.sqlite_driver import OneTripConnection, Statement
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
@@ -359,10 +358,6 @@ class SqliteStore:
 _KEYED_ONLY = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off"
 
 
-_BEGIN_BOUND = "BEGIN; SELECT set_config('konfig.tenant_id', '{}', true)"
-_TENANT_IDS = re.compile(r"[0-9a-f-]{36}(,[0-9a-f-]{36})*")
-
-
 class PostgresStore:
     """Straight to asyncpg, in a transaction of its own; the namespaces are locked in id order,
     so two replicas' batches never wait on each other in a circle. Its connection is the
@@ -387,10 +382,7 @@ class PostgresStore:
         # One round trip begins the transaction bound to its writers' tenants (row-level
         # security: the batch may touch their rows, no other's): the simple query protocol takes
         # both statements at once. The ids are UUIDs, checked to be nothing else.
-        tenants = bound_tenants(tenant_ids)
-        if not _TENANT_IDS.fullmatch(tenants):
-            raise ValueError(f"not tenant ids: {tenants!r}")
-        await self.connection.execute(_BEGIN_BOUND.format(tenants))
+        await self.connection.execute(begin_bound(tenant_ids))
         self._transaction = True
         found = await self.connection.fetch(
             f"SELECT {sql.namespace_columns} FROM namespaces "

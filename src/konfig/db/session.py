@@ -167,10 +167,12 @@ async def bind_tenant(session: AsyncSession, tenant_id: uuid.UUID | None) -> Non
 _UNBOUND = object()
 
 
-def bound_tenants(tenant_ids: Iterable[uuid.UUID]) -> str:
-    """``konfig.tenant_id`` for a transaction that writes for several tenants (the group
-    commit): the row-level security policy admits the rows of each, and of no other."""
-    return ",".join(sorted({str(tenant_id) for tenant_id in tenant_ids}))
+def begin_bound(tenant_ids: Iterable[uuid.UUID]) -> str:
+    """``BEGIN`` and ``konfig.tenant_id`` for a transaction that writes for several tenants (the
+    group commit), as one script: the row-level security policy admits the rows of each, and of
+    no other. Sent by the simple query protocol, so the ids are spelled in: UUIDs, nothing else."""
+    tenants = ",".join(sorted({str(uuid.UUID(str(tenant_id))) for tenant_id in tenant_ids}))
+    return f"BEGIN; SELECT set_config('konfig.tenant_id', '{tenants}', true)"
 
 
 @asynccontextmanager

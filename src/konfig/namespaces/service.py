@@ -26,9 +26,10 @@ async def get(
     principal: Principal,
     namespace_id: uuid.UUID,
     permission: Permission = "read",
+    reveal: bool = False,
 ) -> Namespace:
-    """A namespace of the caller's tenant that the caller may ``permission`` (403 otherwise);
-    another tenant's is simply not found."""
+    """A namespace of the caller's tenant that the caller may ``permission`` (and, asked to
+    ``reveal``, see the secrets of): 403 otherwise; another tenant's is simply not found."""
     principal.require(Role.viewer)
     namespace = await repository.get(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
@@ -36,6 +37,8 @@ async def get(
     if namespace is None:
         raise NotFound(f"no namespace {namespace_id}")
     check_allowed(principal, namespace, permission)
+    if reveal:
+        check_allowed(principal, namespace, "secrets")
     return namespace
 
 

@@ -119,9 +119,16 @@ async def namespace_entries(
 
 
 async def _readable(
-    session: AsyncSession, principal: Principal, namespace_id: uuid.UUID, revision: int | None
+    session: AsyncSession,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    revision: int | None,
+    *,
+    reveal: bool,
 ) -> tuple[Namespace, int]:
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, reveal=reveal
+    )
     revision = namespace.revision if revision is None else revision
     if revision > namespace.revision:
         raise ValidationFailed(
@@ -141,9 +148,7 @@ async def document(
     reveal: bool,
 ) -> tuple[list[dict[str, Any]], int]:
     """The namespace's entries in document shape, and the revision they are at (the ETag)."""
-    namespace, revision = await _readable(session, principal, namespace_id, None)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace, revision = await _readable(session, principal, namespace_id, None, reveal=reveal)
     found = await namespace_entries(
         session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
     )
@@ -181,9 +186,7 @@ async def export(
     revision: int | None,
 ) -> tuple[bytes, int]:
     """The namespace (now or at ``revision``) as a file, and the revision it shows."""
-    namespace, revision = await _readable(session, principal, namespace_id, revision)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace, revision = await _readable(session, principal, namespace_id, revision, reveal=reveal)
     found = await namespace_entries(
         session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
     )
@@ -406,10 +409,12 @@ async def put_document(
     """Replace every entry of the namespace with the document's, in one revision."""
     principal.require(Role.editor)
     found = await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, permission="write"
+        session,
+        principal=principal,
+        namespace_id=namespace_id,
+        permission="write",
+        reveal=reveal,
     )
-    if reveal:
-        namespaces.check_allowed(principal, found, "secrets")
     parsed = await load_document(body, formats.structured_format(content_type))
     namespace = await _writable(session, found, dry_run=dry_run, if_match=if_match)
     return await apply(
@@ -444,10 +449,12 @@ async def import_file(
     """Import a yaml, json, env or properties file: merge into the namespace or replace it."""
     principal.require(Role.editor)
     found = await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, permission="write"
+        session,
+        principal=principal,
+        namespace_id=namespace_id,
+        permission="write",
+        reveal=reveal,
     )
-    if reveal:
-        namespaces.check_allowed(principal, found, "secrets")
     if kind is None and formats.media_type(content_type) == "text/plain":
         # A media type the import reads, but which of its formats? The parameter is missing.
         raise ValidationFailed(

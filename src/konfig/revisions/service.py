@@ -267,9 +267,9 @@ async def history(
     limit: int,
 ) -> Page[EntryVersionRead]:
     """Every version of one key, newest first; deletions included."""
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, reveal=reveal
+    )
     position = _before(cursor)
     versions = await repository.key_versions(
         session,
@@ -373,9 +373,9 @@ async def snapshot(
     reveal: bool,
 ) -> SnapshotRead:
     """The whole namespace exactly as it was at ``revision`` (0: before its first change)."""
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, reveal=reveal
+    )
     _check_revision(namespace, revision)
     record = await repository.get_revision(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, revision=revision
@@ -432,9 +432,9 @@ async def diff(
     reveal: bool,
 ) -> DiffRead:
     """What changed from one revision to another: only keys written in between are read."""
-    namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
+    namespace = await namespaces.get(
+        session, principal=principal, namespace_id=namespace_id, reveal=reveal
+    )
     to_revision = namespace.revision if to_revision is None else to_revision
     _check_revision(namespace, from_revision)
     _check_revision(namespace, to_revision)
@@ -566,10 +566,12 @@ async def rollback(
     """One new revision restoring the namespace as it was at ``payload.revision``."""
     principal.require(Role.editor)
     namespace = await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, permission="write"
+        session,
+        principal=principal,
+        namespace_id=namespace_id,
+        permission="write",
+        reveal=reveal,
     )
-    if reveal:
-        namespaces.check_allowed(principal, namespace, "secrets")
     if not dry_run:
         namespace = await lock_namespace(
             session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
