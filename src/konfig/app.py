@@ -207,3 +207,4 @@ def _meter_read_path(app: FastAPI, delivery: Delivery) -> None:
 
     delivery.read_path.count = count
     delivery.read_path.limit = limit
+    app.state.metrics.active_watchers.set_function(lambda: delivery.read_path.waiting)

@@ -117,6 +117,7 @@ class ReadPath:
         self.cache = delivery.cache
         self.tokens = delivery.tokens
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
+        self.waiting = 0  # long polls and event streams waiting for a change right now
         # What the app's middleware would do, were the read path not answered ahead of it:
         # ``count(status)`` per answer (a metric: keep it to a counter increment), and
         # ``limit(actor)`` per authenticated request (raise ``RateLimited`` to refuse).
@@ -290,9 +291,11 @@ class ReadPath:
         timer = None
         if seconds is not None:
             timer = asyncio.get_running_loop().call_later(seconds, settle, waiter, "timeout")
+        self.waiting += 1
         try:
             return await waiter
         finally:
+            self.waiting -= 1
             if timer is not None:
                 timer.cancel()
             self.cache.unwatch(resolved, waiter)
