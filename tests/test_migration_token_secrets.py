@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 from konfig.db.engine import make_engine
 from konfig.db.migrate import upgrade
 from tests.conftest import create_pg_database, drop_pg_database
-from tests.test_migrations import drop_mariadb, mariadb_database
+from tests.support.mariadb import drop_mariadb, mariadb_database
 
 _tenants = sa.table(
     "tenants",

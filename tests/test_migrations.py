@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import httpx
@@ -22,14 +21,13 @@ from konfig.db.engine import make_engine
 from konfig.db.migrate import head_revision, upgrade
 from konfig.db.models import Base
 from tests.conftest import (
-    MARIADB_URL,
     PASSWORD,
     Backend,
     create_pg_database,
     drop_pg_database,
     make_settings,
-    service_missing,
 )
+from tests.support.mariadb import drop_mariadb, mariadb_database
 
 
 async def schema_drift(url: str) -> list[object]:
@@ -47,34 +45,6 @@ async def schema_drift(url: str) -> list[object]:
 
 async def test_migrations_match_the_models(backend: Backend) -> None:
     assert await schema_drift(backend.url) == []
-
-
-async def mariadb_database() -> tuple[str, str]:
-    import aiomysql
-
-    name = f"konfig_test_{uuid.uuid4().hex[:8]}"
-    host_part = MARIADB_URL.split("://", 1)[1].rsplit("/", 1)[0]
-    try:
-        conn = await aiomysql.connect(
-            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
-        )
-    except Exception as exc:  # aiomysql raises OperationalError wrapped in several ways
-        service_missing("MariaDB at 127.0.0.1:3306", exc)
-    async with conn.cursor() as cur:
-        await cur.execute(
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    conn.close()
-    return name, f"mysql+aiomysql://{host_part}/{name}"
-
-
-async def drop_mariadb(name: str) -> None:
-    import aiomysql
-
-    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-    async with conn.cursor() as cur:
-        await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
 
 
 @pytest.mark.mariadb

@@ -19,8 +19,8 @@ from fastapi.responses import StreamingResponse
 
 from konfig.app import create_app
 from konfig.ops.server import GracefulServer
-from tests.apps import free_port, konfig_serve
 from tests.conftest import PASSWORD, Backend, assert_error, make_settings, wipe
+from tests.support.apps import free_port, konfig_serve
 
 
 @pytest.fixture
