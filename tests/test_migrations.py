@@ -20,7 +20,7 @@ from sqlalchemy.pool import NullPool
 from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.migrate import head_revision, upgrade
-from konfig.db.models import Base
+from konfig.models import metadata
 from tests.conftest import (
     MARIADB_URL,
     PASSWORD,
@@ -38,7 +38,7 @@ async def schema_drift(url: str) -> list[object]:
         async with engine.connect() as conn:
             return await conn.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
                 )
             )
     finally:

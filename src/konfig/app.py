@@ -24,7 +24,6 @@ from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePathFirst
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
-from konfig.db.models import Base
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
@@ -38,6 +37,7 @@ from konfig.middleware import (
     DatabaseOutageMiddleware,
     RequestContextMiddleware,
 )
+from konfig.models import metadata
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
 from konfig.ops.router import router as ops_router
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.resolved_database_url)
         try:
-            tables = sorted(tenant_owned(Base.metadata))
+            tables = sorted(tenant_owned(metadata))
             await check_role(engine, tables, production=settings.is_production)
         except BaseException:
             await engine.dispose()
