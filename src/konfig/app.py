@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
+from konfig.audit.refusals import denial_trace
 from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
@@ -144,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.backup_status.listeners.append(app.state.metrics.backup_event)
     # Called with the list of other changes (``konfig.db.session.record_change``) likewise.
     app.state.change_hooks = []
+    # What a refused request leaves behind once its work is rolled back: a denial's audit row.
+    app.state.refusal_traces = [denial_trace]
 
     install_error_handlers(app)
     openapi.install(app)
