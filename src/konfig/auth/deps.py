@@ -17,7 +17,8 @@ from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
-from konfig.ratelimit import READ_PATH_PREFIX, RateLimits
+from konfig.paths import READ_PATH_PREFIX
+from konfig.ratelimit import RateLimits
 from konfig.security.jwt import InvalidToken, TokenSigner
 from konfig.tokens import codec
 from konfig.tokens.cache import TokenCache

@@ -17,13 +17,14 @@ import socket
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
+
+from konfig.dispatch import Dispatcher
 
 log = logging.getLogger("konfig.server")
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, app: FastAPI, drain_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, *, app: Dispatcher, drain_seconds: float) -> None:
         super().__init__(config)
         self.app = app
         self.drain_seconds = drain_seconds
@@ -74,14 +75,14 @@ class GracefulServer(uvicorn.Server):
             log.info("%s: finishing in-flight requests, then exiting", name)
 
 
-def run(app: FastAPI, config: uvicorn.Config, *, drain_seconds: float) -> bool:
+def run(app: Dispatcher, config: uvicorn.Config, *, drain_seconds: float) -> bool:
     """Serve until a signal stops the server; False if it never started."""
     server = GracefulServer(config, app=app, drain_seconds=drain_seconds)
     server.run()
     return server.started
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> Dispatcher:
     """The app of one ``konfig serve --workers N`` process, which configures its own logging."""
     from konfig.app import create_app
     from konfig.logs import configure_logging
