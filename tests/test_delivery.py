@@ -9,6 +9,7 @@ import httpx
 import pytest
 import yaml
 
+from konfig.state import app_state
 from tests.conftest import Account, add_user, assert_error
 from tests.readpath_helpers import (
     bearer,
@@ -400,7 +401,7 @@ async def test_the_read_path_keeps_request_ids_and_the_error_shape(
     async def broken(*_: Any) -> None:
         raise RuntimeError("secret-value leaked?")
 
-    cache = app.state.delivery.cache
+    cache = app_state(app).delivery.cache
     cache.tenants.clear()
     cache.load_many = broken
     failed = await client.get("/api/v1/config/ids", headers={**token, "X-Request-ID": "r-500"})
@@ -450,7 +451,7 @@ async def test_the_read_path_offers_hooks_for_metrics_and_rate_limits(
         if len(actors) > 2:
             raise RateLimited("slow down", headers={"Retry-After": "1"})
 
-    read_path = app.state.delivery.read_path
+    read_path = app_state(app).delivery.read_path
     read_path.count = counted.append
     read_path.limit = limit
     assert (await client.get("/api/v1/config/hooked", headers=token)).status_code == 200

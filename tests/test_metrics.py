@@ -10,6 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from konfig.app import create_app
 from konfig.metrics import Metrics
 from konfig.settings import Settings
+from konfig.state import app_state
 from tests.conftest import Account, make_settings
 
 
@@ -81,7 +82,7 @@ async def test_every_feature_metric_is_exported(client: httpx.AsyncClient) -> No
 def test_metrics_are_per_app_and_move(tmp_path: Path) -> None:
     settings: Settings = make_settings("sqlite+aiosqlite:///unused.db", tmp_path)
     first, second = create_app(settings), create_app(settings)  # no duplicated timeseries
-    assert first.state.metrics.registry is not second.state.metrics.registry
+    assert app_state(first).metrics.registry is not app_state(second).metrics.registry
 
     metrics = Metrics()
     metrics.config_reads.inc()

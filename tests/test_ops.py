@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from konfig.state import app_state
+
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
@@ -37,7 +39,7 @@ async def test_ready_follows_the_schema(client: httpx.AsyncClient, app: object) 
 
     from konfig.db.migrate import head_revision
 
-    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+    sessionmaker = app_state(app).sessionmaker
 
     async def set_version(version: str) -> None:
         async with sessionmaker() as session, session.begin():

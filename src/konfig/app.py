@@ -49,6 +49,7 @@ from konfig.revisions.writer import write_policy
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.state import AppState, attach
 from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
 from konfig.web.routes import mount_ui
@@ -71,37 +72,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except BaseException:
             await engine.dispose()
             raise
-        app.state.engine = engine
-        # Sessions bound to it begin their transactions as writers (SQLite: BEGIN IMMEDIATE).
-        app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.entry_writer = EntryWriter(engine, app.state.write_policy, app.state.commit_hooks)
-        app.state.rate_limits = RateLimits(settings, app.state.metrics)
-        app.state.shutting_down = False
-        # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
-        # to end cleanly while the server drains.
-        app.state.shutdown_event = asyncio.Event()
+        state.engine = engine
+        state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        state.sessionmaker = make_sessionmaker(engine)
+        state.entry_writer = EntryWriter(engine, state.write_policy, state.commit_hooks)
+        state.rate_limits = RateLimits(settings, state.metrics)
+        state.shutting_down = False
+        state.shutdown_event = asyncio.Event()
         scheduler = BackupScheduler(
-            backups=app.state.backups,
-            sessionmaker=app.state.sessionmaker,
+            backups=state.backups,
+            sessionmaker=state.sessionmaker,
             debounce=settings.backup_debounce_seconds,
             interval=settings.backup_interval,
         )
-        app.state.backup_scheduler = scheduler
-        app.state.commit_hooks.append(scheduler.on_commit)
+        state.backup_scheduler = scheduler
+        state.commit_hooks.append(scheduler.on_commit)
         scheduler.start()
         if settings.mirror_dir is not None:
-            mirror = Mirror(settings.mirror_dir, app.state.sessionmaker, app.state.write_policy)
-            app.state.commit_hooks.append(mirror)
+            state.commit_hooks.append(
+                Mirror(settings.mirror_dir, state.sessionmaker, state.write_policy)
+            )
         await delivery.start()
         try:
             yield
         finally:
-            app.state.shutting_down = True
-            app.state.shutdown_event.set()
-            await app.state.entry_writer.close()  # the writes already queued go in first
-            await app.state.rate_limits.close()
-            app.state.commit_hooks.remove(scheduler.on_commit)
+            state.shutting_down = True
+            state.shutdown_event.set()
+            await state.entry_writer.close()  # the writes already queued go in first
+            await state.rate_limits.close()
+            state.commit_hooks.remove(scheduler.on_commit)
             await scheduler.close()  # takes the pending automatic backups first
             await delivery.stop()
             await engine.dispose()
@@ -118,32 +117,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    app.state.settings = settings
-    app.state.metrics = Metrics()
-    app.state.outages = OutageLog()  # the database out of reach: one log line per kind a minute
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
-    app.state.signer = signer
-    app.state.token_policy = TokenPolicy(
+    policy = write_policy(settings)
+    state = AppState(
+        settings=settings,
+        metrics=Metrics(),
+        outages=OutageLog(),
         signer=signer,
-        access_lifetime=timedelta(minutes=settings.access_token_minutes),
-        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        token_policy=TokenPolicy(
+            signer=signer,
+            access_lifetime=timedelta(minutes=settings.access_token_minutes),
+            refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        ),
+        write_policy=policy,
+        backups=Backups(
+            store=BackupStore(settings.data_dir / "backups"),
+            policy=policy,
+            keep=settings.backup_keep,
+        ),
     )
-
-    app.state.write_policy = write_policy(settings)
-    app.state.keyring = app.state.write_policy.keyring
-
-    # Called with the list of ``Committed`` revisions after each transaction that wrote some.
-    app.state.commit_hooks = []
-    app.state.backups = Backups(
-        store=BackupStore(settings.data_dir / "backups"),
-        policy=app.state.write_policy,
-        keep=settings.backup_keep,
-    )
-    # Per tenant: last success, failures (for /metrics; see konfig.backups.status).
-    app.state.backup_status = app.state.backups.status
-    app.state.backup_status.listeners.append(app.state.metrics.backup_event)
-    # Called with the list of other changes (``konfig.db.session.record_change``) likewise.
-    app.state.change_hooks = []
+    state.backups.status.listeners.append(state.metrics.backup_event)
+    attach(app, state)
 
     install_error_handlers(app)
     openapi.install(app)
@@ -161,10 +155,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(read_path_router)
     app.include_router(api)
     app.include_router(ops_router)
-    delivery = Delivery(app, settings, app.state.keyring)
+    delivery = Delivery(app, settings, policy.keyring)
     mount_ui(app, delivery)
     delivery.install()
-    _meter_read_path(app, delivery)
+    _meter_read_path(state, delivery)
 
     # Added innermost first. From the outside: security headers (on every answer, the 500s
     # included), request id, access log and metrics, CORS, body cap, the database out of reach
@@ -172,7 +166,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # write path takes, JSON writes to a path it serves, is never theirs to refuse).
     app.add_middleware(AllowedMethods, table=RouteTable(app))
     app.add_middleware(WritePathFirst)
-    app.add_middleware(DatabaseOutageMiddleware, outages=app.state.outages)
+    app.add_middleware(DatabaseOutageMiddleware, outages=state.outages)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -182,7 +176,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["ETag", "X-Request-ID"],
         )
-    app.add_middleware(AccessMiddleware, metrics=app.state.metrics)
+    app.add_middleware(AccessMiddleware, metrics=state.metrics)
     app.add_middleware(RequestContextMiddleware)
     app.add_middleware(
         SecurityHeadersMiddleware,
@@ -192,18 +186,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _meter_read_path(app: FastAPI, delivery: Delivery) -> None:
+def _meter_read_path(state: AppState, delivery: Delivery) -> None:
     """The read path answers ahead of the middleware: give it the metrics and rate limit."""
     by_status: dict[int, Any] = {}
 
     def count(status: int) -> None:
         counter = by_status.get(status)
         if counter is None:
-            counter = by_status[status] = app.state.metrics.read_path_requests.labels(str(status))
+            counter = by_status[status] = state.metrics.read_path_requests.labels(str(status))
         counter.inc()
 
     async def limit(actor: str) -> None:
-        await app.state.rate_limits.check_principal(actor=actor, read=True)
+        await state.rate_limits.check_principal(actor=actor, read=True)
 
     delivery.read_path.count = count
     delivery.read_path.limit = limit

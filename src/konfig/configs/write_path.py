@@ -43,6 +43,7 @@ from konfig.input_guard import (
     load_json,
     nests_deeper,
 )
+from konfig.state import AppState, app_state
 
 PREFIX = "/api/v1/namespaces/"
 # The canonical form of a UUID only: any other spelling is FastAPI's to judge.
@@ -143,7 +144,7 @@ def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
     return uuid.UUID(found.group(1)), key
 
 
-def _parse(state: Any, method: str, body: bytes) -> Any:
+def _parse(state: AppState, method: str, body: bytes) -> Any:
     """The body as its schema reads it, or None when it does not (FastAPI then says why).
 
     Its depth is measured before anything parses it, and its text checked after
@@ -201,7 +202,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 async def _apply(scope: Scope, write: _Write) -> tuple[int, Any] | None:
     """The write's status and entry; None when its body is FastAPI's to judge. The caller is
     authenticated before its body is parsed."""
-    state = scope["app"].state
+    state = app_state(scope["app"])
     token = bearer_token(write.header(b"authorization"))
     known = None if token is None else known_principal(state, token)
     if known is None:  # a token the caches do not know yet (or none): read it in a session
@@ -218,7 +219,7 @@ async def _apply(scope: Scope, write: _Write) -> tuple[int, Any] | None:
 
 
 async def _perform(
-    state: Any, session: AsyncSession | None, principal: Principal, write: _Write
+    state: AppState, session: AsyncSession | None, principal: Principal, write: _Write
 ) -> tuple[int, Any] | None:
     writer = state.entry_writer
     message = _message(write)

@@ -18,6 +18,7 @@ from konfig.auth.deps import oauth2_scheme
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.http import MAX_WAIT
 from konfig.input_guard import GuardedRoute
+from konfig.state import state_of
 
 api_token = HTTPBearer(
     auto_error=False,
@@ -63,7 +64,7 @@ class _Delegate(Response):
 
 
 def _read_path(request: Request) -> ReadPath:
-    return request.app.state.delivery.read_path  # type: ignore[no-any-return]
+    return state_of(request).delivery.read_path
 
 
 NamePath = Annotated[

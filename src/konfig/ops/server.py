@@ -1,6 +1,6 @@
 """uvicorn with Konfig's graceful shutdown.
 
-On SIGTERM: ``/ready`` answers 503 at once and ``app.state.shutdown_event`` is set, so
+On SIGTERM: ``/ready`` answers 503 at once and the app's ``shutdown_event`` is set, so
 long-lived streams can end cleanly; the server keeps serving for ``drain_seconds`` while load
 balancers notice; then it stops accepting, lets in-flight requests finish and exits, all within
 ``KONFIG_SHUTDOWN_GRACE_SECONDS`` (uvicorn cancels what is still running once the rest of the
@@ -18,6 +18,8 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+
+from konfig.state import app_state
 
 log = logging.getLogger("konfig.server")
 
@@ -53,7 +55,7 @@ class GracefulServer(uvicorn.Server):
             and not self._draining
             and not self.should_exit
         )
-        self.app.state.shutting_down = True
+        app_state(self.app).shutting_down = True
         loop.call_soon_threadsafe(self._begin_shutdown, sig, drain)
         if drain:
             self._draining = True
@@ -61,9 +63,7 @@ class GracefulServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
     def _begin_shutdown(self, sig: int, drain: bool) -> None:
-        event: asyncio.Event | None = getattr(self.app.state, "shutdown_event", None)
-        if event is not None:
-            event.set()
+        app_state(self.app).shutdown_event.set()
         name = signal.Signals(sig).name
         if drain:
             log.info("%s: /ready answers 503; draining for %ss", name, self.drain_seconds)
