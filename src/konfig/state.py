@@ -1,13 +1,14 @@
-"""What the app shares, typed: one ``AppState`` per app, kept on ``app.state.konfig``.
+"""What the app shares, typed: one ``AppState`` per app, an attribute of the app itself.
 
 ``create_app`` makes it with what exists from the start (settings, keys, policies, hooks), its
 wiring adds the delivery layer and the UI, and the lifespan adds what it starts (the engine, the
 sessions, the group commit, the rate limits, the backup scheduler), anew each time it starts.
 Reading one of those before it is made raises an ``AttributeError`` that says so.
 
-Readers get it with ``state_of(request)`` (or ``app_state(app)``) once and then read plain
-attributes: slots, so each read costs less than one of Starlette's ``State``, which answers every
-read through ``__getattr__``. The read path holds it from the start (``Delivery.state``).
+Readers get it with ``state_of(request)`` (or ``app_state(app)``) and read plain attributes.
+Neither step goes through Starlette's ``State`` (``app.state``, left empty): it answers every
+read through ``__getattr__`` after a failed lookup, at tens of times the cost of a slot. The
+read path holds the state from the start (``Delivery.state``).
 
 The feature types are named for mypy only: this module imports no feature, so any module may
 import it without a cycle.
@@ -100,18 +101,22 @@ _MADE_BY_LIFESPAN = frozenset(
 _LATER = _MADE_BY_LIFESPAN | {"delivery", "token_cache", "login_cache", "ui"}
 
 
+# The app's attribute that holds it (``konfig.db.session.get_session`` reads it by this name).
+ATTRIBUTE = "konfig_state"
+
+
 def attach(app: Starlette, state: AppState) -> None:
-    """Make ``state`` the app's: the only thing kept on ``app.state``."""
-    app.state.konfig = state
+    """Make ``state`` the app's."""
+    setattr(app, ATTRIBUTE, state)
 
 
 def app_state(app: Starlette) -> AppState:
     """The app's ``AppState``."""
-    state: AppState = app.state.konfig
+    state: AppState = getattr(app, ATTRIBUTE)
     return state
 
 
 def state_of(connection: HTTPConnection) -> AppState:
     """The ``AppState`` of the app answering this request (or WebSocket)."""
-    state: AppState = connection.app.state.konfig
+    state: AppState = getattr(connection.app, ATTRIBUTE)
     return state

@@ -68,7 +68,7 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # reader that lost a race to a writer).
     reveal = request.query_params.get("reveal", "")
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
-    state: Transactions = request.app.state.konfig  # konfig.state.state_of, without the import
+    state: Transactions = request.app.konfig_state  # konfig.state.state_of, without its import
     async with request_session(state, write=write) as session:
         yield session
         if request.scope.get(REFUSED):
