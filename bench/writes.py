@@ -47,7 +47,6 @@ from konfig.db.session import open_session
 from konfig.logs import configure_logging
 from konfig.revisions.writer import EntryDraft, commit_changes
 from konfig.settings import Settings
-from konfig.state import app_state
 
 PG_ADMIN_URL = os.environ.get(
     "KONFIG_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -179,7 +178,7 @@ async def timed(label: str, call: Any, repeat: int = 1) -> Any:
 
 async def seed_revisions(app: Any, tenant_id: uuid.UUID, ns: str, revisions: int) -> float:
     """``revisions`` single-key commits through the writer, committed every 1,000."""
-    policy, sessionmaker = app_state(app).write_policy, app_state(app).sessionmaker
+    policy, sessionmaker = app.state.write_policy, app.state.sessionmaker
     started = time.perf_counter()
     done = 0
     while done < revisions:

@@ -28,7 +28,6 @@ from konfig.db.migrate import upgrade
 from konfig.db.models import Base
 from konfig.db.roles import Roles, create_roles
 from konfig.settings import Settings
-from konfig.state import app_state
 
 PG_ADMIN_URL = os.environ.get("KONFIG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MARIADB_URL = os.environ.get("KONFIG_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
@@ -137,7 +136,7 @@ async def backstage(app: Any) -> AsyncIterator[AsyncSession]:
     """A transaction of the test's own behind the app's back, committed when the block ends: on
     PostgreSQL as a superuser (the app role may not create triggers, and row-level security
     shows it one tenant at most)."""
-    url = app_state(app).settings.resolved_database_url
+    url = app.state.settings.resolved_database_url
     engine = make_engine(_ADMIN_URLS.get(url, url), poolclass=NullPool)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():

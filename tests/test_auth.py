@@ -11,7 +11,6 @@ import jwt
 import orjson
 
 from konfig.db.session import bind_tenant
-from konfig.state import app_state
 from tests.conftest import PASSWORD, Account, add_user, assert_error, login, register
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -269,7 +268,7 @@ async def test_bcrypt_hashes_are_accepted_and_upgraded(
     from konfig.users.models import User
 
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    sessionmaker = app_state(app).sessionmaker
+    sessionmaker = app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
         await bind_tenant(session, uuid.UUID(owner.tenant_id))
         await session.execute(

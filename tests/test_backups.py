@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from konfig.app import create_app
 from konfig.revisions.models import EntryVersion, Revision
-from konfig.state import app_state
 from tests.conftest import Account, Backend, add_user, assert_error, backstage, make_settings
 
 SECRET = "s3cr3t-ZEBRA-4471"
@@ -62,7 +61,7 @@ SEED: dict[str, dict[str, Any]] = {
 
 
 def backups_dir(app: Any, tenant: str = "acme") -> Path:
-    return Path(app_state(app).settings.data_dir) / "backups" / tenant
+    return Path(app.state.settings.data_dir) / "backups" / tenant
 
 
 async def seed(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
@@ -478,7 +477,7 @@ async def test_a_failed_backup_is_an_error_and_is_counted(
     failed = await client.post("/api/v1/backups", headers=owner.headers)
     error = assert_error(failed, 500, "INTERNAL")
     assert "could not be written" in error["message"] and "in the way" not in error["message"]
-    status = app_state(app).backups.status
+    status = app.state.backups.status
     assert status.tenants["acme"].failures == 1 and status.failures == 1
     assert status.tenants["acme"].last_success_at is None
 

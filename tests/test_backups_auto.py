@@ -13,7 +13,6 @@ import yaml
 from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
-from konfig.state import app_state
 from tests.conftest import Backend, make_settings, register, wipe
 from tests.test_backups import backups_dir, content, restore, seed, take_backup
 
@@ -65,7 +64,7 @@ async def test_a_burst_of_writes_makes_one_backup_after_the_quiet_period(
     ):
         owner = await register(client, "acme")
         ids = await seed(client, owner)
-        scheduler = app_state(app).backup_scheduler
+        scheduler = app.state.backup_scheduler
         await eventually(lambda: not scheduler.pending)
         assert len(files(app)) == 1  # the seeding was one burst too
 
@@ -83,7 +82,7 @@ async def test_a_burst_of_writes_makes_one_backup_after_the_quiet_period(
         assert all(
             not (ns["added"] or ns["removed"] or ns["changed"]) for ns in dry.json()["namespaces"]
         )
-        assert app_state(app).backups.status.tenants["acme"].successes == 2
+        assert app.state.backups.status.tenants["acme"].successes == 2
 
         # A later change makes a later backup.
         await client.put(f"{configs}/burst", headers=owner.headers, json={"value": "later"})
@@ -98,7 +97,7 @@ async def test_pending_backups_are_taken_at_shutdown(backend: Backend, tmp_path:
         owner = await register(client, "acme")
         await seed(client, owner)
         before = await content(client, owner)
-        assert files(app) == [] and app_state(app).backup_scheduler.pending
+        assert files(app) == [] and app.state.backup_scheduler.pending
         stopped = app
     made = files(stopped)
     assert len(made) == 1 and trigger(made[0]) == "auto"
@@ -133,7 +132,7 @@ async def test_scheduled_backups_run_for_tenants_with_namespaces(
         await eventually(lambda: len(files(app)) >= 2)
         assert {trigger(p) for p in files(app)} == {"scheduled"}
         assert files(app, "globex") == []
-        assert app_state(app).backups.status.tenants["acme"].last_success_at is not None
+        assert app.state.backups.status.tenants["acme"].last_success_at is not None
 
 
 async def test_no_automatic_backups_when_switched_off(backend: Backend, tmp_path: Path) -> None:
@@ -143,6 +142,6 @@ async def test_no_automatic_backups_when_switched_off(backend: Backend, tmp_path
     ):
         owner = await register(client, "acme")
         await seed(client, owner)
-        assert not app_state(app).backup_scheduler.pending
+        assert not app.state.backup_scheduler.pending
         keep = app
     assert files(keep) == []

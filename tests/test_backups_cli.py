@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-from konfig.state import app_state
 from tests.conftest import Account, Backend
 from tests.test_backups import SECRET, backups_dir, content, seed, wreck
 
@@ -21,7 +20,7 @@ async def konfig(app: Any, backend: Backend, *args: str) -> subprocess.Completed
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
     env |= {
         "KONFIG_DATABASE_URL": backend.url,
-        "KONFIG_DATA_DIR": str(app_state(app).settings.data_dir),
+        "KONFIG_DATA_DIR": str(app.state.settings.data_dir),
     }
     return await asyncio.to_thread(
         subprocess.run,

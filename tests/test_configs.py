@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 
 from konfig.configs.models import ConfigEntry
 from konfig.db.session import across_tenants, bind_tenant
-from konfig.state import app_state
 from tests.conftest import Account, add_user, assert_error
 from tests.test_namespaces import make_ns
 
@@ -382,7 +381,7 @@ async def test_keys_per_namespace_limit(
 ) -> None:
     from dataclasses import replace
 
-    state = app_state(app)
+    state = app.state
     policy = replace(state.write_policy, max_keys=2)
     state.write_policy = state.entry_writer.policy = policy
     for key in ("a", "b"):
@@ -447,7 +446,7 @@ async def _dump_database(app: Any) -> bytes:
     from konfig.db.models import Base
 
     chunks: list[bytes] = []
-    async with app_state(app).sessionmaker() as session, across_tenants(session, "test: every row"):
+    async with app.state.sessionmaker() as session, across_tenants(session, "test: every row"):
         for table in Base.metadata.sorted_tables:
             for row in (await session.execute(text(f"SELECT * FROM {table.name}"))).all():
                 for cell in row:
@@ -460,7 +459,7 @@ async def test_a_ciphertext_moved_to_another_row_fails_to_decrypt(
 ) -> None:
     for key, value in (("alpha", "first-value"), ("beta", "second-value")):
         await client.post(configs(ns), headers=owner.headers, json={"key": key, "value": value})
-    async with app_state(app).sessionmaker() as session, session.begin():
+    async with app.state.sessionmaker() as session, session.begin():
         await bind_tenant(session, uuid.UUID(owner.tenant_id))
         rows = {
             e.key: e.value_ciphertext

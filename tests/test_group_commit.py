@@ -18,7 +18,6 @@ from sqlalchemy.pool import NullPool
 from konfig.db.engine import make_engine
 from konfig.db.session import bind_tenant, open_session
 from konfig.revisions.writer import lock_namespace
-from konfig.state import app_state
 from tests.conftest import Account, add_user, assert_error, register
 from tests.revisions_helpers import API, new_namespace, snapshot
 
@@ -28,7 +27,7 @@ async def held(app: Any, owner: Account, namespace_id: str) -> AsyncIterator[Non
     """Hold the namespace in a transaction of our own until the block ends."""
     import uuid
 
-    session = await open_session(app_state(app).sessionmaker, write=True)
+    session = await open_session(app.state.sessionmaker, write=True)
     try:
         await bind_tenant(session, uuid.UUID(owner.tenant_id))
         await lock_namespace(
@@ -67,7 +66,7 @@ async def test_writes_sent_together_commit_together_each_with_its_revision(
     client: httpx.AsyncClient, owner: Account, app: Any
 ) -> None:
     ns = await new_namespace(client, owner)
-    writer = app_state(app).entry_writer
+    writer = app.state.entry_writer
     first = await client.put(entry(ns, "a"), headers=owner.headers, json={"value": "a0"})
     assert first.status_code == 201
     before = writer.batches
@@ -79,7 +78,7 @@ async def test_writes_sent_together_commit_together_each_with_its_revision(
                 client.put(entry(ns, "a"), headers=owner.headers, json={"value": "a1"})
             )
         ]
-        await taken_up(app_state(app).entry_writer)
+        await taken_up(app.state.entry_writer)
         sends = [
             client.put(entry(ns, "a"), headers=owner.headers, json={"value": "a2"}),
             client.put(entry(ns, "b"), headers=owner.headers, json={"value": "b1"}),
@@ -147,7 +146,7 @@ async def test_a_refused_write_leaves_its_batch_alone(
     other = await register(client, "globex")
     foreign = await new_namespace(client, other, "foreign")
     viewer = await add_user(client, owner, "viewer@acme.example.com", "viewer")
-    writer = app_state(app).entry_writer
+    writer = app.state.entry_writer
     await client.put(
         entry(ns, "kept"), headers=owner.headers, json={"value": 1, "value_type": "number"}
     )
@@ -159,7 +158,7 @@ async def test_a_refused_write_leaves_its_batch_alone(
                 client.put(entry(ns, "x"), headers=owner.headers, json={"value": "x"})
             )
         ]
-        await taken_up(app_state(app).entry_writer)
+        await taken_up(app.state.entry_writer)
         sends = [
             client.put(entry(ns, "y"), headers=owner.headers, json={"value": "y"}),
             # Stale If-Match: 412. The key already exists: 409. Another tenant's: 404.
@@ -231,7 +230,7 @@ async def test_a_write_the_database_refuses_fails_alone(
     client: httpx.AsyncClient, owner: Account, app: Any, backend: Any
 ) -> None:
     ns = await new_namespace(client, owner)
-    writer = app_state(app).entry_writer
+    writer = app.state.entry_writer
     superuser = make_engine(backend.superuser_url, poolclass=NullPool)  # makes a trigger
     async with superuser.begin() as connection:
         for statement in POISON[backend.name]:
@@ -247,7 +246,7 @@ async def test_a_write_the_database_refuses_fails_alone(
                     )
                 )
             ]
-            await taken_up(app_state(app).entry_writer)
+            await taken_up(app.state.entry_writer)
             tasks += [
                 asyncio.create_task(
                     client.put(entry(ns, key), headers=owner.headers, json={"value": key})
@@ -279,7 +278,7 @@ async def test_many_writers_on_many_namespaces_lose_nothing(
     spaces = [await new_namespace(client, owner, f"svc{n}/prod") for n in range(4)]
     other = await register(client, "globex")
     theirs = await new_namespace(client, other, "theirs")
-    writer = app_state(app).entry_writer
+    writer = app.state.entry_writer
     before = writer.batches
 
     async def write(n: int) -> httpx.Response:

@@ -23,7 +23,6 @@ from konfig.db.migrate import upgrade
 from konfig.delivery import resolve
 from konfig.delivery.wiring import Delivery
 from konfig.security.crypto import new_key_line
-from konfig.state import app_state
 from tests.apps import client_of, running
 from tests.conftest import Account, Backend, make_settings, register
 from tests.readpath_helpers import bearer, make_namespace, make_token, read, set_entry
@@ -134,7 +133,7 @@ async def test_a_resolution_reads_one_snapshot(
 
     monkeypatch.setattr(resolve, "load_many", isolation)
     async with running(make_settings(backend.url, tmp_path)) as app:
-        delivery: Delivery = app_state(app).delivery
+        delivery: Delivery = app.state.delivery
         await delivery._load_many(uuid.uuid4(), ["anything"])
     expected = "repeatable read" if backend.name == "postgres" else "one read transaction"
     assert seen == [expected]

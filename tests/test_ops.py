@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import httpx
 
-from konfig.state import app_state
-
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
@@ -39,7 +37,7 @@ async def test_ready_follows_the_schema(client: httpx.AsyncClient, app: object) 
 
     from konfig.db.migrate import head_revision
 
-    sessionmaker = app_state(app).sessionmaker
+    sessionmaker = app.state.sessionmaker
 
     async def set_version(version: str) -> None:
         async with sessionmaker() as session, session.begin():

@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 
-from konfig.state import app_state
 from tests.conftest import PASSWORD, Account, add_user, assert_error, login
 from tests.readpath_helpers import make_namespace, set_entry
 from tests.test_group_commit import held, queued, taken_up
@@ -113,7 +112,7 @@ async def test_one_group_commit_writes_for_several_tenants_each_in_its_own(
     batched together both commit, each into its own tenant's namespace."""
     ours = await make_namespace(client, owner, "payments")
     theirs = await make_namespace(client, other_tenant, "payments")
-    writer = app_state(app).entry_writer
+    writer = app.state.entry_writer
     for account, namespace in ((owner, ours), (other_tenant, theirs)):  # principals now cached
         await set_entry(client, account, namespace, "warm", "up")
     before = writer.batches

@@ -45,7 +45,7 @@ def add_stream(app: object) -> None:
 
         return StreamingResponse(lines(), media_type="text/plain")
 
-    app.include_router(router)  # type: ignore[attr-defined]
+    app.api.include_router(router)  # type: ignore[attr-defined]
 
 
 async def test_sigterm_ends_streams_and_drains_with_ready_at_503(

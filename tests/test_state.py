@@ -9,13 +9,12 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
-from konfig.state import app_state
 from tests.conftest import make_settings
 
 
 def test_before_the_lifespan_the_parts_it_makes_say_so(tmp_path: Path) -> None:
     app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path}/konfig.db", tmp_path))
-    state = app_state(app)
+    state = app.state
     assert state.settings.data_dir == tmp_path
     assert state.delivery.tokens is state.token_cache  # wired by create_app
     assert state.ui.csrf_key
@@ -29,7 +28,7 @@ def test_before_the_lifespan_the_parts_it_makes_say_so(tmp_path: Path) -> None:
 
 async def test_each_start_of_the_lifespan_makes_its_parts_anew(tmp_path: Path) -> None:
     app = create_app(make_settings(f"sqlite+aiosqlite:///{tmp_path}/konfig.db", tmp_path))
-    state = app_state(app)
+    state = app.state
     async with LifespanManager(app):
         first_writer, first_event = state.entry_writer, state.shutdown_event
         assert state.backup_scheduler.on_commit in state.commit_hooks

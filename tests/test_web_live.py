@@ -11,7 +11,6 @@ import pytest
 
 from konfig.delivery.notifier import Event, encode
 from konfig.settings import Settings
-from konfig.state import app_state
 from konfig.web.live import NamespaceFeed
 from tests.apps import client_of, running
 from tests.conftest import Account, Backend
@@ -32,7 +31,7 @@ async def write(client: httpx.AsyncClient, owner: Account, ns: str, key: str) ->
 async def test_a_subscriber_gets_the_newest_revision_of_its_namespace_only(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:
-    feed: NamespaceFeed = app_state(app).ui.feed
+    feed: NamespaceFeed = app.state.ui.feed
     mine = (await make_ns(client, owner, "payments/production"))["id"]
     other = (await make_ns(client, owner, "payments/staging"))["id"]
     subscription = feed.subscribe(uuid.UUID(mine))
@@ -59,7 +58,7 @@ async def test_the_stream_passes_on_new_revisions_only(
     await make_ns(client, owner, "shared")
     await write(client, owner, ns, "a")
     await sign_in(client, owner.email)
-    ui = app_state(app).ui
+    ui = app.state.ui
     ui.stream_seconds = 1.0
     ui.keepalive_seconds = 0.5
     streaming = asyncio.ensure_future(
@@ -79,7 +78,7 @@ async def test_the_stream_passes_on_new_revisions_only(
 
 
 async def test_a_closed_subscription_ends_its_iteration(app: Any) -> None:
-    subscription = app_state(app).ui.feed.subscribe(uuid.uuid4())
+    subscription = app.state.ui.feed.subscribe(uuid.uuid4())
     waiting = asyncio.ensure_future(anext(subscription))
     await asyncio.sleep(0)
     await subscription.aclose()
@@ -95,7 +94,7 @@ async def test_a_change_committed_by_another_replica_reaches_the_open_page_feed(
     announcement arrives through LISTEN/NOTIFY; SQLite has no transport (one replica only), so
     there the message it would publish is handed to this process's notifier."""
     ns = (await make_ns(client, owner, "payments/production"))["id"]
-    feed: NamespaceFeed = app_state(app).ui.feed
+    feed: NamespaceFeed = app.state.ui.feed
     subscription = feed.subscribe(uuid.UUID(ns))
     waiting = asyncio.ensure_future(anext(subscription))
     async with running(settings) as replica, client_of(replica) as other:
@@ -105,12 +104,12 @@ async def test_a_change_committed_by_another_replica_reaches_the_open_page_feed(
         if backend.name == "sqlite":
             await asyncio.sleep(0.05)
             assert not waiting.done()  # nothing travels by itself between SQLite processes
-            notifier = app_state(app).delivery.notifier
+            notifier = app.state.delivery.notifier
             own = encode(notifier.origin, [announced(owner, ns)])[0]
             notifier.received(own)  # its own echo is ignored
             await feed.idle()
             assert not waiting.done()
-            message = encode(app_state(replica).delivery.notifier.origin, [announced(owner, ns)])[0]
+            message = encode(replica.state.delivery.notifier.origin, [announced(owner, ns)])[0]
             notifier.received(message)
         assert await asyncio.wait_for(waiting, 10) == 1
     await subscription.aclose()
@@ -124,7 +123,7 @@ async def test_commits_through_the_api_reach_the_ui_feed(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:
     ns = (await make_ns(client, owner, "payments/production"))["id"]
-    subscription = app_state(app).ui.feed.subscribe(uuid.UUID(ns))
+    subscription = app.state.ui.feed.subscribe(uuid.UUID(ns))
     created = await client.post(
         f"/api/v1/namespaces/{ns}/configs",
         headers=owner.headers,
@@ -146,7 +145,7 @@ async def test_the_event_stream_tells_a_page_that_is_behind(
             json={"key": key, "value": "x"},
         )
     await sign_in(client, owner.email)
-    ui = app_state(app).ui
+    ui = app.state.ui
     ui.stream_seconds = 0.3  # the stream ends by itself; a browser would reconnect
     ui.keepalive_seconds = 0.1
     answer = await client.get(f"/ui/namespaces/{ns}/events", params={"since": 0})
@@ -173,4 +172,4 @@ async def test_the_event_stream_needs_a_login_and_the_tenant(
         f"/ui/namespaces/{ns}/events", headers={"Accept": "text/event-stream"}
     )
     assert foreign.status_code == 404
-    assert app_state(app).ui.feed.subscriber_count(uuid.UUID(ns)) == 0
+    assert app.state.ui.feed.subscriber_count(uuid.UUID(ns)) == 0

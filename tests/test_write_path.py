@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 
-from konfig.state import app_state
 from tests.conftest import Account, assert_error
 from tests.revisions_helpers import API, new_namespace
 
@@ -112,7 +111,7 @@ async def test_a_streamed_body_over_the_cap_is_refused(
     client: httpx.AsyncClient, owner: Account, app: Any
 ) -> None:
     ns = await new_namespace(client, owner)
-    limit = app_state(app).settings.max_body_bytes
+    limit = app.state.settings.max_body_bytes
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"value": "'

@@ -50,16 +50,9 @@ class Metrics:
         )
         self.http_request_duration = Histogram(
             "konfig_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template (not the read path).",
+            "Time to answer an HTTP request, by route template.",
             ["method", "route"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.read_path_requests = Counter(
-            "konfig_read_path_requests",
-            "Requests under /api/v1/config/ by status; counted only, no latency histogram, "
-            "to keep the hot path cheap.",
-            ["status"],
             registry=registry,
         )
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 import orjson
@@ -13,12 +13,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from konfig.audit.context import AuditContext, audit_context
 from konfig.db.outage import OutageLog, unavailable
-from konfig.errors import error_body, error_response
+from konfig.errors import error_body, error_response, internal_error
 
 log = logging.getLogger("konfig.http")
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -29,6 +29,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    """An error answer sent straight to ``send``, with the request id."""
     body = orjson.dumps(error_body(code, message))
     await send(
         {
@@ -55,8 +56,11 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = (_header(scope, b"x-request-id") or b"").decode("latin-1")
-        request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
+        given = _header(scope, b"x-request-id")
+        if given is not None and _VALID_REQUEST_ID.match(given):
+            request_id = given.decode()
+        else:
+            request_id = os.urandom(16).hex()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
         client = scope.get("client")
@@ -80,9 +84,7 @@ class RequestContextMiddleware:
                 "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
             )
             if not started:
-                await _send_error(
-                    send, 500, "INTERNAL", f"Internal error (request {request_id})", request_id
-                )
+                await internal_error(request_id)(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
             audit_context.reset(audit_token)
@@ -122,7 +124,8 @@ class BodyLimitMiddleware:
 class DatabaseOutageMiddleware:
     """Answers 503 with ``Retry-After`` when a request fails because the database is out of
     reach (``konfig.db.outage``). It sits inside the access log and metrics, so that they count
-    a 503, and outside the single-entry writes and FastAPI's routes, so that it sees both."""
+    a 503, and outside the dispatcher (``konfig.dispatch``), so that it sees the single-entry
+    writes and FastAPI's routes alike (the read path answers its own 503s)."""
 
     def __init__(self, app: ASGIApp, outages: OutageLog) -> None:
         self.app = app

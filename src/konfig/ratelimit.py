@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("konfig.ratelimit")
 
-READ_PATH_PREFIX = "/api/v1/config/"
 _REDIS_TIMEOUT_SECONDS = 0.5
 _REDIS_RETRY_SECONDS = 5.0
 

@@ -1,14 +1,15 @@
-"""What the app shares, typed: one ``AppState`` per app, an attribute of the app itself.
+"""What the app shares, typed: one ``AppState`` per app.
 
 ``create_app`` makes it with what exists from the start (settings, keys, policies, hooks), its
 wiring adds the delivery layer and the UI, and the lifespan adds what it starts (the engine, the
 sessions, the group commit, the rate limits, the backup scheduler), anew each time it starts.
 Reading one of those before it is made raises an ``AttributeError`` that says so.
 
-Readers get it with ``state_of(request)`` (or ``app_state(app)``) and read plain attributes.
-Neither step goes through Starlette's ``State`` (``app.state``, left empty): it answers every
-read through ``__getattr__`` after a failed lookup, at tens of times the cost of a slot. The
-read path holds the state from the start (``Delivery.state``).
+The app ``create_app`` returns holds it as ``state`` (``konfig.dispatch.Dispatcher``), the read
+and write paths from the start, and FastAPI's routes find it with ``state_of(request)``
+(``app_state`` for the FastAPI app, of which it is an attribute). Nothing goes through
+Starlette's ``State`` (``app.state``, left empty), which answers every read through
+``__getattr__`` after a failed lookup, at tens of times the cost of reading a slot.
 
 The feature types are named for mypy only: this module imports no feature, so any module may
 import it without a cycle.

@@ -15,7 +15,7 @@ from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
-from konfig.ratelimit import READ_PATH_PREFIX
+from konfig.paths import READ_PATH_PREFIX
 from konfig.security.jwt import InvalidToken
 from konfig.state import AppState, state_of
 from konfig.tokens import codec

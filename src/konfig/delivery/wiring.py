@@ -1,4 +1,4 @@
-"""Putting the read path into the app: caches, hooks, notifications, routes, background tasks."""
+"""Putting the read path into the app: caches, hooks, notifications, background tasks."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
@@ -27,7 +25,7 @@ from konfig.delivery.changes import (
     TokenChanged,
     UserChanged,
 )
-from konfig.delivery.handler import PREFIX, ReadPath
+from konfig.delivery.handler import ReadPath
 from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
 from konfig.delivery.resolve import Resolution
 from konfig.revisions.writer import Committed
@@ -37,39 +35,6 @@ from konfig.state import app_state
 from konfig.tokens.cache import TokenCache
 
 log = logging.getLogger("konfig.delivery")
-
-_READ_METHODS = ("GET", "HEAD")
-
-
-class ReadPathFirst:
-    """Mixed into the app class: ``/api/v1/config/…`` is answered before FastAPI's own
-    machinery (per-request telemetry checks, the middleware stack, routing), which costs several
-    times what the read path itself does. Everything else goes to FastAPI as usual.
-
-    The read path therefore skips the app's middleware: it sets its own request id and error
-    shape, and CORS when configured; anything else meant for it must be called from it."""
-
-    read_path_app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and self.read_path_app is not None
-            and scope["path"].startswith(PREFIX)
-            and scope["method"] in _READ_METHODS
-        ):
-            await self.read_path_app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)  # type: ignore[misc]
-
-
-_CLASSES: dict[type[FastAPI], type[FastAPI]] = {}
-
-
-def _read_path_first(app_class: type[FastAPI]) -> type[FastAPI]:
-    if app_class not in _CLASSES:
-        _CLASSES[app_class] = type(app_class.__name__, (ReadPathFirst, app_class), {})
-    return _CLASSES[app_class]
 
 
 class Delivery:
@@ -105,28 +70,13 @@ class Delivery:
     # Wiring -----------------------------------------------------------------------------------
 
     def install(self) -> None:
-        """Hooks and routes; call after every router is included."""
-        app, state = self.app, self.state
+        """Into the app's state, and onto its commit and change hooks."""
+        state = self.state
         state.delivery = self
         state.token_cache = self.tokens
         state.login_cache = self.logins
         state.commit_hooks.append(self.on_committed)
         state.change_hooks.append(self.on_changed)
-        read_path: ASGIApp = self.read_path
-        if self.settings.cors_origins:
-            read_path = CORSMiddleware(
-                read_path,
-                allow_origins=self.settings.cors_origins,
-                allow_methods=list(_READ_METHODS),
-                allow_headers=["*"],
-                expose_headers=["ETag", "X-Request-ID"],
-            )
-        # FastAPIOffline is a factory, not a class to derive from: give this one instance the
-        # read-path-first class. (Without it, the documented routes in konfig.delivery.router
-        # would answer through the same handler, behind FastAPI's machinery.)
-        if not isinstance(app, ReadPathFirst):
-            app.__class__ = _read_path_first(type(app))
-        cast(ReadPathFirst, app).read_path_app = read_path
 
     async def start(self) -> None:
         self._sessionmaker = self.state.sessionmaker

@@ -17,15 +17,14 @@ import socket
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
 
-from konfig.state import app_state
+from konfig.dispatch import Dispatcher
 
 log = logging.getLogger("konfig.server")
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, app: FastAPI, drain_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, *, app: Dispatcher, drain_seconds: float) -> None:
         super().__init__(config)
         self.app = app
         self.drain_seconds = drain_seconds
@@ -55,7 +54,7 @@ class GracefulServer(uvicorn.Server):
             and not self._draining
             and not self.should_exit
         )
-        app_state(self.app).shutting_down = True
+        self.app.state.shutting_down = True
         loop.call_soon_threadsafe(self._begin_shutdown, sig, drain)
         if drain:
             self._draining = True
@@ -63,7 +62,7 @@ class GracefulServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
     def _begin_shutdown(self, sig: int, drain: bool) -> None:
-        app_state(self.app).shutdown_event.set()
+        self.app.state.shutdown_event.set()
         name = signal.Signals(sig).name
         if drain:
             log.info("%s: /ready answers 503; draining for %ss", name, self.drain_seconds)
@@ -74,14 +73,14 @@ class GracefulServer(uvicorn.Server):
             log.info("%s: finishing in-flight requests, then exiting", name)
 
 
-def run(app: FastAPI, config: uvicorn.Config, *, drain_seconds: float) -> bool:
+def run(app: Dispatcher, config: uvicorn.Config, *, drain_seconds: float) -> bool:
     """Serve until a signal stops the server; False if it never started."""
     server = GracefulServer(config, app=app, drain_seconds=drain_seconds)
     server.run()
     return server.started
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> Dispatcher:
     """The app of one ``konfig serve --workers N`` process, which configures its own logging."""
     from konfig.app import create_app
     from konfig.logs import configure_logging
