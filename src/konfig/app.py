@@ -34,13 +34,9 @@ from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
-from konfig.middleware import (
-    BodyLimitMiddleware,
-    DatabaseOutageMiddleware,
-    RequestContextMiddleware,
-)
+from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
 from konfig.namespaces.router import router as namespaces_router
-from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
+from konfig.ops.middleware import CorsMiddleware, Exchange
 from konfig.ops.router import router as ops_router
 from konfig.paths import API_PREFIX
 from konfig.ratelimit import RateLimits
@@ -149,18 +145,17 @@ def _include_routes(api: FastAPI) -> None:
 
 
 def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:
-    """What every answer passes through, outermost first: the security headers (on every
-    answer, the 500s included), the request id and the last word on errors, the access log line
-    and the request metrics, and CORS."""
+    """What every answer passes through, outermost first: its frame (``Exchange``: request id,
+    security headers on every answer, the 500s included, the last word on errors, the access
+    line and the request metrics), and CORS."""
     docs_paths = ["/docs", "/docs/oauth2-redirect", "/redoc"] if settings.show_docs else []
     around: list[Wrapper] = [
         partial(
-            SecurityHeadersMiddleware,
+            Exchange,
+            metrics=state.metrics,
             docs_paths=docs_paths,
             strict_transport=settings.is_production,
-        ),
-        RequestContextMiddleware,
-        partial(AccessMiddleware, metrics=state.metrics),
+        )
     ]
     if settings.cors_origins:
         around.append(

@@ -7,6 +7,7 @@ structlog processors, so every line has the same shape and passes the same redac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
@@ -150,13 +151,16 @@ def get_logger(name: str) -> FilteringBoundLogger:
 
 
 class RequestLog:
-    """The access line of each request (``konfig.ops.middleware.AccessMiddleware``).
+    """The access line of each request (``konfig.ops.middleware.Exchange``).
 
     It is written for every answer, the read path's included, where structlog's processor chain
     (about 18 us a line) would cost as much as the answer itself. With JSON logs configured, the
     line is rendered here in the same shape as every other (``logger``, the fields, ``event``,
     ``level``, ``timestamp``), in a few microseconds; its fields are the caller's fixed set, none
     of them sensitive, so there is nothing to redact. Otherwise it goes through structlog.
+
+    The stream is flushed once per turn of the event loop rather than once per line: a busy
+    replica's lines share one write, and none waits longer than the answers being sent.
     """
 
     def __init__(self, name: str) -> None:
@@ -164,6 +168,7 @@ class RequestLog:
         self.structured = get_logger(name)
         self._second = -1
         self._stamp = ""
+        self._flushing: TextIO | None = None  # the stream a flush is scheduled for
 
     def write(self, event: str, line: dict[str, Any], *, error: bool) -> None:
         """Log ``event`` with the fields of ``line`` (a dict this takes over: the line is built
@@ -179,7 +184,22 @@ class RequestLog:
         line["level"] = "error" if error else "info"
         line["timestamp"] = self._timestamp()
         lines.stream.write(orjson.dumps(line, default=str).decode() + "\n")
-        lines.stream.flush()
+        if self._flushing is None:
+            self._flush_soon(lines.stream)
+
+    def _flush_soon(self, stream: TextIO) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to wait for: now
+            stream.flush()
+            return
+        self._flushing = stream
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        stream, self._flushing = self._flushing, None
+        if stream is not None:
+            stream.flush()
 
     def _timestamp(self) -> str:
         """Now, as structlog's ISO UTC stamps read (``2026-01-02T03:04:05.678901Z``)."""
