@@ -24,11 +24,10 @@ from konfig.configs.writes import check_if_match
 from konfig.errors import NotFound, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.pagination import Page, by_number, paginate
 from konfig.revisions import repository
 from konfig.revisions.models import EntryVersion
 from konfig.revisions.schemas import (
-    MAX_NUMBER,
     Change,
     ChangeResult,
     DiffRead,
@@ -244,17 +243,6 @@ def _check_revision(namespace: Namespace, revision: int) -> None:
         )
 
 
-def _before(cursor: str | None) -> int | None:
-    """The version or revision a page of history starts below: a cursor holds one number."""
-    position = decode_cursor(cursor)
-    if not position:
-        return None
-    before = position[0]
-    if type(before) is not int or not 0 <= before <= MAX_NUMBER:
-        raise ValidationFailed("cursor: not a cursor this server gave out")
-    return before
-
-
 async def history(
     session: AsyncSession,
     *,
@@ -270,21 +258,22 @@ async def history(
     namespace = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, reveal=reveal
     )
-    position = _before(cursor)
-    versions = await repository.key_versions(
-        session,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        key=key,
-        before=position,
-        limit=limit + 1,
+    versions, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_number,
+        fetch=lambda before, count: repository.key_versions(
+            session,
+            tenant_id=namespace.tenant_id,
+            namespace_id=namespace.id,
+            key=key,
+            before=before,
+            limit=count,
+        ),
+        position=lambda version: [version.version],
     )
-    if not versions and position is None:
+    if not versions and not cursor:
         raise NotFound(f"no key {key} in namespace {namespace.name}, now or in its history")
-    next_cursor = None
-    if len(versions) > limit:
-        versions = versions[:limit]
-        next_cursor = encode_cursor([versions[-1].version])
     secret = await repository.secret_now(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, keys=[key]
     )
@@ -322,18 +311,19 @@ async def revisions(
 ) -> Page[RevisionRead]:
     """The namespace's revisions, newest first, each with what it changed key by key."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    position = _before(cursor)
-    found = await repository.revisions_page(
-        session,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        before=position,
-        limit=limit + 1,
+    found, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_number,
+        fetch=lambda before, count: repository.revisions_page(
+            session,
+            tenant_id=namespace.tenant_id,
+            namespace_id=namespace.id,
+            before=before,
+            limit=count,
+        ),
+        position=lambda revision: [revision.revision],
     )
-    next_cursor = None
-    if len(found) > limit:
-        found = found[:limit]
-        next_cursor = encode_cursor([found[-1].revision])
     changes: dict[int, list[Change]] = {}
     for revision, key, version, action in await repository.written_by(
         session,
