@@ -3,6 +3,7 @@ security headers, the last word on errors, access line and metrics), and CORS.""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import re
@@ -199,7 +200,21 @@ def _request_id(scope: Scope) -> str:
             if _VALID_REQUEST_ID.match(value):
                 return bytes(value).decode()
             break
-    return os.urandom(16).hex()
+    return f"{_PROCESS_ID}{next(_SEQUENCE):016x}"
+
+
+# Request ids need to be unique, not secret: a random 64-bit prefix per process and a counter
+# (32 hex digits in all) cost a fifth of reading 16 random bytes from the kernel per request.
+_PROCESS_ID = os.urandom(8).hex()
+_SEQUENCE = itertools.count(1)
+
+
+def _new_process_id() -> None:  # a forked worker must not repeat its parent's ids
+    global _PROCESS_ID
+    _PROCESS_ID = os.urandom(8).hex()
+
+
+os.register_at_fork(after_in_child=_new_process_id)
 
 
 class CorsMiddleware(CORSMiddleware):
