@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from konfig.app import create_app
 from konfig.ops.server import GracefulServer
+from konfig.state import state_of
 from tests.apps import free_port, konfig_serve
 from tests.conftest import PASSWORD, Backend, assert_error, make_settings, wipe
 
@@ -35,7 +36,7 @@ def add_stream(app: object) -> None:
 
     @router.get("/test/stream")
     async def stream(request: Request) -> StreamingResponse:
-        shutdown: asyncio.Event = request.app.state.shutdown_event
+        shutdown: asyncio.Event = state_of(request).shutdown_event
 
         async def lines() -> AsyncIterator[bytes]:
             yield b"open\n"

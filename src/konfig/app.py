@@ -11,7 +11,6 @@ from functools import partial
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.datastructures import State
 
 from konfig import __version__, openapi
 from konfig.audit.refusals import denial_trace
@@ -49,6 +48,7 @@ from konfig.revisions.writer import write_policy
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.state import AppState, app_state, attach
 from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
 from konfig.web.routes import mount_ui
@@ -66,9 +66,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     check_production(settings)
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
     api = _fastapi(settings)
-    _share_state(api, settings)
+    state = _share_state(api, settings)
     _include_routes(api)
-    delivery = Delivery(api, settings, api.state.keyring)
+    delivery = Delivery(api, settings, state.write_policy.keyring)
     delivery.install()
     mount_ui(api, delivery)
     # What only FastAPI's routes need: OPTIONS, HEAD, 405 and 415 answered alike for every path.
@@ -76,9 +76,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     return Dispatcher(
         api,
         read_path=delivery.read_path,
-        write_path=WritePath(api.state, fallback=api),
-        wrappers=wrappers(settings, api.state),
-        guards=guards(settings, api.state),
+        write_path=WritePath(state, fallback=api),
+        wrappers=wrappers(settings, state),
+        guards=guards(settings, state),
     )
 
 
@@ -101,35 +101,32 @@ def _fastapi(settings: Settings) -> FastAPI:
     return api
 
 
-def _share_state(api: FastAPI, settings: Settings) -> None:
-    """What routes and services share through ``app.state`` before the lifespan starts."""
-    state = api.state
-    state.settings = settings
-    state.metrics = Metrics()
-    state.outages = OutageLog()  # the database out of reach: one log line per kind a minute
+def _share_state(api: FastAPI, settings: Settings) -> AppState:
+    """What routes and services share (``konfig.state``), as it is before the lifespan starts."""
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
-    state.signer = signer
-    state.token_policy = TokenPolicy(
+    policy = write_policy(settings)
+    state = AppState(
+        settings=settings,
+        metrics=Metrics(),
+        outages=OutageLog(),
         signer=signer,
-        access_lifetime=timedelta(minutes=settings.access_token_minutes),
-        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        token_policy=TokenPolicy(
+            signer=signer,
+            access_lifetime=timedelta(minutes=settings.access_token_minutes),
+            refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        ),
+        write_policy=policy,
+        backups=Backups(
+            store=BackupStore(settings.data_dir / "backups"),
+            policy=policy,
+            keep=settings.backup_keep,
+        ),
+        # What a refused request leaves behind once its work is rolled back: a denial's row.
+        refusal_traces=[denial_trace],
     )
-    state.write_policy = write_policy(settings)
-    state.keyring = state.write_policy.keyring
-    # Called with the list of ``Committed`` revisions after each transaction that wrote some.
-    state.commit_hooks = []
-    state.backups = Backups(
-        store=BackupStore(settings.data_dir / "backups"),
-        policy=state.write_policy,
-        keep=settings.backup_keep,
-    )
-    # Per tenant: last success, failures (for /metrics; see konfig.backups.status).
-    state.backup_status = state.backups.status
-    state.backup_status.listeners.append(state.metrics.backup_event)
-    # Called with the list of other changes (``konfig.db.session.record_change``) likewise.
-    state.change_hooks = []
-    # What a refused request leaves behind once its work is rolled back: a denial's audit row.
-    state.refusal_traces = [denial_trace]
+    state.backups.status.listeners.append(state.metrics.backup_event)
+    attach(api, state)
+    return state
 
 
 def _include_routes(api: FastAPI) -> None:
@@ -150,7 +147,7 @@ def _include_routes(api: FastAPI) -> None:
     api.include_router(ops_router)
 
 
-def wrappers(settings: Settings, state: State) -> list[Wrapper]:
+def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:
     """What every answer passes through, outermost first: its frame (``Exchange``: request id,
     security headers on every answer, the 500s included, the last word on errors, the access
     line and the request metrics), and CORS."""
@@ -176,7 +173,7 @@ def wrappers(settings: Settings, state: State) -> list[Wrapper]:
     return around
 
 
-def guards(settings: Settings, state: State) -> list[Wrapper]:
+def guards(settings: Settings, state: AppState) -> list[Wrapper]:
     """Around the write path and FastAPI (not the read path: it reads no body, and answers its
     own outages), outermost first: the body cap, and a 503 when the database is out of reach."""
     return [
@@ -190,7 +187,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = app.state
+        state = app_state(app)
         engine = make_engine(settings.resolved_database_url)
         try:
             tables = sorted(tenant_owned(metadata))
@@ -199,14 +196,11 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             await engine.dispose()
             raise
         state.engine = engine
-        # Sessions bound to it begin their transactions as writers (SQLite: BEGIN IMMEDIATE).
         state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         state.sessionmaker = make_sessionmaker(engine)
         state.entry_writer = EntryWriter(engine, state.write_policy, state.commit_hooks)
         state.rate_limits = RateLimits(settings, state.metrics)
         state.shutting_down = False
-        # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
-        # to end cleanly while the server drains.
         state.shutdown_event = asyncio.Event()
         scheduler = BackupScheduler(
             backups=state.backups,
@@ -220,7 +214,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         if settings.mirror_dir is not None:
             mirror = Mirror(settings.mirror_dir, state.sessionmaker, state.write_policy)
             state.commit_hooks.append(mirror)
-        delivery: Delivery = state.delivery
+        delivery = state.delivery
         await delivery.start()
         try:
             yield

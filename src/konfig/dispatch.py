@@ -26,19 +26,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
-from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.configs.write_path import WritePath
 from konfig.delivery.handler import ReadPath
 from konfig.paths import READ_PATH_PREFIX
+from konfig.state import AppState, app_state
 
 Wrapper = Callable[[ASGIApp], ASGIApp]
 _READS = ("GET", "HEAD")
 
 
 class Dispatcher:
-    """The app: ``state`` is FastAPI's (what the app shares), ``api`` the FastAPI app itself."""
+    """The app: ``state`` is what its parts share (``konfig.state``), ``api`` the FastAPI app."""
 
     def __init__(
         self,
@@ -50,7 +50,7 @@ class Dispatcher:
         guards: Sequence[Wrapper],
     ) -> None:
         self.api = api
-        self.state: State = api.state
+        self.state: AppState = app_state(api)
         self.read_path = read_path
         self.write_path = write_path
         self.fast_paths = True  # off: FastAPI's routes answer everything (the parity tests)

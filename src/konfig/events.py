@@ -3,7 +3,7 @@
 A neutral module: the features that make these changes and the delivery layer that acts on
 them both import it, so no feature imports ``konfig.delivery``. Services queue them with
 ``konfig.db.session.record_change``; once the transaction commits they reach
-``app.state.change_hooks`` (this process) and the notifier (the other replicas). Entry writes
+``AppState.change_hooks`` (this process) and the notifier (the other replicas). Entry writes
 travel as ``konfig.revisions.writer.Committed`` through the commit hooks.
 """
 

@@ -13,6 +13,7 @@ from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.revisions.writer import WritePolicy
+from konfig.state import state_of
 
 router = APIRouter(
     prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
@@ -20,11 +21,11 @@ router = APIRouter(
 
 
 def _policy(request: Request) -> WritePolicy:
-    return request.app.state.write_policy  # type: ignore[no-any-return]
+    return state_of(request).write_policy
 
 
 def _writer(request: Request) -> EntryWriter:
-    return request.app.state.entry_writer  # type: ignore[no-any-return]
+    return state_of(request).entry_writer
 
 
 @router.get("", response_model=Page[ConfigRead])

@@ -46,6 +46,7 @@ from konfig.input_guard import (
     nests_deeper,
 )
 from konfig.paths import API_PREFIX, ENTRIES_ROUTE, ENTRY_ROUTE
+from konfig.state import AppState
 
 PREFIX = f"{API_PREFIX}/namespaces/"
 _WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
@@ -77,7 +78,7 @@ class _Write:
 class WritePath:
     """The write path's ASGI app; ``fallback`` (FastAPI) answers a body it does not read."""
 
-    def __init__(self, state: Any, fallback: ASGIApp) -> None:
+    def __init__(self, state: AppState, fallback: ASGIApp) -> None:
         self.state = state
         self.fallback = fallback
 
@@ -142,7 +143,7 @@ def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
     return uuid.UUID(found.group(1)), key
 
 
-def _parse(state: Any, method: str, body: bytes) -> Any:
+def _parse(state: AppState, method: str, body: bytes) -> Any:
     """The body as its schema reads it, or None when it does not (FastAPI then says why).
 
     Its depth is measured before anything parses it, and its text checked after
@@ -197,7 +198,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _apply(state: Any, scope: Scope, write: _Write) -> Written | None:
+async def _apply(state: AppState, scope: Scope, write: _Write) -> Written | None:
     """The write's answer; None when its body is FastAPI's to judge. The caller is
     authenticated before its body is parsed."""
     token = bearer_token(write.header(b"authorization"))
@@ -216,7 +217,7 @@ async def _apply(state: Any, scope: Scope, write: _Write) -> Written | None:
 
 
 async def _perform(
-    state: Any, session: AsyncSession | None, principal: Principal, write: _Write
+    state: AppState, session: AsyncSession | None, principal: Principal, write: _Write
 ) -> Written | None:
     writer, policy = state.entry_writer, state.write_policy
     message = _message(write)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
-from starlette.datastructures import State
 
 from konfig.errors import KonfigError, Record
 
@@ -33,8 +32,28 @@ _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
 
 # What a feature makes of a refused request's error: a record to write after the rollback, or
-# None. The app registers them in ``state.refusal_traces`` (the audit feature: a denial's row).
+# None. The app registers them in ``refusal_traces`` (the audit feature: a denial's row).
 RefusalTrace = Callable[[KonfigError], Record | None]
+
+
+class Transactions(Protocol):
+    """Where a request's session comes from, and who hears of what it committed (the app's
+    ``konfig.state.AppState``; named here by its shape, so that ``db`` imports no feature)."""
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def write_engine(self) -> AsyncEngine: ...
+
+    @property
+    def commit_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
+
+    @property
+    def change_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
+
+    @property
+    def refusal_traces(self) -> Sequence[RefusalTrace]: ...
 
 
 async def open_session(
@@ -51,13 +70,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 
     A ``KonfigError`` may carry a ``record`` (a failed login, a reused refresh token): it is
     written in a fresh transaction after the rollback, so the error leaves its trace; so is what
-    ``state.refusal_traces`` make of it (see ``write_trace``).
+    the app's ``refusal_traces`` make of it (see ``write_trace``).
     """
     # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
     # reader that lost a race to a writer).
     reveal = request.query_params.get("reveal", "")
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
-    async with request_session(request.app.state, write=write) as session:
+    state: Transactions = request.app.konfig_state  # konfig.state.state_of, without its import
+    async with request_session(state, write=write) as session:
         yield session
         if request.scope.get(REFUSED):
             await discard(session)
@@ -71,7 +91,7 @@ async def discard(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
-async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSession]:
+async def request_session(state: Transactions, *, write: bool) -> AsyncIterator[AsyncSession]:
     """A request's session, committed when the block ends well and rolled back otherwise.
 
     Nothing is sent to the database until the request needs it: a request answered from caches
@@ -100,26 +120,27 @@ async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSe
         await session.close()
 
 
-async def announce(state: State, committed: list[Any] | None, changed: list[Any] | None) -> None:
+async def announce(
+    state: Transactions, committed: list[Any] | None, changed: list[Any] | None
+) -> None:
     """Tell the hooks what a transaction committed: after the commit, never before, so that
     listeners (caches, watchers, the YAML mirror, backups) only ever see durable changes."""
     if committed:
         for hook in state.commit_hooks:
             await hook(committed)
     if changed:
-        for hook in getattr(state, "change_hooks", ()):
+        for hook in state.change_hooks:
             await hook(changed)
 
 
-def traces_of(state: State, exc: KonfigError) -> list[Record]:
+def traces_of(state: Transactions, exc: KonfigError) -> list[Record]:
     """What a refused request must leave behind: the error's own ``record`` and what each of
-    ``state.refusal_traces`` makes of it. Empty for most errors (a 404, a 422)."""
-    traces: Iterable[RefusalTrace] = getattr(state, "refusal_traces", ())
-    made = (trace(exc) for trace in traces)
+    the app's ``refusal_traces`` makes of it. Empty for most errors (a 404, a 422)."""
+    made = (trace(exc) for trace in state.refusal_traces)
     return [record for record in (exc.record, *made) if record is not None]
 
 
-async def write_trace(session: AsyncSession, exc: KonfigError, state: State) -> None:
+async def write_trace(session: AsyncSession, exc: KonfigError, state: Transactions) -> None:
     """Write the ``traces_of`` a refused request in ``session``'s next transaction (the one it
     began was rolled back), and announce what they changed (a login a record ended, say)."""
     records = traces_of(state, exc)
@@ -139,7 +160,7 @@ async def write_trace(session: AsyncSession, exc: KonfigError, state: State) -> 
 
 
 def record_change(session: AsyncSession, change: object) -> None:
-    """Announce ``change`` to ``app.state.change_hooks`` once this transaction has committed."""
+    """Announce ``change`` to the app's ``change_hooks`` once this transaction has committed."""
     session.info.setdefault(CHANGED, []).append(change)
 
 

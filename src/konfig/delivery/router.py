@@ -19,6 +19,7 @@ from konfig.delivery.handler import ReadPath
 from konfig.delivery.http import MAX_WAIT
 from konfig.input_guard import GuardedRoute
 from konfig.paths import API_PREFIX, READ_PATH_PREFIX
+from konfig.state import state_of
 
 api_token = HTTPBearer(
     auto_error=False,
@@ -64,7 +65,7 @@ class _Delegate(Response):
 
 
 def _read_path(request: Request) -> ReadPath:
-    return request.app.state.delivery.read_path  # type: ignore[no-any-return]
+    return state_of(request).delivery.read_path
 
 
 NamePath = Annotated[

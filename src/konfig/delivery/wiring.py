@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from types import FrameType
 from typing import Any
 
 from fastapi import FastAPI
@@ -33,6 +31,7 @@ from konfig.events import (
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
 from konfig.settings import Settings
+from konfig.state import app_state
 from konfig.tokens.cache import TokenCache
 
 log = logging.getLogger("konfig.delivery")
@@ -43,7 +42,7 @@ class Delivery:
 
     def __init__(self, app: FastAPI, settings: Settings, keyring: Keyring) -> None:
         self.app = app
-        self.state = app.state
+        self.state = app_state(app)
         self.settings = settings
         self.keyring = keyring
         self.heartbeat_seconds = settings.sse_heartbeat_seconds
@@ -61,7 +60,6 @@ class Delivery:
         self.read_path = ReadPath(self)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._restore_signals: dict[int, Any] = {}
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -73,17 +71,15 @@ class Delivery:
 
     def install(self) -> None:
         """Into the app's state, and onto its commit and change hooks."""
-        app = self.app
-        app.state.delivery = self
-        app.state.token_cache = self.tokens
-        app.state.login_cache = self.logins
-        app.state.commit_hooks.append(self.on_committed)
-        if not hasattr(app.state, "change_hooks"):
-            app.state.change_hooks = []
-        app.state.change_hooks.append(self.on_changed)
+        state = self.state
+        state.delivery = self
+        state.token_cache = self.tokens
+        state.login_cache = self.logins
+        state.commit_hooks.append(self.on_committed)
+        state.change_hooks.append(self.on_changed)
 
     async def start(self) -> None:
-        self._sessionmaker = self.app.state.sessionmaker
+        self._sessionmaker = self.state.sessionmaker
         transport = self._transport()
         if transport is not None:
             # Nothing is cached until the listener listens: a replica must never trust a cache
@@ -106,11 +102,8 @@ class Delivery:
         if self.notifier.transport is not None:
             await self.notifier.transport.stop()
             self.notifier.transport = None
-        await self.tokens.flush_usage(self.app.state.sessionmaker)
-        await self.reveals.flush(self.app.state.sessionmaker)
-        for signum, handler in self._restore_signals.items():
-            signal.signal(signum, handler)
-        self._restore_signals.clear()
+        await self.tokens.flush_usage(self.sessionmaker)
+        await self.reveals.flush(self.sessionmaker)
 
     def _transport(self) -> PostgresTransport | RedisTransport | None:
         settings = self.settings
@@ -227,45 +220,16 @@ class Delivery:
     async def _flush_usage_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.token_usage_flush_seconds)
-            await self.tokens.flush_usage(self.app.state.sessionmaker)
-            await self.reveals.flush(self.app.state.sessionmaker)
+            await self.tokens.flush_usage(self.sessionmaker)
+            await self.reveals.flush(self.sessionmaker)
 
     def _watch_shutdown(self) -> None:
-        """End streams and long polls when the server starts shutting down.
-
-        Uses ``app.state.shutdown_event`` when something else provides it. Otherwise it makes one
-        and sets it on SIGTERM/SIGINT, before chaining to the server's own handler: uvicorn waits
-        for open responses to finish before it runs the lifespan shutdown, so an event set only
-        there would come too late for streams that never finish on their own.
-        """
-        event: asyncio.Event | None = getattr(self.app.state, "shutdown_event", None)
-        if event is None:
-            event = asyncio.Event()
-            self.app.state.shutdown_event = event
-            self._chain_signals(event)
+        """End streams and long polls once the app's ``shutdown_event`` is set: on SIGTERM
+        (``konfig.ops.server``), before uvicorn waits for open responses to finish, which
+        streams never do on their own."""
 
         async def close_on_shutdown(shutdown: asyncio.Event) -> None:
             await shutdown.wait()
             self.cache.close()
 
-        self._tasks.append(asyncio.create_task(close_on_shutdown(event)))
-
-    def _chain_signals(self, event: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                previous = signal.getsignal(signum)
-            except ValueError:  # not the main thread
-                return
-            if not callable(previous):
-                continue  # nobody is serving with graceful shutdown (tests, scripts)
-
-            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(event.set)
-                previous(sig, frame)
-
-            try:
-                signal.signal(signum, handler)
-            except ValueError:
-                return
-            self._restore_signals[signum] = previous
+        self._tasks.append(asyncio.create_task(close_on_shutdown(self.state.shutdown_event)))

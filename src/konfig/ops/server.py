@@ -1,6 +1,6 @@
 """uvicorn with Konfig's graceful shutdown.
 
-On SIGTERM: ``/ready`` answers 503 at once and ``app.state.shutdown_event`` is set, so
+On SIGTERM: ``/ready`` answers 503 at once and the app's ``shutdown_event`` is set, so
 long-lived streams can end cleanly; the server keeps serving for ``drain_seconds`` while load
 balancers notice; then it stops accepting, lets in-flight requests finish and exits, all within
 ``KONFIG_SHUTDOWN_GRACE_SECONDS`` (uvicorn cancels what is still running once the rest of the
@@ -62,9 +62,7 @@ class GracefulServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
     def _begin_shutdown(self, sig: int, drain: bool) -> None:
-        event: asyncio.Event | None = getattr(self.app.state, "shutdown_event", None)
-        if event is not None:
-            event.set()
+        self.app.state.shutdown_event.set()
         name = signal.Signals(sig).name
         if drain:
             log.info("%s: /ready answers 503; draining for %ss", name, self.drain_seconds)
