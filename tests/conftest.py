@@ -25,8 +25,8 @@ from sqlalchemy.pool import NullPool
 from konfig.app import create_app
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
-from konfig.db.models import Base
 from konfig.db.roles import Roles, create_roles
+from konfig.models import metadata
 from konfig.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("KONFIG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -150,7 +150,7 @@ async def wipe(url: str) -> None:
     engine = make_engine(_ADMIN_URLS.get(url, url), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in reversed(metadata.sorted_tables):
                 await conn.execute(delete(table))
     finally:
         await engine.dispose()

@@ -443,11 +443,11 @@ async def _dump_database(app: Any) -> bytes:
     """Every cell of every table, as bytes."""
     from sqlalchemy import text
 
-    from konfig.db.models import Base
+    from konfig.models import metadata
 
     chunks: list[bytes] = []
     async with app.state.sessionmaker() as session, across_tenants(session, "test: every row"):
-        for table in Base.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             for row in (await session.execute(text(f"SELECT * FROM {table.name}"))).all():
                 for cell in row:
                     chunks.append(cell if isinstance(cell, bytes) else str(cell).encode())

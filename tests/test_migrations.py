@@ -17,10 +17,11 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
+import konfig
 from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.migrate import head_revision, upgrade
-from konfig.db.models import Base
+from konfig.models import metadata
 from tests.conftest import (
     MARIADB_URL,
     PASSWORD,
@@ -38,7 +39,7 @@ async def schema_drift(url: str) -> list[object]:
         async with engine.connect() as conn:
             return await conn.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
                 )
             )
     finally:
@@ -47,6 +48,35 @@ async def schema_drift(url: str) -> list[object]:
 
 async def test_migrations_match_the_models(backend: Backend) -> None:
     assert await schema_drift(backend.url) == []
+
+
+# Each feature's models, imported alone, as a command that opens the database without the app
+# does (key rotation, a backup restore): no other feature's models are loaded in that process.
+_FEATURES_WITH_MODELS = sorted(
+    path.parent.name for path in Path(konfig.__file__).parent.glob("*/models.py")
+)
+_UNTYPED_COLUMNS = """
+import importlib, sys
+from sqlalchemy.sql.sqltypes import NullType
+importlib.import_module(sys.argv[1])
+from konfig.db.base import Base
+print(sorted(f"{t.name}.{c.name}" for t in Base.metadata.tables.values()
+             for c in t.columns if isinstance(c.type, NullType)))
+"""
+
+
+@pytest.mark.parametrize("feature", _FEATURES_WITH_MODELS)
+def test_a_features_models_are_typed_without_the_others(feature: str) -> None:
+    """A foreign key column without a type of its own takes the referenced table's, and is
+    untyped while that table is not loaded: ids come back as strings, and a value's associated
+    data (its tenant and namespace ids) no longer matches the one it was encrypted with."""
+    untyped = subprocess.run(
+        [sys.executable, "-c", _UNTYPED_COLUMNS, f"konfig.{feature}.models"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert untyped.stdout.strip() == "[]", untyped.stdout
 
 
 async def mariadb_database() -> tuple[str, str]:

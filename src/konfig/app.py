@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
+from konfig.audit.refusals import denial_trace
 from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
@@ -24,7 +25,6 @@ from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePath
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
-from konfig.db.models import Base
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
@@ -35,6 +35,7 @@ from konfig.errors import install_error_handlers
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
+from konfig.models import metadata
 from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.middleware import CorsMiddleware, Exchange
 from konfig.ops.router import router as ops_router
@@ -120,6 +121,8 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
             policy=policy,
             keep=settings.backup_keep,
         ),
+        # What a refused request leaves behind once its work is rolled back: a denial's row.
+        refusal_traces=[denial_trace],
     )
     state.backups.status.listeners.append(state.metrics.backup_event)
     attach(api, state)
@@ -187,7 +190,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         state = app_state(app)
         engine = make_engine(settings.resolved_database_url)
         try:
-            tables = sorted(tenant_owned(Base.metadata))
+            tables = sorted(tenant_owned(metadata))
             await check_role(engine, tables, production=settings.is_production)
         except BaseException:
             await engine.dispose()

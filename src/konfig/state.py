@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from konfig.backups.service import Backups
     from konfig.configs.writes import CommitHook, EntryWriter
     from konfig.db.outage import OutageLog
+    from konfig.db.session import RefusalTrace
     from konfig.delivery.wiring import Delivery
     from konfig.metrics import Metrics
     from konfig.ratelimit import RateLimits
@@ -65,6 +66,8 @@ class AppState:
     # Called with the list of ``Committed`` revisions after each transaction that wrote some.
     commit_hooks: list[CommitHook] = field(default_factory=list)
     change_hooks: list[ChangeHook] = field(default_factory=list)
+    # What a refused request leaves behind after its rollback (``konfig.db.session.write_trace``).
+    refusal_traces: list[RefusalTrace] = field(default_factory=list)
     # Set when shutdown starts (SIGTERM, see konfig.ops.server): /ready answers 503 and
     # long-lived streams, awaiting the event, end cleanly while the server drains. The lifespan
     # makes both anew when it starts.

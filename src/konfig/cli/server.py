@@ -125,9 +125,9 @@ def keys_rotate(
     """
     import time
 
+    from konfig.configs.rotation import RotationReport, prepare_keyring, reencrypt
     from konfig.db.engine import make_engine
     from konfig.db.migrate import upgrade
-    from konfig.security.rotation import RotationReport, prepare_keyring, reencrypt
 
     settings = get_settings()
     url = settings.resolved_database_url

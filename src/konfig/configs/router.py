@@ -1,16 +1,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import answers, service
-from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
+from konfig.configs.params import IfMatch, IfNoneMatch, KeyPath, Message, Reveal, answer
+from konfig.configs.schemas import ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
 from konfig.configs.writes import EntryWriter
 from konfig.db.session import SessionDep
-from konfig.input_guard import MESSAGE_LIMIT, GuardedRoute, decode_message
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.revisions.writer import WritePolicy
 from konfig.state import state_of
@@ -19,28 +19,6 @@ router = APIRouter(
     prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
 )
 
-KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="The entry's key")]
-Reveal = Annotated[bool, Query(description="Show secret values (editors and above)")]
-IfMatch = Annotated[str | None, Header(description="ETag of the version you are changing")]
-IfNoneMatch = Annotated[str | None, Header(description="'*' refuses to overwrite an existing key")]
-
-
-def revision_message(
-    sent: Annotated[
-        str | None,
-        Header(
-            alias="X-Konfig-Message",
-            description="Recorded with the revision (UTF-8)",
-            json_schema_extra={"maxLength": MESSAGE_LIMIT},
-        ),
-    ] = None,
-) -> str | None:
-    """``X-Konfig-Message`` decoded as UTF-8 (the server hands it over read as Latin-1)."""
-    return None if sent is None else decode_message(sent.encode("latin-1"))
-
-
-Message = Annotated[str | None, Depends(revision_message)]
-
 
 def _policy(request: Request) -> WritePolicy:
     return state_of(request).write_policy
@@ -48,13 +26,6 @@ def _policy(request: Request) -> WritePolicy:
 
 def _writer(request: Request) -> EntryWriter:
     return state_of(request).entry_writer
-
-
-def answer(response: Response, policy: WritePolicy, entry: object, *, reveal: bool) -> ConfigRead:
-    """The entry as the API shows it, with its ETag."""
-    rendered = service.render(policy, entry, reveal=reveal)  # type: ignore[arg-type]
-    response.headers["ETag"] = service.etag(rendered.version)
-    return rendered
 
 
 @router.get("", response_model=Page[ConfigRead])

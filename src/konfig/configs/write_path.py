@@ -29,12 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from konfig.audit.refusals import keep_trace
 from konfig.auth.deps import admit, bearer_token, count_request, known_principal
 from konfig.auth.principal import Principal
 from konfig.configs import answers
 from konfig.configs.answers import Written
 from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigReplace
-from konfig.db.session import keep_trace, request_session
+from konfig.db.session import request_session
 from konfig.errors import KonfigError, error_response
 from konfig.input_guard import (
     bad_text,

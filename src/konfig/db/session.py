@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 
-from konfig.errors import Forbidden, KonfigError
+from konfig.errors import KonfigError, Record
 
 log = logging.getLogger("konfig.db")
 
@@ -30,6 +30,10 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 REFUSED = "konfig.refused"
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
+
+# What a feature makes of a refused request's error: a record to write after the rollback, or
+# None. The app registers them in ``refusal_traces`` (the audit feature: a denial's row).
+RefusalTrace = Callable[[KonfigError], Record | None]
 
 
 class Transactions(Protocol):
@@ -48,6 +52,9 @@ class Transactions(Protocol):
     @property
     def change_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
 
+    @property
+    def refusal_traces(self) -> Sequence[RefusalTrace]: ...
+
 
 async def open_session(
     sessionmaker: async_sessionmaker[AsyncSession], *, write: bool
@@ -62,7 +69,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; commits when the route returns, rolls back on any error.
 
     A ``KonfigError`` may carry a ``record`` (a failed login, a reused refresh token): it is
-    written in a fresh transaction after the rollback, so the error leaves its trace.
+    written in a fresh transaction after the rollback, so the error leaves its trace; so is what
+    the app's ``refusal_traces`` make of it (see ``write_trace``).
     """
     # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
     # reader that lost a race to a writer).
@@ -97,7 +105,7 @@ async def request_session(state: Transactions, *, write: bool) -> AsyncIterator[
         yield session
     except KonfigError as exc:
         await session.rollback()
-        await _keep_trace(session, exc, state)
+        await write_trace(session, exc, state)
         raise
     except BaseException:
         await session.rollback()
@@ -125,38 +133,30 @@ async def announce(
             await hook(changed)
 
 
-async def keep_trace(state: Transactions, exc: KonfigError) -> None:
-    """``_keep_trace`` for a request that had no session of its own."""
-    if exc.record is None and not isinstance(exc, Forbidden):
-        return
-    from konfig.audit.context import current
-
-    session: AsyncSession = state.sessionmaker(bind=state.write_engine)
-    try:
-        await bind_tenant(session, current().tenant_id)  # the refused principal's tenant
-        await _keep_trace(session, exc, state)
-    finally:
-        await session.close()
+def traces_of(state: Transactions, exc: KonfigError) -> list[Record]:
+    """What a refused request must leave behind: the error's own ``record`` and what each of
+    the app's ``refusal_traces`` makes of it. Empty for most errors (a 404, a 422)."""
+    made = (trace(exc) for trace in state.refusal_traces)
+    return [record for record in (exc.record, *made) if record is not None]
 
 
-async def _keep_trace(session: AsyncSession, exc: KonfigError, state: Transactions) -> None:
-    """Write what a refused request must leave behind (its ``record``; a denial's audit row)."""
-    from konfig.audit.service import record_failure
-
-    if exc.record is None and not isinstance(exc, Forbidden):
+async def write_trace(session: AsyncSession, exc: KonfigError, state: Transactions) -> None:
+    """Write the ``traces_of`` a refused request in ``session``'s next transaction (the one it
+    began was rolled back), and announce what they changed (a login a record ended, say)."""
+    records = traces_of(state, exc)
+    if not records:
         return
     try:
         await session.connection(execution_options={WRITE_OPTION: True})
-        if exc.record is not None:
-            await exc.record(session)
-        await record_failure(session, exc)
+        for record in records:
+            await record(session)
         changed = session.info.pop(CHANGED, None)
         await session.commit()
     except Exception:
         await session.rollback()
         log.exception("could not record the trace of a refused request")
         return
-    await announce(state, None, changed)  # a login the record ended, say
+    await announce(state, None, changed)
 
 
 def record_change(session: AsyncSession, change: object) -> None:

@@ -18,16 +18,16 @@ from konfig.auth.logins import LoginCache
 from konfig.db.session import WRITE_OPTION, bind_tenant
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
-from konfig.delivery.changes import (
+from konfig.delivery.handler import ReadPath
+from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.resolve import Resolution
+from konfig.events import (
     LoginEnded,
     NamespaceChanged,
     TenantChanged,
     TokenChanged,
     UserChanged,
 )
-from konfig.delivery.handler import ReadPath
-from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
-from konfig.delivery.resolve import Resolution
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
 from konfig.settings import Settings

@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.db.session import record_change
-from konfig.delivery.changes import NamespaceChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from konfig.events import NamespaceChanged
 from konfig.namespaces import repository
 from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import service as configs
-from konfig.configs.router import IfMatch, KeyPath, Message, Reveal, answer
+from konfig.configs.params import IfMatch, KeyPath, Message, Reveal, answer
 from konfig.configs.schemas import ConfigRead
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute

@@ -13,8 +13,8 @@ from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.db.base import utcnow
 from konfig.db.session import record_change
-from konfig.delivery.changes import TokenChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from konfig.events import TokenChanged
 from konfig.pagination import Page, by_text, by_time, paginate, time_of
 from konfig.tokens import codec, repository
 from konfig.tokens.models import ApiToken, ServiceAccount

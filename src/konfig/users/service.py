@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal, superuser_scope
 from konfig.db.session import across_tenants, record_change
-from konfig.delivery.changes import UserChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from konfig.events import UserChanged
 from konfig.pagination import Page, by_time, paginate, time_of
 from konfig.security.passwords import hash_password, verify_password
 from konfig.users import repository

@@ -12,8 +12,9 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from konfig.audit.context import current
+from konfig.audit.refusals import keep_trace
 from konfig.db.outage import unavailable
-from konfig.db.session import REFUSED, keep_trace
+from konfig.db.session import REFUSED
 from konfig.errors import Forbidden, KonfigError
 from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
 from konfig.state import state_of
