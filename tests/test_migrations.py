@@ -49,6 +49,27 @@ async def test_migrations_match_the_models(backend: Backend) -> None:
     assert await schema_drift(backend.url) == []
 
 
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+async def test_mariadb_compares_every_text_column_exactly(backend: Backend) -> None:
+    """Migration 0007 made each table, and the database's default, ``utf8mb4_bin``: a key's
+    case is part of it, as on PostgreSQL and SQLite (the test database is ``unicode_ci``)."""
+    engine = make_engine(backend.url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            inexact = await conn.execute(
+                text(
+                    "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                    "WHERE table_schema = DATABASE() AND collation_name IS NOT NULL "
+                    "AND collation_name <> 'utf8mb4_bin' AND table_name <> 'alembic_version'"
+                )
+            )
+            assert inexact.all() == []
+            default = await conn.scalar(text("SELECT @@collation_database"))
+    finally:
+        await engine.dispose()
+    assert default == "utf8mb4_bin"
+
+
 async def mariadb_database() -> tuple[str, str]:
     import aiomysql
 
