@@ -29,16 +29,12 @@ def serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def said(refused: subprocess.CompletedProcess[str]) -> str:
-    return " ".join(refused.stderr.split())  # the console wraps long lines
-
-
 def test_several_workers_on_sqlite_are_refused(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
     env["KONFIG_DATA_DIR"] = str(tmp_path / "data")
     refused = serve(env, "--workers", "2")
     assert refused.returncode == 1, refused.stderr
-    assert "--workers 2: SQLite serves one server process" in said(refused)
+    assert "--workers 2: SQLite serves one server process" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert not (tmp_path / "data" / "konfig.db").exists()  # refused before migrating
 
@@ -51,7 +47,7 @@ def test_a_second_server_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> N
         database = first.data_dir / "konfig.db"
         assert (
             f"another Konfig server (process {first.proc.pid}) is serving the SQLite database "
-            f"{database}" in said(refused)
+            f"{database}" in refused.stderr
         )
         assert "Traceback" not in refused.stderr
         assert httpx.get(f"{first.url}/ready").status_code == 200  # the first serves on
