@@ -268,7 +268,7 @@ async def test_bcrypt_hashes_are_accepted_and_upgraded(
     from konfig.users.models import User
 
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+    sessionmaker = app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
         await bind_tenant(session, uuid.UUID(owner.tenant_id))
         await session.execute(

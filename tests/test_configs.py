@@ -381,8 +381,9 @@ async def test_keys_per_namespace_limit(
 ) -> None:
     from dataclasses import replace
 
-    policy = replace(app.state.write_policy, max_keys=2)
-    app.state.write_policy = app.state.entry_writer.policy = policy
+    state = app.state
+    policy = replace(state.write_policy, max_keys=2)
+    state.write_policy = state.entry_writer.policy = policy
     for key in ("a", "b"):
         assert (
             await client.post(configs(ns), headers=owner.headers, json={"key": key, "value": "v"})

@@ -37,7 +37,7 @@ async def test_ready_follows_the_schema(client: httpx.AsyncClient, app: object) 
 
     from konfig.db.migrate import head_revision
 
-    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+    sessionmaker = app.state.sessionmaker
 
     async def set_version(version: str) -> None:
         async with sessionmaker() as session, session.begin():

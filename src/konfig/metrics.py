@@ -2,7 +2,7 @@
 
 Each app gets its own ``CollectorRegistry`` so tests (and anything else) can build many apps in
 one process without "duplicated timeseries" errors. Features reach the metrics through
-``app.state.metrics`` (or ``request.app.state.metrics``) and only ever ``inc``/``set`` them.
+``AppState.metrics`` (``konfig.state.state_of(request)``) and only ever ``inc``/``set`` them.
 
 Multi-process serving (``konfig serve --workers N``) is out of scope: each worker keeps its own
 registry, so a scrape sees one worker's figures. Scale out with more replicas (one process each),
@@ -50,16 +50,9 @@ class Metrics:
         )
         self.http_request_duration = Histogram(
             "konfig_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template (not the read path).",
+            "Time to answer an HTTP request, by route template.",
             ["method", "route"],
             buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.read_path_requests = Counter(
-            "konfig_read_path_requests",
-            "Requests under /api/v1/config/ by status; counted only, no latency histogram, "
-            "to keep the hot path cheap.",
-            ["status"],
             registry=registry,
         )
 

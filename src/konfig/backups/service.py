@@ -49,7 +49,7 @@ class BackupFailed(KonfigError):
 
 @dataclass
 class Backups:
-    """What every backup operation needs; one per app (``app.state.backups``) or CLI run."""
+    """What every backup operation needs; one per app (``AppState.backups``) or CLI run."""
 
     store: BackupStore
     policy: WritePolicy

@@ -5,16 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
-from starlette.datastructures import State
 
 from konfig.errors import Forbidden, KonfigError
 
@@ -31,6 +30,23 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 REFUSED = "konfig.refused"
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
+
+
+class Transactions(Protocol):
+    """Where a request's session comes from, and who hears of what it committed (the app's
+    ``konfig.state.AppState``; named here by its shape, so that ``db`` imports no feature)."""
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def write_engine(self) -> AsyncEngine: ...
+
+    @property
+    def commit_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
+
+    @property
+    def change_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
 
 
 async def open_session(
@@ -52,7 +68,8 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # reader that lost a race to a writer).
     reveal = request.query_params.get("reveal", "")
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
-    async with request_session(request.app.state, write=write) as session:
+    state: Transactions = request.app.konfig_state  # konfig.state.state_of, without its import
+    async with request_session(state, write=write) as session:
         yield session
         if request.scope.get(REFUSED):
             await discard(session)
@@ -66,7 +83,7 @@ async def discard(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
-async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSession]:
+async def request_session(state: Transactions, *, write: bool) -> AsyncIterator[AsyncSession]:
     """A request's session, committed when the block ends well and rolled back otherwise.
 
     Nothing is sent to the database until the request needs it: a request answered from caches
@@ -95,18 +112,20 @@ async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSe
         await session.close()
 
 
-async def announce(state: State, committed: list[Any] | None, changed: list[Any] | None) -> None:
+async def announce(
+    state: Transactions, committed: list[Any] | None, changed: list[Any] | None
+) -> None:
     """Tell the hooks what a transaction committed: after the commit, never before, so that
     listeners (caches, watchers, the YAML mirror, backups) only ever see durable changes."""
     if committed:
         for hook in state.commit_hooks:
             await hook(committed)
     if changed:
-        for hook in getattr(state, "change_hooks", ()):
+        for hook in state.change_hooks:
             await hook(changed)
 
 
-async def keep_trace(state: State, exc: KonfigError) -> None:
+async def keep_trace(state: Transactions, exc: KonfigError) -> None:
     """``_keep_trace`` for a request that had no session of its own."""
     if exc.record is None and not isinstance(exc, Forbidden):
         return
@@ -120,7 +139,7 @@ async def keep_trace(state: State, exc: KonfigError) -> None:
         await session.close()
 
 
-async def _keep_trace(session: AsyncSession, exc: KonfigError, state: State) -> None:
+async def _keep_trace(session: AsyncSession, exc: KonfigError, state: Transactions) -> None:
     """Write what a refused request must leave behind (its ``record``; a denial's audit row)."""
     from konfig.audit.service import record_failure
 
@@ -141,7 +160,7 @@ async def _keep_trace(session: AsyncSession, exc: KonfigError, state: State) -> 
 
 
 def record_change(session: AsyncSession, change: object) -> None:
-    """Announce ``change`` to ``app.state.change_hooks`` once this transaction has committed."""
+    """Announce ``change`` to the app's ``change_hooks`` once this transaction has committed."""
     session.info.setdefault(CHANGED, []).append(change)
 
 

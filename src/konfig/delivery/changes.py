@@ -1,7 +1,7 @@
 """Changes other than entry revisions that caches on every replica must hear of.
 
 Services queue them with ``konfig.db.session.record_change``; once the transaction commits they
-reach ``app.state.change_hooks`` (this process) and the notifier (the other replicas).
+reach ``AppState.change_hooks`` (this process) and the notifier (the other replicas).
 Entry writes travel as ``konfig.revisions.writer.Committed`` through the commit hooks.
 """
 

@@ -73,7 +73,7 @@ async def render(
 
 
 class Mirror:
-    """A commit hook (``app.state.commit_hooks``) that keeps the YAML tree up to date."""
+    """A commit hook (``AppState.commit_hooks``) that keeps the YAML tree up to date."""
 
     def __init__(
         self,

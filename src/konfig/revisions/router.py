@@ -28,6 +28,7 @@ from konfig.revisions.schemas import (
     SnapshotRead,
 )
 from konfig.revisions.writer import WritePolicy
+from konfig.state import state_of
 
 entry_router = APIRouter(
     prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
@@ -44,7 +45,7 @@ IfMatchRevision = Annotated[
 
 
 def _policy(request: Request) -> WritePolicy:
-    return request.app.state.write_policy  # type: ignore[no-any-return]
+    return state_of(request).write_policy
 
 
 def _body_schema(*types: str, text: bool = False) -> dict[str, Any]:
