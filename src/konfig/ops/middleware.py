@@ -118,8 +118,6 @@ class Exchange:
         self._docs_policy = (b"content-security-policy", DOCS_POLICY.encode())
         self.log = RequestLog("konfig.access")
         self.routes = RouteTemplates()
-        # Bound children by label values: skips prometheus_client's validation and lock.
-        self._timed: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,14 +168,7 @@ class Exchange:
     def _record(self, scope: Scope, request_id: str, status: int, seconds: float) -> None:
         method: str = scope["method"]
         route = self.routes.of(scope)
-        children = self._timed.get((method, route, status))
-        if children is None:
-            children = self._timed[(method, route, status)] = (
-                self.metrics.http_requests.labels(method, route, str(status)),
-                self.metrics.http_request_duration.labels(method, route),
-            )
-        children[0].inc()
-        children[1].observe(seconds)
+        self.metrics.requests.observe(method, route, status, seconds)
         state = scope["state"]
         line = {
             "request_id": request_id,

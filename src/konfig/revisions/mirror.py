@@ -23,7 +23,7 @@ from konfig.db.session import bind_tenant, open_session
 from konfig.namespaces import repository as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.revisions import formats
-from konfig.revisions.documents import namespace_entries
+from konfig.revisions.exports import namespace_entries
 from konfig.revisions.writer import Committed, WritePolicy
 from konfig.tenants import repository as tenants
 

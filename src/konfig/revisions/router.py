@@ -12,7 +12,7 @@ from konfig.configs.schemas import ConfigRead
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
-from konfig.revisions import documents, formats, service
+from konfig.revisions import documents, exports, formats, rollbacks, service
 from konfig.revisions.documents import Mode
 from konfig.revisions.formats import Format
 from konfig.revisions.schemas import (
@@ -101,7 +101,7 @@ async def rollback_entry(
 ) -> ConfigRead:
     """Write a new version equal to an old one; a deleted key comes back."""
     policy = _policy(request)
-    entry = await service.rollback_entry(
+    entry = await rollbacks.rollback_entry(
         session,
         policy=policy,
         principal=principal,
@@ -194,7 +194,7 @@ async def rollback_namespace(
 ) -> ChangeResult:
     """Restore the namespace as it was at a revision, as one new revision (editors)."""
     reveal = configs.may_reveal(principal, reveal)
-    result = await service.rollback(
+    result = await rollbacks.rollback(
         session,
         policy=_policy(request),
         principal=principal,
@@ -219,7 +219,7 @@ async def read_document(
 ) -> DocumentRead:
     """Every entry in document shape; the ETag is the namespace revision, for If-Match."""
     reveal = configs.may_reveal(principal, reveal)
-    entries, revision = await documents.document(
+    entries, revision = await exports.document(
         session,
         policy=_policy(request),
         principal=principal,
@@ -282,7 +282,7 @@ async def export_namespace(
 ) -> Response:
     """The namespace as a file; secrets masked unless revealed (editors)."""
     reveal = configs.may_reveal(principal, reveal)
-    body, shown = await documents.export(
+    body, shown = await exports.export(
         session,
         policy=_policy(request),
         principal=principal,
