@@ -519,3 +519,24 @@ async def test_integers_beyond_64_bits_are_refused(
         configs(ns, "huge"), headers=owner.headers, json={"value": 2**70, "value_type": "number"}
     )
     assert assert_error(answer, 422, "VALIDATION_ERROR")["details"]["rule"] == "type"
+
+
+async def test_keys_that_differ_in_case_are_two_entries(
+    client: httpx.AsyncClient, owner: Account, ns: str
+) -> None:
+    """On every backend: MariaDB compares text case-insensitively unless told otherwise."""
+    for key, value in (("db_host", "lower"), ("DB_HOST", "upper")):
+        created = await client.post(
+            f"/api/v1/namespaces/{ns}/configs",
+            headers=owner.headers,
+            json={"key": key, "value": value},
+        )
+        assert created.status_code == 201, created.text
+    for key, value in (("db_host", "lower"), ("DB_HOST", "upper")):
+        read = await client.get(f"/api/v1/namespaces/{ns}/configs/{key}", headers=owner.headers)
+        assert (read.json()["key"], read.json()["value"]) == (key, value)
+    assert_error(
+        await client.get(f"/api/v1/namespaces/{ns}/configs/Db_Host", headers=owner.headers),
+        404,
+        "NOT_FOUND",
+    )

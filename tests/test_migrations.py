@@ -6,7 +6,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import httpx
@@ -23,13 +22,13 @@ from konfig.db.engine import make_engine
 from konfig.db.migrate import head_revision, upgrade
 from konfig.models import metadata
 from tests.conftest import (
-    MARIADB_URL,
     PASSWORD,
     Backend,
+    create_mariadb_database,
     create_pg_database,
+    drop_mariadb_database,
     drop_pg_database,
     make_settings,
-    service_missing,
 )
 
 
@@ -79,37 +78,30 @@ def test_a_features_models_are_typed_without_the_others(feature: str) -> None:
     assert untyped.stdout.strip() == "[]", untyped.stdout
 
 
-async def mariadb_database() -> tuple[str, str]:
-    import aiomysql
-
-    name = f"konfig_test_{uuid.uuid4().hex[:8]}"
-    host_part = MARIADB_URL.split("://", 1)[1].rsplit("/", 1)[0]
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+async def test_mariadb_compares_every_text_column_exactly(backend: Backend) -> None:
+    """Migration 0007 made each table, and the database's default, ``utf8mb4_bin``: a key's
+    case is part of it, as on PostgreSQL and SQLite (the test database is ``unicode_ci``)."""
+    engine = make_engine(backend.url, poolclass=NullPool)
     try:
-        conn = await aiomysql.connect(
-            host="127.0.0.1", port=3306, user="root", password="", connect_timeout=5
-        )
-    except Exception as exc:  # aiomysql raises OperationalError wrapped in several ways
-        service_missing("MariaDB at 127.0.0.1:3306", exc)
-    async with conn.cursor() as cur:
-        await cur.execute(
-            f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
-        )
-    conn.close()
-    return name, f"mysql+aiomysql://{host_part}/{name}"
-
-
-async def drop_mariadb(name: str) -> None:
-    import aiomysql
-
-    conn = await aiomysql.connect(host="127.0.0.1", port=3306, user="root", password="")
-    async with conn.cursor() as cur:
-        await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
-    conn.close()
+        async with engine.connect() as conn:
+            inexact = await conn.execute(
+                text(
+                    "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                    "WHERE table_schema = DATABASE() AND collation_name IS NOT NULL "
+                    "AND collation_name <> 'utf8mb4_bin' AND table_name <> 'alembic_version'"
+                )
+            )
+            assert inexact.all() == []
+            default = await conn.scalar(text("SELECT @@collation_database"))
+    finally:
+        await engine.dispose()
+    assert default == "utf8mb4_bin"
 
 
 @pytest.mark.mariadb
 async def test_mariadb_migrates_and_serves(tmp_path: Path) -> None:
-    name, url = await mariadb_database()
+    name, url = await create_mariadb_database()
     try:
         await upgrade(url)
         assert await schema_drift(url) == []
@@ -137,7 +129,7 @@ async def test_mariadb_migrates_and_serves(tmp_path: Path) -> None:
                 assert (await client.get("/ready")).status_code == 200
                 await _writes_and_reads_back(client, tokens["access_token"])
     finally:
-        await drop_mariadb(name)
+        await drop_mariadb_database(name)
 
 
 async def _writes_and_reads_back(client: httpx.AsyncClient, access_token: str) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
+from konfig.db.engine import one_snapshot
 from konfig.db.session import WRITE_OPTION, bind_tenant
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
@@ -194,14 +195,10 @@ class Delivery:
     ) -> dict[str, Resolution | None]:
         session = self.sessionmaker()
         try:
-            options: dict[str, Any] = {WRITE_OPTION: False}
-            if session.get_bind().dialect.name == "postgresql":
-                # One snapshot for all of the resolution's queries. Under READ COMMITTED a commit
-                # between the namespaces query and the entries query got revision N's values
-                # labelled revision N-1. Asked for at BEGIN, it costs no extra round trip.
-                # (MySQL's default REPEATABLE READ and SQLite's read transactions are one
-                # snapshot already.)
-                options["isolation_level"] = "REPEATABLE READ"
+            # One snapshot for all of the resolution's queries. Under READ COMMITTED a commit
+            # between the namespaces query and the entries query got revision N's values
+            # labelled revision N-1.
+            options = {WRITE_OPTION: False, **one_snapshot(session.get_bind().dialect)}
             await session.connection(execution_options=options)
             await bind_tenant(session, tenant_id)
             return await resolve.load_many(
