@@ -23,13 +23,15 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 run: $(VENV)/.installed-run
 	$(BIN)/konfig serve
 
+# Coverage (configured in pyproject.toml) of the suite and the servers it starts; the report ends
+# with the total and fails the run under [tool.coverage.report] fail_under.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov --cov-report=term
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench deploy
 	$(BIN)/ruff format --check src tests bench deploy
-	$(BIN)/mypy
+	$(BIN)/mypy  # strict, on src/konfig and tests (pyproject.toml)
 	$(BIN)/mypy --strict --explicit-package-bases deploy/cluster
 	$(BIN)/lint-imports --no-cache --no-logo  # the layering contracts in pyproject.toml
 
@@ -42,4 +44,4 @@ bench: $(VENV)/.installed-test
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

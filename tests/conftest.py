@@ -6,16 +6,18 @@ that need it are skipped with a one-line reason.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import httpx
 import pytest
+import uvicorn
 from asgi_lifespan import LifespanManager
 from sqlalchemy import delete
 from sqlalchemy.engine import make_url
@@ -28,6 +30,7 @@ from konfig.db.migrate import upgrade
 from konfig.db.roles import Roles, create_roles
 from konfig.models import metadata
 from konfig.settings import Settings
+from tests.support.apps import free_port
 
 PG_ADMIN_URL = os.environ.get("KONFIG_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MARIADB_URL = os.environ.get("KONFIG_TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/test")
@@ -36,12 +39,15 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PASSWORD = "SecurePassword123"
 
 
-def service_missing(what: str, error: BaseException) -> None:
-    """Fail loudly in CI, skip with one line elsewhere."""
-    message = f"{what} is not reachable ({type(error).__name__}: {error})"
+def unavailable(what: str) -> NoReturn:
+    """Something a test needs is missing: fail loudly in CI, skip with one line elsewhere."""
     if IN_CI:
-        pytest.fail(f"CI needs {message}", pytrace=False)
-    pytest.skip(message)
+        pytest.fail(f"CI needs {what}", pytrace=False)
+    pytest.skip(what)
+
+
+def service_missing(what: str, error: BaseException) -> NoReturn:
+    unavailable(f"{what} is not reachable ({type(error).__name__}: {error})")
 
 
 async def create_pg_database() -> str:
@@ -321,3 +327,35 @@ def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    """A PostgreSQL database of the module's own, for the `konfig serve` replicas it starts."""
+    url = asyncio.run(create_pg_database())
+    try:
+        yield url
+    finally:
+        asyncio.run(drop_pg_database(url))
+
+
+@pytest.fixture
+async def served(app: Any) -> AsyncIterator[str]:
+    """The test app behind a real HTTP server, for streaming responses."""
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=free_port(),
+        lifespan="off",
+        log_level="warning",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{config.port}"
+    finally:
+        server.should_exit = True
+        await task

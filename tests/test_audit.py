@@ -8,7 +8,7 @@ import httpx
 from sqlalchemy import text
 
 from tests.conftest import Account, Backend, add_user, assert_error, backstage
-from tests.test_namespaces import make_ns
+from tests.support.namespaces import make_ns
 
 
 async def events(client: httpx.AsyncClient, who: Account, **params: Any) -> list[dict[str, Any]]:
@@ -198,7 +198,7 @@ async def test_every_way_of_revealing_a_secret_is_recorded_and_plain_reads_are_n
         )
         assert answer.status_code in (200, 201), answer.text
     await client.put(f"{base}/configs/plain", headers=owner.headers, json={"value": "x"})
-    reads = {
+    reads: dict[str, tuple[str, dict[str, Any]]] = {
         "history": (f"{base}/configs/token/history", {}),
         "snapshot at revision 2": (f"{base}/revisions/2", {}),
         "diff 1..2": (f"{base}/diff", {"from": 1, "to": 2}),

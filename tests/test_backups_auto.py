@@ -14,7 +14,7 @@ from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
 from tests.conftest import Backend, make_settings, register, wipe
-from tests.test_backups import backups_dir, content, restore, seed, take_backup
+from tests.support.backups import backups_dir, content, restore, seed, take_backup
 
 POLL_LIMIT = 60.0  # a generous bound on waiting for an outcome; nothing asserts on speed
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, Backend
-from tests.test_backups import SECRET, backups_dir, content, seed, wreck
+from tests.support.backups import SECRET, backups_dir, content, seed, wreck
 
 
 async def konfig(app: Any, backend: Backend, *args: str) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_client_helpers import Cli, new_tenant
-from tests.cli_helpers import ServerProcess, start_server
 from tests.conftest import PASSWORD
+from tests.support.cli import Cli, new_tenant
+from tests.support.servers import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli_helpers import start_server
 from tests.conftest import PASSWORD
+from tests.support.servers import start_server
 
 
 @pytest.fixture

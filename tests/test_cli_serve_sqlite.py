@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.apps import free_port
-from tests.cli_helpers import start_server
+from tests.support.apps import free_port
+from tests.support.cli import start_server
 
 pytestmark = pytest.mark.slow
 

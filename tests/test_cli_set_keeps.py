@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from konfig.client import Konfig
-from tests.cli_client_helpers import Cli, new_tenant
-from tests.cli_helpers import ServerProcess, start_server
 from tests.conftest import PASSWORD
+from tests.support.cli import Cli, new_tenant
+from tests.support.servers import ServerProcess, start_server
 
 pytestmark = pytest.mark.slow
 NS = "payments/staging"

@@ -61,9 +61,9 @@ async def test_revisions_snapshots_diff_and_rollback(sdk: AsyncKonfig) -> None:
 
 async def test_documents_export_and_import(sdk: AsyncKonfig) -> None:
     await sdk.configs.set(NS, "port", 8080, value_type="number")
-    document = await sdk.revisions.document(NS)
-    document["entries"].append({"key": "debug", "value": True, "value_type": "boolean"})
-    result = await sdk.revisions.put_document(NS, document)
+    current = await sdk.revisions.document(NS)
+    current["entries"].append({"key": "debug", "value": True, "value_type": "boolean"})
+    result = await sdk.revisions.put_document(NS, current)
     assert [i["key"] for i in result["diff"]["added"]] == ["debug"]
 
     exported = await sdk.revisions.export(NS, format="yaml")

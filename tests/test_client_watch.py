@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from konfig.client import AsyncKonfig, NotFound
-from tests.cli_client_helpers import Cli, new_tenant
-from tests.cli_helpers import start_server
 from tests.conftest import PASSWORD, Account
+from tests.support.cli import Cli, new_tenant
+from tests.support.servers import start_server
 
 NS = "payments/production"
 

@@ -42,7 +42,6 @@ import redis
 from deploy.cluster.run import Cluster, Replica, nginx_binary
 from konfig.db.migrate import head_revision
 from konfig.security.crypto import new_key_line
-from tests.apps import free_port
 from tests.conftest import (
     PASSWORD,
     REDIS_URL,
@@ -50,6 +49,7 @@ from tests.conftest import (
     drop_pg_database,
     service_missing,
 )
+from tests.support.apps import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.redis]
 
@@ -196,7 +196,8 @@ def _put(
 
 def _upstream(response: httpx.Response) -> str:
     """The replica that answered (the last one nginx tried)."""
-    return response.headers.get("x-konfig-upstream", "").split(",")[-1].strip()
+    upstream: str = response.headers.get("x-konfig-upstream", "")
+    return upstream.split(",")[-1].strip()
 
 
 # (f) ------------------------------------------------------------------------------------------

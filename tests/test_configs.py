@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from konfig.configs.models import ConfigEntry
 from konfig.db.session import across_tenants, bind_tenant
 from tests.conftest import Account, add_user, assert_error
-from tests.test_namespaces import make_ns
+from tests.support.namespaces import make_ns
 
 SPEC_EXAMPLES: list[dict[str, Any]] = [
     {
@@ -186,7 +186,7 @@ async def test_each_rule_is_enforced_and_named(
 async def test_booleans_integers_and_json_schema_are_accepted(
     client: httpx.AsyncClient, owner: Account, ns: str
 ) -> None:
-    entries = [
+    entries: list[dict[str, Any]] = [
         {"key": "enabled", "value": False, "value_type": "boolean"},
         {
             "key": "workers",

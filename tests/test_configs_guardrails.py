@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.conftest import Account, add_user, assert_error
-from tests.readpath_helpers import bearer, make_token, read_write
-from tests.revisions_helpers import API, new_namespace
-from tests.test_configs_put_keeps import POOL, SECRET, entry, routed
+from tests.support.configs import POOL, SECRET, entry, routed
+from tests.support.readpath import bearer, make_token, read_write
+from tests.support.revisions import API, new_namespace
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ async def test_an_editor_cannot_raise_a_limit_to_save_a_value_past_it(
     error = assert_error(raised, 403, "FORBIDDEN")
     assert "validation_schema of pool" in error["message"] and "admin" in error["message"]
     assert error["details"]["keys"] == {"pool": ["validation_schema"]}
+    body: dict[str, Any]
     for method, body, field in (
         ("PATCH", {"value_type": "string", "value": "20"}, "value_type"),
         ("PATCH", {"is_secret": False}, "is_secret"),

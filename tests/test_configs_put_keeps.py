@@ -10,32 +10,9 @@ import httpx
 import pytest
 
 from tests.conftest import Account, add_user, assert_error
-from tests.revisions_helpers import API, new_namespace
+from tests.support.configs import POOL, SECRET, entry, routed
+from tests.support.revisions import API, new_namespace
 
-
-def entry(ns: str, key: str = "") -> str:
-    return f"{API}/namespaces/{ns}/configs" + (f"/{key}" if key else "")
-
-
-def routed(ns: str) -> str:
-    """The namespace id spelled without hyphens: the fast path leaves it to FastAPI's route."""
-    return ns.replace("-", "")
-
-
-SECRET: dict[str, Any] = {
-    "value": "s3cret-Old",
-    "value_type": "string",
-    "validation_schema": {"min_length": 8},
-    "description": "the database password",
-    "is_secret": True,
-}
-POOL: dict[str, Any] = {
-    "value": 10,
-    "value_type": "number",
-    "validation_schema": {"min_value": 1, "max_value": 1000},
-    "description": "connections",
-    "is_secret": False,
-}
 SETTINGS = ("value_type", "validation_schema", "description", "is_secret")
 
 

@@ -14,8 +14,8 @@ from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
 from tests.conftest import Backend, assert_error, make_settings, only_postgres, register, wipe
-from tests.db_outage import Relay
-from tests.web_helpers import browser, sign_in, text_of
+from tests.support.relay import Relay
+from tests.support.web import browser, sign_in, text_of
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import Account, add_user, assert_error
-from tests.readpath_helpers import (
+from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,

@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from konfig.settings import Settings
 from tests.conftest import Account, Backend, assert_error, make_settings
-from tests.readpath_helpers import (
+from tests.support.events import Events
+from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,
     read,
     service_account,
     set_entry,
+    waiting,
+    watchers,
 )
 
 URL = "/api/v1/config/payments/production"
@@ -31,31 +30,6 @@ URL = "/api/v1/config/payments/production"
 def settings(backend: Backend, tmp_path: Path) -> Settings:
     """Heartbeats every 0.3 s, so a test sees one without waiting long."""
     return make_settings(backend.url, tmp_path, sse_heartbeat_seconds=0.3)
-
-
-@pytest.fixture
-async def served(app: Any) -> AsyncIterator[str]:
-    """The test app behind a real HTTP server, for streaming responses."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        lifespan="off",
-        log_level="warning",
-        timeout_graceful_shutdown=1,
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def _setup(
@@ -72,30 +46,35 @@ async def _setup(
     return {"parent": parent, "production": production}, token
 
 
-async def _write_soon(
-    client: httpx.AsyncClient, owner: Account, namespace: str, key: str, value: Any
-) -> None:
-    await asyncio.sleep(0.3)  # let the watcher start waiting (if it has not, it answers at once)
-    await set_entry(client, owner, namespace, key, value, value_type="number")
-
-
 async def test_a_long_poll_answers_when_the_parent_changes(
     client: httpx.AsyncClient, owner: Account
 ) -> None:
     ids, token = await _setup(client, owner)
     headers = bearer(token["token"])
     etag = (await client.get(URL, headers=headers)).headers["etag"]
-    poll = client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
-    answer, _ = await asyncio.gather(poll, _write_soon(client, owner, ids["parent"], "timeout", 12))
+    poll = await waiting(
+        client, client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
+    )
+    assert not poll.done()
+    await set_entry(client, owner, ids["parent"], "timeout", 12, value_type="number")
+    answer = await poll
+    assert await watchers(client) == 0  # konfig_active_watchers counts the waiting ones only
     assert answer.status_code == 200
     assert answer.json() == {"currency": "USD", "timeout": 12}
     assert answer.headers["etag"] != etag
     # ... and in the format asked for.
     env_etag = (await client.get(URL, headers=headers, params={"format": "env"})).headers["etag"]
-    poll = client.get(
-        URL, headers={**headers, "If-None-Match": env_etag}, params={"wait": 30, "format": "env"}
+    poll = await waiting(
+        client,
+        client.get(
+            URL,
+            headers={**headers, "If-None-Match": env_etag},
+            params={"wait": 30, "format": "env"},
+        ),
     )
-    answer, _ = await asyncio.gather(poll, _write_soon(client, owner, ids["parent"], "timeout", 13))
+    assert not poll.done()
+    await set_entry(client, owner, ids["parent"], "timeout", 13, value_type="number")
+    answer = await poll
     assert answer.text == "CURRENCY=USD\nTIMEOUT=13\n"
 
 
@@ -110,13 +89,14 @@ async def test_a_long_poll_ends_with_304_when_nothing_it_inherits_changes(
     ).json()
     orders_id = orders["items"][0]["id"]
 
-    async def unrelated_writes() -> None:
-        await asyncio.sleep(0.2)
-        await set_entry(client, owner, orders_id, "x", 1, value_type="number")
-        await set_entry(client, owner, ids["parent"], "currency", "EUR")  # overridden below
-
-    poll = client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 1.5})
-    answer, _ = await asyncio.gather(poll, unrelated_writes())
+    poll = await waiting(
+        client, client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 3})
+    )
+    assert not poll.done()
+    await set_entry(client, owner, orders_id, "x", 1, value_type="number")
+    await set_entry(client, owner, ids["parent"], "currency", "EUR")  # overridden below
+    assert not poll.done()  # neither write woke it: it answers at its timeout
+    answer = await poll
     assert answer.status_code == 304
     assert answer.headers["etag"] == etag
 
@@ -141,14 +121,13 @@ async def test_revoking_a_token_ends_its_long_poll(
     headers = bearer(token["token"])
     etag = (await client.get(URL, headers=headers)).headers["etag"]
 
-    async def revoke_soon() -> None:
-        await asyncio.sleep(0.3)
-        revoked = await client.delete(f"/api/v1/tokens/{token['id']}", headers=owner.headers)
-        assert revoked.status_code == 204
-
-    poll = client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
-    answer, _ = await asyncio.gather(poll, revoke_soon())
-    assert_error(answer, 401, "UNAUTHENTICATED")
+    poll = await waiting(
+        client, client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
+    )
+    assert not poll.done()
+    revoked = await client.delete(f"/api/v1/tokens/{token['id']}", headers=owner.headers)
+    assert revoked.status_code == 204
+    assert_error(await poll, 401, "UNAUTHENTICATED")
 
 
 async def test_a_long_poll_on_a_deleted_namespace_is_404(
@@ -158,45 +137,15 @@ async def test_a_long_poll_on_a_deleted_namespace_is_404(
     headers = bearer(token["token"])
     etag = (await client.get(URL, headers=headers)).headers["etag"]
 
-    async def delete_soon() -> None:
-        await asyncio.sleep(0.3)
-        gone = await client.delete(
-            f"/api/v1/namespaces/{ids['production']}",
-            headers=owner.headers,
-            params={"force": "true"},
-        )
-        assert gone.status_code == 204
-
-    poll = client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
-    answer, _ = await asyncio.gather(poll, delete_soon())
-    assert_error(answer, 404, "NOT_FOUND")
-
-
-class Events:
-    """Reads server-sent events (and comments) off a streaming response."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self.lines = response.aiter_lines()
-
-    async def next(self) -> dict[str, str]:
-        """The next event or comment: ``{"id", "event", "data"}`` or ``{"comment"}``."""
-        fields: dict[str, str] = {}
-        while True:
-            line = await asyncio.wait_for(anext(self.lines), timeout=15)
-            if line == "":
-                if fields:
-                    return fields
-                continue
-            if line.startswith(":"):
-                return {"comment": line[1:].strip()}
-            name, _, value = line.partition(":")
-            fields[name] = value.removeprefix(" ")
-
-    async def next_event(self) -> dict[str, str]:
-        while True:
-            found = await self.next()
-            if "comment" not in found and "retry" not in found:
-                return found
+    poll = await waiting(
+        client, client.get(URL, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
+    )
+    assert not poll.done()
+    gone = await client.delete(
+        f"/api/v1/namespaces/{ids['production']}", headers=owner.headers, params={"force": "true"}
+    )
+    assert gone.status_code == 204
+    assert_error(await poll, 404, "NOT_FOUND")
 
 
 async def test_events_stream_every_change_with_heartbeats(
@@ -306,12 +255,16 @@ async def test_a_parent_change_wakes_each_child_with_its_own_content(
     urls = [URL, "/api/v1/config/payments/staging"]
     etags = [(await client.get(url, headers=headers)).headers["etag"] for url in urls]
     polls = [
-        client.get(url, headers={**headers, "If-None-Match": etag}, params={"wait": 30})
-        for url, etag in zip(urls, etags, strict=True)
+        await waiting(
+            client,
+            client.get(url, headers={**headers, "If-None-Match": etag}, params={"wait": 30}),
+            count=count,
+        )
+        for count, (url, etag) in enumerate(zip(urls, etags, strict=True), start=1)
     ]
-    *answers, _ = await asyncio.gather(
-        *polls, _write_soon(client, owner, ids["parent"], "timeout", 42)
-    )
+    assert not any(poll.done() for poll in polls)
+    await set_entry(client, owner, ids["parent"], "timeout", 42, value_type="number")
+    answers = [await poll for poll in polls]
     assert [a.json() for a in answers] == [
         {"currency": "USD", "timeout": 42},
         {"currency": "XTS", "timeout": 42},
@@ -319,8 +272,12 @@ async def test_a_parent_change_wakes_each_child_with_its_own_content(
 
     # A sibling's change is not the other sibling's business.
     production_etag = answers[0].headers["etag"]
-    poll = client.get(
-        URL, headers={**headers, "If-None-Match": production_etag}, params={"wait": 1}
+    poll = await waiting(
+        client,
+        client.get(URL, headers={**headers, "If-None-Match": production_etag}, params={"wait": 3}),
     )
-    answer, _ = await asyncio.gather(poll, _write_soon(client, owner, staging, "limit", 5))
+    assert not poll.done()
+    await set_entry(client, owner, staging, "limit", 5, value_type="number")
+    assert not poll.done()  # the sibling's write did not wake it: it answers at its timeout
+    answer = await poll
     assert answer.status_code == 304

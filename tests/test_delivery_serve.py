@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.apps import free_port, wait_ready
 from tests.conftest import PASSWORD
+from tests.support.apps import free_port, wait_ready
 
 
 @pytest.mark.slow

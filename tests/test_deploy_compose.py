@@ -24,7 +24,9 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, Any]:
-    return compose["services"]
+    found = compose["services"]
+    assert isinstance(found, dict)
+    return found
 
 
 def env_example() -> dict[str, str]:

@@ -20,8 +20,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from tests.conftest import IN_CI
-from tests.test_deploy_image import parse_stages
+from tests.conftest import unavailable
+from tests.support.dockerfile import parse_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -40,9 +40,7 @@ Object = dict[str, Any]
 def kubectl() -> str:
     path = shutil.which("kubectl")
     if path is None:
-        if IN_CI:
-            pytest.fail("CI needs kubectl on PATH to render deploy/k8s", pytrace=False)
-        pytest.skip("kubectl is not installed: deploy/k8s not rendered")
+        unavailable("kubectl on PATH, to render deploy/k8s")
     return path
 
 

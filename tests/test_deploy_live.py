@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.test_deploy_image import env_pairs, exec_form, healthcheck_command, parse_stages
+from tests.support.dockerfile import env_pairs, exec_form, healthcheck_command, parse_stages
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent  # stands in for /opt/konfig/bin on the image's PATH

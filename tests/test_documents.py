@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from tests.conftest import Account, add_user, assert_error
-from tests.revisions_helpers import (
+from tests.support.revisions import (
     API,
     contents,
     namespace_revision,
@@ -228,7 +228,7 @@ async def test_unsupported_media_and_yaml_that_is_not_plain_json_data(
     ns = await new_namespace(client, owner)
     wrong = await put_document(client, owner, ns, "entries: []", "text/plain")
     assert_error(wrong, 415, "UNSUPPORTED_MEDIA_TYPE")
-    refused = {
+    refused: dict[str, str | bytes] = {
         "a date": "entries:\n  - key: day\n    value: 2024-01-01\n",
         "an alias": "entries:\n  - &e {key: a, value: b}\n  - *e\n",
         "binary": "entries:\n  - key: blob\n    value: !!binary aGk=\n",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 from fastapi import APIRouter
 
+from konfig.settings import Settings
 from tests.conftest import Account, assert_error
 
 
@@ -27,16 +30,18 @@ async def test_malformed_json(client: httpx.AsyncClient, owner: Account) -> None
 
 
 async def test_oversized_body_by_length_and_by_stream(
-    client: httpx.AsyncClient, settings: object
+    client: httpx.AsyncClient, settings: Settings
 ) -> None:
-    limit = settings.max_body_bytes  # type: ignore[attr-defined]
+    limit = settings.max_body_bytes
     big = b"x" * (limit + 1)
     answer = await client.post(
         "/api/v1/auth/register", content=big, headers={"Content-Type": "application/json"}
     )
     assert_error(answer, 413, "PAYLOAD_TOO_LARGE")
 
-    async def chunks():  # no Content-Length: the cap must count while streaming
+    async def chunks() -> AsyncIterator[
+        bytes
+    ]:  # no Content-Length: the cap must count while streaming
         for _ in range(limit // 65536 + 2):
             yield b"x" * 65536
 

@@ -7,8 +7,6 @@ PostgreSQL: the namespace row), so that the ones sent meanwhile are committed as
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,46 +14,9 @@ from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
 from konfig.db.engine import make_engine
-from konfig.db.session import bind_tenant, open_session
-from konfig.revisions.writer import lock_namespace
 from tests.conftest import Account, add_user, assert_error, register
-from tests.revisions_helpers import API, new_namespace, snapshot
-
-
-@asynccontextmanager
-async def held(app: Any, owner: Account, namespace_id: str) -> AsyncIterator[None]:
-    """Hold the namespace in a transaction of our own until the block ends."""
-    import uuid
-
-    session = await open_session(app.state.sessionmaker, write=True)
-    try:
-        await bind_tenant(session, uuid.UUID(owner.tenant_id))
-        await lock_namespace(
-            session, tenant_id=uuid.UUID(owner.tenant_id), namespace_id=uuid.UUID(namespace_id)
-        )
-        yield
-    finally:
-        await session.rollback()
-        await session.close()
-
-
-async def taken_up(writer: Any) -> None:
-    """Wait until the writer has taken the first write into a batch (which waits for the lock)."""
-    for _ in range(500):
-        if writer._task is not None and not writer._task.done() and not writer._queue:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the first write never reached the writer")
-
-
-async def queued(tasks: list[asyncio.Task[httpx.Response]], writer: Any) -> None:
-    """Wait until every write but the first (whose batch waits for the lock) has queued up."""
-    for _ in range(500):
-        if len(writer._queue) == len(tasks) - 1:
-            break
-        await asyncio.sleep(0.01)
-    assert len(writer._queue) == len(tasks) - 1
-    assert not any(t.done() for t in tasks), "a write finished while the namespace was held"
+from tests.support.group_commit import held, queued, taken_up
+from tests.support.revisions import API, new_namespace, snapshot
 
 
 def entry(ns: str, key: str = "") -> str:

@@ -37,6 +37,11 @@ async def _namespace(client: httpx.AsyncClient, owner: Account, name: str = "app
     return str(created.json()["id"])
 
 
+def _with_message(owner: Account, message: bytes) -> dict[bytes, bytes]:
+    """The owner's headers with X-Konfig-Message sent as exactly these bytes."""
+    return {b"Authorization": f"Bearer {owner.access_token}".encode(), b"X-Konfig-Message": message}
+
+
 def _spellings(namespace_id: str) -> list[str]:
     """The canonical id (answered by the fast write path) and one only FastAPI's route takes."""
     return [namespace_id, namespace_id.replace("-", "")]
@@ -196,21 +201,21 @@ async def test_message_header_is_read_as_utf8(client: httpx.AsyncClient, owner: 
     sent = "café ✓"
     for spelling, key in zip(_spellings(namespace_id), ["fast", "routed"], strict=True):
         url = f"/api/v1/namespaces/{spelling}/configs/{key}"
-        headers = owner.headers | {"X-Konfig-Message": sent.encode()}
+        headers = _with_message(owner, sent.encode())
         stored = await client.put(url, headers=headers, json={"value": "v"})
         assert stored.status_code == 201, stored.text
         revisions = await client.get(
             f"/api/v1/namespaces/{namespace_id}/revisions", headers=owner.headers
         )
         assert revisions.json()["items"][0]["message"] == sent
-        garbled = owner.headers | {"X-Konfig-Message": b"caf\xe9"}
+        garbled = _with_message(owner, b"caf\xe9")
         refused = await client.put(url, headers=garbled, json={"value": "w"})
         error = assert_error(refused, 422, "VALIDATION_ERROR")
         assert error["message"] == "X-Konfig-Message: is not valid UTF-8 text"
-        too_long = owner.headers | {"X-Konfig-Message": ("✓" * 1001).encode()}
+        too_long = _with_message(owner, ("✓" * 1001).encode())
         refused = await client.put(url, headers=too_long, json={"value": "w"})
         assert_error(refused, 422, "VALIDATION_ERROR")
-        longest = owner.headers | {"X-Konfig-Message": ("✓" * 1000).encode()}
+        longest = _with_message(owner, ("✓" * 1000).encode())
         accepted = await client.put(url, headers=longest, json={"value": "w"})
         assert accepted.status_code == 200, accepted.text
 
@@ -282,10 +287,8 @@ async def test_mariadb_stores_what_it_is_sent_and_refuses_the_rest(tmp_path: Pat
                 owner = await register(client, "maria")
                 namespace_id = await _namespace(client, owner)
                 entry = f"/api/v1/namespaces/{namespace_id}/configs/k"
-                message = {"X-Konfig-Message": "déployé 🚀 ✓".encode()}
-                stored = await client.put(
-                    entry, headers=owner.headers | message, json={"value": "a\u0000b"}
-                )
+                message = _with_message(owner, "déployé 🚀 ✓".encode())
+                stored = await client.put(entry, headers=message, json={"value": "a\u0000b"})
                 assert stored.status_code == 201, stored.text
                 assert (await client.get(entry, headers=owner.headers)).json()[
                     "value"

@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.apps import client_of, konfig_serve, running
-from tests.conftest import Backend, assert_error, make_settings, wipe
+from tests.conftest import Backend, assert_error, make_settings, unavailable, wipe
+from tests.support.apps import client_of, konfig_serve, running
 
 PRODUCTION = {
     "env": "production",
@@ -146,7 +146,7 @@ async def test_no_cors_headers_without_an_allow_list(client: httpx.AsyncClient) 
 def test_a_browser_renders_the_docs_under_the_policy(tmp_path: Path) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("no chromium to render the docs pages with")
+        unavailable("chromium on PATH, to render the docs pages with")
     # What each page shows once its scripts have drawn the API from /openapi.json.
     drawn = {"docs": 'data-path="/api/v1/auth/login"', "redoc": "operation-type"}
     with konfig_serve(tmp_path) as (url, _):

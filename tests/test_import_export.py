@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import Account, add_user, assert_error
-from tests.revisions_helpers import (
+from tests.support.revisions import (
     API,
     contents,
     namespace_revision,

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
 from tests.conftest import Account, Backend, make_settings, register, wipe
-from tests.revisions_helpers import (
+from tests.support.revisions import (
     API,
     contents,
     delete_entry,
@@ -38,10 +39,12 @@ async def mirrored(backend: Backend, tmp_path: Path) -> AsyncIterator[httpx.Asyn
     await wipe(backend.url)
 
 
-def mirrored_file(tmp_path: Path, name: str) -> dict[str, object]:
+def mirrored_file(tmp_path: Path, name: str) -> dict[str, Any]:
     text = (tmp_path / "mirror" / "acme" / f"{name}.yaml").read_text()
     assert text.startswith(f"# konfig mirror of acme/{name} at revision ")
-    return yaml.safe_load(text)  # type: ignore[no-any-return]
+    document = yaml.safe_load(text)
+    assert isinstance(document, dict)
+    return document
 
 
 def import_tree(backend: Backend, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -95,9 +98,8 @@ async def test_each_commit_rewrites_the_namespace_file_without_secrets(
         ]
     }
     await delete_entry(mirrored, owner, ns, "db_url")
-    assert [e["key"] for e in mirrored_file(tmp_path, "payments/production")["entries"]] == [  # type: ignore[index]
-        "limits"
-    ]
+    entries = mirrored_file(tmp_path, "payments/production")["entries"]
+    assert [e["key"] for e in entries] == ["limits"]
     assert sorted(p.name for p in folder.iterdir()) == ["production.yaml"]  # no temporary files
 
     # The file is a document: PUT it as is and get the same (non-secret) entries.
@@ -156,7 +158,7 @@ async def test_import_tree_loads_one_revision_per_namespace_and_keeps_secrets(
     listed = await mirrored.get(f"{API}/namespaces", headers=owner.headers)
     shared = next(n for n in listed.json()["items"] if n["name"] == "shared/production")
     assert (shared["revision"], shared["entry_count"]) == (1, 1)
-    assert mirrored_file(tmp_path, "shared/production")["entries"][0]["key"] == "log_level"  # type: ignore[index]
+    assert mirrored_file(tmp_path, "shared/production")["entries"][0]["key"] == "log_level"
 
     (tree / "broken.yaml").write_text(
         "entries:\n  - {key: port, value: high, value_type: number}\n"

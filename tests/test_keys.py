@@ -16,8 +16,8 @@ from asgi_lifespan import LifespanManager
 
 from konfig.app import create_app
 from konfig.security.crypto import Keyring, parse_keys
-from tests.cli_helpers import ServerProcess, start_server
 from tests.conftest import PASSWORD, Backend, assert_error, make_settings, register
+from tests.support.servers import ServerProcess, start_server
 
 
 def _login(url: str) -> dict[str, str]:

@@ -12,8 +12,8 @@ import orjson
 import pytest
 
 from konfig.logs import configure_logging, get_logger, reset_logging
-from tests.apps import client_of, running
 from tests.conftest import PASSWORD, Backend, login, make_settings, register, wipe
+from tests.support.apps import client_of, running
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ shows the same through nginx on three real replicas.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -18,14 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.db.migrate import upgrade
 from konfig.delivery import resolve
-from konfig.delivery.wiring import Delivery
 from konfig.security.crypto import new_key_line
-from tests.apps import client_of, running
 from tests.conftest import Account, Backend, make_settings, register
-from tests.readpath_helpers import bearer, make_namespace, make_token, read, set_entry
+from tests.support.apps import client_of, running
+from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
 CONFIG = "/api/v1/config/payments/production"
 
@@ -119,26 +119,29 @@ async def test_an_older_etag_it_knows_costs_no_reload(
 async def test_a_resolution_reads_one_snapshot(
     backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its queries see one state: REPEATABLE READ on PostgreSQL and MariaDB, whose writers read
-    committed (SQLite: one read transaction)."""
-    from sqlalchemy import text
-
+    """Its queries see one state: REPEATABLE READ on PostgreSQL, one transaction on SQLite."""
+    load_many = resolve.load_many
     seen: list[str] = []
     asked = {
         "postgres": "SHOW transaction_isolation",
         "mariadb": "SELECT lower(replace(@@tx_isolation, '-', ' '))",
     }
 
-    async def isolation(session: Any, **_: Any) -> dict[str, Any]:
-        if backend.name in asked:
-            seen.append((await session.execute(text(asked[backend.name]))).scalar())
+    async def observed(session: AsyncSession, **arguments: Any) -> Any:
+        if backend.name == "postgres":
+            level = (await session.execute(text("SHOW transaction_isolation"))).scalar()
+            seen.append(str(level))
         else:
-            seen.append("one read transaction")
-        return {}
+            seen.append("one transaction" if session.in_transaction() else "autocommit")
+        return await load_many(session, **arguments)
 
-    monkeypatch.setattr(resolve, "load_many", isolation)
-    async with running(make_settings(backend.url, tmp_path)) as app:
-        delivery: Delivery = app.state.delivery
-        await delivery._load_many(uuid.uuid4(), ["anything"])
-    expected = "one read transaction" if backend.name == "sqlite" else "repeatable read"
-    assert seen == [expected]
+    async with running(make_settings(backend.url, tmp_path)) as app, client_of(app) as http:
+        owner = await register(http, "acme")
+        namespace_id = await make_namespace(http, owner, "payments/production")
+        await set_entry(http, owner, namespace_id, "timeout", 1, value_type="number")
+        token = await make_token(http, owner, read("payments/**"))
+        monkeypatch.setattr(resolve, "load_many", observed)
+        answer = await http.get(CONFIG, headers=bearer(token["token"]))
+    assert answer.json() == {"timeout": 1}
+    expected = "one transaction" if backend.name == "sqlite" else "repeatable read"
+    assert seen and set(seen) == {expected}

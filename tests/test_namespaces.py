@@ -6,16 +6,7 @@ import httpx
 import pytest
 
 from tests.conftest import Account, add_user, assert_error
-
-
-async def make_ns(
-    client: httpx.AsyncClient, who: Account, name: str, **extra: object
-) -> dict[str, object]:
-    answer = await client.post(
-        "/api/v1/namespaces", headers=who.headers, json={"name": name, **extra}
-    )
-    assert answer.status_code == 201, answer.text
-    return answer.json()  # type: ignore[no-any-return]
+from tests.support.namespaces import make_ns
 
 
 async def test_create_namespace_as_in_the_original_spec(
@@ -79,7 +70,9 @@ async def test_list_filters_by_prefix_and_paginates(
     assert [n["name"] for n in literal.json()["items"]] == ["pay_x"]
     names, cursor = [], None
     while True:
-        params: dict[str, object] = {"limit": 2} | ({"cursor": cursor} if cursor else {})
+        params: dict[str, int | str] = {"limit": 2}
+        if cursor:
+            params["cursor"] = cursor
         page = (await client.get("/api/v1/namespaces", headers=owner.headers, params=params)).json()
         names += [n["name"] for n in page["items"]]
         cursor = page["next_cursor"]

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.apps import client_of, running
 from tests.conftest import Account, Backend, make_settings, wipe
+from tests.support.apps import client_of, running
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
 

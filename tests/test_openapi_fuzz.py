@@ -47,8 +47,14 @@ class Seeded:
     backup_ids: list[str]
 
 
+def _asgi(app: Dispatcher) -> Any:
+    """``app`` for schemathesis, whose ASGI types want dict messages (Starlette's are any
+    MutableMapping: the same protocol, typed wider)."""
+    return app
+
+
 def _seed(app: Dispatcher) -> Seeded:
-    with asgi.get_client(app) as http:
+    with asgi.get_client(_asgi(app)) as http:
 
         def ok(answer: Any) -> Any:
             assert answer.status_code < 300, answer.text
@@ -70,7 +76,7 @@ def _seed(app: Dispatcher) -> Seeded:
                 json={"name": "payments/production", "includes": ["shared"]},
             )
         )
-        entries = [
+        entries: list[dict[str, Any]] = [
             {"key": "pool_size", "value": 10, "value_type": "number"},
             {"key": "db_password", "value": "s3cret", "is_secret": True},
             {
@@ -193,7 +199,7 @@ class _OwnerLogin:
     app: Dispatcher
 
     def get(self, case: Any, context: Any) -> str:
-        with asgi.get_client(self.app) as http:
+        with asgi.get_client(_asgi(self.app)) as http:
             answer = http.post("/api/v1/auth/login", json={"email": EMAIL, "password": PASSWORD})
         assert answer.status_code == 200, answer.text
         return str(answer.json()["access_token"])

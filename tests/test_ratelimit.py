@@ -12,7 +12,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from konfig.settings import Settings
-from tests.apps import client_of, running
 from tests.conftest import (
     PASSWORD,
     REDIS_URL,
@@ -23,6 +22,7 @@ from tests.conftest import (
     service_missing,
     wipe,
 )
+from tests.support.apps import client_of, running
 
 
 @pytest.fixture

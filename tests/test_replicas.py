@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -17,8 +14,9 @@ import httpx
 import pytest
 
 from konfig.security.crypto import new_key_line
-from tests.apps import free_port, wait_ready
-from tests.conftest import PASSWORD, create_pg_database, drop_pg_database
+from tests.conftest import PASSWORD
+from tests.support.readpath import waiting
+from tests.support.servers import start_replica
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -30,28 +28,6 @@ class Cluster:
     b: str
 
 
-def _start(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc_env = env | {"KONFIG_DATA_DIR": str(data_dir), "KONFIG_PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "konfig", "serve"], env=proc_env, cwd=data_dir)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
-    except AssertionError:
-        proc.kill()
-        raise
-    return proc, url
-
-
-@pytest.fixture(scope="module")
-def database_url() -> Iterator[str]:
-    url = asyncio.run(create_pg_database())
-    try:
-        yield url
-    finally:
-        asyncio.run(drop_pg_database(url))
-
-
 @pytest.fixture(scope="module")
 def cluster(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
@@ -61,9 +37,9 @@ def cluster(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         "KONFIG_ENCRYPTION_KEYS": new_key_line(),
         "KONFIG_LISTENER_CHECK_SECONDS": "1",
     }
-    a_proc, a_url = _start(env, tmp_path_factory.mktemp("replica-a"))
+    a_proc, a_url = start_replica(env, tmp_path_factory.mktemp("replica-a"))
     try:
-        b_proc, b_url = _start(env, tmp_path_factory.mktemp("replica-b"))
+        b_proc, b_url = start_replica(env, tmp_path_factory.mktemp("replica-b"))
     except BaseException:
         a_proc.terminate()
         a_proc.wait(timeout=20)
@@ -149,10 +125,12 @@ async def _set(
 CONFIG = "/api/v1/config/payments/production"
 
 
-async def _timeout_on(http: httpx.AsyncClient, base: str, tenant: Tenant) -> Any:
+async def _timeout_on(http: httpx.AsyncClient, base: str, tenant: Tenant) -> int:
     answer = await http.get(f"{base}{CONFIG}", headers=tenant.reader)
     assert answer.status_code == 200, answer.text
-    return answer.json()["timeout"]
+    timeout = answer.json()["timeout"]
+    assert isinstance(timeout, int)
+    return timeout
 
 
 async def _eventually(check: Any, what: str, attempts: int = 200) -> None:
@@ -191,14 +169,14 @@ async def test_a_write_on_one_replica_wakes_a_watcher_on_the_other(
         return answer
 
     hammering = asyncio.create_task(hammer_b())
-    watching = asyncio.create_task(watch_b())
-    await asyncio.sleep(0.5)
+    watching = await waiting(http, watch_b(), base=cluster.b)
     assert not watching.done()
     await _set(http, cluster.a, tenant, tenant.parent_id, "timeout", 2)
     woken = await watching
     assert woken.status_code == 200
     assert woken.json() == {"currency": "USD", "timeout": 2}
-    await asyncio.sleep(0.3)
+    while not hammering.done() and not any(after for after, _ in observed):
+        await asyncio.sleep(0.01)  # until B has been asked again since its watcher woke
     stop.set()
     await hammering
 
@@ -294,14 +272,16 @@ async def test_a_lost_listener_reconnects_and_drops_its_cache(
 
     await _eventually(both_listen_again, "the replicas listen again", attempts=400)
     etag = (await http.get(f"{cluster.b}{CONFIG}", headers=tenant.reader)).headers["etag"]
-    watching = asyncio.create_task(
+    watching = await waiting(
+        http,
         http.get(
             f"{cluster.b}{CONFIG}",
             headers={**tenant.reader, "If-None-Match": etag},
             params={"wait": 30},
-        )
+        ),
+        base=cluster.b,
     )
-    await asyncio.sleep(0.5)
+    assert not watching.done()
     await _set(http, cluster.a, tenant, tenant.parent_id, "timeout", 4)
     woken = await watching
     assert woken.status_code == 200 and woken.json()["timeout"] == 4

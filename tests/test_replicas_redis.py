@@ -18,13 +18,14 @@ from konfig.app import create_app
 from konfig.db.migrate import upgrade
 from konfig.security.crypto import new_key_line
 from tests.conftest import REDIS_URL, Account, make_settings, register, service_missing
-from tests.readpath_helpers import (
+from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,
     read,
     service_account,
     set_entry,
+    waiting,
 )
 
 pytestmark = pytest.mark.redis
@@ -107,12 +108,12 @@ async def test_a_write_on_one_app_wakes_a_watcher_on_the_other(
     reader = {"Authorization": token["Authorization"]}
     first = await b.get(CONFIG, headers=reader)
     assert first.json()["timeout"] == 1
-    watching = asyncio.create_task(
+    watching = await waiting(
+        b,
         b.get(
             CONFIG, headers={**reader, "If-None-Match": first.headers["etag"]}, params={"wait": 30}
-        )
+        ),
     )
-    await asyncio.sleep(0.3)
     assert not watching.done()
     await set_entry(a, owner, parent, "timeout", 2, value_type="number")
     woken = await watching
@@ -146,7 +147,8 @@ async def test_a_lost_subscription_reconnects_and_drops_the_cache(
     await set_entry(a, owner, parent, "timeout", 3, value_type="number")
 
     async def b_serves_the_new_value() -> bool:
-        return (await b.get(CONFIG, headers=reader)).json()["timeout"] == 3
+        timeout: int = (await b.get(CONFIG, headers=reader)).json()["timeout"]
+        return timeout == 3
 
     await _eventually(b_serves_the_new_value, "B serves what was written during the outage")
 
@@ -155,10 +157,10 @@ async def test_a_lost_subscription_reconnects_and_drops_the_cache(
 
     await _eventually(both_subscribed, "both apps subscribe again")
     etag = (await b.get(CONFIG, headers=reader)).headers["etag"]
-    watching = asyncio.create_task(
-        b.get(CONFIG, headers={**reader, "If-None-Match": etag}, params={"wait": 30})
+    watching = await waiting(
+        b, b.get(CONFIG, headers={**reader, "If-None-Match": etag}, params={"wait": 30})
     )
-    await asyncio.sleep(0.3)
+    assert not watching.done()
     await set_entry(a, owner, parent, "timeout", 4, value_type="number")
     woken = await watching
     assert woken.status_code == 200 and woken.json()["timeout"] == 4

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from tests.conftest import Account, add_user, assert_error
-from tests.revisions_helpers import (
+from tests.support.revisions import (
     API,
     contents,
     delete_entry,
@@ -342,7 +344,7 @@ async def test_another_tenant_gets_404_from_every_revision_endpoint(
     ns = await new_namespace(client, owner)
     await put_entry(client, owner, ns, "a", "1", is_secret=True)
     base = f"{API}/namespaces/{ns}"
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any] | None]] = [
         ("GET", f"{base}/configs/a/history", None),
         ("POST", f"{base}/configs/a/rollback", {"version": 1}),
         ("GET", f"{base}/revisions", None),

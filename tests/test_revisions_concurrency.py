@@ -8,7 +8,7 @@ from collections import Counter
 import httpx
 
 from tests.conftest import Account
-from tests.revisions_helpers import API, namespace_revision, new_namespace, put_entry, snapshot
+from tests.support.revisions import API, namespace_revision, new_namespace, put_entry, snapshot
 
 WRITERS = 20
 

@@ -11,6 +11,7 @@ sabotage is real).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from tests.conftest import (
     only_postgres,
     register,
 )
-from tests.readpath_helpers import make_namespace, make_token, read, service_account, set_entry
+from tests.support.readpath import make_namespace, make_token, read, service_account, set_entry
 
 TABLES = tenant_owned(metadata)
 
@@ -179,7 +180,7 @@ def sabotaged(monkeypatch: pytest.MonkeyPatch) -> None:
     """The application's own tenant filters, gone: every ``<table>.tenant_id = <value>`` that
     a query builds compiles to ``true`` (as if each repository forgot it). Statements compiled
     before are cached per engine: only apps started after this see the sabotage."""
-    original = PGCompiler.visit_binary
+    original: Callable[..., str] = PGCompiler.visit_binary
 
     def visit_binary(self: PGCompiler, binary: BinaryExpression[Any], **kw: Any) -> str:
         if (

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import PASSWORD, Account, add_user, assert_error, login
-from tests.readpath_helpers import make_namespace, set_entry
-from tests.test_group_commit import held, queued, taken_up
+from tests.support.group_commit import held, queued, taken_up
+from tests.support.readpath import make_namespace, set_entry
 
 
 async def test_a_denied_write_on_the_fast_path_still_leaves_its_audit_row(

@@ -3,7 +3,6 @@ in every format; a resolved read draws only on namespaces the caller may read.""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
@@ -16,7 +15,8 @@ from asgi_lifespan import LifespanManager
 from konfig.app import create_app
 from konfig.settings import Settings
 from tests.conftest import Account, add_user, assert_error
-from tests.readpath_helpers import (
+from tests.support.events import Events
+from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,
@@ -24,8 +24,8 @@ from tests.readpath_helpers import (
     read_secrets,
     service_account,
     set_entry,
+    waiting,
 )
-from tests.test_delivery_push import Events, served  # noqa: F401  (a fixture)
 
 URL = "/api/v1/config/payments/production"
 PASSWORD = "s3cr3t p@ss"
@@ -110,13 +110,15 @@ async def test_a_long_poll_wakes_masked(client: httpx.AsyncClient, owner: Accoun
     viewer = await add_user(client, owner, "viewer@acme.example.com", "viewer")
     etag = (await client.get(URL, headers=viewer.headers)).headers["etag"]
 
-    async def write_soon() -> None:
-        await asyncio.sleep(0.3)
-        await set_entry(client, owner, ids["production"], "db_password", "rotated", is_secret=True)
-        await set_entry(client, owner, ids["production"], "currency", "EUR")
-
-    poll = client.get(URL, headers={**viewer.headers, "If-None-Match": etag}, params={"wait": 30})
-    answer, _ = await asyncio.gather(poll, write_soon())
+    poll = await waiting(
+        client,
+        client.get(URL, headers={**viewer.headers, "If-None-Match": etag}, params={"wait": 30}),
+    )
+    assert not poll.done()
+    await set_entry(client, owner, ids["production"], "db_password", "rotated", is_secret=True)
+    assert not poll.done()  # a rotated secret alone changes nothing a viewer sees
+    await set_entry(client, owner, ids["production"], "currency", "EUR")
+    answer = await poll
     assert answer.status_code == 200
     # A rotated secret alone changes nothing a viewer sees (the masked ETag stays); the next
     # visible change wakes the poll, with the secret still masked.
@@ -128,7 +130,7 @@ async def test_a_long_poll_wakes_masked(client: httpx.AsyncClient, owner: Accoun
 async def test_the_event_stream_sends_secrets_masked(
     client: httpx.AsyncClient,
     owner: Account,
-    served: str,  # noqa: F811
+    served: str,
 ) -> None:
     ids = await _payments(client, owner)
     masked_token = await _token(client, owner, [read(p)[0] for p in EVERYTHING])
@@ -162,7 +164,7 @@ async def test_the_event_stream_sends_secrets_masked(
 async def test_a_resolved_read_draws_only_on_namespaces_the_token_may_read(
     client: httpx.AsyncClient,
     owner: Account,
-    served: str,  # noqa: F811
+    served: str,
 ) -> None:
     """A token scoped to reports is refused payments/production's values once an admin adds
     payments/production to reports' includes; a path ancestor comes with its namespace."""

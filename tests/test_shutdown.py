@@ -20,8 +20,8 @@ from fastapi.responses import StreamingResponse
 from konfig.app import create_app
 from konfig.ops.server import GracefulServer
 from konfig.state import state_of
-from tests.apps import free_port, konfig_serve
 from tests.conftest import PASSWORD, Backend, assert_error, make_settings, wipe
+from tests.support.apps import free_port, konfig_serve
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from asgi_lifespan import LifespanManager
 from konfig.app import create_app
 from konfig.settings import Settings
 from tests.conftest import Account, add_user, assert_error
-from tests.readpath_helpers import (
+from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,

@@ -72,9 +72,9 @@ async def test_another_tenants_user_is_not_found(
     client: httpx.AsyncClient, owner: Account, other_tenant: Account
 ) -> None:
     for method in ("GET", "PATCH", "DELETE"):
-        kwargs = {"json": {"full_name": "x"}} if method == "PATCH" else {}
+        body = {"full_name": "x"} if method == "PATCH" else None
         answer = await client.request(
-            method, f"/api/v1/users/{other_tenant.user_id}", headers=owner.headers, **kwargs
+            method, f"/api/v1/users/{other_tenant.user_id}", headers=owner.headers, json=body
         )
         assert_error(answer, 404, "NOT_FOUND")
     listed = await client.get("/api/v1/users", headers=owner.headers)

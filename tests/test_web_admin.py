@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import PASSWORD, Account, add_user, login
-from tests.web_helpers import browser, post_form, sign_in, text_of
+from tests.support.web import browser, post_form, sign_in, text_of
 
 
 async def test_an_admin_adds_a_user_changes_their_role_and_deactivates_them(

@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from konfig.app import create_app
 from konfig.web.routes import PAGES
 from tests.conftest import PASSWORD, Account, Backend, add_user, make_settings, register, wipe
-from tests.web_helpers import browser, csrf_of, post_form, sign_in, text_of
+from tests.support.web import browser, csrf_of, post_form, sign_in, text_of
 
 
 def cookie_headers(response: httpx.Response) -> dict[str, str]:

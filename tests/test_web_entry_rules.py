@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import Account, add_user
-from tests.test_namespaces import make_ns
-from tests.web_helpers import csrf_of, post_form, sign_in, text_of
+from tests.support.namespaces import make_ns
+from tests.support.web import csrf_of, post_form, sign_in, text_of
 
 POOL = {
     "key": "pool",

@@ -8,7 +8,7 @@ import re
 import httpx
 
 from tests.conftest import Account
-from tests.web_helpers import post_form, sign_in, text_of
+from tests.support.web import post_form, sign_in, text_of
 
 
 async def _entries_form(client: httpx.AsyncClient, owner: Account) -> str:

@@ -12,10 +12,10 @@ import pytest
 from konfig.delivery.notifier import Event, encode
 from konfig.settings import Settings
 from konfig.web.live import NamespaceFeed
-from tests.apps import client_of, running
 from tests.conftest import Account, Backend
-from tests.test_namespaces import make_ns
-from tests.web_helpers import sign_in
+from tests.support.apps import client_of, running
+from tests.support.namespaces import make_ns
+from tests.support.web import sign_in
 
 
 def entry(ns: str, key: str) -> tuple[str, dict[str, Any]]:
@@ -103,11 +103,10 @@ async def test_a_change_committed_by_another_replica_reaches_the_open_page_feed(
         created = await other.post(url, headers=owner.headers, json=body)
         assert created.status_code == 201, created.text
         if backend.name != "postgres":
-            await asyncio.sleep(0.05)
+            await feed.idle()
             assert not waiting.done()  # nothing travels by itself between these processes
-            notifier = app.state.delivery.notifier
-            own = encode(notifier.origin, [announced(owner, ns)])[0]
-            notifier.received(own)  # its own echo is ignored
+            own = encode(app.state.delivery.notifier.origin, [announced(owner, ns)])[0]
+            app.state.delivery.notifier.received(own)  # its own echo is ignored
             await feed.idle()
             assert not waiting.done()
             message = encode(replica.state.delivery.notifier.origin, [announced(owner, ns)])[0]

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from tests.conftest import Account, add_user
-from tests.test_namespaces import make_ns
-from tests.web_helpers import browser, csrf_of, post_form, sign_in, text_of
+from tests.support.namespaces import make_ns
+from tests.support.web import browser, csrf_of, post_form, sign_in, text_of
 
 
 def configs(ns: str) -> str:

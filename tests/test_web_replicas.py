@@ -13,14 +13,14 @@ import pytest
 
 from konfig.security.crypto import new_key_line
 from tests.conftest import PASSWORD
-from tests.test_replicas import _start, database_url  # noqa: F401 (a fixture)
-from tests.web_helpers import sign_in
+from tests.support.servers import start_replica
+from tests.support.web import sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
 
 @pytest.fixture(scope="module")
-def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:  # noqa: F811
+def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
     env |= {
         "KONFIG_DATABASE_URL": database_url,
@@ -30,7 +30,7 @@ def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     started = []
     try:
         for name in ("ui-a", "ui-b"):
-            started.append(_start(env, Path(tmp_path_factory.mktemp(name))))
+            started.append(start_replica(env, Path(tmp_path_factory.mktemp(name))))
         yield [url for _, url in started]
     finally:
         for proc, _ in started:

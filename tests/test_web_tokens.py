@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from tests.conftest import Account, add_user
-from tests.test_namespaces import make_ns
-from tests.web_helpers import browser, csrf_of, post_form, sign_in, text_of
+from tests.support.namespaces import make_ns
+from tests.support.web import browser, csrf_of, post_form, sign_in, text_of
 
 TOKENS = "/ui/admin/tokens"
 

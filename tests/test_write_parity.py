@@ -17,7 +17,7 @@ import httpx
 import orjson
 
 from tests.conftest import Account, register
-from tests.readpath_helpers import (
+from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,

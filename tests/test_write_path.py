@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from tests.conftest import Account, assert_error
-from tests.revisions_helpers import API, new_namespace
+from tests.support.revisions import API, new_namespace
 
 
 def entry(ns: str, key: str = "") -> str:

@@ -75,7 +75,7 @@ class _LocalStorage(MemoryStorage):
             await super()._MemoryStorage__schedule_expiry()  # type: ignore[misc]
 
 
-class _SlidingWindows:
+class SlidingWindows:
     """The sliding-window counter of ``limits`` (this window's count plus the last window's,
     weighted by how much of it still overlaps), kept in this process without an await.
 
@@ -83,9 +83,8 @@ class _SlidingWindows:
     awaits and its clean-up scheduling per hit) counting cost a sixth of the read path's time.
     """
 
-    _PRUNE_ABOVE = 10_000  # keys; windows older than the last one are dropped past that
-
-    def __init__(self) -> None:
+    def __init__(self, prune_above: int = 10_000) -> None:
+        self.prune_above = prune_above  # keys: past that, windows older than the last are dropped
         # (limit name, key, period) -> [window start, hits in it, hits in the window before]
         self._slots: dict[tuple[str, str, int], list[float]] = {}
 
@@ -94,16 +93,21 @@ class _SlidingWindows:
     ) -> tuple[RateLimitItem, int] | None:
         now = time.time()
         for item in items:
-            retry_after = self._hit(name, key, item.amount, item.get_expiry(), now)
+            retry_after = self.hit(name, key, item.amount, item.get_expiry(), now)
             if retry_after is not None:
                 return item, retry_after
         return None
 
-    def _hit(self, name: str, key: str, amount: int, period: int, now: float) -> int | None:
+    def __len__(self) -> int:
+        """How many (limit, key, period) windows are counted."""
+        return len(self._slots)
+
+    def hit(self, name: str, key: str, amount: int, period: int, now: float) -> int | None:
+        """Count one hit at ``now``: None if the budget has room, or else the seconds to wait."""
         start = now - now % period
         slot = self._slots.get((name, key, period))
         if slot is None:
-            if len(self._slots) >= self._PRUNE_ABOVE:
+            if len(self._slots) >= self.prune_above:
                 self._prune(now)
             slot = self._slots[(name, key, period)] = [start, 0.0, 0.0]
         elif slot[0] != start:
@@ -161,7 +165,7 @@ class RateLimits:
         self._per_principal = [RateLimitItemPerMinute(settings.rate_limit_per_minute)]
         self._per_reader = [RateLimitItemPerMinute(settings.read_rate_limit_per_minute)]
         self._local = _Counters(_LocalStorage())
-        self._windows = _SlidingWindows()  # the local counting of the large budgets
+        self._windows = SlidingWindows()  # the local counting of the large budgets
         self._shared: _Counters | None = None
         self._pool: ConnectionPool | None = None
         self._shared_down_until = 0.0

@@ -1,12 +1,11 @@
 """Browser tests: Debian's Chromium driven by Playwright against a real `konfig serve`.
 
 Without /usr/bin/chromium (or the playwright package) they are skipped, except in CI, where
-that is a failure: CI installs Chromium before running the suite.
+that is a failure (``tests.conftest.unavailable``): CI installs Chromium before the suite.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli_helpers import ServerProcess, start_server
+from tests.conftest import unavailable
+from tests.support.servers import ServerProcess, start_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -25,16 +25,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 DESKTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
 STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:"
-
-
-def _unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI needs {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +50,11 @@ def screenshots(repo_root: Path) -> Path:
 @pytest.fixture
 async def chromium() -> AsyncIterator[Any]:
     if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} (apt-get install chromium)")
+        unavailable(f"{CHROMIUM} (apt-get install chromium)")
     try:
         from playwright.async_api import async_playwright
     except ImportError:
-        _unavailable("the playwright package (pip install -e '.[test]')")
+        unavailable("the playwright package (pip install -e '.[test]')")
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

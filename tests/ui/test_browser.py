@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.cli_helpers import ServerProcess
+from tests.support.servers import ServerProcess
 from tests.ui.conftest import api_login, new_page
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]

@@ -71,9 +71,6 @@ class Principal:
             return self.is_superuser or self.role.at_least(Role.editor)
         return any("secrets" in scope.permissions for scope in self.scopes)
 
-    def may_see_tenant(self, tenant_id: uuid.UUID) -> bool:
-        return self.is_superuser or self.tenant_id == tenant_id
-
 
 def superuser_scope(
     session: AsyncSession, principal: Principal, reason: str

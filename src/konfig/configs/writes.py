@@ -224,6 +224,16 @@ class EntryWriter:
         self._held: tuple[AsyncConnection, Store] | None = None
         self.batches = 0  # transactions committed
 
+    @property
+    def queued(self) -> int:
+        """Writes waiting for the next batch."""
+        return len(self._queue)
+
+    @property
+    def committing(self) -> bool:
+        """Whether a batch is being written (or waits for its namespaces' locks)."""
+        return self._task is not None and not self._task.done()
+
     async def write(self, session: AsyncSession | None, write: EntryWrite) -> EntryWritten:
         """Apply ``write``: in the session's transaction when it has begun one, or else in the
         next group commit. Raises the error that refused it."""

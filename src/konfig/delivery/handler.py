@@ -112,6 +112,7 @@ class ReadPath:
         self.cache = delivery.cache
         self.tokens = delivery.tokens
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
+        self.waiting = 0  # long polls and event streams waiting for a change right now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name: str = scope["path"][len(READ_PATH_PREFIX) :]
@@ -262,9 +263,11 @@ class ReadPath:
         timer = None
         if seconds is not None:
             timer = asyncio.get_running_loop().call_later(seconds, settle, waiter, "timeout")
+        self.waiting += 1
         try:
             return await waiter
         finally:
+            self.waiting -= 1
             if timer is not None:
                 timer.cancel()
             self.cache.unwatch(resolved, waiter)

@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.apps import free_port, wait_ready
+from tests.support.apps import free_port, wait_ready
 
 
 @dataclass
@@ -41,3 +41,16 @@ def start_server(tmp_path: Path, **env_overrides: str) -> ServerProcess:
         proc.kill()
         raise
     return ServerProcess(proc, url, env, data_dir)
+
+
+def start_replica(env: dict[str, str], data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc_env = env | {"KONFIG_DATA_DIR": str(data_dir), "KONFIG_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "-m", "konfig", "serve"], env=proc_env, cwd=data_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(url, proc)
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, url

@@ -1,7 +1,10 @@
-"""Helpers shared by the token, read-path and replica tests."""
+"""The read path's scene (namespaces, entries, tokens) and its long polls, watched waiting."""
 
 from __future__ import annotations
 
+import asyncio
+import re
+from collections.abc import Awaitable
 from typing import Any
 
 import httpx
@@ -91,3 +94,34 @@ def read_secrets(*patterns: str) -> list[dict[str, Any]]:
 
 def read_write(pattern: str) -> list[dict[str, Any]]:
     return [{"namespaces": pattern, "permissions": ["read", "write"]}]
+
+
+_WATCHERS = re.compile(r"^konfig_active_watchers (\S+)$", re.MULTILINE)
+
+
+async def watchers(client: httpx.AsyncClient, base: str = "") -> int:
+    """How many long polls and event streams the server counts waiting for a change."""
+    answer = await client.get(f"{base}/metrics")
+    assert answer.status_code == 200, answer.text
+    found = _WATCHERS.search(answer.text)
+    assert found, "no konfig_active_watchers in /metrics"
+    return int(float(found.group(1)))
+
+
+async def waiting(
+    client: httpx.AsyncClient,
+    request: Awaitable[httpx.Response],
+    *,
+    base: str = "",
+    count: int = 1,
+) -> asyncio.Task[httpx.Response]:
+    """Start ``request`` (a long poll) and hand it back once the server at ``base`` counts
+    ``count`` watchers waiting for a change, the request not answered yet."""
+    task = asyncio.ensure_future(request)
+    for _ in range(2000):
+        if await watchers(client, base) >= count:
+            assert not task.done(), "the long poll answered before any change"
+            return task
+        assert not task.done(), f"the long poll answered without waiting: {task.result().text}"
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the server never counted {count} watcher(s)")

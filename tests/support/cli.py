@@ -39,8 +39,8 @@ class Cli:
             timeout=60,
         )
 
-    def ok(self, *args: str, **kwargs: str) -> str:
-        result = self(*args, **kwargs)
+    def ok(self, *args: str, env: dict[str, str] | None = None, input: str | None = None) -> str:
+        result = self(*args, env=env, input=input)
         assert result.returncode == 0, result.stdout + result.stderr
         return result.stdout
 
