@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.apps import free_port
-from tests.support.cli import start_server
+from tests.support.servers import start_server
 
 pytestmark = pytest.mark.slow
 

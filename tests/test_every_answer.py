@@ -16,8 +16,8 @@ from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
 from konfig.logs import configure_logging, reset_logging
-from tests.support.apps import client_of, running
 from tests.conftest import Account, Backend, make_settings, register, wipe
+from tests.support.apps import client_of, running
 from tests.support.readpath import bearer, make_namespace, make_token, read, service_account
 
 ENTRY_ROUTE = "/api/v1/namespaces/{namespace_id}/configs/{key}"

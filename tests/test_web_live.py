@@ -105,8 +105,9 @@ async def test_a_change_committed_by_another_replica_reaches_the_open_page_feed(
         if backend.name != "postgres":
             await feed.idle()
             assert not waiting.done()  # nothing travels by itself between these processes
-            own = encode(app.state.delivery.notifier.origin, [announced(owner, ns)])[0]
-            app.state.delivery.notifier.received(own)  # its own echo is ignored
+            notifier = app.state.delivery.notifier
+            own = encode(notifier.origin, [announced(owner, ns)])[0]
+            notifier.received(own)  # its own echo is ignored
             await feed.idle()
             assert not waiting.done()
             message = encode(replica.state.delivery.notifier.origin, [announced(owner, ns)])[0]
