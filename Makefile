@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check src tests bench deploy
 	$(BIN)/mypy  # strict, on src/konfig and tests (pyproject.toml)
 	$(BIN)/mypy --strict --explicit-package-bases deploy/cluster
+	$(BIN)/lint-imports --no-cache --no-logo  # the layering contracts in pyproject.toml
 
 # Three replicas on PostgreSQL (database konfig_cluster) and Redis behind nginx on
 # CLUSTER_LISTEN; see docs/deploy.md, "Running a local cluster". Ctrl-C stops it all.

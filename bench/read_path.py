@@ -151,6 +151,9 @@ def start_konfig(name: str, workdir: Path, database_url: str | None) -> tuple[Ca
         # The per-token read budget (60,000 a minute by default) would answer most of a
         # 10-second run with 429s: a benchmark of the read path must not measure the limiter.
         "KONFIG_READ_RATE_LIMIT_PER_MINUTE": str(10**9),
+        # Every answer writes its access line: in production's format, JSON (development's
+        # default, the console renderer, is made for a person reading it, not for speed).
+        "KONFIG_LOG_FORMAT": os.environ.get("KONFIG_LOG_FORMAT", "json"),
     }
     if database_url:
         env["KONFIG_DATABASE_URL"] = database_url

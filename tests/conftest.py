@@ -1,4 +1,4 @@
-"""Test harness: every API test runs on SQLite and on PostgreSQL, each on a clean database.
+"""Test harness: every API test runs on SQLite, PostgreSQL and MariaDB, each on a clean database.
 
 In CI (``CI=true``) a missing PostgreSQL, MariaDB or Redis fails the run; elsewhere the tests
 that need it are skipped with a one-line reason.
@@ -27,8 +27,8 @@ from sqlalchemy.pool import NullPool
 from konfig.app import create_app
 from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.migrate import upgrade
-from konfig.db.models import Base
 from konfig.db.roles import Roles, create_roles
+from konfig.models import metadata
 from konfig.settings import Settings
 from tests.support.apps import free_port
 
@@ -78,6 +78,48 @@ async def drop_pg_database(url: str, roles: Sequence[str] = ()) -> None:
         await conn.close()
 
 
+async def create_mariadb_database() -> tuple[str, str]:
+    """A fresh MariaDB database of this session's own: its name and async URL."""
+    import aiomysql
+
+    name = f"konfig_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    server = make_url(MARIADB_URL)
+    try:
+        conn = await aiomysql.connect(**_mariadb_login(), connect_timeout=5)
+    except Exception as exc:  # aiomysql raises OperationalError wrapped in several ways
+        service_missing(f"MariaDB at {server.host}:{server.port or 3306}", exc)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+            )
+    finally:
+        conn.close()
+    url = server.set(drivername="mysql+aiomysql", database=name)
+    return name, url.render_as_string(hide_password=False)
+
+
+async def drop_mariadb_database(name: str) -> None:
+    import aiomysql
+
+    conn = await aiomysql.connect(**_mariadb_login(), connect_timeout=5)
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    finally:
+        conn.close()
+
+
+def _mariadb_login() -> dict[str, Any]:
+    server = make_url(MARIADB_URL)
+    return {
+        "host": server.host or "127.0.0.1",
+        "port": server.port or 3306,
+        "user": server.username or "root",
+        "password": server.password or "",
+    }
+
+
 @dataclass
 class Backend:
     name: str
@@ -110,7 +152,7 @@ def as_role(url: str, role: str, password: str) -> str:
 only_postgres = pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+@pytest.fixture(scope="session", params=["sqlite", "postgres", "mariadb"])
 async def backend(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Backend]:
@@ -120,6 +162,14 @@ async def backend(
         url = f"sqlite+aiosqlite:///{path}"
         await upgrade(url)
         yield Backend("sqlite", url)
+        return
+    if request.param == "mariadb":
+        name, url = await create_mariadb_database()
+        try:
+            await upgrade(url)
+            yield Backend("mariadb", url)
+        finally:
+            await drop_mariadb_database(name)
         return
     # On PostgreSQL the suite runs as Konfig does in production: migrated by the tables' owner,
     # served by an app role that owns nothing and has no BYPASSRLS (row-level security holds).
@@ -156,7 +206,7 @@ async def wipe(url: str) -> None:
     engine = make_engine(_ADMIN_URLS.get(url, url), poolclass=NullPool)
     try:
         async with engine.begin() as conn:
-            for table in reversed(Base.metadata.sorted_tables):
+            for table in reversed(metadata.sorted_tables):
                 await conn.execute(delete(table))
     finally:
         await engine.dispose()

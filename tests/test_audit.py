@@ -153,10 +153,15 @@ async def test_a_change_fails_when_its_audit_row_cannot_be_written(
             "CREATE FUNCTION no_audit() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'audit down'; END $$ LANGUAGE plpgsql",
             "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION no_audit()",
         ],
+        "mariadb": [
+            "CREATE TRIGGER no_audit BEFORE INSERT ON audit_events FOR EACH ROW "
+            "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit down'"
+        ],
     }[backend.name]
     drops = {
         "sqlite": ["DROP TRIGGER no_audit"],
         "postgres": ["DROP TRIGGER no_audit ON audit_events", "DROP FUNCTION no_audit()"],
+        "mariadb": ["DROP TRIGGER no_audit"],
     }
     async with backstage(app) as session:
         for statement in statements:

@@ -11,6 +11,7 @@ import jwt
 import orjson
 
 from konfig.db.session import bind_tenant
+from konfig.dispatch import Dispatcher
 from tests.conftest import PASSWORD, Account, add_user, assert_error, login, register
 
 SECRET = "test-secret-key-that-is-long-enough-for-hs256"
@@ -261,7 +262,7 @@ async def test_deactivated_users_lose_access_at_once(
 
 
 async def test_bcrypt_hashes_are_accepted_and_upgraded(
-    client: httpx.AsyncClient, app: object, owner: Account
+    client: httpx.AsyncClient, app: Dispatcher, owner: Account
 ) -> None:
     import bcrypt
     from sqlalchemy import select, update
@@ -269,7 +270,7 @@ async def test_bcrypt_hashes_are_accepted_and_upgraded(
     from konfig.users.models import User
 
     legacy = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
-    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+    sessionmaker = app.state.sessionmaker
     async with sessionmaker() as session, session.begin():
         await bind_tenant(session, uuid.UUID(owner.tenant_id))
         await session.execute(

@@ -348,7 +348,7 @@ async def test_a_failed_backup_is_an_error_and_is_counted(
     failed = await client.post("/api/v1/backups", headers=owner.headers)
     error = assert_error(failed, 500, "INTERNAL")
     assert "could not be written" in error["message"] and "in the way" not in error["message"]
-    status = app.state.backup_status
+    status = app.state.backups.status
     assert status.tenants["acme"].failures == 1 and status.failures == 1
     assert status.tenants["acme"].last_success_at is None
 

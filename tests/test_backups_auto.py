@@ -82,7 +82,7 @@ async def test_a_burst_of_writes_makes_one_backup_after_the_quiet_period(
         assert all(
             not (ns["added"] or ns["removed"] or ns["changed"]) for ns in dry.json()["namespaces"]
         )
-        assert app.state.backup_status.tenants["acme"].successes == 2
+        assert app.state.backups.status.tenants["acme"].successes == 2
 
         # A later change makes a later backup.
         await client.put(f"{configs}/burst", headers=owner.headers, json={"value": "later"})
@@ -132,7 +132,7 @@ async def test_scheduled_backups_run_for_tenants_with_namespaces(
         await eventually(lambda: len(files(app)) >= 2)
         assert {trigger(p) for p in files(app)} == {"scheduled"}
         assert files(app, "globex") == []
-        assert app.state.backup_status.tenants["acme"].last_success_at is not None
+        assert app.state.backups.status.tenants["acme"].last_success_at is not None
 
 
 async def test_no_automatic_backups_when_switched_off(backend: Backend, tmp_path: Path) -> None:

@@ -435,8 +435,9 @@ async def test_keys_per_namespace_limit(
 ) -> None:
     from dataclasses import replace
 
-    policy = replace(app.state.write_policy, max_keys=2)
-    app.state.write_policy = app.state.entry_writer.policy = policy
+    state = app.state
+    policy = replace(state.write_policy, max_keys=2)
+    state.write_policy = state.entry_writer.policy = policy
     for key in ("a", "b"):
         assert (
             await client.post(configs(ns), headers=owner.headers, json={"key": key, "value": "v"})
@@ -496,11 +497,11 @@ async def _dump_database(app: Any) -> bytes:
     """Every cell of every table, as bytes."""
     from sqlalchemy import text
 
-    from konfig.db.models import Base
+    from konfig.models import metadata
 
     chunks: list[bytes] = []
     async with app.state.sessionmaker() as session, across_tenants(session, "test: every row"):
-        for table in Base.metadata.sorted_tables:
+        for table in metadata.sorted_tables:
             for row in (await session.execute(text(f"SELECT * FROM {table.name}"))).all():
                 for cell in row:
                     chunks.append(cell if isinstance(cell, bytes) else str(cell).encode())
@@ -572,3 +573,24 @@ async def test_integers_beyond_64_bits_are_refused(
         configs(ns, "huge"), headers=owner.headers, json={"value": 2**70, "value_type": "number"}
     )
     assert assert_error(answer, 422, "VALIDATION_ERROR")["details"]["rule"] == "type"
+
+
+async def test_keys_that_differ_in_case_are_two_entries(
+    client: httpx.AsyncClient, owner: Account, ns: str
+) -> None:
+    """On every backend: MariaDB compares text case-insensitively unless told otherwise."""
+    for key, value in (("db_host", "lower"), ("DB_HOST", "upper")):
+        created = await client.post(
+            f"/api/v1/namespaces/{ns}/configs",
+            headers=owner.headers,
+            json={"key": key, "value": value},
+        )
+        assert created.status_code == 201, created.text
+    for key, value in (("db_host", "lower"), ("DB_HOST", "upper")):
+        read = await client.get(f"/api/v1/namespaces/{ns}/configs/{key}", headers=owner.headers)
+        assert (read.json()["key"], read.json()["value"]) == (key, value)
+    assert_error(
+        await client.get(f"/api/v1/namespaces/{ns}/configs/Db_Host", headers=owner.headers),
+        404,
+        "NOT_FOUND",
+    )

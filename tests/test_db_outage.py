@@ -82,7 +82,7 @@ async def test_every_path_answers_503_and_logs_once(app_behind_relay: Any, relay
             metrics = (await client.get("/metrics")).text
             assert 'route="/api/v1/namespaces",status="503"' in metrics
             assert 'route="/api/v1/namespaces/{namespace_id}/configs/{key}",status="503"' in metrics
-            assert 'konfig_read_path_requests_total{status="503"}' in metrics
+            assert 'route="/api/v1/config/{name}",status="503"' in metrics
             assert 'status="500"' not in metrics
             relay.up = True
             again = await client.get("/api/v1/namespaces", headers=owner.headers)

@@ -412,11 +412,12 @@ async def test_the_read_path_keeps_request_ids_and_the_error_shape(
 async def test_the_documented_routes_answer_the_same(
     app: Any, client: httpx.AsyncClient, owner: Account
 ) -> None:
-    """Without the read path in front, FastAPI's documented routes serve it, same handler."""
+    """With the dispatcher's fast paths off, FastAPI's documented routes serve it, same
+    handler."""
     await _payments(client, owner)
     token = await _reader(client, owner)
     fast = await client.get("/api/v1/config/payments/production", headers=token)
-    app.read_path_app = None
+    app.fast_paths = False
     routed = await client.get("/api/v1/config/payments/production", headers=token)
     assert routed.status_code == 200 and routed.json() == fast.json()
     assert routed.headers["etag"] == fast.headers["etag"]
@@ -432,32 +433,3 @@ async def test_the_documented_routes_answer_the_same(
         422,
         "VALIDATION_ERROR",
     )
-
-
-async def test_the_read_path_offers_hooks_for_metrics_and_rate_limits(
-    app: Any, client: httpx.AsyncClient, owner: Account
-) -> None:
-    """The read path skips the app's middleware; what that would do plugs in here."""
-    from konfig.errors import RateLimited
-
-    await make_namespace(client, owner, "hooked")
-    token = await _reader(client, owner, "hooked")
-    counted: list[int] = []
-    actors: list[str] = []
-
-    async def limit(actor: str) -> None:
-        actors.append(actor)
-        if len(actors) > 2:
-            raise RateLimited("slow down", headers={"Retry-After": "1"})
-
-    read_path = app.state.delivery.read_path
-    read_path.count = counted.append
-    read_path.limit = limit
-    assert (await client.get("/api/v1/config/hooked", headers=token)).status_code == 200
-    assert (await client.get("/api/v1/config/hooked")).status_code == 401
-    assert (await client.get("/api/v1/config/hooked", headers=owner.headers)).status_code == 200
-    refused = await client.get("/api/v1/config/hooked", headers=token)
-    assert_error(refused, 429, "RATE_LIMITED")
-    assert refused.headers["retry-after"] == "1"
-    assert counted == [200, 401, 200, 429]
-    assert actors[0].startswith("token:") and actors[1] == f"user:{owner.user_id}"

@@ -60,7 +60,7 @@ async def test_unhandled_errors_are_500_internal_without_a_trace(
     async def boom() -> None:
         raise RuntimeError("secret stack detail")
 
-    app.include_router(router)  # type: ignore[attr-defined]
+    app.api.include_router(router)  # type: ignore[attr-defined]
     answer = await client.get("/boom", headers={"X-Request-ID": "req-123"})
     error = assert_error(answer, 500, "INTERNAL")
     assert "secret stack detail" not in answer.text

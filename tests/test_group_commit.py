@@ -180,10 +180,16 @@ POISON = {
         "LANGUAGE plpgsql",
         "CREATE TRIGGER poison BEFORE INSERT ON entry_versions FOR EACH ROW EXECUTE FUNCTION poison()",
     ],
+    "mariadb": [
+        "CREATE TRIGGER poison BEFORE INSERT ON entry_versions FOR EACH ROW "
+        "IF NEW.`key` = 'poison' THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'poisoned'; "
+        "END IF"
+    ],
 }
 CURE = {
     "sqlite": ["DROP TRIGGER poison"],
     "postgres": ["DROP TRIGGER poison ON entry_versions", "DROP FUNCTION poison()"],
+    "mariadb": ["DROP TRIGGER poison"],
 }
 
 

@@ -15,8 +15,14 @@ from konfig.app import create_app
 from konfig.client import AsyncKonfig
 from konfig.db.migrate import upgrade
 from konfig.settings import Settings
-from tests.conftest import Account, assert_error, make_settings, register
-from tests.support.mariadb import drop_mariadb, mariadb_database
+from tests.conftest import (
+    Account,
+    assert_error,
+    create_mariadb_database,
+    drop_mariadb_database,
+    make_settings,
+    register,
+)
 
 JSON = {"content-type": "application/json"}
 
@@ -271,7 +277,7 @@ async def test_non_json_constants_and_schema_loops_are_refused(
 @pytest.mark.mariadb
 async def test_mariadb_stores_what_it_is_sent_and_refuses_the_rest(tmp_path: Path) -> None:
     """Text where the database matters: NUL in a value, 4-byte UTF-8 in a message."""
-    name, url = await mariadb_database()
+    name, url = await create_mariadb_database()
     try:
         await upgrade(url)
         app = create_app(make_settings(url, tmp_path))
@@ -303,4 +309,4 @@ async def test_mariadb_stores_what_it_is_sent_and_refuses_the_rest(tmp_path: Pat
                 refused = await client.put(entry, headers=owner.headers | JSON, content=deep)
                 assert_error(refused, 422, "VALIDATION_ERROR")
     finally:
-        await drop_mariadb(name)
+        await drop_mariadb_database(name)

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
 
+from konfig.dispatch import Dispatcher
 from tests.conftest import Account, assert_error
 
 NUL = "a\u0000b"
@@ -77,16 +77,16 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
     }
 
 
-def _operations(app: FastAPI) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for path, operations in app.openapi()["paths"].items():
+def _operations(app: Dispatcher) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for path, operations in app.api.openapi()["paths"].items():
         for method, operation in operations.items():
             yield method.upper(), path, operation
 
 
 async def test_nul_in_any_string_is_refused_naming_it(
-    client: httpx.AsyncClient, app: FastAPI, owner: Account
+    client: httpx.AsyncClient, app: Dispatcher, owner: Account
 ) -> None:
-    document = app.openapi()
+    document = app.api.openapi()
     ids = await _ids(client, owner)
     swept: list[str] = []
 

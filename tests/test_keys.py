@@ -118,8 +118,8 @@ def _key(seed: int) -> str:
 
 async def test_rotation_to_a_configured_key(backend: Backend, tmp_path: Path) -> None:
     """With KONFIG_ENCRYPTION_KEYS: the old key decrypts old values until they are rewritten."""
+    from konfig.configs.rotation import RotationReport, reencrypt
     from konfig.db.engine import make_engine
-    from konfig.security.rotation import RotationReport, reencrypt
     from tests.conftest import wipe
 
     old_only = f"old:{_key(1)}"

@@ -14,8 +14,12 @@ from sqlalchemy.pool import NullPool
 
 from konfig.db.engine import make_engine
 from konfig.db.migrate import upgrade
-from tests.conftest import create_pg_database, drop_pg_database
-from tests.support.mariadb import drop_mariadb, mariadb_database
+from tests.conftest import (
+    create_mariadb_database,
+    create_pg_database,
+    drop_mariadb_database,
+    drop_pg_database,
+)
 
 _tenants = sa.table(
     "tenants",
@@ -124,8 +128,8 @@ async def test_tokens_that_read_keep_reading_secrets_on_postgres() -> None:
 
 @pytest.mark.mariadb
 async def test_tokens_that_read_keep_reading_secrets_on_mariadb() -> None:
-    name, url = await mariadb_database()
+    name, url = await create_mariadb_database()
     try:
         await _grants_secrets_to_readers(url)
     finally:
-        await drop_mariadb(name)
+        await drop_mariadb_database(name)

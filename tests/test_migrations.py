@@ -16,18 +16,20 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
+import konfig
 from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.migrate import head_revision, upgrade
-from konfig.db.models import Base
+from konfig.models import metadata
 from tests.conftest import (
     PASSWORD,
     Backend,
+    create_mariadb_database,
     create_pg_database,
+    drop_mariadb_database,
     drop_pg_database,
     make_settings,
 )
-from tests.support.mariadb import drop_mariadb, mariadb_database
 
 
 async def schema_drift(url: str) -> list[object]:
@@ -36,7 +38,7 @@ async def schema_drift(url: str) -> list[object]:
         async with engine.connect() as conn:
             return await conn.run_sync(
                 lambda sync: compare_metadata(
-                    MigrationContext.configure(sync, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(sync, opts={"compare_type": True}), metadata
                 )
             )
     finally:
@@ -47,9 +49,59 @@ async def test_migrations_match_the_models(backend: Backend) -> None:
     assert await schema_drift(backend.url) == []
 
 
+# Each feature's models, imported alone, as a command that opens the database without the app
+# does (key rotation, a backup restore): no other feature's models are loaded in that process.
+_FEATURES_WITH_MODELS = sorted(
+    path.parent.name for path in Path(konfig.__file__).parent.glob("*/models.py")
+)
+_UNTYPED_COLUMNS = """
+import importlib, sys
+from sqlalchemy.sql.sqltypes import NullType
+importlib.import_module(sys.argv[1])
+from konfig.db.base import Base
+print(sorted(f"{t.name}.{c.name}" for t in Base.metadata.tables.values()
+             for c in t.columns if isinstance(c.type, NullType)))
+"""
+
+
+@pytest.mark.parametrize("feature", _FEATURES_WITH_MODELS)
+def test_a_features_models_are_typed_without_the_others(feature: str) -> None:
+    """A foreign key column without a type of its own takes the referenced table's, and is
+    untyped while that table is not loaded: ids come back as strings, and a value's associated
+    data (its tenant and namespace ids) no longer matches the one it was encrypted with."""
+    untyped = subprocess.run(
+        [sys.executable, "-c", _UNTYPED_COLUMNS, f"konfig.{feature}.models"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert untyped.stdout.strip() == "[]", untyped.stdout
+
+
+@pytest.mark.parametrize("backend", ["mariadb"], indirect=True)
+async def test_mariadb_compares_every_text_column_exactly(backend: Backend) -> None:
+    """Migration 0007 made each table, and the database's default, ``utf8mb4_bin``: a key's
+    case is part of it, as on PostgreSQL and SQLite (the test database is ``unicode_ci``)."""
+    engine = make_engine(backend.url, poolclass=NullPool)
+    try:
+        async with engine.connect() as conn:
+            inexact = await conn.execute(
+                text(
+                    "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+                    "WHERE table_schema = DATABASE() AND collation_name IS NOT NULL "
+                    "AND collation_name <> 'utf8mb4_bin' AND table_name <> 'alembic_version'"
+                )
+            )
+            assert inexact.all() == []
+            default = await conn.scalar(text("SELECT @@collation_database"))
+    finally:
+        await engine.dispose()
+    assert default == "utf8mb4_bin"
+
+
 @pytest.mark.mariadb
 async def test_mariadb_migrates_and_serves(tmp_path: Path) -> None:
-    name, url = await mariadb_database()
+    name, url = await create_mariadb_database()
     try:
         await upgrade(url)
         assert await schema_drift(url) == []
@@ -77,7 +129,7 @@ async def test_mariadb_migrates_and_serves(tmp_path: Path) -> None:
                 assert (await client.get("/ready")).status_code == 200
                 await _writes_and_reads_back(client, tokens["access_token"])
     finally:
-        await drop_mariadb(name)
+        await drop_mariadb_database(name)
 
 
 async def _writes_and_reads_back(client: httpx.AsyncClient, access_token: str) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import httpx
 
+from konfig.dispatch import Dispatcher
+
 
 async def test_health_and_ready(client: httpx.AsyncClient) -> None:
     assert (await client.get("/health")).json() == {"status": "ok"}
@@ -31,13 +33,13 @@ async def test_openapi_declares_the_password_flow_for_authorize(client: httpx.As
     assert set(login_body) == {"application/json", "application/x-www-form-urlencoded"}
 
 
-async def test_ready_follows_the_schema(client: httpx.AsyncClient, app: object) -> None:
+async def test_ready_follows_the_schema(client: httpx.AsyncClient, app: Dispatcher) -> None:
     """Behind this build: not ready. Ahead of it (a newer replica migrated): still ready."""
     from sqlalchemy import text
 
     from konfig.db.migrate import head_revision
 
-    sessionmaker = app.state.sessionmaker  # type: ignore[attr-defined]
+    sessionmaker = app.state.sessionmaker
 
     async def set_version(version: str) -> None:
         async with sessionmaker() as session, session.begin():

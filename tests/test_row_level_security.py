@@ -26,8 +26,8 @@ from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
 from konfig.app import create_app
 from konfig.db.engine import make_engine
-from konfig.db.models import Base
 from konfig.db.roles import role_problems, tenant_owned
+from konfig.models import metadata
 from tests.conftest import (
     Account,
     Backend,
@@ -37,7 +37,7 @@ from tests.conftest import (
 )
 from tests.support.readpath import make_namespace, make_token, read, service_account, set_entry
 
-TABLES = tenant_owned(Base.metadata)
+TABLES = tenant_owned(metadata)
 
 
 @pytest.fixture

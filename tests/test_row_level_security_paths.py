@@ -45,7 +45,7 @@ ACROSS_TENANTS = {
     ("konfig.cli.backups", "operator: a tenant by its name"),
     ("konfig.cli.superuser", "create-superuser"),
     ("konfig.revisions.tree", "operator: a tenant by its name"),
-    ("konfig.security.rotation", "key rotation: every tenant's values"),
+    ("konfig.configs.rotation", "key rotation: every tenant's values"),
     ("konfig.tokens.cache", "api token: found by its hash"),
     ("konfig.tokens.cache", "api tokens: last use, of every tenant"),
     ("konfig.users.service", "users: an email is unique across tenants"),

@@ -19,6 +19,7 @@ from fastapi.responses import StreamingResponse
 
 from konfig.app import create_app
 from konfig.ops.server import GracefulServer
+from konfig.state import state_of
 from tests.conftest import PASSWORD, Backend, assert_error, make_settings, wipe
 from tests.support.apps import free_port, konfig_serve
 
@@ -35,7 +36,7 @@ def add_stream(app: object) -> None:
 
     @router.get("/test/stream")
     async def stream(request: Request) -> StreamingResponse:
-        shutdown: asyncio.Event = request.app.state.shutdown_event
+        shutdown: asyncio.Event = state_of(request).shutdown_event
 
         async def lines() -> AsyncIterator[bytes]:
             yield b"open\n"
@@ -44,7 +45,7 @@ def add_stream(app: object) -> None:
 
         return StreamingResponse(lines(), media_type="text/plain")
 
-    app.include_router(router)  # type: ignore[attr-defined]
+    app.api.include_router(router)  # type: ignore[attr-defined]
 
 
 async def test_sigterm_ends_streams_and_drains_with_ready_at_503(

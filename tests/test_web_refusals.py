@@ -31,8 +31,8 @@ def _half_writing_page(app: Any) -> None:
         await session.flush()  # written, in the request's transaction
         raise Conflict("refused after writing")
 
-    app.include_router(router)
-    app.router.routes.insert(0, app.router.routes.pop())  # ahead of the UI's catch-all 404
+    app.api.include_router(router)
+    app.api.router.routes.insert(0, app.api.router.routes.pop())  # ahead of the UI's catch-all 404
 
 
 async def test_a_page_that_fails_midway_keeps_nothing(settings: Settings, backend: Backend) -> None:

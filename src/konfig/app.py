@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
+from konfig.audit.refusals import denial_trace
 from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
@@ -21,26 +22,24 @@ from konfig.backups.scheduler import BackupScheduler
 from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
-from konfig.configs.write_path import WritePathFirst
+from konfig.configs.write_path import WritePath
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import make_engine, make_sessionmaker
-from konfig.db.models import Base
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
+from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
-from konfig.middleware import (
-    BodyLimitMiddleware,
-    DatabaseOutageMiddleware,
-    RequestContextMiddleware,
-)
+from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
+from konfig.models import metadata
 from konfig.namespaces.router import router as namespaces_router
-from konfig.ops.middleware import AccessMiddleware, CorsMiddleware, SecurityHeadersMiddleware
+from konfig.ops.middleware import CorsMiddleware, Exchange
 from konfig.ops.router import router as ops_router
+from konfig.paths import API_PREFIX
 from konfig.ratelimit import RateLimits
 from konfig.revisions.mirror import Mirror
 from konfig.revisions.router import entry_router as history_router
@@ -49,6 +48,7 @@ from konfig.revisions.writer import write_policy
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.state import AppState, app_state, attach
 from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
 from konfig.web.routes import mount_ui
@@ -56,155 +56,177 @@ from konfig.web.routes import mount_ui
 log = logging.getLogger("konfig")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the engine and everything stateful is made in the lifespan."""
+def create_app(settings: Settings | None = None) -> Dispatcher:
+    """Build the app; the engine and everything stateful is made in the lifespan.
+
+    Where a request goes is named in ``konfig.dispatch``: the read path, the single-entry write
+    path, or FastAPI's routes, each behind the same ``wrappers``.
+    """
     settings = settings or get_settings()
     check_production(settings)
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
+    api = _fastapi(settings)
+    state = _share_state(api, settings)
+    _include_routes(api)
+    delivery = Delivery(api, settings, state.write_policy.keyring)
+    delivery.install()
+    state.metrics.active_watchers.set_function(lambda: delivery.read_path.waiting)
+    mount_ui(api, delivery)
+    # What only FastAPI's routes need: OPTIONS, HEAD, 405 and 415 answered alike for every path.
+    api.add_middleware(AllowedMethods, table=RouteTable(api))
+    return Dispatcher(
+        api,
+        read_path=delivery.read_path,
+        write_path=WritePath(state, fallback=api),
+        wrappers=wrappers(settings, state),
+        guards=guards(settings, state),
+    )
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url)
-        try:
-            tables = sorted(tenant_owned(Base.metadata))
-            await check_role(engine, tables, production=settings.is_production)
-        except BaseException:
-            await engine.dispose()
-            raise
-        app.state.engine = engine
-        # Sessions bound to it begin their transactions as writers (SQLite: BEGIN IMMEDIATE).
-        app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.entry_writer = EntryWriter(engine, app.state.write_policy, app.state.commit_hooks)
-        app.state.rate_limits = RateLimits(settings, app.state.metrics)
-        app.state.shutting_down = False
-        # Set when shutdown starts (SIGTERM, see konfig.ops.server): long-lived streams await it
-        # to end cleanly while the server drains.
-        app.state.shutdown_event = asyncio.Event()
-        scheduler = BackupScheduler(
-            backups=app.state.backups,
-            sessionmaker=app.state.sessionmaker,
-            debounce=settings.backup_debounce_seconds,
-            interval=settings.backup_interval,
-        )
-        app.state.backup_scheduler = scheduler
-        app.state.commit_hooks.append(scheduler.on_commit)
-        scheduler.start()
-        if settings.mirror_dir is not None:
-            mirror = Mirror(settings.mirror_dir, app.state.sessionmaker, app.state.write_policy)
-            app.state.commit_hooks.append(mirror)
-        await delivery.start()
-        try:
-            yield
-        finally:
-            app.state.shutting_down = True
-            app.state.shutdown_event.set()
-            await app.state.entry_writer.close()  # the writes already queued go in first
-            await app.state.rate_limits.close()
-            app.state.commit_hooks.remove(scheduler.on_commit)
-            await scheduler.close()  # takes the pending automatic backups first
-            await delivery.stop()
-            await engine.dispose()
 
+def _fastapi(settings: Settings) -> FastAPI:
+    """The FastAPI app, its lifespan, error handlers and OpenAPI document."""
     docs = settings.show_docs
     # FastAPIOffline insists on an OpenAPI URL: without docs, the plain FastAPI serves none.
-    app = (FastAPIOffline if docs else FastAPI)(
+    api = (FastAPIOffline if docs else FastAPI)(
         title="Konfig",
         version=__version__,
         summary="Typed, versioned, encrypted configuration for microservices.",
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         swagger_ui_parameters={"persistAuthorization": True},
     )
-    app.state.settings = settings
-    app.state.metrics = Metrics()
-    app.state.outages = OutageLog()  # the database out of reach: one log line per kind a minute
+    install_error_handlers(api)
+    openapi.install(api)
+    return api
+
+
+def _share_state(api: FastAPI, settings: Settings) -> AppState:
+    """What routes and services share (``konfig.state``), as it is before the lifespan starts."""
     signer = TokenSigner(secret_key(settings), settings.jwt_issuer, settings.jwt_audience)
-    app.state.signer = signer
-    app.state.token_policy = TokenPolicy(
+    policy = write_policy(settings)
+    state = AppState(
+        settings=settings,
+        metrics=Metrics(),
+        outages=OutageLog(),
         signer=signer,
-        access_lifetime=timedelta(minutes=settings.access_token_minutes),
-        refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        token_policy=TokenPolicy(
+            signer=signer,
+            access_lifetime=timedelta(minutes=settings.access_token_minutes),
+            refresh_lifetime=timedelta(days=settings.refresh_token_days),
+        ),
+        write_policy=policy,
+        backups=Backups(
+            store=BackupStore(settings.data_dir / "backups"),
+            policy=policy,
+            keep=settings.backup_keep,
+        ),
+        # What a refused request leaves behind once its work is rolled back: a denial's row.
+        refusal_traces=[denial_trace],
     )
+    state.backups.status.listeners.append(state.metrics.backup_event)
+    attach(api, state)
+    return state
 
-    app.state.write_policy = write_policy(settings)
-    app.state.keyring = app.state.write_policy.keyring
 
-    # Called with the list of ``Committed`` revisions after each transaction that wrote some.
-    app.state.commit_hooks = []
-    app.state.backups = Backups(
-        store=BackupStore(settings.data_dir / "backups"),
-        policy=app.state.write_policy,
-        keep=settings.backup_keep,
-    )
-    # Per tenant: last success, failures (for /metrics; see konfig.backups.status).
-    app.state.backup_status = app.state.backups.status
-    app.state.backup_status.listeners.append(app.state.metrics.backup_event)
-    # Called with the list of other changes (``konfig.db.session.record_change``) likewise.
-    app.state.change_hooks = []
+def _include_routes(api: FastAPI) -> None:
+    """Every feature's routes under ``/api/v1``, and the operations routes beside them."""
+    routes = APIRouter(prefix=API_PREFIX)
+    routes.include_router(auth_router)
+    routes.include_router(users_router)
+    routes.include_router(namespaces_router)
+    routes.include_router(configs_router)
+    routes.include_router(audit_router)
+    routes.include_router(backups_router)
+    routes.include_router(history_router)
+    routes.include_router(revisions_router)
+    routes.include_router(service_accounts_router)
+    routes.include_router(tokens_router)
+    routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
+    api.include_router(routes)
+    api.include_router(ops_router)
 
-    install_error_handlers(app)
-    openapi.install(app)
-    api = APIRouter(prefix="/api/v1")
-    api.include_router(auth_router)
-    api.include_router(users_router)
-    api.include_router(namespaces_router)
-    api.include_router(configs_router)
-    api.include_router(audit_router)
-    api.include_router(backups_router)
-    api.include_router(history_router)
-    api.include_router(revisions_router)
-    api.include_router(service_accounts_router)
-    api.include_router(tokens_router)
-    api.include_router(read_path_router)
-    app.include_router(api)
-    app.include_router(ops_router)
-    delivery = Delivery(app, settings, app.state.keyring)
-    mount_ui(app, delivery)
-    delivery.install()
-    _meter_read_path(app, delivery)
 
-    # Added innermost first. From the outside: security headers (on every answer, the 500s
-    # included), request id, access log and metrics, CORS, body cap, the database out of reach
-    # (a 503), single-entry writes, allowed methods and media types (konfig.methods: what the
-    # write path takes, JSON writes to a path it serves, is never theirs to refuse).
-    app.add_middleware(AllowedMethods, table=RouteTable(app))
-    app.add_middleware(WritePathFirst)
-    app.add_middleware(DatabaseOutageMiddleware, outages=app.state.outages)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    if settings.cors_origins:
-        app.add_middleware(
-            CorsMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["*"],
-            allow_headers=["*"],
-            expose_headers=["ETag", "X-Request-ID"],
+def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:
+    """What every answer passes through, outermost first: its frame (``Exchange``: request id,
+    security headers on every answer, the 500s included, the last word on errors, the access
+    line and the request metrics), and CORS."""
+    docs_paths = ["/docs", "/docs/oauth2-redirect", "/redoc"] if settings.show_docs else []
+    around: list[Wrapper] = [
+        partial(
+            Exchange,
+            metrics=state.metrics,
+            docs_paths=docs_paths,
+            strict_transport=settings.is_production,
         )
-    app.add_middleware(AccessMiddleware, metrics=app.state.metrics)
-    app.add_middleware(RequestContextMiddleware)
-    app.add_middleware(
-        SecurityHeadersMiddleware,
-        docs_paths=["/docs", "/docs/oauth2-redirect", "/redoc"] if docs else [],
-        strict_transport=settings.is_production,
-    )
-    return app
+    ]
+    if settings.cors_origins:
+        around.append(
+            partial(
+                CorsMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["*"],
+                allow_headers=["*"],
+                expose_headers=["ETag", "X-Request-ID"],
+            )
+        )
+    return around
 
 
-def _meter_read_path(app: FastAPI, delivery: Delivery) -> None:
-    """The read path answers ahead of the middleware: give it the metrics and rate limit."""
-    by_status: dict[int, Any] = {}
+def guards(settings: Settings, state: AppState) -> list[Wrapper]:
+    """Around the write path and FastAPI (not the read path: it reads no body, and answers its
+    own outages), outermost first: the body cap, and a 503 when the database is out of reach."""
+    return [
+        partial(BodyLimitMiddleware, max_bytes=settings.max_body_bytes),
+        partial(DatabaseOutageMiddleware, outages=state.outages),
+    ]
 
-    def count(status: int) -> None:
-        counter = by_status.get(status)
-        if counter is None:
-            counter = by_status[status] = app.state.metrics.read_path_requests.labels(str(status))
-        counter.inc()
 
-    async def limit(actor: str) -> None:
-        await app.state.rate_limits.check_principal(actor=actor, read=True)
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start-up makes the engine and what needs it; shutdown drains and closes them in order."""
 
-    delivery.read_path.count = count
-    delivery.read_path.limit = limit
-    app.state.metrics.active_watchers.set_function(lambda: delivery.read_path.waiting)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = app_state(app)
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            tables = sorted(tenant_owned(metadata))
+            await check_role(engine, tables, production=settings.is_production)
+        except BaseException:
+            await engine.dispose()
+            raise
+        state.engine = engine
+        state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        state.sessionmaker = make_sessionmaker(engine)
+        state.entry_writer = EntryWriter(engine, state.write_policy, state.commit_hooks)
+        state.rate_limits = RateLimits(settings, state.metrics)
+        state.shutting_down = False
+        state.shutdown_event = asyncio.Event()
+        scheduler = BackupScheduler(
+            backups=state.backups,
+            sessionmaker=state.sessionmaker,
+            debounce=settings.backup_debounce_seconds,
+            interval=settings.backup_interval,
+        )
+        state.backup_scheduler = scheduler
+        state.commit_hooks.append(scheduler.on_commit)
+        scheduler.start()
+        if settings.mirror_dir is not None:
+            mirror = Mirror(settings.mirror_dir, state.sessionmaker, state.write_policy)
+            state.commit_hooks.append(mirror)
+        delivery = state.delivery
+        await delivery.start()
+        try:
+            yield
+        finally:
+            state.shutting_down = True
+            state.shutdown_event.set()
+            await state.entry_writer.close()  # the writes already queued go in first
+            await state.rate_limits.close()
+            state.commit_hooks.remove(scheduler.on_commit)
+            await scheduler.close()  # takes the pending automatic backups first
+            await delivery.stop()
+            await engine.dispose()
+
+    return lifespan

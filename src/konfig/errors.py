@@ -159,8 +159,21 @@ async def _http_error(_: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, code, message, None, dict(exc.headers or {}))
 
 
+def internal_error(request_id: str) -> Response:
+    """The answer to an unexpected error: the one shape, the request id to quote, no detail."""
+    return error_response(500, "INTERNAL", f"Internal error (request {request_id})")
+
+
+async def _unhandled_error(_: Request, exc: Exception) -> Response:
+    # Starlette would answer a plain-text 500 here: raised on instead, the error reaches the
+    # wrappers around FastAPI (konfig.middleware), which answer every branch's errors alike (a
+    # 503 when the database is out of reach, else the 500 of ``internal_error``) and log it.
+    raise exc
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Route every error through the one shape; unhandled ones are caught by the middleware."""
+    """Route every error through the one shape; unhandled ones go on to the middleware."""
+    app.add_exception_handler(Exception, _unhandled_error)
     app.add_exception_handler(KonfigError, _konfig_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -29,6 +29,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from konfig.errors import ValidationFailed
+from konfig.state import state_of
 
 # How many levels a request body may nest beyond a value's own limit (KONFIG_MAX_JSON_DEPTH):
 # the envelope around a value (an entry, a document's list of entries) takes a few.
@@ -190,7 +191,7 @@ class GuardedRequest(Request):
         return self._json
 
     def _checked(self, body: bytes) -> Any:
-        limit = body_limit(self.app.state.settings.max_json_depth)
+        limit = body_limit(state_of(self).settings.max_json_depth)
         if nests_deeper(body, limit):
             self.refusal = depth_refusal(limit)
             return SET_ASIDE

@@ -7,8 +7,12 @@ structlog processors, so every line has the same shape and passes the same redac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 import orjson
@@ -43,6 +47,17 @@ _SENSITIVE_SUFFIXES = ("password", "_secret", "_token")
 REDACTED = "[redacted]"
 
 
+@dataclass(slots=True)
+class _JsonLines:
+    """Where ``configure_logging`` sends JSON lines, for ``RequestLog`` to write its own."""
+
+    stream: TextIO
+    level: int
+
+
+_json_lines: _JsonLines | None = None
+
+
 def _redact(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     for key in event:
         lowered = key.lower()
@@ -67,8 +82,10 @@ def configure_logging(
     *, log_format: LogFormat = "json", level: str = "INFO", stream: TextIO | None = None
 ) -> None:
     """Send structlog and standard-library logging to ``stream`` (stdout) in one format."""
+    global _json_lines
     stream = stream or sys.stdout
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    _json_lines = _JsonLines(stream, numeric_level) if log_format == "json" else None
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -121,6 +138,8 @@ def configure_logging(
 
 def reset_logging() -> None:
     """Undo ``configure_logging`` (for tests)."""
+    global _json_lines
+    _json_lines = None
     structlog.reset_defaults()
     logging.getLogger().handlers = []
 
@@ -129,3 +148,64 @@ def get_logger(name: str) -> FilteringBoundLogger:
     """A structlog logger whose lines carry ``logger=name``, in the format configured now."""
     logger: FilteringBoundLogger = structlog.get_logger().bind(logger=name)
     return logger
+
+
+class RequestLog:
+    """The access line of each request (``konfig.ops.middleware.Exchange``).
+
+    It is written for every answer, the read path's included, where structlog's processor chain
+    (about 18 us a line) would cost as much as the answer itself. With JSON logs configured, the
+    line is rendered here in the same shape as every other (``logger``, the fields, ``event``,
+    ``level``, ``timestamp``), in a few microseconds; its fields are the caller's fixed set, none
+    of them sensitive, so there is nothing to redact. Otherwise it goes through structlog.
+
+    The stream is flushed once per turn of the event loop rather than once per line: a busy
+    replica's lines share one write, and none waits longer than the answers being sent.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.structured = get_logger(name)
+        self._second = -1
+        self._stamp = ""
+        self._flushing: TextIO | None = None  # the stream a flush is scheduled for
+
+    def write(self, event: str, line: dict[str, Any], *, error: bool) -> None:
+        """Log ``event`` with the fields of ``line`` (a dict this takes over: the line is built
+        in it), at level error or info."""
+        lines = _json_lines
+        if lines is None:
+            (self.structured.error if error else self.structured.info)(event, **line)
+            return
+        if (logging.ERROR if error else logging.INFO) < lines.level:
+            return
+        line["logger"] = self.name
+        line["event"] = event
+        line["level"] = "error" if error else "info"
+        line["timestamp"] = self._timestamp()
+        lines.stream.write(orjson.dumps(line, default=str).decode() + "\n")
+        if self._flushing is None:
+            self._flush_soon(lines.stream)
+
+    def _flush_soon(self, stream: TextIO) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop to wait for: now
+            stream.flush()
+            return
+        self._flushing = stream
+        loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        stream, self._flushing = self._flushing, None
+        if stream is not None:
+            stream.flush()
+
+    def _timestamp(self) -> str:
+        """Now, as structlog's ISO UTC stamps read (``2026-01-02T03:04:05.678901Z``)."""
+        nanoseconds = time.time_ns()
+        second = nanoseconds // 1_000_000_000
+        if second != self._second:  # the date and time formatted once a second
+            self._second = second
+            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return "%s.%06dZ" % (self._stamp, nanoseconds // 1000 % 1_000_000)  # noqa: UP031 (faster)

@@ -10,8 +10,9 @@ only. This middleware answers from every route of the path instead:
 - ``HEAD`` is served wherever ``GET`` is, as ``GET`` without the body;
 - a body in a media type the operation does not read (by the OpenAPI document) is a 415.
 
-The table is built from the routes on first use. The read path and the single-entry write path
-answer their own methods ahead of it; they are in the table through their documented routes.
+The table is built from the routes on first use. It wraps FastAPI's routes only: the read path
+and the single-entry write path (``konfig.dispatch``) answer their own methods ahead of it;
+they are in the table through their documented routes.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Each app gets its own ``CollectorRegistry`` so tests (and anything else) can build many apps in
 one process without "duplicated timeseries" errors. Features reach the metrics through
-``app.state.metrics`` (or ``request.app.state.metrics``) and only ever ``inc``/``set`` them.
+``AppState.metrics`` (``konfig.state.state_of(request)``) and only ever ``inc``/``set`` them.
 
 Multi-process serving (``konfig serve --workers N``) is out of scope: each worker keeps its own
 registry, so a scrape sees one worker's figures. Scale out with more replicas (one process each),
@@ -11,7 +11,10 @@ which Prometheus scrapes one by one.
 
 from __future__ import annotations
 
+import math
 import time
+from bisect import bisect_left
+from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -19,9 +22,9 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -30,6 +33,56 @@ __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 # Login hashes a password (tens of ms); the read path answers in about a millisecond.
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RequestMetrics:
+    """``konfig_http_requests_total`` by method, route template and status, and the histogram
+    ``konfig_http_request_duration_seconds`` by method and route template.
+
+    Kept in plain dicts and lists and turned into Prometheus families when scraped (a custom
+    collector, prometheus_client's documented way): every answer is observed, the read path's
+    included, and ``Counter.inc`` with ``Histogram.observe`` (a lock each, the bucket found by a
+    linear scan) cost about as much as a fifth of a cached read. The event loop is the only
+    writer; a scrape copies the dicts before walking them.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._answered: dict[tuple[str, str, int], int] = {}
+        # Per (method, route): the count in each bucket (the last: beyond the largest bound),
+        # then the sum of the durations.
+        self._timed: dict[tuple[str, str], list[float]] = {}
+        registry.register(self)
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        self._answered[key] = self._answered.get(key, 0) + 1
+        timed = self._timed.get((method, route))
+        if timed is None:
+            timed = self._timed[(method, route)] = [0.0] * (len(_LATENCY_BUCKETS) + 2)
+        timed[bisect_left(_LATENCY_BUCKETS, seconds)] += 1
+        timed[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        answered = CounterMetricFamily(
+            "konfig_http_requests",
+            "HTTP requests answered, by route template and status.",
+            labels=["method", "route", "status"],
+        )
+        for (method, route, status), count in list(self._answered.items()):
+            answered.add_metric([method, route, str(status)], count)
+        yield answered
+        timed = HistogramMetricFamily(
+            "konfig_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template.",
+            labels=["method", "route"],
+        )
+        for (method, route), counts in list(self._timed.items()):
+            cumulative, buckets = 0.0, []
+            for bound, in_bucket in zip((*_LATENCY_BUCKETS, math.inf), counts, strict=False):
+                cumulative += in_bucket
+                buckets.append(("+Inf" if bound == math.inf else repr(bound), cumulative))
+            timed.add_metric([method, route], buckets, sum_value=counts[-1])
+        yield timed
 
 
 class Metrics:
@@ -41,27 +94,8 @@ class Metrics:
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
 
-        # HTTP, observed by the access middleware.
-        self.http_requests = Counter(
-            "konfig_http_requests",
-            "HTTP requests answered, by route template and status.",
-            ["method", "route", "status"],
-            registry=registry,
-        )
-        self.http_request_duration = Histogram(
-            "konfig_http_request_duration_seconds",
-            "Time to answer an HTTP request, by route template (not the read path).",
-            ["method", "route"],
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.read_path_requests = Counter(
-            "konfig_read_path_requests",
-            "Requests under /api/v1/config/ by status; counted only, no latency histogram, "
-            "to keep the hot path cheap.",
-            ["status"],
-            registry=registry,
-        )
+        # HTTP, observed for every answer (``konfig.ops.middleware.Exchange``).
+        self.requests = RequestMetrics(registry)
 
         # Configuration delivery (the read path and the writers increment these).
         self.config_reads = Counter(

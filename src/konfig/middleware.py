@@ -1,24 +1,19 @@
-"""Pure ASGI middleware: request ids, body-size caps, and the last word on unhandled errors."""
+"""Pure ASGI middleware: body-size caps and a 503 when the database is out of reach; the request
+id's context (set by ``konfig.ops.middleware.Exchange``, which also has the last word on
+errors)."""
 
 from __future__ import annotations
 
-import logging
-import re
-import uuid
 from contextvars import ContextVar
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from konfig.audit.context import AuditContext, audit_context
 from konfig.db.outage import OutageLog, unavailable
 from konfig.errors import error_body, error_response
 
-log = logging.getLogger("konfig.http")
-
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
 def _header(scope: Scope, name: bytes) -> bytes | None:
@@ -29,6 +24,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, request_id: str) -> None:
+    """An error answer sent straight to ``send``, with the request id."""
     body = orjson.dumps(error_body(code, message))
     await send(
         {
@@ -42,50 +38,6 @@ async def _send_error(send: Send, status: int, code: str, message: str, request_
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-class RequestContextMiddleware:
-    """Gives each request an id (``X-Request-ID`` accepted or generated, echoed back) and turns
-    an unhandled exception into a 500 ``INTERNAL`` in the one error shape, logged with that id."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = (_header(scope, b"x-request-id") or b"").decode("latin-1")
-        request_id = given if _VALID_REQUEST_ID.match(given) else uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        token = request_id_var.set(request_id)
-        client = scope.get("client")
-        audit_token = audit_context.set(
-            AuditContext(request_id=request_id, client=client[0] if client else "")
-        )
-        started = False
-        raw_id = request_id.encode()
-
-        async def send_with_id(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", raw_id)]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception(
-                "unhandled error in %s %s (request %s)", scope["method"], scope["path"], request_id
-            )
-            if not started:
-                await _send_error(
-                    send, 500, "INTERNAL", f"Internal error (request {request_id})", request_id
-                )
-        finally:
-            request_id_var.reset(token)
-            audit_context.reset(audit_token)
 
 
 class BodyLimitMiddleware:
@@ -122,7 +74,8 @@ class BodyLimitMiddleware:
 class DatabaseOutageMiddleware:
     """Answers 503 with ``Retry-After`` when a request fails because the database is out of
     reach (``konfig.db.outage``). It sits inside the access log and metrics, so that they count
-    a 503, and outside the single-entry writes and FastAPI's routes, so that it sees both."""
+    a 503, and outside the dispatcher (``konfig.dispatch``), so that it sees the single-entry
+    writes and FastAPI's routes alike (the read path answers its own 503s)."""
 
     def __init__(self, app: ASGIApp, outages: OutageLog) -> None:
         self.app = app
@@ -145,7 +98,7 @@ class DatabaseOutageMiddleware:
         except Exception as exc:
             refusal = None if started else unavailable(exc, self.outages)
             if refusal is None:
-                raise  # RequestContextMiddleware logs it and answers 500
+                raise  # Exchange logs it and answers 500
             refused = error_response(
                 refusal.status_code, refusal.code, refusal.message, refusal.details, refusal.headers
             )

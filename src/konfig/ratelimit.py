@@ -29,13 +29,13 @@ from starlette.types import Scope
 from konfig.errors import RateLimited
 from konfig.metrics import Metrics
 from konfig.settings import Settings
+from konfig.state import state_of
 
 if TYPE_CHECKING:
     from redis.asyncio import ConnectionPool
 
 log = logging.getLogger("konfig.ratelimit")
 
-READ_PATH_PREFIX = "/api/v1/config/"
 _REDIS_TIMEOUT_SECONDS = 0.5
 _REDIS_RETRY_SECONDS = 5.0
 
@@ -155,7 +155,7 @@ def _redis_storage(settings: Settings) -> tuple[RedisStorage, ConnectionPool]:
 
 
 class RateLimits:
-    """The app's limits (``app.state.rate_limits``); every refusal is a 429 ``RATE_LIMITED``
+    """The app's limits (``AppState.rate_limits``); every refusal is a 429 ``RATE_LIMITED``
     with ``Retry-After``, counted in ``konfig_rate_limited_requests_total``."""
 
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
@@ -246,7 +246,7 @@ class RateLimits:
 
 async def limit_credentials(request: Request, *, action: CredentialAction, email: str) -> None:
     """Count a login or registration attempt; 429 when its address or account is over budget."""
-    limiter: RateLimits = request.app.state.rate_limits
+    limiter = state_of(request).rate_limits
     await limiter.check_credentials(
         action=action, address=client_address(request.scope), email=email
     )

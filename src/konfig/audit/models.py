@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from konfig.db.base import Base, IdMixin, Json, utcnow
@@ -18,7 +18,7 @@ class AuditEvent(IdMixin, Base):
 
     # Null only for events with no tenant yet, such as a failed login for an unknown email.
     tenant_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), default=None
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), default=None
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(80), index=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, cast
 
 import orjson
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Select, Table, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit.context import AuditContext, current
@@ -21,7 +21,7 @@ from konfig.auth.principal import Principal, superuser_scope
 from konfig.configs.schemas import MASK
 from konfig.db.base import utcnow
 from konfig.errors import Forbidden, ValidationFailed
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.pagination import Page, by_time, paginate, time_of
 from konfig.security.crypto import Keyring
 from konfig.users.models import Role
 
@@ -157,11 +157,32 @@ async def list_page(
     limit: int,
 ) -> Page[dict[str, Any]]:
     principal.require(Role.admin)
-    query = (
-        select(AuditEvent)
-        .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
-        .limit(limit + 1)
-    )
+    query = _filtered(principal, actor=actor, action=action, namespace=namespace)
+    if (start := _parse_time(since, "since")) is not None:
+        query = query.where(AuditEvent.created_at >= start)
+    if (end := _parse_time(until, "until")) is not None:
+        query = query.where(AuditEvent.created_at < end)
+
+    async def fetch(before: tuple[datetime, uuid.UUID] | None, count: int) -> list[AuditEvent]:
+        page = query.limit(count)
+        if before is not None:
+            at, event_id = before
+            page = page.where(
+                (AuditEvent.created_at < at)
+                | ((AuditEvent.created_at == at) & (AuditEvent.id < event_id))
+            )
+        async with superuser_scope(session, principal, "the audit log of every tenant"):
+            return list((await session.execute(page)).scalars())
+
+    events, next_cursor = await paginate(cursor, limit, read=by_time, fetch=fetch, position=time_of)
+    return Page[dict[str, Any]](items=[_shown(e) for e in events], next_cursor=next_cursor)
+
+
+def _filtered(
+    principal: Principal, *, actor: str | None, action: str | None, namespace: str | None
+) -> Select[AuditEvent]:
+    """The events the principal may list, newest first, narrowed by the filters given."""
+    query = select(AuditEvent).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if not principal.is_superuser:
         query = query.where(AuditEvent.tenant_id == principal.tenant_id)
     if actor:
@@ -174,40 +195,20 @@ async def list_page(
         )
     if namespace:
         query = query.where(AuditEvent.namespace == namespace)
-    if (start := _parse_time(since, "since")) is not None:
-        query = query.where(AuditEvent.created_at >= start)
-    if (end := _parse_time(until, "until")) is not None:
-        query = query.where(AuditEvent.created_at < end)
-    position = decode_cursor(cursor)
-    if position:
-        try:
-            at, event_id = datetime.fromisoformat(position[0]), uuid.UUID(position[1])
-        except (ValueError, IndexError, TypeError) as exc:
-            raise ValidationFailed("cursor: not a cursor this server gave out") from exc
-        query = query.where(
-            (AuditEvent.created_at < at)
-            | ((AuditEvent.created_at == at) & (AuditEvent.id < event_id))
-        )
-    async with superuser_scope(session, principal, "the audit log of every tenant"):
-        events = list((await session.execute(query)).scalars())
-    next_cursor = None
-    if len(events) > limit:
-        events = events[:limit]
-        next_cursor = encode_cursor([events[-1].created_at.isoformat(), str(events[-1].id)])
-    items = [
-        {
-            "id": str(e.id),
-            "created_at": e.created_at.isoformat(),
-            "tenant_id": str(e.tenant_id) if e.tenant_id else None,
-            "actor": e.actor,
-            "action": e.action,
-            "target_type": e.target_type,
-            "target": e.target,
-            "namespace": e.namespace,
-            "summary": e.summary,
-            "request_id": e.request_id,
-            "client": e.client,
-        }
-        for e in events
-    ]
-    return Page[dict[str, Any]](items=items, next_cursor=next_cursor)
+    return query
+
+
+def _shown(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "created_at": event.created_at.isoformat(),
+        "tenant_id": str(event.tenant_id) if event.tenant_id else None,
+        "actor": event.actor,
+        "action": event.action,
+        "target_type": event.target_type,
+        "target": event.target,
+        "namespace": event.namespace,
+        "summary": event.summary,
+        "request_id": event.request_id,
+        "client": event.client,
+    }

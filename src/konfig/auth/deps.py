@@ -8,19 +8,17 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import State
 from starlette.types import Scope
 
 from konfig.audit.context import set_actor
-from konfig.auth.logins import LoginCache
 from konfig.auth.models import AuthSession
 from konfig.auth.principal import Principal
 from konfig.db.session import SessionDep, bind_tenant
 from konfig.errors import Unauthenticated
-from konfig.ratelimit import READ_PATH_PREFIX, RateLimits
-from konfig.security.jwt import InvalidToken, TokenSigner
+from konfig.paths import READ_PATH_PREFIX
+from konfig.security.jwt import InvalidToken
+from konfig.state import AppState, state_of
 from konfig.tokens import codec
-from konfig.tokens.cache import TokenCache
 from konfig.users.models import User
 
 # Declares the scheme for OpenAPI, so Swagger's Authorize button logs in through /auth/login.
@@ -38,23 +36,23 @@ def bearer_token(authorization: str | None) -> str | None:
     return token.strip()
 
 
-def known_principal(state: State, token: str) -> Principal | None:
+def known_principal(state: AppState, token: str) -> Principal | None:
     """The principal behind a token this process's caches know, with no database work; None
     for a token they do not know. A known token that must be refused raises 401."""
     principal: Principal | None
     if token.startswith(codec.PREFIX):
-        tokens: TokenCache = state.token_cache
+        tokens = state.token_cache
         record = tokens.lookup(token)
         principal = None if record is None else tokens.admit(record)
     else:
-        logins: LoginCache = state.login_cache
+        logins = state.login_cache
         principal = logins.lookup(token)
     if principal is not None:
         set_actor(principal.actor, principal.tenant_id)
     return principal
 
 
-async def authenticate(state: State, session: AsyncSession, token: str) -> Principal:
+async def authenticate(state: AppState, session: AsyncSession, token: str) -> Principal:
     """The principal behind a bearer token: an API token (``kfg_…``), or a user's access token
     whose login is still open and whose user is still active.
 
@@ -66,15 +64,14 @@ async def authenticate(state: State, session: AsyncSession, token: str) -> Princ
     if known is not None:
         return known
     if token.startswith(codec.PREFIX):
-        cache: TokenCache = state.token_cache
+        cache = state.token_cache
         principal = cache.admit(await cache.load(session, token))
         set_actor(principal.actor, principal.tenant_id)
         return principal
-    logins: LoginCache = state.login_cache
+    logins = state.login_cache
     generation = logins.generation
-    signer: TokenSigner = state.signer
     try:
-        claims = signer.verify(token, expected_type="access")
+        claims = state.signer.verify(token, expected_type="access")
     except InvalidToken as exc:
         raise Unauthenticated("Invalid or expired access token") from exc
     await bind_tenant(session, claims.tenant_id)  # signed: the login's rows are this tenant's
@@ -111,7 +108,7 @@ async def authenticate(state: State, session: AsyncSession, token: str) -> Princ
 
 
 async def admit(
-    state: State, scope: Scope, session: AsyncSession, authorization: str | None
+    state: AppState, scope: Scope, session: AsyncSession, authorization: str | None
 ) -> Principal:
     """Authenticate a request, bind its tenant to the transaction, and count it
     (``count_request``)."""
@@ -124,15 +121,14 @@ async def admit(
     return principal
 
 
-async def count_request(state: State, scope: Scope, principal: Principal) -> None:
+async def count_request(state: AppState, scope: Scope, principal: Principal) -> None:
     """Name the principal for the access log and count the request against its rate limit (the
     read path against its own)."""
     # The access log line (konfig.ops.middleware) is written outside the route: scope state.
     request_state = scope.setdefault("state", {})
     request_state["actor"] = principal.actor
     request_state["tenant_id"] = str(principal.tenant_id)
-    limits: RateLimits = state.rate_limits
-    await limits.check_principal(
+    await state.rate_limits.check_principal(
         actor=principal.actor, read=scope["path"].startswith(READ_PATH_PREFIX)
     )
 
@@ -144,7 +140,7 @@ async def current_principal(
 ) -> Principal:
     """The authenticated principal of the request."""
     return await admit(
-        request.app.state, request.scope, session, request.headers.get("authorization")
+        state_of(request), request.scope, session, request.headers.get("authorization")
     )
 
 

@@ -22,6 +22,7 @@ from konfig.errors import ValidationFailed
 from konfig.input_guard import GuardedRoute, bad_text
 from konfig.openapi import error_responses
 from konfig.ratelimit import limit_credentials
+from konfig.state import state_of
 from konfig.tenants import repository as tenants
 from konfig.users import service as users
 from konfig.users.schemas import UserRead
@@ -106,14 +107,14 @@ async def login(request: Request, session: SessionDep) -> TokenPair:
     """Exchange email and password (JSON, or the OAuth2 password form) for a token pair."""
     payload = await _login_payload(request)
     await limit_credentials(request, action="login", email=payload.email)
-    return await service.login(session, policy=request.app.state.token_policy, payload=payload)
+    return await service.login(session, policy=state_of(request).token_policy, payload=payload)
 
 
 @router.post("/refresh", response_model=TokenPair, responses=error_responses(401))
 async def refresh(request: Request, session: SessionDep, payload: RefreshRequest) -> TokenPair:
     """Spend a refresh token for a new pair (each refresh token works once)."""
     return await service.refresh(
-        session, policy=request.app.state.token_policy, refresh_token=payload.refresh_token
+        session, policy=state_of(request).token_policy, refresh_token=payload.refresh_token
     )
 
 

@@ -19,8 +19,8 @@ from konfig.auth.principal import Principal
 from konfig.auth.schemas import LoginRequest, RegisterRequest, TokenPair
 from konfig.db.base import utcnow
 from konfig.db.session import across_tenants, bind_tenant, record_change
-from konfig.delivery.changes import LoginEnded
 from konfig.errors import Conflict, Record, Unauthenticated
+from konfig.events import LoginEnded
 from konfig.security.jwt import InvalidToken, TokenSigner
 from konfig.security.passwords import burn_verification, hash_password, verify_password
 from konfig.tenants import repository as tenants

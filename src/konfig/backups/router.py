@@ -13,12 +13,13 @@ from konfig.backups.store import ID_PATTERN
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
+from konfig.state import state_of
 
 router = APIRouter(prefix="/backups", tags=["backups"], route_class=GuardedRoute)
 
 
 def _backups(request: Request) -> Backups:
-    return request.app.state.backups  # type: ignore[no-any-return]
+    return state_of(request).backups
 
 
 BackupsDep = Annotated[Backups, Depends(_backups)]

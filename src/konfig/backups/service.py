@@ -33,7 +33,7 @@ from konfig.backups.status import BackupStatus
 from konfig.backups.store import BackupStore, StoredFile, created_at
 from konfig.db.base import utcnow
 from konfig.errors import KonfigError, NotFound
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.pagination import Page, by_text, paginate
 from konfig.revisions.writer import WritePolicy
 from konfig.security.crypto import DecryptionError, Keyring
 from konfig.users.models import Role
@@ -49,7 +49,7 @@ class BackupFailed(KonfigError):
 
 @dataclass
 class Backups:
-    """What every backup operation needs; one per app (``app.state.backups``) or CLI run."""
+    """What every backup operation needs; one per app (``AppState.backups``) or CLI run."""
 
     store: BackupStore
     policy: WritePolicy
@@ -286,20 +286,20 @@ async def list_page(
     limit: int,
 ) -> Page[BackupRead]:
     tenant = await admin_tenant(session, principal)
-    position = decode_cursor(cursor)
-    after = str(position[0]) if position else None
-    found = await asyncio.to_thread(
-        list_files,
-        backups,
-        tenant=tenant,
-        tenant_id=principal.tenant_id,
-        after=after,
-        limit=limit + 1,
+    found, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_text,
+        fetch=lambda after, count: asyncio.to_thread(
+            list_files,
+            backups,
+            tenant=tenant,
+            tenant_id=principal.tenant_id,
+            after=after,
+            limit=count,
+        ),
+        position=lambda backup: [backup.id],
     )
-    next_cursor = None
-    if len(found) > limit:
-        found = found[:limit]
-        next_cursor = encode_cursor([found[-1].id])
     items = [BackupRead.model_validate(d.model_dump(exclude={"namespaces"})) for d in found]
     return Page[BackupRead](items=items, next_cursor=next_cursor)
 

@@ -1,6 +1,6 @@
 """What the last backups did, per tenant: for ``/metrics`` (backup age, failures) and operators.
 
-``app.state.backup_status`` is one ``BackupStatus``. A metrics module can read ``tenants`` when
+``AppState.backups.status`` is one ``BackupStatus``. A metrics module can read ``tenants`` when
 scraped, or append a callable to ``listeners`` to hear of each success and failure as it happens.
 """
 

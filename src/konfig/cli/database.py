@@ -25,12 +25,12 @@ async def check_serving_role(url: str) -> None:
     from sqlalchemy.pool import NullPool
 
     from konfig.db.engine import make_engine
-    from konfig.db.models import Base
     from konfig.db.roles import check_role, tenant_owned
+    from konfig.models import metadata
 
     engine = make_engine(url, poolclass=NullPool)
     try:
-        await check_role(engine, sorted(tenant_owned(Base.metadata)), production=True)
+        await check_role(engine, sorted(tenant_owned(metadata)), production=True)
     finally:
         await engine.dispose()
 
@@ -77,8 +77,8 @@ def db_create_role(
     """
     from sqlalchemy.engine import make_url
 
-    from konfig.db.models import Base
     from konfig.db.roles import RoleError, Roles, create_roles
+    from konfig.models import metadata
     from konfig.settings import async_database_url
 
     passwords = []
@@ -91,7 +91,7 @@ def db_create_role(
             raise _fail(f"the password for {role} needs at least 12 characters", 2)
         passwords.append(given)
     url = async_database_url(admin_url)
-    tables = sorted(t.name for t in Base.metadata.sorted_tables)
+    tables = sorted(t.name for t in metadata.sorted_tables)
     try:
         roles = Roles(owner, passwords[0], app, passwords[1])
         asyncio.run(create_roles(url, roles, tables))

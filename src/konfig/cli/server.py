@@ -14,13 +14,14 @@ from rich.console import Console
 
 from konfig.cli import database
 from konfig.cli.output import Output, OutputOption
-from konfig.settings import ConfigurationError, get_settings
+from konfig.settings import ConfigurationError, Settings, get_settings
 
 console = Console(stderr=True)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
+    # One line however long (a path, say): scripts and logs read it whole.
+    console.print(f"[red]error:[/red] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -31,12 +32,8 @@ def serve(
     migrate: Annotated[bool, typer.Option(help="Apply migrations before serving")] = True,
 ) -> None:
     """Apply migrations and serve the API, UI and docs."""
-    import uvicorn
-
-    from konfig.app import create_app
-    from konfig.db.migrate import upgrade
-    from konfig.logs import configure_logging, get_logger
-    from konfig.ops.server import run
+    from konfig.db.engine import sqlite_path
+    from konfig.db.sole_server import DatabaseServedElsewhere, sole_server
     from konfig.settings import check_production
 
     settings = get_settings()
@@ -44,6 +41,28 @@ def serve(
         check_production(settings)
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
+    if workers > 1 and sqlite_path(settings.resolved_database_url) is not None:
+        raise _fail(
+            f"--workers {workers}: SQLite serves one server process; run one worker, or use "
+            "PostgreSQL to serve from several"
+        )
+    try:
+        with sole_server(settings.resolved_database_url):
+            _migrate_and_serve(settings, host, port, workers, migrate=migrate)
+    except DatabaseServedElsewhere as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _migrate_and_serve(
+    settings: Settings, host: str | None, port: int | None, workers: int, *, migrate: bool
+) -> None:
+    import uvicorn
+
+    from konfig.app import create_app
+    from konfig.db.migrate import upgrade
+    from konfig.logs import configure_logging, get_logger
+    from konfig.ops.server import run
+
     # Once, before anything logs: uvicorn's and alembic's lines come out in the same format.
     configure_logging(log_format=settings.resolved_log_format, level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -125,9 +144,9 @@ def keys_rotate(
     """
     import time
 
+    from konfig.configs.rotation import RotationReport, prepare_keyring, reencrypt
     from konfig.db.engine import make_engine
     from konfig.db.migrate import upgrade
-    from konfig.security.rotation import RotationReport, prepare_keyring, reencrypt
 
     settings = get_settings()
     url = settings.resolved_database_url

@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from konfig.db.base import Base, Blob, IdMixin, Json, TimestampMixin
@@ -16,10 +16,10 @@ class ConfigEntry(IdMixin, TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("namespace_id", "key"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     namespace_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("namespaces.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("namespaces.id", ondelete="CASCADE"), index=True
     )
     key: Mapped[str] = mapped_column(String(255))
     value_ciphertext: Mapped[bytes] = mapped_column(Blob)

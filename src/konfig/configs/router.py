@@ -1,59 +1,31 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from konfig.auth.deps import CurrentPrincipal
-from konfig.configs import service
-from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
+from konfig.configs import answers, service
+from konfig.configs.params import IfMatch, IfNoneMatch, KeyPath, Message, Reveal, answer
+from konfig.configs.schemas import ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
 from konfig.configs.writes import EntryWriter
 from konfig.db.session import SessionDep
-from konfig.input_guard import MESSAGE_LIMIT, GuardedRoute, decode_message
+from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.revisions.writer import WritePolicy
+from konfig.state import state_of
 
 router = APIRouter(
     prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
 )
 
-KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="The entry's key")]
-Reveal = Annotated[bool, Query(description="Show secret values (editors and above)")]
-IfMatch = Annotated[str | None, Header(description="ETag of the version you are changing")]
-IfNoneMatch = Annotated[str | None, Header(description="'*' refuses to overwrite an existing key")]
-
-
-def revision_message(
-    sent: Annotated[
-        str | None,
-        Header(
-            alias="X-Konfig-Message",
-            description="Recorded with the revision (UTF-8)",
-            json_schema_extra={"maxLength": MESSAGE_LIMIT},
-        ),
-    ] = None,
-) -> str | None:
-    """``X-Konfig-Message`` decoded as UTF-8 (the server hands it over read as Latin-1)."""
-    return None if sent is None else decode_message(sent.encode("latin-1"))
-
-
-Message = Annotated[str | None, Depends(revision_message)]
-
 
 def _policy(request: Request) -> WritePolicy:
-    return request.app.state.write_policy  # type: ignore[no-any-return]
+    return state_of(request).write_policy
 
 
 def _writer(request: Request) -> EntryWriter:
-    return request.app.state.entry_writer  # type: ignore[no-any-return]
-
-
-def answer(response: Response, policy: WritePolicy, entry: object, *, reveal: bool) -> ConfigRead:
-    """The entry as the API shows it, with its ETag."""
-    rendered = service.render(policy, entry, reveal=reveal)  # type: ignore[arg-type]
-    response.headers["ETag"] = service.etag(rendered.version)
-    return rendered
+    return state_of(request).entry_writer
 
 
 @router.get("", response_model=Page[ConfigRead])
@@ -82,26 +54,25 @@ async def list_configs(
 @router.post("", response_model=ConfigRead, status_code=status.HTTP_201_CREATED)
 async def create_config(
     request: Request,
-    response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
     payload: ConfigCreate,
     if_none_match: IfNoneMatch = None,
     message: Message = None,
-) -> ConfigRead:
+) -> Response:
     """Create an entry (editors); the value is validated against its type and schema."""
-    policy = _policy(request)
-    entry = await service.create(
+    written = await answers.create(
         session,
         writer=_writer(request),
+        policy=_policy(request),
         principal=principal,
         namespace_id=namespace_id,
         payload=payload,
         message=message,
         if_none_match=if_none_match,
     )
-    return answer(response, policy, entry, reveal=False)
+    return written.response()
 
 
 @router.get("/{key}", response_model=ConfigRead)
@@ -129,7 +100,6 @@ async def read_config(
 )
 async def replace_config(
     request: Request,
-    response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
@@ -138,12 +108,12 @@ async def replace_config(
     if_match: IfMatch = None,
     if_none_match: IfNoneMatch = None,
     message: Message = None,
-) -> ConfigRead:
+) -> Response:
     """Replace an entry whole, or create it; ``If-Match`` guards against lost updates."""
-    policy = _policy(request)
-    entry, created = await service.replace_entry(
+    written = await answers.replace(
         session,
         writer=_writer(request),
+        policy=_policy(request),
         principal=principal,
         namespace_id=namespace_id,
         key=key,
@@ -152,15 +122,12 @@ async def replace_config(
         if_match=if_match,
         if_none_match=if_none_match,
     )
-    if created:
-        response.status_code = status.HTTP_201_CREATED
-    return answer(response, policy, entry, reveal=False)
+    return written.response()
 
 
 @router.patch("/{key}", response_model=ConfigRead)
 async def patch_config(
     request: Request,
-    response: Response,
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
@@ -168,12 +135,12 @@ async def patch_config(
     payload: ConfigPatch,
     if_match: IfMatch = None,
     message: Message = None,
-) -> ConfigRead:
+) -> Response:
     """Change some fields of an entry; the result is validated whole."""
-    policy = _policy(request)
-    entry = await service.patch(
+    written = await answers.patch(
         session,
         writer=_writer(request),
+        policy=_policy(request),
         principal=principal,
         namespace_id=namespace_id,
         key=key,
@@ -181,10 +148,10 @@ async def patch_config(
         message=message,
         if_match=if_match,
     )
-    return answer(response, policy, entry, reveal=False)
+    return written.response()
 
 
-@router.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
 async def delete_config(
     request: Request,
     session: SessionDep,
@@ -193,9 +160,9 @@ async def delete_config(
     key: KeyPath,
     if_match: IfMatch = None,
     message: Message = None,
-) -> None:
+) -> Response:
     """Delete an entry (its history stays)."""
-    await service.delete(
+    written = await answers.delete(
         session,
         writer=_writer(request),
         principal=principal,
@@ -204,3 +171,4 @@ async def delete_config(
         message=message,
         if_match=if_match,
     )
+    return written.response()

@@ -24,7 +24,7 @@ from konfig.configs.writes import EntryWrite, EntryWriter
 from konfig.configs.writes import etag as etag  # re-exported
 from konfig.errors import Forbidden, KonfigError, NotFound
 from konfig.namespaces import service as namespaces
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.pagination import Page, by_text, paginate
 from konfig.revisions.writer import EntryDraft, WritePolicy, decrypt_value
 from konfig.security.crypto import DecryptionError
 from konfig.users.models import Role
@@ -120,23 +120,25 @@ async def list_page(
     namespace = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, reveal=reveal
     )
-    position = decode_cursor(cursor)
-    query = (
-        select(ConfigEntry)
-        .where(ConfigEntry.namespace_id == namespace.id)
-        .order_by(ConfigEntry.key)
-        .limit(limit + 1)
+
+    async def fetch(after: str | None, count: int) -> list[ConfigEntry]:
+        query = (
+            select(ConfigEntry)
+            .where(ConfigEntry.namespace_id == namespace.id)
+            .order_by(ConfigEntry.key)
+            .limit(count)
+        )
+        if after is not None:
+            query = query.where(ConfigEntry.key > after)
+        return list((await session.execute(query)).scalars())
+
+    entries, next_cursor = await paginate(
+        cursor, limit, read=by_text, fetch=fetch, position=lambda entry: [entry.key]
     )
-    if position:
-        query = query.where(ConfigEntry.key > str(position[0]))
-    entries = list((await session.execute(query)).scalars())
     if reveal:
-        secrets = [e.key for e in entries[:limit] if e.is_secret]
+        secrets = [e.key for e in entries if e.is_secret]
         await audit.record_reveal(session, namespace=namespace.name, keys=secrets, via="list")
-    if len(entries) > limit:
-        entries = entries[:limit]
-        return entries, encode_cursor([entries[-1].key])
-    return entries, None
+    return entries, next_cursor
 
 
 def _draft(key: str, payload: ConfigCreate | ConfigReplace) -> EntryDraft:

@@ -1,4 +1,4 @@
-"""Single-entry writes answered ahead of FastAPI's routing and dependency solving.
+"""Single-entry writes answered without FastAPI's routing and dependency solving.
 
 ``POST /api/v1/namespaces/{id}/configs`` and ``PUT|PATCH|DELETE …/configs/{key}`` are what
 pipelines and deploy tools send in bulk. Measured through ``konfig serve``, FastAPI's routing (its
@@ -6,14 +6,15 @@ tree of included routers) and dependency solving cost about three times what the
 costs once it goes through the group commit (``konfig.configs.writes``): roughly 0.9 ms of CPU a
 request against 0.3 ms.
 
-This middleware sits innermost among the app's own, so the request id, access log, metrics,
-security headers, CORS and body cap still apply, and it answers only well-formed requests: a
-namespace id that is a UUID, a valid key, a ``Content-Type: application/json`` body that parses
-and that its schema accepts, headers within their limits. Anything else goes on to FastAPI's
-route (``konfig.configs.router``), body and all, which answers it exactly as before: a 422 that
-names the field, say. Those routes also document the endpoints in OpenAPI. What a write does is
-the same either way: the same principal (``konfig.auth.deps.admit``), the same session rules
-(``konfig.db.session.request_session``), the same service functions, the same answer.
+``konfig.dispatch`` sends it the requests it ``takes``: a namespace id that is a UUID, a valid
+key, a ``Content-Type: application/json`` body (none for DELETE); the request id, access log,
+metrics, security headers, CORS and body cap wrap it as they wrap every answer. A body that does
+not parse or that its schema refuses goes on to FastAPI's route (``konfig.configs.router``),
+body and all, which names what is wrong with it: a 422 that names the field, say. Those routes
+also document the endpoints in OpenAPI. What a write does and answers is the same either way:
+the same principal (``konfig.auth.deps.admit``), the same session rules
+(``konfig.db.session.request_session``), the same function per operation
+(``konfig.configs.answers``).
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
-from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from konfig.audit.refusals import keep_trace
 from konfig.auth.deps import admit, bearer_token, count_request, known_principal
 from konfig.auth.principal import Principal
-from konfig.configs import service
+from konfig.configs import answers
+from konfig.configs.answers import Written
 from konfig.configs.schemas import KEY_PATTERN, ConfigCreate, ConfigPatch, ConfigReplace
-from konfig.db.session import keep_trace, request_session
+from konfig.db.session import request_session
 from konfig.errors import KonfigError, error_response
 from konfig.input_guard import (
     bad_text,
@@ -43,29 +45,21 @@ from konfig.input_guard import (
     load_json,
     nests_deeper,
 )
+from konfig.paths import API_PREFIX, ENTRIES_ROUTE, ENTRY_ROUTE
+from konfig.state import AppState
 
-PREFIX = "/api/v1/namespaces/"
+PREFIX = f"{API_PREFIX}/namespaces/"
+_WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 # The canonical form of a UUID only: any other spelling is FastAPI's to judge.
 _UUID = r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-_ENTRY = re.compile(rf"/api/v1/namespaces/{_UUID}/configs/([^/]+)")
-_ENTRIES = re.compile(rf"/api/v1/namespaces/{_UUID}/configs")
+_ENTRY = re.compile(rf"{PREFIX}{_UUID}/configs/([^/]+)")
+_ENTRIES = re.compile(rf"{PREFIX}{_UUID}/configs")
 _KEY = re.compile(KEY_PATTERN)
 _BODIES: dict[str, type[BaseModel]] = {
     "POST": ConfigCreate,
     "PUT": ConfigReplace,
     "PATCH": ConfigPatch,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class _Template:
-    """What the access log and metrics name the route by (``RouteTemplates.of``)."""
-
-    path_format: str
-
-
-_ENTRY_ROUTE = _Template("/api/v1/namespaces/{namespace_id}/configs/{key}")
-_ENTRIES_ROUTE = _Template("/api/v1/namespaces/{namespace_id}/configs")
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,50 +75,56 @@ class _Write:
         return None if value is None else value.decode("latin-1")
 
 
-class WritePathFirst:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+class WritePath:
+    """The write path's ASGI app; ``fallback`` (FastAPI) answers a body it does not read."""
+
+    def __init__(self, state: AppState, fallback: ASGIApp) -> None:
+        self.state = state
+        self.fallback = fallback
+
+    @staticmethod
+    def takes(scope: Scope) -> bool:
+        """A single-entry write, well formed as far as its path and media type tell."""
+        if scope["method"] not in _WRITE_METHODS or not scope["path"].startswith(PREFIX):
+            return False
+        if _target(scope) is None:
+            return False
+        if scope["method"] == "DELETE":
+            return True
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                return bool(value.split(b";")[0].strip().lower() == b"application/json")
+        return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] != "http"
-            or scope["method"] not in ("POST", "PUT", "PATCH", "DELETE")
-            or not scope["path"].startswith(PREFIX)
-        ):
-            await self.app(scope, receive, send)
-            return
-        target = _target(scope)
+        target = _target(scope) if self.takes(scope) else None
         if target is None:
-            await self.app(scope, receive, send)
+            await self.fallback(scope, receive, send)
             return
         namespace_id, key = target
         headers = dict(reversed(scope["headers"]))  # a repeated header: the first wins
         body = b""
         if scope["method"] != "DELETE":
-            media_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-            if media_type != b"application/json":
-                await self.app(scope, receive, send)
-                return
             try:
                 body = await _body(receive)
             except HTTPException as exc:  # the body cap (BodyLimitMiddleware)
                 too_large = error_response(exc.status_code, "PAYLOAD_TOO_LARGE", str(exc.detail))
                 await too_large(scope, receive, send)
                 return
-        scope["route"] = _ENTRY_ROUTE if key is not None else _ENTRIES_ROUTE
+        scope["route"] = ENTRY_ROUTE if key is not None else ENTRIES_ROUTE
         write = _Write(scope["method"], namespace_id, key, headers, body)
         try:
-            answered = await _apply(scope, write)
+            written = await _apply(self.state, scope, write)
         except KonfigError as exc:
             refused = error_response(
                 exc.status_code, exc.code, exc.message, exc.details, exc.headers
             )
             await refused(scope, receive, send)
             return
-        if answered is None:  # FastAPI names what is wrong with the body
-            await self.app(scope, _replay(body, receive), send)
+        if written is None:  # FastAPI names what is wrong with the body
+            await self.fallback(scope, _replay(body, receive), send)
             return
-        await _answer(*answered)(scope, receive, send)
+        await written.response()(scope, receive, send)
 
 
 def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
@@ -143,7 +143,7 @@ def _target(scope: Scope) -> tuple[uuid.UUID, str | None] | None:
     return uuid.UUID(found.group(1)), key
 
 
-def _parse(state: Any, method: str, body: bytes) -> Any:
+def _parse(state: AppState, method: str, body: bytes) -> Any:
     """The body as its schema reads it, or None when it does not (FastAPI then says why).
 
     Its depth is measured before anything parses it, and its text checked after
@@ -198,10 +198,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _apply(scope: Scope, write: _Write) -> tuple[int, Any] | None:
-    """The write's status and entry; None when its body is FastAPI's to judge. The caller is
+async def _apply(state: AppState, scope: Scope, write: _Write) -> Written | None:
+    """The write's answer; None when its body is FastAPI's to judge. The caller is
     authenticated before its body is parsed."""
-    state = scope["app"].state
     token = bearer_token(write.header(b"authorization"))
     known = None if token is None else known_principal(state, token)
     if known is None:  # a token the caches do not know yet (or none): read it in a session
@@ -218,68 +217,56 @@ async def _apply(scope: Scope, write: _Write) -> tuple[int, Any] | None:
 
 
 async def _perform(
-    state: Any, session: AsyncSession | None, principal: Principal, write: _Write
-) -> tuple[int, Any] | None:
-    writer = state.entry_writer
+    state: AppState, session: AsyncSession | None, principal: Principal, write: _Write
+) -> Written | None:
+    writer, policy = state.entry_writer, state.write_policy
     message = _message(write)
-    payload: Any = None
-    if write.method != "DELETE":
-        payload = _parse(state, write.method, write.body)
-        if payload is None:
-            return None
+    key = write.key or ""
     if write.method == "DELETE":
-        await service.delete(
+        return await answers.delete(
             session,
             writer=writer,
             principal=principal,
             namespace_id=write.namespace_id,
-            key=write.key or "",
+            key=key,
             message=message,
             if_match=write.header(b"if-match"),
         )
-        return 204, None
+    payload = _parse(state, write.method, write.body)
+    if payload is None:
+        return None
     if write.method == "POST":
-        entry = await service.create(
+        return await answers.create(
             session,
             writer=writer,
+            policy=policy,
             principal=principal,
             namespace_id=write.namespace_id,
             payload=payload,
             message=message,
             if_none_match=write.header(b"if-none-match"),
         )
-        status = 201
-    elif write.method == "PUT":
-        entry, created = await service.replace_entry(
+    if write.method == "PUT":
+        return await answers.replace(
             session,
             writer=writer,
+            policy=policy,
             principal=principal,
             namespace_id=write.namespace_id,
-            key=write.key or "",
+            key=key,
             payload=payload,
             message=message,
             if_match=write.header(b"if-match"),
             if_none_match=write.header(b"if-none-match"),
         )
-        status = 201 if created else 200
-    else:
-        entry = await service.patch(
-            session,
-            writer=writer,
-            principal=principal,
-            namespace_id=write.namespace_id,
-            key=write.key or "",
-            payload=payload,
-            message=message,
-            if_match=write.header(b"if-match"),
-        )
-        status = 200
-    return status, service.render(state.write_policy, entry, reveal=False)
-
-
-def _answer(status: int, rendered: Any) -> Response:
-    if rendered is None:
-        return Response(status_code=status)
-    body = rendered.__pydantic_serializer__.to_json(rendered)
-    headers = {"ETag": service.etag(rendered.version)}
-    return Response(body, status, headers=headers, media_type="application/json")
+    return await answers.patch(
+        session,
+        writer=writer,
+        policy=policy,
+        principal=principal,
+        namespace_id=write.namespace_id,
+        key=key,
+        payload=payload,
+        message=message,
+        if_match=write.header(b"if-match"),
+    )

@@ -110,10 +110,11 @@ async def insert_rows(
     if not rows:
         return
     shared = shared or {}
+    nulls = _left_null(table, rows[0], shared)
     connection = await session.connection() if isinstance(session, AsyncSession) else session
     dialect = connection.dialect
     if dialect.name not in ("sqlite", "postgresql"):
-        await connection.execute(insert(table), [{**row, **shared} for row in rows])
+        await connection.execute(insert(table), [{**nulls, **row, **shared} for row in rows])
         return
     table_plan = plan(table, dialect)
     columns: list[tuple[str, _Processor, bool, Any]] = []  # name, processor, shared?, value
@@ -121,12 +122,10 @@ async def insert_rows(
         if name in shared:
             value = shared[name]
             columns.append((name, process, True, process(value) if process else value))
-        elif name in rows[0]:
-            columns.append((name, process, False, None))
-        elif table.c[name].nullable:
+        elif name in nulls:
             columns.append((name, None, True, None))
         else:
-            raise ValueError(f"insert_rows: no value for {table.name}.{name}")
+            columns.append((name, process, False, None))
     if dialect.name == "postgresql":
         sql, parameters = _unnest(dialect, table, table_plan, columns, rows)
         await connection.exec_driver_sql(sql, parameters)
@@ -142,6 +141,18 @@ async def insert_rows(
         for row in rows
     ]
     await connection.exec_driver_sql(sql, tuples)
+
+
+def _left_null(table: Table, row: dict[str, Any], shared: dict[str, Any]) -> dict[str, None]:
+    """The columns neither ``row`` nor ``shared`` gives, as NULLs; refused unless nullable."""
+    nulls: dict[str, None] = {}
+    for column in table.columns:
+        if column.name in shared or column.name in row:
+            continue
+        if not column.nullable:
+            raise ValueError(f"insert_rows: no value for {table.name}.{column.name}")
+        nulls[column.name] = None
+    return nulls
 
 
 def _quoted(dialect: Dialect, name: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from konfig.db import sqlite_driver
@@ -49,8 +49,25 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if backend == "postgresql" and "poolclass" not in kwargs:
         kwargs.setdefault("pool_size", 10)
         kwargs.setdefault("max_overflow", 20)
+    if backend in ("mysql", "mariadb"):
+        # PostgreSQL's default, which the writes are made for: each statement sees what
+        # committed before it. Under MariaDB's REPEATABLE READ a request that read (its
+        # principal, say) before locking a namespace kept reading the state from before the
+        # lock, and wrote over what another writer had committed meanwhile.
+        kwargs.setdefault("isolation_level", "READ COMMITTED")
     kwargs.setdefault("pool_pre_ping", True)
     return create_async_engine(url, **kwargs)
+
+
+def one_snapshot(dialect: Dialect) -> dict[str, Any]:
+    """Execution options for a transaction whose reads all see one state of the database.
+
+    PostgreSQL and MariaDB run READ COMMITTED, and are asked for REPEATABLE READ (on
+    PostgreSQL at BEGIN, no extra round trip); a SQLite read transaction is one snapshot.
+    """
+    if dialect.name == "sqlite":
+        return {}
+    return {"isolation_level": "REPEATABLE READ"}
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

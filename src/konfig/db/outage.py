@@ -32,6 +32,11 @@ _UNREACHABLE = (
 # … or raw (asyncpg connecting, a reset socket): only when raised from the database's code.
 _NETWORK = (ConnectionError, TimeoutError, socket.gaierror)
 _DATABASE_CODE = ("sqlalchemy.", "asyncpg.", "aiomysql.", "pymysql.", "aiosqlite.", "konfig.db.")
+# MariaDB's driver (PyMySQL) calls nearly every server error "operational", a statement the
+# server refused included; only its client's own errors (2000-2999: cannot connect, server gone,
+# connection lost) and these server ones mean the database is out of reach: too many
+# connections, shutting down, connection killed, disconnected for inactivity.
+_MARIADB_OUT_OF_REACH = frozenset({1040, 1053, 1927, 4031})
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
@@ -48,13 +53,24 @@ def unreachable(error: BaseException) -> str | None:
     cannot be reached; None for any other error."""
     chain = list(_chain(error))
     if not any(
-        isinstance(link, _UNREACHABLE)
+        (isinstance(link, _UNREACHABLE) and not _refused_by_mariadb(link))
         or (isinstance(link, sa.DBAPIError) and link.connection_invalidated)
         or (isinstance(link, _NETWORK) and _raised_by_database(link))
         for link in chain
     ):
         return None
     return type(chain[-1]).__name__
+
+
+def _refused_by_mariadb(error: BaseException) -> bool:
+    """A MariaDB server that answered: it refused a statement, it is not out of reach."""
+    driver_error = getattr(error, "orig", None)
+    if driver_error is None or not type(driver_error).__module__.startswith("pymysql."):
+        return False
+    code = driver_error.args[0] if driver_error.args else None
+    if not isinstance(code, int):
+        return False
+    return not (2000 <= code < 3000 or code in _MARIADB_OUT_OF_REACH)
 
 
 def _raised_by_database(error: BaseException) -> bool:

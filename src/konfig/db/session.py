@@ -5,18 +5,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
 from sqlalchemy import Connection, event, text
 from sqlalchemy.exc import DBAPIError, InvalidRequestError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
-from starlette.datastructures import State
 
-from konfig.errors import Forbidden, KonfigError
+from konfig.errors import KonfigError, Record
 
 log = logging.getLogger("konfig.db")
 
@@ -32,6 +31,30 @@ REFUSED = "konfig.refused"
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
 
+# What a feature makes of a refused request's error: a record to write after the rollback, or
+# None. The app registers them in ``refusal_traces`` (the audit feature: a denial's row).
+RefusalTrace = Callable[[KonfigError], Record | None]
+
+
+class Transactions(Protocol):
+    """Where a request's session comes from, and who hears of what it committed (the app's
+    ``konfig.state.AppState``; named here by its shape, so that ``db`` imports no feature)."""
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def write_engine(self) -> AsyncEngine: ...
+
+    @property
+    def commit_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
+
+    @property
+    def change_hooks(self) -> Sequence[Callable[[Any], Awaitable[None]]]: ...
+
+    @property
+    def refusal_traces(self) -> Sequence[RefusalTrace]: ...
+
 
 async def open_session(
     sessionmaker: async_sessionmaker[AsyncSession], *, write: bool
@@ -46,13 +69,15 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """The request's session; commits when the route returns, rolls back on any error.
 
     A ``KonfigError`` may carry a ``record`` (a failed login, a reused refresh token): it is
-    written in a fresh transaction after the rollback, so the error leaves its trace.
+    written in a fresh transaction after the rollback, so the error leaves its trace; so is what
+    the app's ``refusal_traces`` make of it (see ``write_trace``).
     """
     # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
     # reader that lost a race to a writer).
     reveal = request.query_params.get("reveal", "")
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
-    async with request_session(request.app.state, write=write) as session:
+    state: Transactions = request.app.konfig_state  # konfig.state.state_of, without its import
+    async with request_session(state, write=write) as session:
         yield session
         if request.scope.get(REFUSED):
             await discard(session)
@@ -66,7 +91,7 @@ async def discard(session: AsyncSession) -> None:
 
 
 @asynccontextmanager
-async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSession]:
+async def request_session(state: Transactions, *, write: bool) -> AsyncIterator[AsyncSession]:
     """A request's session, committed when the block ends well and rolled back otherwise.
 
     Nothing is sent to the database until the request needs it: a request answered from caches
@@ -80,7 +105,7 @@ async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSe
         yield session
     except KonfigError as exc:
         await session.rollback()
-        await _keep_trace(session, exc, state)
+        await write_trace(session, exc, state)
         raise
     except BaseException:
         await session.rollback()
@@ -95,53 +120,47 @@ async def request_session(state: State, *, write: bool) -> AsyncIterator[AsyncSe
         await session.close()
 
 
-async def announce(state: State, committed: list[Any] | None, changed: list[Any] | None) -> None:
+async def announce(
+    state: Transactions, committed: list[Any] | None, changed: list[Any] | None
+) -> None:
     """Tell the hooks what a transaction committed: after the commit, never before, so that
     listeners (caches, watchers, the YAML mirror, backups) only ever see durable changes."""
     if committed:
         for hook in state.commit_hooks:
             await hook(committed)
     if changed:
-        for hook in getattr(state, "change_hooks", ()):
+        for hook in state.change_hooks:
             await hook(changed)
 
 
-async def keep_trace(state: State, exc: KonfigError) -> None:
-    """``_keep_trace`` for a request that had no session of its own."""
-    if exc.record is None and not isinstance(exc, Forbidden):
-        return
-    from konfig.audit.context import current
-
-    session: AsyncSession = state.sessionmaker(bind=state.write_engine)
-    try:
-        await bind_tenant(session, current().tenant_id)  # the refused principal's tenant
-        await _keep_trace(session, exc, state)
-    finally:
-        await session.close()
+def traces_of(state: Transactions, exc: KonfigError) -> list[Record]:
+    """What a refused request must leave behind: the error's own ``record`` and what each of
+    the app's ``refusal_traces`` makes of it. Empty for most errors (a 404, a 422)."""
+    made = (trace(exc) for trace in state.refusal_traces)
+    return [record for record in (exc.record, *made) if record is not None]
 
 
-async def _keep_trace(session: AsyncSession, exc: KonfigError, state: State) -> None:
-    """Write what a refused request must leave behind (its ``record``; a denial's audit row)."""
-    from konfig.audit.service import record_failure
-
-    if exc.record is None and not isinstance(exc, Forbidden):
+async def write_trace(session: AsyncSession, exc: KonfigError, state: Transactions) -> None:
+    """Write the ``traces_of`` a refused request in ``session``'s next transaction (the one it
+    began was rolled back), and announce what they changed (a login a record ended, say)."""
+    records = traces_of(state, exc)
+    if not records:
         return
     try:
         await session.connection(execution_options={WRITE_OPTION: True})
-        if exc.record is not None:
-            await exc.record(session)
-        await record_failure(session, exc)
+        for record in records:
+            await record(session)
         changed = session.info.pop(CHANGED, None)
         await session.commit()
     except Exception:
         await session.rollback()
         log.exception("could not record the trace of a refused request")
         return
-    await announce(state, None, changed)  # a login the record ended, say
+    await announce(state, None, changed)
 
 
 def record_change(session: AsyncSession, change: object) -> None:
-    """Announce ``change`` to ``app.state.change_hooks`` once this transaction has committed."""
+    """Announce ``change`` to the app's ``change_hooks`` once this transaction has committed."""
     session.info.setdefault(CHANGED, []).append(change)
 
 

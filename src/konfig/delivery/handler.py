@@ -1,7 +1,8 @@
 """The read path as a plain ASGI app: ``GET /api/v1/config/{name}`` and ``…/{name}/events``.
 
-It sits in front of FastAPI's routing (see ``konfig.delivery.wiring``) because it is what every
-service calls all the time. A request with a cached API token for a cached namespace costs two
+``konfig.dispatch`` sends it its requests ahead of FastAPI's routing because it is what every
+service calls all the time; the request id, access log, metrics, security headers and CORS wrap
+it as they wrap every answer. A request with a cached API token for a cached namespace costs two
 dict lookups (the token's hash, the namespace) and sends prebuilt bytes: no database, no
 dependency injection, no threadpool, no serialisation.
 """
@@ -10,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -36,8 +35,8 @@ from konfig.delivery.http import (
 )
 from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
 from konfig.input_guard import refuse_bad_parameters
-from konfig.middleware import request_id_var
 from konfig.namespaces.schemas import NAME_PATTERN
+from konfig.paths import EVENTS_ROUTE, READ_PATH_PREFIX, READ_ROUTE
 from konfig.tokens import codec
 from konfig.tokens.cache import TokenRecord
 
@@ -46,8 +45,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("konfig.delivery")
 
-PREFIX = "/api/v1/config/"
-_VALID_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 _NAME = re.compile(NAME_PATTERN)
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -107,10 +104,8 @@ def _covered(layer: str, allowed: list[str]) -> bool:
 
 
 class ReadPath:
-    """The read path's ASGI app. As ``__call__`` it answers ``/api/v1/config/…`` on its own,
-    ahead of FastAPI (see ``ReadPathFirst``), so it also gives each answer its request id and
-    turns an unexpected error into the one error shape; behind FastAPI's documented routes,
-    ``serve`` leaves that to the app's middleware."""
+    """The read path's ASGI app: ``konfig.dispatch`` sends it ``GET|HEAD /api/v1/config/…``;
+    FastAPI's documented routes (``konfig.delivery.router``) call ``serve`` the same way."""
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
@@ -118,42 +113,19 @@ class ReadPath:
         self.tokens = delivery.tokens
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
         self.waiting = 0  # long polls and event streams waiting for a change right now
-        # What the app's middleware would do, were the read path not answered ahead of it:
-        # ``count(status)`` per answer (a metric: keep it to a counter increment), and
-        # ``limit(actor)`` per authenticated request (raise ``RateLimited`` to refuse).
-        self.count: Callable[[int], None] | None = None
-        self.limit: Callable[[str], Awaitable[None]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        name: str = scope["path"][len(PREFIX) :]
+        name: str = scope["path"][len(READ_PATH_PREFIX) :]
         events = name.endswith("/events")
         if events:
             name = name[: -len("/events")]
-        given = None
-        for key, value in scope["headers"]:
-            if key == b"x-request-id":
-                given = value
-                break
-        request_id = (
-            given if given and _VALID_REQUEST_ID.match(given) else os.urandom(16).hex().encode()
-        )
-        context = request_id_var.set(request_id.decode())
-        try:
-            await self.serve(scope, receive, send, name, events=events, request_id=request_id)
-        finally:
-            request_id_var.reset(context)
+        scope["route"] = EVENTS_ROUTE if events else READ_ROUTE
+        await self.serve(scope, receive, send, name, events=events)
 
     async def serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        name: str,
-        *,
-        events: bool,
-        request_id: bytes | None = None,
+        self, scope: Scope, receive: Receive, send: Send, name: str, *, events: bool
     ) -> None:
-        """Answer for the namespace ``name``; ``request_id``: add it to the answer's headers."""
+        """Answer for the namespace ``name`` (its event stream when ``events``)."""
         head = scope["method"] == "HEAD"
         authorization = if_none_match = last_event_id = None
         for key, value in scope["headers"]:
@@ -163,20 +135,18 @@ class ReadPath:
                 if_none_match = value
             elif key == b"last-event-id":
                 last_event_id = value
-        extra = [(b"x-request-id", request_id)] if request_id is not None else []
         status, body = 200, b""
         headers: list[tuple[bytes, bytes]]
         try:
             caller = await self._authenticate(authorization, name)
-            if self.limit is not None:
-                await self.limit(caller.actor)
+            await self._admit_request(scope, caller)
             raw_query = scope["query_string"]
             if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
                 refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
-                await self._stream(receive, send, caller, authorization, name, last, extra, head)
+                await self._stream(receive, send, caller, authorization, name, last, head)
                 return
             resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(caller, name)
             resolved, reveal = await self._admitted(caller, name, resolved, if_none_match, query)
@@ -201,17 +171,19 @@ class ReadPath:
             refusal: KonfigError | None = unavailable(exc, self.delivery.state.outages)
             if refusal is None:
                 log.exception("the read path failed for %s", name)
-                shown = (
-                    request_id.decode() if request_id else scope.get("state", {}).get("request_id")
-                )
-                refusal = KonfigError(f"Internal error (request {shown or '-'})")
+                request_id = scope.get("state", {}).get("request_id", "-")
+                refusal = KonfigError(f"Internal error (request {request_id})")
             status, headers, body = error_reply(refusal)
-        if extra:
-            headers = headers + extra
-        if self.count is not None:
-            self.count(status)
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        # A copy: the variants' headers are prebuilt, and CORS adds to the list it is sent.
+        await send({"type": "http.response.start", "status": status, "headers": [*headers]})
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+    async def _admit_request(self, scope: Scope, caller: Caller) -> None:
+        """Name the caller for the access log; count the request against the read budget."""
+        request_state = scope["state"]
+        request_state["actor"] = caller.actor
+        request_state["tenant_id"] = str(caller.tenant_id)
+        await self.delivery.state.rate_limits.check_principal(actor=caller.actor, read=True)
 
     async def _authenticate(self, authorization: bytes | None, name: str) -> Caller:
         """Who calls, if they may read ``name``: 401 or 403 otherwise."""
@@ -361,7 +333,6 @@ class ReadPath:
         authorization: bytes | None,
         name: str,
         last_event_id: str | None,
-        extra: list[tuple[bytes, bytes]],
         head: bool,
     ) -> None:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
@@ -371,10 +342,7 @@ class ReadPath:
         resolved, _ = await self._admitted(
             caller, name, await self._resolve(caller, name), held, DEFAULT_QUERY
         )
-        headers = _SSE_HEADERS + extra
-        if self.count is not None:
-            self.count(200)
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS]})
         if head:
             await send({"type": "http.response.body", "body": b""})
             return

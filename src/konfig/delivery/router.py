@@ -1,8 +1,8 @@
 """The read path as OpenAPI sees it.
 
-Requests never reach these routes: ``konfig.delivery.wiring`` mounts the same handler as a plain
-Starlette route ahead of them. They exist so ``/docs`` documents the read path, and they answer
-exactly as it does (they hand the request to the same handler) should that route be absent.
+``konfig.dispatch`` sends the read path's requests to its handler ahead of these routes. They
+exist so ``/docs`` documents the read path, and they answer exactly as it does (they hand the
+request to the same handler) when the dispatcher's fast paths are off.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from konfig.auth.deps import oauth2_scheme
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.http import MAX_WAIT
 from konfig.input_guard import GuardedRoute
+from konfig.paths import API_PREFIX, READ_PATH_PREFIX
+from konfig.state import state_of
 
 api_token = HTTPBearer(
     auto_error=False,
@@ -25,7 +27,7 @@ api_token = HTTPBearer(
     description="An API token (kfg_…) or a user's access token",
 )
 router = APIRouter(
-    prefix="/config",
+    prefix=READ_PATH_PREFIX.removeprefix(API_PREFIX).rstrip("/"),  # under the API's routes
     tags=["read path"],
     dependencies=[Security(api_token), Security(oauth2_scheme)],
     route_class=GuardedRoute,
@@ -63,7 +65,7 @@ class _Delegate(Response):
 
 
 def _read_path(request: Request) -> ReadPath:
-    return request.app.state.delivery.read_path  # type: ignore[no-any-return]
+    return state_of(request).delivery.read_path
 
 
 NamePath = Annotated[

@@ -1,76 +1,41 @@
-"""Putting the read path into the app: caches, hooks, notifications, routes, background tasks."""
+"""Putting the read path into the app: caches, hooks, notifications, background tasks."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import signal
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from types import FrameType
-from typing import Any, cast
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from starlette.middleware.cors import CORSMiddleware
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
+from konfig.db.engine import one_snapshot
 from konfig.db.session import WRITE_OPTION, bind_tenant
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
-from konfig.delivery.changes import (
+from konfig.delivery.handler import ReadPath
+from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.resolve import Resolution
+from konfig.events import (
     LoginEnded,
     NamespaceChanged,
     TenantChanged,
     TokenChanged,
     UserChanged,
 )
-from konfig.delivery.handler import PREFIX, ReadPath
-from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
-from konfig.delivery.resolve import Resolution
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
 from konfig.settings import Settings
+from konfig.state import app_state
 from konfig.tokens.cache import TokenCache
 
 log = logging.getLogger("konfig.delivery")
-
-_READ_METHODS = ("GET", "HEAD")
-
-
-class ReadPathFirst:
-    """Mixed into the app class: ``/api/v1/config/…`` is answered before FastAPI's own
-    machinery (per-request telemetry checks, the middleware stack, routing), which costs several
-    times what the read path itself does. Everything else goes to FastAPI as usual.
-
-    The read path therefore skips the app's middleware: it sets its own request id and error
-    shape, and CORS when configured; anything else meant for it must be called from it."""
-
-    read_path_app: ASGIApp | None = None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and self.read_path_app is not None
-            and scope["path"].startswith(PREFIX)
-            and scope["method"] in _READ_METHODS
-        ):
-            await self.read_path_app(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)  # type: ignore[misc]
-
-
-_CLASSES: dict[type[FastAPI], type[FastAPI]] = {}
-
-
-def _read_path_first(app_class: type[FastAPI]) -> type[FastAPI]:
-    if app_class not in _CLASSES:
-        _CLASSES[app_class] = type(app_class.__name__, (ReadPathFirst, app_class), {})
-    return _CLASSES[app_class]
 
 
 class Delivery:
@@ -78,7 +43,7 @@ class Delivery:
 
     def __init__(self, app: FastAPI, settings: Settings, keyring: Keyring) -> None:
         self.app = app
-        self.state = app.state
+        self.state = app_state(app)
         self.settings = settings
         self.keyring = keyring
         self.heartbeat_seconds = settings.sse_heartbeat_seconds
@@ -96,7 +61,6 @@ class Delivery:
         self.read_path = ReadPath(self)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._restore_signals: dict[int, Any] = {}
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -107,33 +71,16 @@ class Delivery:
     # Wiring -----------------------------------------------------------------------------------
 
     def install(self) -> None:
-        """Hooks and routes; call after every router is included."""
-        app = self.app
-        app.state.delivery = self
-        app.state.token_cache = self.tokens
-        app.state.login_cache = self.logins
-        app.state.commit_hooks.append(self.on_committed)
-        if not hasattr(app.state, "change_hooks"):
-            app.state.change_hooks = []
-        app.state.change_hooks.append(self.on_changed)
-        read_path: ASGIApp = self.read_path
-        if self.settings.cors_origins:
-            read_path = CORSMiddleware(
-                read_path,
-                allow_origins=self.settings.cors_origins,
-                allow_methods=list(_READ_METHODS),
-                allow_headers=["*"],
-                expose_headers=["ETag", "X-Request-ID"],
-            )
-        # FastAPIOffline is a factory, not a class to derive from: give this one instance the
-        # read-path-first class. (Without it, the documented routes in konfig.delivery.router
-        # would answer through the same handler, behind FastAPI's machinery.)
-        if not isinstance(app, ReadPathFirst):
-            app.__class__ = _read_path_first(type(app))
-        cast(ReadPathFirst, app).read_path_app = read_path
+        """Into the app's state, and onto its commit and change hooks."""
+        state = self.state
+        state.delivery = self
+        state.token_cache = self.tokens
+        state.login_cache = self.logins
+        state.commit_hooks.append(self.on_committed)
+        state.change_hooks.append(self.on_changed)
 
     async def start(self) -> None:
-        self._sessionmaker = self.app.state.sessionmaker
+        self._sessionmaker = self.state.sessionmaker
         transport = self._transport()
         if transport is not None:
             # Nothing is cached until the listener listens: a replica must never trust a cache
@@ -156,11 +103,8 @@ class Delivery:
         if self.notifier.transport is not None:
             await self.notifier.transport.stop()
             self.notifier.transport = None
-        await self.tokens.flush_usage(self.app.state.sessionmaker)
-        await self.reveals.flush(self.app.state.sessionmaker)
-        for signum, handler in self._restore_signals.items():
-            signal.signal(signum, handler)
-        self._restore_signals.clear()
+        await self.tokens.flush_usage(self.sessionmaker)
+        await self.reveals.flush(self.sessionmaker)
 
     def _transport(self) -> PostgresTransport | RedisTransport | None:
         settings = self.settings
@@ -251,14 +195,10 @@ class Delivery:
     ) -> dict[str, Resolution | None]:
         session = self.sessionmaker()
         try:
-            options: dict[str, Any] = {WRITE_OPTION: False}
-            if session.get_bind().dialect.name == "postgresql":
-                # One snapshot for all of the resolution's queries. Under READ COMMITTED a commit
-                # between the namespaces query and the entries query got revision N's values
-                # labelled revision N-1. Asked for at BEGIN, it costs no extra round trip.
-                # (MySQL's default REPEATABLE READ and SQLite's read transactions are one
-                # snapshot already.)
-                options["isolation_level"] = "REPEATABLE READ"
+            # One snapshot for all of the resolution's queries. Under READ COMMITTED a commit
+            # between the namespaces query and the entries query got revision N's values
+            # labelled revision N-1.
+            options = {WRITE_OPTION: False, **one_snapshot(session.get_bind().dialect)}
             await session.connection(execution_options=options)
             await bind_tenant(session, tenant_id)
             return await resolve.load_many(
@@ -277,45 +217,16 @@ class Delivery:
     async def _flush_usage_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.token_usage_flush_seconds)
-            await self.tokens.flush_usage(self.app.state.sessionmaker)
-            await self.reveals.flush(self.app.state.sessionmaker)
+            await self.tokens.flush_usage(self.sessionmaker)
+            await self.reveals.flush(self.sessionmaker)
 
     def _watch_shutdown(self) -> None:
-        """End streams and long polls when the server starts shutting down.
-
-        Uses ``app.state.shutdown_event`` when something else provides it. Otherwise it makes one
-        and sets it on SIGTERM/SIGINT, before chaining to the server's own handler: uvicorn waits
-        for open responses to finish before it runs the lifespan shutdown, so an event set only
-        there would come too late for streams that never finish on their own.
-        """
-        event: asyncio.Event | None = getattr(self.app.state, "shutdown_event", None)
-        if event is None:
-            event = asyncio.Event()
-            self.app.state.shutdown_event = event
-            self._chain_signals(event)
+        """End streams and long polls once the app's ``shutdown_event`` is set: on SIGTERM
+        (``konfig.ops.server``), before uvicorn waits for open responses to finish, which
+        streams never do on their own."""
 
         async def close_on_shutdown(shutdown: asyncio.Event) -> None:
             await shutdown.wait()
             self.cache.close()
 
-        self._tasks.append(asyncio.create_task(close_on_shutdown(event)))
-
-    def _chain_signals(self, event: asyncio.Event) -> None:
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            try:
-                previous = signal.getsignal(signum)
-            except ValueError:  # not the main thread
-                return
-            if not callable(previous):
-                continue  # nobody is serving with graceful shutdown (tests, scripts)
-
-            def handler(sig: int, frame: FrameType | None, previous: Any = previous) -> None:
-                loop.call_soon_threadsafe(event.set)
-                previous(sig, frame)
-
-            try:
-                signal.signal(signum, handler)
-            except ValueError:
-                return
-            self._restore_signals[signum] = previous
+        self._tasks.append(asyncio.create_task(close_on_shutdown(self.state.shutdown_event)))

@@ -10,12 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.db.session import record_change
-from konfig.delivery.changes import NamespaceChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from konfig.events import NamespaceChanged
 from konfig.namespaces import repository
 from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.pagination import Page, by_text, paginate
 from konfig.tokens.scopes import Permission
 from konfig.users.models import Role
 
@@ -245,15 +245,15 @@ async def list_page(
     limit: int,
 ) -> Page[NamespaceRead]:
     principal.require(Role.viewer)
-    position = decode_cursor(cursor)
-    after = str(position[0]) if position else None
-    found = await repository.list_page(
-        session, tenant_id=principal.tenant_id, prefix=prefix, after=after, limit=limit + 1
+    found, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_text,
+        fetch=lambda after, count: repository.list_page(
+            session, tenant_id=principal.tenant_id, prefix=prefix, after=after, limit=count
+        ),
+        position=lambda namespace: [namespace.name],
     )
-    next_cursor = None
-    if len(found) > limit:
-        found = found[:limit]
-        next_cursor = encode_cursor([found[-1].name])
     # Tokens see the namespaces their scopes let them read (a page may come out shorter).
     found = [ns for ns in found if principal.allows(ns.name, "read")]
     items = await render(session, namespaces=found, tenant_id=principal.tenant_id)

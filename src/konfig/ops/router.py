@@ -1,13 +1,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
 from konfig.db.migrate import current_revision, head_revision, is_known
 from konfig.errors import error_response
 from konfig.input_guard import GuardedRoute
-from konfig.metrics import CONTENT_TYPE_LATEST, Metrics
+from konfig.metrics import CONTENT_TYPE_LATEST
+from konfig.state import state_of
 
 router = APIRouter(tags=["operations"], route_class=GuardedRoute)
 
@@ -21,9 +21,10 @@ async def health() -> dict[str, str]:
 @router.get("/ready", response_model=None)
 async def ready(request: Request) -> Response | dict[str, str]:
     """Readiness: the database answers and its schema is current."""
-    if getattr(request.app.state, "shutting_down", False):
+    state = state_of(request)
+    if state.shutting_down:
         return error_response(503, "UNAVAILABLE", "shutting down")
-    engine: AsyncEngine = request.app.state.engine
+    engine = state.engine
     try:
         async with engine.connect() as connection:
             current = await connection.run_sync(current_revision)
@@ -48,5 +49,4 @@ async def ready(request: Request) -> Response | dict[str, str]:
 @router.get("/metrics", response_class=Response)
 async def metrics(request: Request) -> Response:
     """Prometheus metrics of this process."""
-    registry: Metrics = request.app.state.metrics
-    return Response(registry.render(), media_type=CONTENT_TYPE_LATEST)
+    return Response(state_of(request).metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,6 @@
 """uvicorn with Konfig's graceful shutdown.
 
-On SIGTERM: ``/ready`` answers 503 at once and ``app.state.shutdown_event`` is set, so
+On SIGTERM: ``/ready`` answers 503 at once and the app's ``shutdown_event`` is set, so
 long-lived streams can end cleanly; the server keeps serving for ``drain_seconds`` while load
 balancers notice; then it stops accepting, lets in-flight requests finish and exits, all within
 ``KONFIG_SHUTDOWN_GRACE_SECONDS`` (uvicorn cancels what is still running once the rest of the
@@ -17,13 +17,14 @@ import socket
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
+
+from konfig.dispatch import Dispatcher
 
 log = logging.getLogger("konfig.server")
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, *, app: FastAPI, drain_seconds: float) -> None:
+    def __init__(self, config: uvicorn.Config, *, app: Dispatcher, drain_seconds: float) -> None:
         super().__init__(config)
         self.app = app
         self.drain_seconds = drain_seconds
@@ -61,9 +62,7 @@ class GracefulServer(uvicorn.Server):
             super().handle_exit(sig, frame)
 
     def _begin_shutdown(self, sig: int, drain: bool) -> None:
-        event: asyncio.Event | None = getattr(self.app.state, "shutdown_event", None)
-        if event is not None:
-            event.set()
+        self.app.state.shutdown_event.set()
         name = signal.Signals(sig).name
         if drain:
             log.info("%s: /ready answers 503; draining for %ss", name, self.drain_seconds)
@@ -74,14 +73,14 @@ class GracefulServer(uvicorn.Server):
             log.info("%s: finishing in-flight requests, then exiting", name)
 
 
-def run(app: FastAPI, config: uvicorn.Config, *, drain_seconds: float) -> bool:
+def run(app: Dispatcher, config: uvicorn.Config, *, drain_seconds: float) -> bool:
     """Serve until a signal stops the server; False if it never started."""
     server = GracefulServer(config, app=app, drain_seconds=drain_seconds)
     server.run()
     return server.started
 
 
-def worker_app() -> FastAPI:
+def worker_app() -> Dispatcher:
     """The app of one ``konfig serve --workers N`` process, which configures its own logging."""
     from konfig.app import create_app
     from konfig.logs import configure_logging

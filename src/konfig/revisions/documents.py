@@ -1,43 +1,43 @@
-"""Whole-namespace reads and writes: the document, import and export (yaml, json, env, properties).
+"""Whole-namespace writes: replacing the document, importing a file (yaml, json, env,
+properties).
 
-Every write here is one revision through ``commit_changes``. A masked secret (``********``) in a
-document or import stands for the value already stored, so an export made without ``reveal``
-can be edited and imported back without losing its secrets.
+Every write here is one revision through ``commit_changes``, planned as a diff from the
+current state (a dry run answers the diff alone). A masked secret (``********``) in a document
+or import stands for the value already stored, so an export made without ``reveal`` can be
+edited and imported back without losing its secrets. Reads are in ``konfig.revisions.exports``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Literal
 
-import orjson
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.guardrails import changed_rules, check_rules
-from konfig.configs.schemas import KEPT_FIELDS, KEY_PATTERN, MASK
+from konfig.configs.schemas import KEPT_FIELDS, MASK
 from konfig.configs.types import Limits, Problem, check_entry
-from konfig.errors import Conflict, ValidationFailed
+from konfig.errors import ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.revisions import formats, repository
-from konfig.revisions.formats import FlatFormat, FlatLine, Format, StructuredFormat
+from konfig.revisions.flat_entries import flat_builder
+from konfig.revisions.formats import Format, StructuredFormat
 from konfig.revisions.schemas import ChangeResult, Document, DocumentEntry
-from konfig.revisions.service import (
+from konfig.revisions.service import check_revision_match
+from konfig.revisions.states import (
+    Builder,
     State,
-    check_revision_match,
     diff_states,
     differing_fields,
     secret_keys,
     shown_as,
     state_of_entry,
-    state_of_version,
 )
 from konfig.revisions.writer import (
     EntryDraft,
@@ -49,159 +49,7 @@ from konfig.revisions.writer import (
 from konfig.users.models import Role
 
 Mode = Literal["merge", "replace"]
-Builder = Callable[[dict[str, State]], tuple[list[EntryDraft], dict[str, list[Problem]]]]
 _PARSE_IN_THREAD = 64 * 1024
-
-
-# -- reading --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Exported:
-    key: str
-    state: State
-    masked: bool
-
-    def as_document_entry(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "value": MASK if self.masked else self.state.value,
-            "value_type": self.state.value_type,
-            "validation_schema": self.state.validation_schema,
-            "description": self.state.description,
-            "is_secret": self.state.is_secret,
-        }
-
-
-async def namespace_entries(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    namespace: Namespace,
-    revision: int,
-    reveal: bool,
-    with_secrets: bool = True,
-) -> list[Exported]:
-    """The namespace at ``revision``, by key; secrets masked unless revealed, or left out."""
-    live = await repository.snapshot(
-        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, revision=revision
-    )
-    secret = await repository.secret_now(
-        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, keys=list(live)
-    )
-    if reveal and with_secrets:
-        await audit.record_reveal(
-            session,
-            namespace=namespace.name,
-            keys=[k for k, v in live.items() if v.is_secret or k in secret],
-            via=f"document at revision {revision}",
-        )
-    found = []
-    for key, version in live.items():
-        is_secret = version.is_secret or key in secret
-        if is_secret and not with_secrets:
-            continue
-        masked = is_secret and not reveal
-        state = (
-            State(
-                None,
-                version.value_type,
-                version.validation_schema,
-                version.description,
-                version.is_secret,
-                version.version,
-            )
-            if masked
-            else state_of_version(policy, version)
-        )
-        found.append(Exported(key, state, masked))
-    return found
-
-
-async def _readable(
-    session: AsyncSession,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    revision: int | None,
-    *,
-    reveal: bool,
-) -> tuple[Namespace, int]:
-    namespace = await namespaces.get(
-        session, principal=principal, namespace_id=namespace_id, reveal=reveal
-    )
-    revision = namespace.revision if revision is None else revision
-    if revision > namespace.revision:
-        raise ValidationFailed(
-            f"namespace {namespace.name} has no revision {revision} (its latest is "
-            f"{namespace.revision})",
-            {"rule": "revision", "latest_revision": namespace.revision},
-        )
-    return namespace, revision
-
-
-async def document(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    reveal: bool,
-) -> tuple[list[dict[str, Any]], int]:
-    """The namespace's entries in document shape, and the revision they are at (the ETag)."""
-    namespace, revision = await _readable(session, principal, namespace_id, None, reveal=reveal)
-    found = await namespace_entries(
-        session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
-    )
-    return [e.as_document_entry() for e in found], revision
-
-
-def render_flat(kind: FlatFormat, entries: list[Exported], header: str) -> bytes:
-    lines: list[tuple[str, str]] = []
-    owners: dict[str, str] = {}
-    for entry in entries:
-        value, value_type = entry.state.value, entry.state.value_type
-        if entry.masked:  # one line holding the bare mask, whatever the type
-            value, value_type = MASK, "string"
-        for path, text in formats.flatten(value, value_type):
-            name = formats.flat_name(kind, entry.key, path)
-            if name in owners:
-                raise Conflict(
-                    f"{owners[name]} and {entry.key} both become {name} in {kind} format: "
-                    "export as yaml or json, or rename one of them",
-                    {"name": name, "keys": sorted({owners[name], entry.key})},
-                )
-            owners[name] = entry.key
-            lines.append((name, text))
-    return formats.render_flat(kind, lines, header)
-
-
-async def export(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    kind: Format,
-    reveal: bool,
-    revision: int | None,
-) -> tuple[bytes, int]:
-    """The namespace (now or at ``revision``) as a file, and the revision it shows."""
-    namespace, revision = await _readable(session, principal, namespace_id, revision, reveal=reveal)
-    found = await namespace_entries(
-        session, policy=policy, namespace=namespace, revision=revision, reveal=reveal
-    )
-    header = f"konfig export of {namespace.name} at revision {revision}"
-    if any(e.masked for e in found):
-        header += f"; secret values masked as {MASK} (importing the mask keeps the stored value)"
-    if kind in ("env", "properties"):
-        return render_flat(kind, found, header), revision
-    body = {"entries": [e.as_document_entry() for e in found]}
-    if kind == "json":
-        return formats.dump_structured(body, "json"), revision
-    return f"# {header}\n".encode() + formats.dump_structured(body, "yaml"), revision
-
-
-# -- writing --------------------------------------------------------------------------------
 
 
 def check_all(
@@ -488,171 +336,3 @@ async def import_file(
         reveal=reveal,
         principal=principal,
     )
-
-
-# -- env and properties back into entries ---------------------------------------------------
-
-
-def _number(text: str) -> int | float | None:
-    if re.fullmatch(r"-?(0|[1-9][0-9]*)", text):
-        return int(text)
-    if re.fullmatch(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?", text):
-        return float(text)
-    return None
-
-
-def _typed(text: str, value_type: str, schema: dict[str, Any] | None) -> tuple[Any, str | None]:
-    """The value a flat line's text stands for under the entry's type, or a problem."""
-    if value_type == "number":
-        number = _number(text.strip())
-        return (number, None) if number is not None else (None, "the value is not a number")
-    if value_type == "boolean":
-        lowered = text.strip().lower()
-        if lowered in ("true", "false"):
-            return lowered == "true", None
-        return None, "the value is not true or false"
-    if value_type == "select":
-        for option in (schema or {}).get("options") or []:
-            if formats.leaf_text(option) == text:
-                return option, None
-        return text, None  # validation names the options
-    if value_type == "json":
-        try:
-            return orjson.loads(text), None
-        except orjson.JSONDecodeError:
-            return None, "the value is not JSON text"
-    return text, None
-
-
-def _leaf(text: str, current: Any) -> Any:
-    """A leaf of a json entry takes the JSON type of the leaf it replaces, else stays a string."""
-    if isinstance(current, str) or current is _MISSING:
-        return text
-    if isinstance(current, bool):
-        return text == "true" if text in ("true", "false") else text
-    if isinstance(current, int | float):
-        number = _number(text)
-        return text if number is None else number
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return text
-
-
-_MISSING: Any = object()
-
-
-def _at(value: Any, path: list[str]) -> Any:
-    for name in path:
-        if not isinstance(value, dict) or name not in value:
-            return _MISSING
-        value = value[name]
-    return value
-
-
-def _put(target: dict[str, Any], path: list[str], leaf: Any) -> None:
-    for name in path[:-1]:
-        child = target.get(name)
-        if not isinstance(child, dict):
-            child = target[name] = {}
-        target = child
-    target[path[-1]] = leaf
-
-
-def _resolver(
-    kind: FlatFormat, current: dict[str, State]
-) -> Callable[[str], tuple[str, list[str]] | str]:
-    """Flat name to (entry key, field path), or a problem; unknown names are new keys."""
-    if kind == "properties":
-        by_name: dict[str, list[str]] = {key: [key] for key in current}
-        separator, segment, new_field = ".", (lambda s: s), (lambda s: s)
-    else:
-        by_name = {}
-        for key in current:
-            by_name.setdefault(formats.env_segment(key), []).append(key)
-        separator, segment, new_field = "__", formats.env_segment, str.lower
-
-    def resolve(name: str) -> tuple[str, list[str]] | str:
-        exact = by_name.get(name, [])
-        if len(exact) > 1:
-            return f"is ambiguous: it names the keys {', '.join(sorted(exact))}"
-        if exact:
-            return exact[0], []
-        cuts = [m.start() for m in re.finditer(f"(?={re.escape(separator)})", name)]
-        for cut in reversed(cuts):
-            owners = [k for k in by_name.get(name[:cut], []) if current[k].value_type == "json"]
-            rest = name[cut + len(separator) :]
-            if len(owners) == 1 and rest:
-                fields = formats.resolve_path(
-                    rest, separator, current[owners[0]].value, segment, new_field
-                )
-                return owners[0], fields
-        return name, []
-
-    return resolve
-
-
-def _entry_from_lines(
-    state: State, lines: list[tuple[list[str], FlatLine]], merge: bool
-) -> tuple[Any, str | None]:
-    if state.value_type != "json":
-        last = lines[-1][1]
-        if state.is_secret and last.text == MASK:
-            return state.value, None
-        value, problem = _typed(last.text, state.value_type, state.validation_schema)
-        return value, f"line {last.line}: {problem}" if problem else None
-    keep = isinstance(state.value, dict) and merge
-    built: Any = orjson.loads(orjson.dumps(state.value)) if keep else {}
-    for path, line in lines:
-        if not path:
-            if state.is_secret and line.text == MASK:
-                built = orjson.loads(orjson.dumps(state.value))
-                continue
-            built, problem = _typed(line.text, "json", None)
-            if problem:
-                return None, f"line {line.line}: {problem}"
-            continue
-        if not isinstance(built, dict):
-            built = {}
-        _put(built, path, _leaf(line.text, _at(state.value, path)))
-    return built, None
-
-
-def flat_builder(kind: FlatFormat, lines: list[FlatLine], *, merge: bool) -> Builder:
-    def build(current: dict[str, State]) -> tuple[list[EntryDraft], dict[str, list[Problem]]]:
-        resolve = _resolver(kind, current)
-        problems: dict[str, list[Problem]] = {}
-        grouped: dict[str, list[tuple[list[str], FlatLine]]] = {}
-        for line in lines:
-            found = resolve(line.name)
-            if isinstance(found, str):
-                problems.setdefault(line.name, []).append(
-                    Problem("key", "name", f"line {line.line}: {line.name} {found}")
-                )
-                continue
-            key, path = found
-            grouped.setdefault(key, []).append((path, line))
-        drafts = []
-        for key, found_lines in grouped.items():
-            state = current.get(key)
-            if state is None:
-                if not re.fullmatch(KEY_PATTERN, key):
-                    problems.setdefault(key, []).append(
-                        Problem(
-                            "key",
-                            "pattern",
-                            f"line {found_lines[-1][1].line}: not a valid key (letters, digits, "
-                            "'_', '.', '-', not starting with a digit)",
-                        )
-                    )
-                    continue
-                drafts.append(EntryDraft(key, found_lines[-1][1].text))
-                continue
-            value, problem = _entry_from_lines(state, found_lines, merge)
-            if problem:
-                problems.setdefault(key, []).append(Problem("value", "type", problem))
-                continue
-            drafts.append(replace(state, value=value).draft(key))
-        return drafts, problems
-
-    return build

@@ -23,7 +23,7 @@ from konfig.db.session import bind_tenant, open_session
 from konfig.namespaces import repository as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.revisions import formats
-from konfig.revisions.documents import namespace_entries
+from konfig.revisions.exports import namespace_entries
 from konfig.revisions.writer import Committed, WritePolicy
 from konfig.tenants import repository as tenants
 
@@ -73,7 +73,7 @@ async def render(
 
 
 class Mirror:
-    """A commit hook (``app.state.commit_hooks``) that keeps the YAML tree up to date."""
+    """A commit hook (``AppState.commit_hooks``) that keeps the YAML tree up to date."""
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from konfig.db.base import Base, Blob, IdMixin, Json, utcnow
@@ -17,10 +17,10 @@ class Revision(IdMixin, Base):
     __table_args__ = (UniqueConstraint("namespace_id", "revision"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     namespace_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("namespaces.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("namespaces.id", ondelete="CASCADE"), index=True
     )
     revision: Mapped[int]
     actor: Mapped[str] = mapped_column(String(80))
@@ -45,9 +45,11 @@ class EntryVersion(IdMixin, Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
-    namespace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("namespaces.id", ondelete="CASCADE"))
+    namespace_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("namespaces.id", ondelete="CASCADE")
+    )
     key: Mapped[str] = mapped_column(String(255))
     version: Mapped[int]
     revision: Mapped[int]

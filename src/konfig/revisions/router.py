@@ -7,12 +7,12 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import service as configs
-from konfig.configs.router import IfMatch, KeyPath, Message, Reveal, answer
+from konfig.configs.params import IfMatch, KeyPath, Message, Reveal, answer
 from konfig.configs.schemas import ConfigRead
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
-from konfig.revisions import documents, formats, service
+from konfig.revisions import documents, exports, formats, rollbacks, service
 from konfig.revisions.documents import Mode
 from konfig.revisions.formats import Format
 from konfig.revisions.schemas import (
@@ -28,6 +28,7 @@ from konfig.revisions.schemas import (
     SnapshotRead,
 )
 from konfig.revisions.writer import WritePolicy
+from konfig.state import state_of
 
 entry_router = APIRouter(
     prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
@@ -44,7 +45,7 @@ IfMatchRevision = Annotated[
 
 
 def _policy(request: Request) -> WritePolicy:
-    return request.app.state.write_policy  # type: ignore[no-any-return]
+    return state_of(request).write_policy
 
 
 def _body_schema(*types: str, text: bool = False) -> dict[str, Any]:
@@ -100,7 +101,7 @@ async def rollback_entry(
 ) -> ConfigRead:
     """Write a new version equal to an old one; a deleted key comes back."""
     policy = _policy(request)
-    entry = await service.rollback_entry(
+    entry = await rollbacks.rollback_entry(
         session,
         policy=policy,
         principal=principal,
@@ -193,7 +194,7 @@ async def rollback_namespace(
 ) -> ChangeResult:
     """Restore the namespace as it was at a revision, as one new revision (editors)."""
     reveal = configs.may_reveal(principal, reveal)
-    result = await service.rollback(
+    result = await rollbacks.rollback(
         session,
         policy=_policy(request),
         principal=principal,
@@ -218,7 +219,7 @@ async def read_document(
 ) -> DocumentRead:
     """Every entry in document shape; the ETag is the namespace revision, for If-Match."""
     reveal = configs.may_reveal(principal, reveal)
-    entries, revision = await documents.document(
+    entries, revision = await exports.document(
         session,
         policy=_policy(request),
         principal=principal,
@@ -281,7 +282,7 @@ async def export_namespace(
 ) -> Response:
     """The namespace as a file; secrets masked unless revealed (editors)."""
     reveal = configs.may_reveal(principal, reveal)
-    body, shown = await documents.export(
+    body, shown = await exports.export(
         session,
         policy=_policy(request),
         principal=principal,

@@ -21,19 +21,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-import orjson
 from sqlalchemy import Table, bindparam, delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm.attributes import set_committed_value
 
-from konfig.audit import service as audit
 from konfig.audit.context import AuditContext
 from konfig.audit.models import AuditEvent
 from konfig.configs.models import ConfigEntry
 from konfig.db.bulk import insert_rows
 from konfig.namespaces.models import Namespace
+from konfig.revisions import audit_rows
 from konfig.revisions.models import EntryVersion, Revision
-from konfig.security.crypto import DecryptionError, Keyring, associated_data
+from konfig.revisions.values import encrypt_value
+from konfig.security.crypto import Keyring
 
 _CHUNK = 500
 _ENTRIES = cast(Table, ConfigEntry.__table__)
@@ -75,7 +75,6 @@ _UPDATE_NAMESPACES = (
     .where(_NAMESPACES.c.id == bindparam("ns"))
     .values(revision=bindparam("rev"), updated_at=bindparam("at"), updated_by=bindparam("by"))
 )
-_AUDITED_CHANGES = 100  # a revision's audit summary lists this many changes, then counts the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,29 +106,6 @@ def random_ids(count: int) -> Iterator[uuid.UUID]:
         yield uuid.UUID(bytes=raw[start : start + 16], version=4)
 
 
-def encrypt_value(
-    keyring: Keyring, tenant_id: uuid.UUID, namespace_id: uuid.UUID, key: str, value: Any
-) -> bytes:
-    return keyring.encrypt(orjson.dumps(value), associated_data(tenant_id, namespace_id, key))
-
-
-def decrypt_value(
-    keyring: Keyring, tenant_id: uuid.UUID, namespace_id: uuid.UUID, key: str, ciphertext: bytes
-) -> Any:
-    return orjson.loads(keyring.decrypt(ciphertext, associated_data(tenant_id, namespace_id, key)))
-
-
-def readable_value(keyring: Keyring, entry: ConfigEntry) -> Any:
-    """The entry's value, or a marker when it fails its integrity check: an unreadable old
-    value must never block replacing it."""
-    try:
-        return decrypt_value(
-            keyring, entry.tenant_id, entry.namespace_id, entry.key, entry.value_ciphertext
-        )
-    except DecryptionError:
-        return "<unreadable>"
-
-
 @dataclass
 class _Key:
     """One key's fate in a ``Rows``."""
@@ -137,6 +113,83 @@ class _Key:
     stored_id: uuid.UUID | None  # the entry row the database held before, if any
     row: dict[str, Any] | None = None  # the final state; None: deleted
     version: dict[str, Any] | None = None  # the newest version row written here
+
+
+@dataclass(frozen=True, slots=True)
+class _NextRevision:
+    """The revision being added to a namespace: what each of its rows shares, and the ids they
+    take (drawn in one read of the OS's random source)."""
+
+    keyring: Keyring
+    tenant_id: uuid.UUID
+    namespace_id: uuid.UUID
+    number: int
+    actor: str
+    now: datetime
+    ids: Iterator[uuid.UUID]
+
+    def ciphertext(self, draft: EntryDraft) -> bytes:
+        return encrypt_value(
+            self.keyring, self.tenant_id, self.namespace_id, draft.key, draft.value
+        )
+
+    def version_row(
+        self, draft: EntryDraft, version: int, action: str, ciphertext: bytes | None
+    ) -> dict[str, Any]:
+        return {
+            "id": next(self.ids),
+            "tenant_id": self.tenant_id,
+            "namespace_id": self.namespace_id,
+            "key": draft.key,
+            "version": version,
+            "revision": self.number,
+            "superseded_at": None,
+            "action": action,
+            "value_ciphertext": ciphertext,
+            "value_type": draft.value_type,
+            "validation_schema": draft.validation_schema,
+            "description": draft.description,
+            "is_secret": draft.is_secret,
+            "actor": self.actor,
+            "created_at": self.now,
+        }
+
+    def entry_row(
+        self,
+        entry_id: uuid.UUID,
+        draft: EntryDraft,
+        version: int,
+        ciphertext: bytes,
+        since: datetime,
+    ) -> dict[str, Any]:
+        return {
+            "id": entry_id,
+            "tenant_id": self.tenant_id,
+            "namespace_id": self.namespace_id,
+            "key": draft.key,
+            "value_ciphertext": ciphertext,
+            "value_type": draft.value_type,
+            "validation_schema": draft.validation_schema,
+            "description": draft.description,
+            "is_secret": draft.is_secret,
+            "version": version,
+            "revision": self.number,
+            "updated_by": self.actor,
+            "created_at": since,
+            "updated_at": self.now,
+        }
+
+    def revision_row(self, message: str | None, keys: list[str]) -> dict[str, Any]:
+        return {
+            "id": next(self.ids),
+            "tenant_id": self.tenant_id,
+            "namespace_id": self.namespace_id,
+            "revision": self.number,
+            "actor": self.actor,
+            "message": message,
+            "keys": keys,
+            "created_at": self.now,
+        }
 
 
 @dataclass
@@ -176,129 +229,113 @@ class Rows:
         among them); ``last_versions`` the newest version of each created key that once existed
         (a key deleted and created again continues its numbering).
         """
-        tenant_id, namespace_id = namespace.tenant_id, namespace.id
-        revision = namespace.revision + 1
-        changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
-        ids = random_ids(len(changed) + len(creates) + 1)
+        changes = len(creates) + len(updates) + len(removals)
+        revision = _NextRevision(
+            keyring,
+            namespace.tenant_id,
+            namespace.id,
+            namespace.revision + 1,
+            actor,
+            now,
+            # A version row per change, an entry row per created key, the revision row.
+            random_ids(changes + len(creates) + 1),
+        )
         written: dict[str, dict[str, Any]] = {}
-
-        def version_row(
-            draft: EntryDraft, version: int, action: str, ciphertext: bytes | None
-        ) -> dict[str, Any]:
-            return {
-                "id": next(ids),
-                "tenant_id": tenant_id,
-                "namespace_id": namespace_id,
-                "key": draft.key,
-                "version": version,
-                "revision": revision,
-                "superseded_at": None,
-                "action": action,
-                "value_ciphertext": ciphertext,
-                "value_type": draft.value_type,
-                "validation_schema": draft.validation_schema,
-                "description": draft.description,
-                "is_secret": draft.is_secret,
-                "actor": actor,
-                "created_at": now,
-            }
-
-        def entry_row(
-            entry_id: uuid.UUID, draft: EntryDraft, version: int, ciphertext: bytes, since: datetime
-        ) -> dict[str, Any]:
-            return {
-                "id": entry_id,
-                "tenant_id": tenant_id,
-                "namespace_id": namespace_id,
-                "key": draft.key,
-                "value_ciphertext": ciphertext,
-                "value_type": draft.value_type,
-                "validation_schema": draft.validation_schema,
-                "description": draft.description,
-                "is_secret": draft.is_secret,
-                "version": version,
-                "revision": revision,
-                "updated_by": actor,
-                "created_at": since,
-                "updated_at": now,
-            }
-
         for draft in creates:
-            fate = self._fate(namespace_id, draft.key, stored_id=None)
-            version = last_versions.get(draft.key, 0) + 1
-            ciphertext = encrypt_value(keyring, tenant_id, namespace_id, draft.key, draft.value)
-            # A key deleted earlier in these rows keeps its stored row, written over.
-            row = entry_row(fate.stored_id or next(ids), draft, version, ciphertext, now)
-            created = version_row(draft, version, "create", ciphertext)
-            # What it supersedes, if it ever existed: its deletion.
-            self._change(fate, revision, row, created, live=version - 1)
-            written[draft.key] = row
+            written[draft.key] = self._create(revision, draft, last_versions.get(draft.key, 0))
         for draft in updates:
-            entry = current[draft.key]
-            fate = self._fate(namespace_id, draft.key, stored_id=entry.id)
-            version = entry.version + 1
-            ciphertext = encrypt_value(keyring, tenant_id, namespace_id, draft.key, draft.value)
-            row = entry_row(entry.id, draft, version, ciphertext, entry.created_at)
-            updated = version_row(draft, version, "update", ciphertext)
-            self._change(fate, revision, row, updated, live=entry.version)
-            written[draft.key] = row
+            written[draft.key] = self._update(revision, draft, current[draft.key])
         for entry in removals:
-            fate = self._fate(namespace_id, entry.key, stored_id=entry.id)
-            gone = EntryDraft(
-                entry.key,
-                None,
-                entry.value_type,
-                entry.validation_schema,
-                entry.description,
-                entry.is_secret,
-            )
-            deleted = version_row(gone, entry.version + 1, "delete", None)
-            self._change(fate, revision, None, deleted, live=entry.version)
-
-        summary = _audit_summary(keyring, revision, creates, updates, current, removals, message)
-        only = summary["changes"][0] if summary["total"] == 1 else None
+            self._remove(revision, entry)
         self.audits.append(
-            audit.event_row(
-                action=_audit_action(only),
-                target_type="config",
-                target=only["key"] if only else f"{summary['total']} keys",
-                namespace=namespace.name,
-                summary=summary,
-                tenant_id=tenant_id,
+            audit_rows.event_row(
+                keyring,
+                namespace=namespace,
+                revision=revision.number,
                 actor=actor,
+                message=message,
+                creates=creates,
+                updates=updates,
+                removals=removals,
+                current=current,
+                now=now,
                 context=context,
             )
-            | {"created_at": now}
         )
-        self.revisions.append(
-            {
-                "id": next(ids),
-                "tenant_id": tenant_id,
-                "namespace_id": namespace_id,
-                "revision": revision,
-                "actor": actor,
-                "message": message,
-                "keys": sorted(changed),
-                "created_at": now,
-            }
+        changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
+        self._close(revision, namespace, message, sorted(changed))
+        return written
+
+    def _create(
+        self, revision: _NextRevision, draft: EntryDraft, last_version: int
+    ) -> dict[str, Any]:
+        """A new key, or one that existed once (``last_version`` > 0) and whose numbering
+        continues; answer its entry row."""
+        fate = self._fate(revision.namespace_id, draft.key, stored_id=None)
+        version = last_version + 1
+        ciphertext = revision.ciphertext(draft)
+        # A key deleted earlier in these rows keeps its stored row, written over.
+        entry_id = fate.stored_id or next(revision.ids)
+        row = revision.entry_row(entry_id, draft, version, ciphertext, revision.now)
+        created = revision.version_row(draft, version, "create", ciphertext)
+        # What it supersedes, if it ever existed: its deletion.
+        self._change(fate, revision.number, row, created, live=version - 1)
+        return row
+
+    def _update(
+        self, revision: _NextRevision, draft: EntryDraft, entry: ConfigEntry
+    ) -> dict[str, Any]:
+        """A stored key given a new state; answer its entry row."""
+        fate = self._fate(revision.namespace_id, draft.key, stored_id=entry.id)
+        version = entry.version + 1
+        ciphertext = revision.ciphertext(draft)
+        row = revision.entry_row(entry.id, draft, version, ciphertext, entry.created_at)
+        updated = revision.version_row(draft, version, "update", ciphertext)
+        self._change(fate, revision.number, row, updated, live=entry.version)
+        return row
+
+    def _remove(self, revision: _NextRevision, entry: ConfigEntry) -> None:
+        """A stored key deleted: its entry row goes, a ``delete`` version records it."""
+        fate = self._fate(revision.namespace_id, entry.key, stored_id=entry.id)
+        gone = EntryDraft(
+            entry.key,
+            None,
+            entry.value_type,
+            entry.validation_schema,
+            entry.description,
+            entry.is_secret,
         )
-        self.namespaces[namespace_id] = {
-            "ns": namespace_id,
-            "rev": revision,
-            "at": now,
-            "by": actor,
+        deleted = revision.version_row(gone, entry.version + 1, "delete", None)
+        self._change(fate, revision.number, None, deleted, live=entry.version)
+
+    def _close(
+        self, revision: _NextRevision, namespace: Namespace, message: str | None, keys: list[str]
+    ) -> None:
+        """The revision row and the namespace's new revision, to be written and (on
+        ``namespace``) already shown."""
+        self.revisions.append(revision.revision_row(message, keys))
+        self.namespaces[revision.namespace_id] = {
+            "ns": revision.namespace_id,
+            "rev": revision.number,
+            "at": revision.now,
+            "by": revision.actor,
         }
         self.committed.append(
-            Committed(tenant_id, namespace_id, namespace.name, revision, tuple(sorted(changed)))
+            Committed(
+                revision.tenant_id,
+                revision.namespace_id,
+                namespace.name,
+                revision.number,
+                tuple(keys),
+            )
         )
         # The object now says what the database will say, without the ORM writing it again.
         for attribute, value in (
-            ("revision", revision),
-            ("updated_at", now),
-            ("updated_by", actor),
+            ("revision", revision.number),
+            ("updated_at", revision.now),
+            ("updated_by", revision.actor),
         ):
             set_committed_value(namespace, attribute, value)
-        return written
 
     def removed(self) -> list[uuid.UUID]:
         """The stored entries to delete."""
@@ -347,56 +384,6 @@ class Rows:
         fate.row = row
         fate.version = version
         self.versions.append(version)
-
-
-def _audit_action(only: dict[str, Any] | None) -> str:
-    """A revision's audit action: what its one change did (turning a secret into a plain value
-    is ``config.unsecret``, making a value secret ``config.secret``), or ``config.batch``."""
-    if only is None:
-        return "config.batch"
-    flag = only.get("secret")
-    if flag is not None:
-        return {"added": "config.secret", "removed": "config.unsecret"}[flag]
-    return f"config.{only['action']}"
-
-
-def _audit_summary(
-    keyring: Keyring,
-    revision: int,
-    creates: Sequence[EntryDraft],
-    updates: Sequence[EntryDraft],
-    current: dict[str, ConfigEntry],
-    removals: Sequence[ConfigEntry],
-    message: str | None,
-) -> dict[str, Any]:
-    """Before and after of each change, as keyed fingerprints; secrets masked."""
-    changes: list[dict[str, Any]] = []
-    for draft in creates[:_AUDITED_CHANGES]:
-        after = audit.shown_value(keyring, draft.value, secret=draft.is_secret)
-        changes.append({"key": draft.key, "action": "create", "after": after})
-    for draft in updates[: max(0, _AUDITED_CHANGES - len(changes))]:
-        old = current[draft.key]
-        hide = old.is_secret or draft.is_secret
-        before = audit.shown_value(keyring, readable_value(keyring, old), secret=hide)
-        after = audit.shown_value(keyring, draft.value, secret=hide)
-        change = {"key": draft.key, "action": "update", "before": before, "after": after}
-        if old.is_secret != draft.is_secret:  # a security review looks for these
-            change["secret"] = "added" if draft.is_secret else "removed"
-        changes.append(change)
-    for entry in removals[: max(0, _AUDITED_CHANGES - len(changes))]:
-        before = audit.shown_value(keyring, readable_value(keyring, entry), secret=entry.is_secret)
-        changes.append({"key": entry.key, "action": "delete", "before": before})
-    total = len(creates) + len(updates) + len(removals)
-    summary: dict[str, Any] = {
-        "revision": revision,
-        "message": message,
-        "changes": changes,
-        "total": total,
-    }
-    unsecret = sorted(d.key for d in updates if current[d.key].is_secret and not d.is_secret)
-    if unsecret:  # every key, even past the listed changes
-        summary["unsecret"] = unsecret
-    return summary
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

@@ -1,221 +1,41 @@
-"""History rules: every version of a key, revisions, snapshots, diffs and rollbacks.
+"""History reads: every version of a key, revisions, snapshots and diffs.
 
-Viewers read history; editors roll back and reveal secrets. A value is masked when its version
-was secret or when the key is secret now, so marking a leaked value secret also hides its past.
+Viewers read history; editors reveal secrets. A value is masked when its version was secret or
+when the key is secret now, so marking a leaked value secret also hides its past. Rollbacks are
+in ``konfig.revisions.rollbacks``, whole-namespace writes in ``konfig.revisions.documents``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
-import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
-from konfig.configs.guardrails import changed_rules, check_rules
-from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
-from konfig.configs.service import StoredValueCorrupt, read_value
-from konfig.configs.writes import check_if_match
-from konfig.errors import NotFound, PreconditionFailed, ValidationFailed
+from konfig.errors import NotFound, PreconditionFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.pagination import Page, by_number, paginate
 from konfig.revisions import repository
-from konfig.revisions.models import EntryVersion
 from konfig.revisions.schemas import (
-    MAX_NUMBER,
     Change,
-    ChangeResult,
     DiffRead,
-    EntryRollback,
     EntryVersionRead,
-    NamespaceRollback,
     RevisionRead,
     SnapshotEntry,
     SnapshotRead,
 )
-from konfig.revisions.writer import (
-    EntryDraft,
-    WritePolicy,
-    commit_changes,
-    decrypt_value,
-    lock_namespace,
+from konfig.revisions.states import (
+    State,
+    diff_states,
+    open_version,
+    secret_keys,
+    shown_as,
+    state_of_version,
 )
-from konfig.security.crypto import DecryptionError
-from konfig.users.models import Role
-
-# -- states and diffs -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    """One key's content on one side of a diff."""
-
-    value: Any
-    value_type: str
-    validation_schema: dict[str, Any] | None
-    description: str
-    is_secret: bool
-    version: int | None = None
-
-    @classmethod
-    def of_draft(cls, draft: EntryDraft, version: int | None = None) -> State:
-        return cls(
-            draft.value,
-            draft.value_type,
-            draft.validation_schema,
-            draft.description,
-            draft.is_secret,
-            version,
-        )
-
-    def draft(self, key: str) -> EntryDraft:
-        return EntryDraft(
-            key,
-            self.value,
-            self.value_type,
-            self.validation_schema,
-            self.description,
-            self.is_secret,
-        )
-
-
-def differing_fields(old: State, new: State) -> list[str]:
-    """What differs, compared the way the writer decides whether a key changed."""
-    fields = []
-    if orjson.dumps(old.value) != orjson.dumps(new.value):
-        fields.append("value")
-    if old.value_type != new.value_type:
-        fields.append("value_type")
-    if (old.validation_schema or None) != (new.validation_schema or None):
-        fields.append("validation_schema")
-    if old.description != new.description:
-        fields.append("description")
-    if old.is_secret != new.is_secret:
-        fields.append("is_secret")
-    return fields
-
-
-# One side of a diff, as EntryState's fields: diffs are validated once, whole (a 10,000-key
-# document's diff built one model at a time cost a fifth of its write).
-Shown = Callable[[str, State], dict[str, Any]]
-
-
-def shown_as(*, reveal: bool, secret_now: set[str]) -> Shown:
-    def show(key: str, state: State) -> dict[str, Any]:
-        masked = not reveal and (state.is_secret or key in secret_now)
-        return {
-            "value": MASK if masked else state.value,
-            "value_type": state.value_type,
-            "validation_schema": state.validation_schema,
-            "description": state.description,
-            "is_secret": state.is_secret,
-            "version": state.version,
-        }
-
-    return show
-
-
-def secret_keys(
-    old: Mapping[str, State], new: Mapping[str, State], secret_now: set[str]
-) -> list[str]:
-    """The keys of a diff whose values are secret: a reveal shows them, and is audited."""
-    return [
-        key
-        for key in old.keys() | new.keys()
-        if key in secret_now
-        or (key in old and old[key].is_secret)
-        or (key in new and new[key].is_secret)
-    ]
-
-
-def diff_states(
-    old: Mapping[str, State],
-    new: Mapping[str, State],
-    *,
-    from_revision: int,
-    to_revision: int | None,
-    show: Shown,
-) -> DiffRead:
-    added: list[dict[str, Any]] = []
-    removed: list[dict[str, Any]] = []
-    changed: list[dict[str, Any]] = []
-    for key in sorted(old.keys() | new.keys()):
-        before, after = old.get(key), new.get(key)
-        if before is None and after is not None:
-            added.append({"key": key, "old": None, "new": show(key, after), "fields": ["created"]})
-        elif after is None and before is not None:
-            removed.append(
-                {"key": key, "old": show(key, before), "new": None, "fields": ["deleted"]}
-            )
-        elif before is not None and after is not None:
-            fields = differing_fields(before, after)
-            if fields:
-                changed.append(
-                    {
-                        "key": key,
-                        "old": show(key, before),
-                        "new": show(key, after),
-                        "fields": fields,
-                    }
-                )
-    return DiffRead.model_validate(
-        {
-            "from_revision": from_revision,
-            "to_revision": to_revision,
-            "added": added,
-            "removed": removed,
-            "changed": changed,
-        }
-    )
-
-
-def open_version(policy: WritePolicy, version: EntryVersion) -> Any:
-    if version.value_ciphertext is None:
-        return None
-    try:
-        return decrypt_value(
-            policy.keyring,
-            version.tenant_id,
-            version.namespace_id,
-            version.key,
-            version.value_ciphertext,
-        )
-    except DecryptionError as exc:
-        raise StoredValueCorrupt(
-            f"version {version.version} of {version.key} failed its integrity check",
-            {"key": version.key, "version": version.version},
-        ) from exc
-
-
-def state_of_version(policy: WritePolicy, version: EntryVersion) -> State:
-    return State(
-        open_version(policy, version),
-        version.value_type,
-        version.validation_schema,
-        version.description,
-        version.is_secret,
-        version.version,
-    )
-
-
-def state_of_entry(policy: WritePolicy, entry: ConfigEntry) -> State:
-    return State(
-        read_value(policy, entry),
-        entry.value_type,
-        entry.validation_schema,
-        entry.description,
-        entry.is_secret,
-        entry.version,
-    )
-
-
-# -- reading history ------------------------------------------------------------------------
+from konfig.revisions.writer import WritePolicy
 
 
 def revision_etag(revision: int) -> str:
@@ -235,24 +55,14 @@ def check_revision_match(if_match: str | None, namespace: Namespace) -> None:
         )
 
 
-def _check_revision(namespace: Namespace, revision: int) -> None:
+def check_revision(namespace: Namespace, revision: int) -> None:
+    """404 unless the namespace has reached ``revision``."""
     if revision > namespace.revision:
         raise NotFound(
             f"namespace {namespace.name} has no revision {revision} (its latest is "
             f"{namespace.revision})",
             {"latest_revision": namespace.revision},
         )
-
-
-def _before(cursor: str | None) -> int | None:
-    """The version or revision a page of history starts below: a cursor holds one number."""
-    position = decode_cursor(cursor)
-    if not position:
-        return None
-    before = position[0]
-    if type(before) is not int or not 0 <= before <= MAX_NUMBER:
-        raise ValidationFailed("cursor: not a cursor this server gave out")
-    return before
 
 
 async def history(
@@ -270,21 +80,22 @@ async def history(
     namespace = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, reveal=reveal
     )
-    position = _before(cursor)
-    versions = await repository.key_versions(
-        session,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        key=key,
-        before=position,
-        limit=limit + 1,
+    versions, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_number,
+        fetch=lambda before, count: repository.key_versions(
+            session,
+            tenant_id=namespace.tenant_id,
+            namespace_id=namespace.id,
+            key=key,
+            before=before,
+            limit=count,
+        ),
+        position=lambda version: [version.version],
     )
-    if not versions and position is None:
+    if not versions and not cursor:
         raise NotFound(f"no key {key} in namespace {namespace.name}, now or in its history")
-    next_cursor = None
-    if len(versions) > limit:
-        versions = versions[:limit]
-        next_cursor = encode_cursor([versions[-1].version])
     secret = await repository.secret_now(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, keys=[key]
     )
@@ -322,18 +133,19 @@ async def revisions(
 ) -> Page[RevisionRead]:
     """The namespace's revisions, newest first, each with what it changed key by key."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
-    position = _before(cursor)
-    found = await repository.revisions_page(
-        session,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        before=position,
-        limit=limit + 1,
+    found, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_number,
+        fetch=lambda before, count: repository.revisions_page(
+            session,
+            tenant_id=namespace.tenant_id,
+            namespace_id=namespace.id,
+            before=before,
+            limit=count,
+        ),
+        position=lambda revision: [revision.revision],
     )
-    next_cursor = None
-    if len(found) > limit:
-        found = found[:limit]
-        next_cursor = encode_cursor([found[-1].revision])
     changes: dict[int, list[Change]] = {}
     for revision, key, version, action in await repository.written_by(
         session,
@@ -376,7 +188,7 @@ async def snapshot(
     namespace = await namespaces.get(
         session, principal=principal, namespace_id=namespace_id, reveal=reveal
     )
-    _check_revision(namespace, revision)
+    check_revision(namespace, revision)
     record = await repository.get_revision(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, revision=revision
     )
@@ -436,8 +248,8 @@ async def diff(
         session, principal=principal, namespace_id=namespace_id, reveal=reveal
     )
     to_revision = namespace.revision if to_revision is None else to_revision
-    _check_revision(namespace, from_revision)
-    _check_revision(namespace, to_revision)
+    check_revision(namespace, from_revision)
+    check_revision(namespace, to_revision)
     keys = await repository.keys_changed_between(
         session,
         tenant_id=namespace.tenant_id,
@@ -489,156 +301,4 @@ async def diff(
         from_revision=from_revision,
         to_revision=to_revision,
         show=shown_as(reveal=reveal, secret_now=secret),
-    )
-
-
-# -- rollbacks ------------------------------------------------------------------------------
-
-
-async def rollback_entry(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    key: str,
-    payload: EntryRollback,
-    message: str | None,
-    if_match: str | None,
-) -> ConfigEntry:
-    """Write a new version of ``key`` equal to an old one (a deleted key comes back)."""
-    principal.require(Role.editor)
-    # Locked first, then checked: one query for both (another tenant's is not found either way).
-    namespace = await lock_namespace(
-        session, tenant_id=principal.tenant_id, namespace_id=namespace_id
-    )
-    namespaces.check_allowed(principal, namespace, "write")
-    target = await repository.key_version(
-        session,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        key=key,
-        version=payload.version,
-    )
-    if target is None:
-        raise NotFound(f"{key} has no version {payload.version} in namespace {namespace.name}")
-    if target.action == "delete":
-        raise ValidationFailed(
-            f"version {payload.version} of {key} is its deletion: to delete the key, DELETE it",
-            {"rule": "version", "key": key, "version": payload.version},
-        )
-    current = await repository.current_entry(
-        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, key=key
-    )
-    check_if_match(if_match, current)
-    restored = state_of_version(policy, target)
-    if current is not None:  # bringing back older rules is changing the rules
-        check_rules(principal, {key: changed_rules(current, restored)})
-    outcome = await commit_changes(
-        session,
-        policy=policy,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        actor=principal.actor,
-        upserts=[restored.draft(key)],
-        message=payload.message or message or f"roll back {key} to version {payload.version}",
-        locked=namespace,
-        current={key: current} if current is not None else {},
-    )
-    entry = outcome.written(key) or current  # unchanged: as it was
-    if entry is None:  # cannot happen: a version that is not a deletion writes the key
-        raise NotFound(f"no key {key} in namespace {namespace.name}")
-    return entry
-
-
-async def rollback(
-    session: AsyncSession,
-    *,
-    policy: WritePolicy,
-    principal: Principal,
-    namespace_id: uuid.UUID,
-    payload: NamespaceRollback,
-    message: str | None,
-    if_match: str | None,
-    dry_run: bool,
-    reveal: bool,
-) -> ChangeResult:
-    """One new revision restoring the namespace as it was at ``payload.revision``."""
-    principal.require(Role.editor)
-    namespace = await namespaces.get(
-        session,
-        principal=principal,
-        namespace_id=namespace_id,
-        permission="write",
-        reveal=reveal,
-    )
-    if not dry_run:
-        namespace = await lock_namespace(
-            session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
-        )
-    check_revision_match(if_match, namespace)
-    _check_revision(namespace, payload.revision)
-    target = await repository.snapshot(
-        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, revision=payload.revision
-    )
-    current = {
-        e.key: e
-        for e in await repository.entries(
-            session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
-        )
-    }
-    old: dict[str, State] = {}
-    new: dict[str, State] = {}
-    for key, version in target.items():
-        entry = current.get(key)
-        if entry is not None and entry.version == version.version:
-            continue  # the very version that was live then
-        new[key] = state_of_version(policy, version)
-        if entry is not None:
-            old[key] = state_of_entry(policy, entry)
-    deletes = [key for key in current if key not in target]
-    for key in deletes:
-        old[key] = state_of_entry(policy, current[key])
-    kept = sorted(new.keys() & current.keys())  # keys that exist now and change
-    check_rules(principal, {key: changed_rules(current[key], new[key]) for key in kept})
-    secret_now = {k for k, e in current.items() if e.is_secret}
-    if reveal:
-        await audit.record_reveal(
-            session,
-            namespace=namespace.name,
-            keys=secret_keys(old, new, secret_now),
-            via=f"rollback to revision {payload.revision}",
-        )
-    show = shown_as(reveal=reveal, secret_now=secret_now)
-    previous = namespace.revision
-    if dry_run:
-        planned = diff_states(old, new, from_revision=previous, to_revision=None, show=show)
-        return ChangeResult(
-            namespace_id=namespace.id,
-            revision=previous,
-            previous_revision=previous,
-            committed=False,
-            dry_run=True,
-            diff=planned,
-        )
-    outcome = await commit_changes(
-        session,
-        policy=policy,
-        tenant_id=namespace.tenant_id,
-        namespace_id=namespace.id,
-        actor=principal.actor,
-        upserts=[state.draft(key) for key, state in new.items()],
-        deletes=deletes,
-        message=payload.message or message or f"roll back to revision {payload.revision}",
-        locked=namespace,
-        current=current,  # every entry, read under the lock above
-    )
-    done = diff_states(old, new, from_revision=previous, to_revision=outcome.revision, show=show)
-    return ChangeResult(
-        namespace_id=namespace.id,
-        revision=outcome.namespace.revision,
-        previous_revision=previous,
-        committed=outcome.revision is not None,
-        dry_run=False,
-        diff=done,
     )

@@ -24,15 +24,8 @@ from konfig.db.session import COMMITTED
 from konfig.errors import NotFound, PayloadTooLarge, ValidationFailed
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion
-from konfig.revisions.rows import (
-    Committed,
-    EntryDraft,
-    Rows,
-    decrypt_value,
-    encrypt_value,
-    random_ids,
-    write_rows,
-)
+from konfig.revisions.rows import Committed, EntryDraft, Rows, random_ids, write_rows
+from konfig.revisions.values import decrypt_value, encrypt_value
 from konfig.security.crypto import DecryptionError, Keyring, load_keyring
 from konfig.settings import Settings
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import jwt
-
-from konfig.db.base import utcnow
 
 TokenType = Literal["access", "refresh"]
 _ALGORITHM = "HS256"
@@ -48,7 +46,7 @@ class TokenSigner:
         session_id: uuid.UUID,
         lifetime: timedelta,
     ) -> tuple[str, Claims]:
-        now = utcnow()
+        now = datetime.now(UTC)
         jti = secrets.token_urlsafe(24)
         expires_at = now + lifetime
         payload = {
@@ -84,7 +82,7 @@ class TokenSigner:
                 type=payload["type"],
                 session_id=uuid.UUID(payload["sid"]),
                 jti=str(payload["jti"]),
-                expires_at=datetime.fromtimestamp(payload["exp"], tz=utcnow().tzinfo),
+                expires_at=datetime.fromtimestamp(payload["exp"], tz=UTC),
             )
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise InvalidToken(str(exc)) from exc

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint
+from sqlalchemy import CheckConstraint, ForeignKey, String, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from konfig.db.base import Base, IdMixin, Json, TimestampMixin, utcnow
@@ -19,7 +19,7 @@ class ServiceAccount(IdMixin, TimestampMixin, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(100))
     description: Mapped[str] = mapped_column(String(1000), default="")
@@ -35,14 +35,14 @@ class ApiToken(IdMixin, Base):
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(100))
     service_account_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True, default=None
+        Uuid, ForeignKey("service_accounts.id", ondelete="CASCADE"), index=True, default=None
     )
     user_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True, default=None
     )
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     hint: Mapped[str] = mapped_column(String(16))

@@ -10,6 +10,7 @@ from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.openapi import error_responses
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
+from konfig.state import state_of
 from konfig.tokens import service
 from konfig.tokens.cache import TokenCache
 from konfig.tokens.schemas import (
@@ -27,7 +28,7 @@ tokens_router = APIRouter(prefix="/tokens", tags=["tokens"], route_class=Guarded
 
 
 def _cache(request: Request) -> TokenCache:
-    return request.app.state.token_cache  # type: ignore[no-any-return]
+    return state_of(request).token_cache
 
 
 @service_accounts_router.post(

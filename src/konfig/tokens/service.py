@@ -13,9 +13,9 @@ from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.db.base import utcnow
 from konfig.db.session import record_change
-from konfig.delivery.changes import TokenChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.events import TokenChanged
+from konfig.pagination import Page, by_text, by_time, paginate, time_of
 from konfig.tokens import codec, repository
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.tokens.schemas import (
@@ -75,17 +75,15 @@ async def list_service_accounts(
     session: AsyncSession, *, principal: Principal, cursor: str | None, limit: int
 ) -> Page[ServiceAccountRead]:
     principal.require(Role.admin)
-    position = decode_cursor(cursor)
-    found = await repository.list_service_accounts(
-        session,
-        tenant_id=principal.tenant_id,
-        after=str(position[0]) if position else None,
-        limit=limit + 1,
+    found, next_cursor = await paginate(
+        cursor,
+        limit,
+        read=by_text,
+        fetch=lambda after, count: repository.list_service_accounts(
+            session, tenant_id=principal.tenant_id, after=after, limit=count
+        ),
+        position=lambda account: [account.name],
     )
-    next_cursor = None
-    if len(found) > limit:
-        found = found[:limit]
-        next_cursor = encode_cursor([found[-1].name])
     items = [ServiceAccountRead.model_validate(a) for a in found]
     return Page[ServiceAccountRead](items=items, next_cursor=next_cursor)
 
@@ -205,28 +203,22 @@ async def list_tokens(
     limit: int,
 ) -> tuple[list[ApiToken], str | None]:
     principal.require_user()
-    position = decode_cursor(cursor)
-    after = None
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
-        except (ValueError, IndexError, TypeError) as exc:
-            raise ValidationFailed("cursor: not a cursor this server gave out") from exc
     admin = principal.is_superuser or principal.role.at_least(Role.admin)
-    found = await repository.list_tokens(
-        session,
-        tenant_id=principal.tenant_id,
-        user_id=None if admin else principal.id,
-        service_account_id=service_account_id,
-        include_revoked=include_revoked,
-        after=after,
-        limit=limit + 1,
+    return await paginate(
+        cursor,
+        limit,
+        read=by_time,
+        fetch=lambda after, count: repository.list_tokens(
+            session,
+            tenant_id=principal.tenant_id,
+            user_id=None if admin else principal.id,
+            service_account_id=service_account_id,
+            include_revoked=include_revoked,
+            after=after,
+            limit=count,
+        ),
+        position=time_of,
     )
-    if len(found) > limit:
-        found = found[:limit]
-        last = found[-1]
-        return found, encode_cursor([last.created_at.isoformat(), str(last.id)])
-    return found, None
 
 
 async def revoke_token(session: AsyncSession, *, principal: Principal, token_id: uuid.UUID) -> None:

@@ -4,7 +4,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Enum, ForeignKey, String
+from sqlalchemy import Enum, ForeignKey, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from konfig.db.base import Base, IdMixin, TimestampMixin
@@ -31,7 +31,7 @@ class User(IdMixin, TimestampMixin, Base):
     __tablename__ = "users"
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
     )
     email: Mapped[str] = mapped_column(String(254), unique=True)
     full_name: Mapped[str] = mapped_column(String(200), default="")

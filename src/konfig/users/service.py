@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal, superuser_scope
 from konfig.db.session import across_tenants, record_change
-from konfig.delivery.changes import UserChanged
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from konfig.pagination import Page, decode_cursor, encode_cursor
+from konfig.events import UserChanged
+from konfig.pagination import Page, by_time, paginate, time_of
 from konfig.security.passwords import hash_password, verify_password
 from konfig.users import repository
 from konfig.users.models import Role, User
@@ -45,22 +45,14 @@ async def list_page(
     session: AsyncSession, *, principal: Principal, cursor: str | None, limit: int
 ) -> Page[UserRead]:
     principal.require(Role.admin)
-    position = decode_cursor(cursor)
-    after = None
-    if position is not None:
-        try:
-            after = (datetime.fromisoformat(position[0]), uuid.UUID(position[1]))
-        except (ValueError, IndexError, TypeError) as exc:
-            raise ValidationFailed("cursor: not a cursor this server gave out") from exc
-    async with superuser_scope(session, principal, "the users of every tenant"):
-        users = await repository.list_page(
-            session, tenant_id=_scope(principal), after=after, limit=limit + 1
-        )
-    next_cursor = None
-    if len(users) > limit:
-        users = users[:limit]
-        last = users[-1]
-        next_cursor = encode_cursor([last.created_at.isoformat(), str(last.id)])
+
+    async def fetch(after: tuple[datetime, uuid.UUID] | None, count: int) -> list[User]:
+        async with superuser_scope(session, principal, "the users of every tenant"):
+            return await repository.list_page(
+                session, tenant_id=_scope(principal), after=after, limit=count
+            )
+
+    users, next_cursor = await paginate(cursor, limit, read=by_time, fetch=fetch, position=time_of)
     return Page[UserRead](
         items=[UserRead.model_validate(u) for u in users], next_cursor=next_cursor
     )

@@ -13,6 +13,7 @@ from konfig.auth.schemas import LoginRequest, RegisterRequest
 from konfig.db.session import SessionDep
 from konfig.errors import Conflict, Unauthenticated
 from konfig.ratelimit import limit_credentials
+from konfig.state import state_of
 from konfig.web.csrf import anon_binding, check_csrf, csrf_token, keep_anon_cookie
 from konfig.web.forms import text
 from konfig.web.rendering import page, redirect
@@ -49,7 +50,7 @@ def _anon_form(
         template,
         None,
         status_code=status_code,
-        csrf_token=csrf_token(request.app.state.ui.csrf_key, binding),
+        csrf_token=csrf_token(state_of(request).ui.csrf_key, binding),
         **context,
     )
     if new:
@@ -86,7 +87,7 @@ async def login(request: Request, session: SessionDep) -> Response:
     try:
         payload = LoginRequest(email=email, password=text(form, "password"))
         pair = await auth_service.login(
-            session, policy=request.app.state.token_policy, payload=payload
+            session, policy=state_of(request).token_policy, payload=payload
         )
     except ValidationError as exc:
         errors = _field_errors(exc)
@@ -125,7 +126,7 @@ async def register(request: Request, session: SessionDep) -> Response:
         await auth_service.register(session, payload=payload)
         pair = await auth_service.login(
             session,
-            policy=request.app.state.token_policy,
+            policy=state_of(request).token_policy,
             payload=LoginRequest(email=payload.email, password=payload.password),
         )
     except ValidationError as exc:

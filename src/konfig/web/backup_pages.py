@@ -12,6 +12,7 @@ from konfig.backups import restore, service
 from konfig.backups.schemas import EntryView, KeyChange, NamespaceRestore, RestoreRequest
 from konfig.backups.service import Backups
 from konfig.backups.store import ID_PATTERN
+from konfig.state import state_of
 from konfig.users.models import Role
 from konfig.web.rendering import page, redirect
 from konfig.web.routing import UIRoute
@@ -49,7 +50,7 @@ def restore_rows(report: NamespaceRestore) -> list[dict[str, Any]]:
 
 
 def _backups(visitor: Visitor) -> Backups:
-    found: Backups = visitor.request.app.state.backups
+    found: Backups = state_of(visitor.request).backups
     return found
 
 

@@ -14,6 +14,8 @@ import secrets
 
 from fastapi import Request, Response
 
+from konfig.state import state_of
+
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_FIELD = "csrf_token"
 HEADER = "X-CSRF-Token"
@@ -46,7 +48,7 @@ async def submitted_token(request: Request) -> str:
 
 
 async def check_csrf(request: Request, binding: str) -> None:
-    expected = csrf_token(request.app.state.ui.csrf_key, binding)
+    expected = csrf_token(state_of(request).ui.csrf_key, binding)
     if not hmac.compare_digest(expected, await submitted_token(request)):
         raise CsrfRefused()
 
@@ -65,7 +67,7 @@ def keep_anon_cookie(response: Response, request: Request, binding: str) -> None
         binding.removeprefix("anon:"),
         max_age=60 * 60 * 24,
         path="/ui",
-        secure=bool(request.app.state.settings.is_production),
+        secure=state_of(request).settings.is_production,
         httponly=True,
         samesite="lax",
     )

@@ -14,6 +14,7 @@ from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import ConfigCreate, ConfigPatch
 from konfig.errors import Conflict, PayloadTooLarge, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
+from konfig.state import state_of
 from konfig.web.forms import (
     EntryForm,
     form_for_entry,
@@ -57,7 +58,7 @@ async def add_entry(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
             try:
                 created = await configs.create(
                     visitor.session,
-                    writer=visitor.request.app.state.entry_writer,
+                    writer=state_of(visitor.request).entry_writer,
                     principal=visitor.principal,
                     namespace_id=namespace_id,
                     payload=payload,
@@ -150,7 +151,7 @@ async def save_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Re
             payload = ConfigPatch(**changes)
             saved = await configs.patch(
                 visitor.session,
-                writer=visitor.request.app.state.entry_writer,
+                writer=state_of(visitor.request).entry_writer,
                 principal=visitor.principal,
                 namespace_id=namespace_id,
                 key=key,
@@ -186,7 +187,7 @@ async def delete_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> 
     try:
         await configs.delete(
             visitor.session,
-            writer=visitor.request.app.state.entry_writer,
+            writer=state_of(visitor.request).entry_writer,
             principal=visitor.principal,
             namespace_id=namespace_id,
             key=key,

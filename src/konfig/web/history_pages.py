@@ -1,5 +1,6 @@
 """History of a namespace: its revisions, each entry's versions, diffs, and rollbacks that show
-their diff before anything changes. They front ``konfig.revisions.service``."""
+their diff before anything changes. They front ``konfig.revisions.service`` and
+``konfig.revisions.rollbacks``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from konfig.configs import service as configs
 from konfig.errors import NotFound, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.schemas import NamespaceRead
+from konfig.revisions import rollbacks
 from konfig.revisions import service as revisions
 from konfig.revisions.schemas import DiffRead, EntryRollback, NamespaceRollback
 from konfig.users.models import Role
@@ -162,7 +164,7 @@ async def rollback_page(
             f"{namespace.name} has no such revision to roll back to "
             f"({exc.message.removeprefix('revision: ')})"
         ) from exc
-    planned = await revisions.rollback(
+    planned = await rollbacks.rollback(
         visitor.session,
         policy=policy_of(visitor),
         principal=visitor.principal,
@@ -204,7 +206,7 @@ async def rollback_namespace(visitor: SignedIn, namespace_id: uuid.UUID) -> Resp
     if not raw.isdigit() or not expected.isdigit():
         return await rollback_page(visitor, namespace_id, raw or None)
     try:
-        done = await revisions.rollback(
+        done = await rollbacks.rollback(
             visitor.session,
             policy=policy_of(visitor),
             principal=visitor.principal,
@@ -288,7 +290,7 @@ async def restore_version(visitor: SignedIn, namespace_id: uuid.UUID, key: str) 
     if not version.isdigit() or int(version) < 1:
         return redirect(visitor.request, back, flash="Choose a version to restore.")
     try:
-        restored = await revisions.rollback_entry(
+        restored = await rollbacks.rollback_entry(
             visitor.session,
             policy=policy_of(visitor),
             principal=visitor.principal,

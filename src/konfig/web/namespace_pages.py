@@ -21,6 +21,7 @@ from konfig.errors import Conflict, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.schemas import NAME_RULES, NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.revisions.writer import WritePolicy
+from konfig.state import state_of
 from konfig.users import service as users
 from konfig.web.forms import EntryForm, text
 from konfig.web.rendering import page, redirect
@@ -65,7 +66,7 @@ def split_names(raw: str) -> list[str]:
 
 
 def policy_of(visitor: Visitor) -> WritePolicy:
-    policy: WritePolicy = visitor.request.app.state.write_policy
+    policy: WritePolicy = state_of(visitor.request).write_policy
     return policy
 
 
@@ -311,7 +312,7 @@ async def namespace_events(
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> Response:
     """Server-sent events: the namespace's new revision, each time one is committed."""
-    ui = visitor.request.app.state.ui
+    ui = state_of(visitor.request).ui
     subscription = ui.feed.subscribe(namespace_id)  # before reading, so nothing slips between
     try:
         found = await namespaces.get(

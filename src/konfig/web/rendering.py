@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 
 from konfig import __version__
 from konfig.configs.schemas import MASK
+from konfig.state import state_of
 from konfig.users.models import Role
 from konfig.web.session import Visitor
 
@@ -103,7 +104,7 @@ def page(
     A fragment leaves the one-time message alone: the live table of the page being left fetches
     one while the browser follows a redirect, and would take the next page's message with it.
     """
-    templates: Jinja2Templates = request.app.state.ui.templates
+    templates: Jinja2Templates = state_of(request).ui.templates
     flash = None if fragment else _pop_flash(request)
     principal = visitor.principal if visitor else None
     response = templates.TemplateResponse(
@@ -145,6 +146,6 @@ def redirect(request: Request, url: str, *, flash: str | None = None) -> Respons
             path="/ui",
             httponly=True,
             samesite="lax",
-            secure=bool(request.app.state.settings.is_production),
+            secure=state_of(request).settings.is_production,
         )
     return response

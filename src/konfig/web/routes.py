@@ -17,6 +17,7 @@ from fastapi.templating import Jinja2Templates
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery.wiring import Delivery
 from konfig.namespaces import repository as namespace_repository
+from konfig.state import AppState, app_state
 from konfig.web import (
     admin_pages,
     audit_pages,
@@ -49,7 +50,7 @@ PAGES = (
 
 @dataclass
 class UIState:
-    """What the pages share, kept on ``app.state.ui``."""
+    """What the pages share (``AppState.ui``)."""
 
     templates: Jinja2Templates
     csrf_key: bytes
@@ -74,11 +75,11 @@ def make_router() -> APIRouter:
     return router
 
 
-def revision_reader(app: FastAPI) -> ReadRevision:
+def revision_reader(state: AppState) -> ReadRevision:
     """Reads a namespace's current revision in a short transaction of its own."""
 
     async def read_revision(tenant_id: uuid.UUID, namespace_id: uuid.UUID) -> int | None:
-        session = await open_session(app.state.sessionmaker, write=False)
+        session = await open_session(state.sessionmaker, write=False)
         try:
             await bind_tenant(session, tenant_id)
             found = await namespace_repository.get(
@@ -94,10 +95,11 @@ def revision_reader(app: FastAPI) -> ReadRevision:
 def mount_ui(app: FastAPI, delivery: Delivery) -> None:
     """Serve the UI: its pages, its static files, and live updates fed by the change
     announcements of every replica (through the delivery layer)."""
-    feed = NamespaceFeed(revision_reader(app))
-    app.state.ui = UIState(
+    state = app_state(app)
+    feed = NamespaceFeed(revision_reader(state))
+    state.ui = UIState(
         templates=make_templates(),
-        csrf_key=derive_key(app.state.signer.key),
+        csrf_key=derive_key(state.signer.key),
         feed=feed,
     )
     delivery.listeners.append(feed.announced)

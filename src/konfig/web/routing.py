@@ -12,10 +12,12 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 
 from konfig.audit.context import current
+from konfig.audit.refusals import keep_trace
 from konfig.db.outage import unavailable
-from konfig.db.session import REFUSED, keep_trace
+from konfig.db.session import REFUSED
 from konfig.errors import Forbidden, KonfigError
 from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
+from konfig.state import state_of
 from konfig.web.csrf import CsrfRefused
 from konfig.web.rendering import page, redirect
 from konfig.web.session import NotSignedIn, apply_pending_login, clear_login_cookies
@@ -108,7 +110,7 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
     """The page that shows ``exc``; an unexpected error is raised again (a 500)."""
     if isinstance(exc, CsrfRefused):
         if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
-            await keep_trace(request.app.state, Forbidden("the form token was refused"))
+            await keep_trace(state_of(request), Forbidden("the form token was refused"))
         return error_page(
             request,
             403,
@@ -120,9 +122,9 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, KonfigError):
         # A denial's audit row (or an error's own record) in a transaction of its own, as the
         # API's refusals leave theirs.
-        await keep_trace(request.app.state, exc)
+        await keep_trace(state_of(request), exc)
         return error_page(request, exc.status_code, exc.message)
-    refusal = unavailable(exc, request.app.state.outages)
+    refusal = unavailable(exc, state_of(request).outages)
     if refusal is None:
         raise exc
     response = error_page(request, refusal.status_code, refusal.message)

@@ -18,7 +18,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.datastructures import State
 
 from konfig.audit.service import record_failure
 from konfig.auth import service as auth_service
@@ -28,6 +27,7 @@ from konfig.auth.schemas import TokenPair
 from konfig.db.session import CHANGED, SessionDep, announce, bind_tenant, open_session
 from konfig.errors import Forbidden, KonfigError, Unauthenticated
 from konfig.security.jwt import Claims, InvalidToken, TokenSigner
+from konfig.state import AppState, state_of
 from konfig.web.csrf import SAFE_METHODS, check_csrf, csrf_token
 
 ACCESS_COOKIE = "konfig_access"
@@ -57,7 +57,7 @@ class RefreshGate:
         self._lock = asyncio.Lock()
         self._recent: dict[str, tuple[float, TokenPair]] = {}
 
-    async def refresh(self, state: State, refresh_token: str) -> TokenPair:
+    async def refresh(self, state: AppState, refresh_token: str) -> TokenPair:
         digest = hashlib.sha256(refresh_token.encode()).hexdigest()
         async with self._lock:
             now = time.monotonic()
@@ -69,7 +69,7 @@ class RefreshGate:
             return pair
 
 
-async def _spend(state: State, refresh_token: str) -> TokenPair:
+async def _spend(state: AppState, refresh_token: str) -> TokenPair:
     """Rotate the pair in a transaction of its own (and record a detected reuse, like the API)."""
     session = await open_session(state.sessionmaker, write=True)
     try:
@@ -111,7 +111,7 @@ async def current_access(request: Request) -> Access:
     Resolved before the request's own session is opened: on SQLite a writing request holds the
     write lock from its first statement, and the refresh needs it too.
     """
-    state = request.app.state
+    state = state_of(request)
     token = request.cookies.get(ACCESS_COOKIE)
     claims = _verify(state.signer, token)
     if token and claims is not None:
@@ -162,22 +162,22 @@ async def signed_in(
 ) -> Visitor:
     """The signed-in visitor; every unsafe method must carry this login's form token."""
     try:
-        principal = await authenticate(request.app.state, session, access.token)
+        principal = await authenticate(state_of(request), session, access.token)
     except Unauthenticated as exc:
         raise NotSignedIn("Your session has ended: please sign in again.") from exc
     await bind_tenant(session, principal.tenant_id)
     binding = login_binding(principal.session_id)
     if request.method not in SAFE_METHODS:
         await check_csrf(request, binding)
-    return Visitor(request, session, principal, csrf_token(request.app.state.ui.csrf_key, binding))
+    return Visitor(request, session, principal, csrf_token(state_of(request).ui.csrf_key, binding))
 
 
 SignedIn = Annotated[Visitor, Depends(signed_in)]
 
 
 def set_login_cookies(response: Response, request: Request, pair: TokenPair) -> None:
-    state = request.app.state
-    secure = bool(state.settings.is_production)
+    state = state_of(request)
+    secure = state.settings.is_production
     refresh_seconds = int(state.token_policy.refresh_lifetime.total_seconds())
     for name, value, max_age in (
         (ACCESS_COOKIE, pair.access_token, pair.expires_in),
@@ -195,7 +195,7 @@ def set_login_cookies(response: Response, request: Request, pair: TokenPair) -> 
 
 
 def clear_login_cookies(response: Response, request: Request) -> None:
-    secure = bool(request.app.state.settings.is_production)
+    secure = state_of(request).settings.is_production
     for name in (ACCESS_COOKIE, REFRESH_COOKIE):
         response.delete_cookie(name, path=COOKIE_PATH, secure=secure, httponly=True, samesite="lax")
 

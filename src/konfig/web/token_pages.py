@@ -24,6 +24,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from konfig.errors import Conflict, Forbidden, ValidationFailed
+from konfig.state import state_of
 from konfig.tokens import service as tokens
 from konfig.tokens.schemas import ServiceAccountCreate, ServiceAccountRead, TokenCreate, TokenRead
 from konfig.tokens.scopes import PATTERN_RULES
@@ -46,7 +47,7 @@ EXPIRY_CHOICES = ("30", "90", "365")
 
 
 def _once_key(request: Request) -> bytes:
-    signer_key: str = request.app.state.signer.key
+    signer_key: str = state_of(request).signer.key
     return hmac.new(signer_key.encode(), b"konfig-ui-new-token-v1", hashlib.sha256).digest()
 
 
@@ -80,7 +81,7 @@ def _forget_secret(response: Response, request: Request) -> None:
     response.delete_cookie(
         ONCE_COOKIE,
         path=ONCE_PATH,
-        secure=bool(request.app.state.settings.is_production),
+        secure=state_of(request).settings.is_production,
         httponly=True,
         samesite="strict",
     )
@@ -201,7 +202,7 @@ async def tokens_page(
         cursor=cursor,
         limit=PER_PAGE,
     )
-    cache = visitor.request.app.state.token_cache
+    cache = state_of(visitor.request).token_cache
     listed: list[TokenRead] = [
         tokens.render(t, last_used_at=cache.last_used(t.id, t.last_used_at)) for t in found
     ]
@@ -264,7 +265,7 @@ async def create_token(visitor: SignedIn) -> Response:
                 seal_secret(visitor, token.id, secret),
                 max_age=ONCE_SECONDS,
                 path=ONCE_PATH,
-                secure=bool(visitor.request.app.state.settings.is_production),
+                secure=state_of(visitor.request).settings.is_production,
                 httponly=True,
                 samesite="strict",
             )
@@ -278,7 +279,7 @@ async def token_created(visitor: SignedIn, token_id: uuid.UUID) -> Response:
     """The new token's secret, this once; afterwards, what to do if it was not copied."""
     token = await tokens.get_token(visitor.session, principal=visitor.principal, token_id=token_id)
     secret = open_secret(visitor, token_id)
-    cache = visitor.request.app.state.token_cache
+    cache = state_of(visitor.request).token_cache
     response = page(
         visitor.request,
         "token_created.html",

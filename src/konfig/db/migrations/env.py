@@ -1,20 +1,24 @@
-"""Alembic environment: runs on the connection Konfig hands it (see konfig.db.migrate)."""
+"""Alembic environment: runs on the connection Konfig hands it (see konfig.db.migrate).
+
+Applying migrations needs no models, so this script imports no feature when Konfig runs it.
+Only a developer's ``alembic revision --autogenerate`` compares the database with the models:
+that entry point alone takes the metadata from ``konfig.models``, where the app is assembled.
+"""
 
 from __future__ import annotations
 
 import asyncio
 
 from alembic import context
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from konfig.db.models import Base
 from konfig.settings import get_settings
 
 config = context.config
-target_metadata = Base.metadata
 
 
-def _run(connection: Connection) -> None:
+def _run(connection: Connection, target_metadata: MetaData | None = None) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -35,10 +39,11 @@ async def _run_standalone() -> None:
     from sqlalchemy.pool import NullPool
 
     from konfig.db.engine import make_engine
+    from konfig.models import metadata  # autogenerate compares the database with every model
 
     engine = make_engine(get_settings().resolved_database_url, poolclass=NullPool)
     async with engine.connect() as connection:
-        await connection.run_sync(_run)
+        await connection.run_sync(_run, metadata)
         await connection.commit()
     await engine.dispose()
 

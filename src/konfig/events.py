@@ -1,8 +1,10 @@
 """Changes other than entry revisions that caches on every replica must hear of.
 
-Services queue them with ``konfig.db.session.record_change``; once the transaction commits they
-reach ``app.state.change_hooks`` (this process) and the notifier (the other replicas).
-Entry writes travel as ``konfig.revisions.writer.Committed`` through the commit hooks.
+A neutral module: the features that make these changes and the delivery layer that acts on
+them both import it, so no feature imports ``konfig.delivery``. Services queue them with
+``konfig.db.session.record_change``; once the transaction commits they reach
+``AppState.change_hooks`` (this process) and the notifier (the other replicas). Entry writes
+travel as ``konfig.revisions.writer.Committed`` through the commit hooks.
 """
 
 from __future__ import annotations

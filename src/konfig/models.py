@@ -1,4 +1,8 @@
-"""Every model, imported once so the metadata (and Alembic) sees all tables."""
+"""Every feature's models, gathered where the app is assembled, so the metadata is whole.
+
+``metadata`` holds every table: what the database roles are checked against and what Alembic
+compares migrations with. It lives here, beside ``app.py``, and not under ``db/``: db/ defines
+``Base`` and imports no feature."""
 
 from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
@@ -9,6 +13,8 @@ from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
+
+metadata = Base.metadata
 
 __all__ = [
     "ApiToken",
@@ -22,4 +28,5 @@ __all__ = [
     "ServiceAccount",
     "Tenant",
     "User",
+    "metadata",
 ]

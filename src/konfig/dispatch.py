@@ -1,0 +1,83 @@
+"""Where every request goes: the app ``create_app`` returns, the outermost ASGI app.
+
+Every HTTP request passes, outermost first, through the same pure-ASGI wrappers (``wrappers``
+in ``konfig.app``: security headers, request id and the last word on errors, access log and
+metrics, CORS), then one of three places answers it:
+
+====================================================  =========================================
+request                                               answered by
+====================================================  =========================================
+``GET|HEAD /api/v1/config/{name}`` and ``…/events``   the read path (``konfig.delivery.handler``)
+``POST /api/v1/namespaces/{id}/configs``,             the write path (``konfig.configs.
+``PUT|PATCH|DELETE …/configs/{key}``, JSON bodies     write_path``), which hands FastAPI a body
+                                                      it cannot read
+anything else                                         FastAPI: its routes, the docs, the UI
+====================================================  =========================================
+
+The two fast paths skip FastAPI's routing and dependency solving, which cost several times
+what they do themselves; FastAPI's routes document them in OpenAPI and answer alike (the parity
+tests turn ``fast_paths`` off). The write path and FastAPI sit behind ``guards`` as well (the
+body cap, a 503 when the database is out of reach), which the read path does not need: it reads
+no body and answers its own 503s. Lifespan events go to FastAPI's lifespan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from konfig.configs.write_path import WritePath
+from konfig.delivery.handler import ReadPath
+from konfig.paths import READ_PATH_PREFIX
+from konfig.state import AppState, app_state
+
+Wrapper = Callable[[ASGIApp], ASGIApp]
+_READS = ("GET", "HEAD")
+
+
+class Dispatcher:
+    """The app: ``state`` is what its parts share (``konfig.state``), ``api`` the FastAPI app."""
+
+    def __init__(
+        self,
+        api: FastAPI,
+        *,
+        read_path: ReadPath,
+        write_path: WritePath,
+        wrappers: Sequence[Wrapper],
+        guards: Sequence[Wrapper],
+    ) -> None:
+        self.api = api
+        self.state: AppState = app_state(api)
+        self.read_path = read_path
+        self.write_path = write_path
+        self.fast_paths = True  # off: FastAPI's routes answer everything (the parity tests)
+        self._guarded_write_path = _wrapped(write_path, guards)
+        self._guarded_api = _wrapped(api, guards)
+        self._answer = _wrapped(self.dispatch, wrappers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._answer(scope, receive, send)
+        else:  # lifespan (and websockets, should a route ever take them)
+            await self.api(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The branch point: the read path, the write path, or FastAPI."""
+        if self.fast_paths:
+            if scope["method"] in _READS and scope["path"].startswith(READ_PATH_PREFIX):
+                await self.read_path(scope, receive, send)
+                return
+            if WritePath.takes(scope):
+                await self._guarded_write_path(scope, receive, send)
+                return
+        await self._guarded_api(scope, receive, send)
+
+
+def _wrapped(app: ASGIApp, wrappers: Sequence[Wrapper]) -> ASGIApp:
+    """``app`` inside ``wrappers``, the first outermost."""
+    for wrap in reversed(wrappers):
+        app = wrap(app)
+    return app

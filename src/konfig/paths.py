@@ -1,0 +1,23 @@
+"""The URL prefixes that more than one layer needs, defined once, and the names the access log
+and the metrics give a request a fast path answers (``RouteTemplates.of`` reads them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+API_PREFIX = "/api/v1"
+# The read path: GET|HEAD /api/v1/config/{name} and …/{name}/events (konfig.delivery).
+READ_PATH_PREFIX = f"{API_PREFIX}/config/"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteName:
+    """A route as ``scope["route"]`` names it for the access log: its full template."""
+
+    path_format: str
+
+
+READ_ROUTE = RouteName(READ_PATH_PREFIX + "{name}")
+EVENTS_ROUTE = RouteName(READ_PATH_PREFIX + "{name}/events")
+ENTRIES_ROUTE = RouteName(f"{API_PREFIX}/namespaces/{{namespace_id}}/configs")
+ENTRY_ROUTE = RouteName(f"{API_PREFIX}/namespaces/{{namespace_id}}/configs/{{key}}")
