@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import stat
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from konfig.client import (
+    AsyncKonfig,
     ConnectionError,
     Konfig,
     KonfigError,
@@ -34,6 +36,11 @@ def error(status: int, code: str, message: str, **headers: str) -> httpx.Respons
 
 def konfig(handler: Any, **kwargs: Any) -> Konfig:
     return Konfig("http://konfig.test", "tok", transport=httpx.MockTransport(handler), **kwargs)
+
+
+def async_konfig(handler: Any, **kwargs: Any) -> AsyncKonfig:
+    transport = httpx.MockTransport(handler)
+    return AsyncKonfig("http://konfig.test", "tok", transport=transport, **kwargs)
 
 
 def test_errors_map_to_the_tree_with_the_servers_message() -> None:
@@ -178,3 +185,87 @@ def test_watch_raises_what_retrying_cannot_fix() -> None:
     with pytest.raises(KonfigError) as caught:
         kfg.watch("payments/production", lambda config: None)
     assert caught.value.message == "token revoked"
+
+
+# The asyncio client behaves the same.
+
+
+async def test_the_async_client_retries_idempotent_calls_and_then_gives_up() -> None:
+    seen: list[str] = []
+
+    def flaky(request: httpx.Request) -> httpx.Response:
+        seen.append(request.method)
+        if len(seen) == 1:
+            raise httpx.ConnectError("refused")
+        if len(seen) == 2:
+            return error(503, "UNAVAILABLE", "starting")
+        return httpx.Response(200, json={"email": "a@b.c"})
+
+    async with async_konfig(flaky, retry=FAST) as kfg:
+        assert await kfg.auth.me() == {"email": "a@b.c"}
+    assert seen == ["GET", "GET", "GET"]
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    async with async_konfig(down, retry=FAST) as kfg:
+        with pytest.raises(ConnectionError) as caught:
+            await kfg.auth.me()
+    assert "http://konfig.test" in caught.value.message
+
+
+async def test_the_async_client_falls_back_to_the_cache(tmp_path: Path) -> None:
+    up = True
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not up:
+            return error(503, "UNAVAILABLE", "draining")
+        return httpx.Response(200, text="PORT=8080\n", headers={"ETag": '"e1"'})
+
+    async with async_konfig(handler, retry=FAST, cache_path=tmp_path / "lkg.json") as kfg:
+        assert await kfg.get_config("payments/production", format="env") == "PORT=8080\n"
+        up = False
+        with pytest.warns(StaleConfigWarning, match="last-known-good"):
+            cached = await kfg.get_config("payments/production", format="env")
+        assert cached == "PORT=8080\n"
+        with pytest.raises(ServerError):
+            await kfg.get_config("payments/staging")
+
+
+async def test_the_async_watch_reconnects_and_awaits_a_coroutine_callback() -> None:
+    answers: list[Any] = [
+        httpx.Response(200, json={"v": 1}, headers={"ETag": '"e1"'}),
+        httpx.ConnectError("server restarting"),
+        error(429, "RATE_LIMITED", "slow down", **{"Retry-After": "1"}),
+        httpx.Response(304, headers={"ETag": '"e1"'}),
+        httpx.Response(200, json={"v": 2}, headers={"ETag": '"e2"'}),
+    ]
+    sent: list[tuple[str | None, str | None]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((request.headers.get("If-None-Match"), request.url.params.get("wait")))
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        assert isinstance(answer, httpx.Response)
+        return answer
+
+    seen: list[Any] = []
+    both = asyncio.Event()
+
+    async def on_change(config: Any) -> None:
+        seen.append(config)
+        if len(seen) == 2:
+            both.set()
+            await asyncio.Event().wait()  # the watch awaits this until it is cancelled
+
+    async with async_konfig(handler, retry=RetryPolicy(attempts=1)) as kfg:
+        watching = asyncio.create_task(kfg.watch("payments/production", on_change, wait=5))
+        await asyncio.wait_for(both.wait(), 30)
+        assert not watching.done()  # it runs until cancelled
+        watching.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await watching
+    assert seen == [{"v": 1}, {"v": 2}]
+    assert sent[0] == (None, None)
+    assert all(header == '"e1"' and wait == "5" for header, wait in sent[1:])

@@ -171,6 +171,37 @@ async def test_the_four_typed_examples_validate_as_described(
             "json_schema",
         ),
         ({"value": "a", "value_type": "yaml"}, "value_type"),
+        ({"value": "a", "value_type": "string", "validation_schema": {"pattern": 5}}, "pattern"),
+        (
+            {"value": "a", "value_type": "string", "validation_schema": {"pattern": "a" * 2001}},
+            "pattern",
+        ),
+        (
+            {
+                "value": 5,
+                "value_type": "number",
+                "validation_schema": {"min_value": 9, "max_value": 1},
+            },
+            "min_value",
+        ),
+        ({"value": 5, "value_type": "number", "validation_schema": {"integer": "yes"}}, "integer"),
+        (
+            {"value": "a", "value_type": "select", "validation_schema": {"options": ["a", ["b"]]}},
+            "options",
+        ),
+        (
+            {"value": {}, "value_type": "json", "validation_schema": {"json_schema": 5}},
+            "json_schema",
+        ),
+        (
+            {
+                "value": {},
+                "value_type": "json",
+                "validation_schema": {"json_schema": {"patternProperties": {"(?<=a)b": {}}}},
+            },
+            "json_schema",
+        ),
+        ({"value": None, "value_type": "number"}, "required"),
     ],
 )
 async def test_each_rule_is_enforced_and_named(
@@ -218,6 +249,29 @@ async def test_booleans_integers_and_json_schema_are_accepted(
         answer = await client.post(configs(ns), headers=owner.headers, json=entry)
         assert answer.status_code == 201, answer.text
         assert answer.json()["value"] == entry["value"]
+
+
+async def test_json_schema_patterns_check_only_what_they_apply_to(
+    client: httpx.AsyncClient, owner: Account, ns: str
+) -> None:
+    """A pattern checks strings and patternProperties objects; other values pass them by."""
+    schema = {
+        "json_schema": {
+            "items": {"pattern": "^[a-z]+$", "patternProperties": {"^x_": {"type": "integer"}}}
+        }
+    }
+    body = {"value_type": "json", "validation_schema": schema}
+    accepted = await client.post(
+        configs(ns),
+        headers=owner.headers,
+        json={**body, "key": "mixed", "value": ["abc", 7, {"x_port": 1, "name": "n"}, None]},
+    )
+    assert accepted.status_code == 201, accepted.text
+    for key, value in (("upper", ["ABC"]), ("typed", [{"x_port": "one"}])):
+        answer = await client.post(
+            configs(ns), headers=owner.headers, json={**body, "key": key, "value": value}
+        )
+        assert assert_error(answer, 422, "VALIDATION_ERROR")["details"]["rule"] == "json_schema"
 
 
 async def test_changing_the_schema_rechecks_the_current_value(
