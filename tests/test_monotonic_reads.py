@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.db.migrate import upgrade
 from konfig.delivery import resolve
 from konfig.security.crypto import new_key_line
-from tests.conftest import Account, Backend, make_settings, register
+from tests.conftest import Account, Backend, make_settings, register, wipe
 from tests.support.apps import client_of, running
 from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
@@ -136,13 +136,16 @@ async def test_a_resolution_reads_one_snapshot(
             seen.append("one transaction" if session.in_transaction() else "autocommit")
         return await load_many(session, **arguments)
 
-    async with running(make_settings(backend.url, tmp_path)) as app, client_of(app) as http:
-        owner = await register(http, "acme")
-        namespace_id = await make_namespace(http, owner, "payments/production")
-        await set_entry(http, owner, namespace_id, "timeout", 1, value_type="number")
-        token = await make_token(http, owner, read("payments/**"))
-        monkeypatch.setattr(resolve, "load_many", observed)
-        answer = await http.get(CONFIG, headers=bearer(token["token"]))
+    try:
+        async with running(make_settings(backend.url, tmp_path)) as app, client_of(app) as http:
+            owner = await register(http, "acme")
+            namespace_id = await make_namespace(http, owner, "payments/production")
+            await set_entry(http, owner, namespace_id, "timeout", 1, value_type="number")
+            token = await make_token(http, owner, read("payments/**"))
+            monkeypatch.setattr(resolve, "load_many", observed)
+            answer = await http.get(CONFIG, headers=bearer(token["token"]))
+    finally:
+        await wipe(backend.url)  # the tenant it made
     assert answer.json() == {"timeout": 1}
     expected = "one transaction" if backend.name == "sqlite" else "repeatable read"
     assert seen and set(seen) == {expected}
