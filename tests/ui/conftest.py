@@ -84,7 +84,7 @@ async def new_page(chromium: Any, server: ServerProcess, *, phone: bool = False)
         has_touch=phone,
         device_scale_factor=2 if phone else 1,
     )
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)  # a loaded CI machine: the suite runs beside it
     await context.route("**/*", strict_csp)
     page = await context.new_page()
     page.csp_violations = []
