@@ -135,7 +135,6 @@ class Exchange:
             AuditContext(request_id=request_id, client=client[0] if client else "")
         )
         policy = self._docs_policy if scope["path"] in self.docs_paths else self._default_policy
-        added = [*self._common, (b"x-request-id", request_id.encode())]
         status = 0  # nothing sent yet
 
         async def send_framed(message: Message) -> None:
@@ -148,7 +147,8 @@ class Exchange:
                         break
                 else:
                     headers.append(policy)
-                headers += added
+                headers += self._common
+                headers.append((b"x-request-id", request_id.encode()))
                 message["headers"] = headers
             await send(message)
 
