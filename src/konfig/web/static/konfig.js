@@ -24,6 +24,8 @@
       const target = document.getElementById(box.dataset.optionsFor);
       if (target) {
         box.addEventListener("input", function () { syncOptions(box, target); });
+        // Text typed before this script ran (a slow load) still becomes options.
+        if (box.value.trim()) syncOptions(box, target);
       }
     });
 
