@@ -10,6 +10,7 @@ from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
+from konfig.sso.models import SsoConfig, SsoFlow
 from konfig.tenants.models import Tenant
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
@@ -26,6 +27,8 @@ __all__ = [
     "Namespace",
     "Revision",
     "ServiceAccount",
+    "SsoConfig",
+    "SsoFlow",
     "Tenant",
     "User",
     "metadata",

@@ -116,7 +116,7 @@ def find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
 async def create(
     session: AsyncSession, *, principal: Principal, payload: NamespaceCreate
 ) -> Namespace:
-    principal.require(Role.admin)
+    principal.require_on(payload.name, Role.admin)
     tenant_id = principal.tenant_id
     if await repository.get_by_name(session, tenant_id=tenant_id, name=payload.name) is not None:
         raise Conflict(f"a namespace named {payload.name} already exists")
@@ -156,8 +156,8 @@ async def update(
     namespace_id: uuid.UUID,
     payload: NamespaceUpdate,
 ) -> Namespace:
-    principal.require(Role.admin)
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    principal.require_on(namespace.name, Role.admin)
     before = {"description": namespace.description, "includes": list(namespace.includes)}
     if payload.description is not None:
         namespace.description = payload.description
@@ -202,8 +202,8 @@ async def update(
 async def delete(
     session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, force: bool
 ) -> None:
-    principal.require(Role.admin)
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    principal.require_on(namespace.name, Role.admin)
     graph = await repository.include_graph(session, tenant_id=namespace.tenant_id)
     includers = [ns_id for ns_id, ids in graph.items() if str(namespace.id) in ids]
     if includers:
@@ -254,7 +254,7 @@ async def list_page(
         ),
         position=lambda namespace: [namespace.name],
     )
-    # Tokens see the namespaces their scopes let them read (a page may come out shorter).
+    # What their grants (tokens: scopes) let them read (a page may come out shorter).
     found = [ns for ns in found if principal.allows(ns.name, "read")]
     items = await render(session, namespaces=found, tenant_id=principal.tenant_id)
     return Page[NamespaceRead](items=items, next_cursor=next_cursor)

@@ -46,6 +46,8 @@ async def list_page(
 
 
 async def create(session: AsyncSession, **fields: Any) -> User:
+    """A new user; given a ``role`` alone, their grants are that role on every namespace."""
+    fields.setdefault("grants", [{"role": Role(fields["role"]).value, "namespaces": "**"}])
     user = User(**fields)
     session.add(user)
     await session.flush()
