@@ -11,7 +11,7 @@ sabotage is real).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,9 @@ from tests.conftest import (
     only_postgres,
     register,
 )
+from tests.support.oidc import OidcProvider, start_provider
 from tests.support.readpath import make_namespace, make_token, read, service_account, set_entry
+from tests.support.sso import CALLBACK, configure, start
 
 TABLES = tenant_owned(metadata)
 
@@ -94,22 +96,37 @@ async def test_the_suite_serves_as_a_role_row_level_security_holds(postgres: Bac
             assert word in problem
 
 
-async def seed(client: httpx.AsyncClient, name: str) -> tuple[Account, str]:
-    """A tenant with a row in every tenant-owned table; the id of its namespace."""
+async def seed(
+    client: httpx.AsyncClient, name: str, provider: OidcProvider | None = None
+) -> tuple[Account, str]:
+    """A tenant with a row in every tenant-owned table (the SSO ones given a provider); the id
+    of its namespace."""
     account = await register(client, name)  # tenants, users, auth_sessions, audit_events
     namespace = await make_namespace(client, account, f"{name}/production")
     await set_entry(client, account, namespace, "db_host", f"{name}.internal")  # entries, history
     robot = await service_account(client, account, f"{name}-deployer")
     await make_token(client, account, read("**"), service_account_id=robot, name=f"{name}-token")
+    if provider is not None:
+        await configure(client, account, provider)  # sso_configs
+        await start(client, name)  # sso_flows
     return account, namespace
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OidcProvider]:
+    started = start_provider([CALLBACK], {})
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 @only_postgres
 async def test_the_app_role_sees_and_touches_no_other_tenants_rows_in_sql_without_a_filter(
-    postgres: Backend, client: httpx.AsyncClient
+    postgres: Backend, client: httpx.AsyncClient, provider: OidcProvider
 ) -> None:
-    a, _ = await seed(client, "acme")
-    b, _ = await seed(client, "globex")
+    a, _ = await seed(client, "acme", provider)
+    b, _ = await seed(client, "globex", provider)
     seen: dict[str, tuple[int, int, int, int]] = {}
     for url in (postgres.url, postgres.superuser_url):
         engine = make_engine(url, poolclass=NullPool)

@@ -48,6 +48,8 @@ from konfig.revisions.writer import write_policy
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.sso.oidc import Providers
+from konfig.sso.router import router as sso_router
 from konfig.state import AppState, app_state, attach
 from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
@@ -126,6 +128,7 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
         refusal_traces=[denial_trace],
     )
     state.backups.status.listeners.append(state.metrics.backup_event)
+    state.oidc = Providers()
     attach(api, state)
     return state
 
@@ -143,6 +146,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(revisions_router)
     routes.include_router(service_accounts_router)
     routes.include_router(tokens_router)
+    routes.include_router(sso_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
     api.include_router(ops_router)

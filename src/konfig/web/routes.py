@@ -27,6 +27,7 @@ from konfig.web import (
     history_pages,
     namespace_pages,
     resolved_pages,
+    sso_pages,
     token_pages,
 )
 from konfig.web.csrf import derive_key
@@ -45,6 +46,7 @@ PAGES = (
     token_pages,
     audit_pages,
     backup_pages,
+    sso_pages,
 )
 
 
