@@ -35,6 +35,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._people import AsyncSso, AsyncUsers
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
@@ -71,6 +72,8 @@ class AsyncKonfig:
         self.tokens = AsyncTokens(self)
         self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
+        self.users = AsyncUsers(self)
+        self.sso = AsyncSso(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()

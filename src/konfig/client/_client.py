@@ -26,6 +26,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._people import Sso, Users
 from konfig.client._resources import (
     Audit,
     Auth,
@@ -76,6 +77,8 @@ class Konfig:
         self.tokens = Tokens(self)
         self.backups = Backups(self)
         self.audit = Audit(self)
+        self.users = Users(self)
+        self.sso = Sso(self)
 
     def close(self) -> None:
         self._http.close()
