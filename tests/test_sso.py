@@ -198,7 +198,7 @@ async def test_the_sign_in_page_offers_the_tenants_provider(
     assert "Sign in with Acme Login" in offered.text
     assert 'href="/ui/sso/login?tenant=acme&amp;next=/ui"' in offered.text
     unknown = await client.get("/ui/login", params={"tenant": "nobody"})
-    assert "Sign in with" not in unknown.text
+    assert "Sign in with" not in unknown.text and "nobody has no single sign-on" in unknown.text
 
 
 async def test_tenants_use_their_own_providers(
@@ -235,3 +235,13 @@ async def test_rotated_provider_keys_are_fetched_again(
         assert (await sso_sign_in(client, "dev")).status_code == 303
     finally:
         rotating.stop()
+
+
+async def test_a_malformed_cli_hand_over_link_is_refused(
+    client: httpx.AsyncClient, owner: Account, provider: OidcProvider
+) -> None:
+    await configure(client, owner, provider)
+    assert (await sso_sign_in(client, "dev")).status_code == 303
+    for params in ({"port": "80", "state": "s" * 20}, {"port": "4000", "state": "short"}):
+        answer = await client.get("/ui/sso/cli", params=params)
+        assert answer.status_code == 422 and "run konfig login --sso again" in answer.text

@@ -237,6 +237,12 @@ async def refresh(session: AsyncSession, *, policy: TokenPolicy, refresh_token: 
     return pair
 
 
+async def user_of(session: AsyncSession, *, principal: Principal) -> User | None:
+    """The signed-in person's own account."""
+    principal.require_user()
+    return await users.get(session, user_id=principal.id, tenant_id=principal.tenant_id)
+
+
 async def logout(session: AsyncSession, *, principal: Principal) -> None:
     principal.require_user()
     if principal.session_id is None:

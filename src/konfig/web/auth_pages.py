@@ -86,6 +86,7 @@ async def login_form(
         errors={},
         tenant=tenant if provider else "",
         provider=provider,
+        sso_missing=f"{tenant} has no single sign-on set up." if tenant and not provider else "",
     )
 
 

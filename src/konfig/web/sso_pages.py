@@ -3,17 +3,22 @@ which sends the browser to the provider, and the callback it comes back to."""
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from konfig.auth import service as auth_service
 from konfig.db.session import SessionDep
+from konfig.errors import NotFound, ValidationFailed
 from konfig.sso import logins
 from konfig.sso.router import callback_url
 from konfig.state import state_of
 from konfig.web.auth_pages import safe_next
+from konfig.web.forms import text
 from konfig.web.rendering import page, redirect
 from konfig.web.routing import UIRoute
-from konfig.web.session import set_login_cookies
+from konfig.web.session import SignedIn, set_login_cookies
 
 router = APIRouter(route_class=UIRoute)
 
@@ -103,4 +108,46 @@ async def sso_callback(
     response = redirect(request, next_page)
     set_login_cookies(response, request, pair)
     response.delete_cookie(STATE_COOKIE, path=_COOKIE_PATH)
+    return response
+
+
+# `konfig login --sso`: the CLI listens on a loopback port and opens the browser at the
+# sign-in, which comes back here. On the person's confirmation, a login of its own is opened
+# for the CLI and its tokens posted by the browser to the loopback address (RFC 8252's
+# loopback redirect, the tokens in a form's body: never in a URL, the history or a log).
+_CLI_STATE = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
+
+
+def _cli_target(port: str, state: str) -> tuple[int, str]:
+    if not port.isdigit() or not 1024 <= int(port) <= 65535 or not _CLI_STATE.fullmatch(state):
+        raise ValidationFailed("this CLI sign-in link is malformed: run konfig login --sso again")
+    return int(port), state
+
+
+@router.get("/sso/cli")
+async def cli_confirm(visitor: SignedIn, port: str = "", state: str = "") -> Response:
+    """Ask the signed-in person whether to sign the CLI on this computer in."""
+    cli_port, cli_state = _cli_target(port, state)
+    return page(visitor.request, "sso_cli.html", visitor, port=cli_port, state=cli_state)
+
+
+@router.post("/sso/cli")
+async def cli_hand_over(visitor: SignedIn) -> Response:
+    """Open a login for the CLI and hand its tokens to the loopback address."""
+    form = await visitor.request.form()
+    cli_port, cli_state = _cli_target(text(form, "port"), text(form, "state"))
+    user = await auth_service.user_of(visitor.session, principal=visitor.principal)
+    if user is None:
+        raise NotFound("your account is gone: sign in again")
+    pair = await auth_service.open_login(
+        visitor.session, policy=state_of(visitor.request).token_policy, user=user, via="cli"
+    )
+    response = page(
+        visitor.request, "sso_cli.html", visitor, port=cli_port, state=cli_state, pair=pair
+    )
+    # The one form of Konfig's that leaves its origin: for the loopback address alone.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+        f"form-action 'self' http://127.0.0.1:{cli_port}"
+    )
     return response
