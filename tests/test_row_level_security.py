@@ -106,6 +106,10 @@ async def seed(
     await set_entry(client, account, namespace, "db_host", f"{name}.internal")  # entries, history
     robot = await service_account(client, account, f"{name}-deployer")
     await make_token(client, account, read("**"), service_account_id=robot, name=f"{name}-token")
+    grouped = await client.post(
+        "/api/v1/groups", headers=account.headers, json={"name": f"{name}-team"}
+    )
+    assert grouped.status_code == 201, grouped.text  # groups
     if provider is not None:
         await configure(client, account, provider)  # sso_configs
         await start(client, name)  # sso_flows

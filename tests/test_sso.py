@@ -245,3 +245,29 @@ async def test_a_malformed_cli_hand_over_link_is_refused(
     for params in ({"port": "80", "state": "s" * 20}, {"port": "4000", "state": "short"}):
         answer = await client.get("/ui/sso/cli", params=params)
         assert answer.status_code == 422 and "run konfig login --sso again" in answer.text
+
+
+async def test_the_providers_groups_claim_syncs_konfig_groups_at_every_sign_in(
+    client: httpx.AsyncClient, owner: Account, provider: OidcProvider
+) -> None:
+    staging = await make_namespace(client, owner, "payments/staging")
+    made = await client.post(
+        "/api/v1/groups",
+        headers=owner.headers,
+        json={"name": "payments-devs", "grants": [grant("editor", "payments/**")]},
+    )
+    assert made.status_code == 201
+    await configure(client, owner, provider, role_mapping=[], group_claim="groups", strict=False)
+
+    assert (await sso_sign_in(client, "dev")).status_code == 303
+    me = (await client.get("/api/v1/users/me", headers=signed_in(client))).json()
+    assert me["groups"] == ["payments-devs"] and me["grants"] == [grant("viewer", "**")]
+    assert (await put_entry(client, signed_in(client), staging, "pool", "5")).status_code == 201
+    [synced] = await audit_of(client, owner, "user.groups")
+    assert synced["summary"]["via"] == "sso" and synced["actor"] == "sso:dev@acme.example.com"
+
+    provider.set_account("dev", person("dev@acme.example.com", groups=["unknown-team"]))
+    assert (await sso_sign_in(client, "dev")).status_code == 303
+    me = (await client.get("/api/v1/users/me", headers=signed_in(client))).json()
+    assert me["groups"] == [] and me["group_grants"] == []
+    assert_error(await put_entry(client, signed_in(client), staging, "p", "6"), 403, "FORBIDDEN")

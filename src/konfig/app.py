@@ -32,6 +32,7 @@ from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
+from konfig.groups.router import router as groups_router
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
@@ -147,6 +148,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(service_accounts_router)
     routes.include_router(tokens_router)
     routes.include_router(sso_router)
+    routes.include_router(groups_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
     api.include_router(ops_router)

@@ -8,6 +8,7 @@ from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
+from konfig.groups.models import Group
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.sso.models import SsoConfig, SsoFlow
@@ -24,6 +25,7 @@ __all__ = [
     "Base",
     "ConfigEntry",
     "EntryVersion",
+    "Group",
     "Namespace",
     "Revision",
     "ServiceAccount",

@@ -101,7 +101,7 @@ async def authenticate(state: AppState, session: AsyncSession, token: str) -> Pr
         is_superuser=user.is_superuser,
         session_id=auth_session.id,
         email=user.email,
-        grants=parse_grants(user.grants),
+        grants=parse_grants(user.all_grants()),
     )
     logins.remember(
         token, principal, expires_at=claims.expires_at.timestamp(), generation=generation

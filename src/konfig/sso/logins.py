@@ -26,6 +26,8 @@ from konfig.auth import service as auth_service
 from konfig.auth.schemas import TokenPair
 from konfig.db.base import utcnow
 from konfig.db.session import across_tenants, bind_tenant
+from konfig.groups import repository as group_repository
+from konfig.groups import service as groups
 from konfig.security.crypto import Keyring
 from konfig.security.passwords import hash_password
 from konfig.sso import repository
@@ -221,7 +223,8 @@ async def finish(
         raise SignInRefused(exc.message, exc.reason, tenant_id) from exc
     email = _checked_email(config, claims, tenant_id)
     grants, matched = mapped_grants(config, claims)
-    if config.strict and not matched:
+    synced = await _claimed_groups(session, config, claims, tenant_id)
+    if config.strict and not matched and not synced:
         raise SignInRefused(
             "Your groups at the provider give you no role here: ask an admin.",
             "no_role",
@@ -229,8 +232,22 @@ async def finish(
             email,
         )
     user = await _member(session, email, tenant_id, grants, name=str(claims.get("name") or ""))
+    if synced is not None:
+        await groups.join(session, user=user, names=synced, actor=f"sso:{email}", via="sso")
     pair = await auth_service.open_login(session, policy=policy, user=user, via="sso")
     return pair, flow.next_page
+
+
+async def _claimed_groups(
+    session: AsyncSession, config: SsoConfig, claims: dict[str, Any], tenant_id: uuid.UUID
+) -> list[str] | None:
+    """The Konfig groups the ``group_claim`` names (None: groups are not synced)."""
+    if not config.group_claim:
+        return None
+    held = claims.get(config.group_claim)
+    values = {str(v) for v in (held if isinstance(held, list) else [held]) if isinstance(v, str)}
+    existing = await group_repository.in_tenant(session, tenant_id=tenant_id)
+    return sorted(g.name for g in existing if g.name in values)
 
 
 async def _member(

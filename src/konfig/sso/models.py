@@ -29,6 +29,8 @@ class SsoConfig(IdMixin, TimestampMixin, Base):
     # [{"claim": "groups", "value": "payments-devs", "grants": [{role, namespaces}]}, ...]
     role_mapping: Mapped[list[Any]] = mapped_column(Json, default=list)
     default_grants: Mapped[list[Any]] = mapped_column(Json, default=list)
+    # A claim whose values name Konfig groups: the person's groups, synced at every sign-in.
+    group_claim: Mapped[str | None] = mapped_column(String(100), default=None)
     strict: Mapped[bool] = mapped_column(default=False)
     password_login: Mapped[bool] = mapped_column(default=True)
 

@@ -33,6 +33,7 @@ async def _read(session: SessionDep, request: Request, config: SsoConfig) -> Sso
         allowed_domains=list(config.allowed_domains),
         role_mapping=service.rules(config),
         default_grants=service.default_grants(config),
+        group_claim=config.group_claim,
         strict=config.strict,
         password_login=config.password_login,
         login_url=f"/ui/sso/login?tenant={name}",

@@ -61,7 +61,16 @@ class SsoSettings(Strict):
     default_grants: list[GrantSpec] = Field(
         default_factory=list, max_length=32, description="Given to everyone who signs in"
     )
-    strict: bool = Field(False, description="Refuse sign-ins that no mapping rule matches")
+    group_claim: str | None = Field(
+        None,
+        min_length=1,
+        max_length=100,
+        description="A claim (e.g. groups) whose values that name Konfig groups make the "
+        "person's groups, synced at every sign-in",
+    )
+    strict: bool = Field(
+        False, description="Refuse sign-ins that no mapping rule (or synced group) matches"
+    )
     password_login: bool = Field(
         True, description="Whether password sign-in stays open (owners may always use it)"
     )
@@ -103,6 +112,7 @@ class SsoRead(BaseModel):
     allowed_domains: list[str]
     role_mapping: list[MappingRule]
     default_grants: list[GrantSpec]
+    group_claim: str | None
     strict: bool
     password_login: bool
     login_url: str = Field(description="Where people of this tenant start signing in")

@@ -43,6 +43,7 @@ def _described(config: SsoConfig) -> dict[str, object]:
         "allowed_domains": list(config.allowed_domains),
         "role_mapping": list(config.role_mapping),
         "default_grants": list(config.default_grants),
+        "group_claim": config.group_claim,
         "strict": config.strict,
         "password_login": config.password_login,
     }
@@ -93,6 +94,7 @@ def _filled(config: SsoConfig, payload: SsoSettings, keyring: Keyring) -> SsoCon
     config.allowed_domains = payload.allowed_domains
     config.role_mapping = [rule.model_dump(mode="json") for rule in payload.role_mapping]
     config.default_grants = [g.model_dump(mode="json") for g in payload.default_grants]
+    config.group_claim = payload.group_claim
     config.strict = payload.strict
     config.password_login = payload.password_login
     return config

@@ -84,7 +84,9 @@ def token_principal(token: ApiToken, user: User | None) -> tuple[Principal | Non
         if user is None or not user.is_active:
             return None, "The user who owns this API token is no longer active"
         grants = (
-            (Grant(Role.owner, EVERYWHERE),) if user.is_superuser else parse_grants(user.grants)
+            (Grant(Role.owner, EVERYWHERE),)
+            if user.is_superuser
+            else parse_grants(user.all_grants())
         )
         held = highest(grants)
         if held is None or not held.at_least(ceiling):

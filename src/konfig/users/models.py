@@ -44,6 +44,15 @@ class User(IdMixin, TimestampMixin, Base):
     )
     # [{"role": "editor", "namespaces": "payments/**"}, ...]: see konfig.users.grants
     grants: Mapped[list[Any]] = mapped_column(Json, default=list)
+    # The names of the groups they belong to (konfig.groups), and what those grant, kept
+    # together by konfig.groups.service: a person holds their own grants and these.
+    groups: Mapped[list[Any]] = mapped_column(Json, default=list)
+    group_grants: Mapped[list[Any]] = mapped_column(Json, default=list)
+
+    def all_grants(self) -> list[Any]:
+        """Their own grants and their groups', as stored."""
+        return [*self.grants, *self.group_grants]
+
     is_active: Mapped[bool] = mapped_column(default=True)
     is_superuser: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)

@@ -91,14 +91,18 @@ class UserRead(BaseModel):
     email: str
     full_name: str
     role: Role = Field(description="The tenant role: the highest granted on '**'")
-    grants: list[GrantSpec]
+    grants: list[GrantSpec] = Field(description="Their own grants")
+    groups: list[str] = Field(default_factory=list, description="The groups they belong to")
+    group_grants: list[GrantSpec] = Field(
+        default_factory=list, description="What their groups grant them besides"
+    )
     is_active: bool
     is_superuser: bool
     created_at: datetime
     updated_at: datetime
     last_login_at: datetime | None
 
-    @field_validator("grants", mode="before")
+    @field_validator("grants", "group_grants", mode="before")
     @classmethod
     def _stored(cls, value: Any) -> Any:
         return [g.as_dict() for g in parse_grants(value)]

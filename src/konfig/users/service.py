@@ -74,10 +74,24 @@ async def set_grants(session: AsyncSession, *, user: User, grants: list[Grant]) 
     new = stored(grants)
     if new == stored(parse_grants(user.grants)):
         return False
-    role = tenant_role(grants)
+    role = tenant_role([*grants, *parse_grants(user.group_grants)])
     if user.role == Role.owner and role != Role.owner:
         await _guard_last_owner(session, user=user, reason="demote")
     user.grants, user.role = new, role
+    record_change(session, UserChanged(user.tenant_id, user.id))
+    await session.flush()
+    return True
+
+
+async def set_group_grants(session: AsyncSession, *, user: User, grants: list[Grant]) -> bool:
+    """Give ``user`` what their groups grant (``konfig.groups.service`` asks, whenever their
+    groups or those groups' grants change). False when nothing changed."""
+    new = stored(grants)
+    if new == stored(parse_grants(user.group_grants)):
+        return False
+    # Groups never grant owner: an owner stays one, and nobody becomes one here.
+    user.group_grants = new
+    user.role = tenant_role([*parse_grants(user.grants), *grants])
     record_change(session, UserChanged(user.tenant_id, user.id))
     await session.flush()
     return True
