@@ -78,3 +78,21 @@ def test_sso_is_set_from_a_file_with_the_secret_from_the_environment(
     assert shown["role_mapping"][0]["value"] == "payments-devs"
     unreadable = owner("sso", "set", str(tmp_path / "missing.yaml"))
     assert unreadable.returncode == 2
+
+
+def test_groups_are_made_joined_changed_and_deleted(owner: Cli) -> None:
+    owner.ok("users", "add", "ops@cli.example.com", "--role", "viewer", "--password", PASSWORD)
+    made = owner.ok("groups", "create", "payments-devs", "--grant", "editor:payments/**")
+    assert "editor:payments/**" in made
+    joined = json.loads(
+        owner.ok("users", "groups", "ops@cli.example.com", "--group", "payments-devs", "-o", "json")
+    )
+    assert joined["groups"] == ["payments-devs"]
+    assert "ops@cli.example.com" in owner.ok("groups", "list")
+    changed = owner.ok("groups", "grants", "payments-devs", "--grant", "viewer:payments/**")
+    assert "viewer:payments/**" in changed
+    assert owner("users", "groups", "ops@cli.example.com").returncode == 2
+    left = json.loads(owner.ok("users", "groups", "ops@cli.example.com", "--none", "-o", "json"))
+    assert left["groups"] == []
+    owner.ok("groups", "delete", "payments-devs")
+    assert "payments-devs" not in owner.ok("groups", "list")

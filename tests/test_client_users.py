@@ -56,3 +56,17 @@ async def test_sso_settings_go_in_and_the_secret_never_comes_out(sdk: AsyncKonfi
     answer = await sdk.sso.put(settings)
     assert answer["client_secret_set"] is True and "s3cret" not in str(answer)
     assert (await sdk.sso.get())["issuer"] == "https://login.acme.example.com"
+
+
+async def test_groups_through_the_sdk(sdk: AsyncKonfig) -> None:
+    await sdk.users.create("dev@acme.example.com", PASSWORD, role="viewer")
+    made = await sdk.groups.create("payments-devs", [grant("editor", "payments/**")])
+    assert made["members"] == []
+    user = await sdk.groups.set_members_groups("dev@acme.example.com", ["payments-devs"])
+    assert user["group_grants"] == [grant("editor", "payments/**")]
+    changed = await sdk.groups.set_grants("payments-devs", [grant("viewer", "payments/**")])
+    assert changed["members"] == ["dev@acme.example.com"]
+    assert [g["name"] for g in await sdk.groups.list()] == ["payments-devs"]
+    await sdk.groups.delete(made["id"])
+    with pytest.raises(NotFound):
+        await sdk.groups.delete("payments-devs")

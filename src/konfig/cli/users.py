@@ -13,6 +13,8 @@ from konfig.cli.session import api, konfig
 
 users_app = typer.Typer(help="People and their grants (roles per namespace).", no_args_is_help=True)
 sso_app = typer.Typer(help="Single sign-on through an OpenID provider.", no_args_is_help=True)
+groups_app = typer.Typer(help="Groups: grants their members hold.", no_args_is_help=True)
+GROUP_COLUMNS = ["name", "grants", "members", "description"]
 USER_COLUMNS = ["email", "role", "grants", "is_active", "last_login_at"]
 SSO_COLUMNS = ["issuer", "client_id", "allowed_domains", "strict", "password_login", "login_url"]
 ROLES = ("viewer", "editor", "admin", "owner")
@@ -88,6 +90,67 @@ def set_grants(
     show(_shown([user], output)[0], output, USER_COLUMNS)
 
 
+@users_app.command("groups")
+@api
+def set_user_groups(
+    email: str,
+    group: Annotated[list[str], typer.Option("--group", help="A group name (repeatable)")] = [],  # noqa: B006
+    none: Annotated[bool, typer.Option("--none", help="Leave every group")] = False,
+    output: OutputOption = Output.table,
+) -> None:
+    """Replace the groups a user belongs to."""
+    if not group and not none:
+        raise fail("give --group NAME (repeatable) or --none", 2)
+    user = konfig().groups.set_members_groups(email, group)
+    show(_shown([user], output)[0], output, [*USER_COLUMNS, "groups"])
+
+
+def _group_rows(groups: list[dict[str, Any]], output: Output) -> list[dict[str, Any]]:
+    if output is Output.table:
+        return [g | {"grants": grants_text(g), "members": " ".join(g["members"])} for g in groups]
+    return groups
+
+
+@groups_app.command("list")
+@api
+def list_groups(output: OutputOption = Output.table) -> None:
+    """List groups, their grants and members."""
+    show(_group_rows(konfig().groups.list(), output), output, GROUP_COLUMNS)
+
+
+@groups_app.command("create")
+@api
+def create_group(
+    name: str,
+    grant: GrantOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    description: Annotated[str, typer.Option()] = "",
+    output: OutputOption = Output.table,
+) -> None:
+    """Make a group with grants."""
+    made = konfig().groups.create(name, [parse_grant(g) for g in grant], description=description)
+    show(_group_rows([made], output)[0], output, GROUP_COLUMNS)
+
+
+@groups_app.command("grants")
+@api
+def group_grants(
+    name: str,
+    grant: GrantOption = [],  # noqa: B006 - typer reads the default, never mutates it
+    output: OutputOption = Output.table,
+) -> None:
+    """Replace a group's grants."""
+    changed = konfig().groups.set_grants(name, [parse_grant(g) for g in grant])
+    show(_group_rows([changed], output)[0], output, GROUP_COLUMNS)
+
+
+@groups_app.command("delete")
+@api
+def delete_group(name: str) -> None:
+    """Delete a group; its members lose what it granted."""
+    konfig().groups.delete(name)
+    note(f"deleted {name}")
+
+
 @sso_app.command("show")
 @api
 def sso_show(output: OutputOption = Output.table) -> None:
@@ -124,3 +187,4 @@ def sso_set(
 def register(app: typer.Typer) -> None:
     app.add_typer(users_app, name="users")
     app.add_typer(sso_app, name="sso")
+    app.add_typer(groups_app, name="groups")

@@ -35,7 +35,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
-from konfig.client._people import AsyncSso, AsyncUsers
+from konfig.client._people import AsyncGroups, AsyncSso, AsyncUsers
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
@@ -74,6 +74,7 @@ class AsyncKonfig:
         self.audit = AsyncAudit(self)
         self.users = AsyncUsers(self)
         self.sso = AsyncSso(self)
+        self.groups = AsyncGroups(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -26,7 +26,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
-from konfig.client._people import Sso, Users
+from konfig.client._people import Groups, Sso, Users
 from konfig.client._resources import (
     Audit,
     Auth,
@@ -79,6 +79,7 @@ class Konfig:
         self.audit = Audit(self)
         self.users = Users(self)
         self.sso = Sso(self)
+        self.groups = Groups(self)
 
     def close(self) -> None:
         self._http.close()

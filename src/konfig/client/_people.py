@@ -11,6 +11,7 @@ from konfig.client._resources import _Group
 
 Grants = list[dict[str, str]]
 Entry = dict[str, Any]
+Names = list[str]  # an alias: the groups' own ``list`` methods shadow the builtin
 
 
 class Users(_Group):
@@ -42,6 +43,30 @@ class Users(_Group):
     def set_grants(self, user: UserRef, grants: Grants) -> Entry:
         """Replace a user's grants whole; their logins and tokens follow at once."""
         return self._run(ops.set_grants(user, grants))
+
+
+class Groups(_Group):
+    """Groups: grants their members hold besides their own (admins)."""
+
+    def list(self) -> list[Entry]:
+        """The tenant's groups, their grants and members."""
+        return self._run(ops.list_groups())
+
+    def create(self, name: str, grants: Grants, *, description: str = "") -> Entry:
+        """Make a group with ``grants``."""
+        return self._run(ops.create_group(name, grants, description))
+
+    def set_grants(self, group: str, grants: Grants) -> Entry:
+        """Replace a group's grants (by name or id); members follow at once."""
+        return self._run(ops.set_group_grants(group, grants))
+
+    def delete(self, group: str) -> None:
+        """Delete a group; its members lose what it granted."""
+        self._run(ops.delete_group(group))
+
+    def set_members_groups(self, user: UserRef, groups: Names) -> Entry:
+        """Replace the groups a user (by email or id) belongs to."""
+        return self._run(ops.set_groups(user, groups))
 
 
 class Sso(_Group):
@@ -85,6 +110,30 @@ class AsyncUsers(_AsyncGroup):
     async def set_grants(self, user: UserRef, grants: Grants) -> Entry:
         """Replace a user's grants whole; their logins and tokens follow at once."""
         return await self._run(ops.set_grants(user, grants))
+
+
+class AsyncGroups(_AsyncGroup):
+    """Groups: grants their members hold besides their own (admins)."""
+
+    async def list(self) -> list[Entry]:
+        """The tenant's groups, their grants and members."""
+        return await self._run(ops.list_groups())
+
+    async def create(self, name: str, grants: Grants, *, description: str = "") -> Entry:
+        """Make a group with ``grants``."""
+        return await self._run(ops.create_group(name, grants, description))
+
+    async def set_grants(self, group: str, grants: Grants) -> Entry:
+        """Replace a group's grants (by name or id); members follow at once."""
+        return await self._run(ops.set_group_grants(group, grants))
+
+    async def delete(self, group: str) -> None:
+        """Delete a group; its members lose what it granted."""
+        await self._run(ops.delete_group(group))
+
+    async def set_members_groups(self, user: UserRef, groups: Names) -> Entry:
+        """Replace the groups a user (by email or id) belongs to."""
+        return await self._run(ops.set_groups(user, groups))
 
 
 class AsyncSso(_AsyncGroup):
