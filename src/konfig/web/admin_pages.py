@@ -127,7 +127,7 @@ async def change_role(visitor: SignedIn, user_id: uuid.UUID) -> Response:
     return await _update(visitor, user_id, UserUpdate(role=Role(role)), f"{{email}} is now {role}.")
 
 
-def _grant_lines(raw: str) -> list[dict[str, str]]:
+def grant_lines(raw: str) -> list[dict[str, str]]:
     """``editor payments/**`` per line → grants (validated by ``GrantsUpdate``)."""
     grants = []
     for line in raw.splitlines():
@@ -143,7 +143,7 @@ async def change_grants(visitor: SignedIn, user_id: uuid.UUID) -> Response:
     where = f"grants-{user_id}"
     try:
         payload = GrantsUpdate.model_validate(
-            {"grants": _grant_lines(text(await visitor.request.form(), "grants"))}
+            {"grants": grant_lines(text(await visitor.request.form(), "grants"))}
         )
         changed = await users.replace_grants(
             visitor.session, principal=visitor.principal, user_id=user_id, payload=payload

@@ -24,6 +24,7 @@ from konfig.web import (
     auth_pages,
     backup_pages,
     entry_pages,
+    group_pages,
     history_pages,
     namespace_pages,
     resolved_pages,
@@ -46,6 +47,7 @@ PAGES = (
     token_pages,
     audit_pages,
     backup_pages,
+    group_pages,
     sso_pages,
 )
 
