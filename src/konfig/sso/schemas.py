@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from konfig.users.models import Role
 from konfig.users.schemas import GrantSpec
@@ -68,10 +68,10 @@ class SsoSettings(Strict):
         description="A claim (e.g. groups) whose values that name Konfig groups make the "
         "person's groups, synced at every sign-in",
     )
-    strict: bool = Field(
+    strict: StrictBool = Field(
         False, description="Refuse sign-ins that no mapping rule (or synced group) matches"
     )
-    password_login: bool = Field(
+    password_login: StrictBool = Field(
         True, description="Whether password sign-in stays open (owners may always use it)"
     )
 

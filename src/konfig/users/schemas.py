@@ -4,7 +4,15 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from konfig.tokens.scopes import PATTERN_RULES, check_pattern
 from konfig.users.grants import EVERYWHERE, Grant, parse_grants
@@ -70,7 +78,7 @@ class UserUpdate(Strict):
     """What an admin may change about another user."""
 
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None  # true or false: never 0, 1 or "yes"
     full_name: str | None = Field(None, max_length=200)
 
 
