@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
@@ -22,7 +23,8 @@ def callback_url(request: Request) -> str:
     return base.rstrip("/") + CALLBACK
 
 
-async def _read(session: SessionDep, request: Request, config: SsoConfig) -> SsoRead:
+async def sso_read(session: AsyncSession, request: Request, config: SsoConfig) -> SsoRead:
+    """The settings as answered (the secret left out; the sign-in and callback URLs added)."""
     tenant = await session.get(Tenant, config.tenant_id)
     name = tenant.name if tenant is not None else ""
     return SsoRead(
@@ -44,7 +46,7 @@ async def _read(session: SessionDep, request: Request, config: SsoConfig) -> Sso
 @router.get("", response_model=SsoRead)
 async def read_sso(request: Request, session: SessionDep, principal: CurrentPrincipal) -> SsoRead:
     """The organisation's single sign-on settings (owners); the client secret is never shown."""
-    return await _read(session, request, await service.get(session, principal=principal))
+    return await sso_read(session, request, await service.get(session, principal=principal))
 
 
 @router.put("", response_model=SsoRead)
@@ -54,4 +56,4 @@ async def put_sso(
     """Set the OpenID provider, allowed email domains and claim-to-grant mapping (owners)."""
     keyring = state_of(request).write_policy.keyring
     config = await service.put(session, principal=principal, keyring=keyring, payload=payload)
-    return await _read(session, request, config)
+    return await sso_read(session, request, config)

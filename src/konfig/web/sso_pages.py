@@ -7,18 +7,23 @@ import re
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
 
 from konfig.auth import service as auth_service
 from konfig.db.session import SessionDep
 from konfig.errors import NotFound, ValidationFailed
 from konfig.sso import logins
-from konfig.sso.router import callback_url
+from konfig.sso import service as sso_service
+from konfig.sso.router import callback_url, sso_read
+from konfig.sso.schemas import SsoRead, SsoSettings
 from konfig.state import state_of
+from konfig.users.models import Role
+from konfig.web.admin_pages import grant_lines
 from konfig.web.auth_pages import safe_next
 from konfig.web.forms import text
 from konfig.web.rendering import page, redirect
 from konfig.web.routing import UIRoute
-from konfig.web.session import SignedIn, set_login_cookies
+from konfig.web.session import SignedIn, Visitor, set_login_cookies
 
 router = APIRouter(route_class=UIRoute)
 
@@ -151,3 +156,115 @@ async def cli_hand_over(visitor: SignedIn) -> Response:
         f"form-action 'self' http://127.0.0.1:{cli_port}"
     )
     return response
+
+
+# The owner's settings page ----------------------------------------------------------------
+
+_FIELDS = ("issuer", "client_id", "display_name", "allowed_domains", "group_claim")
+
+
+def _mapping_lines(raw: str) -> list[dict[str, object]]:
+    """``groups payments-devs editor payments/**`` per line → mapping rules (one grant each;
+    lines of the same claim and value are merged)."""
+    rules: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for line in raw.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        claim, value, role, pattern = [*words, "", "", "", ""][:4]
+        rules.setdefault((claim, value), []).append({"role": role, "namespaces": pattern})
+    return [{"claim": c, "value": v, "grants": g} for (c, v), g in rules.items()]
+
+
+def _settings_form(config: SsoRead | None) -> dict[str, str]:
+    if config is None:
+        return {"strict": "", "password_login": "on"}
+    return {
+        "issuer": config.issuer,
+        "client_id": config.client_id,
+        "display_name": config.display_name,
+        "allowed_domains": " ".join(config.allowed_domains),
+        "group_claim": config.group_claim or "",
+        "default_grants": "\n".join(f"{g.role} {g.namespaces}" for g in config.default_grants),
+        "role_mapping": "\n".join(
+            f"{r.claim} {r.value} {g.role} {g.namespaces}"
+            for r in config.role_mapping
+            for g in r.grants
+        ),
+        "strict": "on" if config.strict else "",
+        "password_login": "on" if config.password_login else "",
+    }
+
+
+async def _settings_page(
+    visitor: Visitor,
+    *,
+    status_code: int = 200,
+    fields: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+) -> Response:
+    try:
+        found = await sso_service.get(visitor.session, principal=visitor.principal)
+        config: SsoRead | None = await sso_read(visitor.session, visitor.request, found)
+    except NotFound:
+        config = None
+    return page(
+        visitor.request,
+        "sso_settings.html",
+        visitor,
+        status_code=status_code,
+        config=config,
+        fields=fields or _settings_form(config),
+        errors=errors or {},
+        redirect_uri=callback_url(visitor.request),
+    )
+
+
+@router.get("/admin/sso")
+async def sso_settings(visitor: SignedIn) -> Response:
+    """The organisation's single sign-on settings (owners)."""
+    visitor.principal.require(Role.owner)
+    return await _settings_page(visitor)
+
+
+@router.post("/admin/sso")
+async def save_sso_settings(visitor: SignedIn) -> Response:
+    """Save the single sign-on settings; a blank client secret keeps the stored one."""
+    form = await visitor.request.form()
+    fields = {name: text(form, name).strip() for name in _FIELDS}
+    fields |= {name: text(form, name) for name in ("default_grants", "role_mapping")}
+    fields |= {name: "on" if text(form, name) else "" for name in ("strict", "password_login")}
+    secret = text(form, "client_secret")
+    try:
+        payload = SsoSettings.model_validate(
+            {
+                "issuer": fields["issuer"],
+                "client_id": fields["client_id"],
+                "client_secret": secret or None,
+                "display_name": fields["display_name"],
+                "allowed_domains": fields["allowed_domains"].replace(",", " ").split(),
+                "group_claim": fields["group_claim"] or None,
+                "default_grants": grant_lines(fields["default_grants"]),
+                "role_mapping": _mapping_lines(fields["role_mapping"]),
+                "strict": fields["strict"] == "on",
+                "password_login": fields["password_login"] == "on",  # noqa: S105 - a checkbox
+            }
+        )
+        await sso_service.put(
+            visitor.session,
+            principal=visitor.principal,
+            keyring=state_of(visitor.request).write_policy.keyring,
+            payload=payload,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = str(first["loc"][0]) if first["loc"] else "form"
+        message = f"{first['msg'].removeprefix('Value error, ')}."
+        return await _settings_page(
+            visitor, status_code=422, fields=fields, errors={where: message}
+        )
+    except ValidationFailed as exc:
+        await visitor.restart()
+        errors = {"client_secret": f"{exc.message[0].upper()}{exc.message[1:]}."}
+        return await _settings_page(visitor, status_code=422, fields=fields, errors=errors)
+    return redirect(visitor.request, "/ui/admin/sso", flash="Saved the single sign-on settings.")
