@@ -173,10 +173,13 @@ func (w *Watcher) stream(ctx context.Context) (bool, error) {
 		return false, err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 400 {
+	// Konfig's own refusals are JSON; a proxy's or an old server's page for the path is not.
+	contentType := resp.Header.Get("Content-Type")
+	foreign := noStream[resp.StatusCode] && !strings.HasPrefix(contentType, "application/json")
+	if resp.StatusCode >= 400 && !foreign {
 		return false, errorFromResponse(resp)
 	}
-	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+	if !strings.HasPrefix(contentType, "text/event-stream") {
 		if w.options.Mode == "sse" {
 			return false, &Error{Code: "INTERNAL", Status: resp.StatusCode,
 				Message: fmt.Sprintf("%s: no event stream (%q)", w.name, resp.Header.Get("Content-Type"))}
@@ -226,6 +229,9 @@ func (w *Watcher) stream(ctx context.Context) (bool, error) {
 		}
 	}
 }
+
+// noStream are the statuses that, without Konfig's JSON error body, mean "no event stream here".
+var noStream = map[int]bool{404: true, 405: true, 406: true, 501: true}
 
 func (w *Watcher) dispatch(event, id, data string) error {
 	switch event {

@@ -150,10 +150,12 @@ export class Watch {
       timeoutMs: 0,
       signal,
     });
-    if (response.status >= 400) {
+    const type = response.headers.get("Content-Type") ?? "";
+    // Konfig's own refusals are JSON; a proxy's or an old server's page for the path is not.
+    const foreign = NO_STREAM.has(response.status) && !type.startsWith("application/json");
+    if (response.status >= 400 && !foreign) {
       throw await errorFromResponse(response);
     }
-    const type = response.headers.get("Content-Type") ?? "";
     if (!type.startsWith("text/event-stream") || response.body === null) {
       await response.body?.cancel();
       if (this.options.mode === "sse") {
@@ -227,6 +229,9 @@ export class Watch {
     }
   }
 }
+
+/** Statuses that, without Konfig's JSON error body, mean "no event stream here". */
+const NO_STREAM = new Set([404, 405, 406, 501]);
 
 interface ServerSentEvent {
   type: string;

@@ -174,4 +174,3 @@ func fail(err error) int {
 	print(map[string]interface{}{"error": line})
 	return 1
 }
-
