@@ -57,6 +57,13 @@ class Site:
         namespace_id: str = answer.json()["id"]
         return namespace_id
 
+    def service(self, label: str, port: int = 8080) -> tuple[str, str]:
+        """A new namespace ``payments/<label>`` holding ``port``: (its name, its id)."""
+        name = f"payments/{label}"
+        namespace_id = self.namespace(name)
+        self.set("port", port, "number", at=namespace_id)
+        return name, namespace_id
+
     def token(self, *permissions: str, namespaces: str = "payments/*") -> tuple[str, str]:
         """A new API token: (its id, its secret)."""
         scopes = [{"namespaces": namespaces, "permissions": list(permissions)}]
@@ -84,7 +91,8 @@ class Site:
 
 
 def open_site(tmp_path: Path) -> Site:
-    server = start_server(tmp_path)
+    # The admin's login outlives a long run: a site serves a whole session of one worker.
+    server = start_server(tmp_path, KONFIG_ACCESS_TOKEN_MINUTES="600")
     email = new_tenant(server.url)
     login = httpx.post(
         f"{server.url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}
@@ -129,17 +137,34 @@ def driver(
     return drivers[sdk]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
+def every_driver(
+    drivers: dict[str, Driver], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Driver]:
+    for sdk in SDK_NAMES:
+        if sdk not in drivers:
+            drivers[sdk] = build(sdk, tmp_path_factory.mktemp(f"sdk-{sdk}"))
+    return drivers
+
+
+@pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    """One server for the tests that leave it running."""
+    """One server for the tests that leave it running (and leave ``payments/production`` be)."""
     opened = open_site(tmp_path_factory.mktemp("site"))
     yield opened
     close_site(opened)
 
 
-@pytest.fixture
-def own_site(tmp_path: Path) -> Iterator[Site]:
-    """A server of the test's own, which it may stop and start."""
-    opened = open_site(tmp_path)
+@pytest.fixture(scope="session")
+def mortal_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    opened = open_site(tmp_path_factory.mktemp("mortal-site"))
     yield opened
     close_site(opened)
+
+
+@pytest.fixture
+def own_site(mortal_site: Site) -> Site:
+    """A server the test may stop and start again: running when the test begins."""
+    if mortal_site.server.proc.poll() is not None:
+        mortal_site.restart()
+    return mortal_site

@@ -15,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.sdks.conftest import NS, RESOLVED, Site
-from tests.sdks.drivers import Driver
+from tests.sdks.drivers import SDK_NAMES, Driver
+from tests.support.apps import free_port
 
 pytestmark = pytest.mark.slow
 
 MASKED = RESOLVED | {"db_password": "********"}
+SERVICE = {"port": 8080, "region": "eu"}  # a namespace of Site.service()
 # Every SDK long-polls; the JavaScript and Go SDKs stream server-sent events as well.
 WATCH_CASES = [
     ("python", "poll"),
@@ -101,18 +103,16 @@ def test_errors_mirror_the_server_codes(driver: Driver, site: Site, reader: str)
 
 @pytest.mark.parametrize(("driver", "mode"), WATCH_CASES, indirect=["driver"])
 def test_watch_wakes_on_a_change(driver: Driver, mode: str, site: Site, reader: str) -> None:
-    name = f"payments/watch-{driver.sdk}-{mode}"
-    namespace_id = site.namespace(name)
-    site.set("port", 8080, "number", at=namespace_id)
+    name, namespace_id = site.service(f"watch-{driver.sdk}-{mode}")
     watching = driver.watch(site.url, reader, name, "3", "--mode", mode, "--wait", WAIT)
     try:
         first = watching.next()
-        assert first["config"] == {"port": 8080, "region": "eu"}
+        assert first["config"] == SERVICE
         assert first["mode"] == mode
         for port in (9090, 9191):
             site.set("port", port, "number", at=namespace_id)
             changed = watching.next(timeout=WAKE_DEADLINE)
-            assert changed["config"] == {"port": port, "region": "eu"}
+            assert changed["config"] == SERVICE | {"port": port}
             assert changed["stale"] is False
         assert watching.exit_code() == 0
     finally:
@@ -121,17 +121,18 @@ def test_watch_wakes_on_a_change(driver: Driver, mode: str, site: Site, reader: 
 
 @pytest.mark.parametrize(("driver", "mode"), WATCH_CASES, indirect=["driver"])
 def test_watch_resumes_after_a_server_restart(driver: Driver, mode: str, own_site: Site) -> None:
-    _, token = own_site.token("read", "secrets")
-    watching = driver.watch(own_site.url, token, NS, "2", "--mode", mode, "--wait", WAIT)
+    name, namespace_id = own_site.service(f"restart-{driver.sdk}-{mode}")
+    _, token = own_site.token("read")
+    watching = driver.watch(own_site.url, token, name, "2", "--mode", mode, "--wait", WAIT)
     try:
-        assert watching.next()["config"] == RESOLVED
+        assert watching.next()["config"] == SERVICE
         own_site.stop()
         own_site.restart()
-        own_site.set("timeout", 11, "number")
+        own_site.set("port", 9090, "number", at=namespace_id)
         # The next config is the change: the state it had is not sent again (Last-Event-ID,
         # If-None-Match), and nothing was missed.
         resumed = watching.next(timeout=90)
-        assert resumed["config"] == RESOLVED | {"timeout": 11}
+        assert resumed["config"] == SERVICE | {"port": 9090}
         assert watching.exit_code() == 0
     finally:
         watching.stop()
@@ -142,35 +143,50 @@ def test_watch_resumes_after_a_server_restart(driver: Driver, mode: str, own_sit
 
 def test_last_known_good_on_a_dead_server(driver: Driver, own_site: Site, tmp_path: Path) -> None:
     cache = tmp_path / "lkg" / "konfig.json"
-    _, token = own_site.token("read", "secrets")
-    fresh = driver.run(own_site.url, token, "read", NS, "--cache", str(cache))
+    name, namespace_id = own_site.service(f"lkg-{driver.sdk}")
+    _, token = own_site.token("read")
+    fresh = driver.run(own_site.url, token, "read", name, "--cache", str(cache))
     assert fresh.only["stale"] is False
     assert stat.S_IMODE(cache.stat().st_mode) == 0o600
     assert os.listdir(cache.parent) == ["konfig.json"]  # written aside, then renamed
     own_site.stop()
 
-    stale = driver.run(own_site.url, token, "read", NS, "--cache", str(cache))
+    stale = driver.run(own_site.url, token, "read", name, "--cache", str(cache))
     assert stale.returncode == 0, stale.lines
-    assert (stale.only["config"], stale.only["stale"]) == (RESOLVED, True)
+    assert (stale.only["config"], stale.only["stale"]) == (SERVICE, True)
     assert "unreachable" in stale.stderr  # the stale state is visible in the service's log
-    assert driver.run(own_site.url, token, "read", NS).error["code"] == "CONNECTION_ERROR"
-    fail_fast = driver.run(own_site.url, token, "read", NS, "--cache", str(cache), "--fail-fast")
+    assert driver.run(own_site.url, token, "read", name).error["code"] == "CONNECTION_ERROR"
+    fail_fast = driver.run(own_site.url, token, "read", name, "--cache", str(cache), "--fail-fast")
     assert fail_fast.error["code"] == "CONNECTION_ERROR"
 
     if driver.sdk == "python":  # the Python SDK's watch does not start from the file
         return
-    watching = driver.watch(own_site.url, token, NS, "2", "--cache", str(cache), "--wait", WAIT)
+    watching = driver.watch(own_site.url, token, name, "2", "--cache", str(cache), "--wait", WAIT)
     try:
         first = watching.next()
-        assert (first["config"], first["stale"]) == (RESOLVED, True)  # at once, server down
+        assert (first["config"], first["stale"]) == (SERVICE, True)  # at once, server down
         own_site.restart()
-        own_site.set("timeout", 12, "number")
+        own_site.set("port", 9090, "number", at=namespace_id)
         fresh_again = watching.next(timeout=90)
         assert fresh_again["stale"] is False
-        assert fresh_again["config"]["timeout"] in (10, 12)
+        assert fresh_again["config"]["port"] in (8080, 9090)
         assert watching.exit_code() == 0
     finally:
         watching.stop()
+
+
+@pytest.mark.parametrize("writer", SDK_NAMES)
+def test_one_last_known_good_file_serves_every_sdk(
+    writer: str, every_driver: dict[str, Driver], site: Site, tmp_path: Path
+) -> None:
+    name, _ = site.service(f"shared-lkg-{writer}")
+    _, token = site.token("read")
+    cache = str(tmp_path / "konfig.json")
+    assert every_driver[writer].run(site.url, token, "read", name, "--cache", cache).returncode == 0
+    nowhere = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    for reader in SDK_NAMES:
+        stale = every_driver[reader].run(nowhere, token, "read", name, "--cache", cache)
+        assert (stale.only["config"], stale.only["stale"]) == (SERVICE, True), reader
 
 
 def test_a_revoked_token_is_refused(driver: Driver, site: Site) -> None:
