@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -217,5 +218,65 @@ func TestFromEnvAndAnUnreachableServer(t *testing.T) {
 	t.Setenv("KONFIG_URL", "")
 	if _, err := FromEnv(Options{}); err == nil {
 		t.Fatal("no URL must be refused")
+	}
+}
+
+func TestASilentStreamIsReopenedFromTheLastEvent(t *testing.T) {
+	var lastEventIDs []string
+	var mu sync.Mutex
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		lastEventIDs = append(lastEventIDs, r.Header.Get("Last-Event-ID"))
+		n := len(lastEventIDs)
+		mu.Unlock()
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "id: e%d\nevent: change\ndata: {\"etag\": \"\\\"e%d\\\"\", \"config\": {\"n\": %d}}\n\n", n, n, n)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done() // …then nothing: no event, no heartbeat
+	}))
+	defer server.Close()
+	client, _ := New(Options{URL: server.URL})
+	seen := make(chan int64, 4)
+	var codes []string
+	watcher := client.Watch(context.Background(), "a/b", WatchOptions{
+		IdleTimeout: 200 * time.Millisecond,
+		OnChange: func(config, _ *Config) {
+			n, _ := config.Int("n")
+			seen <- n
+		},
+		OnError: func(err error, retrying bool) { codes = append(codes, err.(*Error).Code) },
+	})
+	for want := int64(1); want <= 2; want++ {
+		select {
+		case n := <-seen:
+			if n != want {
+				t.Fatalf("got n=%d, want %d", n, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("no config")
+		}
+	}
+	watcher.Stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lastEventIDs) < 2 || lastEventIDs[0] != "" || lastEventIDs[1] != `"e1"` {
+		t.Fatalf("Last-Event-IDs %q", lastEventIDs)
+	}
+	if len(codes) == 0 || codes[0] != "INTERNAL" {
+		t.Fatalf("errors %v", codes)
+	}
+}
+
+func TestBackoffIsJitteredGrowingAndCapped(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := 0; i < 50; i++ {
+		first, late := backoff(1), backoff(30)
+		seen[first] = true
+		if first < 250*time.Millisecond || first > 500*time.Millisecond || late < 15*time.Second || late > 30*time.Second {
+			t.Fatalf("backoff(1)=%v backoff(30)=%v", first, late)
+		}
+	}
+	if len(seen) < 40 {
+		t.Fatalf("not jittered: %d distinct pauses in 50", len(seen))
 	}
 }

@@ -121,3 +121,41 @@ test("an unreachable server is a ConnectionError; KONFIG_URL and KONFIG_TOKEN co
   }
   assert.throws(() => new Konfig(), /KONFIG_URL/);
 });
+
+test("a silent event stream is dropped and reopened, resuming from the last event", async () => {
+  const lastEventIds: (string | undefined)[] = [];
+  const server = await serve((request, response) => {
+    lastEventIds.push(request.headers["last-event-id"] as string | undefined);
+    response.writeHead(200, { "Content-Type": "text/event-stream" });
+    if (lastEventIds.length === 1) {
+      response.write('id: e1\nevent: change\ndata: {"etag": "\\"e1\\"", "config": {"n": 1}}\n\n');
+    } else {
+      response.write('id: e2\nevent: change\ndata: {"etag": "\\"e2\\"", "config": {"n": 2}}\n\n');
+    }
+    // …then nothing: no event, no heartbeat.
+  });
+  try {
+    const konfig = new Konfig({ url: server.url });
+    const codes: string[] = [];
+    const values: number[] = [];
+    const watch = konfig.watch("a/b", (config) => {
+      values.push(config.getNumber("n"));
+      if (values.length === 2) void watch.stop();
+    }, { idleTimeoutMs: 200 });
+    watch.onError((error) => codes.push(error.code));
+    await watch.done;
+    assert.deepEqual(values, [1, 2]);
+    assert.deepEqual(codes, ["INTERNAL"]); // "the event stream went silent"
+    assert.deepEqual(lastEventIds, [undefined, '"e1"']);
+  } finally {
+    await server.close();
+  }
+});
+
+test("reconnect pauses are jittered, grow and are capped", async () => {
+  const { backoff } = await import("../client.js");
+  const first = Array.from({ length: 50 }, () => backoff(1));
+  assert.ok(first.every((p) => p >= 250 && p <= 500));
+  assert.ok(new Set(first).size > 40);
+  assert.ok(Array.from({ length: 50 }, () => backoff(30)).every((p) => p >= 15_000 && p <= 30_000));
+});
