@@ -209,3 +209,18 @@ def test_a_watch_ends_when_its_token_is_revoked(driver: Driver, mode: str, site:
         assert watching.exit_code() == 1
     finally:
         watching.stop()
+
+
+@pytest.mark.parametrize(("driver", "mode"), WATCH_CASES, indirect=["driver"])
+def test_a_watch_ends_when_its_namespace_is_deleted(driver: Driver, mode: str, site: Site) -> None:
+    name, namespace_id = site.service(f"deleted-{driver.sdk}-{mode}")
+    _, token = site.token("read")
+    watching = driver.watch(site.url, token, name, "5", "--mode", mode, "--wait", WAIT)
+    try:
+        assert watching.next()["config"] == SERVICE
+        deleted = site.admin.delete(f"/namespaces/{namespace_id}", params={"force": "true"})
+        assert deleted.status_code == 204, deleted.text
+        assert watching.next(timeout=WAKE_DEADLINE)["error"]["code"] == "NOT_FOUND"
+        assert watching.exit_code() == 1
+    finally:
+        watching.stop()

@@ -67,6 +67,27 @@ def test_javascript_readme_example_runs(site: Site, tmp_path: Path) -> None:
     run_example([tool("node"), "example.mjs"], service, site, token)
 
 
+def test_javascript_readme_example_typechecks_as_typescript(tmp_path: Path) -> None:
+    """A TypeScript service compiles the same example, strict, against the package's types."""
+    javascript = SDKS / "javascript"
+    package = build_javascript(tmp_path / "package")
+    service = tmp_path / "service"
+    (service / "node_modules" / "@konfig").mkdir(parents=True)
+    (service / "node_modules" / "@konfig" / "client").symlink_to(package)
+    (service / "node_modules" / "@types").symlink_to(javascript / "node_modules" / "@types")
+    (service / "example.mts").write_text(example(javascript / "README.md", "js"))
+    tsc = javascript / "node_modules" / "typescript" / "bin" / "tsc"
+    options = "--noEmit --strict --target es2022 --module nodenext --moduleResolution nodenext"
+    done = subprocess.run(
+        [tool("node"), str(tsc), *options.split(), "--types", "node", "example.mts"],
+        cwd=service,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_go_readme_example_runs(site: Site, tmp_path: Path) -> None:
     _, token = site.token("read", "secrets")
     service = tmp_path / "service"
