@@ -6,12 +6,15 @@ commands, configured by ``KONFIG_URL`` and ``KONFIG_TOKEN``, one JSON line per r
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
 import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -32,13 +35,16 @@ def tool(name: str) -> str:
     return path
 
 
-def build_javascript(out: Path) -> Path:
-    """The TypeScript SDK compiled into ``out/dist`` beside its package.json (a package)."""
+@functools.cache
+def build_javascript() -> Path:
+    """The TypeScript SDK compiled into ``dist`` beside its package.json: a package, built once
+    per test process (tsc takes seconds) into a directory removed at exit."""
     node, package = tool("node"), SDKS / "javascript"
     tsc = package / "node_modules" / "typescript" / "bin" / "tsc"
     if not tsc.exists():
         unavailable("sdks/javascript/node_modules (run `npm ci` there; .ci/run does)")
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkdtemp(prefix="konfig-sdk-javascript-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     shutil.copy(package / "package.json", out / "package.json")
     subprocess.run(
         [node, str(tsc), "-p", str(package / "tsconfig.json"), "--outDir", str(out / "dist")],
@@ -173,6 +179,6 @@ def build(sdk: str, out: Path) -> Driver:
     if sdk == "python":
         return Driver(sdk, [sys.executable, str(Path(__file__).with_name("python_driver.py"))])
     if sdk == "javascript":
-        package = build_javascript(out / "javascript")
+        package = build_javascript()
         return Driver(sdk, [tool("node"), str(package / "dist" / "conformance.js")])
     return Driver(sdk, [str(build_go(out / "go"))])

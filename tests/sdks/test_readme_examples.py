@@ -58,7 +58,7 @@ class RawLines(Watching):
 
 def test_javascript_readme_example_runs(site: Site, tmp_path: Path) -> None:
     _, token = site.token("read", "secrets")
-    package = build_javascript(tmp_path / "package")
+    package = build_javascript()
     service = tmp_path / "service"
     (service / "node_modules" / "@konfig").mkdir(parents=True)
     # What `npm install /path/to/sdks/javascript` makes: a link to the package.
@@ -70,7 +70,7 @@ def test_javascript_readme_example_runs(site: Site, tmp_path: Path) -> None:
 def test_javascript_readme_example_typechecks_as_typescript(tmp_path: Path) -> None:
     """A TypeScript service compiles the same example, strict, against the package's types."""
     javascript = SDKS / "javascript"
-    package = build_javascript(tmp_path / "package")
+    package = build_javascript()
     service = tmp_path / "service"
     (service / "node_modules" / "@konfig").mkdir(parents=True)
     (service / "node_modules" / "@konfig" / "client").symlink_to(package)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -13,8 +12,8 @@ from tests.sdks.drivers import SDKS, build_javascript, go_env, tool
 pytestmark = pytest.mark.slow
 
 
-def test_javascript_sdk_unit_tests(tmp_path: Path) -> None:
-    package = build_javascript(tmp_path / "javascript")
+def test_javascript_sdk_unit_tests() -> None:
+    package = build_javascript()
     done = subprocess.run(
         [tool("node"), "--test", str(package / "dist" / "test")],
         capture_output=True,
