@@ -90,9 +90,9 @@ class Site:
         self.server.proc = proc
 
 
-def open_site(tmp_path: Path) -> Site:
+def open_site(tmp_path: Path, **env: str) -> Site:
     # The admin's login outlives a long run: a site serves a whole session of one worker.
-    server = start_server(tmp_path, KONFIG_ACCESS_TOKEN_MINUTES="600")
+    server = start_server(tmp_path, KONFIG_ACCESS_TOKEN_MINUTES="600", **env)
     email = new_tenant(server.url)
     login = httpx.post(
         f"{server.url}/api/v1/auth/login", json={"email": email, "password": PASSWORD}
