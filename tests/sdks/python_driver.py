@@ -99,9 +99,14 @@ def main() -> int:
     try:
         return run(sys.argv[1:])
     except KonfigError as exc:
-        error = {"code": exc.code, "type": type(exc).__name__, "status": exc.status_code}
+        error = {
+            "code": exc.code,
+            "type": type(exc).__name__,
+            "status": exc.status_code,
+            "message": exc.message,
+        }
     except DriverError as exc:
-        error = {"code": exc.code, "type": "DriverError", "status": None}
+        error = {"code": exc.code, "type": "DriverError", "status": None, "message": str(exc)}
     emit({"error": error})
     return 1
 

@@ -94,6 +94,7 @@ def test_typed_getters_refuse_another_type(
 def test_errors_mirror_the_server_codes(driver: Driver, site: Site, reader: str) -> None:
     missing = driver.run(site.url, reader, "read", "payments/nowhere").error
     assert (missing["code"], missing["status"]) == ("NOT_FOUND", 404)
+    assert "payments/nowhere" in missing["message"]  # the server's own words
     outside = driver.run(site.url, reader, "read", "billing/production").error
     assert (outside["code"], outside["status"]) == ("FORBIDDEN", 403)
     for token in ("kfg_not-a-token", None):
