@@ -280,3 +280,37 @@ func TestBackoffIsJitteredGrowingAndCapped(t *testing.T) {
 		t.Fatalf("not jittered: %d distinct pauses in 50", len(seen))
 	}
 }
+
+func TestA429OnTheStreamIsWaitedOut(t *testing.T) {
+	var calls int32
+	server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if atomic.AddInt32(&calls, 1) == 1 {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "0")
+			w.WriteHeader(429)
+			fmt.Fprint(w, `{"status": "error", "error": {"code": "RATE_LIMITED", "message": "slow down", "details": {}}}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "id: e1\nevent: change\ndata: {\"etag\": \"\\\"e1\\\"\", \"config\": {\"n\": 1}}\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer server.Close()
+	client, _ := New(Options{URL: server.URL})
+	seen := make(chan struct{}, 1)
+	var codes []string
+	watcher := client.Watch(context.Background(), "a/b", WatchOptions{
+		OnChange: func(config, _ *Config) { seen <- struct{}{} },
+		OnError:  func(err error, retrying bool) { codes = append(codes, fmt.Sprint(err.(*Error).Code, retrying)) },
+	})
+	select {
+	case <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no config")
+	}
+	watcher.Stop()
+	if len(codes) != 1 || codes[0] != "RATE_LIMITEDtrue" {
+		t.Fatalf("errors %v", codes)
+	}
+}

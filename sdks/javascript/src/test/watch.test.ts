@@ -159,3 +159,28 @@ test("reconnect pauses are jittered, grow and are capped", async () => {
   assert.ok(new Set(first).size > 40);
   assert.ok(Array.from({ length: 50 }, () => backoff(30)).every((p) => p >= 15_000 && p <= 30_000));
 });
+
+test("a 429 on the stream is waited out (Retry-After) and the watch goes on", async () => {
+  let calls = 0;
+  const server = await serve((_request, response) => {
+    calls += 1;
+    if (calls === 1) {
+      response.writeHead(429, { "Content-Type": "application/json", "Retry-After": "0" });
+      response.end(JSON.stringify({ status: "error", error: { code: "RATE_LIMITED", message: "slow down", details: {} } }));
+      return;
+    }
+    response.writeHead(200, { "Content-Type": "text/event-stream" });
+    response.write('id: e1\nevent: change\ndata: {"etag": "\\"e1\\"", "config": {"n": 1}}\n\n');
+  });
+  try {
+    const konfig = new Konfig({ url: server.url });
+    const failures: [string, boolean][] = [];
+    const watch = konfig.watch("a/b", () => void watch.stop());
+    watch.onError((error, retrying) => failures.push([error.code, retrying]));
+    await watch.done;
+    assert.deepEqual(failures, [["RATE_LIMITED", true]]);
+    assert.equal(watch.current?.getNumber("n"), 1);
+  } finally {
+    await server.close();
+  }
+});
