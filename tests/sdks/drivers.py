@@ -55,8 +55,14 @@ def build_javascript() -> Path:
 
 
 def go_env() -> dict[str, str]:
-    """Builds offline: the SDK uses the standard library only, so nothing is to be fetched."""
-    return os.environ | {"GOPROXY": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    """Builds offline: the SDK uses the standard library only, so nothing is to be fetched.
+    Go keeps its caches under $HOME, which a CI runner may not set."""
+    env = os.environ | {"GOPROXY": "off", "GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+    if "HOME" not in env:
+        scratch = Path(tempfile.gettempdir()) / "konfig-sdk-go"
+        env.setdefault("GOCACHE", str(scratch / "cache"))
+        env.setdefault("GOPATH", str(scratch / "path"))
+    return env
 
 
 def build_go(out: Path) -> Path:
