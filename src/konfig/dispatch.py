@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.configs.write_path import WritePath
 from konfig.delivery.handler import ReadPath
-from konfig.paths import READ_PATH_PREFIX
+from konfig.paths import API_PREFIX, READ_PATH_PREFIX
 from konfig.state import AppState, app_state
 
 Wrapper = Callable[[ASGIApp], ASGIApp]
@@ -66,6 +66,7 @@ class Dispatcher:
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The branch point: the read path, the write path, or FastAPI."""
+        scope = _without_trailing_slash(scope)
         if self.fast_paths:
             if scope["method"] in _READS and scope["path"].startswith(READ_PATH_PREFIX):
                 await self.read_path(scope, receive, send)
@@ -74,6 +75,17 @@ class Dispatcher:
                 await self._guarded_write_path(scope, receive, send)
                 return
         await self._guarded_api(scope, receive, send)
+
+
+def _without_trailing_slash(scope: Scope) -> Scope:
+    """An API path ending in '/' answered as the path without it: no route of the API ends in
+    one, and Starlette's answer would be a bare 307 that clients drop a body or a method on."""
+    path: str = scope["path"]
+    if not (path.startswith(API_PREFIX + "/") and path.endswith("/")):
+        return scope
+    trimmed = path.rstrip("/")
+    raw: bytes = scope.get("raw_path") or path.encode()
+    return {**scope, "path": trimmed, "raw_path": raw.rstrip(b"/")}
 
 
 def _wrapped(app: ASGIApp, wrappers: Sequence[Wrapper]) -> ASGIApp:

@@ -15,6 +15,7 @@ from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.schemas import MASK
 from konfig.errors import NotFound, PreconditionFailed
+from konfig.input_guard import match_tags
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.pagination import Page, by_number, paginate
@@ -46,7 +47,7 @@ def check_revision_match(if_match: str | None, namespace: Namespace) -> None:
     """412 unless ``If-Match`` (when sent) names the namespace's current revision."""
     if if_match is None:
         return
-    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    tags = match_tags(if_match)
     if "*" not in tags and revision_etag(namespace.revision) not in tags:
         raise PreconditionFailed(
             f"namespace {namespace.name} is at revision {namespace.revision}, not the one in "
