@@ -107,21 +107,32 @@ def _follow(
 
 
 def _start(command: list[str], config: dict[str, Any], prefix: str) -> subprocess.Popen[bytes]:
+    """COMMAND in a session of its own, so that ``_stop`` stops whatever it starts as well."""
     try:
-        return subprocess.Popen(command, env=os.environ | environment(config, prefix))  # noqa: S603
+        return subprocess.Popen(  # noqa: S603 - running the user's command is the point
+            command, env=os.environ | environment(config, prefix), start_new_session=True
+        )
     except OSError as exc:
         raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
 
 
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)  # the child leads its group: its pid is the group's id
+    except (ProcessLookupError, PermissionError):  # nothing of the group is left
+        pass
+
+
 def _stop(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if child.poll() is not None:
-        return
-    child.terminate()
+    """Stop the child's whole process group (a shell's or npm's children with it): SIGTERM,
+    ``grace`` seconds for the child to exit, then SIGKILL for whatever of the group is left."""
+    _signal_group(child, signal.SIGTERM)
     try:
         child.wait(grace)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+        pass
+    _signal_group(child, signal.SIGKILL)
+    child.wait()
 
 
 def _run_watching(name: str, command: list[str], prefix: str) -> int:

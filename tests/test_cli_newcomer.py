@@ -1,0 +1,79 @@
+"""The CLI as a newcomer meets it, against a live `konfig serve`: `run --watch` stops the whole
+process group it started, `render --export`, no login, `--version`, `-h`, help in words."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.support.cli import Cli, new_tenant
+from tests.support.servers import ServerProcess, start_server
+
+NS = "payments/production"
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    started = start_server(tmp_path_factory.mktemp("server"))
+    yield started
+    assert started.stop() == 0
+
+
+@pytest.fixture
+def cli(server: ServerProcess, tmp_path: Path) -> Cli:
+    user = Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    user.ok("login", "--url", user.url, "--email", user.email, "--password", PASSWORD)
+    user.ok("ns", "create", NS)
+    user.ok("set", NS, "port=8000", "--type", "number")
+    return user
+
+
+def gone(pid: int) -> bool:
+    """Whether a process has ended (a zombie no one reaped yet has ended too)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def test_run_watch_restarts_the_whole_process_group(cli: Cli) -> None:
+    # The child starts a grandchild that ignores SIGTERM, as a server behind a shell script
+    # or npm would hold its port; each start prints the port it got and the grandchild's pid.
+    script = "(trap '' TERM; exec sleep 300) & echo \"$PORT $!\"; wait"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "konfig", "run", NS, "--watch", "--", "sh", "-c", script],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    grandchildren: list[int] = []
+    try:
+        assert run.stdout is not None
+        for change in range(1, 11):
+            port, pid = run.stdout.readline().split()
+            assert int(port) == 8000 + change - 1
+            grandchildren.append(int(pid))
+            cli.ok("set", NS, f"port={8000 + change}", "--type", "number")
+        port, pid = run.stdout.readline().split()
+        assert int(port) == 8010
+        grandchildren.append(int(pid))
+        assert [gone(pid) for pid in grandchildren[:-1]] == [True] * 10
+        assert not gone(grandchildren[-1])
+    finally:
+        run.terminate()
+        assert run.wait(30) == 143
+    assert gone(grandchildren[-1])
+
+
+def test_run_watch_stops_what_is_left_of_a_child_that_exits(cli: Cli) -> None:
+    script = "(trap '' TERM; exec sleep 300) & echo $!; exit 3"
+    result = cli("run", NS, "--watch", "--", "sh", "-c", script)
+    assert result.returncode == 3, result.stderr
+    assert gone(int(result.stdout))
