@@ -3,6 +3,7 @@ process group it started, `render --export`, no login, `--version`, `-h`, help i
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,3 +78,46 @@ def test_run_watch_stops_what_is_left_of_a_child_that_exits(cli: Cli) -> None:
     result = cli("run", NS, "--watch", "--", "sh", "-c", script)
     assert result.returncode == 3, result.stderr
     assert gone(int(result.stdout))
+
+
+def test_render_export_exports_to_a_child_process(cli: Cli) -> None:
+    cli.ok("set", NS, 'greeting=it\'s a "quoted" $HOME', "db.url=postgres://db/app")
+    exported = cli.ok("render", NS, "--export")
+    assert "export PORT=8000\n" in exported
+    script = f'eval "$({sys.executable} -m konfig render {NS} --export)"; env'
+    child_env = subprocess.run(
+        ["sh", "-c", script], env=cli.env, capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    assert 'GREETING=it\'s a "quoted" $HOME' in child_env
+    assert "DB_URL=postgres://db/app" in child_env
+    assert "PORT=8000" in child_env
+    refused = cli("render", NS, "--export", "--format", "json")
+    assert refused.returncode == 2 and "--export prints shell lines" in refused.stderr
+
+
+def test_without_a_login_a_command_says_so(tmp_path: Path) -> None:
+    nobody = Cli(tmp_path / "home", "", "")
+    for command in (["get", NS, "port"], ["ns", "list"], ["render", NS], ["run", NS, "--", "true"]):
+        result = nobody(*command)
+        assert result.returncode == 1, command
+        assert "not logged in: run `konfig login`" in result.stderr, result.stderr
+        assert "onnect" not in result.stderr  # no server was tried
+    token_only = nobody("get", NS, "port", env={"KONFIG_TOKEN": "kfg_" + "a" * 48})
+    assert token_only.returncode == 1
+    assert "KONFIG_TOKEN is set but not KONFIG_URL" in token_only.stderr
+    asked = nobody("login", "--email", "a@example.com", "--password", "x", input="")
+    assert asked.returncode != 0 and "Server URL" in asked.stdout
+
+
+def test_version_short_help_and_help_in_words(tmp_path: Path) -> None:
+    nobody = Cli(tmp_path / "home", "", "")
+    from konfig import __version__
+
+    assert nobody.ok("--version") == f"konfig {__version__}\n"
+    assert nobody.ok("-V") == f"konfig {__version__}\n"
+    assert nobody.ok("-h") == nobody.ok("--help")
+    for command in (["ns", "create"], ["run"], ["set"], ["tokens", "create"], ["serve"]):
+        shown = nobody.ok(*command, "-h", env={"COLUMNS": "200"})
+        assert "Usage:" in shown
+        assert not re.search(r"<\w|list\[|\bint range", shown), shown  # <str>, <list[str]>, <bool>
+    assert "TEXT" in nobody.ok("ns", "create", "-h", env={"COLUMNS": "200"})

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,11 +60,24 @@ def render(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="env, json, yaml or properties")
     ] = "env",
+    export: Annotated[
+        bool,
+        typer.Option(
+            "--export",
+            help='Print shell `export` lines, for eval "$(konfig render NAME --export)"',
+        ),
+    ] = False,
 ) -> None:
-    """Print the resolved config, for entrypoint scripts: eval "$(konfig render NAME)"."""
+    """Print the resolved config. For an entrypoint script, eval "$(konfig render NAME
+    --export)" exports it to the commands the script runs."""
     if fmt not in ("env", "json", "yaml", "properties"):
         raise typer.BadParameter("--format must be env, json, yaml or properties")
-    if fmt == "json":
+    if export and fmt != "env":
+        raise typer.BadParameter("--export prints shell lines: leave --format out")
+    if export:
+        variables = environment(resolved(name))
+        text = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in variables.items())
+    elif fmt == "json":
         text = json.dumps(resolved(name), indent=2, ensure_ascii=False) + "\n"
     else:
         text = konfig().get_config(name, format=fmt)  # type: ignore[call-overload]
@@ -92,10 +106,10 @@ def _follow(
     name: str, changes: queue.Queue[Any], stop: threading.Event, *, fmt: str, initial: bool
 ) -> threading.Thread:
     """A thread that puts each new config (or the error that ended the watch) on ``changes``."""
-    saved = credentials.load()
+    login = credentials.require()
 
     def follow() -> None:
-        with Konfig(saved.url, saved.access_token) as watcher:
+        with Konfig(login.url, login.access_token) as watcher:
             try:
                 watcher.watch(name, changes.put, format=fmt, stop=stop, initial=initial)
             except KonfigError as exc:
