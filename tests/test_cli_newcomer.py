@@ -121,3 +121,27 @@ def test_version_short_help_and_help_in_words(tmp_path: Path) -> None:
         assert "Usage:" in shown
         assert not re.search(r"<\w|list\[|\bint range", shown), shown  # <str>, <list[str]>, <bool>
     assert "TEXT" in nobody.ok("ns", "create", "-h", env={"COLUMNS": "200"})
+
+
+def test_import_ends_with_a_summary_and_shows_its_progress(cli: Cli, tmp_path: Path) -> None:
+    cli.ok("set", NS, "old=1", "kept=k")
+    source = tmp_path / "next.env"
+    source.write_text("PORT=9000\nKEPT=k\nNEW_ONE=a\nNEW_TWO=b\n")
+    summary = cli("import", NS, str(source), "--mode", "replace", "--dry-run")
+    assert summary.returncode == 0, summary.stderr
+    assert "+2 ~1 -1, now at revision" in summary.stderr  # new_one, new_two; port; old
+    # The CLI with its one-second delay at 0, on a terminal (so rich draws): the progress shows.
+    script = (
+        "import sys; import konfig.cli.revisions as r; r.PROGRESS_AFTER = 0; "
+        "from konfig.cli.app import main; sys.argv[0] = 'konfig'; main()"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", script, "import", NS, str(source)],
+        env=cli.env | {"TTY_COMPATIBLE": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "next.env" in shown.stderr.split("imported")[0]  # drawn before the summary
+    assert "+2 ~1 -0, now at revision" in shown.stderr
