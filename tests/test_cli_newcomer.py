@@ -145,3 +145,16 @@ def test_import_ends_with_a_summary_and_shows_its_progress(cli: Cli, tmp_path: P
     assert shown.returncode == 0, shown.stderr
     assert "next.env" in shown.stderr.split("imported")[0]  # drawn before the summary
     assert "+2 ~1 -0, now at revision" in shown.stderr
+
+
+def test_history_shows_emails_and_no_null(cli: Cli) -> None:
+    cli.ok("set", NS, "port=8001", "--type", "number")
+    cli.ok("unset", NS, "port")
+    revisions = cli.ok("history", NS, env={"COLUMNS": "200"})
+    assert cli.email in revisions and "user:" not in revisions
+    assert "null" not in revisions and "None" not in revisions
+    versions = cli.ok("history", NS, "port", env={"COLUMNS": "200"})
+    assert versions.count(cli.email) == 3 and "delete" in versions
+    assert "null" not in versions and "user:" not in versions
+    as_json = cli.ok("history", NS, "port", "-o", "json")
+    assert '"value": null' in as_json and f'"actor_email": "{cli.email}"' in as_json

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.conftest import PASSWORD, Account, assert_error
-from tests.support.readpath import make_namespace, set_entry
+from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
 # What is tested here is HTTP, the same on every database.
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -140,3 +140,20 @@ async def test_the_tenant_name_rule_is_said_in_words(client: httpx.AsyncClient) 
     assert schema["RegisterRequest"]["properties"]["name"]["pattern"] == (
         "^[a-z0-9][a-z0-9_.-]{0,62}$"
     )
+
+
+async def test_history_names_its_users_by_email_to_users_only(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace = await make_namespace(client, owner, "app")
+    await set_entry(client, owner, namespace, "greeting", "hello")
+    token = await make_token(client, owner, read("**"))
+    revisions = f"/api/v1/namespaces/{namespace}/revisions"
+    versions = f"/api/v1/namespaces/{namespace}/configs/greeting/history"
+    for url in (revisions, versions):
+        seen = (await client.get(url, headers=owner.headers)).json()["items"]
+        assert [item["actor_email"] for item in seen] == [owner.email], url
+        assert seen[0]["actor"] == f"user:{owner.user_id}"
+        by_token = await client.get(url, headers=bearer(token["token"]))
+        assert by_token.status_code == 200, by_token.text
+        assert [item["actor_email"] for item in by_token.json()["items"]] == [None]

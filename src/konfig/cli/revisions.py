@@ -46,10 +46,23 @@ def history(
     """A namespace's revisions, or one key's versions, newest first."""
     if key is None:
         revisions = konfig().revisions.list(namespace, limit=limit)
+        if output is Output.table:
+            revisions = [_readable(r, keys=", ".join(r["keys"])) for r in revisions]
         show(revisions, output, ["revision", "actor", "message", "keys", "created_at"])
         return
     versions = konfig().configs.history(namespace, key, reveal=reveal, limit=limit)
+    if output is Output.table:  # a deletion has no value: an empty cell, not JSON's null
+        versions = [
+            _readable(v, value="" if v["action"] == "delete" else v["value"]) for v in versions
+        ]
     show(versions, output, ["version", "revision", "action", "value", "actor", "created_at"])
+
+
+def _readable(row: dict[str, Any], **shown: Any) -> dict[str, Any]:
+    """A history row for the table: the actor's email where the server gave one, and empty
+    cells for what is not there (no message), rather than ``null``."""
+    readable = {name: "" if value is None else value for name, value in row.items()}
+    return readable | {"actor": row.get("actor_email") or row["actor"]} | shown
 
 
 def show_diff(diff: dict[str, Any], output: Output) -> None:

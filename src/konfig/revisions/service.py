@@ -37,10 +37,21 @@ from konfig.revisions.states import (
     state_of_version,
 )
 from konfig.revisions.writer import WritePolicy
+from konfig.users import service as users
 
 
 def revision_etag(revision: int) -> str:
     return f'"{revision}"'
+
+
+async def actor_emails(
+    session: AsyncSession, principal: Principal, actors: list[str]
+) -> dict[str, str]:
+    """History's actors (``user:<id>``) as emails, for a member of the tenant; an API token
+    is told none (a service reading history has no need of the people's addresses)."""
+    if principal.kind != "user":
+        return {}
+    return await users.display_names(session, principal=principal, actors=actors)
 
 
 def check_revision_match(if_match: str | None, namespace: Namespace) -> None:
@@ -102,6 +113,7 @@ async def history(
     )
     if reveal and (key in secret or any(v.is_secret for v in versions)):
         await audit.record_reveal(session, namespace=namespace.name, keys=[key], via="history")
+    emails = await actor_emails(session, principal, [v.actor for v in versions])
     items = []
     for v in versions:
         masked = not reveal and (v.is_secret or key in secret)
@@ -118,6 +130,7 @@ async def history(
                 description=v.description,
                 is_secret=v.is_secret,
                 actor=v.actor,
+                actor_email=emails.get(v.actor),
                 created_at=v.created_at,
             )
         )
@@ -162,10 +175,12 @@ async def revisions(
                 new_version=version,
             )
         )
+    emails = await actor_emails(session, principal, [r.actor for r in found])
     items = [
         RevisionRead(
             revision=r.revision,
             actor=r.actor,
+            actor_email=emails.get(r.actor),
             message=r.message,
             keys=list(r.keys),
             changes=changes.get(r.revision, []),
