@@ -3,6 +3,7 @@ process group it started, `render --export`, no login, `--version`, `-h`, help i
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -158,3 +159,36 @@ def test_history_shows_emails_and_no_null(cli: Cli) -> None:
     assert "null" not in versions and "user:" not in versions
     as_json = cli.ok("history", NS, "port", "-o", "json")
     assert '"value": null' in as_json and f'"actor_email": "{cli.email}"' in as_json
+
+
+def test_create_superuser_reads_the_password_on_standard_input(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
+    env["KONFIG_DATA_DIR"] = str(tmp_path / "data")
+    command = [sys.executable, "-m", "konfig", "users", "create-superuser"]
+    made = subprocess.run(
+        [*command, "--email", "root@example.com"],
+        env=env,
+        input=f"{PASSWORD}\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+    assert PASSWORD not in made.stdout + made.stderr
+    empty = subprocess.run(
+        [*command, "--email", "other@example.com"],
+        env=env,
+        input="\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 2 and "pipe it on standard input" in empty.stderr
+    server = start_server(tmp_path)
+    try:
+        nobody = Cli(tmp_path / "home", server.url, "root@example.com")
+        logged = nobody("login", "--url", server.url, "--email", "root@example.com", input=PASSWORD)
+        assert logged.returncode == 0, logged.stderr
+        assert "root@example.com" in nobody.ok("whoami")
+    finally:
+        assert server.stop() == 0
