@@ -18,7 +18,8 @@ The two fast paths skip FastAPI's routing and dependency solving, which cost sev
 what they do themselves; FastAPI's routes document them in OpenAPI and answer alike (the parity
 tests turn ``fast_paths`` off). The write path and FastAPI sit behind ``guards`` as well (the
 body cap, a 503 when the database is out of reach), which the read path does not need: it reads
-no body and answers its own 503s. Lifespan events go to FastAPI's lifespan.
+no body and answers its own 503s. Lifespan events go to FastAPI's lifespan. An API path ending
+in '/' is answered as the path without it, by whichever branch takes that one.
 """
 
 from __future__ import annotations
