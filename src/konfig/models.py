@@ -8,11 +8,13 @@ from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
+from konfig.db.outbox import OutboxEvent
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
+from konfig.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
 
@@ -24,9 +26,13 @@ __all__ = [
     "ConfigEntry",
     "EntryVersion",
     "Namespace",
+    "OutboxEvent",
     "Revision",
     "ServiceAccount",
     "Tenant",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -1,0 +1,348 @@
+"""The webhooks worker: one per replica, started with the app, coordinated through the database.
+
+It does three things in a loop, woken at once when this process commits an event (the commit
+hooks) and every ``KONFIG_WEBHOOK_POLL_SECONDS`` otherwise (events other replicas committed,
+retries falling due, deliveries left behind by a replica that died):
+
+1. fan out: take the oldest outbox events (``SKIP LOCKED``: replicas take different ones), write
+   the deliveries they owe and delete them, in one transaction;
+2. send: lease due deliveries (``SKIP LOCKED``, then a lease in the row, so no two replicas send
+   the same attempt, and a lease left by a killed replica runs out), send each in a task of its
+   own (a slow receiver holds only its own slot), and record the attempt;
+3. keep house: the queue's depth and age for ``/metrics``, and pruning old attempts.
+
+Delivery is at least once: a replica killed after sending and before recording sends again
+when the lease runs out, with the same ``webhook-id``, by which receivers de-duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from konfig.audit.service import event_row as audit_row
+from konfig.audit.service import insert_row as insert_audit
+from konfig.backups.status import BackupEvent
+from konfig.db import outbox
+from konfig.db.base import utcnow
+from konfig.db.outbox import EventsQueued
+from konfig.db.session import across_tenants, open_session
+from konfig.metrics import Metrics
+from konfig.security.crypto import DecryptionError, Keyring
+from konfig.settings import Settings
+from konfig.tenants.models import Tenant
+from konfig.webhooks import fanout, repository, signing
+from konfig.webhooks.models import WebhookDelivery, WebhookEndpoint
+from konfig.webhooks.secret_store import valid_secrets
+from konfig.webhooks.sender import Answer, Sender
+from konfig.webhooks.targets import Policy, shown_url
+
+log = logging.getLogger("konfig.webhooks")
+
+ACTOR = "konfig:webhooks"
+_EVENTS_PER_FAN_OUT = 500
+_STATS_EVERY = 1.0
+_PRUNE_EVERY = 300.0
+
+
+class WebhookWorker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: Keyring,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.keyring = keyring
+        self.metrics = metrics
+        self.policy = Policy.of(settings.webhook_allow_http, settings.webhook_allowed_networks)
+        self.sender = Sender(self.policy, settings.webhook_timeout_seconds)
+        # Longer than an attempt can take: a lease that runs out means its holder is gone.
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._side_tasks: set[asyncio.Task[None]] = set()
+        self._stats_at = 0.0
+        self._pruned_at = time.monotonic()
+
+    # Hooks.
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def on_committed(self, committed: Sequence[object]) -> None:
+        self.wake()
+
+    async def on_changed(self, changes: Sequence[object]) -> None:
+        if any(isinstance(change, EventsQueued) for change in changes):
+            self.wake()
+
+    def on_backup(self, event: BackupEvent) -> None:
+        """A failed backup becomes a ``backup.failed`` event (in a transaction of its own:
+        the failure committed nothing to go with)."""
+        if event.outcome != "failure":
+            return
+        task = asyncio.get_running_loop().create_task(self._backup_failed(event))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def _backup_failed(self, event: BackupEvent) -> None:
+        try:
+            async with self._transaction() as session:
+                tenant_id = (
+                    await session.execute(select(Tenant.id).where(Tenant.name == event.tenant))
+                ).scalar_one_or_none()
+                if tenant_id is None:
+                    return
+                row = outbox.event_row(
+                    tenant_id=tenant_id,
+                    type="backup.failed",
+                    data={"trigger": event.trigger, "error": event.error, "tenant": event.tenant},
+                )
+                await session.execute(outbox.TABLE.insert(), row)
+        except Exception:
+            log.exception("could not record a backup.failed event")
+            return
+        self.wake()
+
+    # Life.
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="konfig-webhooks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        pending = self._inflight | self._side_tasks
+        if pending:
+            # Attempts under way get a moment; a lease left behind runs out and is retried.
+            _, late = await asyncio.wait(pending, timeout=5)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        await self.sender.close()
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.fan_out()
+                await self.dispatch()
+                await self._keep_house()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database out of reach, say: try again later
+                log.warning("the webhooks worker failed a round: %s", type(exc).__name__)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                    await self._wake.wait()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        session = await open_session(self.sessionmaker, write=True)
+        try:
+            async with across_tenants(
+                session, "webhooks: the outbox and deliveries of every tenant"
+            ):
+                yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+        finally:
+            await session.close()
+
+    # 1. Fan out.
+
+    async def fan_out(self) -> int:
+        """Turn waiting outbox events into deliveries; answer how many events were taken."""
+        taken = 0
+        while True:
+            async with self._transaction() as session:
+                events = await repository.claim_events(session, limit=_EVENTS_PER_FAN_OUT)
+                if not events:
+                    return taken
+                rows = await self._deliveries_of(session, events)
+                await repository.add_deliveries(session, rows)
+                await repository.delete_events(session, ids=[e.id for e in events])
+            taken += len(events)
+            if len(events) < _EVENTS_PER_FAN_OUT:
+                return taken
+
+    async def _deliveries_of(
+        self, session: AsyncSession, events: Sequence[outbox.OutboxEvent]
+    ) -> list[dict[str, Any]]:
+        tenants = sorted({event.tenant_id for event in events})
+        endpoints = await repository.subscribed(session, tenant_ids=tenants)
+        graphs: dict[uuid.UUID, list[repository.NamespaceNode]] = {}
+        now = utcnow()
+        rows: list[dict[str, Any]] = []
+        for event in events:
+            own = [e for e in endpoints if e.tenant_id == event.tenant_id]
+            if not own:
+                continue
+            graph = None
+            if event.type == "config.changed" and any("config.changed" in e.events for e in own):
+                if event.tenant_id not in graphs:
+                    graphs[event.tenant_id] = await repository.namespace_graph(
+                        session, tenant_id=event.tenant_id
+                    )
+                graph = graphs[event.tenant_id]
+            rows.extend(fanout.deliveries(event, own, graph, now))
+        return rows
+
+    # 2. Send.
+
+    async def dispatch(self) -> int:
+        """Lease what is due, up to the free slots, and send each; answer how many."""
+        free = self.settings.webhook_concurrency - len(self._inflight)
+        if free <= 0:
+            return 0
+        now = utcnow()
+        async with self._transaction() as session:
+            claimed = await repository.claim_deliveries(
+                session, now=now, lease_until=now + self.lease, limit=free
+            )
+            if not claimed:
+                return 0
+            endpoints = await repository.endpoints_by_id(
+                session, ids=list({d.endpoint_id for d in claimed})
+            )
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt(delivery, endpoints[delivery.endpoint_id]))
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
+        return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self.wake()  # a slot is free, and the next delivery of its namespace may be due
+
+    async def _attempt(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> None:
+        try:
+            secrets = valid_secrets(self.keyring, endpoint)
+        except DecryptionError:
+            answer = Answer(None, "", "the signing secret cannot be decrypted", 0)
+        else:
+            headers = signing.headers(secrets, delivery.id, int(time.time()), delivery.payload)
+            answer = await self.sender.send(endpoint.url, headers, delivery.payload)
+        try:
+            await self._record(delivery, endpoint, answer)
+        except Exception:
+            # Its lease runs out and it is sent again: at least once.
+            log.exception("could not record a webhook attempt")
+
+    async def _record(
+        self, delivery: WebhookDelivery, endpoint: WebhookEndpoint, answer: Answer
+    ) -> None:
+        now = utcnow()
+        outcome = "succeeded" if answer.succeeded else "failed"
+        async with self._transaction() as session:
+            await repository.add_attempt(
+                session,
+                {
+                    "id": uuid.uuid4(),
+                    "tenant_id": delivery.tenant_id,
+                    "delivery_id": delivery.id,
+                    "attempted_at": now,
+                    "status_code": answer.status_code,
+                    "duration_ms": answer.duration_ms,
+                    "response": answer.response,
+                    "error": answer.error,
+                    "outcome": outcome,
+                },
+            )
+            done = {"attempts": delivery.attempts + 1, "last_attempt_at": now, "locked_until": None}
+            if answer.succeeded:
+                await repository.update_delivery(session, delivery.id, status="succeeded", **done)
+                if endpoint.failing_since is not None:
+                    await repository.update_endpoint(session, endpoint.id, failing_since=None)
+                self.metrics.webhook_deliveries.labels("succeeded").inc()
+                return
+            if answer.status_code == 410:
+                await repository.update_delivery(session, delivery.id, status="failed", **done)
+                await self._disable(session, endpoint, "the receiver answered 410 Gone")
+                self.metrics.webhook_deliveries.labels("failed").inc()
+                return
+            delays = self.settings.webhook_retry_delays
+            if delivery.retries < len(delays):
+                delay = delays[delivery.retries] * (1 + random.random() * 0.1)  # noqa: S311
+                if answer.retry_after is not None:
+                    delay = min(answer.retry_after, 86_400.0)
+                await repository.update_delivery(
+                    session,
+                    delivery.id,
+                    status="pending",
+                    retries=delivery.retries + 1,
+                    next_attempt_at=now + timedelta(seconds=delay),
+                    **done,
+                )
+                self.metrics.webhook_deliveries.labels("retrying").inc()
+            else:
+                await repository.update_delivery(session, delivery.id, status="failed", **done)
+                self.metrics.webhook_deliveries.labels("failed").inc()
+            failing_since = endpoint.failing_since or now
+            if endpoint.failing_since is None:
+                await repository.update_endpoint(session, endpoint.id, failing_since=now)
+            limit = timedelta(seconds=self.settings.webhook_disable_after_seconds)
+            if now - failing_since >= limit:
+                days = self.settings.webhook_disable_after_seconds / 86400
+                await self._disable(session, endpoint, f"every attempt failed for {days:g} days")
+
+    async def _disable(self, session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
+        await repository.update_endpoint(
+            session, endpoint.id, enabled=False, disabled_reason=reason, updated_at=utcnow()
+        )
+        await insert_audit(
+            session,
+            audit_row(
+                action="webhook.disable",
+                target_type="webhook",
+                target=shown_url(endpoint.url),
+                tenant_id=endpoint.tenant_id,
+                actor=ACTOR,
+                summary={"id": str(endpoint.id), "reason": reason},
+            ),
+        )
+        log.warning("webhook %s disabled: %s", endpoint.id, reason)
+
+    # 3. Keep house.
+
+    async def _keep_house(self) -> None:
+        clock = time.monotonic()
+        if clock - self._stats_at >= _STATS_EVERY:
+            self._stats_at = clock
+            await self.refresh_stats()
+        if clock - self._pruned_at >= _PRUNE_EVERY:
+            self._pruned_at = clock
+            await self.prune()
+
+    async def refresh_stats(self) -> None:
+        async with self._transaction() as session:
+            depth, oldest = await repository.queue_stats(session)
+        self.metrics.webhook_queue_depth.set(depth)
+        age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())
+        self.metrics.webhook_oldest_pending_age.set(age)
+
+    async def prune(self, now: datetime | None = None) -> None:
+        before = (now or utcnow()) - timedelta(days=self.settings.webhook_retention_days)
+        async with self._transaction() as session:
+            await repository.prune(session, before=before)
