@@ -232,6 +232,11 @@ class WebhookWorker:
             task.add_done_callback(self._finished)
         return len(claimed)
 
+    async def settle(self) -> None:
+        """Wait for the attempts under way to be sent and recorded."""
+        while self._inflight:
+            await asyncio.wait(set(self._inflight))
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
         self.wake()  # a slot is free, and the next delivery of its namespace may be due
