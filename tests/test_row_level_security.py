@@ -28,6 +28,7 @@ from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.roles import role_problems, tenant_owned
 from konfig.models import metadata
+from konfig.settings import Settings
 from tests.conftest import (
     Account,
     Backend,
@@ -35,7 +36,6 @@ from tests.conftest import (
     only_postgres,
     register,
 )
-from konfig.settings import Settings
 from tests.support.readpath import make_namespace, make_token, read, service_account, set_entry
 from tests.support.webhooks import receiving, subscribe
 

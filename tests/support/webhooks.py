@@ -59,15 +59,15 @@ class Receiver:
             self.condition.notify_all()
             return len(self.received) - 1
 
-    def _wait(self, count: int, timeout: float) -> bool:
-        with self.condition:
-            return self.condition.wait_for(lambda: len(self.received) >= count, timeout)
-
-    async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+    def wait(self, count: int, timeout: float = 30) -> list[Received]:
         """Block until ``count`` requests have arrived (a signal, with a generous deadline)."""
-        arrived = await asyncio.to_thread(self._wait, count, timeout)
+        with self.condition:
+            arrived = self.condition.wait_for(lambda: len(self.received) >= count, timeout)
         assert arrived, f"{len(self.received)} of {count} webhook requests arrived"
         return list(self.received)
+
+    async def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        return await asyncio.to_thread(self.wait, count, timeout)
 
     def deduplicated(self) -> list[Received]:
         """Each message once, as a receiver de-duplicating on ``webhook-id`` keeps them."""
