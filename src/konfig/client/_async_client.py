@@ -21,6 +21,7 @@ from konfig.client._async_resources import (
     AsyncNamespaces,
     AsyncRevisions,
     AsyncTokens,
+    AsyncWebhooks,
 )
 from konfig.client._base import (
     USER_AGENT,
@@ -71,6 +72,7 @@ class AsyncKonfig:
         self.tokens = AsyncTokens(self)
         self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
+        self.webhooks = AsyncWebhooks(self)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -34,6 +34,7 @@ from konfig.client._resources import (
     Namespaces,
     Revisions,
     Tokens,
+    Webhooks,
 )
 
 T = TypeVar("T")
@@ -76,6 +77,7 @@ class Konfig:
         self.tokens = Tokens(self)
         self.backups = Backups(self)
         self.audit = Audit(self)
+        self.webhooks = Webhooks(self)
 
     def close(self) -> None:
         self._http.close()
