@@ -246,6 +246,8 @@ def _start_webhooks(state: AppState) -> WebhookWorker:
         keyring=state.write_policy.keyring,
         metrics=state.metrics,
     )
+    writer = state.entry_writer
+    worker.commits_made = lambda: writer.batches
     state.webhooks = worker
     state.commit_hooks.append(worker.on_committed)
     state.change_hooks.append(worker.on_changed)

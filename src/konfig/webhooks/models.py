@@ -40,7 +40,7 @@ class WebhookDelivery(IdMixin, Base):
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_pending", "status", "created_at", "sequence"),
         Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
     )
 

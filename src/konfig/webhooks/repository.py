@@ -8,9 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
 from konfig.db.outbox import OutboxEvent
 from konfig.namespaces.models import Namespace
@@ -119,55 +118,82 @@ async def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> N
 # Sending.
 
 
-def _due(now: datetime) -> Any:
-    """Deliveries that may be attempted now: pending, due, not being attempted elsewhere, to an
-    enabled endpoint, with no earlier pending one to the same endpoint about the same namespace
-    (order per namespace), and no older event of their tenant still waiting to be fanned out."""
-    earlier = aliased(WebhookDelivery)
+Key = tuple[uuid.UUID, str]  # deliveries to one endpoint about one namespace go in order
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What deciding whether a delivery may go now needs (its payload is read once it may)."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    order_key: str
+    created_at: datetime
+    next_attempt_at: datetime
+    locked_until: datetime | None
+
+
+async def pending_in_order(session: AsyncSession, *, limit: int) -> list[Pending]:
+    """The oldest pending deliveries to enabled endpoints, due or not, leased or not (the
+    caller tells which it may send), locked (others skip them: SKIP LOCKED)."""
     d = WebhookDelivery
-    before = or_(
-        earlier.created_at < d.created_at,
-        and_(earlier.created_at == d.created_at, earlier.sequence < d.sequence),
-    )
-    queued_before = exists().where(
-        earlier.endpoint_id == d.endpoint_id,
-        earlier.order_key == d.order_key,
-        earlier.status == "pending",
-        before,
-    )
-    unfanned = exists().where(
-        OutboxEvent.tenant_id == d.tenant_id, OutboxEvent.created_at < d.created_at
-    )
     enabled = select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
-    return and_(
-        d.status == "pending",
-        d.next_attempt_at <= now,
-        or_(d.locked_until.is_(None), d.locked_until < now),
-        d.endpoint_id.in_(enabled),
-        or_(d.order_key == "", ~queued_before),
-        ~unfanned,
-    )
-
-
-async def claim_deliveries(
-    session: AsyncSession, *, now: datetime, lease_until: datetime, limit: int
-) -> list[WebhookDelivery]:
-    """Up to ``limit`` due deliveries, leased to this worker until ``lease_until``."""
     query = (
-        select(WebhookDelivery)
-        .where(_due(now))
-        .order_by(WebhookDelivery.next_attempt_at)
+        select(
+            d.id,
+            d.tenant_id,
+            d.endpoint_id,
+            d.order_key,
+            d.created_at,
+            d.next_attempt_at,
+            d.locked_until,
+        )
+        .where(d.status == "pending", d.endpoint_id.in_(enabled))
+        .order_by(d.created_at, d.sequence)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    claimed = list((await session.execute(query)).scalars())
-    if claimed:
-        await session.execute(
-            update(WebhookDelivery)
-            .where(WebhookDelivery.id.in_([d.id for d in claimed]))
-            .values(locked_until=lease_until)
+    return [Pending(*row) for row in (await session.execute(query)).all()]
+
+
+async def deliveries_by_id(
+    session: AsyncSession, *, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, WebhookDelivery]:
+    query = select(WebhookDelivery).where(WebhookDelivery.id.in_(ids))
+    return {d.id: d for d in (await session.execute(query)).scalars()}
+
+
+async def oldest_pending(session: AsyncSession, *, keys: Sequence[Key]) -> dict[Key, datetime]:
+    """For these keys, the creation of the oldest pending delivery (rows another replica holds
+    locked included: they were skipped by ``pending_in_order``)."""
+    if not keys:
+        return {}
+    d = WebhookDelivery
+    query = (
+        select(d.endpoint_id, d.order_key, func.min(d.created_at))
+        .where(
+            d.status == "pending",
+            d.endpoint_id.in_({endpoint for endpoint, _ in keys}),
+            d.order_key.in_({key for _, key in keys}),
         )
-    return claimed
+        .group_by(d.endpoint_id, d.order_key)
+    )
+    return {(e, k): at for e, k, at in (await session.execute(query)).all()}
+
+
+async def unfanned_since(session: AsyncSession) -> dict[uuid.UUID, datetime]:
+    """Per tenant, the oldest event not yet fanned out: no delivery newer than it may go first."""
+    query = select(OutboxEvent.tenant_id, func.min(OutboxEvent.created_at)).group_by(
+        OutboxEvent.tenant_id
+    )
+    return {row[0]: row[1] for row in (await session.execute(query)).all()}
+
+
+async def lease(session: AsyncSession, *, ids: Sequence[uuid.UUID], until: datetime | None) -> None:
+    await session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id.in_(ids)).values(locked_until=until)
+    )
 
 
 async def endpoints_by_id(
@@ -177,8 +203,36 @@ async def endpoints_by_id(
     return {e.id: e for e in (await session.execute(query)).scalars()}
 
 
-async def add_attempt(session: AsyncSession, row: dict[str, Any]) -> None:
-    await session.execute(insert(_ATTEMPTS), row)
+async def add_attempts(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(_ATTEMPTS), rows)
+
+
+_SUCCEEDED = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("delivery_id"))
+    .values(
+        status="succeeded",
+        attempts=bindparam("attempts"),
+        last_attempt_at=bindparam("at"),
+        locked_until=None,
+    )
+)
+
+
+async def succeeded(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Mark deliveries sent: ``{delivery_id, attempts, at}`` each, in one statement."""
+    if rows:
+        await session.execute(_SUCCEEDED, rows)
+
+
+async def recovered(session: AsyncSession, *, endpoint_ids: Sequence[uuid.UUID]) -> None:
+    """These endpoints answered: they are failing no more."""
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id.in_(endpoint_ids), WebhookEndpoint.failing_since.is_not(None))
+        .values(failing_since=None)
+    )
 
 
 async def update_delivery(session: AsyncSession, delivery_id: uuid.UUID, **values: Any) -> None:
@@ -191,14 +245,6 @@ async def update_endpoint(session: AsyncSession, endpoint_id: uuid.UUID, **value
     await session.execute(
         update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id).values(**values)
     )
-
-
-async def next_due(session: AsyncSession) -> datetime | None:
-    """When the next pending delivery falls due."""
-    query = select(func.min(WebhookDelivery.next_attempt_at)).where(
-        WebhookDelivery.status == "pending"
-    )
-    return (await session.execute(query)).scalar_one_or_none()
 
 
 async def queue_stats(session: AsyncSession) -> tuple[int, datetime | None]:

@@ -48,9 +48,10 @@ class Sender:
     """Sends attempts; one HTTP client per target host and scheme, so a pooled connection made
     for one name (its TLS server name checked) never carries another's request."""
 
-    def __init__(self, policy: Policy, timeout: float) -> None:
+    def __init__(self, policy: Policy, timeout: float, connections: int = 100) -> None:
         self.policy = policy
         self.timeout = timeout
+        self.connections = connections
         self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
 
     def _client(self, scheme: str, host: str) -> httpx.AsyncClient:
@@ -60,7 +61,10 @@ class Sender:
                 follow_redirects=False,
                 trust_env=False,  # no proxy from the environment: the address is the checked one
                 timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                # Kept alive as many as are used at once: a fan-out reuses them next time.
+                limits=httpx.Limits(
+                    max_connections=self.connections, max_keepalive_connections=self.connections
+                ),
             )
             self._clients[(scheme, host)] = client
         return client

@@ -23,8 +23,9 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,6 +55,100 @@ ACTOR = "konfig:webhooks"
 _EVENTS_PER_FAN_OUT = 500
 _STATS_EVERY = 1.0
 _PRUNE_EVERY = 300.0
+_YIELD_TO_WRITES = 0.2
+_EVENTS_UNDER_WRITES = 20
+_CHAINS_UNDER_WRITES = 2
+_CHAIN_UNDER_WRITES = 10
+_BUSY_COMMITS = 10  # group commits since the last round that make this process busy
+_SCAN = 500  # pending deliveries looked at per claim, oldest first
+_CHAIN = 50  # deliveries one slot sends in a row to one endpoint about one namespace
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    delivery: WebhookDelivery
+    endpoint: WebhookEndpoint
+    answer: Answer
+    rest: list[WebhookDelivery]  # the chain behind a failure, released to wait its turn
+
+
+def _attempt_row(outcome: _Outcome, now: datetime) -> dict[str, Any]:
+    answer = outcome.answer
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": outcome.delivery.tenant_id,
+        "delivery_id": outcome.delivery.id,
+        "attempted_at": now,
+        "status_code": answer.status_code,
+        "duration_ms": answer.duration_ms,
+        "response": answer.response,
+        "error": answer.error,
+        "outcome": "succeeded" if answer.succeeded else "failed",
+    }
+
+
+def _chains(
+    rows: Sequence[repository.Pending],
+    *,
+    now: datetime,
+    slots: int,
+    waiting: dict[uuid.UUID, datetime],
+    longest: int = _CHAIN,
+) -> dict[tuple[uuid.UUID, str], list[repository.Pending]]:
+    """From the oldest pending deliveries, what may be sent now, by key (endpoint, namespace):
+    each key's deliveries from its oldest, up to the first one not due, leased elsewhere, or
+    behind an event of its tenant not fanned out yet. A delivery of no namespace is a key of
+    its own."""
+    chains: dict[tuple[uuid.UUID, str], list[repository.Pending]] = {}
+    blocked: set[tuple[uuid.UUID, str]] = set()
+    for delivery in rows:
+        key = (delivery.endpoint_id, delivery.order_key or f"#{delivery.id}")
+        if key in blocked:
+            continue
+        held = delivery.locked_until is not None and delivery.locked_until >= now
+        behind = waiting.get(delivery.tenant_id)
+        if held or delivery.next_attempt_at > now or (behind and behind < delivery.created_at):
+            blocked.add(key)
+            continue
+        chain = chains.get(key)
+        if chain is None and len(chains) < slots:
+            chains[key] = [delivery]
+        elif chain is not None and len(chain) < longest:
+            chain.append(delivery)
+        else:
+            blocked.add(key)
+    return chains
+
+
+class Recorder:
+    """The group commit of attempts' outcomes: whatever has queued while the last transaction
+    ran is written in the next one."""
+
+    def __init__(self, write: Callable[[Sequence[_Outcome]], Awaitable[None]]) -> None:
+        self.write = write
+        self._queue: list[tuple[_Outcome, asyncio.Future[None]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, outcome: _Outcome) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((outcome, future))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        return future
+
+    async def _drain(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:500], self._queue[500:]
+            try:
+                await self.write([outcome for outcome, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
 
 
 class WebhookWorker:
@@ -70,7 +165,13 @@ class WebhookWorker:
         self.keyring = keyring
         self.metrics = metrics
         self.policy = Policy.of(settings.webhook_allow_http, settings.webhook_allowed_networks)
-        self.sender = Sender(self.policy, settings.webhook_timeout_seconds)
+        self.sender = Sender(
+            self.policy, settings.webhook_timeout_seconds, settings.webhook_concurrency
+        )
+        # How many group commits this process has made: while they keep coming, writes go
+        # first (see ``_run``).
+        self.commits_made: Callable[[], int] = lambda: 0
+        self._commits_seen = 0
         # Longer than an attempt can take: a lease that runs out means its holder is gone.
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
         self._wake = asyncio.Event()
@@ -78,6 +179,7 @@ class WebhookWorker:
         self._inflight: set[asyncio.Task[None]] = set()
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._stats_at = 0.0
+        self.recorder = Recorder(self.record)
         self._pruned_at = time.monotonic()
 
     # Hooks.
@@ -132,6 +234,8 @@ class WebhookWorker:
                 await self._task
             self._task = None
         pending = self._inflight | self._side_tasks
+        if self.recorder.task is not None:
+            pending.add(self.recorder.task)
         if pending:
             # Attempts under way get a moment; a lease left behind runs out and is retried.
             _, late = await asyncio.wait(pending, timeout=5)
@@ -144,20 +248,30 @@ class WebhookWorker:
         while True:
             self._wake.clear()
             try:
-                await self.fan_out()
-                await self.dispatch()
+                commits, self._commits_seen = self._commits_seen, self.commits_made()
+                if self._commits_seen - commits > _BUSY_COMMITS:
+                    # Writes first: under a burst of writes, a little at a time, and the queue
+                    # grows for a moment rather than the writes slowing down.
+                    await asyncio.sleep(_YIELD_TO_WRITES)
+                    await self.fan_out(_EVENTS_UNDER_WRITES)
+                    await self.dispatch(_CHAINS_UNDER_WRITES, _CHAIN_UNDER_WRITES)
+                else:
+                    await self.fan_out()
+                    await self.dispatch()
                 await self._keep_house()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the database out of reach, say: try again later
-                log.warning("the webhooks worker failed a round: %s", type(exc).__name__)
+                log.warning(
+                    "the webhooks worker failed a round: %s", type(exc).__name__, exc_info=True
+                )
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.webhook_poll_seconds):
                     await self._wake.wait()
 
     @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncSession]:
-        session = await open_session(self.sessionmaker, write=True)
+    async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
+        session = await open_session(self.sessionmaker, write=write)
         try:
             async with across_tenants(
                 session, "webhooks: the outbox and deliveries of every tenant"
@@ -172,19 +286,21 @@ class WebhookWorker:
 
     # 1. Fan out.
 
-    async def fan_out(self) -> int:
-        """Turn waiting outbox events into deliveries; answer how many events were taken."""
+    async def fan_out(self, limit: int | None = None) -> int:
+        """Turn waiting outbox events into deliveries (at most ``limit``, else all); answer how
+        many events were taken."""
         taken = 0
+        batch = min(limit or _EVENTS_PER_FAN_OUT, _EVENTS_PER_FAN_OUT)
         while True:
             async with self._transaction() as session:
-                events = await repository.claim_events(session, limit=_EVENTS_PER_FAN_OUT)
+                events = await repository.claim_events(session, limit=batch)
                 if not events:
                     return taken
                 rows = await self._deliveries_of(session, events)
                 await repository.add_deliveries(session, rows)
                 await repository.delete_events(session, ids=[e.id for e in events])
             taken += len(events)
-            if len(events) < _EVENTS_PER_FAN_OUT:
+            if len(events) < batch or (limit is not None and taken >= limit):
                 return taken
 
     async def _deliveries_of(
@@ -211,26 +327,42 @@ class WebhookWorker:
 
     # 2. Send.
 
-    async def dispatch(self) -> int:
-        """Lease what is due, up to the free slots, and send each; answer how many."""
+    async def dispatch(self, limit: int | None = None, longest: int = _CHAIN) -> int:
+        """Lease what may be sent now, up to the free slots, and send it; answer how many.
+
+        Deliveries to one endpoint about one namespace go in order, one at a time: a slot takes
+        a chain of them (the oldest pending first), sends them one after another, and stops
+        at the first that fails (the rest wait behind its retry). One lease covers the chain.
+        """
         free = self.settings.webhook_concurrency - len(self._inflight)
+        if limit is not None:
+            free = min(free, limit)
         if free <= 0:
             return 0
         now = utcnow()
         async with self._transaction() as session:
-            claimed = await repository.claim_deliveries(
-                session, now=now, lease_until=now + self.lease, limit=free
-            )
-            if not claimed:
+            rows = await repository.pending_in_order(session, limit=_SCAN)
+            waiting = await repository.unfanned_since(session) if rows else {}
+            chains = _chains(rows, now=now, slots=free, waiting=waiting, longest=longest)
+            ordered = [key for key in chains if not key[1].startswith("#")]
+            oldest = await repository.oldest_pending(session, keys=ordered)
+            for key in ordered:  # one held by another replica's claim came first: not ours yet
+                if oldest.get(key, now) < chains[key][0].created_at:
+                    del chains[key]
+            if not chains:
                 return 0
+            ids = [d.id for chain in chains.values() for d in chain]
+            await repository.lease(session, ids=ids, until=now + self.lease)
+            loaded = await repository.deliveries_by_id(session, ids=ids)
             endpoints = await repository.endpoints_by_id(
-                session, ids=list({d.endpoint_id for d in claimed})
+                session, ids=list({key[0] for key in chains})
             )
-        for delivery in claimed:
-            task = asyncio.create_task(self._attempt(delivery, endpoints[delivery.endpoint_id]))
+        for (endpoint_id, _), chain in chains.items():
+            deliveries = [loaded[d.id] for d in chain]
+            task = asyncio.create_task(self._send_chain(deliveries, endpoints[endpoint_id]))
             self._inflight.add(task)
             task.add_done_callback(self._finished)
-        return len(claimed)
+        return len(ids)
 
     async def settle(self) -> None:
         """Wait for the attempts under way to be sent and recorded."""
@@ -241,76 +373,91 @@ class WebhookWorker:
         self._inflight.discard(task)
         self.wake()  # a slot is free, and the next delivery of its namespace may be due
 
-    async def _attempt(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint) -> None:
+    async def _send_chain(self, chain: list[WebhookDelivery], endpoint: WebhookEndpoint) -> None:
+        recorded: list[asyncio.Future[None]] = []
         try:
             secrets = valid_secrets(self.keyring, endpoint)
         except DecryptionError:
-            answer = Answer(None, "", "the signing secret cannot be decrypted", 0)
-        else:
-            headers = signing.headers(secrets, delivery.id, int(time.time()), delivery.payload)
-            answer = await self.sender.send(endpoint.url, headers, delivery.payload)
-        try:
-            await self._record(delivery, endpoint, answer)
-        except Exception:
-            # Its lease runs out and it is sent again: at least once.
-            log.exception("could not record a webhook attempt")
-
-    async def _record(
-        self, delivery: WebhookDelivery, endpoint: WebhookEndpoint, answer: Answer
-    ) -> None:
-        now = utcnow()
-        outcome = "succeeded" if answer.succeeded else "failed"
-        async with self._transaction() as session:
-            await repository.add_attempt(
-                session,
-                {
-                    "id": uuid.uuid4(),
-                    "tenant_id": delivery.tenant_id,
-                    "delivery_id": delivery.id,
-                    "attempted_at": now,
-                    "status_code": answer.status_code,
-                    "duration_ms": answer.duration_ms,
-                    "response": answer.response,
-                    "error": answer.error,
-                    "outcome": outcome,
-                },
-            )
-            done = {"attempts": delivery.attempts + 1, "last_attempt_at": now, "locked_until": None}
-            if answer.succeeded:
-                await repository.update_delivery(session, delivery.id, status="succeeded", **done)
-                if endpoint.failing_since is not None:
-                    await repository.update_endpoint(session, endpoint.id, failing_since=None)
-                self.metrics.webhook_deliveries.labels("succeeded").inc()
-                return
-            if answer.status_code == 410:
-                await repository.update_delivery(session, delivery.id, status="failed", **done)
-                await self._disable(session, endpoint, "the receiver answered 410 Gone")
-                self.metrics.webhook_deliveries.labels("failed").inc()
-                return
-            delays = self.settings.webhook_retry_delays
-            if delivery.retries < len(delays):
-                delay = delays[delivery.retries] * (1 + random.random() * 0.1)  # noqa: S311
-                if answer.retry_after is not None:
-                    delay = min(answer.retry_after, 86_400.0)
-                await repository.update_delivery(
-                    session,
-                    delivery.id,
-                    status="pending",
-                    retries=delivery.retries + 1,
-                    next_attempt_at=now + timedelta(seconds=delay),
-                    **done,
-                )
-                self.metrics.webhook_deliveries.labels("retrying").inc()
+            secrets = []
+        for n, delivery in enumerate(chain):
+            if secrets:
+                stamp = int(time.time())
+                headers = signing.headers(secrets, delivery.id, stamp, delivery.payload)
+                answer = await self.sender.send(endpoint.url, headers, delivery.payload)
             else:
-                await repository.update_delivery(session, delivery.id, status="failed", **done)
-                self.metrics.webhook_deliveries.labels("failed").inc()
-            failing_since = endpoint.failing_since or now
-            if endpoint.failing_since is None:
-                await repository.update_endpoint(session, endpoint.id, failing_since=now)
-            limit = timedelta(seconds=self.settings.webhook_disable_after_seconds)
-            if now - failing_since >= limit:
-                days = self.settings.webhook_disable_after_seconds / 86400
-                await self._disable(session, endpoint, f"every attempt failed for {days:g} days")
+                answer = Answer(None, "", "the signing secret cannot be decrypted", 0)
+            rest = [] if answer.succeeded else chain[n + 1 :]
+            recorded.append(self.recorder.add(_Outcome(delivery, endpoint, answer, rest)))
+            if rest:
+                break
+        # Recorded before the slot frees: the next claim sees where each chain stopped.
+        for future in recorded:
+            try:
+                await future
+            except Exception:
+                # Its lease runs out and it is sent again: at least once.
+                log.exception("could not record a webhook attempt")
+
+    async def record(self, outcomes: Sequence[_Outcome]) -> None:
+        """Record attempts in one transaction: successes in a few statements whatever their
+        number; failures each by the retry schedule."""
+        now = utcnow()
+        attempts = [_attempt_row(o, now) for o in outcomes]
+        succeeded = [o for o in outcomes if o.answer.succeeded]
+        async with self._transaction() as session:
+            await repository.add_attempts(session, attempts)
+            await repository.succeeded(
+                session,
+                [
+                    {"delivery_id": o.delivery.id, "attempts": o.delivery.attempts + 1, "at": now}
+                    for o in succeeded
+                ],
+            )
+            failing = {o.endpoint.id for o in succeeded if o.endpoint.failing_since is not None}
+            if failing:
+                await repository.recovered(session, endpoint_ids=sorted(failing))
+            for outcome in outcomes:
+                if not outcome.answer.succeeded:
+                    await self._failed(session, outcome, now)
+        if succeeded:
+            self.metrics.webhook_deliveries.labels("succeeded").inc(len(succeeded))
+
+    async def _failed(self, session: AsyncSession, outcome: _Outcome, now: datetime) -> None:
+        delivery, endpoint, answer = outcome.delivery, outcome.endpoint, outcome.answer
+        if outcome.rest:  # the chain behind it waits for its retry, unleased
+            await repository.lease(session, ids=[d.id for d in outcome.rest], until=None)
+        done = {"attempts": delivery.attempts + 1, "last_attempt_at": now, "locked_until": None}
+        if answer.status_code == 410:
+            await repository.update_delivery(session, delivery.id, status="failed", **done)
+            await self._disable(session, endpoint, "the receiver answered 410 Gone")
+            self.metrics.webhook_deliveries.labels("failed").inc()
+            return
+        delays = self.settings.webhook_retry_delays
+        if delivery.retries < len(delays):
+            delay = delays[delivery.retries] * (1 + random.random() * 0.1)  # noqa: S311
+            if answer.retry_after is not None:
+                delay = min(answer.retry_after, 86_400.0)
+            await repository.update_delivery(
+                session,
+                delivery.id,
+                status="pending",
+                retries=delivery.retries + 1,
+                next_attempt_at=now + timedelta(seconds=delay),
+                **done,
+            )
+            self.metrics.webhook_deliveries.labels("retrying").inc()
+        else:
+            await repository.update_delivery(session, delivery.id, status="failed", **done)
+            self.metrics.webhook_deliveries.labels("failed").inc()
+        failing_since = endpoint.failing_since or now
+        if endpoint.failing_since is None:
+            endpoint.failing_since = now  # this chain's next failure sees it
+            await repository.update_endpoint(session, endpoint.id, failing_since=now)
+        limit = timedelta(seconds=self.settings.webhook_disable_after_seconds)
+        if now - failing_since >= limit and endpoint.enabled:
+            endpoint.enabled = False
+            days = self.settings.webhook_disable_after_seconds / 86400
+            await self._disable(session, endpoint, f"every attempt failed for {days:g} days")
 
     async def _disable(self, session: AsyncSession, endpoint: WebhookEndpoint, reason: str) -> None:
         await repository.update_endpoint(
@@ -341,7 +488,7 @@ class WebhookWorker:
             await self.prune()
 
     async def refresh_stats(self) -> None:
-        async with self._transaction() as session:
+        async with self._transaction(write=False) as session:
             depth, oldest = await repository.queue_stats(session)
         self.metrics.webhook_queue_depth.set(depth)
         age = 0.0 if oldest is None else max(0.0, (utcnow() - oldest).total_seconds())

@@ -146,7 +146,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_webhook_deliveries_due", ["status", "next_attempt_at"], unique=False
+            "ix_webhook_deliveries_pending", ["status", "created_at", "sequence"], unique=False
         )
         batch_op.create_index(
             "ix_webhook_deliveries_endpoint_created", ["endpoint_id", "created_at"], unique=False
@@ -209,7 +209,7 @@ def downgrade() -> None:
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_tenant_id"))
         batch_op.drop_index("ix_webhook_deliveries_endpoint_created")
-        batch_op.drop_index("ix_webhook_deliveries_due")
+        batch_op.drop_index("ix_webhook_deliveries_pending")
 
     op.drop_table("webhook_deliveries")
     with op.batch_alter_table("webhook_endpoints", schema=None) as batch_op:
