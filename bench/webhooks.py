@@ -261,6 +261,11 @@ async def main() -> None:
             "KONFIG_WEBHOOK_ALLOW_HTTP": "true",
             "KONFIG_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
             "KONFIG_BACKUP_DEBOUNCE_SECONDS": "0",
+            **(
+                {"KONFIG_WEBHOOK_POLL_SECONDS": os.environ["BENCH_POLL"]}
+                if os.environ.get("BENCH_POLL")
+                else {}
+            ),
             "KONFIG_LOG_LEVEL": "WARNING",
             **({"KONFIG_WEBHOOKS_ENABLED": "false"} if os.environ.get("BENCH_NO_WORKER") else {}),
         }
@@ -275,7 +280,7 @@ async def main() -> None:
             read_path.wait_for(f"{base}/ready", proc, "konfig serve")
             limits = httpx.Limits(max_connections=64)
             async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-                print(f"konfig serve, {args.database_url or 'SQLite'}, 1 process")
+                print(f"konfig serve, {args.database_url or 'SQLite'}, 1 process (pid {proc.pid})")
                 only = args.only.split(",")
                 if "fan-out" in only:
                     await fan_out(http, receivers, args.commits)

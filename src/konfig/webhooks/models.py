@@ -41,7 +41,7 @@ class WebhookDelivery(IdMixin, Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
         Index("ix_webhook_deliveries_pending", "status", "created_at", "sequence"),
-        Index("ix_webhook_deliveries_endpoint_created", "endpoint_id", "created_at"),
+        Index("ix_webhook_deliveries_order", "endpoint_id", "order_key", "created_at"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(

@@ -166,20 +166,17 @@ async def deliveries_by_id(
 
 async def oldest_pending(session: AsyncSession, *, keys: Sequence[Key]) -> dict[Key, datetime]:
     """For these keys, the creation of the oldest pending delivery (rows another replica holds
-    locked included: they were skipped by ``pending_in_order``)."""
-    if not keys:
-        return {}
+    locked included: they were skipped by ``pending_in_order``); an index seek per key."""
+    found: dict[Key, datetime] = {}
     d = WebhookDelivery
-    query = (
-        select(d.endpoint_id, d.order_key, func.min(d.created_at))
-        .where(
-            d.status == "pending",
-            d.endpoint_id.in_({endpoint for endpoint, _ in keys}),
-            d.order_key.in_({key for _, key in keys}),
+    for endpoint_id, order_key in keys:
+        query = select(func.min(d.created_at)).where(
+            d.endpoint_id == endpoint_id, d.order_key == order_key, d.status == "pending"
         )
-        .group_by(d.endpoint_id, d.order_key)
-    )
-    return {(e, k): at for e, k, at in (await session.execute(query)).all()}
+        oldest = (await session.execute(query)).scalar_one_or_none()
+        if oldest is not None:
+            found[(endpoint_id, order_key)] = oldest
+    return found
 
 
 async def unfanned_since(session: AsyncSession) -> dict[uuid.UUID, datetime]:

@@ -162,6 +162,10 @@ class WebhookWorker:
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
+        # SQLite: one server process, so one worker; its claims need no lock held while they
+        # read (see ``fan_out``).
+        bind = sessionmaker.kw.get("bind")
+        self.one_process = bind is not None and bind.dialect.name == "sqlite"
         self.keyring = keyring
         self.metrics = metrics
         self.policy = Policy.of(settings.webhook_allow_http, settings.webhook_allowed_networks)
@@ -292,16 +296,31 @@ class WebhookWorker:
         taken = 0
         batch = min(limit or _EVENTS_PER_FAN_OUT, _EVENTS_PER_FAN_OUT)
         while True:
-            async with self._transaction() as session:
+            # SQLite: read first, then write in a transaction of two statements, which holds
+            # the database's one write lock (the writes' too) only that long. This process's
+            # worker is the only one there, so nothing moves in between.
+            async with self._transaction(write=not self.one_process) as session:
                 events = await repository.claim_events(session, limit=batch)
                 if not events:
                     return taken
                 rows = await self._deliveries_of(session, events)
-                await repository.add_deliveries(session, rows)
-                await repository.delete_events(session, ids=[e.id for e in events])
+                if not self.one_process:
+                    await self._fanned(session, rows, events)
+            if self.one_process:
+                async with self._transaction() as session:
+                    await self._fanned(session, rows, events)
             taken += len(events)
             if len(events) < batch or (limit is not None and taken >= limit):
                 return taken
+
+    async def _fanned(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        events: Sequence[outbox.OutboxEvent],
+    ) -> None:
+        await repository.add_deliveries(session, rows)
+        await repository.delete_events(session, ids=[e.id for e in events])
 
     async def _deliveries_of(
         self, session: AsyncSession, events: Sequence[outbox.OutboxEvent]
@@ -340,11 +359,15 @@ class WebhookWorker:
         if free <= 0:
             return 0
         now = utcnow()
-        async with self._transaction() as session:
+        async with self._transaction(write=not self.one_process) as session:
             rows = await repository.pending_in_order(session, limit=_SCAN)
             waiting = await repository.unfanned_since(session) if rows else {}
             chains = _chains(rows, now=now, slots=free, waiting=waiting, longest=longest)
+            # SKIP LOCKED hid the rows another replica's claim holds: the head of a key may be
+            # among them. SQLite has one server, one claim at a time: nothing is hidden.
             ordered = [key for key in chains if not key[1].startswith("#")]
+            if self.one_process:
+                ordered = []
             oldest = await repository.oldest_pending(session, keys=ordered)
             for key in ordered:  # one held by another replica's claim came first: not ours yet
                 if oldest.get(key, now) < chains[key][0].created_at:
@@ -352,11 +375,15 @@ class WebhookWorker:
             if not chains:
                 return 0
             ids = [d.id for chain in chains.values() for d in chain]
-            await repository.lease(session, ids=ids, until=now + self.lease)
+            if not self.one_process:
+                await repository.lease(session, ids=ids, until=now + self.lease)
             loaded = await repository.deliveries_by_id(session, ids=ids)
             endpoints = await repository.endpoints_by_id(
                 session, ids=list({key[0] for key in chains})
             )
+        if self.one_process:  # one statement holds the write lock (see fan_out)
+            async with self._transaction() as session:
+                await repository.lease(session, ids=ids, until=now + self.lease)
         for (endpoint_id, _), chain in chains.items():
             deliveries = [loaded[d.id] for d in chain]
             task = asyncio.create_task(self._send_chain(deliveries, endpoints[endpoint_id]))

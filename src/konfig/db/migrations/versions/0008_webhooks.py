@@ -149,7 +149,7 @@ def upgrade() -> None:
             "ix_webhook_deliveries_pending", ["status", "created_at", "sequence"], unique=False
         )
         batch_op.create_index(
-            "ix_webhook_deliveries_endpoint_created", ["endpoint_id", "created_at"], unique=False
+            "ix_webhook_deliveries_order", ["endpoint_id", "order_key", "created_at"], unique=False
         )
         batch_op.create_index(
             batch_op.f("ix_webhook_deliveries_tenant_id"), ["tenant_id"], unique=False
@@ -208,7 +208,7 @@ def downgrade() -> None:
     op.drop_table("webhook_attempts")
     with op.batch_alter_table("webhook_deliveries", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_webhook_deliveries_tenant_id"))
-        batch_op.drop_index("ix_webhook_deliveries_endpoint_created")
+        batch_op.drop_index("ix_webhook_deliveries_order")
         batch_op.drop_index("ix_webhook_deliveries_pending")
 
     op.drop_table("webhook_deliveries")
