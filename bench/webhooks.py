@@ -267,6 +267,11 @@ async def main() -> None:
                 else {}
             ),
             "KONFIG_LOG_LEVEL": "WARNING",
+            **(
+                {"KONFIG_WEBHOOK_CONCURRENCY": os.environ["BENCH_SLOTS"]}
+                if os.environ.get("BENCH_SLOTS")
+                else {}
+            ),
             **({"KONFIG_WEBHOOKS_ENABLED": "false"} if os.environ.get("BENCH_NO_WORKER") else {}),
         }
         if args.database_url:

@@ -247,7 +247,7 @@ def _start_webhooks(state: AppState) -> WebhookWorker:
         metrics=state.metrics,
     )
     writer = state.entry_writer
-    worker.commits_made = lambda: writer.batches
+    worker.writes_waiting = lambda: writer.queued > 0 or writer.committing
     state.webhooks = worker
     state.commit_hooks.append(worker.on_committed)
     state.change_hooks.append(worker.on_changed)

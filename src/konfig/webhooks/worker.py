@@ -52,14 +52,13 @@ from konfig.webhooks.targets import Policy, shown_url
 log = logging.getLogger("konfig.webhooks")
 
 ACTOR = "konfig:webhooks"
-_EVENTS_PER_FAN_OUT = 500
+_EVENTS_PER_FAN_OUT = 100
 _STATS_EVERY = 1.0
 _PRUNE_EVERY = 300.0
 _YIELD_TO_WRITES = 0.2
 _EVENTS_UNDER_WRITES = 20
 _CHAINS_UNDER_WRITES = 2
 _CHAIN_UNDER_WRITES = 10
-_BUSY_COMMITS = 10  # group commits since the last round that make this process busy
 _SCAN = 500  # pending deliveries looked at per claim, oldest first
 _CHAIN = 50  # deliveries one slot sends in a row to one endpoint about one namespace
 
@@ -172,10 +171,8 @@ class WebhookWorker:
         self.sender = Sender(
             self.policy, settings.webhook_timeout_seconds, settings.webhook_concurrency
         )
-        # How many group commits this process has made: while they keep coming, writes go
-        # first (see ``_run``).
-        self.commits_made: Callable[[], int] = lambda: 0
-        self._commits_seen = 0
+        # Whether writes are queued or committing in this process: they go first (``_run``).
+        self.writes_waiting: Callable[[], bool] = lambda: False
         # Longer than an attempt can take: a lease that runs out means its holder is gone.
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
         self._wake = asyncio.Event()
@@ -252,16 +249,21 @@ class WebhookWorker:
         while True:
             self._wake.clear()
             try:
-                commits, self._commits_seen = self._commits_seen, self.commits_made()
-                if self._commits_seen - commits > _BUSY_COMMITS:
+                if self.writes_waiting():
                     # Writes first: under a burst of writes, a little at a time, and the queue
                     # grows for a moment rather than the writes slowing down.
                     await asyncio.sleep(_YIELD_TO_WRITES)
-                    await self.fan_out(_EVENTS_UNDER_WRITES)
-                    await self.dispatch(_CHAINS_UNDER_WRITES, _CHAIN_UNDER_WRITES)
+                    more = await self.fan_out(_EVENTS_UNDER_WRITES) >= _EVENTS_UNDER_WRITES
+                    slots = _CHAINS_UNDER_WRITES - len(self._inflight)
+                    if slots > 0:
+                        await self.dispatch(slots, _CHAIN_UNDER_WRITES)
                 else:
-                    await self.fan_out()
+                    # One batch a round: a backlog of events never holds the loop (nor, on
+                    # SQLite, the write lock) for long.
+                    more = await self.fan_out(_EVENTS_PER_FAN_OUT) >= _EVENTS_PER_FAN_OUT
                     await self.dispatch()
+                if more:
+                    self.wake()
                 await self._keep_house()
             except asyncio.CancelledError:
                 raise
