@@ -87,6 +87,8 @@ async def test_an_admin_creates_lists_reads_updates_and_deletes_a_webhook(
         "http://[fd00::1]/hook",  # unique-local
         "http://user:pw@127.0.0.1/hook",
         "not a url",
+        "http://nonexistent.invalid/hook",  # does not resolve
+        "http://127.0.0.1/hook#fragment",
     ],
 )
 async def test_a_target_that_is_not_a_public_address_is_refused(
@@ -97,6 +99,21 @@ async def test_a_target_that_is_not_a_public_address_is_refused(
     )
     error = assert_error(answer, 422, "VALIDATION_ERROR")
     assert "pw" not in error["message"]
+
+
+async def test_a_name_is_resolved_and_its_addresses_checked(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """localhost resolves to loopback, which this server allows (127.0.0.0/8) only for IPv4."""
+    answer = await client.post(
+        "/api/v1/webhooks",
+        headers=owner.headers,
+        json={"url": "http://localhost:9/hook", "events": ["config.changed"]},
+    )
+    if answer.status_code == 422:  # localhost also resolves to ::1 here, which is not allowed
+        assert "::1" in answer.json()["error"]["message"]
+    else:
+        assert answer.status_code == 201, answer.text
 
 
 async def test_bad_bodies_are_refused_in_the_one_shape(

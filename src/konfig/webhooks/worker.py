@@ -230,10 +230,14 @@ class WebhookWorker:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+            task, self._task = self._task, None
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # stopping goes on: what is left is retried after its lease
+                log.exception("the webhooks worker ended with an error")
         pending = self._inflight | self._side_tasks
         if self.recorder.task is not None:
             pending.add(self.recorder.task)
@@ -272,8 +276,7 @@ class WebhookWorker:
                     "the webhooks worker failed a round: %s", type(exc).__name__, exc_info=True
                 )
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.settings.webhook_poll_seconds):
-                    await self._wake.wait()
+                await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll_seconds)
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
