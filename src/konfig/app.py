@@ -245,6 +245,7 @@ def _start_webhooks(state: AppState) -> WebhookWorker:
         sessionmaker=state.sessionmaker,
         keyring=state.write_policy.keyring,
         metrics=state.metrics,
+        outages=state.outages,
     )
     writer = state.entry_writer
     worker.writes_waiting = lambda: writer.queued > 0 or writer.committing

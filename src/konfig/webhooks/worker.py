@@ -37,6 +37,7 @@ from konfig.audit.service import insert_row as insert_audit
 from konfig.backups.status import BackupEvent
 from konfig.db import outbox
 from konfig.db.base import utcnow
+from konfig.db.outage import OutageLog, unreachable
 from konfig.db.outbox import EventsQueued
 from konfig.db.session import across_tenants, open_session
 from konfig.metrics import Metrics
@@ -158,8 +159,10 @@ class WebhookWorker:
         sessionmaker: async_sessionmaker[AsyncSession],
         keyring: Keyring,
         metrics: Metrics,
+        outages: OutageLog | None = None,
     ) -> None:
         self.settings = settings
+        self.outages = outages or OutageLog()
         self.sessionmaker = sessionmaker
         # SQLite: one server process, so one worker; its claims need no lock held while they
         # read (see ``fan_out``).
@@ -271,10 +274,14 @@ class WebhookWorker:
                 await self._keep_house()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the database out of reach, say: try again later
-                log.warning(
-                    "the webhooks worker failed a round: %s", type(exc).__name__, exc_info=True
-                )
+            except Exception as exc:  # try again next round
+                kind = unreachable(exc)
+                if kind is not None:  # the database out of reach: once a minute, no traceback
+                    self.outages.report(kind)
+                else:
+                    log.warning(
+                        "the webhooks worker failed a round: %s", type(exc).__name__, exc_info=True
+                    )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll_seconds)
 
