@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     return Dispatcher(
         api,
         read_path=delivery.read_path,
+        ofrep=delivery.ofrep,
         write_path=WritePath(state, fallback=api),
         wrappers=wrappers(settings, state),
         guards=guards(settings, state),

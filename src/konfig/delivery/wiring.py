@@ -21,6 +21,7 @@ from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.ofrep import Ofrep
 from konfig.delivery.resolve import Resolution
 from konfig.events import (
     LoginEnded,
@@ -29,6 +30,7 @@ from konfig.events import (
     TokenChanged,
     UserChanged,
 )
+from konfig.flags.counts import EvaluationCounts
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
 from konfig.settings import Settings
@@ -59,6 +61,9 @@ class Delivery:
         # Also told of every announcement, this process's and other replicas' (the UI's feed).
         self.listeners: list[Callable[[Sequence[Event]], None]] = []
         self.read_path = ReadPath(self)
+        self.flag_counts = EvaluationCounts()  # OFREP evaluations, written in aggregate
+        self.flag_counts.register(self.state.metrics.registry)
+        self.ofrep = Ofrep(self, self.read_path, self.flag_counts)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
