@@ -1,0 +1,213 @@
+"""The issue's "done when": the OpenFeature Python SDK with its OFREP provider (code no one here
+wrote) evaluates Konfig's flags on a live `konfig serve`, with a `kfg_` token."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from openfeature import api
+from openfeature.client import OpenFeatureClient
+from openfeature.contrib.provider.ofrep import OFREPProvider
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.flag_evaluation import Reason
+
+from konfig.flags.definition import Flag
+from tests.conftest import PASSWORD
+from tests.support.apps import konfig_serve
+
+pytestmark = pytest.mark.slow
+
+NAMESPACE = "shop/production"
+ON_OFF = {"on": True, "off": False}
+
+
+class Admin:
+    """The tenant's owner, over the HTTP API."""
+
+    def __init__(self, url: str) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30)
+        email = f"owner-{uuid.uuid4().hex[:8]}@shop.example.com"
+        name = f"shop-{uuid.uuid4().hex[:8]}"
+        registered = self.http.post(
+            "/api/v1/auth/register", json={"name": name, "email": email, "password": PASSWORD}
+        )
+        assert registered.status_code == 201, registered.text
+        login = self.http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        self.http.headers["Authorization"] = f"Bearer {login.json()['access_token']}"
+        created = self.http.post("/api/v1/namespaces", json={"name": NAMESPACE})
+        self.namespace = created.json()["id"]
+
+    def flag(self, key: str, definition: dict[str, Any]) -> None:
+        answer = self.http.put(
+            f"/api/v1/namespaces/{self.namespace}/configs/{key}",
+            json={"value": definition, "value_type": "flag"},
+        )
+        assert answer.status_code in (200, 201), answer.text
+
+    def token(self) -> str:
+        name = f"storefront-{uuid.uuid4().hex[:8]}"
+        account = self.http.post("/api/v1/service-accounts", json={"name": name})
+        scopes = [{"namespaces": NAMESPACE, "permissions": ["read"]}]
+        created = self.http.post(
+            "/api/v1/tokens",
+            json={"name": name, "scopes": scopes, "service_account_id": account.json()["id"]},
+        )
+        return str(created.json()["token"])
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, Admin, OpenFeatureClient]]:
+    with konfig_serve(Path(tmp_path_factory.mktemp("ofrep"))) as (url, _):
+        admin = Admin(url)
+        token = admin.token()  # scoped to the one namespace: no namespace header needed
+        api.set_provider(
+            OFREPProvider(url, headers_factory=lambda: {"Authorization": f"Bearer {token}"})
+        )
+        yield url, admin, api.get_client()
+        api.clear_providers()
+        admin.http.close()
+
+
+def test_kill_switch_reaches_the_sdk_at_once(live: tuple[str, Admin, OpenFeatureClient]) -> None:
+    _, admin, client = live
+    switch = {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "off", "targeting": "on"}
+    admin.flag("payments_enabled", switch)
+    user = EvaluationContext("user-1")
+    details = client.get_boolean_details("payments_enabled", False, user)
+    assert (details.value, details.reason, details.variant) == (True, Reason.TARGETING_MATCH, "on")
+    admin.flag("payments_enabled", {**switch, "state": "DISABLED"})
+    details = client.get_boolean_details("payments_enabled", True, user)  # the very next call
+    assert (details.value, details.reason, details.variant) == (False, Reason.DISABLED, "off")
+    missing = client.get_boolean_details("no_such_flag", True, user)
+    assert (missing.value, missing.error_code.value if missing.error_code else None) == (
+        True,
+        "FLAG_NOT_FOUND",
+    )
+
+
+def test_string_split_and_targeting_rule(live: tuple[str, Admin, OpenFeatureClient]) -> None:
+    _, admin, client = live
+    variants = {"control": "Buy now", "treatment": "Get it today"}
+    admin.flag(
+        "checkout_copy",
+        {
+            "state": "ENABLED",
+            "variants": variants,
+            "defaultVariant": "control",
+            "targeting": {
+                "if": [
+                    {"ends_with": [{"var": "email"}, "@shop.example.com"]},
+                    "treatment",
+                    {"fractional": [["control", 50], ["treatment", 50]]},
+                ]
+            },
+        },
+    )
+    staff = client.get_string_details(
+        "checkout_copy", "?", EvaluationContext("u-1", {"email": "ann@shop.example.com"})
+    )
+    assert (staff.value, staff.reason) == ("Get it today", Reason.TARGETING_MATCH)
+    seen: Counter[str] = Counter()
+    for i in range(400):
+        details = client.get_string_details("checkout_copy", "?", EvaluationContext(f"u-{i}"))
+        assert details.reason == Reason.SPLIT
+        seen[details.value] += 1
+    assert set(seen) == set(variants.values()) and min(seen.values()) > 140  # about half each
+    # The same user gets the same variant every time.
+    again = {
+        client.get_string_value("checkout_copy", "?", EvaluationContext("u-7")) for _ in range(5)
+    }
+    assert len(again) == 1
+
+
+def _rollout(percent: int) -> dict[str, Any]:
+    targeting = {"fractional": [["new", percent], ["old", 100 - percent]]}
+    variants = {"new": "v2", "old": "v1"}
+    return {
+        "state": "ENABLED",
+        "variants": variants,
+        "defaultVariant": "old",
+        "targeting": targeting,
+    }
+
+
+def test_rollout_10_to_20_percent_keeps_its_users(
+    live: tuple[str, Admin, OpenFeatureClient],
+) -> None:
+    """100,000 targeting keys through the evaluator the server runs; 1,000 of them through the
+    SDK and the live server, which must agree key by key."""
+    _, admin, client = live
+    keys = [f"customer-{i}" for i in range(100_000)]
+    ten = Flag("pricing", _rollout(10), {})
+    twenty = Flag("pricing", _rollout(20), {})
+    first = {k for k in keys if ten.evaluate({"targetingKey": k}).variant == "new"}
+    second = {k for k in keys if twenty.evaluate({"targetingKey": k}).variant == "new"}
+    assert 9_000 <= len(first) <= 11_000  # 10 % ± 1 point of 100,000
+    assert 19_000 <= len(second) <= 21_000
+    assert first <= second  # raising to 20 % keeps every one of them
+
+    sample = keys[:1_000]
+    admin.flag("pricing", _rollout(10))
+    served_10 = {
+        k for k in sample if client.get_string_value("pricing", "?", EvaluationContext(k)) == "v2"
+    }
+    assert served_10 == first & set(sample)
+    admin.flag("pricing", _rollout(20))
+    served_20 = {
+        k for k in sample if client.get_string_value("pricing", "?", EvaluationContext(k)) == "v2"
+    }
+    assert served_20 == second & set(sample) and served_10 <= served_20
+
+
+def test_disabling_reaches_a_connected_event_stream(
+    live: tuple[str, Admin, OpenFeatureClient],
+) -> None:
+    """A client-side provider's way: bulk evaluation, then the SSE stream its answer names; a
+    change sends `refetchEvaluation`, and the refetch sees the flag disabled."""
+    url, admin, _ = live
+    admin.flag("banner", {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "on"})
+    token = admin.token()
+    headers = {"Authorization": f"Bearer {token}"}
+    context = {"context": {"targetingKey": "u-1"}}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        bulk = http.post("/ofrep/v1/evaluate/flags", json=context)
+        stream_uri = bulk.json()["eventStreams"][0]["endpoint"]["requestUri"]
+        events: list[dict[str, Any]] = []
+        listening = threading.Event()
+        heard = threading.Event()
+
+        def listen() -> None:
+            with http.stream("GET", stream_uri) as stream:
+                for line in stream.iter_lines():
+                    listening.set()
+                    if line.startswith("data: "):
+                        events.append(orjson.loads(line[6:]))
+                        heard.set()
+                        return
+
+        listener = threading.Thread(target=listen, daemon=True)
+        listener.start()
+        assert listening.wait(30), "the event stream never opened"
+        admin.flag("banner", {"state": "DISABLED", "variants": ON_OFF, "defaultVariant": "on"})
+        assert heard.wait(30), "no refetchEvaluation event"
+        assert events[0]["type"] == "refetchEvaluation"
+        refetch = http.post(
+            "/ofrep/v1/evaluate/flags",
+            params={"flagConfigEtag": events[0]["etag"]},
+            headers={"If-None-Match": bulk.headers["etag"]},
+            json=context,
+        )
+        assert refetch.status_code == 200
+        banner = next(f for f in refetch.json()["flags"] if f["key"] == "banner")
+        assert banner["reason"] == "DISABLED"
+        listener.join(10)
