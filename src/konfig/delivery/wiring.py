@@ -30,6 +30,7 @@ from konfig.events import (
     TokenChanged,
     UserChanged,
 )
+from konfig.flags import service as flags
 from konfig.flags.counts import EvaluationCounts
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
@@ -96,6 +97,7 @@ class Delivery:
         self._watch_shutdown()
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
+        self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
 
     async def stop(self) -> None:
         self.cache.close()
@@ -110,6 +112,7 @@ class Delivery:
             self.notifier.transport = None
         await self.tokens.flush_usage(self.sessionmaker)
         await self.reveals.flush(self.sessionmaker)
+        await flags.flush_counts(self.flag_counts, self.sessionmaker)
 
     def _transport(self) -> PostgresTransport | RedisTransport | None:
         settings = self.settings
@@ -224,6 +227,11 @@ class Delivery:
             await asyncio.sleep(self.settings.token_usage_flush_seconds)
             await self.tokens.flush_usage(self.sessionmaker)
             await self.reveals.flush(self.sessionmaker)
+
+    async def _flush_flag_counts_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flag_counts_flush_seconds)
+            await flags.flush_counts(self.flag_counts, self.sessionmaker)
 
     def _watch_shutdown(self) -> None:
         """End streams and long polls once the app's ``shutdown_event`` is set: on SIGTERM
