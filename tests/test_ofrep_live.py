@@ -3,6 +3,7 @@ wrote) evaluates Konfig's flags on a live `konfig serve`, with a `kfg_` token.""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections import Counter
@@ -19,9 +20,11 @@ from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import Reason
 
+from konfig.client import AsyncKonfig, Konfig, KonfigError, NotFound
 from konfig.flags.definition import Flag
 from tests.conftest import PASSWORD
 from tests.support.apps import konfig_serve
+from tests.support.cli import Cli
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +37,7 @@ class Admin:
 
     def __init__(self, url: str) -> None:
         self.http = httpx.Client(base_url=url, timeout=30)
-        email = f"owner-{uuid.uuid4().hex[:8]}@shop.example.com"
+        self.email = email = f"owner-{uuid.uuid4().hex[:8]}@shop.example.com"
         name = f"shop-{uuid.uuid4().hex[:8]}"
         registered = self.http.post(
             "/api/v1/auth/register", json={"name": name, "email": email, "password": PASSWORD}
@@ -211,3 +214,72 @@ def test_disabling_reaches_a_connected_event_stream(
         banner = next(f for f in refetch.json()["flags"] if f["key"] == "banner")
         assert banner["reason"] == "DISABLED"
         listener.join(10)
+
+
+def test_cli_and_sdk(live: tuple[str, Admin, OpenFeatureClient], tmp_path: Path) -> None:
+    """`konfig flags set|list|get|disable|eval|enable`, and the SDK's `flags.evaluate`."""
+    url, admin, _ = live
+    cli = Cli(tmp_path / "home", url, admin.email)
+    cli.ok("login", "--url", url, "--email", admin.email, "--password", PASSWORD)
+    definition = tmp_path / "search.json"
+    definition.write_text(
+        json.dumps(
+            {
+                "state": "ENABLED",
+                "variants": {"fast": "v2", "classic": "v1"},
+                "defaultVariant": "classic",
+                "targeting": {"if": [{"sem_ver": [{"var": "app"}, ">=", "2.0.0"]}, "fast", None]},
+            }
+        )
+    )
+    cli.ok("flags", "set", NAMESPACE, "search", "--file", str(definition))
+    refused = cli("flags", "set", NAMESPACE, "broken", '{"state": "ON", "variants": {"a": 1}}')
+    assert refused.returncode != 0 and "broken" in refused.stderr and "state" in refused.stderr
+    new_app = json.loads(
+        cli.ok("flags", "eval", NAMESPACE, "search", "-k", "u-1", "-c", '{"app": "2.1.0"}')
+    )
+    assert (new_app["value"], new_app["reason"]) == ("v2", "TARGETING_MATCH")
+    cli.ok("flags", "disable", NAMESPACE, "search")
+    assert json.loads(cli.ok("flags", "get", NAMESPACE, "search"))["state"] == "DISABLED"
+    off = json.loads(cli.ok("flags", "eval", NAMESPACE, "search", "-c", '{"app": "2.1.0"}'))
+    assert (off["value"], off["reason"]) == ("v1", "DISABLED")
+    cli.ok("flags", "enable", NAMESPACE, "search")
+    listed = json.loads(cli.ok("flags", "list", NAMESPACE, "-o", "json"))
+    search = next(f for f in listed if f["key"] == "search")
+    assert search["state"] == "ENABLED" and search["evaluations"] >= 1
+    table = cli.ok("flags", "list", NAMESPACE)
+    assert "search" in table and "fast, classic" in table
+    assert cli("flags", "get", NAMESPACE, "nothing").returncode != 0
+
+    with Konfig(url, admin.token()) as sdk:
+        answer = sdk.flags.evaluate("search", {"targetingKey": "u-2", "app": "1.9.0"})
+        assert (answer["variant"], answer["reason"]) == ("classic", "DEFAULT")
+        bulk = sdk.flags.evaluate_all({"targetingKey": "u-2", "app": "3.0.0"})
+        assert {f["key"]: f.get("variant") for f in bulk["flags"]}["search"] == "fast"
+        with pytest.raises(NotFound) as missing:
+            sdk.flags.evaluate("nothing", {"targetingKey": "u"})
+        assert missing.value.code == "FLAG_NOT_FOUND"
+        admin.flag("split", _rollout(50))
+        with pytest.raises(KonfigError) as no_key:
+            sdk.flags.evaluate("split", {"email": "x@y.example.com"})
+        assert no_key.value.code == "TARGETING_KEY_MISSING"
+
+
+async def test_async_sdk(live: tuple[str, Admin, OpenFeatureClient]) -> None:
+    url, admin, _ = live
+    admin.flag("async_flag", {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "on"})
+    async with AsyncKonfig(url, admin.http.headers["Authorization"].removeprefix("Bearer ")) as sdk:
+        flags = await sdk.flags.list(NAMESPACE)
+        assert "async_flag" in {f["key"] for f in flags}
+        answer = await sdk.flags.evaluate("async_flag", {"targetingKey": "u"}, namespace=NAMESPACE)
+        assert answer["value"] is True
+        both = await sdk.flags.evaluate_all({"targetingKey": "u"}, namespace=NAMESPACE)
+        assert any(f["key"] == "async_flag" for f in both["flags"])
+        await sdk.flags.set(
+            NAMESPACE,
+            "async_flag",
+            {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "off"},
+        )
+        await sdk.flags.disable(NAMESPACE, "async_flag")
+        answer = await sdk.flags.evaluate("async_flag", {"targetingKey": "u"}, namespace=NAMESPACE)
+        assert (answer["value"], answer["reason"]) == (False, "DISABLED")
