@@ -171,8 +171,10 @@ def test_shared_evaluators_are_referenced_and_missing_ones_refuse_to_parse() -> 
         ({"var": "list.1"}, {"list": [5, 6]}, 6),
         ({"var": "list.9"}, {"list": [5]}, None),
         ({"var": "a.b"}, {"a": 1}, None),
-        ({"var": ""}, {"k": 1}, {"k": 1}),
-        ({"var": []}, {"k": 1}, {"k": 1}),
+        ({"var": "$flagd.flagKey"}, {}, "flag"),
+        ({"var": "$flagd.nothing"}, {}, None),
+        ({"var": ["$flagd.flagKey.x", 3]}, {}, 3),
+        ({"var": {"cat": ["a", ".b"]}}, {"a": {"b": 4}}, 4),
         ({"missing": ["a", "b"]}, {"a": 1}, ["b"]),
         ({"missing": [["a", "b"]]}, {"b": ""}, ["a", "b"]),
         ({"missing_some": [1, ["a", "b"]]}, {"a": 1}, []),
@@ -256,6 +258,15 @@ def test_shared_evaluators_are_referenced_and_missing_ones_refuse_to_parse() -> 
 )
 def test_operators(rule: Any, data: dict[str, Any], expected: Any) -> None:
     assert run(rule, data) == expected
+
+
+def test_the_whole_context_includes_flagd() -> None:
+    rules: list[dict[str, Any]] = [{"var": ""}, {"var": []}]
+    for rule in rules:
+        whole = run(rule, {"k": 1})
+        assert whole["k"] == 1 and whole["$flagd"]["flagKey"] == "flag"
+        assert isinstance(whole["$flagd"]["timestamp"], int)
+    assert isinstance(run({"var": "$flagd.timestamp"}), int)
 
 
 @pytest.mark.parametrize(

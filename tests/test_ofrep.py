@@ -3,6 +3,8 @@ every backend: validation on write, auth, namespaces, errors, ETags, inheritance
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -278,3 +280,34 @@ async def test_evaluations_are_counted_in_metrics(
         'konfig_flag_evaluations_total{flag="kill_switch",namespace="shop/production",variant="on"}'
     )
     assert f"{line} 4.0" in metrics
+
+
+async def test_remembered_bulk_answers_still_count_and_clock_rules_are_not_remembered(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace, auth = await _scene(client, owner)
+    body = {"context": {"targetingKey": "same-user", "email": "a@acme.test"}}
+    first = await client.post("/ofrep/v1/evaluate/flags", headers=auth, json=body)
+    again = await client.post("/ofrep/v1/evaluate/flags", headers=auth, json=body)
+    assert (first.content, first.headers["etag"]) == (again.content, again.headers["etag"])
+    metrics = (await client.get("/metrics")).text
+    line = (
+        'konfig_flag_evaluations_total{flag="checkout",namespace="shop/production",variant="new"}'
+    )
+    assert f"{line} 2.0" in metrics
+    # A rule reading the clock is evaluated anew for the same body once the clock moves on.
+    clock = {
+        **KILL_SWITCH,
+        "targeting": {"if": [{">": [{"var": "$flagd.timestamp"}, {"var": "until"}]}, "off", "on"]},
+    }
+    await set_entry(client, owner, namespace, "window", clock, value_type="flag")
+    until = int(time.time()) + 1
+    same = {"context": {"targetingKey": "u", "until": until}}
+    variants = []
+    while True:
+        answer = await client.post("/ofrep/v1/evaluate/flags", headers=auth, json=same)
+        variants.append({f["key"]: f for f in answer.json()["flags"]}["window"]["variant"])
+        if variants[-1] == "off" or time.time() > until + 5:
+            break
+        await asyncio.sleep(0.1)
+    assert variants[0] == "on" and variants[-1] == "off"

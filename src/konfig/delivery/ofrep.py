@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
@@ -31,8 +32,14 @@ from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved
 from konfig.delivery.handler import Caller, ReadPath
 from konfig.delivery.http import Waiting, error_reply, etag_matches
-from konfig.errors import KonfigError, PayloadTooLarge, Unauthenticated, ValidationFailed
-from konfig.flags.counts import EvaluationCounts
+from konfig.errors import (
+    Forbidden,
+    KonfigError,
+    PayloadTooLarge,
+    Unauthenticated,
+    ValidationFailed,
+)
+from konfig.flags.counts import EvaluationCounts, Outcomes
 from konfig.flags.definition import FlagSet, Outcome
 from konfig.paths import OFREP_BULK_ROUTE, OFREP_EVENTS_ROUTE, OFREP_FLAG_ROUTE, OFREP_PREFIX
 
@@ -47,12 +54,25 @@ EVENTS_PATH = OFREP_PREFIX + "events"
 MAX_CONTEXT_BYTES = 64 * 1024
 _NAMESPACE_HEADER = b"x-konfig-namespace"
 _JSON = (b"content-type", b"application/json")
+_PLAIN: list[tuple[bytes, bytes]] = [_JSON]  # a JSON answer whose length is added when sent
+REMEMBERED_ANSWERS = 1024  # bulk answers kept per state of a namespace's flags
 _CACHING = (b"cache-control", b"private, no-cache")
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkAnswer:
+    """A bulk evaluation as sent, and the variants it counts."""
+
+    etag: bytes
+    body: bytes
+    headers: list[tuple[bytes, bytes]]
+    not_modified: list[tuple[bytes, bytes]]
+    outcomes: Outcomes
 
 
 class Refusal(Exception):
@@ -109,19 +129,19 @@ class Ofrep:
                 if_none_match = value
         if authorization is None and api_key is not None:
             authorization = b"Bearer " + api_key.strip()
-        status, headers, body = 200, [_JSON], b""
+        status, headers, body = 200, _PLAIN, b""
         try:
             caller, name = await self._caller(scope, authorization, namespace)
             if events:
                 await self._stream(receive, send, caller, authorization, name, scope)
                 return
-            context = _context(await _read_body(receive, self.max_body), key)
+            raw = await _read_body(receive, self.max_body)
             resolved = await self._resolved(caller, name, scope["query_string"])
             flags = resolved.flags()
             if key is None:
-                status, headers, body = self._bulk(caller, resolved, flags, context, if_none_match)
+                status, headers, body = self._bulk(caller, resolved, flags, raw, if_none_match)
             else:
-                body = self._single(caller, name, flags, key, context)
+                body = self._single(caller, name, flags, key, _context(raw, key))
         except Refusal as exc:
             status, body = exc.status, exc.body
         except KonfigError as exc:
@@ -133,9 +153,10 @@ class Ofrep:
                 request_id = scope.get("state", {}).get("request_id", "-")
                 refusal = KonfigError(f"Internal error (request {request_id})")
             status, headers, body = error_reply(refusal)
-        if status != 304 and headers[0] is _JSON:
-            headers = [*headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
+        if headers is _PLAIN:
+            headers = [_JSON, (b"content-length", str(len(body)).encode())]
+        # A copy: remembered answers' headers are shared, and CORS adds to the list it is sent.
+        await send({"type": "http.response.start", "status": status, "headers": [*headers]})
         await send({"type": "http.response.body", "body": body})
 
     async def _caller(
@@ -149,9 +170,11 @@ class Ofrep:
         name = namespace.decode("latin-1").strip() if namespace is not None else None
         if name is None:
             name = _query_namespace(scope["query_string"])
+        caller = await self.read_path.identify(authorization)
         if name is None:
-            name = _single_namespace(await self.read_path.identify(authorization))
-        caller = await self.read_path.authenticate(authorization, name)
+            name = _single_namespace(caller)
+        if not caller.may_read(name):
+            raise Forbidden(f"this token may not read namespace {name}")
         await self.read_path.admit_request(scope, caller)
         return caller, name
 
@@ -186,38 +209,52 @@ class Ofrep:
         caller: Caller,
         resolved: Resolved,
         flags: FlagSet,
-        context: dict[str, Any],
+        raw: bytes,
         if_none_match: bytes | None,
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        """Every flag for the context; its ETag names the flags' state and the context."""
+        """Every flag for the request's context; the ETag names the flags' state and the
+        context. The answer is remembered with the state, by request body: a client-side
+        provider polls with the same context again and again."""
+        answer: BulkAnswer | None = flags.answers.get(raw) if flags.remembers else None
+        if answer is None:
+            answer = self._evaluate_all(resolved, flags, _context(raw, None))
+            if flags.remembers:
+                if len(flags.answers) >= REMEMBERED_ANSWERS:
+                    flags.answers.clear()
+                flags.answers[raw] = answer
+        if if_none_match is not None and etag_matches(if_none_match, answer.etag):
+            return 304, answer.not_modified, b""
+        name = resolved.resolution.name
+        self.counts.count_answer(caller.tenant_id, name, caller.actor, answer.outcomes)
+        return 200, answer.headers, answer.body
+
+    def _evaluate_all(
+        self, resolved: Resolved, flags: FlagSet, context: dict[str, Any]
+    ) -> BulkAnswer:
         seen = hashlib.blake2b(orjson.dumps(context, option=orjson.OPT_SORT_KEYS), digest_size=8)
         etag = f'"{flags.digest}.{seen.hexdigest()}"'.encode()
-        headers = [_JSON, (b"etag", etag), _CACHING]
-        if if_none_match is not None and etag_matches(if_none_match, etag):
-            return 304, [(b"etag", etag), _CACHING], b""
         name = resolved.resolution.name
         answers = []
-        count = self.counts.count
+        outcomes = []
         for key, flag in flags.flags.items():
             outcome = flag.evaluate(context)
             if outcome.error is None:
                 answers.append(_success(outcome, flag.metadata))
-                count(caller.tenant_id, name, key, outcome.variant, caller.actor)
+                outcomes.append((key, outcome.variant or ""))
             else:
                 answers.append(
                     {"key": key, "errorCode": outcome.error, "errorDetails": outcome.detail}
                 )
-        body = {
-            "flags": answers,
-            "eventStreams": [
-                {
-                    "type": "sse",
-                    "endpoint": {"requestUri": f"{EVENTS_PATH}?namespace={quote(name, safe='/')}"},
-                }
-            ],
-            "metadata": {"namespace": name, "revision": resolved.resolution.revision},
-        }
-        return 200, headers, orjson.dumps(body)
+        stream = f"{EVENTS_PATH}?namespace={quote(name, safe='/')}"
+        body = orjson.dumps(
+            {
+                "flags": answers,
+                "eventStreams": [{"type": "sse", "endpoint": {"requestUri": stream}}],
+                "metadata": {"namespace": name, "revision": resolved.resolution.revision},
+            }
+        )
+        headers = [_JSON, (b"etag", etag), _CACHING, (b"content-length", str(len(body)).encode())]
+        return BulkAnswer(etag, body, headers, [(b"etag", etag), _CACHING], tuple(outcomes))
 
     async def _stream(
         self,

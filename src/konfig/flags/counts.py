@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, Metric
 
 CountKey = tuple[uuid.UUID, str, str, str, str]  # tenant, namespace, flag, variant, actor
+# One remembered bulk answer: (flag, variant) of each flag that answered a variant.
+Outcomes = tuple[tuple[str, str], ...]
 
 
 class EvaluationCounts:
@@ -21,6 +24,8 @@ class EvaluationCounts:
 
     def __init__(self) -> None:
         self.pending: dict[CountKey, int] = {}
+        # Remembered bulk answers sent: one increment each, spread over their flags on drain.
+        self.answers: dict[tuple[uuid.UUID, str, str, int], list[Any]] = {}
         self.totals: dict[tuple[str, str, str], int] = {}  # namespace, flag, variant
 
     def count(
@@ -29,8 +34,33 @@ class EvaluationCounts:
         key = (tenant_id, namespace, flag, variant or "", actor)
         self.pending[key] = self.pending.get(key, 0) + 1
 
+    def count_answer(
+        self, tenant_id: uuid.UUID, namespace: str, actor: str, outcomes: Outcomes
+    ) -> None:
+        """A bulk answer's evaluations, counted with one increment."""
+        key = (tenant_id, namespace, actor, id(outcomes))
+        held = self.answers.get(key)
+        if held is None:
+            self.answers[key] = [outcomes, 1]
+        else:
+            held[1] += 1
+
+    def _spread(self) -> None:
+        answers, self.answers = self.answers, {}
+        pending = self.pending
+        for (tenant_id, namespace, actor, _), (outcomes, number) in answers.items():
+            for flag, variant in outcomes:
+                key = (tenant_id, namespace, flag, variant, actor)
+                pending[key] = pending.get(key, 0) + number
+
+    def unwritten(self) -> dict[CountKey, int]:
+        """The counts since the last drain (a copy)."""
+        self._spread()
+        return dict(self.pending)
+
     def drain(self) -> dict[CountKey, int]:
         """The counts since the last drain (they move to ``totals``)."""
+        self._spread()
         drained, self.pending = self.pending, {}
         for (_, namespace, flag, variant, _), number in drained.items():
             total_key = (namespace, flag, variant)
@@ -48,6 +78,7 @@ class EvaluationCounts:
         registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
+        self._spread()
         family = CounterMetricFamily(
             "konfig_flag_evaluations",
             "Feature flag evaluations served over OFREP, by namespace, flag and variant.",

@@ -15,14 +15,13 @@ to an evaluator that is not there makes the flag answer ``PARSE_ERROR``.
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
-from konfig.flags.logic import Evaluation, Rule, RuleError, compile_rule
+from konfig.flags.logic import Evaluation, Rule, RuleError, compile_rule, compile_targeting
 
 EVALUATORS_KEY = "flag_evaluators"
 STATES = ("ENABLED", "DISABLED")
@@ -171,7 +170,16 @@ class Outcome:
 class Flag:
     """A flag ready to evaluate: its targeting compiled, its static answer made once."""
 
-    __slots__ = ("default", "disabled", "key", "metadata", "rule", "static", "variants")
+    __slots__ = (
+        "default",
+        "disabled",
+        "key",
+        "metadata",
+        "reads_clock",
+        "rule",
+        "static",
+        "variants",
+    )
 
     def __init__(self, key: str, definition: Mapping[str, Any], evaluators: Mapping[str, Any]):
         self.key = key
@@ -182,13 +190,14 @@ class Flag:
         targeting = definition.get("targeting")
         self.rule: Rule | None = None
         self.static: Outcome | None = None
+        self.reads_clock = False
         if self.disabled:
             self.static = Outcome(key, "DISABLED", self.default, self.variants[self.default])
         elif targeting is None or targeting == {}:
             self.static = Outcome(key, "STATIC", self.default, self.variants[self.default])
         else:
             try:
-                self.rule = compile_rule(targeting, "targeting", evaluators)
+                self.rule, self.reads_clock = compile_targeting(targeting, "targeting", evaluators)
             except RuleError as exc:
                 self.static = Outcome(key, error="PARSE_ERROR", detail=str(exc))
 
@@ -197,8 +206,7 @@ class Flag:
         rule = self.rule
         if rule is None:  # disabled, untargeted, or a rule that cannot run
             return self.static  # type: ignore[return-value]  # set whenever rule is None
-        data = {**context, "$flagd": {"flagKey": self.key, "timestamp": int(time.time())}}
-        ev = Evaluation(data, self.key)
+        ev = Evaluation(context, self.key)
         try:
             result = rule(ev)
         except RecursionError:  # pragma: no cover - compile_rule bounds the depth
@@ -240,10 +248,14 @@ class FlagSet:
     """A namespace's flags as one state: the flags, and a digest that changes when any of
     them (or the shared evaluators) does, and only then (the bulk ETag and stream ids)."""
 
-    __slots__ = ("digest", "flags")
+    __slots__ = ("answers", "digest", "flags", "remembers")
 
     def __init__(self, values: Mapping[str, Any], flag_keys: frozenset[str] | set[str]):
         self.flags = flag_set(values, flag_keys)
+        # Bulk answers by request body: a function of this state and the context, so kept
+        # with the state (bounded), unless a flag reads the clock.
+        self.answers: dict[bytes, Any] = {}
+        self.remembers = not any(flag.reads_clock for flag in self.flags.values())
         state = {key: values[key] for key in self.flags}
         state[EVALUATORS_KEY] = values.get(EVALUATORS_KEY)
         encoded = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,9 +222,21 @@ def _text(value: Any) -> str:
 # Compilation --------------------------------------------------------------------------------
 
 
+_NOTHING = object()
+
+
 @dataclass(slots=True)
 class _Budget:
+    """A compilation's state: nodes seen, and the literal each constant closure returns (so
+    operators can specialise on literal arguments: a ``var`` path split once, a set for
+    ``in``)."""
+
     nodes: int = 0
+    constants: dict[int, Any] = field(default_factory=dict)
+    reads_clock: bool = False  # the rule may read $flagd.timestamp: its result changes alone
+
+    def literal(self, rule: Rule) -> Any:
+        return self.constants.get(id(rule), _NOTHING)
 
 
 Operator = Callable[[list[Rule], str, _Budget], Rule]
@@ -250,7 +263,16 @@ def compile_rule(
     ``{"$ref": name}`` stands for the shared evaluator ``name`` (flagd's ``$evaluators``);
     without ``evaluators`` a reference is refused.
     """
-    return _compile(rule, path, evaluators, _Budget(), 0, ())
+    return compile_targeting(rule, path, evaluators)[0]
+
+
+def compile_targeting(
+    rule: Any, path: str = "targeting", evaluators: Mapping[str, Any] | None = None
+) -> tuple[Rule, bool]:
+    """``compile_rule``, and whether the rule may read the clock (``$flagd.timestamp``, or the
+    context through a path only known when it runs): then its answers cannot be remembered."""
+    budget = _Budget()
+    return _compile(rule, path, evaluators, budget, 0, ()), budget.reads_clock
 
 
 def _compile(
@@ -266,6 +288,10 @@ def _compile(
         raise RuleError(f"the rule has more than {MAX_NODES} nodes", path)
     if depth > MAX_DEPTH:
         raise RuleError(f"the rule nests deeper than {MAX_DEPTH} levels", path)
+    if isinstance(rule, list) and not _has_operation(rule):
+        constant_list: Rule = lambda ev: rule  # noqa: E731
+        budget.constants[id(constant_list)] = rule
+        return constant_list
     if isinstance(rule, list):
         items = [
             _compile(r, f"{path}[{i}]", evaluators, budget, depth + 1, refs)
@@ -273,7 +299,9 @@ def _compile(
         ]
         return lambda ev: [item(ev) for item in items]
     if not isinstance(rule, dict):
-        return lambda ev: rule
+        constant: Rule = lambda ev: rule  # noqa: E731
+        budget.constants[id(constant)] = rule
+        return constant
     if len(rule) != 1:
         raise RuleError(
             "an operation is an object with exactly one key, the operator"
@@ -292,6 +320,12 @@ def _compile(
         for i, a in enumerate(arg_list)
     ]
     return build(args, f"{path}.{name}", budget)
+
+
+def _has_operation(rule: Any) -> bool:
+    if isinstance(rule, dict):
+        return True
+    return isinstance(rule, list) and any(_has_operation(item) for item in rule)
 
 
 def _reference(
@@ -326,14 +360,54 @@ def _arity(args: list[Rule], path: str, low: int, high: int | None = None) -> No
 def _var(args: list[Rule], path: str, budget: _Budget) -> Rule:
     _arity(args, path, 0, 2)
     if not args:
-        return lambda ev: ev.data
+        budget.reads_clock = True
+        return _whole_context
     key, default = args[0], (args[1] if len(args) > 1 else (lambda ev: None))
+    literal = budget.literal(key)
+    if isinstance(literal, str) and literal.startswith("$flagd."):
+        budget.reads_clock |= literal == "$flagd.timestamp"
+        return _flagd(literal.removeprefix("$flagd."), default)
+    if isinstance(literal, str) and literal and "." not in literal:
+
+        def field_of(ev: Evaluation) -> Any:  # the common case: one attribute, no copy
+            value = ev.data.get(literal)
+            return value if value is not None else default(ev)
+
+        return field_of
+
+    if isinstance(literal, str) and literal and not literal.startswith("$flagd"):
+
+        def path_of(ev: Evaluation) -> Any:  # a dotted path into the caller's context
+            found, value = lookup(ev.data, literal)
+            return value if found and value is not None else default(ev)
+
+        return path_of
+
+    budget.reads_clock = True
 
     def var(ev: Evaluation) -> Any:
-        found, value = lookup(ev.data, key(ev))
+        found, value = lookup(_context_of(ev), key(ev))
         return value if found and value is not None else default(ev)
 
     return var
+
+
+def _flagd(name: str, default: Rule) -> Rule:
+    """``$flagd.flagKey`` and ``$flagd.timestamp``, as flagd adds them to the context."""
+    if name == "flagKey":
+        return lambda ev: ev.flag_key
+    if name == "timestamp":
+        return lambda ev: int(time.time())
+    return default
+
+
+def _context_of(ev: Evaluation) -> Any:
+    """The context as rules see it whole: the caller's, with ``$flagd`` added."""
+    return {**ev.data, "$flagd": {"flagKey": ev.flag_key, "timestamp": int(time.time())}}
+
+
+def _whole_context(ev: Evaluation) -> Any:
+    return _context_of(ev)
 
 
 @_operator("missing")
@@ -460,6 +534,15 @@ def _or(args: list[Rule], path: str, budget: _Budget) -> Rule:
 def _in(args: list[Rule], path: str, budget: _Budget) -> Rule:
     _arity(args, path, 2)
     needle, haystack = args
+    literal = budget.literal(haystack)
+    if isinstance(literal, list) and all(isinstance(m, str) for m in literal):
+        members = frozenset(literal)  # strings: === is plain equality, a set answers at once
+
+        def in_strings(ev: Evaluation) -> bool:
+            item = needle(ev)
+            return isinstance(item, str) and item in members
+
+        return in_strings
 
     def in_(ev: Evaluation) -> bool:
         item, container = needle(ev), haystack(ev)

@@ -27,7 +27,7 @@ router = APIRouter(
 
 def _pending(request: Request) -> dict[CountKey, int]:
     """This replica's evaluation counts not written yet."""
-    return dict(state_of(request).delivery.flag_counts.pending)
+    return state_of(request).delivery.flag_counts.unwritten()
 
 
 @router.get("", response_model=FlagList)
