@@ -7,7 +7,9 @@ framework ceiling). Runs `wrk -t1 -cN -d…s --latency`, alternating the candida
 
 - bare Starlette, GET the config (the reference);
 - Konfig, GET the config (the read path);
-- Konfig, POST /ofrep/v1/evaluate/flags, a 5-attribute context (bulk: 50 flags);
+- Konfig, POST /ofrep/v1/evaluate/flags, a 5-attribute context (bulk: 50 flags), the same
+  context every time (as a client-side provider polls: its answer is remembered), and a new
+  targeting key every time (every request evaluated);
 - Konfig, POST /ofrep/v1/evaluate/flags/{key}, a targeted flag (single);
 - Konfig, the same bulk request with If-None-Match: its ETag (304).
 
@@ -127,6 +129,23 @@ def post_script(workdir: Path, name: str, headers: dict[str, str]) -> Path:
     return script
 
 
+def varying_script(workdir: Path, headers: dict[str, str]) -> Path:
+    """A new targeting key on every request: no bulk answer is ever remembered."""
+    script = workdir / "bulk_varying.lua"
+    rest = json.dumps({k: v for k, v in CONTEXT.items() if k != "targetingKey"})[1:-1]
+    lines = ['wrk.method = "POST"', "counter = 0"]
+    lines += [f'wrk.headers["{k}"] = {json.dumps(v)}' for k, v in headers.items()]
+    lines += [
+        "request = function()",
+        "  counter = counter + 1",
+        f"""  local body = '{{"context": {{"targetingKey": "user-' .. counter .. '", {rest}}}}}'""",
+        "  return wrk.format(nil, nil, nil, body)",
+        "end",
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    return script
+
+
 _COUNTED = re.compile(r"^konfig_flag_evaluations_total\{[^}]*\} (\S+)$", re.MULTILINE)
 
 
@@ -187,6 +206,11 @@ def main() -> None:
             f"{bulk_url}/rule_07",
             ["-s", str(post_script(workdir, "single", auth))],
         )
+        varying = Candidate(
+            "OFREP bulk, new context",
+            bulk_url,
+            ["-s", str(varying_script(workdir, auth))],
+        )
         cached = Candidate(
             "OFREP bulk, 304",
             bulk_url,
@@ -195,11 +219,11 @@ def main() -> None:
         again = {**auth, "If-None-Match": etag}
         if httpx.post(bulk_url, headers=again, json={"context": CONTEXT}).status_code != 304:
             raise SystemExit("an unchanged bulk ETag was not answered 304")
-        candidates = [starlette, read_path, bulk, single, cached]
+        candidates = [starlette, read_path, bulk, varying, single, cached]
         print(f"config: {len(body)} bytes; bulk answer: {len(first.content)} bytes for 50 flags")
         for candidate in candidates:  # warm up
             measure(candidate, 32, 2)
-        served = {"OFREP bulk, 50 flags": 50, "OFREP single flag": 1}
+        served = {"OFREP bulk, 50 flags": 50, "OFREP bulk, new context": 50, "OFREP single flag": 1}
         expected = got = 0.0
         for conns in connections:
             for turn in range(args.runs):

@@ -40,7 +40,7 @@ from konfig.errors import (
     ValidationFailed,
 )
 from konfig.flags.counts import EvaluationCounts, Outcomes
-from konfig.flags.definition import FlagSet, Outcome
+from konfig.flags.definition import FlagSet
 from konfig.paths import OFREP_BULK_ROUTE, OFREP_EVENTS_ROUTE, OFREP_FLAG_ROUTE, OFREP_PREFIX
 
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class Ofrep:
         if outcome.error is not None:
             raise Refusal(400, outcome.error, outcome.detail, key)
         self.counts.count(caller.tenant_id, name, key, outcome.variant, caller.actor)
-        return orjson.dumps(_success(outcome, flag.metadata))
+        return flag.answer(outcome)
 
     def _bulk(
         self,
@@ -239,20 +239,19 @@ class Ofrep:
         for key, flag in flags.flags.items():
             outcome = flag.evaluate(context)
             if outcome.error is None:
-                answers.append(_success(outcome, flag.metadata))
+                answers.append(flag.answer(outcome))
                 outcomes.append((key, outcome.variant or ""))
             else:
-                answers.append(
-                    {"key": key, "errorCode": outcome.error, "errorDetails": outcome.detail}
-                )
+                failure = {"key": key, "errorCode": outcome.error, "errorDetails": outcome.detail}
+                answers.append(orjson.dumps(failure))
         stream = f"{EVENTS_PATH}?namespace={quote(name, safe='/')}"
-        body = orjson.dumps(
+        rest = orjson.dumps(
             {
-                "flags": answers,
                 "eventStreams": [{"type": "sse", "endpoint": {"requestUri": stream}}],
                 "metadata": {"namespace": name, "revision": resolved.resolution.revision},
             }
         )
+        body = b'{"flags":[' + b",".join(answers) + b"]," + rest[1:]
         headers = [_JSON, (b"etag", etag), _CACHING, (b"content-length", str(len(body)).encode())]
         return BulkAnswer(etag, body, headers, [(b"etag", etag), _CACHING], tuple(outcomes))
 
@@ -319,18 +318,6 @@ def _event(digest: str) -> bytes:
         {"type": "refetchEvaluation", "etag": digest, "lastModified": int(time.time())}
     )
     return b"id: " + digest.encode() + b"\nevent: message\ndata: " + data + b"\n\n"
-
-
-def _success(outcome: Outcome, metadata: dict[str, Any]) -> dict[str, Any]:
-    answer = {
-        "key": outcome.key,
-        "value": outcome.value,
-        "reason": outcome.reason,
-        "variant": outcome.variant,
-    }
-    if metadata:
-        answer["metadata"] = metadata
-    return answer
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:

@@ -17,6 +17,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 CountKey = tuple[uuid.UUID, str, str, str, str]  # tenant, namespace, flag, variant, actor
 # One remembered bulk answer: (flag, variant) of each flag that answered a variant.
 Outcomes = tuple[tuple[str, str], ...]
+SPREAD_AT = 4096  # distinct answers held before they are spread into per-flag counts
 
 
 class EvaluationCounts:
@@ -41,6 +42,8 @@ class EvaluationCounts:
         key = (tenant_id, namespace, actor, id(outcomes))
         held = self.answers.get(key)
         if held is None:
+            if len(self.answers) >= SPREAD_AT:  # many different answers: keep memory bounded
+                self._spread()
             self.answers[key] = [outcomes, 1]
         else:
             held[1] += 1

@@ -171,6 +171,7 @@ class Flag:
     """A flag ready to evaluate: its targeting compiled, its static answer made once."""
 
     __slots__ = (
+        "_answers",
         "default",
         "disabled",
         "key",
@@ -191,6 +192,7 @@ class Flag:
         self.rule: Rule | None = None
         self.static: Outcome | None = None
         self.reads_clock = False
+        self._answers: dict[tuple[str | None, str | None], bytes] = {}
         if self.disabled:
             self.static = Outcome(key, "DISABLED", self.default, self.variants[self.default])
         elif targeting is None or targeting == {}:
@@ -200,6 +202,22 @@ class Flag:
                 self.rule, self.reads_clock = compile_targeting(targeting, "targeting", evaluators)
             except RuleError as exc:
                 self.static = Outcome(key, error="PARSE_ERROR", detail=str(exc))
+
+    def answer(self, outcome: Outcome) -> bytes:
+        """OFREP's JSON for a successful ``outcome`` of this flag, made once per variant and
+        reason: ``{key, value, reason, variant, metadata?}``."""
+        made = self._answers.get((outcome.reason, outcome.variant))
+        if made is None:
+            shown: dict[str, Any] = {
+                "key": self.key,
+                "value": outcome.value,
+                "reason": outcome.reason,
+                "variant": outcome.variant,
+            }
+            if self.metadata:
+                shown["metadata"] = self.metadata
+            made = self._answers[(outcome.reason, outcome.variant)] = orjson.dumps(shown)
+        return made
 
     def evaluate(self, context: dict[str, Any]) -> Outcome:
         """The flag's variant for ``context`` (a dict with ``targetingKey`` and attributes)."""
