@@ -311,3 +311,41 @@ async def test_remembered_bulk_answers_still_count_and_clock_rules_are_not_remem
             break
         await asyncio.sleep(0.1)
     assert variants[0] == "on" and variants[-1] == "off"
+
+
+async def test_fastapi_routes_answer_as_the_fast_path(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    """OFREP's documented routes hand requests to the same handler: with the dispatcher's fast
+    paths off, every answer is the same."""
+    _, auth = await _scene(client, owner)
+    named = {**auth, "X-Konfig-Namespace": "shop/production"}
+    requests: list[tuple[str, str, dict[str, str], Any]] = [
+        ("POST", "/ofrep/v1/evaluate/flags/checkout", auth, {"context": {"targetingKey": "u"}}),
+        ("POST", "/ofrep/v1/evaluate/flags/nope", named, {"context": {}}),
+        ("POST", "/ofrep/v1/evaluate/flags", auth, {"context": {"targetingKey": "u"}}),
+        ("POST", "/ofrep/v1/evaluate/flags", {}, {"context": {}}),
+    ]
+    answers = []
+    for fast in (True, False):
+        app.fast_paths = fast
+        try:
+            answers.append(
+                [
+                    (r.status_code, r.content, r.headers.get("etag"))
+                    for r in [
+                        await client.request(method, url, headers=headers, json=body)
+                        for method, url, headers, body in requests
+                    ]
+                ]
+            )
+        finally:
+            app.fast_paths = True
+    assert answers[0] == answers[1]
+    assert [status for status, _, _ in answers[0]] == [200, 404, 200, 401]
+    document = (await client.get("/openapi.json")).json()
+    assert {
+        "/ofrep/v1/evaluate/flags",
+        "/ofrep/v1/evaluate/flags/{key}",
+        "/ofrep/v1/events",
+    } <= set(document["paths"])

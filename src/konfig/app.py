@@ -28,6 +28,7 @@ from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
+from konfig.delivery.ofrep_router import router as ofrep_router
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
@@ -148,6 +149,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(tokens_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
+    api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
     api.include_router(ops_router)
 
 

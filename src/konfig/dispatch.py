@@ -2,7 +2,7 @@
 
 Every HTTP request passes, outermost first, through the same pure-ASGI wrappers (``wrappers``
 in ``konfig.app``: security headers, request id and the last word on errors, access log and
-metrics, CORS), then one of three places answers it:
+metrics, CORS), then one of four places answers it:
 
 ====================================================  =========================================
 request                                               answered by
