@@ -41,6 +41,7 @@ from konfig.errors import (
 )
 from konfig.flags.counts import EvaluationCounts, Outcomes
 from konfig.flags.definition import FlagSet
+from konfig.input_guard import bad_text, refuse_bad_parameters
 from konfig.paths import OFREP_BULK_ROUTE, OFREP_EVENTS_ROUTE, OFREP_FLAG_ROUTE, OFREP_PREFIX
 
 if TYPE_CHECKING:
@@ -131,11 +132,19 @@ class Ofrep:
             authorization = b"Bearer " + api_key.strip()
         status, headers, body = 200, _PLAIN, b""
         try:
-            caller, name = await self._caller(scope, authorization, namespace)
+            caller = await self._identify(scope, authorization, key)
+            raw = b"" if events else await _read_body(receive, self.max_body)
+            try:
+                name = _namespace(caller, namespace, scope["query_string"])
+            except ValidationFailed:
+                _context(raw, key)  # a bad body is named before a missing namespace
+                raise
+            if not caller.may_read(name):
+                raise Forbidden(f"this token may not read namespace {name}")
+            await self.read_path.admit_request(scope, caller)
             if events:
                 await self._stream(receive, send, caller, authorization, name, scope)
                 return
-            raw = await _read_body(receive, self.max_body)
             resolved = await self._resolved(caller, name, scope["query_string"])
             flags = resolved.flags()
             if key is None:
@@ -159,24 +168,18 @@ class Ofrep:
         await send({"type": "http.response.start", "status": status, "headers": [*headers]})
         await send({"type": "http.response.body", "body": body})
 
-    async def _caller(
-        self, scope: Scope, authorization: bytes | None, namespace: bytes | None
-    ) -> tuple[Caller, str]:
-        """Who calls and for which namespace: 401, 403 or 422 when that cannot be told."""
+    async def _identify(self, scope: Scope, authorization: bytes | None, key: str | None) -> Caller:
+        """Who calls (401 when that cannot be told), once the request's parameters are text."""
         if authorization is None:
             raise Unauthenticated(
                 "Not authenticated: send 'Authorization: Bearer <token>' or 'X-API-Key: <token>'"
             )
-        name = namespace.decode("latin-1").strip() if namespace is not None else None
-        if name is None:
-            name = _query_namespace(scope["query_string"])
         caller = await self.read_path.identify(authorization)
-        if name is None:
-            name = _single_namespace(caller)
-        if not caller.may_read(name):
-            raise Forbidden(f"this token may not read namespace {name}")
-        await self.read_path.admit_request(scope, caller)
-        return caller, name
+        query: bytes = scope["query_string"]
+        if query or (key is not None and (not key.isascii() or "\x00" in key)):
+            path = {"key": key} if key is not None else {}
+            refuse_bad_parameters(parse_qsl(query.decode("latin-1")), path)
+        return caller
 
     async def _resolved(self, caller: Caller, name: str, query: bytes) -> Resolved:
         """The namespace's state; fresh from the database when a change event named a state of
@@ -347,6 +350,9 @@ def _context(body: bytes, key: str | None) -> dict[str, Any]:
         raise Refusal(400, "PARSE_ERROR", f"the body is not JSON: {exc}", key) from None
     if not isinstance(request, dict):
         raise Refusal(400, "PARSE_ERROR", 'the body is a JSON object: {"context": {…}}', key)
+    refused = bad_text(request)  # NUL or a lone surrogate: 422 naming where, as everywhere
+    if refused is not None:
+        raise refused
     context = request.get("context", {})
     if not isinstance(context, dict):
         raise Refusal(400, "INVALID_CONTEXT", "context must be an object", key)
@@ -354,6 +360,13 @@ def _context(body: bytes, key: str | None) -> dict[str, Any]:
     if targeting_key is not None and not isinstance(targeting_key, str):
         raise Refusal(400, "INVALID_CONTEXT", "targetingKey must be a string", key)
     return context
+
+
+def _namespace(caller: Caller, header: bytes | None, query: bytes) -> str:
+    """The namespace named by ``X-Konfig-Namespace``, the query, or the token's one scope."""
+    if header is not None:
+        return header.decode("latin-1").strip()
+    return _query_namespace(query) or _single_namespace(caller)
 
 
 def _query_namespace(query: bytes) -> str | None:

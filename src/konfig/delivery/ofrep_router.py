@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -45,12 +46,29 @@ _CONTEXT: dict[str, Any] = {
         }
     },
 }
+
+
+class OfrepFailure(BaseModel):
+    """An evaluation that failed, in OFREP's shape (``evaluationFailure``, ``flagNotFound``)."""
+
+    key: str | None = Field(None, description="The flag (absent when the whole request failed)")
+    errorCode: str = Field(
+        description="FLAG_NOT_FOUND, TARGETING_KEY_MISSING, INVALID_CONTEXT, PARSE_ERROR, GENERAL"
+    )
+    errorDetails: str = Field(description="For people")
+
+
+_REF = "#/components/schemas/"
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "INVALID_CONTEXT, TARGETING_KEY_MISSING, PARSE_ERROR or GENERAL"},
+    400: {
+        "description": "INVALID_CONTEXT, TARGETING_KEY_MISSING, PARSE_ERROR or GENERAL",
+        "model": OfrepFailure,
+    },
     401: {"description": "No valid token"},
     403: {"description": "The token may not read this namespace"},
     413: {"description": "The request is larger than 64 KiB"},
-    422: {"description": "No namespace named: send X-Konfig-Namespace"},
+    404: {"description": "No such namespace in your tenant"},
+    422: {"description": "No namespace named (send X-Konfig-Namespace), or a NUL in the body"},
     429: {"description": "Rate limited (Retry-After)"},
 }
 Namespace = Annotated[
@@ -95,8 +113,17 @@ def _ofrep(request: Request) -> Ofrep:
                 }
             },
         },
-        404: {"description": "FLAG_NOT_FOUND"},
         **_ERRORS,
+        404: {
+            "description": "FLAG_NOT_FOUND (OFREP's shape), or no such namespace",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [{"$ref": _REF + "OfrepFailure"}, {"$ref": _REF + "ErrorResponse"}]
+                    }
+                }
+            },
+        },
     },
 )
 async def evaluate_flag(
@@ -140,7 +167,7 @@ async def evaluate_flags(
     response_class=Response,
     responses={
         200: {"description": "Server-sent events", "content": {"text/event-stream": {}}},
-        **{k: v for k, v in _ERRORS.items() if k in (401, 403, 422)},
+        **{k: v for k, v in _ERRORS.items() if k in (401, 403, 404, 422)},
     },
 )
 async def flag_events(
