@@ -250,6 +250,17 @@ def test_cli_and_sdk(live: tuple[str, Admin, OpenFeatureClient], tmp_path: Path)
     table = cli.ok("flags", "list", NAMESPACE)
     assert "search" in table and "fast, classic" in table
     assert cli("flags", "get", NAMESPACE, "nothing").returncode != 0
+    admin.http.put(
+        f"/api/v1/namespaces/{admin.namespace}/configs/plain", json={"value": "text"}
+    ).raise_for_status()
+    for args, said in (
+        (("flags", "get", NAMESPACE, "plain"), "not a flag"),
+        (("flags", "set", NAMESPACE, "x"), "one of the two"),
+        (("flags", "set", NAMESPACE, "x", "{nope"), "not JSON"),
+        (("flags", "eval", NAMESPACE, "search", "-c", "[1]"), "JSON object"),
+    ):
+        failed = cli(*args)
+        assert failed.returncode != 0 and said in failed.stderr, (args, failed.stderr)
 
     with Konfig(url, admin.token()) as sdk:
         answer = sdk.flags.evaluate("search", {"targetingKey": "u-2", "app": "1.9.0"})
@@ -259,6 +270,11 @@ def test_cli_and_sdk(live: tuple[str, Admin, OpenFeatureClient], tmp_path: Path)
         with pytest.raises(NotFound) as missing:
             sdk.flags.evaluate("nothing", {"targetingKey": "u"})
         assert missing.value.code == "FLAG_NOT_FOUND"
+        with (
+            Konfig(url, admin.http.headers["Authorization"][7:]) as person,
+            pytest.raises(ValueError, match="not a flag"),
+        ):
+            person.flags.disable(NAMESPACE, "plain")
         admin.flag("split", _rollout(50))
         with pytest.raises(KonfigError) as no_key:
             sdk.flags.evaluate("split", {"email": "x@y.example.com"})
@@ -270,6 +286,9 @@ async def test_async_sdk(live: tuple[str, Admin, OpenFeatureClient]) -> None:
     admin.flag("async_flag", {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "on"})
     async with AsyncKonfig(url, admin.http.headers["Authorization"].removeprefix("Bearer ")) as sdk:
         flags = await sdk.flags.list(NAMESPACE)
+        with Konfig(url, sdk.token) as person:
+            counts = person.flags.evaluations(NAMESPACE, "async_flag", hours=2)
+        assert counts["key"] == "async_flag" and counts["totals"] == {}
         assert "async_flag" in {f["key"] for f in flags}
         answer = await sdk.flags.evaluate("async_flag", {"targetingKey": "u"}, namespace=NAMESPACE)
         assert answer["value"] is True
