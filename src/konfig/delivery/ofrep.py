@@ -18,6 +18,7 @@ reaches every replica the way a change of config does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import time
@@ -43,6 +44,7 @@ from konfig.flags.counts import EvaluationCounts, Outcomes
 from konfig.flags.definition import FlagSet
 from konfig.input_guard import bad_text, refuse_bad_parameters
 from konfig.paths import OFREP_BULK_ROUTE, OFREP_EVENTS_ROUTE, OFREP_FLAG_ROUTE, OFREP_PREFIX
+from konfig.tokens.scopes import Scope as TokenScope
 
 if TYPE_CHECKING:
     from konfig.delivery.wiring import Delivery
@@ -350,7 +352,8 @@ def _context(body: bytes, key: str | None) -> dict[str, Any]:
         raise Refusal(400, "PARSE_ERROR", f"the body is not JSON: {exc}", key) from None
     if not isinstance(request, dict):
         raise Refusal(400, "PARSE_ERROR", 'the body is a JSON object: {"context": {…}}', key)
-    refused = bad_text(request)  # NUL or a lone surrogate: 422 naming where, as everywhere
+    # A NUL (JSON can only escape it; orjson refuses lone surrogates): 422 naming where.
+    refused = bad_text(request) if b"\\u0000" in body else None
     if refused is not None:
         raise refused
     context = request.get("context", {})
@@ -378,14 +381,21 @@ def _query_namespace(query: bytes) -> str | None:
 def _single_namespace(caller: Caller) -> str:
     """The namespace a token's scopes name, when they name exactly one."""
     principal = caller.record.principal if caller.record is not None else None
-    scopes = principal.scopes if principal is not None else ()
+    only = _scoped(principal.scopes) if principal is not None else None
+    if only is None:
+        raise ValidationFailed(
+            "name the namespace whose flags to evaluate with the X-Konfig-Namespace header "
+            "(only a token scoped to exactly one namespace may leave it out)",
+            {"field": "X-Konfig-Namespace"},
+        )
+    return only
+
+
+@functools.lru_cache(maxsize=4096)
+def _scoped(scopes: tuple[TokenScope, ...]) -> str | None:
     names = {s.pattern for s in scopes if "read" in s.permissions}
     if len(names) == 1:
         (only,) = names
         if not any(c in only for c in "*?"):
             return only
-    raise ValidationFailed(
-        "name the namespace whose flags to evaluate with the X-Konfig-Namespace header "
-        "(only a token scoped to exactly one namespace may leave it out)",
-        {"field": "X-Konfig-Namespace"},
-    )
+    return None
