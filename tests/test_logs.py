@@ -14,6 +14,7 @@ import pytest
 from konfig.logs import configure_logging, get_logger, reset_logging
 from tests.conftest import PASSWORD, Backend, login, make_settings, register, wipe
 from tests.support.apps import client_of, running
+from tests.support.web import browser, sign_in
 
 
 @pytest.fixture
@@ -67,6 +68,22 @@ async def test_each_request_logs_one_json_line(
     assert unmatched["route"] == "<unmatched>" and unmatched["status"] == 404
     assert unmatched["principal"] is None
     assert "private-query-value" not in log_output.getvalue()
+
+
+async def test_a_page_names_its_signed_in_visitor(
+    log_output: io.StringIO, clean: Backend, tmp_path: Path
+) -> None:
+    async with running(make_settings(clean.url, tmp_path)) as app, client_of(app) as client:
+        owner = await register(client, "acme")
+        async with browser(app) as ui:
+            await sign_in(ui, owner.email)
+            page = await ui.get("/ui/admin/users", headers={"X-Request-ID": "page-7"})
+            assert page.status_code == 200
+
+    (line,) = [entry for entry in lines(log_output) if entry.get("request_id") == "page-7"]
+    assert line["route"] == "/ui/admin/users"
+    assert line["principal"] == f"user:{owner.user_id}"
+    assert line["tenant"] == owner.tenant_id
 
 
 async def test_credentials_never_reach_the_logs(

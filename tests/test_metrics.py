@@ -11,6 +11,7 @@ from konfig.app import create_app
 from konfig.metrics import Metrics
 from konfig.settings import Settings
 from tests.conftest import Account, make_settings
+from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -58,6 +59,29 @@ async def test_requests_are_counted_by_route_template(
     assert owner.user_id not in text
 
 
+async def test_reads_cache_hits_and_writes_are_counted(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    namespace = await make_namespace(client, owner, "payments")
+    await set_entry(client, owner, namespace, "timeout", 5, value_type="number")
+    await set_entry(client, owner, namespace, "region", "eu")
+    token = await make_token(client, owner, read("payments"))
+    headers = bearer(token["token"])
+    first = await client.get("/api/v1/config/payments", headers=headers)  # loaded: a miss
+    again = await client.get("/api/v1/config/payments", headers=headers)  # from the cache
+    unchanged = await client.get(
+        "/api/v1/config/payments", headers={**headers, "If-None-Match": first.headers["etag"]}
+    )
+    assert (first.status_code, again.status_code, unchanged.status_code) == (200, 200, 304)
+    refused = await client.get("/api/v1/config/orders", headers=headers)
+    assert refused.status_code == 403  # not a config served
+
+    text = (await client.get("/metrics")).text
+    assert value(text, "konfig_config_reads_total") == 3
+    assert value(text, "konfig_config_cache_hits_total") == 2
+    assert value(text, "konfig_config_writes_total") == 2
+
+
 async def test_every_feature_metric_is_exported(client: httpx.AsyncClient) -> None:
     text = (await client.get("/metrics")).text
     families = {family.name for family in text_string_to_metric_families(text)}
@@ -81,9 +105,9 @@ def test_metrics_are_per_app_and_move(tmp_path: Path) -> None:
     assert first.state.metrics.registry is not second.state.metrics.registry
 
     metrics = Metrics()
-    metrics.config_reads.inc()
-    metrics.config_cache_hits.inc()
-    metrics.config_writes.inc(3)
+    metrics.delivery.reads += 1
+    metrics.delivery.cache_hits += 1
+    metrics.delivery.writes += 3
     metrics.active_watchers.inc()
     metrics.notifications.labels(direction="sent").inc()
     metrics.backup_failures.inc()

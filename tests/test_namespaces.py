@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -140,9 +142,28 @@ async def test_an_included_namespace_cannot_be_deleted(
     client: httpx.AsyncClient, owner: Account
 ) -> None:
     shared = await make_ns(client, owner, "shared")
-    await make_ns(client, owner, "payments", includes=["shared"])
+    other = await make_ns(client, owner, "other")
+    payments = await make_ns(client, owner, "payments", includes=["other", "shared"])
+    await make_ns(client, owner, "orders", includes=["shared"])
+    await make_ns(client, owner, "billing", includes=["other"])
     refused = await client.delete(f"/api/v1/namespaces/{shared['id']}", headers=owner.headers)
-    assert "payments" in assert_error(refused, 409, "CONFLICT")["message"]
+    message = assert_error(refused, 409, "CONFLICT")["message"]
+    assert "included by orders, payments:" in message and "billing" not in message
+    for includer, kept in ((payments, ["other"]), (await ns_named(client, owner, "orders"), [])):
+        patched = await client.patch(
+            f"/api/v1/namespaces/{includer['id']}", headers=owner.headers, json={"includes": kept}
+        )
+        assert patched.status_code == 200 and patched.json()["includes"] == kept
+    deleted = await client.delete(f"/api/v1/namespaces/{shared['id']}", headers=owner.headers)
+    assert deleted.status_code == 204
+    still = await client.delete(f"/api/v1/namespaces/{other['id']}", headers=owner.headers)
+    assert "included by billing, payments:" in assert_error(still, 409, "CONFLICT")["message"]
+
+
+async def ns_named(client: httpx.AsyncClient, owner: Account, name: str) -> dict[str, Any]:
+    listed = await client.get("/api/v1/namespaces", headers=owner.headers, params={"prefix": name})
+    (found,) = [ns for ns in listed.json()["items"] if ns["name"] == name]
+    return dict(found)
 
 
 async def test_roles_admins_manage_viewers_read(client: httpx.AsyncClient, owner: Account) -> None:

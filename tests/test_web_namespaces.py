@@ -132,6 +132,13 @@ async def test_a_viewer_sees_no_edit_controls_and_cannot_post(
         dashboard = await ui.get("/ui")
         assert "Create a namespace" not in dashboard.text
         assert (await ui.get("/ui/admin/users")).status_code == 403
+    # Each refusal left its denial in the audit log (on SQLite, the reveal's own writer turn
+    # once held the denial's row back until it timed out: the row was lost).
+    audit = await client.get(
+        "/api/v1/audit", headers=owner.headers, params={"action": "permission.denied"}
+    )
+    denials = [e for e in audit.json()["items"] if e["actor"] == f"user:{viewer.user_id}"]
+    assert len(denials) == 3, denials
 
 
 @pytest.mark.parametrize(

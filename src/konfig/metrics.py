@@ -85,6 +85,34 @@ class RequestMetrics:
         yield timed
 
 
+class DeliveryCounts:
+    """``konfig_config_reads_total`` (resolved configs answered, 200 or 304),
+    ``konfig_config_cache_hits_total`` (of those, answered from the rendered cache) and
+    ``konfig_config_writes_total`` (revisions committed by this process).
+
+    Plain integers the event loop adds to, turned into Prometheus families when scraped (as
+    ``RequestMetrics``): the read path counts every answer, and ``Counter.inc`` takes a lock.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.reads = 0
+        self.cache_hits = 0
+        self.writes = 0
+        registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        for name, documentation, value in (
+            ("konfig_config_reads", "Resolved configs served to services.", self.reads),
+            (
+                "konfig_config_cache_hits",
+                "Resolved configs served from the rendered cache.",
+                self.cache_hits,
+            ),
+            ("konfig_config_writes", "Committed changes (new revisions).", self.writes),
+        ):
+            yield CounterMetricFamily(name, documentation, value=value)
+
+
 class Metrics:
     """The app's registry and the collectors in it."""
 
@@ -97,18 +125,8 @@ class Metrics:
         # HTTP, observed for every answer (``konfig.ops.middleware.Exchange``).
         self.requests = RequestMetrics(registry)
 
-        # Configuration delivery (the read path and the writers increment these).
-        self.config_reads = Counter(
-            "konfig_config_reads", "Resolved configs served to services.", registry=registry
-        )
-        self.config_cache_hits = Counter(
-            "konfig_config_cache_hits",
-            "Resolved configs served from the rendered cache.",
-            registry=registry,
-        )
-        self.config_writes = Counter(
-            "konfig_config_writes", "Committed changes (new revisions).", registry=registry
-        )
+        # Configuration delivery (the read path and the commit hook add to these).
+        self.delivery = DeliveryCounts(registry)
         self.active_watchers = Gauge(
             "konfig_active_watchers",
             "Long-poll and event-stream clients waiting for a change.",

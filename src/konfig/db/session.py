@@ -26,8 +26,11 @@ TENANT = "konfig_tenant"  # session.info key: the tenant its transactions act fo
 ACROSS = "konfig_across"  # session.info key: why its transactions act across tenants
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 # Request scope key: the route answered with an error of its own making (a web page showing the
-# error) rather than raising it, so the request's work is rolled back, not committed.
+# error) rather than raising it, so the request's work is rolled back, not committed. Its value
+# is True, or the ``KonfigError`` shown, whose traces the session writes after its rollback.
 REFUSED = "konfig.refused"
+# Request scope key: the request's session is open (until the route has answered).
+SESSION_OPEN = "konfig.session_open"
 _SET_TENANT = text("SELECT set_config('konfig.tenant_id', :tenant, true)")
 _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
 
@@ -78,9 +81,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
     state: Transactions = request.app.konfig_state  # konfig.state.state_of, without its import
     async with request_session(state, write=write) as session:
-        yield session
-        if request.scope.get(REFUSED):
+        request.scope[SESSION_OPEN] = True
+        try:
+            yield session
+        finally:
+            request.scope[SESSION_OPEN] = False
+        refused = request.scope.get(REFUSED)
+        if refused:
             await discard(session)
+            if isinstance(refused, KonfigError):  # its trace, now that the writer turn is free
+                await write_trace(session, refused, state)
 
 
 async def discard(session: AsyncSession) -> None:

@@ -29,7 +29,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -208,6 +208,9 @@ class ResolvedCache:
         self._refreshing: set[Resolved] = set()  # dropped entries whose watchers await a reload
         self._tasks: set[asyncio.Future[None]] = set()
         self._known: dict[tuple[uuid.UUID, str], deque[bytes]] = {}
+        # Per tenant, which cached names read each namespace (by id) or looked up each name: a
+        # change finds what it concerns here instead of scanning the tenant's cached entries.
+        self._readers: dict[uuid.UUID, dict[uuid.UUID | str, set[str]]] = {}
 
     # Reading ----------------------------------------------------------------------------------
 
@@ -319,11 +322,25 @@ class ResolvedCache:
         names[name] = resolved
         resolved.current = True
         self._size += 1
+        readers = self._readers.setdefault(resolved.tenant_id, {})
+        for dependency in _dependencies(resolved):
+            readers.setdefault(dependency, set()).add(name)
 
-    def _drop(self, names: dict[str, Resolved], name: str, resolved: Resolved) -> None:
+    def _unlist(self, names: dict[str, Resolved], name: str, resolved: Resolved) -> None:
+        """Take ``name`` out of the cache and out of the readers of what it depends on."""
         del names[name]
         self._size -= 1
         resolved.current = False
+        readers = self._readers.get(resolved.tenant_id, {})
+        for dependency in _dependencies(resolved):
+            found = readers.get(dependency)
+            if found is not None:
+                found.discard(name)
+                if not found:
+                    del readers[dependency]
+
+    def _drop(self, names: dict[str, Resolved], name: str, resolved: Resolved) -> None:
+        self._unlist(names, name, resolved)
         _wake(resolved.waiters, "changed")
 
     def _evict(self) -> None:
@@ -366,19 +383,18 @@ class ResolvedCache:
         """
         self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
         names = self.tenants.get(tenant_id)
-        if not names:
+        readers = self._readers.get(tenant_id)
+        if not names or not readers:
             return
+        concerned = readers.get(namespace_id, set()) | readers.get(name, set())
         stale: list[tuple[str, Resolved]] = []
-        for cached_name, resolved in list(names.items()):
-            resolution = resolved.resolution
-            if namespace_id in resolution.dep_ids or name in resolution.dep_names:
-                if resolved.waiters:
-                    del names[cached_name]
-                    self._size -= 1
-                    resolved.current = False
-                    stale.append((cached_name, resolved))
-                else:
-                    self._drop(names, cached_name, resolved)
+        for cached_name in sorted(concerned):
+            resolved = names[cached_name]
+            if resolved.waiters:
+                self._unlist(names, cached_name, resolved)
+                stale.append((cached_name, resolved))
+            else:
+                self._drop(names, cached_name, resolved)
         if stale:
             self._refresh(tenant_id, stale)
 
@@ -407,6 +423,7 @@ class ResolvedCache:
             for name, resolved in list(names.items()):
                 self._drop(names, name, resolved)
         self.tenants.clear()
+        self._readers.clear()
         self._size = 0
 
     def disable(self) -> None:
@@ -431,6 +448,12 @@ class ResolvedCache:
         for resolved in self._refreshing:
             _wake(resolved.waiters, "shutdown")
         _wake(self._idle, "shutdown")
+
+
+def _dependencies(resolved: Resolved) -> Iterator[uuid.UUID | str]:
+    """What a cached config depends on: the namespaces it read, and the names it looked up."""
+    yield from resolved.resolution.dep_ids
+    yield from resolved.resolution.dep_names
 
 
 def _consume(future: asyncio.Future[Resolved | None]) -> None:

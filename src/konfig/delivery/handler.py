@@ -111,6 +111,7 @@ class ReadPath:
         self.delivery = delivery
         self.cache = delivery.cache
         self.tokens = delivery.tokens
+        self.counts = delivery.state.metrics.delivery
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
         self.waiting = 0  # long polls and event streams waiting for a change right now
 
@@ -148,9 +149,14 @@ class ReadPath:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
                 await self._stream(receive, send, caller, authorization, name, last, head)
                 return
-            resolved = self.cache.get(caller.tenant_id, name) or await self.resolve(caller, name)
+            resolved = self.cache.get(caller.tenant_id, name)
+            if resolved is None:
+                resolved = await self.resolve(caller, name)
+            else:
+                self.counts.cache_hits += 1
             resolved, reveal = await self._admitted(caller, name, resolved, if_none_match, query)
             variant = resolved.variant(query.variant, reveal)
+            self.counts.reads += 1
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
                 changed = None
                 if query.wait > 0:

@@ -179,6 +179,7 @@ class Delivery:
         await self.notifier.publish(events)
 
     async def on_committed(self, committed: Sequence[Committed]) -> None:
+        self.state.metrics.delivery.writes += len(committed)
         await self._announce(
             [("ns", c.tenant_id, c.namespace_id, c.namespace_name) for c in committed]
         )

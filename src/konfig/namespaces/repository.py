@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.configs.models import ConfigEntry
@@ -33,13 +33,55 @@ async def by_names(
     return {ns.name: ns for ns in (await session.execute(query)).scalars()}
 
 
+async def names_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, ids: Collection[str]
+) -> dict[str, str]:
+    """These namespaces' ids (as strings) to their names, for rendering ``includes``: one
+    indexed lookup, whatever the size of the tenant."""
+    if not ids:
+        return {}
+    query = select(Namespace.id, Namespace.name).where(
+        Namespace.tenant_id == tenant_id, Namespace.id.in_([uuid.UUID(i) for i in set(ids)])
+    )
+    return {str(ns_id): name for ns_id, name in (await session.execute(query)).all()}
+
+
+async def includes_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, ids: Collection[str]
+) -> dict[str, list[str]]:
+    """What each of these namespaces includes (ids as strings)."""
+    if not ids:
+        return {}
+    query = select(Namespace.id, Namespace.includes).where(
+        Namespace.tenant_id == tenant_id, Namespace.id.in_([uuid.UUID(i) for i in set(ids)])
+    )
+    return {
+        str(ns_id): list(includes or []) for ns_id, includes in (await session.execute(query)).all()
+    }
+
+
+async def includers_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID
+) -> list[str]:
+    """The names of the namespaces whose includes list ``namespace_id``: narrowed by the
+    database on the list's text (no row comes back to Python that does not name the id), then
+    confirmed on the parsed list."""
+    wanted = str(namespace_id)
+    query = select(Namespace.name, Namespace.includes).where(
+        Namespace.tenant_id == tenant_id, cast(Namespace.includes, Text).contains(wanted)
+    )
+    rows = (await session.execute(query)).all()
+    return sorted(name for name, includes in rows if wanted in (includes or ()))
+
+
 async def names_by_id(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, str]:
-    """Every namespace id (as a string) to its name, for rendering ``includes``."""
+    """Every namespace id (as a string) to its name (a whole tenant's restore)."""
     query = select(Namespace.id, Namespace.name).where(Namespace.tenant_id == tenant_id)
     return {str(ns_id): name for ns_id, name in (await session.execute(query)).all()}
 
 
 async def include_graph(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, list[str]]:
+    """Every namespace's includes (a whole tenant's restore)."""
     query = select(Namespace.id, Namespace.includes).where(Namespace.tenant_id == tenant_id)
     return {
         str(ns_id): list(includes or []) for ns_id, includes in (await session.execute(query)).all()

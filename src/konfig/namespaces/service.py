@@ -57,7 +57,9 @@ def check_allowed(principal: Principal, namespace: Namespace, permission: Permis
 async def render(
     session: AsyncSession, *, namespaces: list[Namespace], tenant_id: uuid.UUID
 ) -> list[NamespaceRead]:
-    names = await repository.names_by_id(session, tenant_id=tenant_id)
+    names = await repository.names_of(
+        session, tenant_id=tenant_id, ids=[i for ns in namespaces for i in ns.includes]
+    )
     counts = await repository.entry_counts(
         session, tenant_id=tenant_id, namespace_ids=[n.id for n in namespaces]
     )
@@ -99,7 +101,8 @@ async def _include_ids(
 
 
 def find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
-    """A path of includes from ``start`` back to itself, if there is one."""
+    """A path of includes from ``start`` back to itself in ``graph``, if there is one (a
+    restore, which holds the tenant's whole graph)."""
     stack: list[tuple[str, list[str]]] = [(start, [start])]
     seen: set[str] = set()
     while stack:
@@ -110,6 +113,34 @@ def find_cycle(graph: dict[str, list[str]], start: str) -> list[str] | None:
             if nxt not in seen:
                 seen.add(nxt)
                 stack.append((nxt, [*path, nxt]))
+    return None
+
+
+async def cycle_through(
+    session: AsyncSession, *, tenant_id: uuid.UUID, start: str, includes: list[str]
+) -> list[str] | None:
+    """A path of includes from ``start`` (about to include ``includes``) back to itself, if
+    there is one. Walks only what ``start`` would reach, a query per level of includes: the
+    rest of the tenant is never read."""
+    paths: dict[str, list[str]] = {}
+    level: list[str] = []
+    for nxt in includes:
+        if nxt == start:
+            return [start, start]
+        if nxt not in paths:
+            paths[nxt] = [start, nxt]
+            level.append(nxt)
+    while level:
+        graph = await repository.includes_of(session, tenant_id=tenant_id, ids=level)
+        following: list[str] = []
+        for node in level:
+            for nxt in graph.get(node, []):
+                if nxt == start:
+                    return [*paths[node], start]
+                if nxt not in paths:
+                    paths[nxt] = [*paths[node], nxt]
+                    following.append(nxt)
+        level = following
     return None
 
 
@@ -165,11 +196,11 @@ async def update(
         ids = await _include_ids(
             session, tenant_id=namespace.tenant_id, names=payload.includes, own_name=namespace.name
         )
-        graph = await repository.include_graph(session, tenant_id=namespace.tenant_id)
-        graph[str(namespace.id)] = ids
-        cycle = find_cycle(graph, str(namespace.id))
+        cycle = await cycle_through(
+            session, tenant_id=namespace.tenant_id, start=str(namespace.id), includes=ids
+        )
         if cycle is not None:
-            names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
+            names = await repository.names_of(session, tenant_id=namespace.tenant_id, ids=cycle)
             shown = " → ".join(names.get(i, i) for i in cycle)
             raise ValidationFailed(
                 f"includes would form a cycle: {shown}", {"rule": "includes", "cycle": shown}
@@ -181,7 +212,9 @@ async def update(
         namespace.includes = ids
     namespace.updated_by = principal.actor
     await session.flush()
-    names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
+    names = await repository.names_of(
+        session, tenant_id=namespace.tenant_id, ids=[*before["includes"], *namespace.includes]
+    )
     await audit.record(
         session,
         action="namespace.update",
@@ -204,11 +237,11 @@ async def delete(
 ) -> None:
     principal.require(Role.admin)
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
-    graph = await repository.include_graph(session, tenant_id=namespace.tenant_id)
-    includers = [ns_id for ns_id, ids in graph.items() if str(namespace.id) in ids]
+    includers = await repository.includers_of(
+        session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
+    )
     if includers:
-        names = await repository.names_by_id(session, tenant_id=namespace.tenant_id)
-        listed = ", ".join(sorted(names[i] for i in includers))
+        listed = ", ".join(includers)
         raise Conflict(
             f"namespace {namespace.name} is included by {listed}: "
             "remove it from their includes first"

@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 from konfig.audit.context import current
 from konfig.audit.refusals import keep_trace
 from konfig.db.outage import unavailable
-from konfig.db.session import REFUSED
+from konfig.db.session import REFUSED, SESSION_OPEN
 from konfig.errors import Forbidden, KonfigError
 from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
 from konfig.state import state_of
@@ -110,7 +110,7 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
     """The page that shows ``exc``; an unexpected error is raised again (a 500)."""
     if isinstance(exc, CsrfRefused):
         if current().actor != "anonymous":  # a signed-in visitor: audited, as a 403
-            await keep_trace(state_of(request), Forbidden("the form token was refused"))
+            await _leave_trace(request, Forbidden("the form token was refused"))
         return error_page(
             request,
             403,
@@ -120,9 +120,7 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, RequestValidationError):
         return error_page(request, 404, "There is no such page.")
     if isinstance(exc, KonfigError):
-        # A denial's audit row (or an error's own record) in a transaction of its own, as the
-        # API's refusals leave theirs.
-        await keep_trace(state_of(request), exc)
+        await _leave_trace(request, exc)
         return error_page(request, exc.status_code, exc.message)
     refusal = unavailable(exc, state_of(request).outages)
     if refusal is None:
@@ -130,3 +128,14 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
     response = error_page(request, refusal.status_code, refusal.message)
     response.headers.update(refusal.headers)
     return response
+
+
+async def _leave_trace(request: Request, exc: KonfigError) -> None:
+    """A denial's audit row (or an error's own record), in a transaction of its own, as the
+    API's refusals leave theirs: written by the request's session after it has rolled back
+    when it is still open (on SQLite it holds the writer's turn: a second writer would wait
+    for it), else at once."""
+    if request.scope.get(SESSION_OPEN):
+        request.scope[REFUSED] = exc
+    else:
+        await keep_trace(state_of(request), exc)

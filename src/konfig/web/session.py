@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit.service import record_failure
 from konfig.auth import service as auth_service
-from konfig.auth.deps import authenticate
+from konfig.auth.deps import authenticate, name_in_access_log
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import TokenPair
 from konfig.db.session import CHANGED, SessionDep, announce, bind_tenant, open_session
@@ -166,6 +166,7 @@ async def signed_in(
     except Unauthenticated as exc:
         raise NotSignedIn("Your session has ended: please sign in again.") from exc
     await bind_tenant(session, principal.tenant_id)
+    name_in_access_log(request.scope, principal)
     binding = login_binding(principal.session_id)
     if request.method not in SAFE_METHODS:
         await check_csrf(request, binding)
