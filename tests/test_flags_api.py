@@ -126,3 +126,11 @@ async def test_stale_flags(backend: Backend, tmp_path: Path) -> None:
             for f in (await client.get(url, headers=owner.headers)).json()["items"]
         }
         assert flags == {"beta": False, "idle": True}
+        stale = await client.get("/api/v1/flags/stale", headers=owner.headers)
+        assert [(f["namespace"], f["key"]) for f in stale.json()["items"]] == [
+            ("web/production", "idle")
+        ]
+        # A token sees only the namespaces it may read.
+        other = (await make_token(client, owner, read("elsewhere/*")))["token"]
+        hidden = await client.get("/api/v1/flags/stale", headers=bearer(other))
+        assert hidden.json()["items"] == []

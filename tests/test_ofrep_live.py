@@ -247,6 +247,7 @@ def test_cli_and_sdk(live: tuple[str, Admin, OpenFeatureClient], tmp_path: Path)
     listed = json.loads(cli.ok("flags", "list", NAMESPACE, "-o", "json"))
     search = next(f for f in listed if f["key"] == "search")
     assert search["state"] == "ENABLED" and search["evaluations"] >= 1
+    assert json.loads(cli.ok("flags", "stale", "-o", "json")) == []  # all fresh
     table = cli.ok("flags", "list", NAMESPACE)
     assert "search" in table and "fast, classic" in table
     assert cli("flags", "get", NAMESPACE, "nothing").returncode != 0

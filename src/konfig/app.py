@@ -34,6 +34,7 @@ from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
 from konfig.flags.router import router as flags_router
+from konfig.flags.router import stale_router as stale_flags_router
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
@@ -141,6 +142,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(namespaces_router)
     routes.include_router(configs_router)
     routes.include_router(flags_router)
+    routes.include_router(stale_flags_router)
     routes.include_router(audit_router)
     routes.include_router(backups_router)
     routes.include_router(history_router)

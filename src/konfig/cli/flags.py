@@ -46,6 +46,16 @@ def list_flags(namespace: NamespaceArg, output: OutputOption = Output.table) -> 
     show(found, output, COLUMNS)
 
 
+@flags_app.command("stale")
+@api
+def stale(output: OutputOption = Output.table) -> None:
+    """Flags neither changed nor evaluated for the server's KONFIG_FLAG_STALE_DAYS."""
+    found = konfig().flags.stale()
+    if output is Output.table:
+        found = [f | {"variants": ", ".join(f["variants"])} for f in found]
+    show(found, output, ["namespace", *COLUMNS])
+
+
 @flags_app.command("get")
 @api
 def get(namespace: NamespaceArg, key: KeyArg, output: OutputOption = Output.json) -> None:

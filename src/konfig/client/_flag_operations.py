@@ -38,6 +38,11 @@ def list_flags(namespace: NamespaceRef) -> Flow[list[dict[str, Any]]]:
     return response.json()["items"]  # type: ignore[no-any-return]
 
 
+def stale_flags() -> Flow[list[dict[str, Any]]]:
+    response = yield Call("GET", "/api/v1/flags/stale")
+    return response.json()["items"]  # type: ignore[no-any-return]
+
+
 def evaluations(namespace: NamespaceRef, key: str, hours: int) -> Flow[dict[str, Any]]:
     path = yield from namespace_path(namespace)
     response = yield Call(

@@ -43,6 +43,12 @@ class Flags:
         result: Items = self._run(ops.list_flags(namespace))
         return result
 
+    def stale(self) -> Items:
+        """Every flag of the tenant (that the token may read) neither changed nor evaluated for
+        the server's KONFIG_FLAG_STALE_DAYS."""
+        result: Items = self._run(ops.stale_flags())
+        return result
+
     def evaluations(self, namespace: NamespaceRef, key: str, *, hours: int = 24) -> Entry:
         """A flag's evaluations per hour and variant."""
         result: Entry = self._run(ops.evaluations(namespace, key, hours))

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.configs.models import ConfigEntry
 from konfig.flags.counts import CountKey
 from konfig.flags.models import FlagEvaluation
+from konfig.namespaces.models import Namespace
 
 
 async def flag_entries(
@@ -92,3 +93,32 @@ async def by_hour(
         .order_by(FlagEvaluation.hour, FlagEvaluation.variant)
     )
     return list((await session.execute(query)).all())
+
+
+async def tenant_flag_entries(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[Any]:
+    """Rows ``(namespace name, entry)`` of every flag entry of the tenant, by namespace and key."""
+    query = (
+        select(Namespace.name, ConfigEntry)
+        .join(Namespace, Namespace.id == ConfigEntry.namespace_id)
+        .where(ConfigEntry.tenant_id == tenant_id, ConfigEntry.value_type == "flag")
+        .order_by(Namespace.name, ConfigEntry.key)
+    )
+    return list((await session.execute(query)).all())
+
+
+async def tenant_summary(
+    session: AsyncSession, *, tenant_id: uuid.UUID
+) -> dict[tuple[str, str], tuple[int, datetime]]:
+    """Per (namespace, flag) of the tenant: evaluations counted, and the last hour one was."""
+    query = (
+        select(
+            FlagEvaluation.namespace,
+            FlagEvaluation.flag,
+            func.sum(FlagEvaluation.count),
+            func.max(FlagEvaluation.hour),
+        )
+        .where(FlagEvaluation.tenant_id == tenant_id)
+        .group_by(FlagEvaluation.namespace, FlagEvaluation.flag)
+    )
+    rows = (await session.execute(query)).all()
+    return {(namespace, flag): (int(total), last) for namespace, flag, total, last in rows}

@@ -25,6 +25,9 @@ router = APIRouter(
 )
 
 
+stale_router = APIRouter(prefix="/flags", tags=["flags"], route_class=GuardedRoute)
+
+
 def _pending(request: Request) -> dict[CountKey, int]:
     """This replica's evaluation counts not written yet."""
     return state_of(request).delivery.flag_counts.unwritten()
@@ -66,3 +69,20 @@ async def flag_evaluations(
         hours=hours,
         pending=_pending(request),
     )
+
+
+@stale_router.get("/stale", response_model=FlagList)
+async def stale_flags(
+    request: Request, session: SessionDep, principal: CurrentPrincipal
+) -> FlagList:
+    """Every flag of your tenant (that you may read) neither changed nor evaluated for
+    KONFIG_FLAG_STALE_DAYS: candidates for removal."""
+    state = state_of(request)
+    flags = await service.stale_flags(
+        session,
+        policy=state.write_policy,
+        principal=principal,
+        pending=_pending(request),
+        stale_days=state.settings.flag_stale_days,
+    )
+    return FlagList(items=flags)

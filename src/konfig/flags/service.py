@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from konfig.auth.principal import Principal
+from konfig.configs.models import ConfigEntry
 from konfig.configs.service import read_value
 from konfig.db.session import across_tenants, open_session
 from konfig.errors import NotFound
@@ -19,6 +20,7 @@ from konfig.flags.counts import CountKey, EvaluationCounts
 from konfig.flags.schemas import FlagEvaluations, FlagRead, HourCount
 from konfig.namespaces import service as namespaces
 from konfig.revisions.writer import WritePolicy
+from konfig.users.models import Role
 
 log = logging.getLogger("konfig.flags")
 
@@ -36,6 +38,69 @@ def _pending_of(
         if tenant == tenant_id and name == namespace:
             variants = found.setdefault(flag, {})
             variants[variant] = variants.get(variant, 0) + number
+    return found
+
+
+def _read(
+    policy: WritePolicy,
+    namespace: str,
+    entry: ConfigEntry,
+    used: tuple[int, datetime | None],
+    unwritten: Mapping[str, int] | None,
+    horizon: datetime,
+    now: datetime,
+) -> FlagRead:
+    """One flag as people see it: its definition, its use, and whether it is stale."""
+    definition = read_value(policy, entry)
+    total, last = used
+    if unwritten:
+        total += sum(unwritten.values())
+        last = now  # evaluated here since the last flush
+    return FlagRead(
+        namespace=namespace,
+        key=entry.key,
+        state=definition["state"],
+        default_variant=definition["defaultVariant"],
+        variants=definition["variants"],
+        targeting=definition.get("targeting"),
+        metadata=definition.get("metadata") or {},
+        updated_at=entry.updated_at,
+        last_evaluated_at=last,
+        evaluations=total,
+        stale=entry.updated_at < horizon and (last is None or last < horizon),
+    )
+
+
+async def stale_flags(
+    session: AsyncSession,
+    *,
+    policy: WritePolicy,
+    principal: Principal,
+    pending: Mapping[CountKey, int],
+    stale_days: float,
+) -> list[FlagRead]:
+    """Every flag of the tenant the caller may read that is stale, by namespace and key."""
+    principal.require(Role.viewer)
+    tenant_id = principal.tenant_id
+    used = await repository.tenant_summary(session, tenant_id=tenant_id)
+    now = datetime.now(UTC)
+    horizon = now - timedelta(days=stale_days)
+    found = []
+    for namespace, entry in await repository.tenant_flag_entries(session, tenant_id=tenant_id):
+        if not principal.allows(namespace, "read"):
+            continue
+        unwritten = _pending_of(pending, tenant_id, namespace).get(entry.key)
+        flag = _read(
+            policy,
+            namespace,
+            entry,
+            used.get((namespace, entry.key), (0, None)),
+            unwritten,
+            horizon,
+            now,
+        )
+        if flag.stale:
+            found.append(flag)
     return found
 
 
@@ -59,28 +124,18 @@ async def list_flags(
     unwritten = _pending_of(pending, namespace.tenant_id, namespace.name)
     now = datetime.now(UTC)
     horizon = now - timedelta(days=stale_days)
-    flags = []
-    for entry in entries:
-        definition = read_value(policy, entry)
-        total, last = used.get(entry.key, (0, None))
-        if entry.key in unwritten:
-            total += sum(unwritten[entry.key].values())
-            last = now  # evaluated here since the last flush
-        flags.append(
-            FlagRead(
-                namespace=namespace.name,
-                key=entry.key,
-                state=definition["state"],
-                default_variant=definition["defaultVariant"],
-                variants=definition["variants"],
-                targeting=definition.get("targeting"),
-                metadata=definition.get("metadata") or {},
-                updated_at=entry.updated_at,
-                last_evaluated_at=last,
-                evaluations=total,
-                stale=entry.updated_at < horizon and (last is None or last < horizon),
-            )
+    flags = [
+        _read(
+            policy,
+            namespace.name,
+            entry,
+            used.get(entry.key, (0, None)),
+            unwritten.get(entry.key),
+            horizon,
+            now,
         )
+        for entry in entries
+    ]
     return flags
 
 
