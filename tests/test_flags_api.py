@@ -62,6 +62,8 @@ async def test_flags_list_their_use_and_counts_show_per_hour(
     )
     body = counts.json()
     assert sum(body["totals"].values()) == 40 and set(body["totals"]) == {"on", "off"}
+    (caller, evaluated), *others = body["callers"].items()
+    assert caller.startswith("token:") and evaluated == 40 and others == []
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     assert {datetime.fromisoformat(h["hour"]) for h in body["hours"]} == {hour}
     missing = await client.get(
@@ -97,6 +99,8 @@ async def test_counts_written_by_one_replica_are_read_by_another(
             await _evaluate(b, token, 5)  # B holds these in memory (flush: hourly)
             assert (await b.get(url, headers=owner.headers)).json()["items"][0]["evaluations"] == 15
             assert (await a.get(url, headers=owner.headers)).json()["items"][0]["evaluations"] == 10
+            by_b = await b.get(f"{url}/beta/evaluations", headers=owner.headers)
+            assert list(by_b.json()["callers"].values()) == [15]  # A's written, B's held
     async with running(fast) as replica_c, client_of(replica_c) as c:
         login = await c.post(
             "/api/v1/auth/login", json={"email": owner.email, "password": PASSWORD}

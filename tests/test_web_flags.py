@@ -73,6 +73,7 @@ async def test_add_a_flag_roll_it_out_target_it_and_kill_it(
         )
     }
     assert sum(counts.values()) == 30 and counts["new"] < counts["old"]
+    assert "Evaluated by" in shown and re.search(r"token:[0-9a-f-]+ 30", shown)
     listed = await client.get(flags_url)
     assert "data-evaluations>30<" in listed.text
 

@@ -95,6 +95,23 @@ async def by_hour(
     return list((await session.execute(query)).all())
 
 
+async def by_caller(
+    session: AsyncSession, *, tenant_id: uuid.UUID, namespace: str, flag: str, since: datetime
+) -> dict[str, int]:
+    """A flag's evaluations since ``since`` per caller (``token:<id>``, ``user:<id>``)."""
+    query = (
+        select(FlagEvaluation.actor, func.sum(FlagEvaluation.count))
+        .where(
+            FlagEvaluation.tenant_id == tenant_id,
+            FlagEvaluation.namespace == namespace,
+            FlagEvaluation.flag == flag,
+            FlagEvaluation.hour >= since,
+        )
+        .group_by(FlagEvaluation.actor)
+    )
+    return {actor: int(total) for actor, total in (await session.execute(query)).all()}
+
+
 async def tenant_flag_entries(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[Any]:
     """Rows ``(namespace name, entry)`` of every flag entry of the tenant, by namespace and key."""
     query = (

@@ -40,3 +40,7 @@ class FlagEvaluations(BaseModel):
     key: str
     hours: list[HourCount] = Field(description="Evaluations per hour and variant, oldest first")
     totals: dict[str, int] = Field(description="Evaluations per variant over those hours")
+    callers: dict[str, int] = Field(
+        default_factory=dict,
+        description="Evaluations per caller over those hours (token:<id> or user:<id>)",
+    )

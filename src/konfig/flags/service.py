@@ -173,11 +173,22 @@ async def evaluations(
     totals: dict[str, int] = {}
     for (_, variant), number in counted.items():
         totals[variant] = totals.get(variant, 0) + number
+    callers = await repository.by_caller(
+        session,
+        tenant_id=namespace.tenant_id,
+        namespace=namespace.name,
+        flag=key,
+        since=now - timedelta(hours=hours - 1),
+    )
+    for (tenant, name, flag, _, actor), number in list(pending.items()):
+        if (tenant, name, flag) == (namespace.tenant_id, namespace.name, key):
+            callers[actor] = callers.get(actor, 0) + number
     return FlagEvaluations(
         namespace=namespace.name,
         key=key,
         hours=[HourCount(hour=h, variant=v, count=n) for (h, v), n in sorted(counted.items())],
         totals=totals,
+        callers=dict(sorted(callers.items(), key=lambda item: -item[1])),
     )
 
 
