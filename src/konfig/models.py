@@ -8,6 +8,7 @@ from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
+from konfig.flags.models import FlagEvaluation
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
@@ -23,6 +24,7 @@ __all__ = [
     "Base",
     "ConfigEntry",
     "EntryVersion",
+    "FlagEvaluation",
     "Namespace",
     "Revision",
     "ServiceAccount",

@@ -35,6 +35,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._flags import AsyncFlags
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
@@ -71,6 +72,7 @@ class AsyncKonfig:
         self.tokens = AsyncTokens(self)
         self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
+        self.flags = AsyncFlags(self._run)
 
     async def aclose(self) -> None:
         await self._http.aclose()
