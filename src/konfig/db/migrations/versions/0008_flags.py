@@ -1,6 +1,6 @@
 """feature flag evaluation counts
 
-Revision ID: 0009
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-07 09:00:00
 
@@ -19,7 +19,7 @@ from alembic import op
 
 import konfig.db.base
 
-revision: str = "0009"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
