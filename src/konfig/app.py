@@ -28,10 +28,13 @@ from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
+from konfig.delivery.ofrep_router import router as ofrep_router
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
+from konfig.flags.router import router as flags_router
+from konfig.flags.router import stale_router as stale_flags_router
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
@@ -79,6 +82,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     return Dispatcher(
         api,
         read_path=delivery.read_path,
+        ofrep=delivery.ofrep,
         write_path=WritePath(state, fallback=api),
         wrappers=wrappers(settings, state),
         guards=guards(settings, state),
@@ -139,6 +143,8 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(users_router)
     routes.include_router(namespaces_router)
     routes.include_router(configs_router)
+    routes.include_router(flags_router)
+    routes.include_router(stale_flags_router)
     routes.include_router(audit_router)
     routes.include_router(backups_router)
     routes.include_router(history_router)
@@ -148,6 +154,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(webhooks_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
+    api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
     api.include_router(ops_router)
 
 

@@ -9,6 +9,7 @@ from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
 from konfig.db.outbox import OutboxEvent
+from konfig.flags.models import FlagEvaluation
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
@@ -25,6 +26,7 @@ __all__ = [
     "Base",
     "ConfigEntry",
     "EntryVersion",
+    "FlagEvaluation",
     "Namespace",
     "OutboxEvent",
     "Revision",

@@ -102,6 +102,12 @@ class Settings(BaseSettings):
         30, gt=0, validation_alias=_env("TOKEN_USAGE_FLUSH_SECONDS")
     )
     sse_heartbeat_seconds: float = Field(15, gt=0, validation_alias=_env("SSE_HEARTBEAT_SECONDS"))
+    # Feature flags: evaluation counts are written this often (never one write per evaluation);
+    # a flag neither changed nor evaluated for this many days is listed as stale.
+    flag_counts_flush_seconds: float = Field(
+        60, gt=0, validation_alias=_env("FLAG_COUNTS_FLUSH_SECONDS")
+    )
+    flag_stale_days: float = Field(30, gt=0, validation_alias=_env("FLAG_STALE_DAYS"))
     listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
     # Webhooks (konfig.webhooks): where they may be sent, how, and for how long.
     webhook_allow_http: bool = Field(False, validation_alias=_env("WEBHOOK_ALLOW_HTTP"))

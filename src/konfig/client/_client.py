@@ -26,6 +26,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._flags import Flags
 from konfig.client._resources import (
     Audit,
     Auth,
@@ -78,6 +79,7 @@ class Konfig:
         self.backups = Backups(self)
         self.audit = Audit(self)
         self.webhooks = Webhooks(self)
+        self.flags = Flags(self._run)
 
     def close(self) -> None:
         self._http.close()

@@ -1,7 +1,7 @@
 """webhooks: endpoints, deliveries, attempts, and the outbox of events
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07 08:47:25.802618
 
 ``webhook_events`` is the transactional outbox: every revision, and the other changes webhooks
@@ -19,8 +19,8 @@ from sqlalchemy.dialects import mysql
 
 import konfig.db.base
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
