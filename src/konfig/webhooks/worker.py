@@ -57,6 +57,7 @@ _EVENTS_PER_FAN_OUT = 100
 _STATS_EVERY = 1.0
 _PRUNE_EVERY = 300.0
 _YIELD_TO_WRITES = 0.2
+_STOP_GRACE = 2.0  # seconds attempts under way get at shutdown (then their leases run out)
 _EVENTS_UNDER_WRITES = 20
 _CHAINS_UNDER_WRITES = 2
 _CHAIN_UNDER_WRITES = 10
@@ -246,7 +247,7 @@ class WebhookWorker:
             pending.add(self.recorder.task)
         if pending:
             # Attempts under way get a moment; a lease left behind runs out and is retried.
-            _, late = await asyncio.wait(pending, timeout=5)
+            _, late = await asyncio.wait(pending, timeout=_STOP_GRACE)
             for task in late:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
