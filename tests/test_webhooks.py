@@ -363,3 +363,21 @@ async def test_metrics_show_deliveries_and_the_queue(
     assert 'konfig_webhook_deliveries_total{outcome="succeeded"} 1.0' in text
     assert "konfig_webhook_queue_depth" in text
     assert "konfig_webhook_oldest_pending_age_seconds" in text
+
+
+async def test_a_flag_change_is_a_flag_event_beside_the_config_change(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    flag = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
+    with receiving() as receiver:
+        hook = await subscribe(client, owner, receiver.url, ["flag.changed"])
+        namespace = await make_namespace(client, owner, "payments")
+        await put_entry(client, owner.headers, namespace, "plain", "1")
+        made = await put_entry(
+            client, owner.headers, namespace, "new_checkout", flag, value_type="flag"
+        )
+        assert made.status_code == 201, made.text
+        (request,) = await receiver.wait_for(1)
+    payload = request.verified(hook["secret"])
+    assert payload["type"] == "flag.changed"
+    assert payload["data"]["flags"] == ["new_checkout"] and payload["data"]["revision"] == 2

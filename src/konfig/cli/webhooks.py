@@ -15,7 +15,10 @@ webhooks_app = typer.Typer(
 
 WEBHOOK_COLUMNS = ["id", "url", "events", "namespaces", "enabled", "disabled_reason"]
 DELIVERY_COLUMNS = ["id", "event_type", "status", "attempts", "last_status", "created_at"]
-EVENTS = "config.changed, namespace.created, namespace.deleted, token.revoked, backup.failed"
+EVENTS = (
+    "config.changed, flag.changed, namespace.created, namespace.deleted, token.revoked, "
+    "backup.failed"
+)
 
 
 def _row(webhook: dict[str, Any]) -> dict[str, Any]:

@@ -268,6 +268,25 @@ class Rows:
         )
         changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
         self._close(revision, namespace, message, sorted(changed))
+        flags = [d.key for d in (*creates, *updates) if d.value_type == "flag"]
+        flags += [e.key for e in removals if e.value_type == "flag"]
+        if flags:  # beside config.changed: for subscribers to flags alone
+            self.events.append(
+                outbox.event_row(
+                    tenant_id=revision.tenant_id,
+                    type="flag.changed",
+                    namespace_id=revision.namespace_id,
+                    namespace=namespace.name,
+                    sequence=revision.number,
+                    at=revision.now,
+                    data={
+                        "namespace": namespace.name,
+                        "revision": revision.number,
+                        "flags": sorted(flags)[: outbox.MAX_LISTED_KEYS],
+                        "actor": revision.actor,
+                    },
+                )
+            )
         return written
 
     def _create(

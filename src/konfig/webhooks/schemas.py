@@ -9,7 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from konfig.tokens.scopes import PATTERN_RULES, check_pattern
 
 EventType = Literal[
-    "config.changed", "namespace.created", "namespace.deleted", "token.revoked", "backup.failed"
+    "config.changed",
+    "flag.changed",
+    "namespace.created",
+    "namespace.deleted",
+    "token.revoked",
+    "backup.failed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
