@@ -45,6 +45,7 @@ from tests.support.readpath import (
     service_account,
     set_entry,
 )
+from tests.support.webhooks import receiving, subscribe
 
 TABLES = tenant_owned(metadata)
 FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
@@ -52,8 +53,17 @@ FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVari
 
 @pytest.fixture
 def settings(backend: Backend, tmp_path: Path) -> Settings:
-    """Evaluation counts written at once, so that flag_evaluations has rows to hide."""
-    return make_settings(backend.url, tmp_path, flag_counts_flush_seconds=0.05)
+    """Evaluation counts written at once, so that flag_evaluations has rows to hide; the
+    webhooks worker runs only when a test says (``webhook_rows``): the outbox keeps the events
+    the seed's changes wrote."""
+    return make_settings(
+        backend.url,
+        tmp_path,
+        flag_counts_flush_seconds=0.05,
+        webhooks_enabled=False,
+        webhook_allow_http=True,
+        webhook_allowed_networks=["127.0.0.0/8"],
+    )
 
 
 @pytest.fixture
@@ -129,6 +139,23 @@ async def seed(client: httpx.AsyncClient, name: str) -> tuple[Account, str]:
     return account, namespace
 
 
+async def webhook_rows(app: Any, client: httpx.AsyncClient, accounts: list[Account]) -> None:
+    """For each tenant a webhook, a delivery and its attempt (the worker runs here on demand),
+    and an event left waiting in the outbox."""
+    worker = app.state.webhooks
+    await worker.fan_out()  # the seeds' events, to no one: a delivery waits for older events
+    with receiving() as receiver:
+        for account in accounts:
+            hook = await subscribe(client, account, receiver.url)
+            ping = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=account.headers)
+            assert ping.status_code == 202, ping.text
+        assert await worker.dispatch() == len(accounts)
+        await worker.settle()
+        await receiver.wait_for(len(accounts))
+    for account in accounts:
+        await make_namespace(client, account, "waiting")  # its namespace.created event stays
+
+
 async def counts_written(superuser_url: str, tenants: int) -> None:
     """Wait until the evaluation counts of ``tenants`` tenants are in the database."""
     engine = make_engine(superuser_url, poolclass=NullPool)
@@ -148,11 +175,12 @@ async def counts_written(superuser_url: str, tenants: int) -> None:
 
 @only_postgres
 async def test_the_app_role_sees_and_touches_no_other_tenants_rows_in_sql_without_a_filter(
-    postgres: Backend, client: httpx.AsyncClient
+    postgres: Backend, client: httpx.AsyncClient, app: Any
 ) -> None:
     a, _ = await seed(client, "acme")
     b, _ = await seed(client, "globex")
     await counts_written(postgres.superuser_url, 2)
+    await webhook_rows(app, client, [a, b])
     seen: dict[str, tuple[int, int, int, int]] = {}
     for url in (postgres.url, postgres.superuser_url):
         engine = make_engine(url, poolclass=NullPool)
@@ -246,6 +274,7 @@ LISTED = {
     "audit_events": "/audit?limit=200",
     "service_accounts": "/service-accounts",
     "api_tokens": "/tokens",
+    "webhook_endpoints": "/webhooks",
 }
 BY_ID = {
     "namespaces (by id)": "/namespaces/{ns}",
@@ -284,6 +313,7 @@ async def what_b_sees_of_a(
 async def two_tenants(client: httpx.AsyncClient) -> tuple[Account, str, Account]:
     a, namespace = await seed(client, "acme")
     b, _ = await seed(client, "globex")
+    await subscribe(client, a, "http://127.0.0.1:9/acme")
     return a, namespace, b
 
 

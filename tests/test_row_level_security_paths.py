@@ -54,6 +54,7 @@ ACROSS_TENANTS = {
     ("konfig.users.service", "the users of every tenant"),
     ("konfig.users.service", "change a user of any tenant"),
     ("konfig.users.service", "remove a user of any tenant"),
+    ("konfig.webhooks.worker", "webhooks: the outbox and deliveries of every tenant"),
 }
 
 

@@ -21,6 +21,7 @@ from konfig.client._async_resources import (
     AsyncNamespaces,
     AsyncRevisions,
     AsyncTokens,
+    AsyncWebhooks,
 )
 from konfig.client._base import (
     USER_AGENT,
@@ -72,6 +73,7 @@ class AsyncKonfig:
         self.tokens = AsyncTokens(self)
         self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
+        self.webhooks = AsyncWebhooks(self)
         self.flags = AsyncFlags(self._run)
 
     async def aclose(self) -> None:

@@ -35,6 +35,7 @@ from konfig.client._resources import (
     Namespaces,
     Revisions,
     Tokens,
+    Webhooks,
 )
 
 T = TypeVar("T")
@@ -77,6 +78,7 @@ class Konfig:
         self.tokens = Tokens(self)
         self.backups = Backups(self)
         self.audit = Audit(self)
+        self.webhooks = Webhooks(self)
         self.flags = Flags(self._run)
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from konfig.web import (
     namespace_pages,
     resolved_pages,
     token_pages,
+    webhook_pages,
 )
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
@@ -47,6 +48,7 @@ PAGES = (
     token_pages,
     audit_pages,
     backup_pages,
+    webhook_pages,
 )
 
 
