@@ -65,6 +65,12 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
         json={"name": "t", "scopes": [{"namespaces": "app", "permissions": ["read"]}]},
     )
     assert token.status_code == 201, token.text
+    webhook = await client.post(
+        "/api/v1/webhooks",
+        headers=owner.headers,
+        json={"url": "https://93.184.216.34/hook", "events": ["config.changed"]},
+    )
+    assert webhook.status_code == 201, webhook.text
     return {
         "namespace_id": namespace_id,
         "key": "k",
@@ -74,6 +80,8 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
         "token_id": token.json()["id"],
         "backup_id": "00000000-0000-0000-0000-000000000000",
         "revision": "1",
+        "webhook_id": webhook.json()["id"],
+        "delivery_id": "00000000-0000-0000-0000-000000000000",
     }
 
 

@@ -2,12 +2,14 @@
 
 Every HTTP request passes, outermost first, through the same pure-ASGI wrappers (``wrappers``
 in ``konfig.app``: security headers, request id and the last word on errors, access log and
-metrics, CORS), then one of three places answers it:
+metrics, CORS), then one of four places answers it:
 
 ====================================================  =========================================
 request                                               answered by
 ====================================================  =========================================
 ``GET|HEAD /api/v1/config/{name}`` and ``…/events``   the read path (``konfig.delivery.handler``)
+``POST /ofrep/v1/evaluate/flags[/{key}]``,          OFREP (``konfig.delivery.ofrep``): feature
+``GET /ofrep/v1/events``                              flags evaluated, their change stream
 ``POST /api/v1/namespaces/{id}/configs``,             the write path (``konfig.configs.
 ``PUT|PATCH|DELETE …/configs/{key}``, JSON bodies     write_path``), which hands FastAPI a body
                                                       it cannot read
@@ -30,7 +32,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.configs.write_path import WritePath
+from konfig.delivery import ofrep
 from konfig.delivery.handler import ReadPath
+from konfig.delivery.ofrep import Ofrep
 from konfig.paths import API_PREFIX, READ_PATH_PREFIX
 from konfig.state import AppState, app_state
 
@@ -46,6 +50,7 @@ class Dispatcher:
         api: FastAPI,
         *,
         read_path: ReadPath,
+        ofrep: Ofrep,
         write_path: WritePath,
         wrappers: Sequence[Wrapper],
         guards: Sequence[Wrapper],
@@ -53,6 +58,7 @@ class Dispatcher:
         self.api = api
         self.state: AppState = app_state(api)
         self.read_path = read_path
+        self.ofrep = ofrep
         self.write_path = write_path
         self.fast_paths = True  # off: FastAPI's routes answer everything (the parity tests)
         self._guarded_write_path = _wrapped(write_path, guards)
@@ -71,6 +77,9 @@ class Dispatcher:
         if self.fast_paths:
             if scope["method"] in _READS and scope["path"].startswith(READ_PATH_PREFIX):
                 await self.read_path(scope, receive, send)
+                return
+            if ofrep.takes(scope):
+                await self.ofrep(scope, receive, send)
                 return
             if WritePath.takes(scope):
                 await self._guarded_write_path(scope, receive, send)

@@ -8,11 +8,14 @@ from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
+from konfig.db.outbox import OutboxEvent
+from konfig.flags.models import FlagEvaluation
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
 from konfig.tenants.models import Tenant
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
+from konfig.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
 
@@ -23,10 +26,15 @@ __all__ = [
     "Base",
     "ConfigEntry",
     "EntryVersion",
+    "FlagEvaluation",
     "Namespace",
+    "OutboxEvent",
     "Revision",
     "ServiceAccount",
     "Tenant",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials, resolved, revisions, tokens
+from konfig.cli import credentials, flags, resolved, revisions, tokens, webhooks
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
 from konfig.client import UNSET, Konfig, KonfigError, NotFound
@@ -254,3 +254,5 @@ def register(app: typer.Typer) -> None:
     revisions.register(app)
     resolved.register(app)
     tokens.register(app)
+    webhooks.register(app)
+    flags.register(app)

@@ -21,6 +21,7 @@ from konfig.client._async_resources import (
     AsyncNamespaces,
     AsyncRevisions,
     AsyncTokens,
+    AsyncWebhooks,
 )
 from konfig.client._base import (
     USER_AGENT,
@@ -35,6 +36,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._flags import AsyncFlags
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
@@ -71,6 +73,8 @@ class AsyncKonfig:
         self.tokens = AsyncTokens(self)
         self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
+        self.webhooks = AsyncWebhooks(self)
+        self.flags = AsyncFlags(self._run)
 
     async def aclose(self) -> None:
         await self._http.aclose()

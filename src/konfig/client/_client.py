@@ -26,6 +26,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._flags import Flags
 from konfig.client._resources import (
     Audit,
     Auth,
@@ -34,6 +35,7 @@ from konfig.client._resources import (
     Namespaces,
     Revisions,
     Tokens,
+    Webhooks,
 )
 
 T = TypeVar("T")
@@ -76,6 +78,8 @@ class Konfig:
         self.tokens = Tokens(self)
         self.backups = Backups(self)
         self.audit = Audit(self)
+        self.webhooks = Webhooks(self)
+        self.flags = Flags(self._run)
 
     def close(self) -> None:
         self._http.close()

@@ -24,10 +24,12 @@ from konfig.web import (
     auth_pages,
     backup_pages,
     entry_pages,
+    flag_pages,
     history_pages,
     namespace_pages,
     resolved_pages,
     token_pages,
+    webhook_pages,
 )
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
@@ -39,12 +41,14 @@ PAGES = (
     auth_pages,
     namespace_pages,
     entry_pages,
+    flag_pages,
     history_pages,
     resolved_pages,
     admin_pages,
     token_pages,
     audit_pages,
     backup_pages,
+    webhook_pages,
 )
 
 
