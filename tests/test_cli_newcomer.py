@@ -17,6 +17,7 @@ from tests.support.cli import Cli, new_tenant
 from tests.support.servers import ServerProcess, start_server
 
 NS = "payments/production"
+KONFIG = [sys.executable, "-m", "konfig"]
 pytestmark = pytest.mark.slow
 
 
@@ -79,6 +80,29 @@ def test_run_watch_stops_what_is_left_of_a_child_that_exits(cli: Cli) -> None:
     result = cli("run", NS, "--watch", "--", "sh", "-c", script)
     assert result.returncode == 3, result.stderr
     assert gone(int(result.stdout))
+    alone = cli("run", NS, "--watch", "--", "sh", "-c", "exit 4")  # nothing left to stop
+    assert alone.returncode == 4, alone.stderr
+
+
+def test_run_watch_kills_a_child_that_ignores_sigterm_after_its_grace(cli: Cli) -> None:
+    script = "trap '' TERM; echo \"$PORT $$\"; while :; do sleep 0.1; done"
+    run = subprocess.Popen(
+        [*KONFIG, "run", NS, "--watch", "--grace", "0.5", "--", "sh", "-c", script],
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert run.stdout is not None
+        port, first = run.stdout.readline().split()
+        assert port == "8000"
+        cli.ok("set", NS, "port=8001", "--type", "number")
+        port, second = run.stdout.readline().split()
+        assert port == "8001" and gone(int(first))
+    finally:
+        run.terminate()
+        assert run.wait(30) == 143
+    assert gone(int(second))
 
 
 def test_render_export_exports_to_a_child_process(cli: Cli) -> None:

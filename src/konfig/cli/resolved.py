@@ -90,6 +90,12 @@ def run(
     command: Annotated[list[str], typer.Argument(metavar="-- COMMAND...")],
     watch: Annotated[bool, typer.Option(help="Restart COMMAND when the config changes")] = False,
     prefix: Annotated[str, typer.Option(help="Put this before every variable name")] = "",
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0, help="With --watch: seconds COMMAND has to exit after SIGTERM before SIGKILL"
+        ),
+    ] = 10.0,
 ) -> None:
     """Run COMMAND with the resolved config as environment variables."""
     env = os.environ | environment(resolved(name), prefix)
@@ -99,7 +105,7 @@ def run(
             os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the point
         except OSError as exc:
             raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
-    raise typer.Exit(_run_watching(name, command, prefix))
+    raise typer.Exit(_run_watching(name, command, prefix, grace))
 
 
 def _follow(
@@ -137,7 +143,7 @@ def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
         pass
 
 
-def _stop(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+def _stop(child: subprocess.Popen[bytes], grace: float) -> None:
     """Stop the child's whole process group (a shell's or npm's children with it): SIGTERM,
     ``grace`` seconds for the child to exit, then SIGKILL for whatever of the group is left."""
     _signal_group(child, signal.SIGTERM)
@@ -149,7 +155,7 @@ def _stop(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
     child.wait()
 
 
-def _run_watching(name: str, command: list[str], prefix: str) -> int:
+def _run_watching(name: str, command: list[str], prefix: str, grace: float) -> int:
     """Run COMMAND, restart it on each change, and exit with its code when it exits by itself."""
     changes: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
@@ -168,11 +174,11 @@ def _run_watching(name: str, command: list[str], prefix: str) -> int:
             if isinstance(change, KonfigError):
                 raise change
             note(f"{name} changed: restarting {command[0]}")
-            _stop(child)
+            _stop(child, grace)
             child = _start(command, change, prefix)
     finally:
         stop.set()
-        _stop(child)
+        _stop(child, grace)
 
 
 @api
