@@ -3,6 +3,7 @@ If-Match, a trailing slash, a name where an id goes, and the tenant name rule in
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -35,6 +36,13 @@ async def test_another_media_type_or_none_is_a_415_naming_json(
         error = assert_error(answer, 415, "UNSUPPORTED_MEDIA_TYPE")
         assert "Content-Type: application/json" in error["message"], (method, url, headers)
         assert error["details"]["accepted"] == ["application/json"]
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b'{"name": "x"}'
+
+    streamed = await client.post("/api/v1/namespaces", headers=owner.headers, content=chunked())
+    assert streamed.request.headers["transfer-encoding"] == "chunked"
+    assert_error(streamed, 415, "UNSUPPORTED_MEDIA_TYPE")
     # A POST without a body is not refused for its missing Content-Type.
     bare = await client.post(f"/api/v1/namespaces/{namespace}/configs", headers=owner.headers)
     assert_error(bare, 422, "VALIDATION_ERROR")
