@@ -20,7 +20,8 @@ The two fast paths skip FastAPI's routing and dependency solving, which cost sev
 what they do themselves; FastAPI's routes document them in OpenAPI and answer alike (the parity
 tests turn ``fast_paths`` off). The write path and FastAPI sit behind ``guards`` as well (the
 body cap, a 503 when the database is out of reach), which the read path does not need: it reads
-no body and answers its own 503s. Lifespan events go to FastAPI's lifespan.
+no body and answers its own 503s. Lifespan events go to FastAPI's lifespan. An API path ending
+in '/' is answered as the path without it, by whichever branch takes that one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from konfig.configs.write_path import WritePath
 from konfig.delivery import ofrep
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.ofrep import Ofrep
-from konfig.paths import READ_PATH_PREFIX
+from konfig.paths import API_PREFIX, READ_PATH_PREFIX
 from konfig.state import AppState, app_state
 
 Wrapper = Callable[[ASGIApp], ASGIApp]
@@ -72,6 +73,7 @@ class Dispatcher:
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The branch point: the read path, the write path, or FastAPI."""
+        scope = _without_trailing_slash(scope)
         if self.fast_paths:
             if scope["method"] in _READS and scope["path"].startswith(READ_PATH_PREFIX):
                 await self.read_path(scope, receive, send)
@@ -83,6 +85,17 @@ class Dispatcher:
                 await self._guarded_write_path(scope, receive, send)
                 return
         await self._guarded_api(scope, receive, send)
+
+
+def _without_trailing_slash(scope: Scope) -> Scope:
+    """An API path ending in '/' answered as the path without it: no route of the API ends in
+    one, and Starlette's answer would be a bare 307 that clients drop a body or a method on."""
+    path: str = scope["path"]
+    if not (path.startswith(API_PREFIX + "/") and path.endswith("/")):
+        return scope
+    trimmed = path.rstrip("/")
+    raw: bytes = scope.get("raw_path") or path.encode()
+    return {**scope, "path": trimmed, "raw_path": raw.rstrip(b"/")}
 
 
 def _wrapped(app: ASGIApp, wrappers: Sequence[Wrapper]) -> ASGIApp:

@@ -21,7 +21,7 @@ def login(
     password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
 ) -> None:
     """Log in and keep the tokens in a file only you can read."""
-    url = (url or credentials.load().url).rstrip("/")
+    url = (url or credentials.load().url or typer.prompt("Server URL")).rstrip("/")
     email = email or typer.prompt("Email")
     password = password or typer.prompt("Password", hide_input=True)
     try:
