@@ -67,6 +67,12 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
     assert token.status_code == 201, token.text
     group = await client.post("/api/v1/groups", headers=owner.headers, json={"name": "team"})
     assert group.status_code == 201, group.text
+    webhook = await client.post(
+        "/api/v1/webhooks",
+        headers=owner.headers,
+        json={"url": "https://93.184.216.34/hook", "events": ["config.changed"]},
+    )
+    assert webhook.status_code == 201, webhook.text
     return {
         "namespace_id": namespace_id,
         "key": "k",
@@ -77,6 +83,8 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
         "group_id": group.json()["id"],
         "backup_id": "00000000-0000-0000-0000-000000000000",
         "revision": "1",
+        "webhook_id": webhook.json()["id"],
+        "delivery_id": "00000000-0000-0000-0000-000000000000",
     }
 
 

@@ -14,6 +14,7 @@ from tests.conftest import Account, Backend, make_settings, wipe
 from tests.support.apps import client_of, running
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
+OFREP_REF = "#/components/schemas/OfrepFailure"
 
 
 async def _spec(client: httpx.AsyncClient) -> dict[str, Any]:
@@ -60,6 +61,11 @@ async def test_every_operation_declares_its_errors_in_the_one_shape(
         for status, response in responses.items():
             if int(status) >= 400:
                 schema = response["content"]["application/json"]["schema"]
+                if path.startswith("/ofrep/") and OFREP_REF in str(schema):
+                    # OpenFeature's protocol has its own evaluation failures (and a 404 may
+                    # also be Konfig's: no such namespace).
+                    assert status in ("400", "404"), f"{method.upper()} {path} {status}"
+                    continue
                 assert schema == {"$ref": ERROR_REF}, f"{method.upper()} {path} {status}"
                 checked += 1
     assert checked > 300

@@ -221,6 +221,7 @@ async def test_revisions_list_newest_first_with_messages_and_pages(
     assert first["items"][0] == {
         "revision": 5,
         "actor": f"user:{owner.user_id}",
+        "actor_email": owner.email,
         "message": "change 4",
         "keys": ["key_4"],
         "changes": [{"key": "key_4", "action": "create", "old_version": None, "new_version": 1}],

@@ -10,6 +10,7 @@ sabotage is real).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from konfig.app import create_app
 from konfig.db.engine import make_engine
 from konfig.db.roles import role_problems, tenant_owned
 from konfig.models import metadata
+from konfig.settings import Settings
 from tests.conftest import (
     Account,
     Backend,
@@ -36,10 +38,34 @@ from tests.conftest import (
     register,
 )
 from tests.support.oidc import OidcProvider, start_provider
-from tests.support.readpath import make_namespace, make_token, read, service_account, set_entry
+from tests.support.readpath import (
+    bearer,
+    make_namespace,
+    make_token,
+    read,
+    service_account,
+    set_entry,
+)
 from tests.support.sso import CALLBACK, configure, start
+from tests.support.webhooks import receiving, subscribe
 
 TABLES = tenant_owned(metadata)
+FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    """Evaluation counts written at once, so that flag_evaluations has rows to hide; the
+    webhooks worker runs only when a test says (``webhook_rows``): the outbox keeps the events
+    the seed's changes wrote."""
+    return make_settings(
+        backend.url,
+        tmp_path,
+        flag_counts_flush_seconds=0.05,
+        webhooks_enabled=False,
+        webhook_allow_http=True,
+        webhook_allowed_networks=["127.0.0.0/8"],
+    )
 
 
 @pytest.fixture
@@ -105,7 +131,16 @@ async def seed(
     namespace = await make_namespace(client, account, f"{name}/production")
     await set_entry(client, account, namespace, "db_host", f"{name}.internal")  # entries, history
     robot = await service_account(client, account, f"{name}-deployer")
-    await make_token(client, account, read("**"), service_account_id=robot, name=f"{name}-token")
+    token = await make_token(
+        client, account, read("**"), service_account_id=robot, name=f"{name}-token"
+    )
+    await set_entry(client, account, namespace, "beta", FLAG, value_type="flag")
+    evaluated = await client.post(  # flag_evaluations, once the counts are flushed
+        "/ofrep/v1/evaluate/flags/beta",
+        headers={**bearer(token["token"]), "X-Konfig-Namespace": f"{name}/production"},
+        json={"context": {"targetingKey": "u"}},
+    )
+    assert evaluated.status_code == 200, evaluated.text
     grouped = await client.post(
         "/api/v1/groups", headers=account.headers, json={"name": f"{name}-team"}
     )
@@ -125,12 +160,48 @@ def provider() -> Iterator[OidcProvider]:
         started.stop()
 
 
+async def webhook_rows(app: Any, client: httpx.AsyncClient, accounts: list[Account]) -> None:
+    """For each tenant a webhook, a delivery and its attempt (the worker runs here on demand),
+    and an event left waiting in the outbox."""
+    worker = app.state.webhooks
+    await worker.fan_out()  # the seeds' events, to no one: a delivery waits for older events
+    with receiving() as receiver:
+        for account in accounts:
+            hook = await subscribe(client, account, receiver.url)
+            ping = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=account.headers)
+            assert ping.status_code == 202, ping.text
+        assert await worker.dispatch() == len(accounts)
+        await worker.settle()
+        await receiver.wait_for(len(accounts))
+    for account in accounts:
+        await make_namespace(client, account, "waiting")  # its namespace.created event stays
+
+
+async def counts_written(superuser_url: str, tenants: int) -> None:
+    """Wait until the evaluation counts of ``tenants`` tenants are in the database."""
+    engine = make_engine(superuser_url, poolclass=NullPool)
+    try:
+        for _ in range(500):
+            async with engine.connect() as connection:
+                found = await connection.scalar(
+                    text("SELECT count(DISTINCT tenant_id) FROM flag_evaluations")
+                )
+            if found == tenants:
+                return
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.dispose()
+    raise AssertionError("the evaluation counts were never written")
+
+
 @only_postgres
 async def test_the_app_role_sees_and_touches_no_other_tenants_rows_in_sql_without_a_filter(
-    postgres: Backend, client: httpx.AsyncClient, provider: OidcProvider
+    postgres: Backend, client: httpx.AsyncClient, app: Any, provider: OidcProvider
 ) -> None:
     a, _ = await seed(client, "acme", provider)
     b, _ = await seed(client, "globex", provider)
+    await counts_written(postgres.superuser_url, 2)
+    await webhook_rows(app, client, [a, b])
     seen: dict[str, tuple[int, int, int, int]] = {}
     for url in (postgres.url, postgres.superuser_url):
         engine = make_engine(url, poolclass=NullPool)
@@ -224,6 +295,7 @@ LISTED = {
     "audit_events": "/audit?limit=200",
     "service_accounts": "/service-accounts",
     "api_tokens": "/tokens",
+    "webhook_endpoints": "/webhooks",
 }
 BY_ID = {
     "namespaces (by id)": "/namespaces/{ns}",
@@ -262,6 +334,7 @@ async def what_b_sees_of_a(
 async def two_tenants(client: httpx.AsyncClient) -> tuple[Account, str, Account]:
     a, namespace = await seed(client, "acme")
     b, _ = await seed(client, "globex")
+    await subscribe(client, a, "http://127.0.0.1:9/acme")
     return a, namespace, b
 
 

@@ -46,6 +46,7 @@ ACROSS_TENANTS = {
     ("konfig.cli.superuser", "create-superuser"),
     ("konfig.revisions.tree", "operator: a tenant by its name"),
     ("konfig.configs.rotation", "key rotation: every tenant's values"),
+    ("konfig.flags.service", "flag evaluation counts, of every tenant"),
     ("konfig.tokens.cache", "api token: found by its hash"),
     ("konfig.tokens.cache", "api tokens: last use, of every tenant"),
     ("konfig.users.service", "users: an email is unique across tenants"),
@@ -53,6 +54,7 @@ ACROSS_TENANTS = {
     ("konfig.users.service", "the users of every tenant"),
     ("konfig.users.service", "change a user of any tenant"),
     ("konfig.users.service", "remove a user of any tenant"),
+    ("konfig.webhooks.worker", "webhooks: the outbox and deliveries of every tenant"),
 }
 
 

@@ -98,6 +98,8 @@ CASES: list[tuple[str, Request]] = [
     ("replace", write("PUT", "/pool", json={"value": 6}, headers={"If-Match": '"1"'})),
     ("stale If-Match", write("PUT", "/pool", json={"value": 7}, headers={"If-Match": '"1"'})),
     ("If-None-Match: *", write("PUT", "/pool", json={"value": 7}, headers={"If-None-Match": "*"})),
+    ("an unquoted If-Match", write("PUT", "/pool", json={"value": 8}, headers={"If-Match": "2"})),
+    ("a trailing slash", write("PUT", "/pool/", json={"value": 9}, headers={"If-Match": "3"})),
     ("create by POST", write("POST", "", json={"key": "name", "value": "x", "description": "d"})),
     ("POST an existing key", write("POST", "", json={"key": "name", "value": "x"})),
     ("patch", write("PATCH", "/name", json={"value": "y"}, headers={"If-Match": '"1"'})),
@@ -123,6 +125,13 @@ CASES: list[tuple[str, Request]] = [
         "broken JSON",
         write("PUT", "/k", content=b'{"value": ', headers={"Content-Type": "application/json"}),
     ),
+    (
+        "broken JSON over lines",
+        write(
+            "PUT", "/k", content=b'{\n "value": 1,\n}', headers={"Content-Type": "application/json"}
+        ),
+    ),
+    ("no Content-Type", write("PUT", "/k", content=b'{"value": 1}')),
     ("an unknown field", write("PUT", "/k", json={"value": 1, "bogus": 2})),
     ("a bad key", write("PUT", "/9lives", json={"value": 1})),
     ("POST without a key", write("POST", "", json={"value": 1})),

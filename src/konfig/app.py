@@ -28,10 +28,13 @@ from konfig.db.engine import make_engine, make_sessionmaker
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
+from konfig.delivery.ofrep_router import router as ofrep_router
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
+from konfig.flags.router import router as flags_router
+from konfig.flags.router import stale_router as stale_flags_router
 from konfig.groups.router import router as groups_router
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
@@ -55,6 +58,8 @@ from konfig.state import AppState, app_state, attach
 from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
 from konfig.web.routes import mount_ui
+from konfig.webhooks.router import router as webhooks_router
+from konfig.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("konfig")
 
@@ -80,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     return Dispatcher(
         api,
         read_path=delivery.read_path,
+        ofrep=delivery.ofrep,
         write_path=WritePath(state, fallback=api),
         wrappers=wrappers(settings, state),
         guards=guards(settings, state),
@@ -141,6 +147,8 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(users_router)
     routes.include_router(namespaces_router)
     routes.include_router(configs_router)
+    routes.include_router(flags_router)
+    routes.include_router(stale_flags_router)
     routes.include_router(audit_router)
     routes.include_router(backups_router)
     routes.include_router(history_router)
@@ -149,8 +157,10 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(tokens_router)
     routes.include_router(sso_router)
     routes.include_router(groups_router)
+    routes.include_router(webhooks_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
+    api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
     api.include_router(ops_router)
 
 
@@ -221,6 +231,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         if settings.mirror_dir is not None:
             mirror = Mirror(settings.mirror_dir, state.sessionmaker, state.write_policy)
             state.commit_hooks.append(mirror)
+        webhooks = _start_webhooks(state)
         delivery = state.delivery
         await delivery.start()
         try:
@@ -229,6 +240,7 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             state.shutting_down = True
             state.shutdown_event.set()
             await state.entry_writer.close()  # the writes already queued go in first
+            await _stop_webhooks(state, webhooks)
             await state.rate_limits.close()
             state.commit_hooks.remove(scheduler.on_commit)
             await scheduler.close()  # takes the pending automatic backups first
@@ -236,3 +248,31 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
             await engine.dispose()
 
     return lifespan
+
+
+def _start_webhooks(state: AppState) -> WebhookWorker:
+    """The webhooks worker, woken by this process's commits (``konfig.webhooks.worker``)."""
+    settings = state.settings
+    worker = WebhookWorker(
+        settings=settings,
+        sessionmaker=state.sessionmaker,
+        keyring=state.write_policy.keyring,
+        metrics=state.metrics,
+        outages=state.outages,
+    )
+    writer = state.entry_writer
+    worker.writes_waiting = lambda: writer.queued > 0 or writer.committing
+    state.webhooks = worker
+    state.commit_hooks.append(worker.on_committed)
+    state.change_hooks.append(worker.on_changed)
+    state.backups.status.listeners.append(worker.on_backup)
+    if settings.webhooks_enabled:
+        worker.start()
+    return worker
+
+
+async def _stop_webhooks(state: AppState, worker: WebhookWorker) -> None:
+    state.commit_hooks.remove(worker.on_committed)
+    state.change_hooks.remove(worker.on_changed)
+    state.backups.status.listeners.remove(worker.on_backup)
+    await worker.stop()

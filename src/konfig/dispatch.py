@@ -2,12 +2,14 @@
 
 Every HTTP request passes, outermost first, through the same pure-ASGI wrappers (``wrappers``
 in ``konfig.app``: security headers, request id and the last word on errors, access log and
-metrics, CORS), then one of three places answers it:
+metrics, CORS), then one of four places answers it:
 
 ====================================================  =========================================
 request                                               answered by
 ====================================================  =========================================
 ``GET|HEAD /api/v1/config/{name}`` and ``…/events``   the read path (``konfig.delivery.handler``)
+``POST /ofrep/v1/evaluate/flags[/{key}]``,          OFREP (``konfig.delivery.ofrep``): feature
+``GET /ofrep/v1/events``                              flags evaluated, their change stream
 ``POST /api/v1/namespaces/{id}/configs``,             the write path (``konfig.configs.
 ``PUT|PATCH|DELETE …/configs/{key}``, JSON bodies     write_path``), which hands FastAPI a body
                                                       it cannot read
@@ -18,7 +20,8 @@ The two fast paths skip FastAPI's routing and dependency solving, which cost sev
 what they do themselves; FastAPI's routes document them in OpenAPI and answer alike (the parity
 tests turn ``fast_paths`` off). The write path and FastAPI sit behind ``guards`` as well (the
 body cap, a 503 when the database is out of reach), which the read path does not need: it reads
-no body and answers its own 503s. Lifespan events go to FastAPI's lifespan.
+no body and answers its own 503s. Lifespan events go to FastAPI's lifespan. An API path ending
+in '/' is answered as the path without it, by whichever branch takes that one.
 """
 
 from __future__ import annotations
@@ -29,8 +32,10 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.configs.write_path import WritePath
+from konfig.delivery import ofrep
 from konfig.delivery.handler import ReadPath
-from konfig.paths import READ_PATH_PREFIX
+from konfig.delivery.ofrep import Ofrep
+from konfig.paths import API_PREFIX, READ_PATH_PREFIX
 from konfig.state import AppState, app_state
 
 Wrapper = Callable[[ASGIApp], ASGIApp]
@@ -45,6 +50,7 @@ class Dispatcher:
         api: FastAPI,
         *,
         read_path: ReadPath,
+        ofrep: Ofrep,
         write_path: WritePath,
         wrappers: Sequence[Wrapper],
         guards: Sequence[Wrapper],
@@ -52,6 +58,7 @@ class Dispatcher:
         self.api = api
         self.state: AppState = app_state(api)
         self.read_path = read_path
+        self.ofrep = ofrep
         self.write_path = write_path
         self.fast_paths = True  # off: FastAPI's routes answer everything (the parity tests)
         self._guarded_write_path = _wrapped(write_path, guards)
@@ -66,14 +73,29 @@ class Dispatcher:
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The branch point: the read path, the write path, or FastAPI."""
+        scope = _without_trailing_slash(scope)
         if self.fast_paths:
             if scope["method"] in _READS and scope["path"].startswith(READ_PATH_PREFIX):
                 await self.read_path(scope, receive, send)
+                return
+            if ofrep.takes(scope):
+                await self.ofrep(scope, receive, send)
                 return
             if WritePath.takes(scope):
                 await self._guarded_write_path(scope, receive, send)
                 return
         await self._guarded_api(scope, receive, send)
+
+
+def _without_trailing_slash(scope: Scope) -> Scope:
+    """An API path ending in '/' answered as the path without it: no route of the API ends in
+    one, and Starlette's answer would be a bare 307 that clients drop a body or a method on."""
+    path: str = scope["path"]
+    if not (path.startswith(API_PREFIX + "/") and path.endswith("/")):
+        return scope
+    trimmed = path.rstrip("/")
+    raw: bytes = scope.get("raw_path") or path.encode()
+    return {**scope, "path": trimmed, "raw_path": raw.rstrip(b"/")}
 
 
 def _wrapped(app: ASGIApp, wrappers: Sequence[Wrapper]) -> ASGIApp:

@@ -127,11 +127,26 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return [
         {
             "loc": [str(part) for part in err.get("loc", ())],
-            "msg": err.get("msg"),
+            "msg": str(err.get("msg")).removeprefix("Value error, "),
             "type": err.get("type"),
         }
         for err in exc.errors()
     ]
+
+
+def _not_an_id(exc: RequestValidationError) -> str | None:
+    """What to say when a path takes an id and was given something else, a name most likely."""
+    for err in exc.errors():
+        loc = err.get("loc", ())
+        if err.get("type") == "uuid_parsing" and len(loc) == 2 and loc[0] == "path":
+            parameter = str(loc[1])
+            thing = parameter.removesuffix("_id").replace("_", " ")
+            listed = {"namespace": " (GET /api/v1/namespaces?prefix=NAME lists them with ids)"}
+            return (
+                f"{parameter}: {str(err.get('input'))[:100]!r} is not an id: this path takes "
+                f"the {thing}'s id (a UUID), not its name{listed.get(thing, '')}"
+            )
+    return None
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:
@@ -139,7 +154,7 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     errors = _field_errors(exc)
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
-    message = f"{where}: {first['msg']}" if where else str(first["msg"])
+    message = _not_an_id(exc) or (f"{where}: {first['msg']}" if where else str(first["msg"]))
     return error_response(422, "VALIDATION_ERROR", message, {"errors": errors})
 
 

@@ -127,6 +127,30 @@ def decode_message(raw: bytes) -> str:
     return message
 
 
+def json_refusal(body: bytes | str, exc: json.JSONDecodeError) -> ValidationFailed:
+    """The one refusal of a malformed JSON body, wherever it is parsed: what is wrong, and the
+    line and column where. Worded by the standard library's parser whichever parser failed
+    (orjson's errors are ``json.JSONDecodeError`` too, in other words)."""
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as plain:
+        exc = plain
+    except (ValueError, RecursionError):  # what only orjson refuses: its own words
+        pass
+    where = f"line {exc.lineno}, column {exc.colno}"
+    message = f"the body is not valid JSON: {exc.msg} ({where})"
+    errors = [{"loc": ["body"], "msg": message, "type": "json_invalid"}]
+    details = {"rule": "json", "line": exc.lineno, "column": exc.colno, "errors": errors}
+    return ValidationFailed(message, details)
+
+
+def match_tags(if_match: str) -> list[str]:
+    """The entity tags an ``If-Match`` names, weak or strong alike. A bare version (``If-Match:
+    1``, as people type it) reads as the tag ``"1"`` it means, rather than matching nothing."""
+    tags = [tag.strip().removeprefix("W/") for tag in if_match.split(",")]
+    return [tag if tag == "*" or tag.startswith('"') else f'"{tag}"' for tag in tags if tag]
+
+
 def _refusal(where: list[str], message: str, kind: str) -> ValidationFailed:
     named = ".".join(
         part for part in where if part not in ("body", "query", "path", "header", "form")
@@ -197,8 +221,8 @@ class GuardedRequest(Request):
             return SET_ASIDE
         try:
             document = load_json(body)
-        except json.JSONDecodeError as exc:  # worded as FastAPI words it
-            self.refusal = _refusal(["body", str(exc.pos)], "JSON decode error", "json_invalid")
+        except json.JSONDecodeError as exc:
+            self.refusal = json_refusal(body, exc)
             return SET_ASIDE
         except UnicodeDecodeError:
             self.refusal = _refusal(["body"], "body is not valid UTF-8", "utf8")

@@ -23,6 +23,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import iter_route_contexts
+from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -116,6 +117,15 @@ def _content_type(scope: Scope) -> str | None:
     return None
 
 
+def _has_body(scope: Scope) -> bool:
+    for key, value in scope["headers"]:
+        if key == b"content-length":
+            return value.strip() not in (b"", b"0")
+        if key == b"transfer-encoding":
+            return True
+    return False
+
+
 class AllowedMethods:
     def __init__(self, app: ASGIApp, table: RouteTable) -> None:
         self.app = app
@@ -143,21 +153,34 @@ class AllowedMethods:
             await refused(scope, receive, send)
             return
         if method.encode() in _BODY_METHODS:
-            content_type = _content_type(scope)
-            # JSON is read by every operation with a body: only look others up.
-            if content_type is not None and content_type != "application/json":
-                found = self.table.find(scope["path"])
-                accepted = None if found is None else found.media_types.get(method)
-                if accepted is not None and content_type not in accepted:
-                    refused = error_response(
-                        415,
-                        "UNSUPPORTED_MEDIA_TYPE",
-                        f"This operation reads {', '.join(sorted(accepted))}, not {content_type}",
-                        {"accepted": sorted(accepted)},
-                    )
-                    await refused(scope, receive, send)
-                    return
+            unsupported = self._unsupported(scope, method)
+            if unsupported is not None:
+                await unsupported(scope, receive, send)
+                return
         await self.app(scope, receive, self._with_allow(scope, send))
+
+    def _unsupported(self, scope: Scope, method: str) -> Response | None:
+        """The 415 for a body the operation does not read: in another media type, or in none
+        named (curl's ``-d`` without ``-H 'Content-Type: application/json'`` names a form)."""
+        content_type = _content_type(scope)
+        # JSON is read by every operation with a body: only look others up.
+        if content_type == "application/json":
+            return None
+        if content_type is None and not _has_body(scope):
+            return None
+        found = self.table.find(scope["path"])
+        accepted = None if found is None else found.media_types.get(method)
+        if accepted is None or content_type in accepted:
+            return None
+        reads = ", ".join(sorted(accepted))
+        sent = "a body with no Content-Type" if content_type is None else content_type
+        return error_response(
+            415,
+            "UNSUPPORTED_MEDIA_TYPE",
+            f"This operation reads {reads}, not {sent}: send the header Content-Type: "
+            f"{sorted(accepted)[0]}",
+            {"accepted": sorted(accepted)},
+        )
 
     def _with_allow(self, scope: Scope, send: Send) -> Send:
         async def send_with_allow(message: Message) -> None:

@@ -151,6 +151,25 @@ class Metrics:
             "konfig_backup_failures", "Backups that failed.", registry=registry
         )
 
+        # Webhooks (konfig.webhooks.worker).
+        self.webhook_deliveries = Counter(
+            "konfig_webhook_deliveries",
+            "Webhook attempts by outcome: succeeded, retrying (failed, tried again later), "
+            "failed (given up, or the endpoint gone).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.webhook_queue_depth = Gauge(
+            "konfig_webhook_queue_depth",
+            "Webhook deliveries and events waiting to be sent.",
+            registry=registry,
+        )
+        self.webhook_oldest_pending_age = Gauge(
+            "konfig_webhook_oldest_pending_age_seconds",
+            "Age of the oldest webhook delivery or event still waiting.",
+            registry=registry,
+        )
+
         # Rate limits.
         self.rate_limited = Counter(
             "konfig_rate_limited_requests",

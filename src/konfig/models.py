@@ -8,6 +8,8 @@ from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
+from konfig.db.outbox import OutboxEvent
+from konfig.flags.models import FlagEvaluation
 from konfig.groups.models import Group
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
@@ -15,6 +17,7 @@ from konfig.sso.models import SsoConfig, SsoFlow
 from konfig.tenants.models import Tenant
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
+from konfig.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 metadata = Base.metadata
 
@@ -25,13 +28,18 @@ __all__ = [
     "Base",
     "ConfigEntry",
     "EntryVersion",
+    "FlagEvaluation",
     "Group",
     "Namespace",
+    "OutboxEvent",
     "Revision",
     "ServiceAccount",
     "SsoConfig",
     "SsoFlow",
     "Tenant",
     "User",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "metadata",
 ]

@@ -21,3 +21,9 @@ READ_ROUTE = RouteName(READ_PATH_PREFIX + "{name}")
 EVENTS_ROUTE = RouteName(READ_PATH_PREFIX + "{name}/events")
 ENTRIES_ROUTE = RouteName(f"{API_PREFIX}/namespaces/{{namespace_id}}/configs")
 ENTRY_ROUTE = RouteName(f"{API_PREFIX}/namespaces/{{namespace_id}}/configs/{{key}}")
+
+# OpenFeature's remote evaluation protocol (konfig.delivery.ofrep).
+OFREP_PREFIX = "/ofrep/v1/"
+OFREP_BULK_ROUTE = RouteName(OFREP_PREFIX + "evaluate/flags")
+OFREP_FLAG_ROUTE = RouteName(OFREP_PREFIX + "evaluate/flags/{key}")
+OFREP_EVENTS_ROUTE = RouteName(OFREP_PREFIX + "events")

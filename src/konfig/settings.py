@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
@@ -104,13 +105,66 @@ class Settings(BaseSettings):
         30, gt=0, validation_alias=_env("TOKEN_USAGE_FLUSH_SECONDS")
     )
     sse_heartbeat_seconds: float = Field(15, gt=0, validation_alias=_env("SSE_HEARTBEAT_SECONDS"))
+    # Feature flags: evaluation counts are written this often (never one write per evaluation);
+    # a flag neither changed nor evaluated for this many days is listed as stale.
+    flag_counts_flush_seconds: float = Field(
+        60, gt=0, validation_alias=_env("FLAG_COUNTS_FLUSH_SECONDS")
+    )
+    flag_stale_days: float = Field(30, gt=0, validation_alias=_env("FLAG_STALE_DAYS"))
     listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
+    # Webhooks (konfig.webhooks): where they may be sent, how, and for how long.
+    webhook_allow_http: bool = Field(False, validation_alias=_env("WEBHOOK_ALLOW_HTTP"))
+    # CIDRs a webhook may reach although private, loopback, link-local or metadata addresses.
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=_env("WEBHOOK_ALLOWED_NETWORKS")
+    )
+    webhook_timeout_seconds: float = Field(
+        15, gt=0, le=300, validation_alias=_env("WEBHOOK_TIMEOUT_SECONDS")
+    )
+    # Seconds before each retry (Standard Webhooks' schedule); each gets up to 10 % of jitter.
+    webhook_retry_delays: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [5.0, 300.0, 1800.0, 7200.0, 18e3, 36e3, 50.4e3, 72e3, 86.4e3],
+        validation_alias=_env("WEBHOOK_RETRY_DELAYS"),
+    )
+    webhook_disable_after_seconds: float = Field(
+        5 * 86400, gt=0, validation_alias=_env("WEBHOOK_DISABLE_AFTER_SECONDS")
+    )
+    webhook_retention_days: float = Field(30, gt=0, validation_alias=_env("WEBHOOK_RETENTION_DAYS"))
+    webhook_poll_seconds: float = Field(1.0, gt=0, validation_alias=_env("WEBHOOK_POLL_SECONDS"))
+    webhook_concurrency: int = Field(
+        64, ge=1, le=1000, validation_alias=_env("WEBHOOK_CONCURRENCY")
+    )
+    webhooks_enabled: bool = Field(True, validation_alias=_env("WEBHOOKS_ENABLED"))
 
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks", "webhook_retry_delays", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network (CIDR, e.g. 10.0.0.0/8)") from exc
+        return value
+
+    @field_validator("webhook_retry_delays")
+    @classmethod
+    def _delays(cls, value: list[float]) -> list[float]:
+        if not value or any(delay < 0 for delay in value):
+            raise ValueError("give one or more delays in seconds, none negative")
         return value
 
     @field_validator("redis_url")

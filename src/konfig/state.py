@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from konfig.sso.oidc import Providers
     from konfig.tokens.cache import TokenCache
     from konfig.web.routes import UIState
+    from konfig.webhooks.worker import WebhookWorker
 
 # Called with the other changes a transaction committed (``konfig.db.session.record_change``).
 ChangeHook = Callable[[Sequence[object]], Awaitable[None]]
@@ -90,6 +91,7 @@ class AppState:
     entry_writer: EntryWriter = field(init=False, repr=False)
     rate_limits: RateLimits = field(init=False, repr=False)
     backup_scheduler: BackupScheduler = field(init=False, repr=False)
+    webhooks: WebhookWorker = field(init=False, repr=False)
 
     if not TYPE_CHECKING:  # hidden from mypy, which would otherwise allow any attribute
 
@@ -102,7 +104,15 @@ class AppState:
 
 
 _MADE_BY_LIFESPAN = frozenset(
-    {"engine", "write_engine", "sessionmaker", "entry_writer", "rate_limits", "backup_scheduler"}
+    {
+        "engine",
+        "write_engine",
+        "sessionmaker",
+        "entry_writer",
+        "rate_limits",
+        "backup_scheduler",
+        "webhooks",
+    }
 )
 _LATER = _MADE_BY_LIFESPAN | {"delivery", "token_cache", "login_cache", "ui", "oidc"}
 

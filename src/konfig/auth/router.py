@@ -19,7 +19,7 @@ from konfig.auth.schemas import (
 )
 from konfig.db.session import SessionDep
 from konfig.errors import ValidationFailed
-from konfig.input_guard import GuardedRoute, bad_text
+from konfig.input_guard import GuardedRoute, bad_text, json_refusal
 from konfig.openapi import error_responses
 from konfig.ratelimit import limit_credentials
 from konfig.state import state_of
@@ -62,9 +62,10 @@ async def _login_payload(request: Request) -> LoginRequest:
                 password=str(form.get("password") or ""),
             )
         try:
-            body = orjson.loads(await request.body())
+            raw = await request.body()
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise ValidationFailed(f"the body is not valid JSON: {exc}") from exc
+            raise json_refusal(raw, exc) from exc
         refused = bad_text(body)
         if refused is not None:
             raise refused

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials, loopback, resolved, revisions, tokens, users
+from konfig.cli import credentials, flags, loopback, resolved, revisions, tokens, users, webhooks
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
 from konfig.client import UNSET, Konfig, KonfigError, NotFound
@@ -31,7 +31,7 @@ def login(
 
     With --sso: a browser signs you in at your organisation's provider and hands the login to
     this command on a loopback port (127.0.0.1) it listens on for five minutes."""
-    url = (url or credentials.load().url).rstrip("/")
+    url = (url or credentials.load().url or typer.prompt("Server URL")).rstrip("/")
     if sso:
         tenant = tenant or typer.prompt("Organisation")
         tokens = loopback.sign_in(url, tenant, open_browser=browser)
@@ -281,3 +281,5 @@ def register(app: typer.Typer) -> None:
     resolved.register(app)
     tokens.register(app)
     users.register(app)
+    webhooks.register(app)
+    flags.register(app)

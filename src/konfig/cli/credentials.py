@@ -1,7 +1,8 @@
 """Where ``konfig login`` keeps the server URL and tokens: a 0600 file in the user's config dir.
 
 ``$XDG_CONFIG_HOME/konfig/credentials.json`` (``~/.config/konfig/credentials.json`` by default);
-``KONFIG_URL`` and ``KONFIG_TOKEN`` override what it holds.
+``KONFIG_URL`` and ``KONFIG_TOKEN`` override what it holds. Without either, there is no server:
+a command says so (``require``) rather than trying one at random.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-DEFAULT_URL = "http://127.0.0.1:8000"
+NOT_LOGGED_IN = "not logged in: run `konfig login` (or set KONFIG_URL and KONFIG_TOKEN)"
+
+
+class NotLoggedIn(Exception):
+    """No server or no token to reach it with; the message says what to do."""
 
 
 @dataclass
 class Credentials:
-    url: str = DEFAULT_URL
+    url: str | None = None
     access_token: str | None = None
     refresh_token: str | None = None
     email: str | None = None
@@ -37,7 +42,7 @@ def load() -> Credentials:
     with contextlib.suppress(FileNotFoundError, ValueError, TypeError):
         content = json.loads(path().read_text(encoding="utf-8"))
         saved = Credentials(
-            url=str(content.get("url") or DEFAULT_URL),
+            url=content.get("url") or None,
             access_token=content.get("access_token"),
             refresh_token=content.get("refresh_token"),
             email=content.get("email"),
@@ -47,6 +52,24 @@ def load() -> Credentials:
     if token := os.environ.get("KONFIG_TOKEN"):
         saved = Credentials(saved.url, token, None, None, from_environment=True)
     return saved
+
+
+@dataclass
+class Login:
+    """Where a command talks to, and with what."""
+
+    url: str
+    access_token: str
+
+
+def require() -> Login:
+    """The server and token a command uses, or ``NotLoggedIn`` saying how to get them."""
+    saved = load()
+    if saved.from_environment and saved.url is None:
+        raise NotLoggedIn("KONFIG_TOKEN is set but not KONFIG_URL: set it to the server's URL")
+    if saved.url is None or not saved.access_token:
+        raise NotLoggedIn(NOT_LOGGED_IN)
+    return Login(saved.url, saved.access_token)
 
 
 def save(credentials: Credentials) -> Path:

@@ -6,6 +6,7 @@ import json
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -59,11 +60,24 @@ def render(
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="env, json, yaml or properties")
     ] = "env",
+    export: Annotated[
+        bool,
+        typer.Option(
+            "--export",
+            help='Print shell `export` lines, for eval "$(konfig render NAME --export)"',
+        ),
+    ] = False,
 ) -> None:
-    """Print the resolved config, for entrypoint scripts: eval "$(konfig render NAME)"."""
+    """Print the resolved config. For an entrypoint script, eval "$(konfig render NAME
+    --export)" exports it to the commands the script runs."""
     if fmt not in ("env", "json", "yaml", "properties"):
         raise typer.BadParameter("--format must be env, json, yaml or properties")
-    if fmt == "json":
+    if export and fmt != "env":
+        raise typer.BadParameter("--export prints shell lines: leave --format out")
+    if export:
+        variables = environment(resolved(name))
+        text = "".join(f"export {key}={shlex.quote(value)}\n" for key, value in variables.items())
+    elif fmt == "json":
         text = json.dumps(resolved(name), indent=2, ensure_ascii=False) + "\n"
     else:
         text = konfig().get_config(name, format=fmt)  # type: ignore[call-overload]
@@ -76,6 +90,12 @@ def run(
     command: Annotated[list[str], typer.Argument(metavar="-- COMMAND...")],
     watch: Annotated[bool, typer.Option(help="Restart COMMAND when the config changes")] = False,
     prefix: Annotated[str, typer.Option(help="Put this before every variable name")] = "",
+    grace: Annotated[
+        float,
+        typer.Option(
+            min=0, help="With --watch: seconds COMMAND has to exit after SIGTERM before SIGKILL"
+        ),
+    ] = 10.0,
 ) -> None:
     """Run COMMAND with the resolved config as environment variables."""
     env = os.environ | environment(resolved(name), prefix)
@@ -85,17 +105,17 @@ def run(
             os.execvpe(command[0], command, env)  # noqa: S606 - running the user's command is the point
         except OSError as exc:
             raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
-    raise typer.Exit(_run_watching(name, command, prefix))
+    raise typer.Exit(_run_watching(name, command, prefix, grace))
 
 
 def _follow(
     name: str, changes: queue.Queue[Any], stop: threading.Event, *, fmt: str, initial: bool
 ) -> threading.Thread:
     """A thread that puts each new config (or the error that ended the watch) on ``changes``."""
-    saved = credentials.load()
+    login = credentials.require()
 
     def follow() -> None:
-        with Konfig(saved.url, saved.access_token) as watcher:
+        with Konfig(login.url, login.access_token) as watcher:
             try:
                 watcher.watch(name, changes.put, format=fmt, stop=stop, initial=initial)
             except KonfigError as exc:
@@ -107,24 +127,35 @@ def _follow(
 
 
 def _start(command: list[str], config: dict[str, Any], prefix: str) -> subprocess.Popen[bytes]:
+    """COMMAND in a session of its own, so that ``_stop`` stops whatever it starts as well."""
     try:
-        return subprocess.Popen(command, env=os.environ | environment(config, prefix))  # noqa: S603
+        return subprocess.Popen(  # noqa: S603 - running the user's command is the point
+            command, env=os.environ | environment(config, prefix), start_new_session=True
+        )
     except OSError as exc:
         raise fail(f"cannot run {command[0]}: {exc.strerror}", 127) from None
 
 
-def _stop(child: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    if child.poll() is not None:
-        return
-    child.terminate()
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(child.pid, signum)  # the child leads its group: its pid is the group's id
+    except (ProcessLookupError, PermissionError):  # nothing of the group is left
+        pass
+
+
+def _stop(child: subprocess.Popen[bytes], grace: float) -> None:
+    """Stop the child's whole process group (a shell's or npm's children with it): SIGTERM,
+    ``grace`` seconds for the child to exit, then SIGKILL for whatever of the group is left."""
+    _signal_group(child, signal.SIGTERM)
     try:
         child.wait(grace)
     except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
+        pass
+    _signal_group(child, signal.SIGKILL)
+    child.wait()
 
 
-def _run_watching(name: str, command: list[str], prefix: str) -> int:
+def _run_watching(name: str, command: list[str], prefix: str, grace: float) -> int:
     """Run COMMAND, restart it on each change, and exit with its code when it exits by itself."""
     changes: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
@@ -143,11 +174,11 @@ def _run_watching(name: str, command: list[str], prefix: str) -> int:
             if isinstance(change, KonfigError):
                 raise change
             note(f"{name} changed: restarting {command[0]}")
-            _stop(child)
+            _stop(child, grace)
             child = _start(command, change, prefix)
     finally:
         stop.set()
-        _stop(child)
+        _stop(child, grace)
 
 
 @api

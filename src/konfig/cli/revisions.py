@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from konfig.cli.output import Output, OutputOption, cell, dump, err, fail, note, out, show
 from konfig.cli.session import api, konfig
@@ -17,7 +25,7 @@ from konfig.cli.session import api, konfig
 FORMATS = ("yaml", "json", "env", "properties")
 SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "env"}
 SUFFIXES[".properties"] = "properties"
-PROGRESS_FROM_BYTES = 256 * 1024
+PROGRESS_AFTER = 1.0  # seconds an import runs before it shows its progress
 CHUNK = 64 * 1024
 
 Reveal = Annotated[bool, typer.Option(help="Show secret values (editors)")]
@@ -38,10 +46,23 @@ def history(
     """A namespace's revisions, or one key's versions, newest first."""
     if key is None:
         revisions = konfig().revisions.list(namespace, limit=limit)
+        if output is Output.table:
+            revisions = [_readable(r, keys=", ".join(r["keys"])) for r in revisions]
         show(revisions, output, ["revision", "actor", "message", "keys", "created_at"])
         return
     versions = konfig().configs.history(namespace, key, reveal=reveal, limit=limit)
+    if output is Output.table:  # a deletion has no value: an empty cell, not JSON's null
+        versions = [
+            _readable(v, value="" if v["action"] == "delete" else v["value"]) for v in versions
+        ]
     show(versions, output, ["version", "revision", "action", "value", "actor", "created_at"])
+
+
+def _readable(row: dict[str, Any], **shown: Any) -> dict[str, Any]:
+    """A history row for the table: the actor's email where the server gave one, and empty
+    cells for what is not there (no message), rather than ``null``."""
+    readable = {name: "" if value is None else value for name, value in row.items()}
+    return readable | {"actor": row.get("actor_email") or row["actor"]} | shown
 
 
 def show_diff(diff: dict[str, Any], output: Output) -> None:
@@ -121,15 +142,19 @@ def export(
         note(f"wrote {to}")
 
 
-def _chunks(path: Path, progress: Progress | None) -> Iterator[bytes]:
-    """The file in chunks, advancing ``progress`` as httpx sends them."""
-    size = path.stat().st_size
-    task = progress.add_task(f"uploading {path.name}", total=size) if progress else None
+def _chunks(path: Path, progress: Progress, task: TaskID, waiting: str) -> Iterator[bytes]:
+    """The file in chunks, advancing ``progress`` as httpx sends them; once all is sent, the
+    task says the server is at work."""
     with path.open("rb") as source:
         while chunk := source.read(CHUNK):
-            if progress is not None and task is not None:
-                progress.update(task, advance=len(chunk))
+            progress.update(task, advance=len(chunk))
             yield chunk
+    progress.update(task, description=waiting)
+
+
+def summary(diff: dict[str, Any]) -> str:
+    """``+N ~N -N``: keys added, changed and removed."""
+    return f"+{len(diff['added'])} ~{len(diff['changed'])} -{len(diff['removed'])}"
 
 
 @api
@@ -152,25 +177,33 @@ def import_(
         raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
     if mode not in ("merge", "replace"):
         raise typer.BadParameter("--mode must be merge or replace")
-    large = file.stat().st_size >= PROGRESS_FROM_BYTES
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn())
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn())
     progress = Progress(*columns, TransferSpeedColumn(), console=err, transient=True)
+    task = progress.add_task(f"uploading {file.name}", total=file.stat().st_size)
+    waiting = f"importing {file.name} into {namespace}"
+    # Shown for any import that takes longer than PROGRESS_AFTER, however small the file.
+    shown = threading.Timer(PROGRESS_AFTER, progress.start)
+    shown.start()
     try:
-        with progress if large else contextlib.nullcontext():
-            result = konfig().revisions.import_(
-                namespace,
-                _chunks(file, progress if large else None),
-                format=fmt,
-                mode=mode,
-                dry_run=dry_run,
-                message=message,
-            )
+        result = konfig().revisions.import_(
+            namespace,
+            _chunks(file, progress, task, waiting),
+            format=fmt,
+            mode=mode,
+            dry_run=dry_run,
+            message=message,
+        )
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
+    finally:
+        shown.cancel()
+        shown.join()
+        progress.stop()
     show_diff(result["diff"], output)
     if output is Output.table:
         verb = "would import" if dry_run else "imported"
-        note(f"{verb} {file} into {namespace}: now at revision {result['revision']}")
+        changes = summary(result["diff"])
+        note(f"{verb} {file} into {namespace}: {changes}, now at revision {result['revision']}")
 
 
 def register(app: typer.Typer) -> None:

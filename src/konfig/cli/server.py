@@ -114,9 +114,13 @@ def create_superuser(
     """Create a platform superuser, who administers every tenant."""
     from konfig.cli.superuser import create
 
+    if password is None and not sys.stdin.isatty():
+        # Piped, as `login` reads it: the first line of standard input, so that the password
+        # stays out of the process list and the shell's history.
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+        if not password:
+            raise _fail("no password: pipe it on standard input, or pass --password", 2)
     if password is None:
-        if not sys.stdin.isatty():
-            raise _fail("--password is required when not run interactively", 2)
         password = getpass.getpass("Password: ")
         if password != getpass.getpass("Repeat password: "):
             raise _fail("the passwords differ", 2)

@@ -21,8 +21,8 @@ class _Session:
 
     def get(self) -> Konfig:
         if self.konfig is None:
-            saved = credentials.load()
-            self.konfig = Konfig(saved.url, saved.access_token)
+            login = credentials.require()
+            self.konfig = Konfig(login.url, login.access_token)
         return self.konfig
 
     def reset(self) -> None:
@@ -37,7 +37,7 @@ session = _Session()
 def _refresh() -> bool:
     """Spend the saved refresh token for a new pair; False when there is none to spend."""
     saved = credentials.load()
-    if saved.from_environment or not saved.refresh_token:
+    if saved.from_environment or not saved.refresh_token or saved.url is None:
         return False
     try:
         with Konfig(saved.url) as konfig:
@@ -63,6 +63,8 @@ def api(command: Callable[P, R]) -> Callable[P, R]:
                 if not _refresh():
                     raise
                 return command(*args, **kwargs)
+        except credentials.NotLoggedIn as exc:
+            raise fail(str(exc)) from None
         except Unauthenticated as exc:
             raise fail(f"{exc.message} (run `konfig login`, or set KONFIG_TOKEN)") from None
         except KonfigError as exc:

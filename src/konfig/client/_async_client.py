@@ -21,6 +21,7 @@ from konfig.client._async_resources import (
     AsyncNamespaces,
     AsyncRevisions,
     AsyncTokens,
+    AsyncWebhooks,
 )
 from konfig.client._base import (
     USER_AGENT,
@@ -35,6 +36,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._flags import AsyncFlags
 from konfig.client._people import AsyncGroups, AsyncSso, AsyncUsers
 
 T = TypeVar("T")
@@ -75,6 +77,8 @@ class AsyncKonfig:
         self.users = AsyncUsers(self)
         self.sso = AsyncSso(self)
         self.groups = AsyncGroups(self)
+        self.webhooks = AsyncWebhooks(self)
+        self.flags = AsyncFlags(self._run)
 
     async def aclose(self) -> None:
         await self._http.aclose()

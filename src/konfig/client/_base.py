@@ -104,7 +104,7 @@ def check(response: httpx.Response) -> httpx.Response:
 
 def unreachable(exc: httpx.TransportError, url: str) -> ConnectionError:
     reason = str(exc) or type(exc).__name__
-    return ConnectionError(f"cannot reach Konfig at {url}: {reason}")
+    return ConnectionError(f"cannot reach Konfig at {url}: {reason}", code="CONNECTION_ERROR")
 
 
 def quote_segment(value: str) -> str:

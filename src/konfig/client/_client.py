@@ -26,6 +26,7 @@ from konfig.client._base import (
 )
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
+from konfig.client._flags import Flags
 from konfig.client._people import Groups, Sso, Users
 from konfig.client._resources import (
     Audit,
@@ -35,6 +36,7 @@ from konfig.client._resources import (
     Namespaces,
     Revisions,
     Tokens,
+    Webhooks,
 )
 
 T = TypeVar("T")
@@ -80,6 +82,8 @@ class Konfig:
         self.users = Users(self)
         self.sso = Sso(self)
         self.groups = Groups(self)
+        self.webhooks = Webhooks(self)
+        self.flags = Flags(self._run)
 
     def close(self) -> None:
         self._http.close()

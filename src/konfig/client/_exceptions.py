@@ -128,7 +128,9 @@ def error_from_response(response: httpx.Response) -> KonfigError:
     details: dict[str, Any] = {}
     try:
         body = response.json()
-        error = body["error"] if isinstance(body, dict) else None
+        if isinstance(body, dict) and "errorCode" in body:  # OFREP's error bodies
+            code, message = str(body["errorCode"]), str(body.get("errorDetails") or "")
+        error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict):
             code = str(error.get("code") or "")
             message = str(error.get("message") or "")

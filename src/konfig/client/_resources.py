@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from konfig.client import _operations as ops
 from konfig.client import _revision_operations as revision_ops
+from konfig.client import _webhook_operations as webhook_ops
 from konfig.client._base import Flow
 from konfig.client._operations import NamespaceRef
 
@@ -392,3 +393,68 @@ class Tokens(_Group):
     def delete_service_account(self, account: str | uuid.UUID) -> None:
         """Delete a service account (by name or id); its tokens stop working."""
         self._run(ops.delete_service_account(account))
+
+
+class Webhooks(_Group):
+    """Webhooks: signed notifications of changes, per Standard Webhooks."""
+
+    def create(
+        self,
+        url: str,
+        events: Names,
+        *,
+        namespaces: str = "**",
+        description: str = "",
+        enabled: bool = True,
+    ) -> Entry:
+        """Subscribe ``url`` to event types (``config.changed``, ``namespace.created``, …) in
+        the namespaces a pattern matches; the answer's ``secret`` (``whsec_…``) is shown once."""
+        return self._run(
+            webhook_ops.create_webhook(
+                url, events, namespaces=namespaces, description=description, enabled=enabled
+            )
+        )
+
+    def list(self) -> Items:
+        """The tenant's webhooks (admins)."""
+        return self._run(webhook_ops.list_webhooks())
+
+    def get(self, webhook_id: str | uuid.UUID) -> Entry:
+        """One webhook."""
+        return self._run(webhook_ops.get_webhook(webhook_id))
+
+    def update(self, webhook_id: str | uuid.UUID, **changes: Any) -> Entry:
+        """Change ``url``, ``events``, ``namespaces``, ``description`` or ``enabled``."""
+        return self._run(webhook_ops.update_webhook(webhook_id, changes))
+
+    def delete(self, webhook_id: str | uuid.UUID) -> None:
+        """Delete a webhook and its delivery log."""
+        self._run(webhook_ops.delete_webhook(webhook_id))
+
+    def rotate_secret(self, webhook_id: str | uuid.UUID) -> Entry:
+        """A new signing secret, shown once; the old one signs beside it for 24 hours."""
+        return self._run(webhook_ops.rotate_secret(webhook_id))
+
+    def test(self, webhook_id: str | uuid.UUID) -> Entry:
+        """Send a ``webhook.test`` event; answers the queued delivery's id."""
+        return self._run(webhook_ops.test_webhook(webhook_id))
+
+    def deliveries(
+        self,
+        webhook_id: str | uuid.UUID,
+        *,
+        status: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        limit: int | None = None,
+    ) -> Items:
+        """The delivery log, newest first, each with every attempt."""
+        return self._run(
+            webhook_ops.list_deliveries(
+                webhook_id, status=status, since=since, until=until, limit=limit
+            )
+        )
+
+    def redeliver(self, webhook_id: str | uuid.UUID, delivery_id: str | uuid.UUID) -> Entry:
+        """Send a delivery again now, with the same ``webhook-id``."""
+        return self._run(webhook_ops.redeliver(webhook_id, delivery_id))

@@ -18,13 +18,16 @@ import re2
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import SchemaError, ValidationError
 
-VALUE_TYPES = ("string", "number", "boolean", "select", "json")
+from konfig.flags.definition import EVALUATORS_KEY, check_evaluators, check_flag
+
+VALUE_TYPES = ("string", "number", "boolean", "select", "json", "flag")
 SCHEMA_KEYS: dict[str, frozenset[str]] = {
     "string": frozenset({"min_length", "max_length", "pattern"}),
     "number": frozenset({"min_value", "max_value", "integer"}),
     "boolean": frozenset(),
     "select": frozenset({"options"}),
     "json": frozenset({"json_schema"}),
+    "flag": frozenset(),  # a flag's definition is its own schema (konfig.flags.definition)
 }
 MAX_PATTERN_LENGTH = 2000
 
@@ -151,7 +154,7 @@ def check_schema(value_type: str, schema: dict[str, Any] | None) -> list[Problem
             + (
                 f" (allowed: {', '.join(sorted(allowed))})"
                 if allowed
-                else " (booleans take no rules)"
+                else f" ({value_type} values take no rules)"
             ),
         )
         for name in schema
@@ -400,12 +403,20 @@ def _json_value(value: Any, schema: dict[str, Any], limits: Limits) -> list[Prob
     ]
 
 
+def _flag_value(value: Any, schema: dict[str, Any], limits: Limits) -> list[Problem]:
+    if json_depth(value, limits.max_json_depth) > limits.max_json_depth:
+        message = f"the flag nests deeper than the limit of {limits.max_json_depth} levels"
+        return [Problem("value", "max_json_depth", message)]
+    return [Problem("value", p.rule, p.message) for p in check_flag(value)]
+
+
 _VALUE_CHECKS = {
     "string": _string_value,
     "number": _number_value,
     "boolean": _boolean_value,
     "select": _select_value,
     "json": _json_value,
+    "flag": _flag_value,
 }
 
 
@@ -430,15 +441,22 @@ def check_entry(
     limits: Limits,
     *,
     secret: bool = False,
+    key: str | None = None,
 ) -> list[Problem]:
     """Every problem with an entry: its schema first, then its value under that schema.
 
     Messages never quote the value; JSON Schema's own messages do, so a secret's are replaced.
+    Flags are never secret (every service evaluating them sees their variants); the entry
+    ``flag_evaluators`` holds a namespace's shared targeting rules and is checked as such.
     """
     problems = check_schema(value_type, schema)
     if problems:
         return problems
+    if value_type == "flag" and secret:
+        return [Problem("is_secret", "is_secret", "a flag cannot be secret")]
     problems = check_value(value_type, value, schema, limits)
+    if not problems and key == EVALUATORS_KEY and value_type == "json":
+        problems = [Problem("value", p.rule, p.message) for p in check_evaluators(value)]
     if secret:
         problems = [
             Problem(p.field, p.rule, "value does not satisfy json_schema", p.too_large)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from konfig.audit.models import AuditEvent
 from konfig.configs.models import ConfigEntry
+from konfig.db import outbox
 from konfig.db.base import detached
 from konfig.db.bulk import Plan, plan
 from konfig.db.session import begin_bound
@@ -118,7 +119,7 @@ class _Sql:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.numbered = dialect.name == "postgresql"  # $1, $2 … rather than ?
-        tables = (_ENTRIES, _NAMESPACES, _VERSIONS, _REVISIONS, _AUDIT_EVENTS)
+        tables = (_ENTRIES, _NAMESPACES, _VERSIONS, _REVISIONS, _AUDIT_EVENTS, outbox.TABLE)
         self.plans = {t.name: plan(t, dialect) for t in tables}
         self.inserts = {t.name: self._insert(t) for t in tables if t is not _NAMESPACES}
         self.namespace_columns = self.columns(_NAMESPACES)

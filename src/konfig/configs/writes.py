@@ -39,6 +39,7 @@ from konfig.db.base import detached, utcnow
 from konfig.db.session import COMMITTED, WRITE_OPTION
 from konfig.db.sqlite_driver import OneTripConnection
 from konfig.errors import Conflict, KonfigError, NotFound, PreconditionFailed
+from konfig.input_guard import match_tags
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.revisions.rows import Committed, EntryDraft, Rows
@@ -62,7 +63,7 @@ def check_if_match(if_match: str | None, current: ConfigEntry | None) -> None:
         return
     if current is None:
         raise PreconditionFailed("If-Match was sent but the entry does not exist")
-    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    tags = match_tags(if_match)
     if "*" not in tags and etag(current.version) not in tags:
         raise PreconditionFailed(
             f"the entry {current.key} is at version {current.version}, not the one in If-Match: "

@@ -36,6 +36,7 @@ from typing import Literal
 from konfig.delivery import render
 from konfig.delivery.resolve import Resolution
 from konfig.errors import KonfigError
+from konfig.flags.definition import EVALUATORS_KEY, FlagSet
 
 log = logging.getLogger("konfig.delivery")
 
@@ -64,6 +65,7 @@ class Resolved:
 
     __slots__ = (
         "_events",
+        "_flags",
         "_masked",
         "_variants",
         "current",
@@ -91,6 +93,7 @@ class Resolved:
         self._variants: dict[tuple[str, bool], Variant | KonfigError] = {}
         self._events: dict[bool, bytes] = {}
         self._masked: tuple[Resolution, str] | None = None
+        self._flags: FlagSet | None = None
         # The ETags this process has sent for the namespace (shared by its successive states).
         self.known = known if known is not None else deque(maxlen=_KNOWN_STATES)
         self.known.append(f'"{self.etag}"'.encode())
@@ -104,6 +107,16 @@ class Resolved:
             self._masked = (masked, render.digest(render.json_body(masked.values)))
             self.known.append(f'"{self._masked[1]}"'.encode())
         return self._masked
+
+    def flags(self) -> FlagSet:
+        """The namespace's feature flags, compiled once per state (OFREP evaluates them)."""
+        if self._flags is None:
+            resolution = self.resolution
+            values = resolution.values
+            if EVALUATORS_KEY in resolution.secrets:  # shared rules come from plain entries
+                values = {k: v for k, v in values.items() if k != EVALUATORS_KEY}
+            self._flags = FlagSet(values, resolution.flags)
+        return self._flags
 
     def _plain(self, reveal: bool) -> bool:
         """Whether the answer is the resolution itself: revealed, or holding no secret."""

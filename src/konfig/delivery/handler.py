@@ -139,8 +139,8 @@ class ReadPath:
         status, body = 200, b""
         headers: list[tuple[bytes, bytes]]
         try:
-            caller = await self._authenticate(authorization, name)
-            await self._admit_request(scope, caller)
+            caller = await self.authenticate(authorization, name)
+            await self.admit_request(scope, caller)
             raw_query = scope["query_string"]
             if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
                 refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
@@ -151,7 +151,7 @@ class ReadPath:
                 return
             resolved = self.cache.get(caller.tenant_id, name)
             if resolved is None:
-                resolved = await self._resolve(caller, name)
+                resolved = await self.resolve(caller, name)
             else:
                 self.counts.cache_hits += 1
             resolved, reveal = await self._admitted(caller, name, resolved, if_none_match, query)
@@ -184,15 +184,22 @@ class ReadPath:
         await send({"type": "http.response.start", "status": status, "headers": [*headers]})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
-    async def _admit_request(self, scope: Scope, caller: Caller) -> None:
+    async def admit_request(self, scope: Scope, caller: Caller) -> None:
         """Name the caller for the access log; count the request against the read budget."""
         request_state = scope["state"]
         request_state["actor"] = caller.actor
         request_state["tenant_id"] = str(caller.tenant_id)
         await self.delivery.state.rate_limits.check_principal(actor=caller.actor, read=True)
 
-    async def _authenticate(self, authorization: bytes | None, name: str) -> Caller:
+    async def authenticate(self, authorization: bytes | None, name: str) -> Caller:
         """Who calls, if they may read ``name``: 401 or 403 otherwise."""
+        caller = await self.identify(authorization)
+        if not caller.may_read(name):
+            raise Forbidden(f"this token may not read namespace {name}")
+        return caller
+
+    async def identify(self, authorization: bytes | None) -> Caller:
+        """Who calls: an API token or a user's login; 401 when neither is valid."""
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         if token is None:
             raise Unauthenticated(NOT_AUTHENTICATED)
@@ -201,8 +208,6 @@ class ReadPath:
             if record is None:
                 record = await self.tokens.fetch(self.delivery.sessionmaker, token)
             principal = self.tokens.admit(record)
-            if not record.may_read(name):
-                raise Forbidden(f"this token may not read namespace {name}")
             return Caller(principal.tenant_id, principal.id, record.actor, record=record)
         user = known_principal(self.delivery.state, token)
         if user is None:  # a login this process has not checked yet
@@ -211,11 +216,9 @@ class ReadPath:
                 user = await authenticate(self.delivery.state, session, token)
             finally:
                 await session.close()
-        if not user.allows(name, "read"):
-            raise Forbidden(f"this token may not read namespace {name}")
         return Caller(user.tenant_id, None, user.actor, user=user)
 
-    async def _resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
+    async def resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
         """The namespace's resolved config, cached (``fresh``: as the database has it now)."""
         resolved = None
         if _NAME.fullmatch(name) and len(name) <= 255:
@@ -253,7 +256,7 @@ class ReadPath:
             caller.tenant_id, name, held
         ):
             return resolved
-        return await self._resolve(caller, name, fresh=True)
+        return await self.resolve(caller, name, fresh=True)
 
     def _count_reveal(self, caller: Caller, name: str, resolved: Resolved) -> None:
         """An answer showed secrets: counted for the audit log, written in aggregate."""
@@ -261,7 +264,7 @@ class ReadPath:
             caller.tenant_id, caller.actor, name, resolved.resolution.secrets
         )
 
-    async def _wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
+    async def wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going
         away, shutdown, a heartbeat, or (when given) ``seconds``."""
         waiter = self.cache.watch(resolved)
@@ -278,11 +281,11 @@ class ReadPath:
                 timer.cancel()
             self.cache.unwatch(resolved, waiter)
 
-    def _register(self, caller: Caller, waiting: Waiting) -> None:
+    def register(self, caller: Caller, waiting: Waiting) -> None:
         if caller.token_id is not None:
             self.tokens.watch(caller.token_id, waiting)
 
-    def _unregister(self, caller: Caller, waiting: Waiting) -> None:
+    def unregister(self, caller: Caller, waiting: Waiting) -> None:
         waiting.stop()
         if caller.token_id is not None:
             self.tokens.unwatch(caller.token_id, waiting)
@@ -306,10 +309,10 @@ class ReadPath:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.wait
         waiting = Waiting(receive)
-        self._register(caller, waiting)
+        self.register(caller, waiting)
         try:
             while True:
-                resolved = self.cache.get(caller.tenant_id, name) or await self._resolve(
+                resolved = self.cache.get(caller.tenant_id, name) or await self.resolve(
                     caller, name
                 )
                 resolved, reveal = await self._admitted(
@@ -323,13 +326,13 @@ class ReadPath:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
-                why = await self._wait(resolved, waiting, remaining)
+                why = await self.wait(resolved, waiting, remaining)
                 if why == "revoked":
-                    caller = await self._authenticate(authorization, name)  # 401/403 now
+                    caller = await self.authenticate(authorization, name)  # 401/403 now
                 elif why not in ("changed", "heartbeat"):
                     return None  # timeout, shutdown, or nobody left to answer
         finally:
-            self._unregister(caller, waiting)
+            self.unregister(caller, waiting)
 
     async def _stream(
         self,
@@ -346,7 +349,7 @@ class ReadPath:
         with an error event when the token stops being valid."""
         held = None if last_event_id is None else f'"{last_event_id}"'.encode("latin-1")
         resolved, _ = await self._admitted(
-            caller, name, await self._resolve(caller, name), held, DEFAULT_QUERY
+            caller, name, await self.resolve(caller, name), held, DEFAULT_QUERY
         )
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS]})
         if head:
@@ -354,7 +357,7 @@ class ReadPath:
             return
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
         waiting = Waiting(receive)
-        self._register(caller, waiting)
+        self.register(caller, waiting)
         self.streams.add(waiting)
         try:
             await self._events(send, caller, authorization, name, resolved, last_event_id, waiting)
@@ -369,7 +372,7 @@ class ReadPath:
             body = b"event: error\ndata: " + data + b"\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})
         finally:
-            self._unregister(caller, waiting)
+            self.unregister(caller, waiting)
         await send({"type": "http.response.body", "body": b""})
 
     async def _events(
@@ -391,14 +394,14 @@ class ReadPath:
                 last = etag
                 if resolved.reveals(reveal):
                     self._count_reveal(caller, name, resolved)
-            why = await self._wait(resolved, waiting, None)
+            why = await self.wait(resolved, waiting, None)
             if why == "gone":
                 return
             if why == "shutdown":
                 break
             if why in ("heartbeat", "revoked"):
                 # Still allowed? (A revoked or expired token ends the stream with an error.)
-                caller = await self._authenticate(authorization, name)
+                caller = await self.authenticate(authorization, name)
             if why == "heartbeat":
                 await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
             resolved = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(

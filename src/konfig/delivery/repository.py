@@ -37,8 +37,8 @@ async def namespaces(
 async def entries(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace_ids: Collection[uuid.UUID]
 ) -> list[Any]:
-    """Rows ``(namespace_id, key, value_ciphertext, revision, is_secret)`` of these namespaces'
-    entries."""
+    """Rows ``(namespace_id, key, value_ciphertext, revision, is_secret, value_type)`` of these
+    namespaces' entries."""
     if not namespace_ids:
         return []
     query = select(
@@ -47,5 +47,6 @@ async def entries(
         ConfigEntry.value_ciphertext,
         ConfigEntry.revision,
         ConfigEntry.is_secret,
+        ConfigEntry.value_type,
     ).where(ConfigEntry.tenant_id == tenant_id, ConfigEntry.namespace_id.in_(list(namespace_ids)))
     return list((await session.execute(query)).all())

@@ -64,6 +64,8 @@ class Resolution:
     # Every layer is the namespace or one of its path ancestors (no includes): whoever may read
     # the namespace may read the whole resolution (see ``Caller.admit``).
     inherits_only: bool = False
+    # Keys whose value is a feature flag (value type ``flag`` in the layer it comes from).
+    flags: frozenset[str] = frozenset()
 
 
 def ancestors(name: str) -> list[str]:
@@ -169,8 +171,8 @@ async def load_many(
     plans = {name: plan_layers(by_name[name], by_name, by_id) for name in names if name in by_name}
     needed = {layer.id: layer for layers in plans.values() for layer in layers}
     rows = await repository.entries(session, tenant_id=tenant_id, namespace_ids=list(needed))
-    values: dict[uuid.UUID, list[tuple[str, Any, int, bool]]] = {}
-    for namespace_id, key, ciphertext, revision, is_secret in rows:
+    values: dict[uuid.UUID, list[tuple[str, Any, int, bool, bool]]] = {}
+    for namespace_id, key, ciphertext, revision, is_secret, value_type in rows:
         try:
             value = decrypt_value(keyring, tenant_id, namespace_id, key, ciphertext)
         except DecryptionError as exc:
@@ -179,7 +181,8 @@ async def load_many(
                 f"the stored value of {key} in {where} failed its integrity check",
                 {"key": key, "namespace": where},
             ) from exc
-        values.setdefault(namespace_id, []).append((key, value, revision, bool(is_secret)))
+        entry = (key, value, revision, bool(is_secret), value_type == "flag")
+        values.setdefault(namespace_id, []).append(entry)
     found: dict[str, Resolution | None] = dict.fromkeys(names)
     for name, layers in plans.items():
         dep_names, dep_ids = _reach(name, by_name, by_id)
@@ -190,7 +193,7 @@ async def load_many(
 def _merge(
     target: Layer,
     layers: list[Layer],
-    values: Mapping[uuid.UUID, list[tuple[str, Any, int, bool]]],
+    values: Mapping[uuid.UUID, list[tuple[str, Any, int, bool, bool]]],
     dep_names: set[str],
     dep_ids: set[uuid.UUID],
 ) -> Resolution:
@@ -199,12 +202,17 @@ def _merge(
     overrides: dict[str, list[Source]] = {}
     secrets: set[str] = set()
     secret_layers: list[str] = []
+    flags: set[str] = set()
     for layer in layers:
-        for key, value, revision, is_secret in values.get(layer.id, ()):
+        for key, value, revision, is_secret, is_flag in values.get(layer.id, ()):
             if key in sources:
                 overrides.setdefault(key, []).append(sources[key])
             merged[key] = value
             sources[key] = Source(layer.name, revision)
+            if is_flag:
+                flags.add(key)
+            else:
+                flags.discard(key)
             if is_secret:
                 secrets.add(key)
                 if layer.name not in secret_layers:
@@ -221,6 +229,7 @@ def _merge(
         secret_layers=tuple(secret_layers),
         dep_ids=frozenset(dep_ids),
         dep_names=frozenset(dep_names),
+        flags=frozenset(flags),
         inherits_only=all(
             layer.name == target.name or target.name.startswith(layer.name + "/")
             for layer in layers

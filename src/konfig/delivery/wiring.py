@@ -21,6 +21,7 @@ from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.ofrep import Ofrep
 from konfig.delivery.resolve import Resolution
 from konfig.events import (
     LoginEnded,
@@ -29,6 +30,8 @@ from konfig.events import (
     TokenChanged,
     UserChanged,
 )
+from konfig.flags import service as flags
+from konfig.flags.counts import EvaluationCounts
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
 from konfig.settings import Settings
@@ -59,6 +62,9 @@ class Delivery:
         # Also told of every announcement, this process's and other replicas' (the UI's feed).
         self.listeners: list[Callable[[Sequence[Event]], None]] = []
         self.read_path = ReadPath(self)
+        self.flag_counts = EvaluationCounts()  # OFREP evaluations, written in aggregate
+        self.flag_counts.register(self.state.metrics.registry)
+        self.ofrep = Ofrep(self, self.read_path, self.flag_counts)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -91,6 +97,7 @@ class Delivery:
         self._watch_shutdown()
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
+        self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
 
     async def stop(self) -> None:
         self.cache.close()
@@ -105,6 +112,7 @@ class Delivery:
             self.notifier.transport = None
         await self.tokens.flush_usage(self.sessionmaker)
         await self.reveals.flush(self.sessionmaker)
+        await flags.flush_counts(self.flag_counts, self.sessionmaker)
 
     def _transport(self) -> PostgresTransport | RedisTransport | None:
         settings = self.settings
@@ -220,6 +228,11 @@ class Delivery:
             await asyncio.sleep(self.settings.token_usage_flush_seconds)
             await self.tokens.flush_usage(self.sessionmaker)
             await self.reveals.flush(self.sessionmaker)
+
+    async def _flush_flag_counts_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flag_counts_flush_seconds)
+            await flags.flush_counts(self.flag_counts, self.sessionmaker)
 
     def _watch_shutdown(self) -> None:
         """End streams and long polls once the app's ``shutdown_event`` is set: on SIGTERM

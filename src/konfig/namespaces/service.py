@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
+from konfig.db.outbox import record_event
 from konfig.db.session import record_change
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.events import NamespaceChanged
@@ -177,6 +178,14 @@ async def create(
         namespace=namespace.name,
         summary={"after": {"description": payload.description, "includes": payload.includes}},
     )
+    await record_event(
+        session,
+        tenant_id=tenant_id,
+        type="namespace.created",
+        namespace_id=namespace.id,
+        namespace=namespace.name,
+        data={"namespace": namespace.name, "actor": principal.actor},
+    )
     return namespace
 
 
@@ -266,6 +275,14 @@ async def delete(
         target=namespace.name,
         namespace=namespace.name,
         summary={"entry_count": count, "force": force},
+    )
+    await record_event(
+        session,
+        tenant_id=namespace.tenant_id,
+        type="namespace.deleted",
+        namespace_id=namespace.id,
+        namespace=namespace.name,
+        data={"namespace": namespace.name, "actor": principal.actor, "entry_count": count},
     )
 
 

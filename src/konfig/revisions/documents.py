@@ -76,6 +76,7 @@ def check_all(
                 draft.validation_schema,
                 limits,
                 secret=draft.is_secret,
+                key=draft.key,
             )
             if found:
                 problems.setdefault(draft.key, []).extend(found)

@@ -30,7 +30,7 @@ from yaml.constructor import SafeConstructor
 from yaml.resolver import Resolver
 
 from konfig.errors import KonfigError, ValidationFailed
-from konfig.input_guard import bad_text
+from konfig.input_guard import bad_text, json_refusal
 
 StructuredFormat = Literal["json", "yaml"]
 FlatFormat = Literal["env", "properties"]
@@ -91,10 +91,7 @@ def load_structured(body: bytes, kind: StructuredFormat) -> Any:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise ValidationFailed(
-                f"the body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                {"rule": "json", "line": exc.lineno, "column": exc.colno},
-            ) from exc
+            raise json_refusal(body, exc) from exc
     else:
         data = load_yaml(decode_text(body))
     refused = bad_text(data)

@@ -28,6 +28,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from konfig.audit.context import AuditContext
 from konfig.audit.models import AuditEvent
 from konfig.configs.models import ConfigEntry
+from konfig.db import outbox
 from konfig.db.bulk import insert_rows
 from konfig.namespaces.models import Namespace
 from konfig.revisions import audit_rows
@@ -204,6 +205,8 @@ class Rows:
     superseded: dict[tuple[uuid.UUID, int], list[tuple[str, int]]] = field(default_factory=dict)
     revisions: list[dict[str, Any]] = field(default_factory=list)
     audits: list[dict[str, Any]] = field(default_factory=list)
+    # Each revision's ``config.changed`` event, committed with it (``konfig.db.outbox``).
+    events: list[dict[str, Any]] = field(default_factory=list)
     namespaces: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     committed: list[Committed] = field(default_factory=list)
 
@@ -237,8 +240,9 @@ class Rows:
             namespace.revision + 1,
             actor,
             now,
-            # A version row per change, an entry row per created key, the revision row.
-            random_ids(changes + len(creates) + 1),
+            # A version row per change, an entry row per created key, the revision row and
+            # its event.
+            random_ids(changes + len(creates) + 2),
         )
         written: dict[str, dict[str, Any]] = {}
         for draft in creates:
@@ -264,6 +268,25 @@ class Rows:
         )
         changed = [d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals]
         self._close(revision, namespace, message, sorted(changed))
+        flags = [d.key for d in (*creates, *updates) if d.value_type == "flag"]
+        flags += [e.key for e in removals if e.value_type == "flag"]
+        if flags:  # beside config.changed: for subscribers to flags alone
+            self.events.append(
+                outbox.event_row(
+                    tenant_id=revision.tenant_id,
+                    type="flag.changed",
+                    namespace_id=revision.namespace_id,
+                    namespace=namespace.name,
+                    sequence=revision.number,
+                    at=revision.now,
+                    data={
+                        "namespace": namespace.name,
+                        "revision": revision.number,
+                        "flags": sorted(flags)[: outbox.MAX_LISTED_KEYS],
+                        "actor": revision.actor,
+                    },
+                )
+            )
         return written
 
     def _create(
@@ -314,6 +337,25 @@ class Rows:
         """The revision row and the namespace's new revision, to be written and (on
         ``namespace``) already shown."""
         self.revisions.append(revision.revision_row(message, keys))
+        self.events.append(
+            outbox.event_row(
+                tenant_id=revision.tenant_id,
+                type="config.changed",
+                namespace_id=revision.namespace_id,
+                namespace=namespace.name,
+                sequence=revision.number,
+                at=revision.now,
+                event_id=next(revision.ids),
+                data={
+                    "namespace": namespace.name,
+                    "old_revision": revision.number - 1,
+                    "new_revision": revision.number,
+                    **outbox.listed_keys(keys),
+                    "actor": revision.actor,
+                    "message": message,
+                },
+            )
+        )
         self.namespaces[revision.namespace_id] = {
             "ns": revision.namespace_id,
             "rev": revision.number,
@@ -357,6 +399,7 @@ class Rows:
             (_VERSIONS, self.versions),
             (_REVISIONS, self.revisions),
             (_AUDIT_EVENTS, self.audits),
+            (outbox.TABLE, self.events),
         ]
 
     def _fate(self, namespace_id: uuid.UUID, key: str, *, stored_id: uuid.UUID | None) -> _Key:

@@ -15,6 +15,11 @@ _MASKED = f"Secrets read as {MASK!r} unless revealed"
 # input before it reaches the database (where PostgreSQL would fail on it).
 MAX_NUMBER = 2**31 - 1
 
+_ACTOR_EMAIL = (
+    "The email of the user who made it, shown to users; null for an API token's change, a "
+    "removed user's, or when an API token asks"
+)
+
 
 class EntryVersionRead(BaseModel):
     """One version of one key, as it was written."""
@@ -29,6 +34,7 @@ class EntryVersionRead(BaseModel):
     description: str
     is_secret: bool
     actor: str
+    actor_email: str | None = Field(None, description=_ACTOR_EMAIL)
     created_at: datetime
 
 
@@ -49,6 +55,7 @@ class Change(BaseModel):
 class RevisionRead(BaseModel):
     revision: int
     actor: str
+    actor_email: str | None = Field(None, description=_ACTOR_EMAIL)
     message: str | None
     keys: list[str] = Field(description="The keys this revision touched")
     changes: list[Change]

@@ -15,6 +15,7 @@ from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.configs.schemas import MASK
 from konfig.errors import NotFound, PreconditionFailed
+from konfig.input_guard import match_tags
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.pagination import Page, by_number, paginate
@@ -36,17 +37,28 @@ from konfig.revisions.states import (
     state_of_version,
 )
 from konfig.revisions.writer import WritePolicy
+from konfig.users import service as users
 
 
 def revision_etag(revision: int) -> str:
     return f'"{revision}"'
 
 
+async def actor_emails(
+    session: AsyncSession, principal: Principal, actors: list[str]
+) -> dict[str, str]:
+    """History's actors (``user:<id>``) as emails, for a member of the tenant; an API token
+    is told none (a service reading history has no need of the people's addresses)."""
+    if principal.kind != "user":
+        return {}
+    return await users.display_names(session, principal=principal, actors=actors)
+
+
 def check_revision_match(if_match: str | None, namespace: Namespace) -> None:
     """412 unless ``If-Match`` (when sent) names the namespace's current revision."""
     if if_match is None:
         return
-    tags = [t.strip().removeprefix("W/") for t in if_match.split(",")]
+    tags = match_tags(if_match)
     if "*" not in tags and revision_etag(namespace.revision) not in tags:
         raise PreconditionFailed(
             f"namespace {namespace.name} is at revision {namespace.revision}, not the one in "
@@ -101,6 +113,7 @@ async def history(
     )
     if reveal and (key in secret or any(v.is_secret for v in versions)):
         await audit.record_reveal(session, namespace=namespace.name, keys=[key], via="history")
+    emails = await actor_emails(session, principal, [v.actor for v in versions])
     items = []
     for v in versions:
         masked = not reveal and (v.is_secret or key in secret)
@@ -117,6 +130,7 @@ async def history(
                 description=v.description,
                 is_secret=v.is_secret,
                 actor=v.actor,
+                actor_email=emails.get(v.actor),
                 created_at=v.created_at,
             )
         )
@@ -161,10 +175,12 @@ async def revisions(
                 new_version=version,
             )
         )
+    emails = await actor_emails(session, principal, [r.actor for r in found])
     items = [
         RevisionRead(
             revision=r.revision,
             actor=r.actor,
+            actor_email=emails.get(r.actor),
             message=r.message,
             keys=list(r.keys),
             changes=changes.get(r.revision, []),

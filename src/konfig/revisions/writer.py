@@ -104,7 +104,12 @@ def check_drafts(drafts: Sequence[EntryDraft], limits: Limits) -> None:
             )
         seen.add(draft.key)
         found = check_entry(
-            draft.value_type, draft.value, draft.validation_schema, limits, secret=draft.is_secret
+            draft.value_type,
+            draft.value,
+            draft.validation_schema,
+            limits,
+            secret=draft.is_secret,
+            key=draft.key,
         )
         if found:
             problems.setdefault(draft.key, []).extend(found)

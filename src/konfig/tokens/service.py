@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.db.base import utcnow
+from konfig.db.outbox import record_event
 from konfig.db.session import record_change
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.events import TokenChanged
@@ -243,6 +244,12 @@ async def revoke_token(session: AsyncSession, *, principal: Principal, token_id:
             target_type="token",
             target=token.name,
             summary=_token_summary(token),
+        )
+        await record_event(
+            session,
+            tenant_id=token.tenant_id,
+            type="token.revoked",
+            data={"token_id": str(token.id), "name": token.name, "actor": principal.actor},
         )
     record_change(session, TokenChanged(token.tenant_id, token.id))
 

@@ -120,6 +120,8 @@ async def edit_entry_form(visitor: SignedIn, namespace_id: uuid.UUID, key: str) 
     current = await configs.get(
         visitor.session, principal=visitor.principal, namespace_id=namespace_id, key=key
     )
+    if current.value_type == "flag":  # flags have a page of their own
+        return redirect(visitor.request, f"/ui/namespaces/{namespace_id}/flags/{key}")
     return await _editor(visitor, namespace_id, _stored_form(visitor, current))
 
 

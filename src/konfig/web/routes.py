@@ -24,12 +24,14 @@ from konfig.web import (
     auth_pages,
     backup_pages,
     entry_pages,
+    flag_pages,
     group_pages,
     history_pages,
     namespace_pages,
     resolved_pages,
     sso_pages,
     token_pages,
+    webhook_pages,
 )
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
@@ -41,6 +43,7 @@ PAGES = (
     auth_pages,
     namespace_pages,
     entry_pages,
+    flag_pages,
     history_pages,
     resolved_pages,
     admin_pages,
@@ -49,6 +52,7 @@ PAGES = (
     backup_pages,
     group_pages,
     sso_pages,
+    webhook_pages,
 )
 
 

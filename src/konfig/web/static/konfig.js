@@ -322,6 +322,20 @@
     });
   }
 
+  // ---- A flag's rollout: the slider moves the first of two weights, the second follows. ----
+
+  function setupRollout(form) {
+    const slider = form.querySelector("[data-rollout-slider]");
+    const weights = form.querySelectorAll("[data-weight]");
+    const label = form.querySelector("[data-rollout-label]");
+    if (!slider || weights.length !== 2) return;
+    slider.addEventListener("input", function () {
+      weights[0].value = slider.value;
+      weights[1].value = String(100 - Number(slider.value));
+      if (label) label.textContent = slider.value;
+    });
+  }
+
   function setupSelectAll(field) {
     field.addEventListener("focus", function () { field.select(); });
   }
@@ -334,5 +348,6 @@
     document.querySelectorAll("[data-filter-tree]").forEach(setupTreeFilter);
     document.querySelectorAll("[data-copy]").forEach(setupCopy);
     document.querySelectorAll("[data-select-all]").forEach(setupSelectAll);
+    document.querySelectorAll("form[data-rollout]").forEach(setupRollout);
   });
 })();

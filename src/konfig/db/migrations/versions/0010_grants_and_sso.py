@@ -1,7 +1,7 @@
 """grants per namespace pattern, groups, and single sign-on per tenant
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0009
 Create Date: 2026-12-07 09:30:00
 
 Each user's tenant-wide role becomes a grant on ``**`` in the new ``users.grants`` list (the
@@ -23,7 +23,7 @@ from sqlalchemy.dialects import mysql
 import konfig.db.base
 
 revision: str = "0010"
-down_revision: str | None = "0007"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,3 @@
+module github.com/konfig/konfig/sdks/go
+
+go 1.19

@@ -1,0 +1,1 @@
+"""Webhooks: signed change notifications per Standard Webhooks, sent from a transactional outbox."""
