@@ -65,6 +65,8 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
         json={"name": "t", "scopes": [{"namespaces": "app", "permissions": ["read"]}]},
     )
     assert token.status_code == 201, token.text
+    group = await client.post("/api/v1/groups", headers=owner.headers, json={"name": "team"})
+    assert group.status_code == 201, group.text
     webhook = await client.post(
         "/api/v1/webhooks",
         headers=owner.headers,
@@ -78,6 +80,7 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
         "user_id": owner.user_id,
         "service_account_id": account.json()["id"],
         "token_id": token.json()["id"],
+        "group_id": group.json()["id"],
         "backup_id": "00000000-0000-0000-0000-000000000000",
         "revision": "1",
         "webhook_id": webhook.json()["id"],

@@ -7,16 +7,18 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import text
 
 from konfig.app import create_app
 from konfig.security.crypto import Keyring, parse_keys
-from tests.conftest import PASSWORD, Backend, assert_error, make_settings, register
+from tests.conftest import PASSWORD, Backend, assert_error, backstage, make_settings, register
 from tests.support.servers import ServerProcess, start_server
 
 
@@ -141,13 +143,29 @@ async def test_rotation_to_a_configured_key(backend: Backend, tmp_path: Path) ->
                     headers=owner.headers,
                     json={"key": "k", "value": "v1"},
                 )
+                sso = {
+                    "issuer": "https://login.keyed.example.com",
+                    "client_id": "konfig",
+                    "client_secret": "sso-client-s3cret",
+                    "allowed_domains": ["keyed.example.com"],
+                }
+                assert (await client.put("/api/v1/sso", headers=owner.headers, json=sso)).is_success
 
         keyring = Keyring(parse_keys(both))
         report = RotationReport(primary="new", added=False)
         engine = make_engine(backend.url)
         await reencrypt(engine, keyring, report, lambda *_: None)
         await engine.dispose()
-        assert report.rewritten == 2  # the entry and its version
+        assert report.rewritten == 3  # the entry, its version and the SSO client secret
+        new_only = Keyring(parse_keys(f"new:{_key(2)}"))
+        async with backstage(app) as session:
+            tenant_id, sealed = (
+                await session.execute(
+                    text("SELECT tenant_id, client_secret_ciphertext FROM sso_configs")
+                )
+            ).one()
+        aad = b"konfig-sso-client-secret:" + uuid.UUID(str(tenant_id)).bytes
+        assert new_only.decrypt(bytes(sealed), aad) == b"sso-client-s3cret"
 
         app = create_app(make_settings(backend.url, tmp_path, encryption_keys=both))
         async with LifespanManager(app):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from tests.conftest import (
     only_postgres,
     register,
 )
+from tests.support.oidc import OidcProvider, start_provider
 from tests.support.readpath import (
     bearer,
     make_namespace,
@@ -45,6 +46,7 @@ from tests.support.readpath import (
     service_account,
     set_entry,
 )
+from tests.support.sso import CALLBACK, configure, start
 from tests.support.webhooks import receiving, subscribe
 
 TABLES = tenant_owned(metadata)
@@ -120,8 +122,11 @@ async def test_the_suite_serves_as_a_role_row_level_security_holds(postgres: Bac
             assert word in problem
 
 
-async def seed(client: httpx.AsyncClient, name: str) -> tuple[Account, str]:
-    """A tenant with a row in every tenant-owned table; the id of its namespace."""
+async def seed(
+    client: httpx.AsyncClient, name: str, provider: OidcProvider | None = None
+) -> tuple[Account, str]:
+    """A tenant with a row in every tenant-owned table (the SSO ones given a provider); the id
+    of its namespace."""
     account = await register(client, name)  # tenants, users, auth_sessions, audit_events
     namespace = await make_namespace(client, account, f"{name}/production")
     await set_entry(client, account, namespace, "db_host", f"{name}.internal")  # entries, history
@@ -136,7 +141,23 @@ async def seed(client: httpx.AsyncClient, name: str) -> tuple[Account, str]:
         json={"context": {"targetingKey": "u"}},
     )
     assert evaluated.status_code == 200, evaluated.text
+    grouped = await client.post(
+        "/api/v1/groups", headers=account.headers, json={"name": f"{name}-team"}
+    )
+    assert grouped.status_code == 201, grouped.text  # groups
+    if provider is not None:
+        await configure(client, account, provider)  # sso_configs
+        await start(client, name)  # sso_flows
     return account, namespace
+
+
+@pytest.fixture(scope="module")
+def provider() -> Iterator[OidcProvider]:
+    started = start_provider([CALLBACK], {})
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 async def webhook_rows(app: Any, client: httpx.AsyncClient, accounts: list[Account]) -> None:
@@ -175,10 +196,10 @@ async def counts_written(superuser_url: str, tenants: int) -> None:
 
 @only_postgres
 async def test_the_app_role_sees_and_touches_no_other_tenants_rows_in_sql_without_a_filter(
-    postgres: Backend, client: httpx.AsyncClient, app: Any
+    postgres: Backend, client: httpx.AsyncClient, app: Any, provider: OidcProvider
 ) -> None:
-    a, _ = await seed(client, "acme")
-    b, _ = await seed(client, "globex")
+    a, _ = await seed(client, "acme", provider)
+    b, _ = await seed(client, "globex", provider)
     await counts_written(postgres.superuser_url, 2)
     await webhook_rows(app, client, [a, b])
     seen: dict[str, tuple[int, int, int, int]] = {}

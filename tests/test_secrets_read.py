@@ -256,7 +256,7 @@ async def test_nobody_mints_a_token_with_a_power_they_lack(
         403,
         "FORBIDDEN",
     )
-    assert refused["details"] == {"permission": permission}
+    assert refused["details"] == {"permission": permission, "namespaces": "**"}
     assert permission in refused["message"]
     # Read only is theirs to have, and reads secrets masked.
     mine = await make_token(client, viewer, read("**"))

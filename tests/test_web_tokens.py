@@ -138,13 +138,13 @@ async def test_a_viewer_holds_read_tokens_only_and_sees_only_their_own(
             ui, TOKENS, TOKENS, {"name": "w", "owner": "me", "scopes": "payments read write"}
         )
         assert refused.status_code == 422
-        assert re.search(r'id="scopes-error">Your role \(viewer\) cannot write', refused.text)
+        assert re.search(r'id="scopes-error">Your grants do not let you write', refused.text)
         no_secrets = await post_form(
             ui, TOKENS, TOKENS, {"name": "s", "owner": "me", "scopes": "payments read secrets"}
         )
         assert no_secrets.status_code == 422
         assert re.search(
-            r'id="scopes-error">Your role \(viewer\) cannot see secret', no_secrets.text
+            r'id="scopes-error">Your grants do not let you see secrets', no_secrets.text
         )
         made = await post_form(
             ui, TOKENS, TOKENS, {"name": "viewer-read", "owner": "me", "scopes": "payments read"}

@@ -35,6 +35,7 @@ from konfig.dispatch import Dispatcher, Wrapper
 from konfig.errors import install_error_handlers
 from konfig.flags.router import router as flags_router
 from konfig.flags.router import stale_router as stale_flags_router
+from konfig.groups.router import router as groups_router
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
@@ -51,6 +52,8 @@ from konfig.revisions.writer import write_policy
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
+from konfig.sso.oidc import Providers
+from konfig.sso.router import router as sso_router
 from konfig.state import AppState, app_state, attach
 from konfig.tokens.router import service_accounts_router, tokens_router
 from konfig.users.router import router as users_router
@@ -132,6 +135,7 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
         refusal_traces=[denial_trace],
     )
     state.backups.status.listeners.append(state.metrics.backup_event)
+    state.oidc = Providers()
     attach(api, state)
     return state
 
@@ -151,6 +155,8 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(revisions_router)
     routes.include_router(service_accounts_router)
     routes.include_router(tokens_router)
+    routes.include_router(sso_router)
+    routes.include_router(groups_router)
     routes.include_router(webhooks_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)

@@ -10,8 +10,10 @@ from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
 from konfig.db.outbox import OutboxEvent
 from konfig.flags.models import FlagEvaluation
+from konfig.groups.models import Group
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision
+from konfig.sso.models import SsoConfig, SsoFlow
 from konfig.tenants.models import Tenant
 from konfig.tokens.models import ApiToken, ServiceAccount
 from konfig.users.models import User
@@ -27,10 +29,13 @@ __all__ = [
     "ConfigEntry",
     "EntryVersion",
     "FlagEvaluation",
+    "Group",
     "Namespace",
     "OutboxEvent",
     "Revision",
     "ServiceAccount",
+    "SsoConfig",
+    "SsoFlow",
     "Tenant",
     "User",
     "WebhookAttempt",

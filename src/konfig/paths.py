@@ -27,3 +27,7 @@ OFREP_PREFIX = "/ofrep/v1/"
 OFREP_BULK_ROUTE = RouteName(OFREP_PREFIX + "evaluate/flags")
 OFREP_FLAG_ROUTE = RouteName(OFREP_PREFIX + "evaluate/flags/{key}")
 OFREP_EVENTS_ROUTE = RouteName(OFREP_PREFIX + "events")
+
+# GET requests that write (single sign-on records and spends its sign-ins, and opens the login):
+# their sessions start as writers, as SQLite cannot upgrade a reader that lost a race.
+WRITING_GETS = frozenset({"/ui/sso/login", "/ui/sso/callback"})

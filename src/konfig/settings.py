@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     # row-level security, see docs/deploy.md). Empty: migrate with KONFIG_DATABASE_URL.
     migration_database_url: str = Field("", validation_alias=_env("MIGRATION_DATABASE_URL"))
     host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
+    # Where people reach Konfig (https://konfig.example.com), for the single sign-on callback
+    # registered at providers; empty: the URL each request came in on.
+    public_url: str = Field("", validation_alias=_env("PUBLIC_URL"))
     port: int = Field(8000, ge=1, le=65535, validation_alias=_env("PORT"))
     secret_key: str = Field("", validation_alias=_env("SECRET_KEY", "SECRET_KEY"))
     encryption_keys: str = Field(

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from konfig.revisions.writer import WritePolicy
     from konfig.security.jwt import TokenSigner
     from konfig.settings import Settings
+    from konfig.sso.oidc import Providers
     from konfig.tokens.cache import TokenCache
     from konfig.web.routes import UIState
     from konfig.webhooks.worker import WebhookWorker
@@ -80,6 +81,7 @@ class AppState:
     token_cache: TokenCache = field(init=False, repr=False)  # the delivery layer's
     login_cache: LoginCache = field(init=False, repr=False)  # the delivery layer's
     ui: UIState = field(init=False, repr=False)
+    oidc: Providers = field(init=False, repr=False)  # OpenID providers' metadata and keys
 
     # Made by the lifespan.
     engine: AsyncEngine = field(init=False, repr=False)
@@ -112,7 +114,7 @@ _MADE_BY_LIFESPAN = frozenset(
         "webhooks",
     }
 )
-_LATER = _MADE_BY_LIFESPAN | {"delivery", "token_cache", "login_cache", "ui"}
+_LATER = _MADE_BY_LIFESPAN | {"delivery", "token_cache", "login_cache", "ui", "oidc"}
 
 
 # The app's attribute that holds it (``konfig.db.session.get_session`` reads it by this name).

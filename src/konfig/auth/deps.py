@@ -19,6 +19,7 @@ from konfig.paths import READ_PATH_PREFIX
 from konfig.security.jwt import InvalidToken
 from konfig.state import AppState, state_of
 from konfig.tokens import codec
+from konfig.users.grants import parse_grants
 from konfig.users.models import User
 
 # Declares the scheme for OpenAPI, so Swagger's Authorize button logs in through /auth/login.
@@ -100,6 +101,7 @@ async def authenticate(state: AppState, session: AsyncSession, token: str) -> Pr
         is_superuser=user.is_superuser,
         session_id=auth_session.id,
         email=user.email,
+        grants=parse_grants(user.all_grants()),
     )
     logins.remember(
         token, principal, expires_at=claims.expires_at.timestamp(), generation=generation

@@ -23,6 +23,7 @@ from konfig.errors import Conflict, Record, Unauthenticated
 from konfig.events import LoginEnded
 from konfig.security.jwt import InvalidToken, TokenSigner
 from konfig.security.passwords import burn_verification, hash_password, verify_password
+from konfig.sso import repository as sso
 from konfig.tenants import repository as tenants
 from konfig.tenants.models import Tenant
 from konfig.users import repository as users
@@ -31,6 +32,10 @@ from konfig.users.models import Role, User
 log = logging.getLogger("konfig.auth")
 
 _BAD_LOGIN = "Incorrect email or password"
+
+
+class PasswordLoginOff(Unauthenticated):
+    """The password was right, but the tenant signs its people in through its provider."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,30 @@ async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginReq
         raise Unauthenticated(_BAD_LOGIN, record=_failed_login(payload.email, user, reason))
     if new_hash is not None:
         user.password_hash = new_hash
+    if user.role != Role.owner and not await _password_login_open(session, user.tenant_id):
+        raise PasswordLoginOff(
+            "This organisation signs in through its single sign-on provider: use "
+            f"/ui/sso/login?tenant={await _tenant_name(session, user.tenant_id)}",
+            record=_failed_login(payload.email, user, "password login is off"),
+        )
+    return await open_login(session, policy=policy, user=user)
+
+
+async def _password_login_open(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    config = await sso.get_config(session, tenant_id=tenant_id)
+    return config is None or config.password_login
+
+
+async def _tenant_name(session: AsyncSession, tenant_id: uuid.UUID) -> str:
+    tenant = await session.get(Tenant, tenant_id)
+    return tenant.name if tenant is not None else ""
+
+
+async def open_login(
+    session: AsyncSession, *, policy: TokenPolicy, user: User, via: str = "password"
+) -> TokenPair:
+    """A new login for ``user``, whose credentials were checked (a password, or the tenant's
+    single sign-on provider): its token pair, and its audit row."""
     user.last_login_at = utcnow()
     auth_session = AuthSession(
         id=uuid.uuid4(),
@@ -135,6 +164,7 @@ async def login(session: AsyncSession, *, policy: TokenPolicy, payload: LoginReq
         target=user.email,
         tenant_id=user.tenant_id,
         actor=f"user:{user.id}",
+        summary={"via": via} if via != "password" else None,
     )
     return pair
 
@@ -205,6 +235,12 @@ async def refresh(session: AsyncSession, *, policy: TokenPolicy, refresh_token: 
     pair = _issue(policy, user, auth_session)
     await session.flush()
     return pair
+
+
+async def user_of(session: AsyncSession, *, principal: Principal) -> User | None:
+    """The signed-in person's own account."""
+    principal.require_user()
+    return await users.get(session, user_id=principal.id, tenant_id=principal.tenant_id)
 
 
 async def logout(session: AsyncSession, *, principal: Principal) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials, flags, resolved, revisions, tokens, webhooks
+from konfig.cli import credentials, flags, loopback, resolved, revisions, tokens, users, webhooks
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
 from konfig.client import UNSET, Konfig, KonfigError, NotFound
@@ -19,17 +19,43 @@ def login(
     url: Annotated[str | None, typer.Option(help="Server URL (KONFIG_URL)")] = None,
     email: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
     password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
+    sso: Annotated[
+        bool, typer.Option("--sso", help="Sign in through your organisation's provider")
+    ] = False,
+    tenant: Annotated[str | None, typer.Option(help="Your organisation (with --sso)")] = None,
+    browser: Annotated[
+        bool, typer.Option(help="Open the browser (else only print the sign-in URL)")
+    ] = True,
 ) -> None:
-    """Log in and keep the tokens in a file only you can read."""
+    """Log in and keep the tokens in a file only you can read.
+
+    With --sso: a browser signs you in at your organisation's provider and hands the login to
+    this command on a loopback port (127.0.0.1) it listens on for five minutes."""
     url = (url or credentials.load().url or typer.prompt("Server URL")).rstrip("/")
+    if sso:
+        tenant = tenant or typer.prompt("Organisation")
+        tokens = loopback.sign_in(url, tenant, open_browser=browser)
+        if tokens is None:
+            raise fail("no sign-in arrived from the browser within 5 minutes")
+        _keep(url, tokens, None)
+        return
     email = email or typer.prompt("Email")
     password = password or typer.prompt("Password", hide_input=True)
     try:
         with Konfig(url) as client:
             tokens = client.auth.login(email, password)
+    except KonfigError as exc:
+        raise fail(exc.message) from None
+    _keep(url, tokens, email)
+
+
+def _keep(url: str, tokens: dict[str, Any], email: str | None) -> None:
+    try:
+        with Konfig(url, tokens["access_token"]) as client:
             me = client.auth.me()
     except KonfigError as exc:
         raise fail(exc.message) from None
+    email = email or str(me["email"])
     saved = credentials.Credentials(url, tokens["access_token"], tokens["refresh_token"], email)
     where = credentials.save(saved)
     note(f"logged in to {url} as {email} ({me.get('tenant_name', '')}); tokens in {where}")
@@ -254,5 +280,6 @@ def register(app: typer.Typer) -> None:
     revisions.register(app)
     resolved.register(app)
     tokens.register(app)
+    users.register(app)
     webhooks.register(app)
     flags.register(app)

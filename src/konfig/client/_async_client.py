@@ -37,6 +37,7 @@ from konfig.client._base import (
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
 from konfig.client._flags import AsyncFlags
+from konfig.client._people import AsyncGroups, AsyncSso, AsyncUsers
 
 T = TypeVar("T")
 log = logging.getLogger("konfig.client")
@@ -73,6 +74,9 @@ class AsyncKonfig:
         self.tokens = AsyncTokens(self)
         self.backups = AsyncBackups(self)
         self.audit = AsyncAudit(self)
+        self.users = AsyncUsers(self)
+        self.sso = AsyncSso(self)
+        self.groups = AsyncGroups(self)
         self.webhooks = AsyncWebhooks(self)
         self.flags = AsyncFlags(self._run)
 

@@ -27,6 +27,7 @@ from konfig.client._base import (
 from konfig.client._cache import LastKnownGood
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
 from konfig.client._flags import Flags
+from konfig.client._people import Groups, Sso, Users
 from konfig.client._resources import (
     Audit,
     Auth,
@@ -78,6 +79,9 @@ class Konfig:
         self.tokens = Tokens(self)
         self.backups = Backups(self)
         self.audit = Audit(self)
+        self.users = Users(self)
+        self.sso = Sso(self)
+        self.groups = Groups(self)
         self.webhooks = Webhooks(self)
         self.flags = Flags(self._run)
 

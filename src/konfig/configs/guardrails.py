@@ -39,15 +39,19 @@ def changed_rules(before: Ruled, after: Ruled) -> list[str]:
     return changed
 
 
-def may_change_rules(principal: Principal) -> bool:
-    return principal.is_superuser or principal.role.at_least(Role.admin)
+def may_change_rules(principal: Principal, namespace: str) -> bool:
+    """Admins of the namespace (by their grants) may; tokens never (their ceiling is editor)."""
+    if principal.kind == "token":
+        return principal.is_superuser or principal.role.at_least(Role.admin)
+    held = principal.role_on(namespace)
+    return held is not None and held.at_least(Role.admin)
 
 
-def check_rules(principal: Principal, changes: dict[str, list[str]]) -> None:
+def check_rules(principal: Principal, namespace: str, changes: dict[str, list[str]]) -> None:
     """403 naming the keys and fields when ``changes`` (rule fields by key) is not empty and
-    the principal is no admin."""
+    the principal is no admin of the namespace named so."""
     changes = {key: fields for key, fields in changes.items() if fields}
-    if not changes or may_change_rules(principal):
+    if not changes or may_change_rules(principal, namespace):
         return
     first, fields = next(iter(changes.items()))
     what = f"the {', '.join(fields)} of {first}"
@@ -56,8 +60,10 @@ def check_rules(principal: Principal, changes: dict[str, list[str]]) -> None:
     if principal.kind == "token":
         message = f"API tokens cannot change {what}: it needs a user with the admin role"
     else:
+        held = principal.role_on(namespace)
         message = (
-            f"changing {what} needs the admin role or above; you are {principal.role.value} "
+            f"changing {what} needs the admin role or above on {namespace}; you are "
+            f"{held.value if held else 'not granted any role'} there "
             "(editors change values within the rules)"
         )
     raise Forbidden(message, {"target": first, "rule": "admin_required", "keys": changes})

@@ -26,6 +26,8 @@ from konfig.security.crypto import (
     write_keyring_file,
 )
 from konfig.settings import Settings
+from konfig.sso.models import SsoConfig
+from konfig.sso.service import secret_aad
 
 Progress = Callable[[str, int, int], None]
 
@@ -108,3 +110,34 @@ async def reencrypt(
             done += len(rows)
             progress(table.name, done, len(rows))
             await asyncio.sleep(0)  # let a shared event loop breathe between batches
+    await _reencrypt_sso_secrets(engine, keyring, report)
+
+
+async def _reencrypt_sso_secrets(
+    engine: AsyncEngine, keyring: Keyring, report: RotationReport
+) -> None:
+    """The tenants' single sign-on client secrets, encrypted with the same keyring (few rows:
+    one transaction)."""
+    table: Table = SsoConfig.__table__  # type: ignore[assignment]
+    async with engine.connect() as plain:
+        conn = await plain.execution_options(**{WRITE_OPTION: True})
+        await conn.begin()
+        await connection_across_tenants(conn, "key rotation: every tenant's SSO client secret")
+        query = select(table.c.id, table.c.tenant_id, table.c.client_secret_ciphertext)
+        for row_id, tenant_id, ciphertext in (await conn.execute(query)).all():
+            if Keyring.key_id(ciphertext) == keyring.primary:
+                report.already_current += 1
+                continue
+            aad = secret_aad(tenant_id)
+            swapped = await conn.execute(
+                update(table)
+                .where(table.c.id == row_id, table.c.client_secret_ciphertext == ciphertext)
+                .values(
+                    client_secret_ciphertext=keyring.encrypt(keyring.decrypt(ciphertext, aad), aad)
+                )
+            )
+            if swapped.rowcount == 1:
+                report.rewritten += 1
+            else:
+                report.skipped_changed += 1
+        await conn.commit()

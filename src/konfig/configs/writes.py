@@ -121,7 +121,7 @@ def _draft(
     elif write.keep and draft is not None and current is not None:
         draft = replace(draft, **{name: getattr(current, name) for name in write.keep})
     if draft is not None and current is not None:
-        check_rules(write.principal, {key: changed_rules(current, draft)})
+        check_rules(write.principal, namespace.name, {key: changed_rules(current, draft)})
     if draft is not None and (write.patch is not None or write.keep):
         check_drafts([draft], policy.limits)  # made here: checked here, whole
     return draft
@@ -238,7 +238,7 @@ class EntryWriter:
     async def write(self, session: AsyncSession | None, write: EntryWrite) -> EntryWritten:
         """Apply ``write``: in the session's transaction when it has begun one, or else in the
         next group commit. Raises the error that refused it."""
-        write.principal.require(Role.editor)
+        write.principal.require_somewhere(Role.editor)
         write = replace(write, context=current())  # who and from where, for the audit log
         if write.draft is not None and not write.keep:
             check_drafts([write.draft], self.policy.limits)  # here: before it waits its turn

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import Session
 
 from konfig.errors import KonfigError, Record
+from konfig.paths import WRITING_GETS
 
 log = logging.getLogger("konfig.db")
 
@@ -78,7 +79,11 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     # A reveal writes its audit row, so it starts as a writer too (SQLite cannot upgrade a
     # reader that lost a race to a writer).
     reveal = request.query_params.get("reveal", "")
-    write = request.method not in _SAFE_METHODS or reveal not in ("", "false", "0")
+    write = (
+        request.method not in _SAFE_METHODS
+        or reveal not in ("", "false", "0")
+        or request.url.path in WRITING_GETS
+    )
     state: Transactions = request.app.konfig_state  # konfig.state.state_of, without its import
     async with request_session(state, write=write) as session:
         request.scope[SESSION_OPEN] = True

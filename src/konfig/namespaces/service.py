@@ -148,7 +148,7 @@ async def cycle_through(
 async def create(
     session: AsyncSession, *, principal: Principal, payload: NamespaceCreate
 ) -> Namespace:
-    principal.require(Role.admin)
+    principal.require_on(payload.name, Role.admin)
     tenant_id = principal.tenant_id
     if await repository.get_by_name(session, tenant_id=tenant_id, name=payload.name) is not None:
         raise Conflict(f"a namespace named {payload.name} already exists")
@@ -196,8 +196,8 @@ async def update(
     namespace_id: uuid.UUID,
     payload: NamespaceUpdate,
 ) -> Namespace:
-    principal.require(Role.admin)
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    principal.require_on(namespace.name, Role.admin)
     before = {"description": namespace.description, "includes": list(namespace.includes)}
     if payload.description is not None:
         namespace.description = payload.description
@@ -244,8 +244,8 @@ async def update(
 async def delete(
     session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, force: bool
 ) -> None:
-    principal.require(Role.admin)
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
+    principal.require_on(namespace.name, Role.admin)
     includers = await repository.includers_of(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id
     )
@@ -304,7 +304,7 @@ async def list_page(
         ),
         position=lambda namespace: [namespace.name],
     )
-    # Tokens see the namespaces their scopes let them read (a page may come out shorter).
+    # What their grants (tokens: scopes) let them read (a page may come out shorter).
     found = [ns for ns in found if principal.allows(ns.name, "read")]
     items = await render(session, namespaces=found, tenant_id=principal.tenant_id)
     return Page[NamespaceRead](items=items, next_cursor=next_cursor)

@@ -118,6 +118,7 @@ async def apply(
     if principal is not None:
         check_rules(
             principal,
+            namespace.name,
             {d.key: changed_rules(current[d.key], d) for d in drafts if d.key in current},
         )
     check_all(drafts, policy.limits, problems, values=dry_run)
@@ -256,7 +257,7 @@ async def put_document(
     reveal: bool,
 ) -> ChangeResult:
     """Replace every entry of the namespace with the document's, in one revision."""
-    principal.require(Role.editor)
+    principal.require_somewhere(Role.editor)
     found = await namespaces.get(
         session,
         principal=principal,
@@ -296,7 +297,7 @@ async def import_file(
     reveal: bool,
 ) -> ChangeResult:
     """Import a yaml, json, env or properties file: merge into the namespace or replace it."""
-    principal.require(Role.editor)
+    principal.require_somewhere(Role.editor)
     found = await namespaces.get(
         session,
         principal=principal,

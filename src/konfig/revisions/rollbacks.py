@@ -45,7 +45,7 @@ async def rollback_entry(
     if_match: str | None,
 ) -> ConfigEntry:
     """Write a new version of ``key`` equal to an old one (a deleted key comes back)."""
-    principal.require(Role.editor)
+    principal.require_somewhere(Role.editor)
     # Locked first, then checked: one query for both (another tenant's is not found either way).
     namespace = await lock_namespace(
         session, tenant_id=principal.tenant_id, namespace_id=namespace_id
@@ -71,7 +71,7 @@ async def rollback_entry(
     check_if_match(if_match, current)
     restored = state_of_version(policy, target)
     if current is not None:  # bringing back older rules is changing the rules
-        check_rules(principal, {key: changed_rules(current, restored)})
+        check_rules(principal, namespace.name, {key: changed_rules(current, restored)})
     outcome = await commit_changes(
         session,
         policy=policy,
@@ -102,7 +102,7 @@ async def rollback(
     reveal: bool,
 ) -> ChangeResult:
     """One new revision restoring the namespace as it was at ``payload.revision``."""
-    principal.require(Role.editor)
+    principal.require_somewhere(Role.editor)
     namespace = await namespaces.get(
         session,
         principal=principal,
@@ -138,7 +138,9 @@ async def rollback(
     for key in deletes:
         old[key] = state_of_entry(policy, current[key])
     kept = sorted(new.keys() & current.keys())  # keys that exist now and change
-    check_rules(principal, {key: changed_rules(current[key], new[key]) for key in kept})
+    check_rules(
+        principal, namespace.name, {key: changed_rules(current[key], new[key]) for key in kept}
+    )
     secret_now = {k for k, e in current.items() if e.is_secret}
     if reveal:
         await audit.record_reveal(

@@ -25,6 +25,7 @@ from konfig.errors import Unauthenticated
 from konfig.tokens import codec, repository
 from konfig.tokens.models import ApiToken
 from konfig.tokens.scopes import Permission, Scope, parse_scopes
+from konfig.users.grants import EVERYWHERE, Grant, highest, parse_grants
 from konfig.users.models import Role, User
 
 log = logging.getLogger("konfig.tokens")
@@ -72,23 +73,36 @@ class TokenRecord:
 
 
 def token_principal(token: ApiToken, user: User | None) -> tuple[Principal | None, str]:
-    """The principal a token acts as, or why it is refused."""
+    """The principal a token acts as, or why it is refused. A user's token carries its user's
+    grants: it never reads, writes or reveals beyond them, whatever its scopes say."""
     if token.revoked_at is not None:
         return None, "This API token has been revoked"
     scopes = parse_scopes(token.scopes)
     ceiling = Role.editor if any("write" in s.permissions for s in scopes) else Role.viewer
+    grants: tuple[Grant, ...] | None = None
     if token.user_id is not None:
         if user is None or not user.is_active:
             return None, "The user who owns this API token is no longer active"
-        if not user.role.at_least(ceiling):
-            ceiling = user.role
-        if not (user.is_superuser or user.role.at_least(Role.editor)):
+        grants = (
+            (Grant(Role.owner, EVERYWHERE),)
+            if user.is_superuser
+            else parse_grants(user.all_grants())
+        )
+        held = highest(grants)
+        if held is None or not held.at_least(ceiling):
+            ceiling = Role.viewer
+        if held is None or not held.at_least(Role.editor):
             # A token never sees more than its user: a viewer's token reads secrets masked.
             scopes = tuple(
                 Scope(s.pattern, s.permissions - {"secrets"}) for s in scopes if s.permissions
             )
     return Principal(
-        kind="token", id=token.id, tenant_id=token.tenant_id, role=ceiling, scopes=scopes
+        kind="token",
+        id=token.id,
+        tenant_id=token.tenant_id,
+        role=ceiling,
+        scopes=scopes,
+        grants=grants,
     ), ""
 
 

@@ -26,6 +26,7 @@ from konfig.tokens.schemas import (
     TokenCreate,
     TokenRead,
 )
+from konfig.users.grants import NEEDED, within
 from konfig.users.models import Role
 
 
@@ -121,15 +122,24 @@ def _expiry(payload: TokenCreate) -> datetime | None:
 
 
 def _no_wider_than(principal: Principal, payload: TokenCreate) -> None:
-    """Nobody mints a token with a power they lack: 403 naming the permission."""
-    if principal.is_superuser or principal.role.at_least(Role.editor):
+    """Nobody mints a token with a power they lack: 403 naming the permission and the pattern
+    no grant of theirs covers (each use checks the user's grants again as well)."""
+    if principal.is_superuser:
         return
-    for permission, power in (("write", "write entries"), ("secrets", "see secret values")):
-        if any(permission in s.permissions for s in payload.scopes):
+    grants = principal.grants or ()
+    for scope in payload.scopes:
+        for permission in scope.permissions:
+            needed = NEEDED[permission]
+            if any(
+                g.role.at_least(needed) and within(scope.namespaces, g.namespaces) for g in grants
+            ):
+                continue
+            power = {"read": "read", "write": "write entries in", "secrets": "see secrets of"}
             raise Forbidden(
-                f"your role ({principal.role.value}) cannot {power}, so your tokens cannot "
-                f"either: leave out the {permission} permission",
-                {"permission": permission},
+                f"your grants do not let you {power[permission]} {scope.namespaces}, so your "
+                f"tokens cannot either: leave out the {permission} permission or narrow the "
+                "pattern",
+                {"permission": permission, "namespaces": scope.namespaces},
             )
 
 

@@ -46,6 +46,10 @@ async def list_page(
 
 
 async def create(session: AsyncSession, **fields: Any) -> User:
+    """A new user; given a ``role`` alone, their grants are that role on every namespace."""
+    fields.setdefault("grants", [{"role": Role(fields["role"]).value, "namespaces": "**"}])
+    fields.setdefault("groups", [])
+    fields.setdefault("group_grants", [])
     user = User(**fields)
     session.add(user)
     await session.flush()
@@ -88,3 +92,9 @@ async def emails_by_id(
         return {}
     query = select(User.id, User.email).where(User.tenant_id == tenant_id, User.id.in_(user_ids))
     return {row.id: row.email for row in (await session.execute(query)).all()}
+
+
+async def in_tenant(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[User]:
+    """Every user of the tenant (groups find their members among them)."""
+    query = select(User).where(User.tenant_id == tenant_id).order_by(User.email)
+    return list((await session.execute(query)).scalars())

@@ -9,7 +9,7 @@ from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
 from konfig.users import service
-from konfig.users.schemas import MeUpdate, UserCreate, UserRead, UserUpdate
+from konfig.users.schemas import GrantsUpdate, MeUpdate, UserCreate, UserRead, UserUpdate
 
 router = APIRouter(prefix="/users", tags=["users"], route_class=GuardedRoute)
 
@@ -29,7 +29,7 @@ async def list_users(
 async def create_user(
     session: SessionDep, principal: CurrentPrincipal, payload: UserCreate
 ) -> object:
-    """Add a user to the tenant with a role no higher than your own."""
+    """Add a user to the tenant with a role (or grants) no higher than your own."""
     return await service.create(session, principal=principal, payload=payload)
 
 
@@ -57,6 +57,16 @@ async def update_user(
 ) -> object:
     """Change a user's role, name or active flag; the last owner stays an owner."""
     return await service.update(session, principal=principal, user_id=user_id, payload=payload)
+
+
+@router.put("/{user_id}/grants", response_model=UserRead)
+async def replace_grants(
+    session: SessionDep, principal: CurrentPrincipal, user_id: uuid.UUID, payload: GrantsUpdate
+) -> object:
+    """Replace a user's grants (roles per namespace pattern); their tokens follow at once."""
+    return await service.replace_grants(
+        session, principal=principal, user_id=user_id, payload=payload
+    )
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -16,8 +16,9 @@ from konfig.events import UserChanged
 from konfig.pagination import Page, by_time, paginate, time_of
 from konfig.security.passwords import hash_password, verify_password
 from konfig.users import repository
+from konfig.users.grants import EVERYWHERE, Grant, parse_grants, stored, tenant_role
 from konfig.users.models import Role, User
-from konfig.users.schemas import MeUpdate, UserCreate, UserRead, UserUpdate
+from konfig.users.schemas import GrantsUpdate, MeUpdate, UserCreate, UserRead, UserUpdate
 
 
 def _scope(principal: Principal) -> uuid.UUID | None:
@@ -58,14 +59,48 @@ async def list_page(
     )
 
 
-def _check_may_grant(principal: Principal, role: Role) -> None:
-    if not principal.is_superuser and role.rank > principal.role.rank:
-        raise Forbidden(f"you cannot grant the {role.value} role: it is above your own")
+def _check_may_grant(principal: Principal, grants: list[Grant]) -> None:
+    for grant in grants:
+        if not principal.is_superuser and grant.role.rank > principal.role.rank:
+            raise Forbidden(
+                f"you cannot grant the {grant.role.value} role: it is above your own",
+                {"role": grant.role.value, "namespaces": grant.namespaces},
+            )
+
+
+async def set_grants(session: AsyncSession, *, user: User, grants: list[Grant]) -> bool:
+    """Give ``user`` exactly these grants (and the tenant role they make): the one place grants
+    change, so their logins and tokens are re-checked at once. False when nothing changed."""
+    new = stored(grants)
+    if new == stored(parse_grants(user.grants)):
+        return False
+    role = tenant_role([*grants, *parse_grants(user.group_grants)])
+    if user.role == Role.owner and role != Role.owner:
+        await _guard_last_owner(session, user=user, reason="demote")
+    user.grants, user.role = new, role
+    record_change(session, UserChanged(user.tenant_id, user.id))
+    await session.flush()
+    return True
+
+
+async def set_group_grants(session: AsyncSession, *, user: User, grants: list[Grant]) -> bool:
+    """Give ``user`` what their groups grant (``konfig.groups.service`` asks, whenever their
+    groups or those groups' grants change). False when nothing changed."""
+    new = stored(grants)
+    if new == stored(parse_grants(user.group_grants)):
+        return False
+    # Groups never grant owner: an owner stays one, and nobody becomes one here.
+    user.group_grants = new
+    user.role = tenant_role([*parse_grants(user.grants), *grants])
+    record_change(session, UserChanged(user.tenant_id, user.id))
+    await session.flush()
+    return True
 
 
 async def create(session: AsyncSession, *, principal: Principal, payload: UserCreate) -> User:
     principal.require(Role.admin)
-    _check_may_grant(principal, payload.role)
+    grants = payload.initial_grants()
+    _check_may_grant(principal, grants)
     async with across_tenants(session, "users: an email is unique across tenants"):
         taken = await repository.get_by_email(session, email=payload.email) is not None
     if taken:
@@ -77,7 +112,8 @@ async def create(session: AsyncSession, *, principal: Principal, payload: UserCr
             email=payload.email.lower(),
             full_name=payload.full_name,
             password_hash=hash_password(payload.password),
-            role=payload.role,
+            role=tenant_role(grants),
+            grants=stored(grants),
         )
     except IntegrityError as exc:
         raise Conflict(f"a user with email {payload.email} already exists") from exc
@@ -86,7 +122,7 @@ async def create(session: AsyncSession, *, principal: Principal, payload: UserCr
         action="user.create",
         target_type="user",
         target=user.email,
-        summary={"after": {"role": user.role.value}},
+        summary={"after": {"role": user.role.value, "grants": user.grants}},
     )
     return user
 
@@ -106,6 +142,15 @@ def _check_may_manage(principal: Principal, user: User) -> None:
         raise Forbidden(f"you cannot change a user whose role ({user.role.value}) is above yours")
 
 
+def _described(user: User) -> dict[str, object]:
+    return {
+        "role": user.role.value,
+        "grants": list(user.grants),
+        "is_active": user.is_active,
+        "full_name": user.full_name,
+    }
+
+
 async def update(
     session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, payload: UserUpdate
 ) -> User:
@@ -118,12 +163,12 @@ async def _update(
 ) -> User:
     user = await get(session, principal=principal, user_id=user_id)
     _check_may_manage(principal, user)
-    before = {"role": user.role.value, "is_active": user.is_active, "full_name": user.full_name}
+    before = _described(user)
     if payload.role is not None and payload.role != user.role:
-        _check_may_grant(principal, payload.role)
-        await _guard_last_owner(session, user=user, reason="demote")
-        user.role = payload.role
-        record_change(session, UserChanged(user.tenant_id, user.id))
+        # The tenant role is the grant on '**': replaced, the other grants kept.
+        kept = [g for g in parse_grants(user.grants) if g.namespaces != EVERYWHERE]
+        _check_may_grant(principal, [Grant(payload.role, EVERYWHERE)])
+        await set_grants(session, user=user, grants=[Grant(payload.role, EVERYWHERE), *kept])
     if payload.is_active is False and user.is_active:
         await _guard_last_owner(session, user=user, reason="deactivate")
         user.is_active = False
@@ -135,7 +180,7 @@ async def _update(
     if payload.full_name is not None:
         user.full_name = payload.full_name
     await session.flush()
-    after = {"role": user.role.value, "is_active": user.is_active, "full_name": user.full_name}
+    after = _described(user)
     await audit.record(
         session,
         action="user.update",
@@ -143,6 +188,27 @@ async def _update(
         target=user.email,
         summary={"before": before, "after": after},
     )
+    return user
+
+
+async def replace_grants(
+    session: AsyncSession, *, principal: Principal, user_id: uuid.UUID, payload: GrantsUpdate
+) -> User:
+    """Replace a user's grants whole; audited with the grants before and after."""
+    async with superuser_scope(session, principal, "change a user of any tenant"):
+        user = await get(session, principal=principal, user_id=user_id)
+        _check_may_manage(principal, user)
+        grants = [g.grant() for g in payload.grants]
+        _check_may_grant(principal, grants)
+        before = list(user.grants)
+        if await set_grants(session, user=user, grants=grants):
+            await audit.record(
+                session,
+                action="user.grants",
+                target_type="user",
+                target=user.email,
+                summary={"before": {"grants": before}, "after": {"grants": user.grants}},
+            )
     return user
 
 

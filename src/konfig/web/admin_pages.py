@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from konfig.errors import Conflict, Forbidden
 from konfig.users import service as users
 from konfig.users.models import Role
-from konfig.users.schemas import UserCreate, UserRead, UserUpdate
+from konfig.users.schemas import GrantsUpdate, UserCreate, UserRead, UserUpdate
 from konfig.web.forms import text
 from konfig.web.rendering import page, redirect
 from konfig.web.routing import UIRoute
@@ -125,6 +125,41 @@ async def change_role(visitor: SignedIn, user_id: uuid.UUID) -> Response:
     if role not in ROLES:
         return await users_page(visitor, status_code=422, errors={str(user_id): "Choose a role."})
     return await _update(visitor, user_id, UserUpdate(role=Role(role)), f"{{email}} is now {role}.")
+
+
+def grant_lines(raw: str) -> list[dict[str, str]]:
+    """``editor payments/**`` per line → grants (validated by ``GrantsUpdate``)."""
+    grants = []
+    for line in raw.splitlines():
+        role, _, pattern = line.strip().partition(" ")
+        if role:
+            grants.append({"role": role, "namespaces": pattern.strip()})
+    return grants
+
+
+@router.post("/users/{user_id}/grants")
+async def change_grants(visitor: SignedIn, user_id: uuid.UUID) -> Response:
+    """Replace a user's grants, one 'role pattern' per line."""
+    where = f"grants-{user_id}"
+    try:
+        payload = GrantsUpdate.model_validate(
+            {"grants": grant_lines(text(await visitor.request.form(), "grants"))}
+        )
+        changed = await users.replace_grants(
+            visitor.session, principal=visitor.principal, user_id=user_id, payload=payload
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        line = first["loc"][1] if len(first["loc"]) > 1 else None
+        where_in = f"Line {line + 1}: " if isinstance(line, int) else ""
+        message = f"{where_in}{first['msg'].removeprefix('Value error, ')}."
+        return await users_page(visitor, status_code=422, errors={where: message})
+    except (Conflict, Forbidden) as exc:
+        await (visitor.refused(exc) if isinstance(exc, Forbidden) else visitor.restart())
+        return await users_page(visitor, status_code=exc.status_code, errors={where: exc.message})
+    return redirect(
+        visitor.request, "/ui/admin/users", flash=f"Saved the grants of {changed.email}."
+    )
 
 
 @router.post("/users/{user_id}/active")

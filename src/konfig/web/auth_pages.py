@@ -13,6 +13,7 @@ from konfig.auth.schemas import LoginRequest, RegisterRequest
 from konfig.db.session import SessionDep
 from konfig.errors import Conflict, Unauthenticated
 from konfig.ratelimit import limit_credentials
+from konfig.sso import logins
 from konfig.state import state_of
 from konfig.web.csrf import anon_binding, check_csrf, csrf_token, keep_anon_cookie
 from konfig.web.forms import text
@@ -34,7 +35,7 @@ _FIELD_HELP = {
 _ENTER_PASSWORD = "Enter your password."  # noqa: S105 - a message, not a password
 
 
-def _safe_next(target: str) -> str:
+def safe_next(target: str) -> str:
     """Only ever send the browser on to a page of the UI after signing in."""
     if target.startswith("/ui") and not target.startswith("//") and "\\" not in target:
         return target
@@ -72,9 +73,21 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
 
 
 @router.get("/login")
-async def login_form(request: Request, next: str = "/ui") -> Response:
-    """The sign-in form."""
-    return _anon_form(request, "login.html", next=_safe_next(next), email="", errors={})
+async def login_form(
+    request: Request, session: SessionDep, next: str = "/ui", tenant: str = ""
+) -> Response:
+    """The sign-in form; with ``tenant``, a button for its single sign-on provider."""
+    provider = await logins.provider_name(session, tenant_name=tenant) if tenant else None
+    return _anon_form(
+        request,
+        "login.html",
+        next=safe_next(next),
+        email="",
+        errors={},
+        tenant=tenant if provider else "",
+        provider=provider,
+        sso_missing=f"{tenant} has no single sign-on set up." if tenant and not provider else "",
+    )
 
 
 @router.post("/login")
@@ -82,7 +95,7 @@ async def login(request: Request, session: SessionDep) -> Response:
     """Check the password, keep the login in cookies and go on to the page asked for."""
     await _check_anon_csrf(request)
     form = await request.form()
-    email, target = text(form, "email").strip(), _safe_next(text(form, "next"))
+    email, target = text(form, "email").strip(), safe_next(text(form, "next"))
     await limit_credentials(request, action="login", email=email)
     try:
         payload = LoginRequest(email=email, password=text(form, "password"))
@@ -100,6 +113,8 @@ async def login(request: Request, session: SessionDep) -> Response:
         if exc.record is not None:  # the failed login's audit row: nothing else was written
             await exc.record(session)
         errors = {"form": "Incorrect email or password. Check both and try again."}
+        if isinstance(exc, auth_service.PasswordLoginOff):
+            errors = {"form": exc.message + "."}
         return _anon_form(
             request, "login.html", status_code=401, next=target, email=email, errors=errors
         )

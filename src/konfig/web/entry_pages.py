@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from konfig.configs import service as configs
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import ConfigCreate, ConfigPatch
-from konfig.errors import Conflict, PayloadTooLarge, PreconditionFailed, ValidationFailed
+from konfig.errors import Conflict, Forbidden, PayloadTooLarge, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.state import state_of
 from konfig.web.forms import (
@@ -166,6 +166,13 @@ async def save_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Re
         except (ValidationFailed, PayloadTooLarge) as exc:
             status_code = exc.status_code
             place_server_errors(form, exc)
+        except Forbidden as exc:
+            # Shown beside the form, its audit row written in this request's own transaction
+            # (a page raised instead would write it in a second one, which SQLite's write lock,
+            # held by this one, would keep waiting).
+            await visitor.refused(exc)
+            form.errors["form"] = f"{exc.message[0].upper()}{exc.message[1:]}."
+            return await _editor(visitor, namespace_id, form, status_code=403)
         except PreconditionFailed:
             status_code = 412
             form.errors["form"] = (

@@ -155,7 +155,7 @@ async def rollback_page(
     problem: str = "",
     message: str = "",
 ) -> Response:
-    visitor.principal.require(Role.editor)
+    visitor.principal.require_somewhere(Role.editor)
     namespace = await namespace_of(visitor, namespace_id)
     try:
         target = parse_revision(raw_revision, namespace.revision, "revision")

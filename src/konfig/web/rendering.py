@@ -107,6 +107,8 @@ def page(
     templates: Jinja2Templates = state_of(request).ui.templates
     flash = None if fragment else _pop_flash(request)
     principal = visitor.principal if visitor else None
+    # On a namespace's pages, what the visitor may do there; elsewhere, on the whole tenant.
+    name = getattr(context.get("namespace"), "name", None)
     response = templates.TemplateResponse(
         request,
         template,
@@ -115,8 +117,9 @@ def page(
             "principal": principal,
             "csrf_token": visitor.csrf_token if visitor else context.pop("csrf_token", ""),
             "flash": flash,
-            "can_edit": bool(principal and principal_at_least(visitor, "editor")),
-            "can_admin": bool(principal and principal_at_least(visitor, "admin")),
+            "can_edit": principal_at_least(visitor, "editor", name),
+            "can_admin": principal_at_least(visitor, "admin", name),
+            "tenant_admin": principal_at_least(visitor, "admin"),
             **context,
         },
         status_code=status_code,
@@ -127,11 +130,15 @@ def page(
     return response
 
 
-def principal_at_least(visitor: Visitor | None, role: str) -> bool:
+def principal_at_least(visitor: Visitor | None, role: str, namespace: str | None = None) -> bool:
+    """Whether the visitor holds ``role`` on the namespace named so (None: on the tenant)."""
     if visitor is None:
         return False
     principal = visitor.principal
-    return principal.is_superuser or principal.role.at_least(Role(role))
+    if principal.is_superuser:
+        return True
+    held = principal.role if namespace is None else principal.role_on(namespace)
+    return held is not None and held.at_least(Role(role))
 
 
 def redirect(request: Request, url: str, *, flash: str | None = None) -> Response:

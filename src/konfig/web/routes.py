@@ -25,9 +25,11 @@ from konfig.web import (
     backup_pages,
     entry_pages,
     flag_pages,
+    group_pages,
     history_pages,
     namespace_pages,
     resolved_pages,
+    sso_pages,
     token_pages,
     webhook_pages,
 )
@@ -48,6 +50,8 @@ PAGES = (
     token_pages,
     audit_pages,
     backup_pages,
+    group_pages,
+    sso_pages,
     webhook_pages,
 )
 

@@ -1,0 +1,1 @@
+"""Groups: named sets of grants people belong to, made in Konfig or synced from the provider."""

@@ -1,0 +1,1 @@
+"""Single sign-on: OpenID Connect per tenant, just-in-time users, claims mapped to grants."""
