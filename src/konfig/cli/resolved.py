@@ -159,12 +159,16 @@ def _run_watching(name: str, command: list[str], prefix: str, grace: float) -> i
     """Run COMMAND, restart it on each change, and exit with its code when it exits by itself."""
     changes: queue.Queue[Any] = queue.Queue()
     stop = threading.Event()
-    # Stopped by a supervisor, stop the child too: SIGTERM unwinds through the finally below.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # Stopped by a supervisor (SIGTERM) or Ctrl-C, stop the child too. The handlers only note
+    # the signal: an exception raised wherever the signal lands (inside Popen, between a start
+    # and its assignment) could leave a freshly started child running with nobody to stop it.
+    stopped_by: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda signum, _frame: stopped_by.append(signum))
     child = _start(command, resolved(name), prefix)
     _follow(name, changes, stop, fmt="json", initial=False)
     try:
-        while True:
+        while not stopped_by:
             try:
                 change = changes.get(timeout=0.2)
             except queue.Empty:
@@ -175,7 +179,10 @@ def _run_watching(name: str, command: list[str], prefix: str, grace: float) -> i
                 raise change
             note(f"{name} changed: restarting {command[0]}")
             _stop(child, grace)
+            if stopped_by:
+                break
             child = _start(command, change, prefix)
+        return 128 + stopped_by[0]
     finally:
         stop.set()
         _stop(child, grace)
