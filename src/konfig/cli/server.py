@@ -102,16 +102,14 @@ def _migrate_and_serve(
         raise typer.Exit(3)
 
 
-users_app = typer.Typer(help="User administration on the server.", no_args_is_help=True)
-
-
-@users_app.command("create-superuser")
 def create_superuser(
     email: Annotated[str, typer.Option(prompt=True)],
     tenant: Annotated[str, typer.Option(help="Tenant to create the superuser in")] = "konfig-admin",
     password: Annotated[str | None, typer.Option(help="Prompted for when omitted")] = None,
 ) -> None:
     """Create a platform superuser, who administers every tenant."""
+    # `konfig users create-superuser`, registered beside the other `users` commands
+    # (konfig.cli.users); it opens the database itself, not the API.
     from konfig.cli.superuser import create
 
     if password is None and not sys.stdin.isatty():
@@ -327,6 +325,5 @@ def register(app: typer.Typer) -> None:
     app.command()(serve)
     app.command("import-tree")(import_tree)
     app.add_typer(database.db_app, name="db")
-    app.add_typer(users_app, name="users")
     app.add_typer(keys_app, name="keys")
     app.add_typer(backup_app, name="backup")

@@ -9,9 +9,16 @@ import typer
 import yaml
 
 from konfig.cli.output import Output, OutputOption, fail, note, show
+from konfig.cli.server import create_superuser
 from konfig.cli.session import api, konfig
 
-users_app = typer.Typer(help="People and their grants (roles per namespace).", no_args_is_help=True)
+users_app = typer.Typer(
+    help="People and their grants (roles per namespace); the first superuser.",
+    no_args_is_help=True,
+)
+# On the server, with the database's own settings, not through the API: the one way in before
+# anybody can log in.
+users_app.command("create-superuser")(create_superuser)
 sso_app = typer.Typer(help="Single sign-on through an OpenID provider.", no_args_is_help=True)
 groups_app = typer.Typer(help="Groups: grants their members hold.", no_args_is_help=True)
 GROUP_COLUMNS = ["name", "grants", "members", "description"]
