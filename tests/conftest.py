@@ -285,12 +285,20 @@ async def login(client: httpx.AsyncClient, email: str, password: str = PASSWORD)
     return answer.json()  # type: ignore[no-any-return]
 
 
-async def add_user(client: httpx.AsyncClient, admin: Account, email: str, role: str) -> Account:
-    """Add a user with ``role`` to ``admin``'s tenant and log them in."""
+async def add_user(
+    client: httpx.AsyncClient,
+    admin: Account,
+    email: str,
+    role: str | None = None,
+    *,
+    grants: list[dict[str, str]] | None = None,
+) -> Account:
+    """Add a user with ``role`` (or ``grants``) to ``admin``'s tenant and log them in."""
+    access: dict[str, Any] = {"role": role} if grants is None else {"grants": grants}
     created = await client.post(
         "/api/v1/users",
         headers=admin.headers,
-        json={"email": email, "password": PASSWORD, "role": role},
+        json={"email": email, "password": PASSWORD, **access},
     )
     assert created.status_code == 201, created.text
     tokens = await login(client, email)

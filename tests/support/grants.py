@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import PASSWORD, Account, login
+from tests.conftest import Account, add_user
 
 
 def grant(role: str, namespaces: str) -> dict[str, str]:
@@ -17,20 +17,7 @@ async def add_granted(
     client: httpx.AsyncClient, admin: Account, email: str, grants: list[dict[str, str]]
 ) -> Account:
     """Add a user holding ``grants`` to ``admin``'s tenant and log them in."""
-    created = await client.post(
-        "/api/v1/users",
-        headers=admin.headers,
-        json={"email": email, "password": PASSWORD, "grants": grants},
-    )
-    assert created.status_code == 201, created.text
-    tokens = await login(client, email)
-    return Account(
-        admin.tenant_id,
-        created.json()["id"],
-        email,
-        tokens["access_token"],
-        tokens["refresh_token"],
-    )
+    return await add_user(client, admin, email, grants=grants)
 
 
 async def put_grants(
