@@ -283,8 +283,11 @@ class WebhookWorker:
                     log.warning(
                         "the webhooks worker failed a round: %s", type(exc).__name__, exc_info=True
                     )
+            # asyncio.timeout, not wait_for: on Python 3.11 a wake arriving as the task is
+            # cancelled made wait_for return and drop the cancellation, and stop() waited on.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.webhook_poll_seconds)
+                async with asyncio.timeout(self.settings.webhook_poll_seconds):
+                    await self._wake.wait()
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
