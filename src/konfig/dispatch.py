@@ -73,7 +73,8 @@ class Dispatcher:
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The branch point: the read path, the write path, or FastAPI."""
-        scope = _without_trailing_slash(scope)
+        if scope["path"].endswith("/"):
+            scope = _without_trailing_slash(scope)
         if self.fast_paths:
             if scope["method"] in _READS and scope["path"].startswith(READ_PATH_PREFIX):
                 await self.read_path(scope, receive, send)
@@ -91,7 +92,7 @@ def _without_trailing_slash(scope: Scope) -> Scope:
     """An API path ending in '/' answered as the path without it: no route of the API ends in
     one, and Starlette's answer would be a bare 307 that clients drop a body or a method on."""
     path: str = scope["path"]
-    if not (path.startswith(API_PREFIX + "/") and path.endswith("/")):
+    if not path.startswith(API_PREFIX + "/"):
         return scope
     trimmed = path.rstrip("/")
     raw: bytes = scope.get("raw_path") or path.encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -123,18 +124,18 @@ async def admit(
     return principal
 
 
-def name_in_access_log(scope: Scope, principal: Principal) -> None:
+def name_in_access_log(scope: Scope, actor: str, tenant_id: uuid.UUID) -> None:
     """The access log line (``konfig.ops.middleware``) is written outside the route: it finds
     who asked in the request's scope state."""
     request_state = scope.setdefault("state", {})
-    request_state["actor"] = principal.actor
-    request_state["tenant_id"] = str(principal.tenant_id)
+    request_state["actor"] = actor
+    request_state["tenant_id"] = str(tenant_id)
 
 
 async def count_request(state: AppState, scope: Scope, principal: Principal) -> None:
     """Name the principal for the access log and count the request against its rate limit (the
     read path against its own)."""
-    name_in_access_log(scope, principal)
+    name_in_access_log(scope, principal.actor, principal.tenant_id)
     await state.rate_limits.check_principal(
         actor=principal.actor, read=scope["path"].startswith(READ_PATH_PREFIX)
     )

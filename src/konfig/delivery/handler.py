@@ -20,7 +20,13 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from konfig.auth.deps import NOT_AUTHENTICATED, authenticate, bearer_token, known_principal
+from konfig.auth.deps import (
+    NOT_AUTHENTICATED,
+    authenticate,
+    bearer_token,
+    known_principal,
+    name_in_access_log,
+)
 from konfig.auth.principal import Principal
 from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved, Variant, Wake
@@ -186,9 +192,7 @@ class ReadPath:
 
     async def admit_request(self, scope: Scope, caller: Caller) -> None:
         """Name the caller for the access log; count the request against the read budget."""
-        request_state = scope["state"]
-        request_state["actor"] = caller.actor
-        request_state["tenant_id"] = str(caller.tenant_id)
+        name_in_access_log(scope, caller.actor, caller.tenant_id)
         await self.delivery.state.rate_limits.check_principal(actor=caller.actor, read=True)
 
     async def authenticate(self, authorization: bytes | None, name: str) -> Caller:

@@ -166,7 +166,7 @@ async def signed_in(
     except Unauthenticated as exc:
         raise NotSignedIn("Your session has ended: please sign in again.") from exc
     await bind_tenant(session, principal.tenant_id)
-    name_in_access_log(request.scope, principal)
+    name_in_access_log(request.scope, principal.actor, principal.tenant_id)
     binding = login_binding(principal.session_id)
     if request.method not in SAFE_METHODS:
         await check_csrf(request, binding)
