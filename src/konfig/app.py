@@ -32,6 +32,8 @@ from konfig.delivery.ofrep_router import router as ofrep_router
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
+from konfig.environments.router import router as environments_router
+from konfig.environments.search import SearchIndex
 from konfig.errors import install_error_handlers
 from konfig.flags.router import router as flags_router
 from konfig.flags.router import stale_router as stale_flags_router
@@ -136,6 +138,7 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
     )
     state.backups.status.listeners.append(state.metrics.backup_event)
     state.oidc = Providers()
+    state.search_index = SearchIndex()
     attach(api, state)
     return state
 
@@ -158,6 +161,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(sso_router)
     routes.include_router(groups_router)
     routes.include_router(webhooks_router)
+    routes.include_router(environments_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
     api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
