@@ -17,6 +17,8 @@ from pydantic import ValidationError
 from konfig.audit import service as audit
 from konfig.configs import service as configs
 from konfig.configs.schemas import ConfigRead
+from konfig.environments import search
+from konfig.environments.schemas import SearchRead
 from konfig.errors import Conflict, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.schemas import NAME_RULES, NamespaceCreate, NamespaceRead, NamespaceUpdate
@@ -30,6 +32,7 @@ from konfig.web.session import SignedIn, Visitor
 
 router = APIRouter(route_class=UIRoute)
 
+KEY_HITS = 100  # keys found by the search box
 MAX_LISTED = 2000  # namespaces on the dashboard, entries on a namespace page
 _PAGE = 200
 
@@ -91,6 +94,22 @@ async def names_of(visitor: Visitor, actors: list[str]) -> dict[str, str]:
     return names
 
 
+async def key_search(visitor: Visitor, q: str) -> SearchRead | None:
+    """Keys whose name, description or value holds ``q`` (None: a query search refuses)."""
+    state = state_of(visitor.request)
+    try:
+        return await search.search(
+            visitor.session,
+            index=state.search_index,
+            keyring=state.write_policy.keyring,
+            principal=visitor.principal,
+            q=q,
+            limit=KEY_HITS,
+        )
+    except ValidationFailed:
+        return None
+
+
 async def dashboard_page(
     visitor: Visitor,
     *,
@@ -102,6 +121,7 @@ async def dashboard_page(
     found, truncated = await list_namespaces(visitor)
     query = q.strip().lower()
     shown = [n for n in found if query in n.name] if query else found
+    hits = await key_search(visitor, q) if query else None
     return page(
         visitor.request,
         "dashboard.html",
@@ -113,6 +133,7 @@ async def dashboard_page(
         truncated=truncated,
         q=q,
         people=await names_of(visitor, [n.updated_by for n in shown]),
+        hits=hits,
         create=create or {},
         errors=errors or {},
         name_rules=NAME_RULES,

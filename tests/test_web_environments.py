@@ -1,0 +1,143 @@
+"""The UI across environments: the comparison grid, copying checked keys in one reviewed
+revision, and the dashboard's search box finding keys."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from tests.conftest import Account, add_user
+from tests.support.revisions import API, namespace_revision, new_namespace, put_entry
+from tests.support.web import csrf_of, sign_in, text_of
+
+PAIR = {"ns": ["payments/staging", "payments/production"]}
+NAMES = ["payments/staging", "payments/production"]
+
+
+async def two_environments(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
+    ids = {
+        n: await new_namespace(client, owner, n)
+        for n in ("payments/staging", "payments/production")
+    }
+    staging, production = ids["payments/staging"], ids["payments/production"]
+    await put_entry(client, owner, staging, "max_connections", 10, value_type="number")
+    await put_entry(client, owner, production, "max_connections", 50, value_type="number")
+    await put_entry(client, owner, staging, "timeout", 30, value_type="number")
+    await put_entry(client, owner, production, "timeout", 30, value_type="number")
+    await put_entry(client, owner, staging, "debug", True, value_type="boolean")
+    await put_entry(client, owner, staging, "api_key", "k-1", is_secret=True)
+    await put_entry(client, owner, production, "api_key", "k-2", is_secret=True)
+    return ids
+
+
+def row_of(page: str, key: str) -> str:
+    found = re.search(rf'<tr class="cmp-(\w+)" data-key="{key}".*?</tr>', page, re.S)
+    assert found, f"no row for {key}"
+    return found.group(0)
+
+
+async def test_the_grid_marks_differences_in_words_and_copies_two_keys_as_one_revision(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await two_environments(client, owner)
+    await sign_in(client, owner.email)
+    grid = await client.get("/ui/compare", params=PAIR)
+    assert grid.status_code == 200, grid.text
+    assert 'class="cmp-different" data-key="max_connections"' in grid.text
+    assert "≠ differs" in text_of(row_of(grid.text, "max_connections"))
+    assert "= same" in text_of(row_of(grid.text, "timeout"))
+    debug = row_of(grid.text, "debug")
+    assert "∅ missing" in text_of(debug) and "— not set" in text_of(debug)
+    assert "k-1" not in grid.text and "k-2" not in grid.text
+    assert "≠ differs" in text_of(row_of(grid.text, "api_key"))
+    # Review: the diff of the target, nothing written yet.
+    before = await namespace_revision(client, owner, ids["payments/production"])
+    form: dict[str, str | list[str]] = {
+        "csrf_token": csrf_of(grid.text),
+        "ns": NAMES,
+        "key": ["max_connections", "debug"],
+        "source": "payments/staging",
+        "target": "payments/production",
+    }
+    review = await client.post("/ui/compare/copy", data=form)
+    assert review.status_code == 200, review.text
+    shown = text_of(review.text)
+    assert "Copy 2 keys from payments/staging to payments/production?" in shown
+    assert "~ changed max_connections" in shown and "+ added debug" in shown
+    assert await namespace_revision(client, owner, ids["payments/production"]) == before
+    expected = re.search(r'name="expected" value="(\d+)"', review.text)
+    assert expected and int(expected.group(1)) == before
+    applied = await client.post(
+        "/ui/compare/copy/apply",
+        data={**form, "expected": expected.group(1), "message": "align"},
+    )
+    assert applied.status_code == 303, applied.text
+    assert await namespace_revision(client, owner, ids["payments/production"]) == before + 1
+    after = await client.get(applied.headers["location"])
+    assert "Copied 2 keys from payments/staging to payments/production" in text_of(after.text)
+    assert "= same" in text_of(row_of(after.text, "max_connections"))
+    # Applying the same review again: the target moved on, so it is reviewed anew, not written.
+    again = await client.post(
+        "/ui/compare/copy/apply",
+        data={**form, "expected": expected.group(1)},
+    )
+    assert again.status_code == 412
+    assert "Someone changed payments/production" in text_of(again.text)
+    assert await namespace_revision(client, owner, ids["payments/production"]) == before + 1
+
+
+async def test_the_grid_explains_what_it_cannot_do(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    await two_environments(client, owner)
+    viewer = await add_user(client, owner, "viewer@acme.example.com", "viewer")
+    await sign_in(client, viewer.email)
+    grid = await client.get("/ui/compare", params=PAIR)
+    assert grid.status_code == 200
+    assert "Copy the checked keys" not in grid.text  # a viewer is not offered the copy
+    one = await client.get("/ui/compare", params={"ns": "payments/staging"})
+    assert one.status_code == 422 and "Pick at least two environments" in text_of(one.text)
+    unknown = await client.get("/ui/compare", params={"ns": [*NAMES, "nope"]})
+    assert unknown.status_code == 404 and "no namespace named nope" in text_of(unknown.text)
+    refused = await client.post(
+        "/ui/compare/copy",
+        data={
+            "csrf_token": csrf_of(grid.text),
+            "ns": NAMES,
+            "key": "debug",
+            "source": "payments/staging",
+            "target": "payments/production",
+        },
+    )
+    assert refused.status_code == 403
+    assert "this needs the editor role" in text_of(refused.text)
+    assert 'data-key="debug"' in refused.text  # the grid stays beside the reason
+
+
+async def test_the_search_box_finds_keys_in_every_namespace(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    await two_environments(client, owner)
+    billing = await new_namespace(client, owner, "billing/production")
+    await put_entry(
+        client,
+        owner,
+        billing,
+        "pool",
+        5,
+        value_type="number",
+        description="max_connections of the pool",
+    )
+    await sign_in(client, owner.email)
+    found = await client.get("/ui", params={"q": "max_connections"})
+    assert found.status_code == 200
+    shown = text_of(found.text)
+    assert "Nothing matches" not in shown
+    assert "Keys matching “max_connections”" in shown
+    assert "3 entries in 3 namespaces" in shown
+    for namespace in ("payments/staging", "payments/production", "billing/production"):
+        assert f'data-namespace="{namespace}"' in found.text
+    nothing = await client.get("/ui", params={"q": "no-such-thing"})
+    assert "Nothing matches" in text_of(nothing.text)
+    assert (await client.get(f"{API}/search", params={"q": "x"})).status_code == 401

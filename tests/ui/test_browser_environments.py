@@ -1,0 +1,149 @@
+"""Across environments in a real browser, on SQLite and PostgreSQL: compare staging with
+production, see which keys differ, copy two values across in one reviewed revision; find every
+namespace that sets max_connections from the search box."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import create_pg_database, drop_pg_database
+from tests.support.servers import ServerProcess, start_server
+from tests.ui.conftest import api_login, new_page
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+EMAIL = "pat@platform.example.com"
+PASSWORD = "SecurePassword123"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def env_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A real server on each backend the comparison and search read differently."""
+    folder = tmp_path_factory.mktemp(f"environments-{request.param}")
+    if request.param == "sqlite":
+        running = start_server(folder)
+        try:
+            yield running
+        finally:
+            running.stop()
+        return
+    url = asyncio.run(create_pg_database())
+    try:
+        running = start_server(folder, KONFIG_DATABASE_URL=url)
+        try:
+            yield running
+        finally:
+            running.stop()
+    finally:
+        asyncio.run(drop_pg_database(url))
+
+
+def _scene(server: ServerProcess) -> tuple[dict[str, str], dict[str, str]]:
+    registered = httpx.post(
+        f"{server.url}/api/v1/auth/register",
+        json={"name": "platform", "email": EMAIL, "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    owner = api_login(server, EMAIL, PASSWORD)
+    ids = {}
+    for name in ("payments/staging", "payments/production", "orders/production"):
+        made = httpx.post(f"{server.url}/api/v1/namespaces", headers=owner, json={"name": name})
+        ids[name] = str(made.json()["id"])
+    entries = {
+        "payments/staging": {"max_connections": 20, "timeout": 30, "retries": 5},
+        "payments/production": {"max_connections": 100, "timeout": 30, "retries": 3},
+        "orders/production": {"max_connections": 40},
+    }
+    for name, values in entries.items():
+        for key, value in values.items():
+            httpx.put(
+                f"{server.url}/api/v1/namespaces/{ids[name]}/configs/{key}",
+                headers=owner,
+                json={"value": value, "value_type": "number"},
+            ).raise_for_status()
+    httpx.put(
+        f"{server.url}/api/v1/namespaces/{ids['payments/staging']}/configs/feature_x",
+        headers=owner,
+        json={"value": True, "value_type": "boolean"},
+    ).raise_for_status()
+    return owner, ids
+
+
+async def test_compare_copy_two_values_in_one_revision_and_search_a_key(
+    chromium: Any, env_server: ServerProcess, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    owner, ids = _scene(env_server)
+    production = ids["payments/production"]
+    page = await new_page(chromium, env_server)
+    await page.goto("/ui/login")
+    await page.get_by_label("Email").fill(EMAIL)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Namespaces", exact=True)).to_be_visible()
+
+    # Find every namespace that sets max_connections.
+    await page.get_by_label("Search namespaces and keys").fill("max_connections")
+    await page.get_by_role("button", name="Search").click()
+    hits = page.locator("#key-hits tbody tr")
+    await expect(hits).to_have_count(3)
+    found = sorted(await hits.evaluate_all("rows => rows.map(r => r.dataset.namespace)"))
+    assert found == ["orders/production", "payments/production", "payments/staging"]
+    await expect(page.get_by_text("Nothing matches")).to_have_count(0)
+
+    # Compare staging and production side by side.
+    await page.get_by_role("link", name="Compare", exact=True).click()
+    await page.get_by_label("Environment 1").select_option("payments/staging")
+    await page.get_by_label("Environment 2").select_option("payments/production")
+    await page.get_by_role("button", name="Compare", exact=True).click()
+    grid = page.locator("#compare-grid")
+    await expect(grid).to_be_visible()
+    await expect(grid.locator('tr[data-key="max_connections"]')).to_contain_text("≠ differs")
+    await expect(grid.locator('tr[data-key="retries"]')).to_contain_text("≠ differs")
+    await expect(grid.locator('tr[data-key="timeout"]')).to_contain_text("= same")
+    await expect(grid.locator('tr[data-key="feature_x"]')).to_contain_text("— not set")
+    differing = grid.locator('tr[data-key="max_connections"] td.cell-different')
+    await expect(differing).to_have_count(2)
+    colour = await differing.first.evaluate("cell => getComputedStyle(cell).backgroundColor")
+    plain = await grid.locator('tr[data-key="timeout"] td.cell').first.evaluate(
+        "cell => getComputedStyle(cell).backgroundColor"
+    )
+    assert colour != plain  # colour as well as the text marker
+    await page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
+
+    # Copy two values from staging to production: review, then apply as one revision.
+    before = httpx.get(f"{env_server.url}/api/v1/namespaces/{production}", headers=owner).json()
+    await page.get_by_label("Copy max_connections").check()
+    await page.get_by_label("Copy feature_x").check()
+    await page.get_by_label("From").select_option("payments/staging")
+    await page.get_by_label("To").select_option("payments/production")
+    await page.get_by_role("button", name="Review the copy").click()
+    await expect(
+        page.get_by_role(
+            "heading", name="Copy 2 keys from payments/staging to payments/production?"
+        )
+    ).to_be_visible()
+    await expect(page.locator('tr[data-key="max_connections"]')).to_contain_text("~ changed")
+    await expect(page.locator('tr[data-key="feature_x"]')).to_contain_text("+ added")
+    await page.get_by_label("Why").fill("production matches staging")
+    await page.get_by_role("button", name="Apply the copy").click()
+    await expect(page.get_by_text("Copied 2 keys from payments/staging")).to_be_visible()
+    await expect(grid.locator('tr[data-key="max_connections"]')).to_contain_text("= same")
+    await expect(grid.locator('tr[data-key="retries"]')).to_contain_text("≠ differs")
+
+    after = httpx.get(f"{env_server.url}/api/v1/namespaces/{production}", headers=owner).json()
+    assert after["revision"] == before["revision"] + 1  # one revision for both keys
+    revisions = httpx.get(
+        f"{env_server.url}/api/v1/namespaces/{production}/revisions", headers=owner
+    ).json()["items"]
+    assert revisions[0]["message"] == "production matches staging"
+    assert page.csp_violations == []
