@@ -26,14 +26,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from konfig.audit.context import AuditContext, current
 from konfig.auth.principal import Principal
+from konfig.configs import references
 from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
+from konfig.configs.references import ReferenceWrite
 from konfig.configs.write_repository import CoreStore, Place, PostgresStore, SqliteStore, Store
 from konfig.db.base import detached, utcnow
 from konfig.db.session import COMMITTED, WRITE_OPTION
@@ -90,6 +92,7 @@ class EntryWrite:
     if_none_match: str | None = None
     must_exist: bool = False
     must_not_exist: bool = False
+    value: Any = None  # a patch's new value when it sends one (references are checked early)
     context: AuditContext = field(default_factory=AuditContext)  # set by EntryWriter.write
 
 
@@ -242,7 +245,19 @@ class EntryWriter:
         write = replace(write, context=current())  # who and from where, for the audit log
         if write.draft is not None and not write.keep:
             check_drafts([write.draft], self.policy.limits)  # here: before it waits its turn
-        if session is not None and session.in_transaction():
+        in_session = session is not None and session.in_transaction()
+        value = write.draft.value if write.draft is not None else write.value
+        if references.mentions(value):  # resolved against what is committed, before its turn
+            await self.policy.check_references(
+                session if in_session else None,
+                ReferenceWrite(
+                    tenant_id=write.principal.tenant_id,
+                    namespace_id=write.namespace_id,
+                    principal=write.principal,
+                    values={write.key: value},
+                ),
+            )
+        if session is not None and in_session:
             return await self._in_session(session, write)
         future: asyncio.Future[EntryWritten] = asyncio.get_running_loop().create_future()
         self._queue.append((write, future))

@@ -162,6 +162,7 @@ async def apply(
         deletes=deletes,
         message=message,
         locked=namespace,
+        principal=principal,
     )
     return ChangeResult(
         namespace_id=namespace.id,

@@ -17,7 +17,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from konfig.audit.context import current as audit_context
+from konfig.auth.principal import Principal
+from konfig.configs import references
 from konfig.configs.models import ConfigEntry
+from konfig.configs.references import ReferenceCheck, ReferenceWrite
 from konfig.configs.types import Limits, Problem, check_entry
 from konfig.db.base import detached, utcnow
 from konfig.db.session import COMMITTED
@@ -53,6 +56,15 @@ class WritePolicy:
     keyring: Keyring
     limits: Limits
     max_keys: int
+    # Checks of values holding references (``konfig.configs.references``): the delivery layer,
+    # which resolves, adds its own when the app is wired; none in the CLI.
+    reference_checks: list[ReferenceCheck] = field(default_factory=list, compare=False)
+
+    async def check_references(self, session: AsyncSession | None, write: ReferenceWrite) -> None:
+        """422 naming the chain when a value's references cannot be resolved (a missing target
+        without default, a cycle, a chain too deep, a namespace the writer may not read)."""
+        for check in self.reference_checks:
+            await check(session, write)
 
 
 @dataclass
@@ -192,11 +204,13 @@ async def commit_changes(
     message: str | None = None,
     locked: Namespace | None = None,
     current: dict[str, ConfigEntry] | None = None,
+    principal: Principal | None = None,
 ) -> Outcome:
     """Apply upserts and deletions as one revision; unchanged keys are skipped.
 
     ``locked`` and ``current`` spare the queries when the caller already holds the namespace
-    lock and has read, under it, the current entries of every key it passes.
+    lock and has read, under it, the current entries of every key it passes. ``principal``:
+    who writes, whose right to read what references name is checked (None: an operator).
     Raises ``ValidationFailed`` (every bad entry listed) before anything is written.
     """
     check_drafts(upserts, policy.limits)
@@ -210,6 +224,17 @@ async def commit_changes(
     creates, updates, removals = classify(policy, current, upserts, deletes)
     if not (creates or updates or removals):
         return Outcome(namespace, None)
+    if any(references.mentions(d.value) for d in (*creates, *updates)):
+        await policy.check_references(
+            session,
+            ReferenceWrite(
+                tenant_id=tenant_id,
+                namespace_id=namespace.id,
+                principal=principal,
+                values={d.key: d.value for d in (*creates, *updates)},
+                deleted=frozenset(e.key for e in removals),
+            ),
+        )
     if creates:
         count = await entry_count(session, namespace.id)
         check_key_limit(policy, namespace, count + len(creates) - len(removals))
