@@ -147,3 +147,61 @@ async def test_compare_copy_two_values_in_one_revision_and_search_a_key(
     ).json()["items"]
     assert revisions[0]["message"] == "production matches staging"
     assert page.csp_violations == []
+
+
+async def test_a_config_built_from_references_follows_the_referenced_key(
+    chromium: Any, env_server: ServerProcess, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    email = "ref@platform.example.com"
+    registered = httpx.post(
+        f"{env_server.url}/api/v1/auth/register",
+        json={"name": "referring", "email": email, "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    owner = api_login(env_server, email, PASSWORD)
+    ids = {}
+    for name in ("shared/production", "payments/production"):
+        made = httpx.post(f"{env_server.url}/api/v1/namespaces", headers=owner, json={"name": name})
+        ids[name] = str(made.json()["id"])
+    httpx.put(
+        f"{env_server.url}/api/v1/namespaces/{ids['shared/production']}/configs/db_host",
+        headers=owner,
+        json={"value": "db1.internal"},
+    ).raise_for_status()
+
+    page = await new_page(chromium, env_server)
+    await page.goto("/ui/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    payments = f"/ui/namespaces/{ids['payments/production']}"
+    await page.goto(payments)
+    # A reference to a key that does not exist is refused, naming the chain.
+    await page.get_by_label("Key").fill("database_url")
+    await page.locator("#add-value_string").fill("postgres://${ref:shared/production:db_hots}/pay")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.get_by_text("shared/production has no key db_hots")).to_be_visible()
+    await page.locator("#add-value_string").fill("postgres://${ref:shared/production:db_host}/pay")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.get_by_text("Added database_url")).to_be_visible()
+
+    await page.goto(f"{payments}/resolved")
+    row = page.locator("#resolved-database_url")
+    await expect(row).to_contain_text("postgres://db1.internal/pay")
+    await expect(row).to_contain_text("built from shared/production:db_host")
+
+    # Change the referenced key in the UI: the service's config follows.
+    await page.goto(f"/ui/namespaces/{ids['shared/production']}/entries/db_host")
+    await page.locator("#edit-value_string").fill("db2.internal")
+    await page.get_by_role("button", name="Save changes").click()
+    await expect(page.get_by_text("Saved db_host")).to_be_visible()
+    await page.goto(f"{payments}/resolved")
+    await expect(page.locator("#resolved-database_url")).to_contain_text(
+        "postgres://db2.internal/pay"
+    )
+    await page.screenshot(path=str(screenshots / "resolved-references.png"), full_page=True)
+    served = httpx.get(f"{env_server.url}/api/v1/config/payments/production", headers=owner)
+    assert served.json()["database_url"] == "postgres://db2.internal/pay"
+    assert page.csp_violations == []

@@ -33,6 +33,7 @@ class ResolvedKey:
     source: Source
     source_id: uuid.UUID | None
     overrides: list[Source]
+    references: list[str]  # ``namespace:key`` links the value was built from
 
 
 @router.get("/namespaces/{namespace_id}/resolved")
@@ -63,6 +64,7 @@ async def resolved_view(visitor: SignedIn, namespace_id: uuid.UUID, reveal: str 
                 source=source,
                 source_id=ids.get(source.namespace),
                 overrides=overrides,
+                references=resolution.references.get(key, []),
             )
         )
     if revealing and any(row.secret for row in rows):
