@@ -215,7 +215,9 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         state.engine = engine
         state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         state.sessionmaker = make_sessionmaker(engine)
-        state.entry_writer = EntryWriter(engine, state.write_policy, state.commit_hooks)
+        state.entry_writer = EntryWriter(
+            engine, state.write_policy, state.commit_hooks, lambda: state.notices
+        )
         state.rate_limits = RateLimits(settings, state.metrics)
         state.shutting_down = False
         state.shutdown_event = asyncio.Event()
