@@ -306,7 +306,7 @@ async def test_what_a_namespace_inherits_is_tracked_as_it_is_created_included_an
 
     async def poll(*names: str, wait: float = 30) -> dict[str, Any]:
         """Long polls on ``names`` (waiting, all of them) as tasks by name."""
-        tasks = {}
+        tasks: dict[str, Any] = {}
         for name in names:
             etag = (await client.get(paths[name], headers=headers)).headers["etag"]
             request = client.get(
