@@ -12,7 +12,6 @@ the review, and the real run may insist the target has not moved since (``expect
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.auth.principal import Principal
 from konfig.configs.schemas import MASK
+from konfig.configs.service import StoredValueCorrupt
 from konfig.configs.types import Problem
+from konfig.delivery import repository as delivery_repository
 from konfig.delivery import resolve
 from konfig.environments.schemas import (
     ComparedCell,
@@ -40,8 +41,9 @@ from konfig.revisions import documents
 from konfig.revisions.schemas import ChangeResult
 from konfig.revisions.service import check_revision_match, revision_etag
 from konfig.revisions.states import Builder, State
+from konfig.revisions.values import decrypt_value
 from konfig.revisions.writer import EntryDraft, WritePolicy, lock_namespace
-from konfig.security.crypto import Keyring
+from konfig.security.crypto import DecryptionError, Keyring
 from konfig.users.models import Role
 
 MAX_COMPARED = 10
@@ -97,12 +99,24 @@ def _covered(layer: str, allowed: list[str]) -> bool:
     return any(name == layer or name.startswith(prefix) for name in allowed)
 
 
-async def _raw(session: AsyncSession, policy: WritePolicy, namespace: Namespace) -> dict[str, Seen]:
-    states = await documents.current_states(session, policy, namespace)
-    return {
-        key: Seen(state.value, state.is_secret, state.value_type, None)
-        for key, state in states.items()
-    }
+async def _raw(
+    session: AsyncSession, keyring: Keyring, found: list[Namespace]
+) -> dict[str, dict[str, Seen]]:
+    """Each namespace's own entries, decrypted: one query for them all."""
+    names = {ns.id: ns.name for ns in found}
+    seen: dict[str, dict[str, Seen]] = {ns.name: {} for ns in found}
+    tenant_id = found[0].tenant_id
+    rows = await delivery_repository.entries(session, tenant_id=tenant_id, namespace_ids=names)
+    for namespace_id, key, ciphertext, _revision, is_secret, value_type in rows:
+        try:
+            value = decrypt_value(keyring, tenant_id, namespace_id, key, ciphertext)
+        except DecryptionError as exc:
+            raise StoredValueCorrupt(
+                f"the stored value of {key} in {names[namespace_id]} failed its integrity check",
+                {"key": key, "namespace": names[namespace_id]},
+            ) from exc
+        seen[names[namespace_id]][key] = Seen(value, bool(is_secret), value_type, None)
+    return seen
 
 
 async def _resolved(
@@ -133,11 +147,7 @@ async def _resolved(
     return seen
 
 
-def _fingerprint(keyring: Keyring, tenant_id: uuid.UUID, value: Any) -> str:
-    return keyring.fingerprint(tenant_id.bytes + orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
-
-
-def _status(prints: list[str | None]) -> RowStatus:
+def _status(prints: list[bytes | None]) -> RowStatus:
     if any(p is None for p in prints):
         return "missing"
     return "same" if len(set(prints)) == 1 else "different"
@@ -157,28 +167,31 @@ async def compare(
     if resolved:
         by_name = await _resolved(session, principal, policy.keyring, found)
     else:
-        by_name = {ns.name: await _raw(session, policy, ns) for ns in found}
+        by_name = await _raw(session, policy.keyring, found)
     keys = sorted({key for values in by_name.values() for key in values})
     rows: list[ComparedKey] = []
     counts = {"same": 0, "different": 0, "missing": 0}
     for key in keys:
         cells: list[ComparedCell] = []
-        prints: list[str | None] = []
+        prints: list[bytes | None] = []  # equal exactly when the values are equal
         for ns in found:
             seen = by_name[ns.name].get(key)
             if seen is None:
                 cells.append(ComparedCell(present=False))
                 prints.append(None)
                 continue
-            mark = _fingerprint(policy.keyring, principal.tenant_id, seen.value)
-            prints.append(mark)
+            canonical = orjson.dumps(seen.value, option=orjson.OPT_SORT_KEYS)
+            prints.append(canonical)
+            mark = None
+            if seen.secret:  # a keyed tag stands in for the value, which is never shown
+                mark = policy.keyring.fingerprint(principal.tenant_id.bytes + canonical)
             cells.append(
                 ComparedCell(
                     present=True,
                     value=MASK if seen.secret else seen.value,
                     value_type=seen.value_type,
                     secret=seen.secret,
-                    fingerprint=mark if seen.secret else None,
+                    fingerprint=mark,
                     source=seen.source,
                 )
             )
