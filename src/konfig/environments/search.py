@@ -11,8 +11,9 @@ namespace.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as default
 from typing import Any, Literal
@@ -45,10 +46,40 @@ class Indexed:
     folded: tuple[str, str, str]  # key, description, value text, lower-cased
 
 
+_FIELD_END = "\x1f"  # after each field of an entry in the text searched
+_ENTRY_END = "\x1e"  # after each entry
+
+
 @dataclass(slots=True)
 class Built:
+    """The entries, and their lower-cased fields as one text: a search is one scan in C
+    (``str.find``), whatever the tenant's size, then a bisection per match."""
+
     signature: tuple[Any, ...]
     entries: list[Indexed]
+    text: str = ""
+    starts: list[int] = default(default_factory=list)  # where each entry begins in ``text``
+
+    def __post_init__(self) -> None:
+        parts: list[str] = []
+        position = 0
+        for entry in self.entries:
+            self.starts.append(position)
+            segment = _FIELD_END.join(entry.folded) + _ENTRY_END
+            parts.append(segment)
+            position += len(segment)
+        self.text = "".join(parts)
+
+    def matches(self, needle: str) -> Iterator[tuple[Indexed, list[Field]]]:
+        """Each entry holding ``needle`` in some field, in index order, with those fields."""
+        found = self.text.find(needle)
+        while found >= 0:
+            index = bisect.bisect_right(self.starts, found) - 1
+            entry = self.entries[index]
+            fields = [n for n, f in zip(_FIELDS, entry.folded, strict=True) if needle in f]
+            yield entry, fields
+            following = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.text)
+            found = self.text.find(needle, following)
 
 
 @dataclass(slots=True)
@@ -58,24 +89,33 @@ class SearchIndex:
     built: dict[uuid.UUID, Built] = default(default_factory=dict)
     locks: dict[uuid.UUID, asyncio.Lock] = default(default_factory=dict)
 
-    async def entries(
-        self, session: AsyncSession, keyring: Keyring, tenant_id: uuid.UUID
-    ) -> list[Indexed]:
+    async def entries(self, session: AsyncSession, keyring: Keyring, tenant_id: uuid.UUID) -> Built:
         signature = await repository.signature(session, tenant_id=tenant_id)
         current = self.built.get(tenant_id)
         if current is not None and current.signature == signature:
-            return current.entries
+            return current
         async with self.locks.setdefault(tenant_id, asyncio.Lock()):
             current = self.built.get(tenant_id)
             if current is not None and current.signature == signature:
-                return current.entries
+                return current
             rows = await repository.entries(session, tenant_id=tenant_id)
             if len(rows) > _DECRYPT_IN_THREAD:
-                indexed = await asyncio.to_thread(_index, keyring, tenant_id, rows)
+                built = await asyncio.to_thread(_build, keyring, tenant_id, signature, rows)
             else:
-                indexed = _index(keyring, tenant_id, rows)
-            self.built[tenant_id] = Built(signature, indexed)
-            return indexed
+                built = _build(keyring, tenant_id, signature, rows)
+            self.built[tenant_id] = built
+            return built
+
+
+def _build(
+    keyring: Keyring, tenant_id: uuid.UUID, signature: tuple[Any, ...], rows: Iterable[Any]
+) -> Built:
+    return Built(signature, _index(keyring, tenant_id, rows))
+
+
+def _plain(text: str) -> str:
+    """Without the separators the index uses (a value may hold any character)."""
+    return text.replace(_FIELD_END, " ").replace(_ENTRY_END, " ")
 
 
 def _text(value: Any) -> str:
@@ -93,7 +133,7 @@ def _index(keyring: Keyring, tenant_id: uuid.UUID, rows: Iterable[Any]) -> list[
                 text = _text(value).lower()
             except DecryptionError:
                 value = None  # a corrupt value is reported where it is read, not here
-        folded = (key.lower(), (description or "").lower(), text)
+        folded = (key.lower(), (description or "").lower(), _plain(text))
         indexed.append(
             Indexed(namespace_id, namespace, key, description or "", bool(secret), value, folded)
         )
@@ -123,14 +163,11 @@ async def search(
         raise ValidationFailed(
             f"q: at most {MAX_QUERY} characters", {"field": "q", "max": MAX_QUERY}
         )
-    entries = await index.entries(session, keyring, principal.tenant_id)
+    built = await index.entries(session, keyring, principal.tenant_id)
     may_read: dict[str, bool] = {}
     by_key: list[tuple[Indexed, list[Field]]] = []
     others: list[tuple[Indexed, list[Field]]] = []
-    for entry in entries:
-        matched = [name for name, text in zip(_FIELDS, entry.folded, strict=True) if needle in text]
-        if not matched:
-            continue
+    for entry, matched in built.matches(_plain(needle)):
         allowed = may_read.get(entry.namespace)
         if allowed is None:
             allowed = may_read[entry.namespace] = principal.allows(entry.namespace, "read")
