@@ -44,8 +44,15 @@ from konfig.errors import Conflict, KonfigError, NotFound, PreconditionFailed
 from konfig.input_guard import match_tags
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
+from konfig.namespaces.templates import contract_problems
 from konfig.revisions.rows import Committed, EntryDraft, Rows
-from konfig.revisions.writer import WritePolicy, check_drafts, check_key_limit, classify
+from konfig.revisions.writer import (
+    WritePolicy,
+    check_drafts,
+    check_key_limit,
+    classify,
+    validation_error,
+)
 from konfig.users.models import Role
 
 log = logging.getLogger("konfig.writes")
@@ -149,6 +156,13 @@ class _Batch:
         place = (namespace.id, write.key)
         current = self.entries.get(place)
         draft = _draft(write, namespace, current, self.policy)
+        if namespace.contract:  # a template governs it: the write keeps to the contract
+            removed = [write.key] if draft is None and current is not None else []
+            broken = contract_problems(
+                namespace.contract, [draft] if draft else [], removed, self.policy.limits
+            )
+            if broken:
+                raise validation_error(broken)
         stored = {write.key: current} if current is not None else {}
         creates, updates, removals = classify(
             self.policy, stored, [draft] if draft else [], [] if draft else [write.key]

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
 from konfig.environments import compare as comparison
 from konfig.environments import search as searching
+from konfig.environments import templates
 from konfig.environments.schemas import ComparisonRead, CopyRequest, SearchRead
+from konfig.environments.templates import (
+    ConformanceRead,
+    EnvironmentCreate,
+    TemplateRead,
+)
 from konfig.input_guard import GuardedRoute
+from konfig.namespaces import service as namespaces
+from konfig.namespaces.schemas import NamespaceRead
+from konfig.namespaces.templates import Template
 from konfig.revisions.schemas import ChangeResult
 from konfig.state import state_of
 
@@ -83,3 +93,79 @@ async def search_keys(
         q=q,
         limit=limit,
     )
+
+
+@router.get("/namespaces/{namespace_id}/template", response_model=TemplateRead)
+async def read_template(
+    session: SessionDep, principal: CurrentPrincipal, namespace_id: uuid.UUID
+) -> TemplateRead:
+    """The template the namespace declares for the environments under it, and what governs it."""
+    return await templates.read(session, principal=principal, namespace_id=namespace_id)
+
+
+@router.put("/namespaces/{namespace_id}/template", response_model=TemplateRead)
+async def put_template(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    payload: Template,
+) -> TemplateRead:
+    """Declare the template every environment under the namespace keeps to (admins)."""
+    return await templates.put(
+        session,
+        policy=state_of(request).write_policy,
+        principal=principal,
+        namespace_id=namespace_id,
+        template=payload,
+    )
+
+
+@router.delete("/namespaces/{namespace_id}/template", response_model=TemplateRead)
+async def delete_template(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, namespace_id: uuid.UUID
+) -> TemplateRead:
+    """Drop the namespace's template (admins): its environments are no longer checked."""
+    return await templates.put(
+        session,
+        policy=state_of(request).write_policy,
+        principal=principal,
+        namespace_id=namespace_id,
+        template=None,
+    )
+
+
+@router.get("/namespaces/{namespace_id}/conformance", response_model=ConformanceRead)
+async def read_conformance(
+    request: Request, session: SessionDep, principal: CurrentPrincipal, namespace_id: uuid.UUID
+) -> ConformanceRead:
+    """Each environment against the template: missing required keys, wrong types, unknown keys."""
+    return await templates.conformance(
+        session,
+        policy=state_of(request).write_policy,
+        principal=principal,
+        namespace_id=namespace_id,
+    )
+
+
+@router.post(
+    "/namespaces/{namespace_id}/environments",
+    response_model=NamespaceRead,
+    status_code=status.HTTP_201_CREATED,
+)
+async def create_environment(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    namespace_id: uuid.UUID,
+    payload: EnvironmentCreate,
+) -> NamespaceRead:
+    """Create a namespace under the template's namespace, pre-filled with its defaults."""
+    created = await templates.create_environment(
+        session,
+        policy=state_of(request).write_policy,
+        principal=principal,
+        namespace_id=namespace_id,
+        payload=payload,
+    )
+    return await namespaces.render_one(session, namespace=created)

@@ -26,6 +26,7 @@ from konfig.db.base import detached, utcnow
 from konfig.db.session import COMMITTED
 from konfig.errors import NotFound, PayloadTooLarge, ValidationFailed
 from konfig.namespaces.models import Namespace
+from konfig.namespaces.templates import contract_problems
 from konfig.revisions.models import EntryVersion
 from konfig.revisions.rows import Committed, EntryDraft, Rows, random_ids, write_rows
 from konfig.revisions.values import decrypt_value, encrypt_value
@@ -224,6 +225,12 @@ async def commit_changes(
     creates, updates, removals = classify(policy, current, upserts, deletes)
     if not (creates or updates or removals):
         return Outcome(namespace, None)
+    if namespace.contract:  # a template governs it: the change keeps to the contract
+        broken = contract_problems(
+            namespace.contract, [*creates, *updates], [e.key for e in removals], policy.limits
+        )
+        if broken:
+            raise validation_error(broken)
     if any(references.mentions(d.value) for d in (*creates, *updates)):
         await policy.check_references(
             session,
