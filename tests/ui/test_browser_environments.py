@@ -205,3 +205,71 @@ async def test_a_config_built_from_references_follows_the_referenced_key(
     served = httpx.get(f"{env_server.url}/api/v1/config/payments/production", headers=owner)
     assert served.json()["database_url"] == "postgres://db2.internal/pay"
     assert page.csp_violations == []
+
+
+async def test_a_template_reports_that_staging_lacks_a_required_key(
+    chromium: Any, env_server: ServerProcess, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    email = "tpl@platform.example.com"
+    registered = httpx.post(
+        f"{env_server.url}/api/v1/auth/register",
+        json={"name": "templated", "email": email, "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    owner = api_login(env_server, email, PASSWORD)
+    ids = {}
+    for name in ("payments", "payments/staging", "payments/production"):
+        made = httpx.post(f"{env_server.url}/api/v1/namespaces", headers=owner, json={"name": name})
+        ids[name] = str(made.json()["id"])
+    for name, key, value in (
+        ("payments/production", "db_host", "db.prod"),
+        ("payments/production", "max_connections", 100),
+        ("payments/staging", "max_connections", 20),
+    ):
+        httpx.put(
+            f"{env_server.url}/api/v1/namespaces/{ids[name]}/configs/{key}",
+            headers=owner,
+            json={"value": value, "value_type": "number" if isinstance(value, int) else "string"},
+        ).raise_for_status()
+
+    page = await new_page(chromium, env_server)
+    await page.goto("/ui/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.goto(f"/ui/namespaces/{ids['payments']}")
+    await page.get_by_role("link", name="Template", exact=True).click()
+    template = (
+        '{"keys": [{"key": "db_host", "value_type": "string", "required": true},'
+        ' {"key": "max_connections", "value_type": "number", "required": true, "default": 20,'
+        ' "validation_schema": {"min_value": 1, "max_value": 500}}]}'
+    )
+    await page.get_by_label("Template (JSON)").fill(template)
+    await page.get_by_role("button", name="Save the template").click()
+    await expect(page.get_by_text("Saved the template.")).to_be_visible()
+    staging = page.locator('#conformance tr[data-namespace="payments/staging"]')
+    await expect(staging).to_contain_text("✗ does not conform")
+    await expect(staging).to_contain_text("db_host")
+    await expect(
+        page.locator('#conformance tr[data-namespace="payments/production"]')
+    ).to_contain_text("✓ conforms")
+    await page.screenshot(path=str(screenshots / "template.png"), full_page=True)
+
+    # The environment's own page wears the badge.
+    await page.goto(f"/ui/namespaces/{ids['payments/staging']}")
+    badge = page.locator(".template-badge")
+    await expect(badge).to_contain_text("does not conform to the template of payments")
+    await expect(badge).to_contain_text("lacks db_host")
+    # Adding the key makes it conform; a new environment starts from the defaults.
+    await page.get_by_label("Key").fill("db_host")
+    await page.locator("#add-value_string").fill("db.staging")
+    await page.get_by_role("button", name="Add entry").click()
+    await expect(page.locator(".template-badge")).to_contain_text("✓ conforms")
+    await page.goto(f"/ui/namespaces/{ids['payments']}/template")
+    await page.get_by_role("textbox", name="Name").fill("payments/qa")
+    await page.get_by_role("button", name="Create environment").click()
+    await expect(page.get_by_text("Created payments/qa from the template")).to_be_visible()
+    await expect(page.locator("#entry-max_connections")).to_contain_text("20")
+    assert page.csp_violations == []

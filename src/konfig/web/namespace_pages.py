@@ -17,10 +17,11 @@ from pydantic import ValidationError
 from konfig.audit import service as audit
 from konfig.configs import service as configs
 from konfig.configs.schemas import ConfigRead
-from konfig.environments import search
+from konfig.environments import search, templates
 from konfig.environments.schemas import SearchRead
 from konfig.errors import Conflict, ValidationFailed
 from konfig.namespaces import service as namespaces
+from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NAME_RULES, NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.revisions.writer import WritePolicy
 from konfig.state import state_of
@@ -220,6 +221,29 @@ async def entries_context(
     }
 
 
+async def template_badge(visitor: Visitor, namespace: Namespace) -> dict[str, Any]:
+    """What the namespace's head says of its template: conforming or not, and why."""
+    report = await templates.conformance(
+        visitor.session,
+        policy=policy_of(visitor),
+        principal=visitor.principal,
+        namespace_id=namespace.id,
+    )
+    envs = report.environments
+    if namespace.template:
+        failing = sum(1 for env in envs if not env.conforms)
+        return {"declares": True, "source": report.template, "count": len(envs), "failing": failing}
+    verdict = envs[0] if envs else None
+    return {
+        "declares": False,
+        "source": report.template,
+        "conforms": verdict is None or verdict.conforms,
+        "missing": verdict.missing if verdict else [],
+        "wrong": [w.key for w in verdict.wrong_type] if verdict else [],
+        "invalid": [i.key for i in verdict.invalid] if verdict else [],
+    }
+
+
 async def namespace_page(
     visitor: Visitor,
     namespace_id: uuid.UUID,
@@ -235,10 +259,12 @@ async def namespace_page(
     )
     namespace = await namespaces.render_one(visitor.session, namespace=found)
     context = await entries_context(visitor, namespace, reveal)
+    badge = await template_badge(visitor, found) if found.contract or found.template else None
     return page(
         visitor.request,
         "namespace.html",
         visitor,
+        template_badge=badge,
         status_code=status_code,
         add_form=add_form or EntryForm(),
         settings=settings

@@ -31,6 +31,7 @@ from konfig.web import (
     namespace_pages,
     resolved_pages,
     sso_pages,
+    template_pages,
     token_pages,
     webhook_pages,
 )
@@ -48,6 +49,7 @@ PAGES = (
     history_pages,
     resolved_pages,
     environment_pages,
+    template_pages,
     admin_pages,
     token_pages,
     audit_pages,
