@@ -5,15 +5,31 @@ its readers; a secret read through a reference stays masked."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.conftest import Account, add_user, assert_error
+from konfig.settings import Settings
+from tests.conftest import Account, Backend, add_user, assert_error, make_settings
 from tests.support.readpath import make_token, read, waiting
 from tests.support.revisions import API, namespace_revision, new_namespace, put_entry
+from tests.support.webhooks import receiving, subscribe
 
 CONFIG = f"{API}/config"
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    """Loopback webhook receivers are allowed here, explicitly."""
+    return make_settings(
+        backend.url,
+        tmp_path,
+        webhook_allow_http=True,
+        webhook_allowed_networks=["127.0.0.0/8"],
+        webhook_poll_seconds=0.2,
+    )
 
 
 async def scene(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
@@ -247,3 +263,17 @@ async def test_a_rollback_and_a_writer_who_may_not_read_the_target_are_refused(
         json={"value": "${ref:db_name}"},
     )
     assert fine.status_code in (200, 201), fine.text
+
+
+async def test_a_change_to_a_referenced_key_reaches_the_webhooks_of_its_readers(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await scene(client, owner)
+    with receiving() as receiver:
+        hook = await subscribe(client, owner, receiver.url, namespaces="payments/production")
+        await put_entry(client, owner, ids["shared/production"], "db_host", "db3.internal")
+        (received,) = await receiver.wait_for(1)
+    data = received.verified(hook["secret"])["data"]
+    assert data["namespace"] == "payments/production"
+    assert data["source_namespace"] == "shared/production" and data["inherited"] is True
+    assert data["changed_keys"] == ["db_host"]

@@ -2,8 +2,9 @@
 
 A change to a namespace also changes the resolved config of every namespace that inherits it
 (its path descendants, and those that include it, directly or through what they include or
-inherit): a ``config.changed`` event goes to the subscribers of each of them, naming the
-namespace whose resolved config changed and the one where the change was committed.
+inherit) or whose values reference it (``${ref:ns:key}``): a ``config.changed`` event goes to
+the subscribers of each of them, naming the namespace whose resolved config changed and the one
+where the change was committed.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def inheritors(
                 included = by_id.get(include_id)
                 if included is not None and included.id not in inside:
                     names |= reach(included, inside)
+            for referenced in member.references:  # what its values read through ${ref:…}
+                names.add(referenced)
+                target = by_name.get(referenced)
+                if target is not None and target.id not in inside:
+                    names |= reach(target, inside)
         memo[node.id] = frozenset(names)
         return memo[node.id]
 

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.configs.models import ConfigEntry
 from konfig.db.outbox import OutboxEvent
 from konfig.namespaces.models import Namespace
 from konfig.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -98,14 +99,27 @@ class NamespaceNode:
     id: uuid.UUID
     name: str
     includes: tuple[str, ...]
+    references: tuple[str, ...] = ()  # namespaces its entries' values reference, by name
 
 
 async def namespace_graph(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[NamespaceNode]:
     query = select(Namespace.id, Namespace.name, Namespace.includes).where(
         Namespace.tenant_id == tenant_id
     )
+    referencing = select(ConfigEntry.namespace_id, ConfigEntry.refs).where(
+        ConfigEntry.tenant_id == tenant_id, ConfigEntry.refs.is_not(None)
+    )
+    references: dict[uuid.UUID, set[str]] = {}
+    for ns_id, refs in (await session.execute(referencing)).all():
+        if refs:
+            references.setdefault(ns_id, set()).update(refs)
     return [
-        NamespaceNode(ns_id, name, tuple(str(i) for i in includes or ()))
+        NamespaceNode(
+            ns_id,
+            name,
+            tuple(str(i) for i in includes or ()),
+            tuple(sorted(references.get(ns_id, ()))),
+        )
         for ns_id, name, includes in (await session.execute(query)).all()
     ]
 

@@ -1,4 +1,4 @@
-"""templates: a namespace's contract for the environments under it
+"""templates and references: a namespace's contract, the namespaces an entry references
 
 Revision ID: 0013
 Revises: 0010
@@ -8,7 +8,8 @@ Two nullable JSON columns on ``namespaces`` (already tenant-owned, with its row-
 policy): ``template``, the contract a namespace declares for its path descendants (keys with
 types, rules, descriptions, defaults, required), and ``contract``, the copy of the nearest
 ancestor's template that governs a namespace, kept beside it so a write checks it in the row it
-locks anyway.
+locks anyway. And ``config_entries.refs``: the namespaces an entry's value references
+(``${ref:ns:key}``), so the webhooks' fan-out finds who reads a namespace through references.
 """
 
 from __future__ import annotations
@@ -31,9 +32,13 @@ def upgrade() -> None:
     with op.batch_alter_table("namespaces") as batch_op:
         batch_op.add_column(sa.Column("template", JSON, nullable=True))
         batch_op.add_column(sa.Column("contract", JSON, nullable=True))
+    with op.batch_alter_table("config_entries") as batch_op:
+        batch_op.add_column(sa.Column("refs", JSON, nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("config_entries") as batch_op:
+        batch_op.drop_column("refs")
     with op.batch_alter_table("namespaces") as batch_op:
         batch_op.drop_column("contract")
         batch_op.drop_column("template")
