@@ -273,3 +273,75 @@ async def test_a_template_reports_that_staging_lacks_a_required_key(
     await expect(page.get_by_text("Created payments/qa from the template")).to_be_visible()
     await expect(page.locator("#entry-max_connections")).to_contain_text("20")
     assert page.csp_violations == []
+
+
+async def test_bulk_edit_several_values_and_a_pasted_env_each_as_one_revision(
+    chromium: Any, env_server: ServerProcess, screenshots: Path
+) -> None:
+    from playwright.async_api import expect
+
+    email = "bulk@platform.example.com"
+    registered = httpx.post(
+        f"{env_server.url}/api/v1/auth/register",
+        json={"name": "bulky", "email": email, "password": PASSWORD},
+    )
+    assert registered.status_code == 201, registered.text
+    owner = api_login(env_server, email, PASSWORD)
+    made = httpx.post(
+        f"{env_server.url}/api/v1/namespaces", headers=owner, json={"name": "orders/production"}
+    )
+    namespace = str(made.json()["id"])
+    api = f"{env_server.url}/api/v1/namespaces/{namespace}"
+    httpx.put(
+        f"{api}/document",
+        headers=owner,
+        json={
+            "entries": [
+                {"key": "timeout", "value": 30, "value_type": "number"},
+                {"key": "region", "value": "eu"},
+                {"key": "api_key", "value": "k-secret", "is_secret": True},
+            ]
+        },
+    ).raise_for_status()
+
+    def revision() -> int:
+        return int(httpx.get(api, headers=owner).json()["revision"])
+
+    before = revision()
+    page = await new_page(chromium, env_server)
+    await page.goto("/ui/login")
+    await page.get_by_label("Email").fill(email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await page.goto(f"/ui/namespaces/{namespace}")
+    await page.get_by_role("link", name="Bulk edit").click()
+    await page.get_by_label("timeout").fill("45")
+    await page.get_by_label("region").fill("us")
+    await expect(page.get_by_label("api_key")).to_have_value("********")
+    await page.get_by_role("button", name="Review the changes").click()
+    await expect(page.get_by_role("heading", name="Review 2 changes")).to_be_visible()
+    assert revision() == before
+    await page.get_by_role("button", name="Apply as one revision").click()
+    await expect(page.get_by_text(f"now at revision {before + 1}")).to_be_visible()
+    values = {
+        e["key"]: e["value"] for e in httpx.get(f"{api}/configs", headers=owner).json()["items"]
+    }
+    assert values["timeout"] == 45 and values["region"] == "us" and values["api_key"] == "********"
+
+    # Paste a .env block: the diff first, then one revision.
+    await page.get_by_role("link", name="Bulk edit").click()
+    await page.get_by_label("Paste .env, YAML, JSON or properties").fill(
+        "REGION=ap\nfeature_x=on\n"
+    )
+    await page.get_by_role("button", name="Review the import").click()
+    await expect(page.locator("table.diff")).to_contain_text("feature_x")
+    await page.screenshot(path=str(screenshots / "bulk-review.png"), full_page=True)
+    await page.get_by_role("button", name="Apply as one revision").click()
+    await expect(page.get_by_text(f"now at revision {before + 2}")).to_be_visible()
+    # Export as a file.
+    await page.get_by_role("link", name="Bulk edit").click()
+    async with page.expect_download() as download_info:
+        await page.get_by_role("link", name="env", exact=True).click()
+    download = await download_info.value
+    assert download.suggested_filename.endswith(".env")
+    assert page.csp_violations == []
