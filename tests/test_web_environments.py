@@ -141,3 +141,40 @@ async def test_the_search_box_finds_keys_in_every_namespace(
     nothing = await client.get("/ui", params={"q": "no-such-thing"})
     assert "Nothing matches" in text_of(nothing.text)
     assert (await client.get(f"{API}/search", params={"q": "x"})).status_code == 401
+
+
+async def test_a_restore_shows_only_what_changes_and_restores_only_the_checked_namespaces(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await two_environments(client, owner)
+    await new_namespace(client, owner, "untouched")
+    made = await client.post(f"{API}/backups", headers=owner.headers)
+    assert made.status_code == 201, made.text
+    backup = made.json()["id"]
+    staging, production = ids["payments/staging"], ids["payments/production"]
+    await put_entry(client, owner, staging, "timeout", 99, value_type="number")
+    await put_entry(client, owner, production, "timeout", 99, value_type="number")
+    await sign_in(client, owner.email)
+    confirm = await client.get(f"/ui/admin/backups/{backup}/restore")
+    assert confirm.status_code == 200
+    listed = re.findall(
+        r'class="panel restore-namespace"[^>]*data-namespace="([^"]+)"', confirm.text
+    )
+    assert sorted(listed) == ["payments/production", "payments/staging"]  # not "untouched"
+    assert "1 other in the backup already matches it" in text_of(confirm.text)
+    narrowed = await client.get(
+        f"/ui/admin/backups/{backup}/restore", params={"ns": "payments/staging"}
+    )
+    assert re.findall(r'data-namespace="([^"]+)"', narrowed.text) == ["payments/staging"]
+    done = await client.post(
+        f"/ui/admin/backups/{backup}/restore",
+        data={"csrf_token": csrf_of(confirm.text), "selecting": "1", "ns": "payments/staging"},
+    )
+    assert done.status_code == 303, done.text
+    timeout = {
+        ns: (
+            await client.get(f"{API}/namespaces/{i}/configs/timeout", headers=owner.headers)
+        ).json()["value"]
+        for ns, i in ids.items()
+    }
+    assert timeout == {"payments/staging": 30, "payments/production": 99}
