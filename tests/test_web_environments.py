@@ -4,9 +4,13 @@ revision, and the dashboard's search box finding keys."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import httpx
+from fastapi import APIRouter
 
+from konfig.web.routing import UIRoute
+from konfig.web.session import SignedIn
 from tests.conftest import Account, add_user
 from tests.support.revisions import API, namespace_revision, new_namespace, put_entry
 from tests.support.web import csrf_of, sign_in, text_of
@@ -178,3 +182,23 @@ async def test_a_restore_shows_only_what_changes_and_restores_only_the_checked_n
         for ns, i in ids.items()
     }
     assert timeout == {"payments/staging": 30, "payments/production": 99}
+
+
+async def test_an_unexpected_failure_on_a_page_is_a_konfig_page_with_a_retry(
+    app: Any, client: httpx.AsyncClient, owner: Account
+) -> None:
+    router = APIRouter(route_class=UIRoute)
+
+    @router.get("/ui/test/boom")
+    async def boom(visitor: SignedIn) -> None:
+        raise RuntimeError("an unexpected failure")
+
+    app.api.router.routes.insert(0, router.routes[0])  # before the UI's catch-all 404
+    await sign_in(client, owner.email)
+    answer = await client.get("/ui/test/boom", params={"x": "1"})
+    assert answer.status_code == 500
+    assert answer.headers["content-type"].startswith("text/html")
+    shown = text_of(answer.text)
+    assert "Something went wrong on our side (request" in shown
+    assert "an unexpected failure" not in answer.text  # never the exception itself
+    assert 'href="/ui/test/boom?x=1">Try again' in answer.text
