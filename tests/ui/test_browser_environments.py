@@ -119,6 +119,12 @@ async def test_compare_copy_two_values_in_one_revision_and_search_a_key(
     )
     assert colour != plain  # colour as well as the text marker
     await page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
+    # Dark mode follows the system's preference.
+    light = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    await page.emulate_media(color_scheme="dark")
+    assert await page.evaluate("getComputedStyle(document.body).backgroundColor") != light
+    await page.screenshot(path=str(screenshots / "compare-dark.png"), full_page=True)
+    await page.emulate_media(color_scheme="light")
 
     # Copy two values from staging to production: review, then apply as one revision.
     before = httpx.get(f"{env_server.url}/api/v1/namespaces/{production}", headers=owner).json()
