@@ -54,7 +54,7 @@ public final class Konfig {
         this.http = builder.http != null ? builder.http : HttpClient.newBuilder()
                 .version(HttpClient.Version.HTTP_1_1)
                 .connectTimeout(builder.timeout)
-                .followRedirects(HttpClient.Redirect.NORMAL)
+                .followRedirects(HttpClient.Redirect.NEVER) // the token must not travel elsewhere
                 .build();
         this.cache = builder.cachePath == null ? null : new LastKnownGood(builder.cachePath);
         this.logger = builder.logger != null ? builder.logger : System.getLogger("dev.konfig.client");
@@ -155,8 +155,11 @@ public final class Konfig {
             KonfigException failure;
             try {
                 HttpResponse<String> response = once(request(path, headers).timeout(limit).build());
-                if (response.statusCode() < 400) {
+                if (response.statusCode() < 300 || response.statusCode() == 304) {
                     return response;
+                }
+                if (response.statusCode() < 400) {
+                    throw redirected(response.statusCode(), response.headers());
                 }
                 failure = errorFromResponse(response.statusCode(), response.headers(), response.body());
             } catch (KonfigException.Connection e) {
@@ -190,6 +193,13 @@ public final class Konfig {
             request.header("Authorization", "Bearer " + token);
         }
         return request;
+    }
+
+    /** A redirect, never followed: the token would go with it, perhaps to another host. */
+    KonfigException redirected(int status, HttpHeaders headers) {
+        String location = headers.firstValue("Location").orElse("elsewhere");
+        return new KonfigException("REDIRECTED", "Konfig at " + url + " answered " + status + " to " + location
+                + ": set KONFIG_URL to the server itself (this SDK follows no redirect)", status, Map.of("location", location), null);
     }
 
     KonfigException.Connection connectionError(Throwable cause) {

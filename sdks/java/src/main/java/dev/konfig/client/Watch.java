@@ -127,6 +127,10 @@ public final class Watch {
             KonfigException failure = new KonfigException("INTERNAL", name + ": the watch failed: " + Konfig.describe(e), 0, Map.of(), e);
             report(failure, false);
             done.completeExceptionally(failure);
+        } finally {
+            if (!done.isDone()) { // an Error (a listener's AssertionError, say): await() must not hang
+                done.completeExceptionally(new KonfigException("INTERNAL", name + ": the watch failed", 0, Map.of(), null));
+            }
         }
     }
 
@@ -205,7 +209,10 @@ public final class Watch {
         CompletableFuture<HttpResponse<String>> exchange = client.http().sendAsync(request, handler);
         exchange.whenComplete((response, error) -> queue.add(new Ended(response, error)));
         try {
-            Object first = queue.take();
+            Object first = queue.poll(options.idleTimeout().toMillis(), TimeUnit.MILLISECONDS);
+            if (first == null) {
+                throw new KonfigException.Server("INTERNAL", name + ": the event stream was not answered", 0, Map.of());
+            }
             if (first instanceof Ended) {
                 return refused((Ended) first);
             }
@@ -231,6 +238,9 @@ public final class Watch {
         boolean foreign = NO_STREAM.contains(response.statusCode()) && !type.startsWith("application/json");
         if (response.statusCode() >= 400 && !foreign) {
             throw Konfig.errorFromResponse(response.statusCode(), response.headers(), response.body());
+        }
+        if (response.statusCode() >= 300 && response.statusCode() < 400) {
+            throw client.redirected(response.statusCode(), response.headers());
         }
         if (options.mode() == WatchOptions.Mode.SSE) {
             throw new KonfigException.Server("INTERNAL",

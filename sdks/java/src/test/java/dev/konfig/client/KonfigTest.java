@@ -66,6 +66,24 @@ class KonfigTest {
     }
 
     @Test
+    void aRedirectIsNotFollowedSoTheTokenStaysWithTheServer() throws IOException {
+        try (TestServer elsewhere = new TestServer((exchange, count) -> TestServer.json(exchange, 200, RESOLVED));
+                TestServer server = new TestServer((exchange, count) -> TestServer.send(exchange, 302, "text/html", "",
+                        "Location", elsewhere.url() + "/api/v1/config/a"))) {
+            Konfig konfig = server.client().build();
+            KonfigException redirected = assertThrows(KonfigException.class, () -> konfig.get("a"));
+            assertEquals("REDIRECTED", redirected.code());
+            assertEquals(302, redirected.status());
+            assertTrue(redirected.getMessage().contains("set KONFIG_URL to the server itself"), redirected.getMessage());
+            assertEquals(1, server.requests.size()); // not retried
+            assertTrue(elsewhere.requests.isEmpty());
+            KonfigException ended = assertThrows(KonfigException.class, () -> konfig.watch("a", (config, previous) -> { }).await());
+            assertEquals("REDIRECTED", ended.code());
+            assertTrue(elsewhere.requests.isEmpty());
+        }
+    }
+
+    @Test
     void readsAreRetriedOn5xxThenAnswerAndFailFastDoesNotRetry() throws IOException {
         try (TestServer server = new TestServer((exchange, count) -> {
             if (count % 3 != 0) {
