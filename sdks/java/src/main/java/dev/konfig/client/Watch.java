@@ -4,20 +4,14 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
-import java.util.concurrent.Flow;
-import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.TimeUnit;
 
 /**
  * A namespace followed by a client: the current config, then every change, on the watch's own
@@ -191,49 +185,31 @@ public final class Watch {
 
     /** One event stream, to its end; false when the server offers no stream. */
     private boolean stream() {
-        LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
-        Lines lines = new Lines(queue);
         Map<String, String> headers = new HashMap<>(Map.of("Accept", "text/event-stream"));
         Config seen = current;
         if (seen != null && !seen.isStale() && seen.etag().isPresent()) {
             headers.put("Last-Event-ID", seen.etag().get());
         }
         HttpRequest request = client.request(client.configPath(name) + "/events", headers).build();
-        HttpResponse.BodyHandler<String> handler = info -> {
-            if (info.statusCode() < 400 && contentType(info.headers()).startsWith("text/event-stream")) {
-                queue.add(Opened.OPENED);
-                return HttpResponse.BodySubscribers.fromLineSubscriber(lines, subscriber -> "", StandardCharsets.UTF_8, null);
-            }
-            return HttpResponse.BodySubscribers.ofString(StandardCharsets.UTF_8);
-        };
-        CompletableFuture<HttpResponse<String>> exchange = client.http().sendAsync(request, handler);
-        exchange.whenComplete((response, error) -> queue.add(new Ended(response, error)));
-        try {
-            Object first = queue.poll(options.idleTimeout().toMillis(), TimeUnit.MILLISECONDS);
-            if (first == null) {
-                throw new KonfigException.Server("INTERNAL", name + ": the event stream was not answered", 0, Map.of());
-            }
-            if (first instanceof Ended) {
-                return refused((Ended) first);
+        try (EventStream events = new EventStream(client, name, request)) {
+            HttpResponse<String> refusal = events.open(options.idleTimeout());
+            if (refusal != null) {
+                return refused(refusal);
             }
             failures = 0;
-            return read(queue);
+            for (EventStream.Event event; !stopped && (event = events.next(options.idleTimeout())) != null; ) {
+                dispatch(event);
+            }
+            return true;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt(); // stopped
             return true;
-        } finally {
-            lines.cancel();
-            exchange.cancel(true);
         }
     }
 
     /** An answer that is no event stream: an error, or false for "long-poll instead". */
-    private boolean refused(Ended ended) {
-        if (ended.error != null) {
-            throw client.connectionError(unwrap(ended.error));
-        }
-        HttpResponse<String> response = ended.response;
-        String type = contentType(response.headers());
+    private boolean refused(HttpResponse<String> response) {
+        String type = response.headers().firstValue("Content-Type").orElse("");
         // Konfig's own refusals are JSON; a proxy's or an old server's page for the path is not.
         boolean foreign = NO_STREAM.contains(response.statusCode()) && !type.startsWith("application/json");
         if (response.statusCode() >= 400 && !foreign) {
@@ -249,55 +225,9 @@ public final class Watch {
         return false;
     }
 
-    /** The events of an open stream (the WHATWG parsing rules; comments are heartbeats). */
-    private boolean read(LinkedBlockingQueue<Object> queue) throws InterruptedException {
-        String event = "";
-        String id = null;
-        List<String> data = new ArrayList<>();
-        while (!stopped) {
-            Object item = queue.poll(options.idleTimeout().toMillis(), TimeUnit.MILLISECONDS);
-            if (item == null) {
-                throw new KonfigException.Server("INTERNAL", name + ": the event stream went silent", 0, Map.of());
-            }
-            if (item instanceof Failed) {
-                throw client.connectionError(((Failed) item).error);
-            }
-            if (item instanceof Ended && ((Ended) item).error != null) {
-                throw client.connectionError(unwrap(((Ended) item).error));
-            }
-            if (item == Opened.END || item instanceof Ended) {
-                return true; // the server ended the stream (a restart, a shutdown)
-            }
-            String line = (String) item;
-            if (line.isEmpty()) {
-                if (!data.isEmpty()) {
-                    dispatch(event, id, String.join("\n", data));
-                }
-                event = "";
-                data.clear();
-                continue;
-            }
-            if (line.startsWith(":")) {
-                continue; // a heartbeat: the poll above saw a live stream
-            }
-            int colon = line.indexOf(':');
-            String field = colon < 0 ? line : line.substring(0, colon);
-            String value = colon < 0 ? "" : line.substring(colon + 1);
-            if (value.startsWith(" ")) {
-                value = value.substring(1);
-            }
-            switch (field) {
-                case "event" -> event = value;
-                case "data" -> data.add(value);
-                case "id" -> id = value.indexOf('\0') < 0 ? value : id;
-                default -> { } // "retry": the backoff decides
-            }
-        }
-        return true;
-    }
-
-    private void dispatch(String event, String id, String data) {
-        switch (event) {
+    private void dispatch(EventStream.Event event) {
+        String data = event.data();
+        switch (event.type()) {
             case "change" -> {
                 ObjectNode body = Json.object(data);
                 JsonNode values = body == null ? null : body.get("config");
@@ -305,8 +235,8 @@ public final class Watch {
                     throw new KonfigException.Server("INTERNAL", name + ": a bad event: " + data, 0, Map.of());
                 }
                 String etag = Json.text(body, "etag");
-                if (etag.isEmpty() && id != null) {
-                    etag = '"' + id + '"';
+                if (etag.isEmpty() && event.id() != null) {
+                    etag = '"' + event.id() + '"';
                 }
                 Config config = new Config(name, (ObjectNode) values, etag.isEmpty() ? null : etag, false, null);
                 client.remember(config);
@@ -350,65 +280,6 @@ public final class Watch {
                 listener.onError(error, retrying);
             } catch (RuntimeException e) {
                 client.logger().log(System.Logger.Level.ERROR, "konfig: an error listener of " + name + " failed", e);
-            }
-        }
-    }
-
-    private static String contentType(java.net.http.HttpHeaders headers) {
-        return headers.firstValue("Content-Type").orElse("");
-    }
-
-    private static Throwable unwrap(Throwable error) {
-        return error instanceof CompletionException && error.getCause() != null ? error.getCause() : error;
-    }
-
-    /** Markers in a stream's queue, besides its lines. */
-    private enum Opened { OPENED, END }
-
-    private record Ended(HttpResponse<String> response, Throwable error) {}
-
-    private record Failed(Throwable error) {}
-
-    /** Hands a stream's lines to the watch thread, which waits for them with its idle timeout. */
-    private static final class Lines implements Flow.Subscriber<String> {
-        private final LinkedBlockingQueue<Object> queue;
-        private volatile Flow.Subscription subscription;
-        private volatile boolean cancelled;
-
-        Lines(LinkedBlockingQueue<Object> queue) {
-            this.queue = queue;
-        }
-
-        @Override
-        public void onSubscribe(Flow.Subscription subscription) {
-            this.subscription = subscription;
-            if (cancelled) {
-                subscription.cancel();
-            } else {
-                subscription.request(Long.MAX_VALUE);
-            }
-        }
-
-        @Override
-        public void onNext(String line) {
-            queue.add(line);
-        }
-
-        @Override
-        public void onError(Throwable error) {
-            queue.add(new Failed(error));
-        }
-
-        @Override
-        public void onComplete() {
-            queue.add(Opened.END);
-        }
-
-        void cancel() {
-            cancelled = true;
-            Flow.Subscription current = subscription;
-            if (current != null) {
-                current.cancel();
             }
         }
     }
