@@ -16,7 +16,6 @@ from tests.sdks.drivers import (
     build_java,
     build_javascript,
     go_env,
-    java_classpath,
     tool,
 )
 
@@ -114,8 +113,9 @@ def test_java_readme_example_runs(site: Site, tmp_path: Path) -> None:
     service = tmp_path / "service"
     service.mkdir()
     (service / "Example.java").write_text(example(SDKS / "java" / "README.md", "java"))
-    # The README's command: a single source file run by `java`, the SDK's jars on the class path.
-    classpath = java_classpath(build_java() / "konfig-client.jar")
+    # The README's command: `java -cp "$(make -s -C sdks/java classpath)" Example.java`.
+    make = [tool("make"), "-s", "-C", str(SDKS / "java"), f"OUT={build_java()}", "classpath"]
+    classpath = subprocess.run(make, capture_output=True, text=True, check=True).stdout.strip()
     run_example([tool("java"), "-cp", classpath, "Example.java"], service, site, token)
 
 
