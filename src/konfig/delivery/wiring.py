@@ -20,7 +20,13 @@ from konfig.db.session import WRITE_OPTION, bind_tenant
 from konfig.delivery import resolve
 from konfig.delivery.cache import ResolvedCache
 from konfig.delivery.handler import ReadPath
-from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.notifier import (
+    Event,
+    Notifier,
+    PostgresTransport,
+    RedisTransport,
+    encode,
+)
 from konfig.delivery.ofrep import Ofrep
 from konfig.delivery.resolve import Resolution
 from konfig.events import (
@@ -93,6 +99,8 @@ class Delivery:
             # it cannot hear invalidations for.
             self._down()
             self.notifier.transport = transport
+            if isinstance(transport, PostgresTransport):
+                self.state.notices = self.notices  # announced inside each commit
             await transport.start()
         self._watch_shutdown()
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
@@ -107,6 +115,7 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.state.notices = None
         if self.notifier.transport is not None:
             await self.notifier.transport.stop()
             self.notifier.transport = None
@@ -176,28 +185,24 @@ class Delivery:
 
     async def _announce(self, events: Sequence[Event]) -> None:
         self.apply(events)  # here first: this replica answers the writer with the new state
-        await self.notifier.publish(events)
+        if self.state.notices is None:  # else the committing transaction told the others
+            await self.notifier.publish(events)
+
+    def notices(
+        self, committed: Sequence[Committed] | None, changes: Sequence[object] | None
+    ) -> list[tuple[str, str]]:
+        """What a transaction about to commit tells the other replicas through PostgreSQL:
+        ``(channel, payload)`` pairs for NOTIFY (``AppState.notices``)."""
+        events = _committed_events(committed or ()) + _change_events(changes or ())
+        channel = self.settings.notify_channel
+        return [(channel, payload) for payload in encode(self.notifier.origin, events)]
 
     async def on_committed(self, committed: Sequence[Committed]) -> None:
         self.state.metrics.delivery.writes += len(committed)
-        await self._announce(
-            [("ns", c.tenant_id, c.namespace_id, c.namespace_name) for c in committed]
-        )
+        await self._announce(_committed_events(committed))
 
     async def on_changed(self, changes: Sequence[object]) -> None:
-        events: list[Event] = []
-        for change in changes:
-            if isinstance(change, NamespaceChanged):
-                events.append(("ns", change.tenant_id, change.namespace_id, change.namespace_name))
-            elif isinstance(change, TokenChanged):
-                events.append(("token", change.tenant_id, change.token_id, ""))
-            elif isinstance(change, UserChanged):
-                events.append(("user", change.tenant_id, change.user_id, ""))
-            elif isinstance(change, LoginEnded):
-                events.append(("login", change.tenant_id, change.session_id, ""))
-            elif isinstance(change, TenantChanged):
-                events.append(("tenant", change.tenant_id, change.tenant_id, ""))
-        await self._announce(events)
+        await self._announce(_change_events(changes))
 
     async def _load_many(
         self, tenant_id: uuid.UUID, names: list[str]
@@ -244,3 +249,23 @@ class Delivery:
             self.cache.close()
 
         self._tasks.append(asyncio.create_task(close_on_shutdown(self.state.shutdown_event)))
+
+
+def _committed_events(committed: Sequence[Committed]) -> list[Event]:
+    return [("ns", c.tenant_id, c.namespace_id, c.namespace_name) for c in committed]
+
+
+def _change_events(changes: Sequence[object]) -> list[Event]:
+    events: list[Event] = []
+    for change in changes:
+        if isinstance(change, NamespaceChanged):
+            events.append(("ns", change.tenant_id, change.namespace_id, change.namespace_name))
+        elif isinstance(change, TokenChanged):
+            events.append(("token", change.tenant_id, change.token_id, ""))
+        elif isinstance(change, UserChanged):
+            events.append(("user", change.tenant_id, change.user_id, ""))
+        elif isinstance(change, LoginEnded):
+            events.append(("login", change.tenant_id, change.session_id, ""))
+        elif isinstance(change, TenantChanged):
+            events.append(("tenant", change.tenant_id, change.tenant_id, ""))
+    return events
