@@ -1,7 +1,8 @@
 """On PostgreSQL a replica's announcement of a change rides the committing transaction (NOTIFY is
 delivered on commit or not at all): a replica that stops right after committing, before any of
 its own post-commit work, cannot leave the others serving the old state until their cache's max
-age (300 s).
+age (300 s). Through Redis the announcement follows the commit; there each replica's revision
+check (every ``KONFIG_REVISION_POLL_SECONDS``) is the backstop.
 
 Two apps on one PostgreSQL database stand in for two replicas. Replica A is made to freeze right
 after each commit: a commit or change hook, placed first, waits until the test ends — exactly
@@ -13,6 +14,7 @@ document (a request's transaction) and a revoked token (a change, not a revision
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -26,7 +28,14 @@ from konfig.db.migrate import upgrade
 from konfig.dispatch import Dispatcher
 from konfig.security.crypto import new_key_line
 from konfig.state import app_state
-from tests.conftest import Account, create_pg_database, drop_pg_database, make_settings, register
+from tests.conftest import (
+    REDIS_URL,
+    Account,
+    create_pg_database,
+    drop_pg_database,
+    make_settings,
+    register,
+)
 from tests.support.apps import client_of, running
 from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
@@ -49,10 +58,15 @@ def _freeze(thaw: asyncio.Event, froze: asyncio.Event) -> Callable[[Any], Awaita
     return hook
 
 
-@pytest.fixture
-async def replicas(tmp_path: Path) -> AsyncIterator[Replicas]:
+@pytest.fixture(params=["postgres", "redis"])
+async def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Replicas]:
     plain = await create_pg_database()
     url = plain.replace("postgresql://", "postgresql+asyncpg://", 1)
+    through: dict[str, Any] = {}
+    if request.param == "redis":
+        channel = f"konfig_test_{uuid.uuid4().hex[:8]}"
+        through = {"redis_url": REDIS_URL, "notify_channel": channel, "redis_key_prefix": channel}
+        through["revision_poll_seconds"] = 0.2
     try:
         await upgrade(url)
         keys = new_key_line()
@@ -62,7 +76,11 @@ async def replicas(tmp_path: Path) -> AsyncIterator[Replicas]:
             for name in ("a", "b"):
                 (tmp_path / name).mkdir()
                 settings = make_settings(
-                    url, tmp_path / name, encryption_keys=keys, cache_max_age_seconds=300
+                    url,
+                    tmp_path / name,
+                    encryption_keys=keys,
+                    cache_max_age_seconds=300,
+                    **through,
                 )
                 app = await stack.enter_async_context(running(settings))
                 apps.append(app)

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -15,9 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
+from konfig.db.base import utcnow
 from konfig.db.engine import one_snapshot
-from konfig.db.session import WRITE_OPTION, bind_tenant
-from konfig.delivery import resolve
+from konfig.db.session import WRITE_OPTION, across_tenants, bind_tenant
+from konfig.delivery import repository, resolve
 from konfig.delivery.cache import ResolvedCache
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.notifier import (
@@ -106,6 +108,8 @@ class Delivery:
                 self.state.notices = self.notices  # announced inside each commit
             await transport.start()
         self._watch_shutdown()
+        if isinstance(transport, RedisTransport):
+            self._tasks.append(asyncio.create_task(self._poll_revisions_forever()))
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
         self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
@@ -230,6 +234,45 @@ class Delivery:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             self.read_path.beat()
+
+    async def _poll_revisions_forever(self) -> None:
+        """With Redis between replicas, the backstop for an announcement lost between another
+        replica's commit and its publication (it was killed in between): every few seconds,
+        drop what the cache read at a revision older than the database's, and the tokens
+        revoked meanwhile. (On PostgreSQL the announcement is part of the commit.)"""
+        while True:
+            await asyncio.sleep(self.settings.revision_poll_seconds)
+            # Looking back a minute covers the clocks of other replicas and long transactions;
+            # what this replica already has is skipped by revision.
+            since = utcnow() - timedelta(seconds=60 + self.settings.revision_poll_seconds)
+            try:
+                changed, revoked = await self._changed_since(since)
+            except Exception:
+                log.warning("could not compare the cache with the database", exc_info=True)
+                continue
+            missed: list[Event] = [
+                ("ns", tenant_id, namespace_id, name)
+                for tenant_id, namespace_id, name, revision in changed
+                if self.cache.behind(tenant_id, namespace_id, revision)
+            ]
+            missed += [
+                ("token", tenant_id, token_id, "")
+                for tenant_id, token_id in revoked
+                if self.tokens.knows(token_id)
+            ]
+            if missed:
+                log.info("%d change(s) made without an announcement heard: applied", len(missed))
+                self.apply(missed)
+
+    async def _changed_since(self, since: datetime) -> tuple[list[Any], list[Any]]:
+        session = self.sessionmaker()
+        try:
+            async with across_tenants(session, "read path: revisions of every tenant"):
+                changed = await repository.changed_since(session, since)
+                revoked = await repository.revoked_since(session, since)
+            return changed, revoked
+        finally:
+            await session.close()
 
     async def _flush_usage_forever(self) -> None:
         while True:
