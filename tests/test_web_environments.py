@@ -202,3 +202,26 @@ async def test_an_unexpected_failure_on_a_page_is_a_konfig_page_with_a_retry(
     assert "Something went wrong on our side (request" in shown
     assert "an unexpected failure" not in answer.text  # never the exception itself
     assert 'href="/ui/test/boom?x=1">Try again' in answer.text
+
+
+async def test_the_resolved_view_shows_nothing_drawn_from_a_namespace_the_visitor_may_not_read(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    shared = await new_namespace(client, owner, "shared/production")
+    payments = await new_namespace(client, owner, "payments/production")
+    await put_entry(client, owner, shared, "db_host", "db.internal")
+    await put_entry(client, owner, payments, "url", "pg://${ref:shared/production:db_host}")
+    viewer = await add_user(
+        client,
+        owner,
+        "pv@acme.example.com",
+        grants=[{"role": "viewer", "namespaces": "payments/**"}],
+    )
+    await sign_in(client, viewer.email)
+    answer = await client.get(f"/ui/namespaces/{payments}/resolved")
+    assert answer.status_code == 403
+    assert "you may not read namespace shared/production" in text_of(answer.text)
+    assert "db.internal" not in answer.text
+    await sign_in(client, owner.email)
+    shown = await client.get(f"/ui/namespaces/{payments}/resolved")
+    assert shown.status_code == 200 and "pg://db.internal" in shown.text
