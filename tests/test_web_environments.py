@@ -225,3 +225,21 @@ async def test_the_resolved_view_shows_nothing_drawn_from_a_namespace_the_visito
     await sign_in(client, owner.email)
     shown = await client.get(f"/ui/namespaces/{payments}/resolved")
     assert shown.status_code == 200 and "pg://db.internal" in shown.text
+
+
+async def test_a_viewer_reads_an_entry_without_being_served_an_edit_form(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await two_environments(client, owner)
+    viewer = await add_user(client, owner, "reader@acme.example.com", "viewer")
+    await sign_in(client, viewer.email)
+    page_ = await client.get(f"/ui/namespaces/{ids['payments/staging']}/entries/max_connections")
+    assert page_.status_code == 200
+    assert "<form" not in page_.text.split("<main", 1)[1]  # no editor, no form at all
+    assert "Edit max_connections" not in text_of(page_.text)
+    assert "10" in text_of(page_.text.split('id="entry-readonly"', 1)[1])
+    secret = await client.get(f"/ui/namespaces/{ids['payments/staging']}/entries/api_key")
+    assert "k-1" not in secret.text and "********" in secret.text
+    await sign_in(client, owner.email)
+    editor = await client.get(f"/ui/namespaces/{ids['payments/staging']}/entries/max_connections")
+    assert "Edit max_connections" in text_of(editor.text)
