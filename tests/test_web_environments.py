@@ -243,3 +243,20 @@ async def test_a_viewer_reads_an_entry_without_being_served_an_edit_form(
     await sign_in(client, owner.email)
     editor = await client.get(f"/ui/namespaces/{ids['payments/staging']}/entries/max_connections")
     assert "Edit max_connections" in text_of(editor.text)
+
+
+async def test_the_token_page_names_a_token_s_owner_by_email(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    editor = await add_user(client, owner, "maker@acme.example.com", "editor")
+    made = await client.post(
+        f"{API}/tokens",
+        headers=editor.headers,
+        json={"name": "ci", "scopes": [{"namespaces": "**", "permissions": ["read"]}]},
+    )
+    assert made.status_code == 201, made.text
+    await sign_in(client, owner.email)
+    listed = await client.get("/ui/admin/tokens")
+    assert listed.status_code == 200
+    row = listed.text.split('data-label="Owner"', 1)[1].split("</td>", 1)[0]
+    assert "maker@acme.example.com" in row
