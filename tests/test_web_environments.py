@@ -260,3 +260,17 @@ async def test_the_token_page_names_a_token_s_owner_by_email(
     assert listed.status_code == 200
     row = listed.text.split('data-label="Owner"', 1)[1].split("</td>", 1)[0]
     assert "maker@acme.example.com" in row
+
+
+async def test_change_notes_show_in_an_entry_s_history_and_in_diffs(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ns = await new_namespace(client, owner, "orders/production")
+    await put_entry(client, owner, ns, "timeout", 30, value_type="number", message="first cut")
+    await put_entry(client, owner, ns, "timeout", 45, value_type="number", message="slow upstream")
+    await sign_in(client, owner.email)
+    history = await client.get(f"/ui/namespaces/{ns}/entries/timeout/history")
+    shown = text_of(history.text)
+    assert "“slow upstream”" in shown and "“first cut”" in shown
+    diff = await client.get(f"/ui/namespaces/{ns}/diff", params={"from": 1, "to": 2})
+    assert "Revision 2: “slow upstream”" in text_of(diff.text)

@@ -154,6 +154,21 @@ async def get_revision(
     return (await session.execute(query)).scalar_one_or_none()
 
 
+async def messages(
+    session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID, numbers: list[int]
+) -> dict[int, str]:
+    """The change notes of these revisions of the namespace (those that have one)."""
+    if not numbers:
+        return {}
+    query = select(Revision.revision, Revision.message).where(
+        Revision.tenant_id == tenant_id,
+        Revision.namespace_id == namespace_id,
+        Revision.revision.in_(numbers),
+        Revision.message.is_not(None),
+    )
+    return {number: message for number, message in (await session.execute(query)).all() if message}
+
+
 async def written_by(
     session: AsyncSession,
     *,

@@ -318,3 +318,13 @@ async def diff(
         to_revision=to_revision,
         show=shown_as(reveal=reveal, secret_now=secret),
     )
+
+
+async def change_notes(
+    session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, numbers: list[int]
+) -> dict[int, str]:
+    """The notes left with these revisions of a namespace the caller may read."""
+    found = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    return await repository.messages(
+        session, tenant_id=found.tenant_id, namespace_id=found.id, numbers=numbers
+    )

@@ -139,6 +139,12 @@ async def revision_diff(
         errors=errors,
         diff=diff,
         rows=diff_rows(diff) if diff else [],
+        notes=await revisions.change_notes(
+            visitor.session,
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            numbers=list(range(low + 1, high + 1))[:50] if diff else [],
+        ),
         **namespace_context(namespace),
     )
 
@@ -266,6 +272,12 @@ async def entry_history(
         next_cursor=listed.next_cursor,
         paged=cursor is not None,
         people=await names_of(visitor, [v.actor for v in listed.items]),
+        notes=await revisions.change_notes(
+            visitor.session,
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            numbers=[v.revision for v in listed.items],
+        ),
         **namespace_context(namespace),
     )
 
