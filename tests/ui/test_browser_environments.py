@@ -5,6 +5,7 @@ namespace that sets max_connections from the search box."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,22 @@ async def test_a_config_built_from_references_follows_the_referenced_key(
     await page.screenshot(path=str(screenshots / "resolved-references.png"), full_page=True)
     served = httpx.get(f"{env_server.url}/api/v1/config/payments/production", headers=owner)
     assert served.json()["database_url"] == "postgres://db2.internal/pay"
+
+    # A token for that service, its scopes picked from the namespace list.
+    await page.goto("/ui/admin/tokens")
+    await page.get_by_label("Token name").fill("payments-reader")
+    await page.get_by_label("Pick a namespace").fill("payments/production")
+    await page.get_by_label("Permissions").select_option("read secrets")
+    await page.get_by_role("button", name="Add to the scopes").click()
+    await page.get_by_label("Pick a namespace").fill("shared/production")
+    await page.get_by_label("Permissions").select_option("read")
+    await page.get_by_role("button", name="Add to the scopes").click()
+    await expect(page.get_by_label("Scopes", exact=True)).to_have_value(
+        "payments/production read secrets\nshared/production read"
+    )
+    await page.get_by_role("button", name="Create token").click()
+    await expect(page.get_by_role("heading", name="Token payments-reader")).to_be_visible()
+    await expect(page.locator("#new-token")).to_have_value(re.compile(r"^kfg_"))
     assert page.csp_violations == []
 
 

@@ -31,6 +31,7 @@ from konfig.tokens.scopes import PATTERN_RULES
 from konfig.users import service as users
 from konfig.users.models import Role
 from konfig.web.forms import text
+from konfig.web.namespace_pages import list_namespaces
 from konfig.web.rendering import page, principal_at_least, redirect
 from konfig.web.routing import UIRoute
 from konfig.web.session import SignedIn, Visitor, login_binding
@@ -220,6 +221,7 @@ async def tokens_page(
         status_code=status_code,
         tokens=listed,
         owners=owners,
+        namespace_names=[n.name for n in (await list_namespaces(visitor))[0]],
         accounts=accounts,
         account_names={a.id: a.name for a in accounts},
         next_cursor=next_cursor,
