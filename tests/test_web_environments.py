@@ -274,3 +274,17 @@ async def test_change_notes_show_in_an_entry_s_history_and_in_diffs(
     assert "“slow upstream”" in shown and "“first cut”" in shown
     diff = await client.get(f"/ui/namespaces/{ns}/diff", params={"from": 1, "to": 2})
     assert "Revision 2: “slow upstream”" in text_of(diff.text)
+
+
+async def test_a_json_diff_names_the_fields_that_changed(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ns = await new_namespace(client, owner, "orders/production")
+    before = {"db": {"pool": {"size": 5, "timeout": 30}, "host": "a"}, "hosts": ["x", "y"]}
+    after = {"db": {"pool": {"size": 8, "timeout": 30}, "host": "a"}, "hosts": ["x", "z"]}
+    await put_entry(client, owner, ns, "settings", before, value_type="json")
+    await put_entry(client, owner, ns, "settings", after, value_type="json")
+    await sign_in(client, owner.email)
+    diff = await client.get(f"/ui/namespaces/{ns}/diff", params={"from": 1, "to": 2})
+    paths = re.findall(r'<code class="changed-path">([^<]+)</code>', diff.text)
+    assert paths == ["db.pool.size", "hosts[1]"]

@@ -41,17 +41,48 @@ def namespace_context(namespace: NamespaceRead) -> dict[str, Any]:
     return {"namespace": namespace, "segments": namespace.name.split("/")}
 
 
+def changed_paths(old: Any, new: Any, path: str = "", limit: int = 20) -> list[str]:
+    """Where two JSON values differ (``db.pool.size``, ``hosts[2]``), at most ``limit``: what a
+    JSON diff highlights rather than two whole documents."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, at: str) -> None:
+        if len(found) >= limit or a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for name in sorted(set(a) | set(b)):
+                walk(a.get(name, _ABSENT), b.get(name, _ABSENT), f"{at}.{name}" if at else name)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for index, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{at}[{index}]")
+        else:
+            found.append(at or "(the whole value)")
+
+    walk(old, new, path)
+    return found
+
+
+_ABSENT = object()
+
+
 def diff_rows(diff: DiffRead) -> list[dict[str, Any]]:
-    """One row per key in key order, each with its kind: added, removed or changed."""
-    rows = [
-        {"kind": kind, "item": item}
-        for kind, items in (
-            ("added", diff.added),
-            ("removed", diff.removed),
-            ("changed", diff.changed),
-        )
-        for item in items
-    ]
+    """One row per key in key order, each with its kind: added, removed or changed (and, for a
+    changed JSON value, the paths that changed)."""
+    rows = []
+    kinds = (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed))
+    for kind, items in kinds:
+        for item in items:
+            paths: list[str] = []
+            if (
+                kind == "changed"
+                and item.old is not None
+                and item.new is not None
+                and item.new.value_type in ("json", "flag")
+                and "value" in item.fields
+                and not item.new.is_secret
+            ):
+                paths = changed_paths(item.old.value, item.new.value)
+            rows.append({"kind": kind, "item": item, "paths": paths})
     return sorted(rows, key=lambda row: row["item"].key)
 
 
