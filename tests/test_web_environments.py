@@ -288,3 +288,32 @@ async def test_a_json_diff_names_the_fields_that_changed(
     diff = await client.get(f"/ui/namespaces/{ns}/diff", params={"from": 1, "to": 2})
     paths = re.findall(r'<code class="changed-path">([^<]+)</code>', diff.text)
     assert paths == ["db.pool.size", "hosts[1]"]
+
+
+async def test_history_filters_by_key_author_and_date(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ns = await new_namespace(client, owner, "orders/production")
+    editor = await add_user(client, owner, "ed@acme.example.com", "editor")
+    await put_entry(client, owner, ns, "timeout", 30, value_type="number")
+    await put_entry(client, editor, ns, "region", "eu")
+    await put_entry(client, owner, ns, "timeout", 45, value_type="number")
+    api = f"{API}/namespaces/{ns}/revisions"
+
+    async def numbers(**params: str) -> list[int]:
+        answer = await client.get(api, headers=owner.headers, params=params)
+        assert answer.status_code == 200, answer.text
+        return [r["revision"] for r in answer.json()["items"]]
+
+    assert await numbers(key="timeout") == [3, 1]
+    assert await numbers(author="ed@acme.example.com") == [2]
+    assert await numbers(author="nobody@acme.example.com") == []
+    assert await numbers(since="2000-01-01T00:00:00Z", key="region") == [2]
+    assert await numbers(until="2000-01-01T00:00:00Z") == []
+    await sign_in(client, owner.email)
+    page_ = await client.get(f"/ui/namespaces/{ns}/history", params={"key": "region"})
+    assert page_.status_code == 200
+    shown = re.findall(r"Revision (\d+)", text_of(page_.text.split('id="revisions-title"', 1)[1]))
+    assert shown == ["2"]
+    bad = await client.get(f"/ui/namespaces/{ns}/history", params={"since": "yesterday"})
+    assert bad.status_code == 422 and "Enter a date as YYYY-MM-DD." in text_of(bad.text)

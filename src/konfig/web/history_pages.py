@@ -5,7 +5,9 @@ their diff before anything changes. They front ``konfig.revisions.service`` and
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -98,23 +100,53 @@ def parse_revision(raw: str | None, latest: int, name: str) -> int:
 # -- the namespace's revisions --------------------------------------------------------------
 
 
+def _day(raw: str, field: str, errors: dict[str, str]) -> datetime | None:
+    """A ``YYYY-MM-DD`` filter as the start of that day (UTC)."""
+    if not raw:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(raw), time(), UTC)
+    except ValueError:
+        errors[field] = "Enter a date as YYYY-MM-DD."
+        return None
+
+
 @router.get("/namespaces/{namespace_id}/history")
 async def namespace_history(
-    visitor: SignedIn, namespace_id: uuid.UUID, cursor: Cursor = None
+    visitor: SignedIn,
+    namespace_id: uuid.UUID,
+    cursor: Cursor = None,
+    key: str = Query("", max_length=255),
+    author: str = Query("", max_length=320),
+    since: str = Query("", max_length=10),
+    until: str = Query("", max_length=10),
 ) -> Response:
-    """The namespace's revisions, newest first: who, when, why, and the keys each touched."""
+    """The namespace's revisions, newest first: who, when, why, and the keys each touched;
+    filtered by a key, an author (email) and a date range."""
     namespace = await namespace_of(visitor, namespace_id)
+    errors: dict[str, str] = {}
+    start, end = _day(since, "since", errors), _day(until, "until", errors)
+    filters = {"key": key.strip(), "author": author.strip(), "since": since, "until": until}
     listed = await revisions.revisions(
         visitor.session,
         principal=visitor.principal,
         namespace_id=namespace_id,
         cursor=cursor,
         limit=PER_PAGE,
+        key=filters["key"] or None,
+        author=filters["author"] or None,
+        since=start,
+        until=end + timedelta(days=1) if end is not None else None,  # through that whole day
     )
     return page(
         visitor.request,
         "history.html",
         visitor,
+        status_code=422 if errors else 200,
+        filters=filters,
+        filtering=any(filters.values()),
+        filter_query=urlencode({k: v for k, v in filters.items() if v}),
+        filter_errors=errors,
         revisions=listed.items,
         next_cursor=listed.next_cursor,
         paged=cursor is not None,
