@@ -242,6 +242,7 @@ async def test_a_rollback_and_a_writer_who_may_not_read_the_target_are_refused(
         f"{API}/namespaces/{ids['shared/production']}/configs/region", headers=owner.headers
     )
     assert gone.status_code == 204
+    # (deleting the referenced key is refused while a reference needs it: drop the need first)
     rollback = await client.post(
         f"{API}/namespaces/{production}/rollback",
         headers=owner.headers,
@@ -277,3 +278,29 @@ async def test_a_change_to_a_referenced_key_reaches_the_webhooks_of_its_readers(
     assert data["namespace"] == "payments/production"
     assert data["source_namespace"] == "shared/production" and data["inherited"] is True
     assert data["changed_keys"] == ["db_host"]
+
+
+async def test_a_key_another_namespace_references_cannot_be_deleted(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await scene(client, owner)
+    shared = ids["shared/production"]
+    refused = await client.delete(
+        f"{API}/namespaces/{shared}/configs/db_host", headers=owner.headers
+    )
+    error = assert_error(refused, 422, "VALIDATION_ERROR")
+    assert "payments:url references it" in error["message"]
+    assert error["details"]["problem"] == "referenced"
+    emptied = await client.put(
+        f"{API}/namespaces/{shared}/document",
+        headers=owner.headers,
+        json={"entries": [{"key": "db_password", "value": "********"}]},
+    )
+    assert_error(emptied, 422, "VALIDATION_ERROR")
+    # A key nobody references goes; the config still resolves.
+    await put_entry(client, owner, shared, "unused", "x")
+    fine = await client.delete(f"{API}/namespaces/{shared}/configs/unused", headers=owner.headers)
+    assert fine.status_code == 204
+    assert (await resolved(client, owner, "payments/production")).json()["url"] == (
+        "postgres://db.internal/pay"
+    )

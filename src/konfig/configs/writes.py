@@ -271,19 +271,10 @@ class EntryWriter:
         write = replace(write, context=current())  # who and from where, for the audit log
         if write.draft is not None and not write.keep:
             check_drafts([write.draft], self.policy.limits)  # here: before it waits its turn
-        in_session = session is not None and session.in_transaction()
-        value = write.draft.value if write.draft is not None else write.value
-        if references.mentions(value):  # resolved against what is committed, before its turn
-            await self.policy.check_references(
-                session if in_session else None,
-                ReferenceWrite(
-                    tenant_id=write.principal.tenant_id,
-                    namespace_id=write.namespace_id,
-                    principal=write.principal,
-                    values={write.key: value},
-                ),
-            )
-        if session is not None and in_session:
+        if session is not None and session.in_transaction():
+            checked = _reference_write(write)
+            if checked is not None:
+                await self.policy.check_references(session, checked)
             return await self._in_session(session, write)
         future: asyncio.Future[EntryWritten] = asyncio.get_running_loop().create_future()
         self._queue.append((write, future))
@@ -316,6 +307,9 @@ class EntryWriter:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch = await self._checked(batch)
+            if not batch:
+                continue
             try:
                 await self._commit(batch)
             except Exception as error:
@@ -332,6 +326,21 @@ class EntryWriter:
                         await self._commit([pending])
                     except Exception as alone:
                         _settle(pending[1], alone)
+
+    async def _checked(self, batch: list[_Pending]) -> list[_Pending]:
+        """The batch less the writes whose references cannot resolve (each answered with its
+        422): checked here, in arrival order, so a write that needs the check keeps its turn."""
+        kept = []
+        for pending in batch:
+            checked = _reference_write(pending[0])
+            if checked is not None:
+                try:
+                    await self.policy.check_references(None, checked)
+                except Exception as refused:
+                    _settle(pending[1], refused)
+                    continue
+            kept.append(pending)
+        return kept
 
     async def _commit(self, batch: list[_Pending]) -> None:
         writes = [write for write, _ in batch]
@@ -381,6 +390,22 @@ class EntryWriter:
             await connection.invalidate()  # its state is unknown: never back to the pool
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+def _reference_write(write: EntryWrite) -> ReferenceWrite | None:
+    """What the references check needs of a write: a value holding references, or a deletion
+    (others' references may need the key); None for the rest, which it spares."""
+    value = write.draft.value if write.draft is not None else write.value
+    deleting = write.draft is None and write.patch is None
+    if not (deleting or references.mentions(value)):
+        return None
+    return ReferenceWrite(
+        tenant_id=write.principal.tenant_id,
+        namespace_id=write.namespace_id,
+        principal=write.principal,
+        values={} if deleting else {write.key: value},
+        deleted=frozenset({write.key}) if deleting else frozenset(),
+    )
 
 
 def _settle(future: asyncio.Future[EntryWritten], outcome: EntryWritten | BaseException) -> None:

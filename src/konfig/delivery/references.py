@@ -1,11 +1,13 @@
 """The write-time check of references (``konfig.configs.references``): every write path asks it,
-through ``WritePolicy.check_references``, before a value holding references commits.
+through ``WritePolicy.check_references``, before a value holding references commits, and
+before a deletion that other namespaces' references may need.
 
 The namespace is resolved as the write would leave it (its stored entries with the write's
 values laid over them), then each written value is expanded exactly as a read would: a missing
 target without a default, a cycle, a chain deeper than ten or a malformed reference is a 422
 that names the chain. A reference to a namespace the writer may not read is refused too, so
-nobody copies, through a reference, what they could not read themselves.
+nobody copies, through a reference, what they could not read themselves. Deleting a key that
+another namespace's value references (without a default) is refused, naming the referrer.
 """
 
 from __future__ import annotations
@@ -92,10 +94,38 @@ async def check(session: AsyncSession, keyring: Keyring, write: ReferenceWrite) 
                     [f"{name}:{key}", other],
                     "forbidden",
                 )
-    pool = await resolve.referenced(session, keyring, write.tenant_id, {name: target})
+    if written:
+        pool = await resolve.referenced(session, keyring, write.tenant_id, {name: target})
+        expanding = resolve.expander(pool)
+        for key in written:
+            try:
+                expanding.key(name, key)
+            except ReferenceProblem as exc:
+                raise _refused(key, exc.message, exc.chain, exc.rule) from exc
+    if write.deleted:
+        await _still_resolved(session, keyring, write, name, target)
+
+
+async def _still_resolved(
+    session: AsyncSession, keyring: Keyring, write: ReferenceWrite, name: str, target: Resolution
+) -> None:
+    """A deletion must leave every other namespace's references to ``name`` resolvable."""
+    others = await repository.referrers(session, tenant_id=write.tenant_id, name=name)
+    if not others:
+        return
+    loaded = await resolve.load_many(
+        session, keyring=keyring, tenant_id=write.tenant_id, names=others, expand=False
+    )
+    pool = await resolve.referenced(session, keyring, write.tenant_id, {**loaded, name: target})
     expanding = resolve.expander(pool)
-    for key in written:
-        try:
-            expanding.key(name, key)
-        except ReferenceProblem as exc:
-            raise _refused(key, exc.message, exc.chain, exc.rule) from exc
+    for other in others:
+        resolution = loaded.get(other)
+        for key in sorted(resolution.mentions if resolution is not None else ()):
+            try:
+                expanding.key(other, key)
+            except ReferenceProblem as exc:
+                gone = sorted(write.deleted)[0]
+                raise ValidationFailed(
+                    f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
+                    {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
+                ) from exc

@@ -231,7 +231,7 @@ async def commit_changes(
         )
         if broken:
             raise validation_error(broken)
-    if any(references.mentions(d.value) for d in (*creates, *updates)):
+    if removals or any(references.mentions(d.value) for d in (*creates, *updates)):
         await policy.check_references(
             session,
             ReferenceWrite(
