@@ -35,6 +35,7 @@ from konfig.client._base import (
     unreachable,
 )
 from konfig.client._cache import LastKnownGood
+from konfig.client._changes import AsyncChangeRequests, AsyncProtection
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
 from konfig.client._flags import AsyncFlags
 from konfig.client._people import AsyncGroups, AsyncSso, AsyncUsers
@@ -78,6 +79,8 @@ class AsyncKonfig:
         self.sso = AsyncSso(self)
         self.groups = AsyncGroups(self)
         self.webhooks = AsyncWebhooks(self)
+        self.protection = AsyncProtection(self)
+        self.change_requests = AsyncChangeRequests(self)
         self.flags = AsyncFlags(self._run)
 
     async def aclose(self) -> None:

@@ -25,6 +25,7 @@ from konfig.client._base import (
     unreachable,
 )
 from konfig.client._cache import LastKnownGood
+from konfig.client._changes import ChangeRequests, Protection
 from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
 from konfig.client._flags import Flags
 from konfig.client._people import Groups, Sso, Users
@@ -83,6 +84,8 @@ class Konfig:
         self.sso = Sso(self)
         self.groups = Groups(self)
         self.webhooks = Webhooks(self)
+        self.protection = Protection(self)
+        self.change_requests = ChangeRequests(self)
         self.flags = Flags(self._run)
 
     def close(self) -> None:
