@@ -14,7 +14,9 @@ from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import ConfigCreate, ConfigPatch
 from konfig.errors import Conflict, Forbidden, PayloadTooLarge, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
+from konfig.revisions.writer import Proposed
 from konfig.state import state_of
+from konfig.web.change_pages import proposed
 from konfig.web.forms import (
     EntryForm,
     form_for_entry,
@@ -68,6 +70,8 @@ async def add_entry(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
             except (ValidationFailed, PayloadTooLarge) as exc:
                 status_code = exc.status_code
                 place_server_errors(entry, exc)
+            except Proposed as done:
+                return proposed(visitor, done.proposal)
             except Conflict as exc:
                 status_code = 409
                 taken = exc.message.split(":")[0]
@@ -163,6 +167,8 @@ async def save_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Re
             )
         except ValidationError as exc:
             place_schema_errors(form, exc)
+        except Proposed as done:
+            return proposed(visitor, done.proposal)
         except (ValidationFailed, PayloadTooLarge) as exc:
             status_code = exc.status_code
             place_server_errors(form, exc)
@@ -203,6 +209,8 @@ async def delete_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> 
             message=None,
             if_match=configs.etag(int(version)) if version.isdigit() else None,
         )
+    except Proposed as done:
+        return proposed(visitor, done.proposal)
     except PreconditionFailed:
         await visitor.restart()
         return redirect(
