@@ -43,6 +43,9 @@ from konfig.users import service as users
 from konfig.users.models import Role
 
 MAX_MESSAGE = 1000
+UNPROTECTED = Rules(
+    approvals_required=1, allow_self_approval=False, enforcement="", approvers=((),)
+)
 
 
 async def _load(
@@ -91,8 +94,10 @@ async def _may_approve(
     *,
     self_ok: bool = False,
 ) -> bool:
-    if rules is None or principal.kind != "user":
+    if principal.kind != "user":
         return False
+    if rules is None:  # no policy protects it now: whoever may edit approves, as by default
+        rules = UNPROTECTED
     person = await repository.user(session, tenant_id=principal.tenant_id, user_id=principal.id)
     author = "" if self_ok else request.author
     return policies.may_approve(principal, person, rules, namespace.name, author)
@@ -334,9 +339,7 @@ async def approve(
 
 
 def _why_not(principal: Principal, request: ChangeRequest, rules: Rules | None) -> str:
-    if rules is None:
-        return "the namespace is no longer protected: merge the request, or write directly"
-    if principal.actor == request.author and not rules.allow_self_approval:
+    if principal.actor == request.author and not (rules and rules.allow_self_approval):
         return "you wrote this change request: its namespace's policy asks someone else to approve"
     return "you are not among the approvers this namespace's protection policy names"
 
