@@ -88,3 +88,10 @@ async def test_the_cli_and_sdk_take_a_change_from_proposal_to_merge(
         assert sdk.change_requests.list(waiting_for_me=True) == []
         (policy_read,) = sdk.protection.list()
         assert policy_read["id"] == policy["id"]
+
+    # Soft enforcement: the owner commits directly, with a reason history shows.
+    owner.ok("ns", "create", "payments/staging")
+    owner.ok("cr", "policies", "create", "payments/staging", "--soft")
+    bypassed = owner("set", "payments/staging", "mode=panic", "--bypass-reason", "incident 7")
+    assert bypassed.returncode == 0 and "mode" in bypassed.stdout, bypassed.stderr
+    assert "[bypass: incident 7]" in owner.ok("history", "payments/staging")

@@ -232,6 +232,14 @@ def set_(
         str | None, typer.Option(help="What the entry is for; left out: kept")
     ] = None,
     message: Annotated[str | None, typer.Option("-m", "--message", help="Why")] = None,
+    bypass_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--bypass-reason",
+            help="On a protected namespace under soft enforcement: commit directly (admins), "
+            "for this reason, audited",
+        ),
+    ] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Set values: konfig set payments/production max_connections=100.
@@ -261,6 +269,7 @@ def set_(
             description=description,
             validation_schema=rules,
             message=message,
+            bypass_reason=bypass_reason,
         )
         for key, value in parsed
     ]
