@@ -266,3 +266,28 @@ async def test_group_approvers_and_the_webhooks_of_a_request(
     ]
     assert sent[2]["data"]["change_request_id"] == first and sent[2]["data"]["revision"] == 1
     assert all(s["data"]["namespace"] == "payments/production" for s in sent)
+
+
+async def test_a_role_approver_and_self_approval_allowed(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    production = await make_namespace(client, owner, "payments/production")
+    await protect(client, owner, "payments/production", approvers=[{"role": "admin"}])
+    author = await add_granted(client, owner, "dev@acme.example.com", EDITOR)
+    peer = await add_granted(client, owner, "peer@acme.example.com", EDITOR)
+    request = (await propose(client, author, production, "limit", "1"))["id"]
+    await done(client, author, request, "submit")
+    refused = assert_error(await step(client, peer, request, "approve"), 403, "FORBIDDEN")
+    assert "not among the approvers" in refused["message"]
+    assert (await done(client, owner, request, "approve"))["status"] == "approved"
+    assert_error(await step(client, peer, request, "merge"), 403, "FORBIDDEN")
+    assert (await done(client, author, request, "merge"))["status"] == "merged"
+
+    mine = await propose(client, owner, production, "limit", "2")  # an owner proposes too
+    await done(client, owner, mine["id"], "submit")
+    assert_error(await step(client, owner, mine["id"], "approve"), 403, "FORBIDDEN")
+    policy = (await client.get(POLICIES, headers=owner.headers)).json()[0]
+    await client.patch(
+        f"{POLICIES}/{policy['id']}", headers=owner.headers, json={"allow_self_approval": True}
+    )
+    assert (await done(client, owner, mine["id"], "approve"))["status"] == "approved"
