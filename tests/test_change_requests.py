@@ -101,3 +101,10 @@ async def test_done_when_review_conflict_rebase_and_watchers(
     assert newest["revision"] == merged["merged_revision"] and newest["keys"] == ["rate"]
     assert alice.email in newest["message"] and bob.email in newest["message"]
     assert cr3 in newest["message"] and newest["message"].startswith("Faster")
+    audited = await client.get(
+        "/api/v1/audit", headers=owner.headers, params={"action": "change_request.merge"}
+    )
+    merge_audit = next(e for e in audited.json()["items"] if e["target"] == cr3)
+    assert merge_audit["summary"]["approved_by"] == [bob.email]
+    assert merge_audit["summary"]["revision"] == newest["revision"]
+    assert merge_audit["summary"]["message"] == newest["message"]

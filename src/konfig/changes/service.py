@@ -210,6 +210,7 @@ async def _step(
     namespace: Namespace,
     kind: str,
     body: str = "",
+    **summary: Any,
 ) -> None:
     await repository.add_event(
         session,
@@ -230,7 +231,7 @@ async def _step(
         target_type="change_request",
         target=str(request.id),
         namespace=namespace.name,
-        summary={"status": request.status, "keys": views.keys_of(request)[:200]},
+        summary={"status": request.status, "keys": views.keys_of(request)[:200], **summary},
     )
 
 
@@ -434,7 +435,18 @@ async def merge(
     request.merged_at = utcnow()
     request.merged_by = principal.actor
     request.merged_revision = outcome.revision
-    await _step(session, principal, request, namespace, "merge", message)
+    await _step(
+        session,
+        principal,
+        request,
+        namespace,
+        "merge",
+        message,
+        message=message,
+        revision=outcome.revision,
+        author=request.author,
+        approved_by=[names.get(a, a) for a in done],
+    )
     await _announce(
         session,
         principal,
