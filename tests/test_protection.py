@@ -256,6 +256,17 @@ async def test_group_approvers_and_the_webhooks_of_a_request(
         await done(client, sre, second, "reject", comment="no")
         assert_error(await step(client, author, second, "merge"), 409, "CONFLICT")
         received = await receiver.wait_for(5)
+    page = (await client.get(REQUESTS, headers=other.headers, params={"limit": 1})).json()
+    assert [r["id"] for r in page["items"]] == [second] and page["next_cursor"]
+    rest = await client.get(
+        REQUESTS, headers=other.headers, params={"limit": 1, "cursor": page["next_cursor"]}
+    )
+    assert [r["id"] for r in rest.json()["items"]] == [first]
+    assert_error(
+        await client.get(REQUESTS, headers=other.headers, params={"cursor": "nope"}),
+        422,
+        "VALIDATION_ERROR",
+    )
     sent = [r.verified(hook["secret"]) for r in received]
     assert [s["type"] for s in sent] == [
         "change_request.opened",
