@@ -3,6 +3,7 @@ parser, and its watch behind a proxy that has no event stream (against a live se
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import queue
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from konfig_client import Config, Konfig, MissingKey, WrongType
+from konfig_client import AsyncKonfig, Config, Konfig, MissingKey, Unauthenticated, WrongType
 from konfig_client._watch import ServerSentEvent, parse_events
 from tests.sdks.conftest import Site
 from tests.sdks.drivers import SDKS
@@ -154,3 +155,35 @@ def test_a_watch_long_polls_where_no_event_stream_can_be_had(
         assert (code, retrying) == ("INTERNAL", True)
         assert "no event stream (text/html)" in message
         assert only_sse.current is not None and only_sse.current.stale  # the file's copy
+
+
+@pytest.mark.parametrize("mode", ["sse", "poll"])
+async def test_the_async_watch_follows_changes_until_its_token_is_revoked(
+    site: Site, mode: str
+) -> None:
+    name, namespace_id = site.service(f"python-async-{mode}")
+    token_id, token = site.token("read")
+    seen: asyncio.Queue[tuple[dict[str, Any], str]] = asyncio.Queue()
+
+    async def changed(config: Config, previous: Config | None) -> None:
+        await seen.put((config.values, watch.mode))
+
+    async with AsyncKonfig.from_env(site.url, token) as konfig:
+        assert (await konfig.get(name)).get_number("port") == 8080
+        watch = konfig.watch(name, changed, mode="sse" if mode == "sse" else "poll", wait=60)
+        assert await asyncio.wait_for(seen.get(), 30) == (SERVICE, mode)
+        await asyncio.to_thread(site.set, "port", 9090, "number", at=namespace_id)
+        assert await asyncio.wait_for(seen.get(), 30) == (SERVICE | {"port": 9090}, mode)
+        await asyncio.to_thread(site.revoke, token_id)
+        with pytest.raises(Unauthenticated):
+            await asyncio.wait_for(watch.wait(), 30)
+        assert watch.error is not None and watch.error.code == "UNAUTHENTICATED"
+
+
+async def test_an_async_watch_stops_from_its_own_listener(site: Site) -> None:
+    name, _ = site.service("python-async-stop")
+    _, token = site.token("read")
+    async with AsyncKonfig(site.url, token) as konfig:
+        watch = konfig.watch(name, lambda config, previous: watch.stop())
+        await asyncio.wait_for(watch.wait(), 30)  # returns: stopped, no error
+        assert watch.stopped and watch.error is None and watch.current is not None

@@ -13,6 +13,7 @@ The server's package re-exports every name here as ``konfig.client``.
 """
 
 from konfig_client._async_client import AsyncKonfig
+from konfig_client._async_watch import AsyncWatch
 from konfig_client._base import RetryPolicy
 from konfig_client._cache import LastKnownGood, StaleConfigWarning
 from konfig_client._client import Konfig
@@ -38,6 +39,7 @@ from konfig_client._watch import Watch
 __all__ = [
     "UNSET",
     "AsyncKonfig",
+    "AsyncWatch",
     "Config",
     "Conflict",
     "ConnectionError",

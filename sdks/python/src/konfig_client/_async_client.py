@@ -23,6 +23,7 @@ from konfig_client._async_resources import (
     AsyncTokens,
     AsyncWebhooks,
 )
+from konfig_client._async_watch import AsyncChangeListener, AsyncErrorListener, AsyncWatch
 from konfig_client._base import (
     USER_AGENT,
     Call,
@@ -39,6 +40,7 @@ from konfig_client._config import Config
 from konfig_client._exceptions import ConnectionError, KonfigError, RateLimited, ServerError
 from konfig_client._flags import AsyncFlags
 from konfig_client._people import AsyncGroups, AsyncSso, AsyncUsers
+from konfig_client._watch import Mode
 
 T = TypeVar("T")
 log = logging.getLogger("konfig_client")
@@ -189,6 +191,26 @@ class AsyncKonfig:
         if self.cache is not None:
             self.cache.put(name, format, resolved.value, resolved.etag)
         return resolved.value
+
+    def watch(
+        self,
+        name: str,
+        on_change: AsyncChangeListener | None = None,
+        *,
+        on_error: AsyncErrorListener | None = None,
+        mode: Mode = "auto",
+        wait: float = 30.0,
+        idle_timeout: float = 45.0,
+    ) -> AsyncWatch:
+        """Follow namespace ``name`` in a task on the running loop, as :meth:`Konfig.watch`
+        does in a thread: ``on_change(config, previous)`` (maybe a coroutine function) gets the
+        current config, then each change. ``watch.stop()`` ends it; ``await watch.wait()``."""
+        watch = AsyncWatch(self, name, mode=mode, wait=wait, idle_timeout=idle_timeout)
+        if on_change is not None:
+            watch.on_change(on_change)
+        if on_error is not None:
+            watch.on_error(on_error)
+        return watch.start()
 
     async def follow(
         self,

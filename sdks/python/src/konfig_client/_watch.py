@@ -55,27 +55,104 @@ class ServerSentEvent:
     id: str | None
 
 
-def parse_events(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
-    """The events of a ``text/event-stream`` body given line by line (the WHATWG rules; a
-    comment line is a heartbeat and yields nothing)."""
-    kind, event_id = "", None
-    data: list[str] = []
-    for line in lines:
+class EventParser:
+    """A ``text/event-stream`` body read line by line, by the WHATWG rules: ``feed`` answers
+    the event a blank line completes (a comment line is a heartbeat, and completes none)."""
+
+    def __init__(self) -> None:
+        self._kind = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, line: str) -> ServerSentEvent | None:
         if line == "":
-            if data:
-                yield ServerSentEvent(kind or "message", "\n".join(data), event_id)
-            kind, data = "", []
-            continue
+            event = None
+            if self._data:
+                event = ServerSentEvent(self._kind or "message", "\n".join(self._data), self._id)
+            self._kind, self._data = "", []
+            return event
         if line.startswith(":"):
-            continue
+            return None
         field, _, value = line.partition(":")
         value = value.removeprefix(" ")
         if field == "event":
-            kind = value
+            self._kind = value
         elif field == "data":
-            data.append(value)
+            self._data.append(value)
         elif field == "id" and "\0" not in value:
-            event_id = value
+            self._id = value
+        return None
+
+
+def parse_events(lines: Iterable[str]) -> Iterator[ServerSentEvent]:
+    """The events of a ``text/event-stream`` body given line by line."""
+    parser = EventParser()
+    for line in lines:
+        event = parser.feed(line)
+        if event is not None:
+            yield event
+
+
+def decode_event(name: str, event: ServerSentEvent) -> Config | None:
+    """The config a ``change`` event carries; raises what an ``error`` or ``deleted`` event
+    says; None for any other event."""
+    if event.type == "change":
+        body = _json_object(event.data)
+        if not isinstance(body.get("config"), dict):
+            return None
+        etag = body.get("etag") if isinstance(body.get("etag"), str) else f'"{event.id}"'
+        return Config(name, body["config"], etag)
+    if event.type == "error":
+        body = _json_object(event.data)
+        code = body.get("code") if isinstance(body.get("code"), str) else "INTERNAL"
+        message = body.get("message") if isinstance(body.get("message"), str) else "error"
+        raise error_for(str(code), str(message))
+    if event.type == "deleted":
+        raise NotFound(f"namespace {name} was deleted", code="NOT_FOUND", status_code=404)
+    return None
+
+
+def refused(response: httpx.Response) -> bool:
+    """Whether an answer to an event-stream request is Konfig's own refusal (JSON), rather than
+    a proxy's or an old server's page for a path it does not know."""
+    content_type = response.headers.get("Content-Type", "")
+    foreign = response.status_code in NO_STREAM and not content_type.startswith("application/json")
+    return response.status_code >= 400 and not foreign
+
+
+def is_stream(response: httpx.Response, name: str, requested: Mode) -> bool:
+    """Whether the answer is an event stream; when it is not, False (long-poll instead) or,
+    with ``mode="sse"`` asked for, the error that says so."""
+    content_type = response.headers.get("Content-Type", "")
+    if content_type.startswith("text/event-stream"):
+        return True
+    if requested == "sse":
+        raise ServerError(
+            f"{name}: no event stream ({content_type or 'no content type'})",
+            code="INTERNAL",
+            status_code=response.status_code,
+        )
+    return False
+
+
+def stream_request(
+    http: httpx.Client | httpx.AsyncClient,
+    token: str | None,
+    name: str,
+    etag: str | None,
+    *,
+    timeout: float,
+    idle_timeout: float,
+) -> httpx.Request:
+    """``GET …/events``, resumed after ``etag``; a stream silent for ``idle_timeout`` (no
+    event, no heartbeat) times out, to be reopened."""
+    headers = {"Accept": "text/event-stream"}
+    if etag:
+        headers["Last-Event-ID"] = etag
+    call = Call("GET", f"{API}/config/{quote_name(name)}/events", headers=headers)
+    request = build_request(http, call, token)
+    request.extensions["timeout"] = httpx.Timeout(timeout, read=idle_timeout).as_dict()
+    return request
 
 
 def transient(error: KonfigError) -> bool:
@@ -222,16 +299,15 @@ class Watch:
 
     def _stream(self) -> bool:
         """One event stream, to its end; False when the server offers none."""
-        headers = {"Accept": "text/event-stream"}
-        etag = self._fresh_etag()
-        if etag:
-            headers["Last-Event-ID"] = etag
         client = self._client
-        call = Call("GET", f"{API}/config/{quote_name(self.name)}/events", headers=headers)
-        request = build_request(client._http, call, client.token)
-        # A stream silent this long (no event, no heartbeat) is dropped and reopened.
-        timeout = httpx.Timeout(client.timeout, read=self._idle_timeout)
-        request.extensions["timeout"] = timeout.as_dict()
+        request = stream_request(
+            client._http,
+            client.token,
+            self.name,
+            self._fresh_etag(),
+            timeout=client.timeout,
+            idle_timeout=self._idle_timeout,
+        )
         try:
             response = client._http.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -252,46 +328,20 @@ class Watch:
             response.close()
 
     def _read_stream(self, response: httpx.Response) -> bool:
-        content_type = response.headers.get("Content-Type", "")
-        # Konfig's own refusals are JSON; a proxy's or an old server's page is not.
-        foreign = response.status_code in NO_STREAM and not content_type.startswith(
-            "application/json"
-        )
-        if response.status_code >= 400 and not foreign:
+        if refused(response):
             response.read()
             raise error_from_response(response)
-        if not content_type.startswith("text/event-stream"):
-            if self._requested == "sse":
-                raise ServerError(
-                    f"{self.name}: no event stream ({content_type or 'no content type'})",
-                    code="INTERNAL",
-                    status_code=response.status_code,
-                )
+        if not is_stream(response, self.name, self._requested):
             return False
         self._failures = 0
         for event in parse_events(response.iter_lines()):
             if self._stopped.is_set():
                 break
-            self._dispatch(event)
+            config = decode_event(self.name, event)
+            if config is not None:
+                self._client._remember(config)
+                self._emit(config)
         return True
-
-    def _dispatch(self, event: ServerSentEvent) -> None:
-        if event.type == "change":
-            body = json.loads(event.data)
-            if not isinstance(body, dict) or not isinstance(body.get("config"), dict):
-                return
-            etag = body.get("etag") if isinstance(body.get("etag"), str) else f'"{event.id}"'
-            config = Config(self.name, body["config"], etag)
-            self._client._remember(config)
-            self._emit(config)
-        elif event.type == "error":
-            body = _json_object(event.data)
-            code = body.get("code") if isinstance(body.get("code"), str) else "INTERNAL"
-            message = body.get("message") if isinstance(body.get("message"), str) else "error"
-            raise error_for(str(code), str(message))
-        elif event.type == "deleted":
-            message = f"namespace {self.name} was deleted"
-            raise NotFound(message, code="NOT_FOUND", status_code=404)
 
     def _emit(self, config: Config) -> None:
         previous = self.current
