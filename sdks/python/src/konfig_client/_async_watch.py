@@ -122,6 +122,8 @@ class AsyncWatch:
         try:
             await self._follow()
         except Exception as exc:  # a bug here must end the watch visibly, not silently
+            if self._stopped:
+                return  # a stopped watch whose client was closed under its last request
             log.exception("watching %s failed", self.name)
             self.error = ServerError(f"watching {self.name} failed: {exc}", code="INTERNAL")
 

@@ -249,6 +249,8 @@ class Watch:
         try:
             self._follow()
         except Exception as exc:  # a bug here must end the watch visibly, not silently
+            if self._stopped.is_set():
+                return  # a stopped watch whose client was closed under its last request
             log.exception("watching %s failed", self.name)
             self.error = ServerError(f"watching {self.name} failed: {exc}", code="INTERNAL")
         finally:
