@@ -52,6 +52,7 @@ ACROSS_TENANTS = {
     ("konfig.sso.logins", "sso: an email is unique across tenants"),
     ("konfig.sso.logins", "audit: a refused sign-in"),
     ("konfig.flags.service", "flag evaluation counts, of every tenant"),
+    ("konfig.delivery.wiring", "read path: revisions of every tenant"),
     ("konfig.tokens.cache", "api token: found by its hash"),
     ("konfig.tokens.cache", "api tokens: last use, of every tenant"),
     ("konfig.users.service", "users: an email is unique across tenants"),

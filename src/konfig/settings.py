@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     )
     flag_stale_days: float = Field(30, gt=0, validation_alias=_env("FLAG_STALE_DAYS"))
     listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
+    # With Redis between replicas: how often each compares its cache with the namespaces'
+    # revisions in the database (the backstop for an announcement lost in a crash).
+    revision_poll_seconds: float = Field(5, gt=0, validation_alias=_env("REVISION_POLL_SECONDS"))
     # Webhooks (konfig.webhooks): where they may be sent, how, and for how long.
     webhook_allow_http: bool = Field(False, validation_alias=_env("WEBHOOK_ALLOW_HTTP"))
     # CIDRs a webhook may reach although private, loopback, link-local or metadata addresses.

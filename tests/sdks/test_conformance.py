@@ -32,6 +32,8 @@ WATCH_CASES = [
     ("javascript", "poll"),
     ("go", "sse"),
     ("go", "poll"),
+    ("java", "sse"),
+    ("java", "poll"),
 ]
 # Long enough that no long poll times out and no heartbeat passes during a test: a watch that
 # wakes within this deadline was woken by the change itself, not by polling again.
