@@ -187,3 +187,29 @@ async def test_an_async_watch_stops_from_its_own_listener(site: Site) -> None:
         watch = konfig.watch(name, lambda config, previous: watch.stop())
         await asyncio.wait_for(watch.wait(), 30)  # returns: stopped, no error
         assert watch.stopped and watch.error is None and watch.current is not None
+
+
+@pytest.mark.filterwarnings("ignore:Konfig is unreachable")
+async def test_the_async_watch_behind_a_proxy_with_no_event_stream(
+    site: Site, proxy: str, tmp_path: Path
+) -> None:
+    name, namespace_id = site.service("python-async-behind-a-proxy")
+    _, token = site.token("read")
+    seen: asyncio.Queue[tuple[dict[str, Any], str]] = asyncio.Queue()
+    async with AsyncKonfig(proxy, token, cache_path=tmp_path / "lkg.json") as konfig:
+        async with konfig.watch(name, wait=60) as watch:
+            watch.on_change(lambda config, _: seen.put_nowait((config.values, watch.mode)))
+            assert await asyncio.wait_for(seen.get(), 30) == (SERVICE, "poll")
+            await asyncio.to_thread(site.set, "port", 9090, "number", at=namespace_id)
+            assert await asyncio.wait_for(seen.get(), 30) == (SERVICE | {"port": 9090}, "poll")
+        assert watch.stopped and watch.error is None
+
+        failures: asyncio.Queue[tuple[str, bool]] = asyncio.Queue()
+        only_sse = konfig.watch(
+            name, mode="sse", on_error=lambda e, retrying: failures.put_nowait((e.code, retrying))
+        )
+        assert await asyncio.wait_for(failures.get(), 30) == ("INTERNAL", True)
+        assert only_sse.current is not None and only_sse.current.stale  # the file's copy
+        assert only_sse.current.values == SERVICE | {"port": 9090}
+        only_sse.stop()
+        await only_sse.wait()
