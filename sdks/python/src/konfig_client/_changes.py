@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from konfig.client import _change_operations as ops
-from konfig.client._async_resources import _Group as _AsyncGroup
-from konfig.client._change_operations import Ref
-from konfig.client._resources import _Group
+from konfig_client import _change_operations as ops
+from konfig_client._async_resources import _Group as _AsyncGroup
+from konfig_client._change_operations import Ref
+from konfig_client._resources import _Group
 
 Entry = dict[str, Any]
 Items = list[dict[str, Any]]  # an alias: the groups' own ``list`` methods shadow the builtin
