@@ -6,12 +6,16 @@ policies page for admins. A write from any page to a protected namespace lands h
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from fastapi import APIRouter
 from fastapi.responses import Response
 from pydantic import ValidationError
 
+from konfig.audit.context import audit_context, current
 from konfig.changes import policies, service
+from konfig.changes.proposals import BYPASS_HEADER
 from konfig.changes.schemas import Approver, ChangeRequestSummary, PolicyCreate
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.users.models import Role
@@ -39,6 +43,22 @@ def proposed(visitor: Visitor, proposal: ChangeRequestSummary) -> Response:
         flash=f"{proposal.namespace} is protected: your change went into this change request "
         f"({', '.join(proposal.keys)}). Submit it for review when it is complete.",
     )
+
+
+@contextmanager
+def bypassing(reason: str) -> Iterator[None]:
+    """A form's bypass reason, for the write in the block, as the API's header carries it
+    (``konfig.changes.proposals`` reads it there; an empty one is no bypass at all)."""
+    if not reason.strip():
+        yield
+        return
+    now = current()
+    sent = (BYPASS_HEADER.lower().encode(), reason.strip().encode())
+    token = audit_context.set(now._replace(headers=[sent, *now.headers]))
+    try:
+        yield
+    finally:
+        audit_context.reset(token)
 
 
 @router.get("/change-requests")
