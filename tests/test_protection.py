@@ -302,3 +302,20 @@ async def test_a_role_approver_and_self_approval_allowed(
         f"{POLICIES}/{policy['id']}", headers=owner.headers, json={"allow_self_approval": True}
     )
     assert (await done(client, owner, mine["id"], "approve"))["status"] == "approved"
+
+
+async def test_writing_a_key_back_takes_it_out_of_the_draft(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    production = await make_namespace(client, owner, "payments/production")
+    await set_entry(client, owner, production, "limit", "5")
+    await protect(client, owner, "payments/production")
+    editor = await add_granted(client, owner, "ed@acme.example.com", EDITOR)
+    draft = await propose(client, editor, production, "limit", "7")
+    assert (await propose(client, editor, production, "mode", "fast"))["keys"] == ["limit", "mode"]
+    back = await propose(client, editor, production, "limit", "5")  # as committed
+    assert back["id"] == draft["id"] and back["keys"] == ["mode"]
+    again = await put_entry(client, editor.headers, production, "limit", "5")
+    assert again.status_code == 200 and again.json()["version"] == 1  # nothing to take back
+    (audited,) = await audit_of(client, owner, "change_request.withdraw_keys")
+    assert audited["summary"]["keys"] == ["limit"]

@@ -79,18 +79,24 @@ async def intercept(
     changes: tuple[Sequence[EntryDraft], Sequence[EntryDraft], Sequence[ConfigEntry]],
     current: dict[str, ConfigEntry],
     message: str | None,
+    reverted: Sequence[str] = (),
 ) -> Intercepted:
+    """The change request a change goes into (``reverted``: keys written back to what is
+    committed, which leave the author's draft), or the message of a bypass that commits it."""
     creates, updates, removals = changes
     keys = sorted([d.key for d in creates] + [d.key for d in updates] + [e.key for e in removals])
     reason = bypass_reason()
     if reason is not None:
-        await _bypass(session, namespace, principal, reason, keys)
+        if keys:
+            await _bypass(session, namespace, principal, reason, keys)
         marked = f"[bypass: {reason}] {message or ''}".strip()
         return Intercepted(None, marked[:MAX_MESSAGE])
     keyring = policy.keyring
     request = await repository.draft_of(
         session, tenant_id=namespace.tenant_id, namespace_id=namespace.id, author=principal.actor
     )
+    if not keys:  # nothing to propose: perhaps keys to take back out of the draft
+        return await _withdraw(session, principal, namespace, request, reverted, message)
     if request is None:
         request = ChangeRequest(
             id=uuid.uuid4(),
@@ -134,6 +140,34 @@ async def intercept(
         target=str(request.id),
         namespace=namespace.name,
         summary={"keys": keys[:200], "keys_total": len(keys)},
+    )
+    (summary,) = await views.summaries(session, principal=principal, requests=[request])
+    return Intercepted(summary, None)
+
+
+async def _withdraw(
+    session: AsyncSession,
+    principal: Principal,
+    namespace: Namespace,
+    request: ChangeRequest | None,
+    reverted: Sequence[str],
+    message: str | None,
+) -> Intercepted:
+    """Take keys written back to their committed state out of the author's draft; nothing
+    happens (the write answers as unchanged) when the draft does not hold them."""
+    taken = set(reverted)
+    if request is None or not any(item["key"] in taken for item in request.changes):
+        return Intercepted(None, message)
+    request.changes = [item for item in request.changes if item["key"] not in taken]
+    request.updated_at = utcnow()
+    await session.flush()
+    await audit.record(
+        session,
+        action="change_request.withdraw_keys",
+        target_type="change_request",
+        target=str(request.id),
+        namespace=namespace.name,
+        summary={"keys": sorted(taken)[:200]},
     )
     (summary,) = await views.summaries(session, principal=principal, requests=[request])
     return Intercepted(summary, None)

@@ -232,14 +232,14 @@ async def commit_changes(
         current = await current_entries(session, namespace, keys)
 
     creates, updates, removals = classify(policy, current, upserts, deletes)
-    if not (creates or updates or removals):
-        return Outcome(namespace, None)
+    any_change = bool(creates or updates or removals)
     if creates:
         count = await entry_count(session, namespace.id)
         check_key_limit(policy, namespace, count + len(creates) - len(removals))
     if namespace.protection and principal is not None and not approved:
         from konfig.changes import proposals  # the changes feature writes through this module
 
+        updated = {d.key for d in updates}
         intercepted = await proposals.intercept(
             session,
             policy=policy,
@@ -248,10 +248,14 @@ async def commit_changes(
             changes=(creates, updates, removals),
             current=current,
             message=message,
+            # Keys written back to what is committed: taken out of the author's draft.
+            reverted=[d.key for d in upserts if d.key in current and d.key not in updated],
         )
         if intercepted.proposal is not None:
             return Outcome(namespace, None, proposal=intercepted.proposal)
         message = intercepted.message
+    if not any_change:
+        return Outcome(namespace, None)
     # A namespace that never had a revision has no history to continue.
     last_versions = (
         await last_versions_of(session, namespace.id, [d.key for d in creates])
