@@ -23,6 +23,7 @@ from konfig.web import (
     audit_pages,
     auth_pages,
     backup_pages,
+    change_pages,
     entry_pages,
     flag_pages,
     group_pages,
@@ -53,6 +54,7 @@ PAGES = (
     group_pages,
     sso_pages,
     webhook_pages,
+    change_pages,
 )
 
 
