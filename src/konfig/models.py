@@ -6,6 +6,7 @@ compares migrations with. It lives here, beside ``app.py``, and not under ``db/`
 
 from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
+from konfig.changes.models import ChangeRequest, ChangeRequestEvent, ProtectionPolicy
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
 from konfig.db.outbox import OutboxEvent
@@ -26,12 +27,15 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "ChangeRequest",
+    "ChangeRequestEvent",
     "ConfigEntry",
     "EntryVersion",
     "FlagEvaluation",
     "Group",
     "Namespace",
     "OutboxEvent",
+    "ProtectionPolicy",
     "Revision",
     "ServiceAccount",
     "SsoConfig",

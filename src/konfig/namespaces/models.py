@@ -28,3 +28,6 @@ class Namespace(IdMixin, TimestampMixin, Base):
     # The nearest ancestor's template, copied here: what governs this namespace's writes.
     contract: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
     updated_by: Mapped[str] = mapped_column(String(80), default="")
+    # "hard" or "soft" when a protection policy matches its name (konfig.changes.policies keeps
+    # it so): writes then open change requests instead of committing. None: unprotected.
+    protection: Mapped[str | None] = mapped_column(String(8), default=None)

@@ -24,6 +24,7 @@ from konfig.web import (
     auth_pages,
     backup_pages,
     bulk_pages,
+    change_pages,
     entry_pages,
     environment_pages,
     flag_pages,
@@ -59,6 +60,7 @@ PAGES = (
     group_pages,
     sso_pages,
     webhook_pages,
+    change_pages,
 )
 
 

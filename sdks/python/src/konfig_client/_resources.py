@@ -1,19 +1,19 @@
-"""The resource groups of ``AsyncKonfig``: ``_resources`` with ``await``."""
+"""The resource groups of ``Konfig``: thin, typed wrappers around the flows."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from konfig.client import _operations as ops
-from konfig.client import _revision_operations as revision_ops
-from konfig.client import _webhook_operations as webhook_ops
-from konfig.client._base import Flow
-from konfig.client._operations import NamespaceRef
+from konfig_client import _operations as ops
+from konfig_client import _revision_operations as revision_ops
+from konfig_client import _webhook_operations as webhook_ops
+from konfig_client._base import Flow
+from konfig_client._operations import NamespaceRef
 
 if TYPE_CHECKING:
-    from konfig.client._async_client import AsyncKonfig
+    from konfig_client._client import Konfig
 
 T = TypeVar("T")
 # Aliases, because the groups' own ``list`` methods shadow the builtin in their bodies.
@@ -23,64 +23,64 @@ Entry = dict[str, Any]
 
 
 class _Group:
-    def __init__(self, client: AsyncKonfig) -> None:
+    def __init__(self, client: Konfig) -> None:
         self._client = client
 
-    async def _run(self, flow: Flow[T]) -> T:
-        return await self._client._run(flow)
+    def _run(self, flow: Flow[T]) -> T:
+        return self._client._run(flow)
 
 
-class AsyncAuth(_Group):
+class Auth(_Group):
     """Register, log in and out; ``login`` keeps the access token on the client."""
 
-    async def register(self, name: str, email: str, password: str) -> dict[str, Any]:
+    def register(self, name: str, email: str, password: str) -> dict[str, Any]:
         """Create a tenant and its owner."""
-        return await self._run(ops.register(name, email, password))
+        return self._run(ops.register(name, email, password))
 
-    async def login(self, email: str, password: str) -> dict[str, Any]:
+    def login(self, email: str, password: str) -> dict[str, Any]:
         """Exchange email and password for a token pair, and use its access token from now on."""
-        tokens = await self._run(ops.login(email, password))
+        tokens = self._run(ops.login(email, password))
         self._client.token = tokens["access_token"]
         return tokens
 
-    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+    def refresh(self, refresh_token: str) -> dict[str, Any]:
         """Spend a refresh token for a new pair, and use its access token from now on."""
-        tokens = await self._run(ops.refresh(refresh_token))
+        tokens = self._run(ops.refresh(refresh_token))
         self._client.token = tokens["access_token"]
         return tokens
 
-    async def logout(self) -> None:
+    def logout(self) -> None:
         """End this login."""
-        await self._run(ops.logout())
+        self._run(ops.logout())
         self._client.token = None
 
-    async def me(self) -> dict[str, Any]:
+    def me(self) -> dict[str, Any]:
         """Who the token belongs to."""
-        return await self._run(ops.me())
+        return self._run(ops.me())
 
 
-class AsyncNamespaces(_Group):
+class Namespaces(_Group):
     """Namespaces, by name (``payments/production``)."""
 
-    async def list(self, prefix: str | None = None) -> Items:
+    def list(self, prefix: str | None = None) -> Items:
         """Every namespace, or those whose name starts with ``prefix``."""
-        return await self._run(ops.list_namespaces(prefix))
+        return self._run(ops.list_namespaces(prefix))
 
-    async def get(self, namespace: NamespaceRef) -> dict[str, Any]:
+    def get(self, namespace: NamespaceRef) -> dict[str, Any]:
         """One namespace, with its revision and entry count."""
-        return await self._run(ops.get_namespace(namespace))
+        return self._run(ops.get_namespace(namespace))
 
-    async def id(self, namespace: NamespaceRef) -> str:
+    def id(self, namespace: NamespaceRef) -> str:
         """The id of the namespace with this exact name."""
-        return await self._run(ops.namespace_id(namespace))
+        return self._run(ops.namespace_id(namespace))
 
-    async def create(
+    def create(
         self, name: str, *, description: str = "", includes: Names | None = None
     ) -> dict[str, Any]:
         """Create a namespace."""
-        return await self._run(ops.create_namespace(name, description, includes))
+        return self._run(ops.create_namespace(name, description, includes))
 
-    async def update(
+    def update(
         self,
         namespace: NamespaceRef,
         *,
@@ -88,29 +88,27 @@ class AsyncNamespaces(_Group):
         includes: Names | None = None,
     ) -> dict[str, Any]:
         """Change a namespace's description or includes."""
-        return await self._run(
+        return self._run(
             ops.update_namespace(namespace, description=description, includes=includes)
         )
 
-    async def delete(self, namespace: NamespaceRef, *, force: bool = False) -> None:
+    def delete(self, namespace: NamespaceRef, *, force: bool = False) -> None:
         """Delete a namespace; ``force`` also deletes the entries it holds."""
-        await self._run(ops.delete_namespace(namespace, force=force))
+        self._run(ops.delete_namespace(namespace, force=force))
 
 
-class AsyncConfigs(_Group):
+class Configs(_Group):
     """A namespace's config entries."""
 
-    async def list(self, namespace: NamespaceRef, *, reveal: bool = False) -> Items:
+    def list(self, namespace: NamespaceRef, *, reveal: bool = False) -> Items:
         """Every entry of the namespace (secrets masked unless ``reveal``)."""
-        return await self._run(ops.list_entries(namespace, reveal=reveal))
+        return self._run(ops.list_entries(namespace, reveal=reveal))
 
-    async def get(
-        self, namespace: NamespaceRef, key: str, *, reveal: bool = False
-    ) -> dict[str, Any]:
+    def get(self, namespace: NamespaceRef, key: str, *, reveal: bool = False) -> dict[str, Any]:
         """One entry, with its ``version``."""
-        return await self._run(ops.get_entry(namespace, key, reveal=reveal))
+        return self._run(ops.get_entry(namespace, key, reveal=reveal))
 
-    async def set(
+    def set(
         self,
         namespace: NamespaceRef,
         key: str,
@@ -122,10 +120,13 @@ class AsyncConfigs(_Group):
         validation_schema: Any = ops.UNSET,
         message: str | None = None,
         if_match: str | None = None,
+        bypass_reason: str | None = None,
     ) -> dict[str, Any]:
         """Set an entry's value, creating the entry if need be; settings left out keep theirs
-        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates."""
-        return await self._run(
+        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates. On a
+        protected namespace the answer is the change request the change went into (``status``
+        ``draft``), unless ``bypass_reason`` (admins, soft enforcement) commits it directly."""
+        return self._run(
             ops.set_entry(
                 namespace,
                 key,
@@ -136,10 +137,11 @@ class AsyncConfigs(_Group):
                 validation_schema=validation_schema,
                 message=message,
                 if_match=if_match,
+                bypass_reason=bypass_reason,
             )
         )
 
-    async def update(
+    def update(
         self,
         namespace: NamespaceRef,
         key: str,
@@ -161,11 +163,11 @@ class AsyncConfigs(_Group):
             "description": description,
             "is_secret": is_secret,
         }
-        return await self._run(
+        return self._run(
             ops.update_entry(namespace, key, fields, message=message, if_match=if_match)
         )
 
-    async def delete(
+    def delete(
         self,
         namespace: NamespaceRef,
         key: str,
@@ -174,9 +176,9 @@ class AsyncConfigs(_Group):
         message: str | None = None,
     ) -> None:
         """Delete an entry (its history stays)."""
-        await self._run(ops.delete_entry(namespace, key, if_match=if_match, message=message))
+        self._run(ops.delete_entry(namespace, key, if_match=if_match, message=message))
 
-    async def history(
+    def history(
         self,
         namespace: NamespaceRef,
         key: str,
@@ -185,23 +187,19 @@ class AsyncConfigs(_Group):
         limit: int | None = None,
     ) -> Items:
         """Every version of ``key``, newest first, deletions included."""
-        return await self._run(
-            revision_ops.entry_history(namespace, key, reveal=reveal, limit=limit)
-        )
+        return self._run(revision_ops.entry_history(namespace, key, reveal=reveal, limit=limit))
 
-    async def rollback(
+    def rollback(
         self, namespace: NamespaceRef, key: str, version: int, *, message: str | None = None
     ) -> Entry:
         """Write a new version equal to ``version``; a deleted key comes back."""
-        return await self._run(
-            revision_ops.rollback_entry(namespace, key, version, message=message)
-        )
+        return self._run(revision_ops.rollback_entry(namespace, key, version, message=message))
 
 
-class AsyncAudit(_Group):
+class Audit(_Group):
     """The tenant's audit log."""
 
-    async def list(
+    def list(
         self,
         *,
         actor: str | None = None,
@@ -212,7 +210,7 @@ class AsyncAudit(_Group):
         limit: int = 50,
     ) -> Items:
         """Up to ``limit`` events, newest first."""
-        return await self._run(
+        return self._run(
             ops.list_audit(
                 actor=actor,
                 action=action,
@@ -224,18 +222,18 @@ class AsyncAudit(_Group):
         )
 
 
-class AsyncRevisions(_Group):
+class Revisions(_Group):
     """A namespace's revisions: snapshots, diffs, rollback, documents, import and export."""
 
-    async def list(self, namespace: NamespaceRef, *, limit: int | None = None) -> Items:
+    def list(self, namespace: NamespaceRef, *, limit: int | None = None) -> Items:
         """Revisions, newest first, with the keys each changed."""
-        return await self._run(revision_ops.list_revisions(namespace, limit=limit))
+        return self._run(revision_ops.list_revisions(namespace, limit=limit))
 
-    async def get(self, namespace: NamespaceRef, revision: int, *, reveal: bool = False) -> Entry:
+    def get(self, namespace: NamespaceRef, revision: int, *, reveal: bool = False) -> Entry:
         """The whole namespace as it was at ``revision``."""
-        return await self._run(revision_ops.get_revision(namespace, revision, reveal=reveal))
+        return self._run(revision_ops.get_revision(namespace, revision, reveal=reveal))
 
-    async def diff(
+    def diff(
         self,
         namespace: NamespaceRef,
         from_revision: int,
@@ -244,11 +242,9 @@ class AsyncRevisions(_Group):
         reveal: bool = False,
     ) -> Entry:
         """Keys added, removed and changed between two revisions (``to``: the latest)."""
-        return await self._run(
-            revision_ops.diff(namespace, from_revision, to_revision, reveal=reveal)
-        )
+        return self._run(revision_ops.diff(namespace, from_revision, to_revision, reveal=reveal))
 
-    async def rollback(
+    def rollback(
         self,
         namespace: NamespaceRef,
         revision: int,
@@ -258,17 +254,17 @@ class AsyncRevisions(_Group):
         if_match: str | None = None,
     ) -> Entry:
         """Restore the namespace as it was at ``revision``, as one new revision."""
-        return await self._run(
+        return self._run(
             revision_ops.rollback(
                 namespace, revision, dry_run=dry_run, message=message, if_match=if_match
             )
         )
 
-    async def document(self, namespace: NamespaceRef, *, reveal: bool = False) -> Entry:
+    def document(self, namespace: NamespaceRef, *, reveal: bool = False) -> Entry:
         """Every entry as ``{"entries": [...]}``, the shape ``put_document`` takes."""
-        return await self._run(revision_ops.get_document(namespace, reveal=reveal))
+        return self._run(revision_ops.get_document(namespace, reveal=reveal))
 
-    async def put_document(
+    def put_document(
         self,
         namespace: NamespaceRef,
         document: Entry | str,
@@ -278,13 +274,13 @@ class AsyncRevisions(_Group):
         if_match: str | None = None,
     ) -> Entry:
         """Replace every entry atomically from a document (a dict, or YAML text)."""
-        return await self._run(
+        return self._run(
             revision_ops.put_document(
                 namespace, document, dry_run=dry_run, message=message, if_match=if_match
             )
         )
 
-    async def export(
+    def export(
         self,
         namespace: NamespaceRef,
         *,
@@ -293,14 +289,14 @@ class AsyncRevisions(_Group):
         revision: int | None = None,
     ) -> str:
         """The namespace as yaml, json, env or properties text."""
-        return await self._run(
+        return self._run(
             revision_ops.export(namespace, format=format, reveal=reveal, revision=revision)
         )
 
-    async def import_(
+    def import_(
         self,
         namespace: NamespaceRef,
-        content: bytes | str | AsyncIterable[bytes],
+        content: bytes | str | Iterable[bytes],
         *,
         format: str = "yaml",
         mode: str = "merge",
@@ -309,33 +305,33 @@ class AsyncRevisions(_Group):
     ) -> Entry:
         """Import a yaml, json, env or properties file as one revision (``mode="replace"``
         also deletes the keys it lacks)."""
-        return await self._run(
+        return self._run(
             revision_ops.import_file(
                 namespace, content, format=format, mode=mode, dry_run=dry_run, message=message
             )
         )
 
 
-class AsyncBackups(_Group):
+class Backups(_Group):
     """The tenant's backups (admins): take, list, read, download, restore."""
 
-    async def create(self) -> Entry:
+    def create(self) -> Entry:
         """Back up the tenant's namespaces and entries now."""
-        return await self._run(ops.create_backup())
+        return self._run(ops.create_backup())
 
-    async def list(self, *, limit: int | None = None) -> Items:
+    def list(self, *, limit: int | None = None) -> Items:
         """Backups, newest first, with whether each one's checksum holds."""
-        return await self._run(ops.list_backups(limit=limit))
+        return self._run(ops.list_backups(limit=limit))
 
-    async def get(self, backup_id: str) -> Entry:
+    def get(self, backup_id: str) -> Entry:
         """One backup, with the namespaces it holds."""
-        return await self._run(ops.get_backup(backup_id))
+        return self._run(ops.get_backup(backup_id))
 
-    async def download(self, backup_id: str) -> bytes:
+    def download(self, backup_id: str) -> bytes:
         """The backup file itself (YAML, values still encrypted)."""
-        return await self._run(ops.download_backup(backup_id))
+        return self._run(ops.download_backup(backup_id))
 
-    async def restore(
+    def restore(
         self,
         backup_id: str,
         *,
@@ -344,15 +340,15 @@ class AsyncBackups(_Group):
         reveal: bool = False,
     ) -> Entry:
         """Restore a backup, one new revision per namespace; ``dry_run`` only shows the diff."""
-        return await self._run(
+        return self._run(
             ops.restore_backup(backup_id, dry_run=dry_run, namespaces=namespaces, reveal=reveal)
         )
 
 
-class AsyncTokens(_Group):
+class Tokens(_Group):
     """Service accounts and API tokens (``kfg_…``); a token's secret is shown once."""
 
-    async def create(
+    def create(
         self,
         name: str,
         scopes: Items,
@@ -364,7 +360,7 @@ class AsyncTokens(_Group):
         """Create a token: ``scopes=[{"namespaces": "payments/*", "permissions": ["read"]}]``
         (add ``"secrets"`` beside ``"read"`` for secret values decrypted, else they read as
         ``********``); the answer's ``token`` is the secret, never shown again."""
-        return await self._run(
+        return self._run(
             ops.create_token(
                 name,
                 scopes,
@@ -374,39 +370,39 @@ class AsyncTokens(_Group):
             )
         )
 
-    async def list(
+    def list(
         self, *, service_account: str | uuid.UUID | None = None, include_revoked: bool = False
     ) -> Items:
         """Tokens (the tenant's for admins, your own otherwise), never their secrets."""
-        return await self._run(
+        return self._run(
             ops.list_tokens(service_account=service_account, include_revoked=include_revoked)
         )
 
-    async def get(self, token_id: str | uuid.UUID) -> Entry:
+    def get(self, token_id: str | uuid.UUID) -> Entry:
         """One token, with when it was last used."""
-        return await self._run(ops.get_token(token_id))
+        return self._run(ops.get_token(token_id))
 
-    async def revoke(self, token_id: str | uuid.UUID) -> None:
+    def revoke(self, token_id: str | uuid.UUID) -> None:
         """Revoke a token: every replica refuses it from now on."""
-        await self._run(ops.revoke_token(token_id))
+        self._run(ops.revoke_token(token_id))
 
-    async def create_service_account(self, name: str, *, description: str = "") -> Entry:
+    def create_service_account(self, name: str, *, description: str = "") -> Entry:
         """Create a service account, a machine identity that owns tokens."""
-        return await self._run(ops.create_service_account(name, description))
+        return self._run(ops.create_service_account(name, description))
 
-    async def list_service_accounts(self) -> Items:
+    def list_service_accounts(self) -> Items:
         """The tenant's service accounts by name."""
-        return await self._run(ops.list_service_accounts())
+        return self._run(ops.list_service_accounts())
 
-    async def delete_service_account(self, account: str | uuid.UUID) -> None:
+    def delete_service_account(self, account: str | uuid.UUID) -> None:
         """Delete a service account (by name or id); its tokens stop working."""
-        await self._run(ops.delete_service_account(account))
+        self._run(ops.delete_service_account(account))
 
 
-class AsyncWebhooks(_Group):
+class Webhooks(_Group):
     """Webhooks: signed notifications of changes, per Standard Webhooks."""
 
-    async def create(
+    def create(
         self,
         url: str,
         events: Names,
@@ -417,37 +413,37 @@ class AsyncWebhooks(_Group):
     ) -> Entry:
         """Subscribe ``url`` to event types (``config.changed``, ``namespace.created``, …) in
         the namespaces a pattern matches; the answer's ``secret`` (``whsec_…``) is shown once."""
-        return await self._run(
+        return self._run(
             webhook_ops.create_webhook(
                 url, events, namespaces=namespaces, description=description, enabled=enabled
             )
         )
 
-    async def list(self) -> Items:
+    def list(self) -> Items:
         """The tenant's webhooks (admins)."""
-        return await self._run(webhook_ops.list_webhooks())
+        return self._run(webhook_ops.list_webhooks())
 
-    async def get(self, webhook_id: str | uuid.UUID) -> Entry:
+    def get(self, webhook_id: str | uuid.UUID) -> Entry:
         """One webhook."""
-        return await self._run(webhook_ops.get_webhook(webhook_id))
+        return self._run(webhook_ops.get_webhook(webhook_id))
 
-    async def update(self, webhook_id: str | uuid.UUID, **changes: Any) -> Entry:
+    def update(self, webhook_id: str | uuid.UUID, **changes: Any) -> Entry:
         """Change ``url``, ``events``, ``namespaces``, ``description`` or ``enabled``."""
-        return await self._run(webhook_ops.update_webhook(webhook_id, changes))
+        return self._run(webhook_ops.update_webhook(webhook_id, changes))
 
-    async def delete(self, webhook_id: str | uuid.UUID) -> None:
+    def delete(self, webhook_id: str | uuid.UUID) -> None:
         """Delete a webhook and its delivery log."""
-        await self._run(webhook_ops.delete_webhook(webhook_id))
+        self._run(webhook_ops.delete_webhook(webhook_id))
 
-    async def rotate_secret(self, webhook_id: str | uuid.UUID) -> Entry:
+    def rotate_secret(self, webhook_id: str | uuid.UUID) -> Entry:
         """A new signing secret, shown once; the old one signs beside it for 24 hours."""
-        return await self._run(webhook_ops.rotate_secret(webhook_id))
+        return self._run(webhook_ops.rotate_secret(webhook_id))
 
-    async def test(self, webhook_id: str | uuid.UUID) -> Entry:
+    def test(self, webhook_id: str | uuid.UUID) -> Entry:
         """Send a ``webhook.test`` event; answers the queued delivery's id."""
-        return await self._run(webhook_ops.test_webhook(webhook_id))
+        return self._run(webhook_ops.test_webhook(webhook_id))
 
-    async def deliveries(
+    def deliveries(
         self,
         webhook_id: str | uuid.UUID,
         *,
@@ -457,12 +453,12 @@ class AsyncWebhooks(_Group):
         limit: int | None = None,
     ) -> Items:
         """The delivery log, newest first, each with every attempt."""
-        return await self._run(
+        return self._run(
             webhook_ops.list_deliveries(
                 webhook_id, status=status, since=since, until=until, limit=limit
             )
         )
 
-    async def redeliver(self, webhook_id: str | uuid.UUID, delivery_id: str | uuid.UUID) -> Entry:
+    def redeliver(self, webhook_id: str | uuid.UUID, delivery_id: str | uuid.UUID) -> Entry:
         """Send a delivery again now, with the same ``webhook-id``."""
-        return await self._run(webhook_ops.redeliver(webhook_id, delivery_id))
+        return self._run(webhook_ops.redeliver(webhook_id, delivery_id))

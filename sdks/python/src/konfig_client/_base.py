@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from konfig.client._exceptions import ConnectionError, KonfigError, error_from_response
+from konfig_client._exceptions import ConnectionError, KonfigError, error_from_response
 
 T = TypeVar("T")
 
