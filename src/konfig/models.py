@@ -4,6 +4,7 @@
 compares migrations with. It lives here, beside ``app.py``, and not under ``db/``: db/ defines
 ``Base`` and imports no feature."""
 
+from konfig.analytics.models import ClientInstance, KeyRead, Traffic
 from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.configs.models import ConfigEntry
@@ -26,10 +27,12 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "ClientInstance",
     "ConfigEntry",
     "EntryVersion",
     "FlagEvaluation",
     "Group",
+    "KeyRead",
     "Namespace",
     "OutboxEvent",
     "Revision",
@@ -37,6 +40,7 @@ __all__ = [
     "SsoConfig",
     "SsoFlow",
     "Tenant",
+    "Traffic",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -1,0 +1,90 @@
+"""A namespace's clients in the UI: the headline ("27 of 30 instances on revision 18; 3 behind
+since …"), the stale instances, every instance with the revision it holds, the traffic of the
+last day or week as a server-rendered SVG chart, and the keys no read delivered lately."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from konfig.analytics import service as analytics
+from konfig.analytics.router import current_state
+from konfig.analytics.schemas import Period, TrafficRead
+from konfig.state import state_of
+from konfig.web.history_pages import namespace_context, namespace_of
+from konfig.web.rendering import page
+from konfig.web.routing import UIRoute
+from konfig.web.session import SignedIn
+
+router = APIRouter(route_class=UIRoute)
+
+KINDS = ("reads", "not_modified", "pushes")
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One bucket of the chart: where it starts, its x, and a stacked segment per kind."""
+
+    start: datetime
+    x: int
+    segments: list[tuple[str, int, int, int]]  # kind, y, height, count
+
+
+def chart(traffic: TrafficRead) -> list[Bar]:
+    """Stacked bars, 100 units high at the busiest bucket, 10 units wide each."""
+    busiest = max((b.reads + b.not_modified + b.pushes for b in traffic.buckets), default=0) or 1
+    bars = []
+    for i, bucket in enumerate(traffic.buckets):
+        y, segments = 100, []
+        for kind in KINDS:
+            count = getattr(bucket, kind)
+            height = max(1, round(100 * count / busiest)) if count else 0
+            y -= height
+            segments.append((kind, y, height, count))
+        bars.append(Bar(bucket.start, i * 10, segments))
+    return bars
+
+
+@router.get("/namespaces/{namespace_id}/clients")
+async def clients_page(visitor: SignedIn, namespace_id: uuid.UUID, period: str = "day") -> Response:
+    """Who reads the namespace, which revision each holds, the stale ones; traffic; unread keys."""
+    namespace = await namespace_of(visitor, namespace_id)
+    state = state_of(visitor.request)
+    recorder = state.delivery.analytics
+    chosen: Period = "week" if period == "week" else "day"
+    session, principal = visitor.session, visitor.principal
+    clients = await analytics.clients(
+        session,
+        principal=principal,
+        recorder=recorder,
+        namespace_id=namespace_id,
+        current=current_state(visitor.request),
+        stale_seconds=state.settings.analytics_stale_seconds,
+        window_hours=24,
+    )
+    traffic = await analytics.traffic(
+        session, principal=principal, recorder=recorder, namespace_id=namespace_id, period=chosen
+    )
+    keys = await analytics.key_reads(
+        session,
+        principal=principal,
+        recorder=recorder,
+        namespace_id=namespace_id,
+        unread_days=state.settings.analytics_unread_days,
+    )
+    return page(
+        visitor.request,
+        "clients.html",
+        visitor,
+        clients=clients,
+        traffic=traffic,
+        bars=chart(traffic),
+        keys=keys,
+        period=chosen,
+        flush_seconds=state.settings.analytics_flush_seconds,
+        **namespace_context(namespace),
+    )
