@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from konfig.cli import credentials, flags, loopback, resolved, revisions, tokens, users, webhooks
+from konfig.cli import (
+    clients,
+    credentials,
+    flags,
+    loopback,
+    resolved,
+    revisions,
+    tokens,
+    users,
+    webhooks,
+)
 from konfig.cli.output import Output, OutputOption, dump, fail, note, out, show
 from konfig.cli.session import api, konfig
 from konfig.client import UNSET, Konfig, KonfigError, NotFound
@@ -283,3 +293,4 @@ def register(app: typer.Typer) -> None:
     users.register(app)
     webhooks.register(app)
     flags.register(app)
+    clients.register(app)

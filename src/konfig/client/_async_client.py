@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar, cast, overload
 import httpx
 
 from konfig.client import _operations as ops
+from konfig.client._analytics import AsyncAnalytics
 from konfig.client._async_resources import (
     AsyncAudit,
     AsyncAuth,
@@ -24,13 +25,13 @@ from konfig.client._async_resources import (
     AsyncWebhooks,
 )
 from konfig.client._base import (
-    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,
     backoff,
     build_request,
     check,
+    identity,
     may_retry,
     unreachable,
 )
@@ -56,6 +57,7 @@ class AsyncKonfig:
         retry: RetryPolicy | None = None,
         cache_path: str | os.PathLike[str] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        instance: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
@@ -65,7 +67,7 @@ class AsyncKonfig:
             base_url=self.url,
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": USER_AGENT},
+            headers=identity(instance),
         )
         self.auth = AsyncAuth(self)
         self.namespaces = AsyncNamespaces(self)
@@ -79,6 +81,7 @@ class AsyncKonfig:
         self.groups = AsyncGroups(self)
         self.webhooks = AsyncWebhooks(self)
         self.flags = AsyncFlags(self._run)
+        self.analytics = AsyncAnalytics(self._run)
 
     async def aclose(self) -> None:
         await self._http.aclose()

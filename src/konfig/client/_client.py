@@ -13,14 +13,15 @@ from typing import Any, Literal, TypeVar, cast, overload
 import httpx
 
 from konfig.client import _operations as ops
+from konfig.client._analytics import Analytics
 from konfig.client._base import (
-    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,
     backoff,
     build_request,
     check,
+    identity,
     may_retry,
     unreachable,
 )
@@ -49,7 +50,8 @@ class Konfig:
 
     ``transport`` swaps the HTTP layer (tests pass an ``httpx.MockTransport`` or a WSGI one);
     ``cache_path`` turns on the last-known-good file that :meth:`get_config` falls back to when
-    the server cannot be reached.
+    the server cannot be reached. ``instance`` names this process to the server's usage
+    analytics (``X-Konfig-Instance``; default ``$KONFIG_INSTANCE``, else host name and pid).
     """
 
     def __init__(
@@ -61,6 +63,7 @@ class Konfig:
         retry: RetryPolicy | None = None,
         cache_path: str | os.PathLike[str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        instance: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
@@ -70,7 +73,7 @@ class Konfig:
             base_url=self.url,
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": USER_AGENT},
+            headers=identity(instance),
         )
         self.auth = Auth(self)
         self.namespaces = Namespaces(self)
@@ -84,6 +87,7 @@ class Konfig:
         self.groups = Groups(self)
         self.webhooks = Webhooks(self)
         self.flags = Flags(self._run)
+        self.analytics = Analytics(self._run)
 
     def close(self) -> None:
         self._http.close()
