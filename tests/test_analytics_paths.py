@@ -1,0 +1,121 @@
+"""Usage analytics on every way a client reads: a long poll woken by a change and an event
+stream count as pushes, an OFREP evaluation names its instance too; and the roll-ups (minute →
+hour → day) keep the sums while retention forgets what is older. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from konfig.analytics import service as analytics
+from konfig.analytics.models import ClientInstance, Traffic
+from konfig.settings import Settings
+from tests.conftest import Account, Backend, backstage, make_settings
+from tests.support.events import Events
+from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry, waiting
+
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+URL = "/api/v1/config/payments/production"
+FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVariant": "on"}
+
+
+@pytest.fixture
+def settings(backend: Backend, tmp_path: Path) -> Settings:
+    return make_settings(backend.url, tmp_path, analytics_flush_seconds=0.05)
+
+
+async def scene(client: httpx.AsyncClient, owner: Account) -> tuple[str, str]:
+    production = await make_namespace(client, owner, "payments/production")
+    await set_entry(client, owner, production, "db_host", "db-1")
+    token = await make_token(client, owner, read("payments/**"))
+    return production, token["token"]
+
+
+def named(instance: str, secret: str) -> dict[str, str]:
+    return {**bearer(secret), "X-Konfig-Instance": instance, "X-Konfig-SDK": "konfig-js/0.3.0"}
+
+
+async def clients_of(client: httpx.AsyncClient, owner: Account, namespace: str) -> dict[str, Any]:
+    answer = await client.get(f"/api/v1/namespaces/{namespace}/clients", headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    return {c["instance"]: c for c in answer.json()["items"]}
+
+
+async def test_a_long_poll_a_stream_and_an_evaluation_are_attributed(
+    client: httpx.AsyncClient, owner: Account, served: str
+) -> None:
+    production, secret = await scene(client, owner)
+    first = await client.get(URL, headers=named("poller", secret))
+    poll = await waiting(
+        client,
+        client.get(
+            URL,
+            headers={**named("poller", secret), "If-None-Match": first.headers["etag"]},
+            params={"wait": 20},
+        ),
+    )
+    async with httpx.AsyncClient(base_url=served, timeout=20) as http:
+        async with http.stream("GET", f"{URL}/events", headers=named("streamer", secret)) as stream:
+            events = Events(stream)
+            assert (await events.next_event())["event"] == "change"  # the state it starts with
+            await set_entry(client, owner, production, "db_host", "db-2")
+            assert (await poll).status_code == 200
+            assert (await events.next_event())["event"] == "change"  # pushed
+    await set_entry(client, owner, production, "beta", FLAG, value_type="flag")
+    evaluated = await client.post(
+        "/ofrep/v1/evaluate/flags/beta",
+        headers={**named("evaluator", secret), "X-Konfig-Namespace": "payments/production"},
+        json={"context": {"targetingKey": "u-1"}},
+    )
+    assert evaluated.status_code == 200, evaluated.text
+
+    seen = await clients_of(client, owner, production)
+    assert set(seen) == {"poller", "streamer", "evaluator"}
+    assert seen["poller"]["revision"] == seen["streamer"]["revision"] == 2
+    assert seen["poller"]["last_pushed_at"] and seen["streamer"]["last_pushed_at"]
+    assert seen["evaluator"]["revision"] == 3 and seen["evaluator"]["current"]
+    assert seen["evaluator"]["sdk"] == "konfig-js/0.3.0" and not seen["poller"]["current"]
+    traffic = await client.get(f"/api/v1/namespaces/{production}/traffic", headers=owner.headers)
+    totals = traffic.json()["totals"]
+    assert (totals["reads"], totals["pushes"]) == (3, 2)  # poller, streamer, evaluator; 2 pushes
+
+
+async def test_roll_ups_keep_the_sums_and_retention_forgets(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    production, secret = await scene(client, owner)
+    for number in range(5):
+        assert (await client.get(URL, headers=named(f"i-{number}", secret))).status_code == 200
+    state = app.state
+
+    async def spans() -> dict[int, int]:
+        async with backstage(app) as session:
+            rows = await session.execute(
+                select(Traffic.span, func.sum(Traffic.reads)).group_by(Traffic.span)
+            )
+            return {span: int(reads) for span, reads in rows.all()}
+
+    for _ in range(200):
+        if await spans() == {60: 5}:
+            break
+        await asyncio.sleep(0.05)
+    assert await spans() == {60: 5}
+    now = datetime.now(UTC)
+    await analytics.compact(state.sessionmaker, now=now + timedelta(hours=3), retention_days=90)
+    assert await spans() == {3600: 5}
+    await analytics.compact(state.sessionmaker, now=now + timedelta(days=9), retention_days=90)
+    assert await spans() == {86400: 5}
+    week = await client.get(
+        f"/api/v1/namespaces/{production}/traffic", params={"period": "week"}, headers=owner.headers
+    )
+    assert week.json()["totals"]["reads"] == 5  # the day row still counts in the week's chart
+    await analytics.compact(state.sessionmaker, now=now + timedelta(days=91), retention_days=90)
+    assert await spans() == {}
+    async with backstage(app) as session:
+        assert await session.scalar(select(func.count()).select_from(ClientInstance)) == 0
