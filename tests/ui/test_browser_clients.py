@@ -138,4 +138,14 @@ async def test_the_clients_page_shows_27_current_3_stale_by_id_and_an_unread_key
     )
     await page.goto(f"/ui/namespaces/{production}/clients?period=week")
     await expect(page.get_by_role("heading", name="Traffic, last week")).to_be_visible()
+
+    # The token's use: the namespace it read, its 57 requests by 30 instances, charted.
+    await page.goto("/ui/admin/tokens")
+    await page.get_by_role("link", name="Usage of checkout").click()
+    await expect(page.get_by_role("heading", name="Usage of checkout")).to_be_visible()
+    row = page.locator("tr[data-namespace='payments/production']")
+    await expect(row.locator("td[data-label='Requests']")).to_have_text("57")
+    await expect(row.locator("td[data-label='Instances']")).to_have_text("30")
+    assert await page.locator("svg.chart rect[data-kind='reads']").count() >= 1
+    await page.screenshot(path=str(screenshots / "token-usage.png"), full_page=True)
     assert page.csp_violations == []

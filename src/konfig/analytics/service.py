@@ -65,8 +65,10 @@ def _text(raw: bytes | str | None, limit: int) -> str:
     """A header value as stored: printable text, at most ``limit`` characters."""
     if raw is None:
         return ""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
-    return "".join(c if c.isprintable() else "?" for c in text.strip())[:limit]
+    text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).strip()
+    if not text.isprintable():
+        text = "".join(c if c.isprintable() else "?" for c in text)
+    return text[:limit]
 
 
 def _floor(moment: datetime, span: int) -> datetime:

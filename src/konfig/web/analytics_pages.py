@@ -15,6 +15,7 @@ from konfig.analytics import service as analytics
 from konfig.analytics.router import current_state
 from konfig.analytics.schemas import Period, TrafficRead
 from konfig.state import state_of
+from konfig.tokens import service as tokens
 from konfig.web.history_pages import namespace_context, namespace_of
 from konfig.web.rendering import page
 from konfig.web.routing import UIRoute
@@ -87,4 +88,27 @@ async def clients_page(visitor: SignedIn, namespace_id: uuid.UUID, period: str =
         period=chosen,
         flush_seconds=state.settings.analytics_flush_seconds,
         **namespace_context(namespace),
+    )
+
+
+@router.get("/admin/tokens/{token_id}/usage")
+async def token_usage_page(visitor: SignedIn, token_id: uuid.UUID, period: str = "day") -> Response:
+    """A token's requests over time, the namespaces it read, and when it was last used."""
+    chosen: Period = "week" if period == "week" else "day"
+    usage = await analytics.token_usage(
+        visitor.session,
+        principal=visitor.principal,
+        token_id=token_id,
+        recorder=state_of(visitor.request).delivery.analytics,
+        period=chosen,
+    )
+    token = await tokens.get_token(visitor.session, principal=visitor.principal, token_id=token_id)
+    return page(
+        visitor.request,
+        "token_usage.html",
+        visitor,
+        token=token,
+        usage=usage,
+        bars=chart(usage.traffic),
+        period=chosen,
     )
