@@ -183,6 +183,15 @@ async def test_after_a_change_27_instances_hold_it_and_the_3_that_stopped_are_st
     )
     assert 'konfig_client_instances{namespace="payments/production"} 30.0' in metrics
 
+    # Analytics leave the tenant in nothing: not in its backup (configuration only).
+    backup = await client.post("/api/v1/backups", headers=owner.headers)
+    assert backup.status_code == 201, backup.text
+    download = await client.get(
+        f"/api/v1/backups/{backup.json()['id']}/download", headers=owner.headers
+    )
+    assert download.status_code == 200 and "db_host" in download.text
+    assert instance(0) not in download.text and "konfig-python" not in download.text
+
     # Another tenant's analytics are not there for it: the namespace and token are not found.
     for path in (
         clients_url,
