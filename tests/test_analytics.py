@@ -1,7 +1,7 @@
 """Usage analytics through HTTP: the issue's done-when on the API (30 instances of
 payments/production, a change, 3 stop polling: 27 on the new revision, 3 stale by id), unread
 keys, traffic, a token's use, the Prometheus series; and what a second replica sees comes from
-the database alone. On SQLite and PostgreSQL (the upserts differ)."""
+the database alone. On every backend: the upserts differ on each."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from konfig.settings import Settings
 from tests.conftest import Account, Backend, assert_error, make_settings
 from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
-pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"], indirect=True)
 
 STALE_SECONDS = 0.4
 UNREAD_DAYS = 0.6 / 86400  # 0.6 s
