@@ -110,6 +110,7 @@ class Delivery:
         self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
         if self.analytics.enabled:
             self._tasks.append(asyncio.create_task(self._flush_analytics_forever()))
+            self._tasks.append(asyncio.create_task(self._tick_analytics_forever()))
 
     async def stop(self) -> None:
         self.cache.close()
@@ -246,6 +247,14 @@ class Delivery:
         while True:
             await asyncio.sleep(self.settings.flag_counts_flush_seconds)
             await flags.flush_counts(self.flag_counts, self.sessionmaker)
+
+    async def _tick_analytics_forever(self) -> None:
+        """The analytics' clock: answers are stamped with it, to a tenth of the flush period
+        (at most a second)."""
+        period = min(1.0, self.settings.analytics_flush_seconds / 10)
+        while True:
+            self.analytics.tick()
+            await asyncio.sleep(period)
 
     async def _flush_analytics_forever(self) -> None:
         while True:
