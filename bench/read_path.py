@@ -13,7 +13,10 @@ token, and runs `wrk -t1 -cN -d10s --latency` against each candidate in turn (A 
 ratios. Never fails on speed.
 
     python bench/read_path.py [--duration 10] [--runs 3] [--connections 32,128]
-                              [--backends sqlite,postgres]
+                              [--backends sqlite,postgres] [--granian]
+
+With ``--granian`` (``pip install granian`` first), the same app on SQLite under Granian's ASGI
+server (one worker) is measured beside them: the candidate for ``konfig serve``'s server.
 """
 
 from __future__ import annotations
@@ -142,7 +145,9 @@ def seed(base: str) -> tuple[str, bytes]:
         return token, body.content
 
 
-def start_konfig(name: str, workdir: Path, database_url: str | None) -> tuple[Candidate, bytes]:
+def start_konfig(
+    name: str, workdir: Path, database_url: str | None, *, server: str = "uvicorn"
+) -> tuple[Candidate, bytes]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
     env |= {
@@ -157,8 +162,40 @@ def start_konfig(name: str, workdir: Path, database_url: str | None) -> tuple[Ca
     }
     if database_url:
         env["KONFIG_DATABASE_URL"] = database_url
+    command = [sys.executable, "-m", "konfig", "serve"]
+    if server == "granian":  # the same app under Granian's ASGI server, one worker
+        migrate = "from konfig.db.migrate import upgrade; from konfig.settings import get_settings"
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                f"{migrate}; import asyncio; "
+                "asyncio.run(upgrade(get_settings().resolved_migration_url))",
+            ],
+            env=env,
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+        )
+        command = [
+            str(Path(sys.executable).with_name("granian")),
+            "--interface",
+            "asgi",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--loop",
+            "uvloop",
+            "--log-level",
+            "warning",
+            "konfig.ops.server:worker_app",
+        ]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "konfig", "serve"],
+        command,
         env=env,
         cwd=workdir,
         stdout=subprocess.DEVNULL,
@@ -329,6 +366,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--connections", default="32,128")
     parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument(
+        "--granian",
+        action="store_true",
+        help="also Konfig on SQLite under Granian (pip install granian) instead of uvicorn",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk)")
@@ -342,6 +384,14 @@ def main() -> None:
         if "sqlite" in backends:
             konfig, body = start_konfig("Konfig (SQLite)", workdir, None)
             candidates.append(konfig)
+        if args.granian:
+            if not Path(sys.executable).with_name("granian").exists():
+                raise SystemExit("--granian: install it first (pip install granian)")
+            (workdir / "granian").mkdir()
+            granian, _ = start_konfig(
+                "Konfig on Granian", workdir / "granian", None, server="granian"
+            )
+            candidates.append(granian)
         if "postgres" in backends:
             asyncio.run(_pg(f'CREATE DATABASE "{pg_name}"'))
             url = PG_ADMIN.rsplit("/", 1)[0] + f"/{pg_name}"

@@ -2,11 +2,11 @@
 
 Starts one `konfig serve` (SQLite) on 127.0.0.1, then follows one namespace with each
 candidate in turn (A B C …, `--runs` rounds): `curl -N` on the event stream (the reference: the
-protocol with no SDK), the Python SDK (long poll), and the JavaScript and Go SDKs by server-sent
-events and by long poll, each through its conformance driver (`tests/sdks/`). Each round writes
-the watched key `--writes` times, one write at a time, and measures from the write being sent to
-the candidate's line arriving. Prints p50, p90 and max per candidate and its p50 against
-curl's. Never fails on speed.
+protocol with no SDK), the Python SDK (long poll), and the JavaScript, Go and Java SDKs by
+server-sent events and by long poll, each through its conformance driver (`tests/sdks/`). Each
+round writes the watched key `--writes` times, one write at a time, and measures from the write
+being sent to the candidate's line arriving. Prints p50, p90 and max per candidate and its p50
+against curl's. Never fails on speed.
 
     python bench/sdk_watch.py [--writes 20] [--runs 3]
 """
@@ -120,6 +120,20 @@ def build(workdir: Path) -> dict[str, list[str]]:
                 mode,
                 "--wait",
                 "60",
+            ]
+    java = ROOT / "sdks" / "java"
+    jackson = Path("/usr/share/java/jackson-databind.jar")
+    if shutil.which("javac") and shutil.which("make") and jackson.exists():
+        out = workdir / "java"
+        subprocess.run(["make", "-s", "-C", str(java), f"OUT={out}", "all"], check=True)
+        jars = [out / "konfig-conformance.jar", out / "konfig-client.jar"]
+        jars += [jackson.with_name(f"jackson-{name}.jar") for name in ("core", "annotations")]
+        classpath = os.pathsep.join(str(jar) for jar in (*jars, jackson))
+        for mode in ("sse", "poll"):
+            candidates[f"java, {mode}"] = [
+                *("java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", classpath),
+                *("dev.konfig.conformance.Main", "watch", NS, "1000000"),
+                *("--mode", mode, "--wait", "60"),
             ]
     return candidates
 

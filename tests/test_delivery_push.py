@@ -281,3 +281,86 @@ async def test_a_parent_change_wakes_each_child_with_its_own_content(
     assert not poll.done()  # the sibling's write did not wake it: it answers at its timeout
     answer = await poll
     assert answer.status_code == 304
+
+
+async def test_what_a_namespace_inherits_is_tracked_as_it_is_created_included_and_deleted(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """The cache's index of who inherits what (``ResolvedCache._readers``) wakes exactly the
+    namespaces a change concerns: an include added or dropped, an ancestor created after its
+    descendant, a namespace deleted; the others sleep on."""
+    ids, _ = await _setup(client, owner)
+    eu = await make_namespace(client, owner, "payments/production/eu")
+    await set_entry(client, owner, eu, "region", "eu-central-1")
+    orders = (
+        await client.get("/api/v1/namespaces", headers=owner.headers, params={"prefix": "orders"})
+    ).json()["items"][0]["id"]
+    token = await make_token(client, owner, read("**"))
+    headers = bearer(token["token"])
+    paths = {
+        "production": URL,
+        "eu": "/api/v1/config/payments/production/eu",
+        "orders": "/api/v1/config/orders",
+        "prod": "/api/v1/config/apps/web/prod",
+    }
+
+    async def poll(*names: str, wait: float = 30) -> dict[str, Any]:
+        """Long polls on ``names`` (waiting, all of them) as tasks by name."""
+        tasks: dict[str, Any] = {}
+        for name in names:
+            etag = (await client.get(paths[name], headers=headers)).headers["etag"]
+            request = client.get(
+                paths[name], headers={**headers, "If-None-Match": etag}, params={"wait": wait}
+            )
+            tasks[name] = await waiting(client, request, count=len(tasks) + 1)
+        return tasks
+
+    # An include added wakes the namespace and its descendants, not the others.
+    shared = await make_namespace(client, owner, "shared")
+    await set_entry(client, owner, shared, "log_level", "debug")
+    polls = await poll("production", "eu", "orders", wait=3)
+    patched = await client.patch(
+        f"/api/v1/namespaces/{ids['production']}",
+        headers=owner.headers,
+        json={"includes": ["shared"]},
+    )
+    assert patched.status_code == 200
+    for name in ("production", "eu"):
+        assert (await polls[name]).json()["log_level"] == "debug"
+    assert not polls["orders"].done()
+    assert (await polls["orders"]).status_code == 304
+
+    # The included namespace's changes now reach both; dropped, they no longer do.
+    polls = await poll("production", "eu")
+    await set_entry(client, owner, shared, "log_level", "info")
+    for name in ("production", "eu"):
+        assert (await polls[name]).json()["log_level"] == "info"
+    polls = await poll("production", "eu")
+    patched = await client.patch(
+        f"/api/v1/namespaces/{ids['production']}", headers=owner.headers, json={"includes": []}
+    )
+    for name in ("production", "eu"):
+        assert "log_level" not in (await polls[name]).json()
+    polls = await poll("production", "eu", wait=2)
+    await set_entry(client, owner, shared, "log_level", "warn")
+    await set_entry(client, owner, orders, "x", 1, value_type="number")
+    for name in ("production", "eu"):
+        assert (await polls[name]).status_code == 304
+
+    # An ancestor created after its descendant joins the descendant's config, and goes again
+    # with its deletion.
+    prod = await make_namespace(client, owner, "apps/web/prod")
+    await set_entry(client, owner, prod, "replicas", 3, value_type="number")
+    polls = await poll("prod")
+    web = await make_namespace(client, owner, "apps/web")
+    await set_entry(client, owner, web, "port", 8080, value_type="number")
+    answer = await polls["prod"]
+    if "port" not in answer.json():  # woken by the creation, before the entry: read again
+        answer = await client.get(paths["prod"], headers=headers)
+    assert answer.json() == {"port": 8080, "replicas": 3}
+    polls = await poll("prod")
+    deleted = await client.delete(
+        f"/api/v1/namespaces/{web}", headers=owner.headers, params={"force": "true"}
+    )
+    assert deleted.status_code == 204
+    assert (await polls["prod"]).json() == {"replicas": 3}

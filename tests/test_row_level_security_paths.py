@@ -55,6 +55,7 @@ ACROSS_TENANTS = {
     ("konfig.analytics.service", "usage analytics, of every tenant"),
     ("konfig.analytics.service", "usage analytics roll-up, of every tenant"),
     ("konfig.analytics.service", "usage analytics retention, of every tenant"),
+    ("konfig.delivery.wiring", "read path: revisions of every tenant"),
     ("konfig.tokens.cache", "api token: found by its hash"),
     ("konfig.tokens.cache", "api tokens: last use, of every tenant"),
     ("konfig.users.service", "users: an email is unique across tenants"),

@@ -3,6 +3,7 @@ deliveries a receiver built only with ``standardwebhooks`` verifies, inheritance
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,28 @@ async def test_a_change_to_a_parent_or_an_include_reaches_the_subscribers_of_wha
     included = by_path["/billing"].verified(other["secret"])["data"]
     assert included["namespace"] == "billing" and included["source_namespace"] == "shared"
     assert len(received) == 2  # the parents themselves match neither subscription
+
+
+async def test_inheritance_is_followed_through_includes_of_includes_and_their_descendants(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Who inherits a change is found level by level (``inheritors_of``): an includer's
+    descendants, an includer of the includer, and not a namespace whose name only starts
+    alike."""
+    shared = await make_namespace(client, owner, "shared")
+    await make_namespace(client, owner, "shared_eu")  # a name that starts alike
+    await make_namespace(client, owner, "billing", includes=["shared"])
+    await make_namespace(client, owner, "billing/eu")
+    await make_namespace(client, owner, "audit", includes=["billing"])
+    await make_namespace(client, owner, "orders")
+    with receiving() as receiver:
+        hook = await subscribe(client, owner, receiver.url)
+        assert (await put_entry(client, owner.headers, shared, "tz", "UTC")).status_code == 201
+        received = await receiver.wait_for(4)
+        await asyncio.sleep(0.5)  # nothing more comes
+    told = sorted(p["data"]["namespace"] for p in payloads(receiver.received, hook["secret"]))
+    assert told == ["audit", "billing", "billing/eu", "shared"]
+    assert len(receiver.received) == len(received) == 4
 
 
 async def test_a_receiver_down_gets_every_event_afterwards_in_order_once_each(

@@ -26,7 +26,7 @@ from konfig.backups.store import BackupStore
 from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePath
 from konfig.configs.writes import EntryWriter
-from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.db.engine import keep_statistics, make_engine, make_sessionmaker, refresh_statistics
 from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
@@ -213,13 +213,16 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         try:
             tables = sorted(tenant_owned(metadata))
             await check_role(engine, tables, production=settings.is_production)
+            await refresh_statistics(engine)
         except BaseException:
             await engine.dispose()
             raise
         state.engine = engine
         state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         state.sessionmaker = make_sessionmaker(engine)
-        state.entry_writer = EntryWriter(engine, state.write_policy, state.commit_hooks)
+        state.entry_writer = EntryWriter(
+            engine, state.write_policy, state.commit_hooks, lambda: state.notices
+        )
         state.rate_limits = RateLimits(settings, state.metrics)
         state.shutting_down = False
         state.shutdown_event = asyncio.Event()
@@ -238,9 +241,11 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         webhooks = _start_webhooks(state)
         delivery = state.delivery
         await delivery.start()
+        statistics = asyncio.create_task(keep_statistics(engine), name="konfig-statistics")
         try:
             yield
         finally:
+            statistics.cancel()
             state.shutting_down = True
             state.shutdown_event.set()
             await state.entry_writer.close()  # the writes already queued go in first

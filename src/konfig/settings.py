@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     )
     flag_stale_days: float = Field(30, gt=0, validation_alias=_env("FLAG_STALE_DAYS"))
     listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
+    # With Redis between replicas: how often each compares its cache with the namespaces'
+    # revisions in the database (the backstop for an announcement lost in a crash).
+    revision_poll_seconds: float = Field(5, gt=0, validation_alias=_env("REVISION_POLL_SECONDS"))
     # Usage analytics (konfig.analytics): which instance holds which state, gathered in memory
     # and written this often; an instance still on an older state this long after a change is
     # stale; a key no resolved read delivered for this many days is listed as unread.

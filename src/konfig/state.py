@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from konfig.backups.service import Backups
     from konfig.configs.writes import CommitHook, EntryWriter
     from konfig.db.outage import OutageLog
-    from konfig.db.session import RefusalTrace
+    from konfig.db.session import Notices, RefusalTrace
     from konfig.delivery.wiring import Delivery
     from konfig.metrics import Metrics
     from konfig.ratelimit import RateLimits
@@ -70,6 +70,9 @@ class AppState:
     change_hooks: list[ChangeHook] = field(default_factory=list)
     # What a refused request leaves behind after its rollback (``konfig.db.session.write_trace``).
     refusal_traces: list[RefusalTrace] = field(default_factory=list)
+    # Set by the delivery layer while replicas hear each other through PostgreSQL: what a
+    # committing transaction sends them, inside it (``konfig.db.session.notify_within``).
+    notices: Notices | None = None
     # Set when shutdown starts (SIGTERM, see konfig.ops.server): /ready answers 503 and
     # long-lived streams, awaiting the event, end cleanly while the server drains. The lifespan
     # makes both anew when it starts.

@@ -25,7 +25,7 @@ from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 SDKS = ROOT / "sdks"
-SDK_NAMES = ("python", "javascript", "go")
+SDK_NAMES = ("python", "javascript", "go", "java")
 
 
 def tool(name: str) -> str:
@@ -75,6 +75,38 @@ def build_go(out: Path) -> Path:
         timeout=300,
     )
     return binary
+
+
+# Debian's packages (`apt-get install libjackson2-databind-java junit5`; .ci/run installs them).
+JAVA_LIBS = Path("/usr/share/java")
+
+
+@functools.cache
+def build_java() -> Path:
+    """The Java SDK's jars (``make`` in sdks/java: javac and jar, offline), built once per test
+    process into a directory removed at exit; its unit tests' classes too, in the same run."""
+    for jar, package in (
+        ("jackson-databind.jar", "libjackson2-databind-java"),
+        ("junit-platform-console-standalone.jar", "junit5"),
+    ):
+        if not (JAVA_LIBS / jar).exists():
+            unavailable(f"{JAVA_LIBS / jar} (apt-get install {package}; .ci/run does)")
+    tool("javac")
+    out = Path(tempfile.mkdtemp(prefix="konfig-sdk-java-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    make = [tool("make"), "-s", "-C", str(SDKS / "java"), f"OUT={out}", f"JAVA_LIBS={JAVA_LIBS}"]
+    subprocess.run([*make, "all", f"{out}/test-classes/.built"], check=True, timeout=300)
+    return out
+
+
+def java_classpath(*jars: Path) -> str:
+    jackson = [JAVA_LIBS / f"jackson-{name}.jar" for name in ("databind", "core", "annotations")]
+    return os.pathsep.join(str(jar) for jar in (*jars, *jackson))
+
+
+# A driver runs for a second or less: the JIT's first tier and the shared class archive start
+# the JVM fastest.
+JAVA_FLAGS = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-Xshare:auto")
 
 
 @dataclass
@@ -191,4 +223,10 @@ def build(sdk: str, out: Path) -> Driver:
     if sdk == "javascript":
         package = build_javascript()
         return Driver(sdk, [tool("node"), str(package / "dist" / "conformance.js")])
+    if sdk == "java":
+        jars = build_java()
+        classpath = java_classpath(jars / "konfig-conformance.jar", jars / "konfig-client.jar")
+        return Driver(
+            sdk, [tool("java"), *JAVA_FLAGS, "-cp", classpath, "dev.konfig.conformance.Main"]
+        )
     return Driver(sdk, [str(build_go(out / "go"))])

@@ -24,13 +24,15 @@ pytestmark = pytest.mark.slow
 
 MASKED = RESOLVED | {"db_password": "********"}
 SERVICE = {"port": 8080, "region": "eu"}  # a namespace of Site.service()
-# Every SDK long-polls; the JavaScript and Go SDKs stream server-sent events as well.
+# Every SDK long-polls; the JavaScript, Go and Java SDKs stream server-sent events as well.
 WATCH_CASES = [
     ("python", "poll"),
     ("javascript", "sse"),
     ("javascript", "poll"),
     ("go", "sse"),
     ("go", "poll"),
+    ("java", "sse"),
+    ("java", "poll"),
 ]
 # Long enough that no long poll times out and no heartbeat passes during a test: a watch that
 # wakes within this deadline was woken by the change itself, not by polling again.

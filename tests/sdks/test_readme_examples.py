@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.sdks.conftest import NS, Site
-from tests.sdks.drivers import SDKS, Watching, build_javascript, go_env, tool
+from tests.sdks.drivers import (
+    SDKS,
+    Watching,
+    build_java,
+    build_javascript,
+    go_env,
+    tool,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -101,7 +108,19 @@ def test_go_readme_example_runs(site: Site, tmp_path: Path) -> None:
     run_example([tool("go"), "run", "."], service, site, token)
 
 
+def test_java_readme_example_runs(site: Site, tmp_path: Path) -> None:
+    _, token = site.token("read", "secrets")
+    service = tmp_path / "service"
+    service.mkdir()
+    (service / "Example.java").write_text(example(SDKS / "java" / "README.md", "java"))
+    # The README's command: `java -cp "$(make -s -C sdks/java classpath)" Example.java`.
+    make = [tool("make"), "-s", "-C", str(SDKS / "java"), f"OUT={build_java()}", "classpath"]
+    classpath = subprocess.run(make, capture_output=True, text=True, check=True).stdout.strip()
+    run_example([tool("java"), "-cp", classpath, "Example.java"], service, site, token)
+
+
 def test_readmes_name_the_example_test() -> None:
-    for language in ("javascript", "go"):
+    for language in ("javascript", "go", "java"):
         assert "tests/sdks/test_readme_examples.py" in (SDKS / language / "README.md").read_text()
     assert NS in example(SDKS / "go" / "README.md", "go")
+    assert NS in example(SDKS / "java" / "README.md", "java")

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, select, tuple_
+from sqlalchemy import Table, select, text, tuple_
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
@@ -37,6 +37,7 @@ _NAMESPACES = cast(Table, Namespace.__table__)
 _VERSIONS = cast(Table, EntryVersion.__table__)
 _REVISIONS = cast(Table, Revision.__table__)
 _AUDIT_EVENTS = cast(Table, AuditEvent.__table__)
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 Place = tuple[uuid.UUID, str]  # a key of a namespace
 Loaded = tuple[dict[uuid.UUID, Namespace], dict[Place, ConfigEntry]]
@@ -58,8 +59,9 @@ class Store(Protocol):
     async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
         """The newest version the key ever had; 0 if none."""
 
-    async def write(self, rows: Rows) -> None:
-        """Write ``rows`` (and commit, when the store owns its transaction)."""
+    async def write(self, rows: Rows, notices: Sequence[tuple[str, str]] = ()) -> None:
+        """Write ``rows`` (and commit, when the store owns its transaction), sending
+        ``notices`` (``(channel, payload)``, PostgreSQL's NOTIFY) inside the transaction."""
 
     async def abort(self) -> None:
         """Roll back what was begun, when the store owns its transaction."""
@@ -101,8 +103,10 @@ class CoreStore:
     async def last_version(self, namespace_id: uuid.UUID, key: str) -> int:
         return (await last_versions_of(self.connection, namespace_id, [key])).get(key, 0)
 
-    async def write(self, rows: Rows) -> None:
+    async def write(self, rows: Rows, notices: Sequence[tuple[str, str]] = ()) -> None:
         await write_rows(self.connection, rows)
+        for channel, payload in notices:
+            await self.connection.execute(_NOTIFY, {"channel": channel, "payload": payload})
         if self._transaction is not None:
             await self._transaction.commit()
             self._transaction = None
@@ -345,7 +349,8 @@ class SqliteStore:
         (answer,) = await self.connection.script([(self.sql.last_version, (value, key), False)])
         return int(answer[0][0] or 0)
 
-    async def write(self, rows: Rows) -> None:
+    async def write(self, rows: Rows, notices: Sequence[tuple[str, str]] = ()) -> None:
+        # SQLite has no NOTIFY: its server is the only replica, ``notices`` is always empty.
         await self.connection.script([*self.sql.writes(rows), ("COMMIT", (), False)])
 
     async def abort(self) -> None:
@@ -413,10 +418,12 @@ class PostgresStore:
         found = await self.connection.fetchval(self.sql.last_version, namespace_id, key)
         return int(found or 0)
 
-    async def write(self, rows: Rows) -> None:
+    async def write(self, rows: Rows, notices: Sequence[tuple[str, str]] = ()) -> None:
         if rows.committed:
             statement, arrays = postgres_writes(self.sql, rows)
             await self.connection.execute(statement, *arrays)
+        for channel, payload in notices:
+            await self.connection.execute("SELECT pg_notify($1, $2)", channel, payload)
         await self.connection.execute("COMMIT")
         self._transaction = False
 

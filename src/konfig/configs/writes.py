@@ -36,7 +36,7 @@ from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
 from konfig.configs.write_repository import CoreStore, Place, PostgresStore, SqliteStore, Store
 from konfig.db.base import detached, utcnow
-from konfig.db.session import COMMITTED, WRITE_OPTION
+from konfig.db.session import COMMITTED, WRITE_OPTION, Notices
 from konfig.db.sqlite_driver import OneTripConnection
 from konfig.errors import Conflict, KonfigError, NotFound, PreconditionFailed
 from konfig.input_guard import match_tags
@@ -191,10 +191,14 @@ class _Batch:
 
 
 async def apply_writes(
-    store: Store, policy: WritePolicy, writes: Sequence[EntryWrite]
+    store: Store,
+    policy: WritePolicy,
+    writes: Sequence[EntryWrite],
+    notices: Notices | None = None,
 ) -> tuple[Rows, list[EntryWritten | KonfigError]]:
     """Apply ``writes`` in order in one transaction of ``store``: each answers what it wrote,
-    or the error that refused it (having written nothing)."""
+    or the error that refused it (having written nothing). ``notices``: what the other
+    replicas are told inside the transaction (``konfig.db.session.notify_within``)."""
     ids = sorted({w.namespace_id for w in writes})
     places = sorted({(w.namespace_id, w.key) for w in writes})
     tenant_ids = sorted({w.principal.tenant_id for w in writes})
@@ -206,7 +210,8 @@ async def apply_writes(
             outcomes.append(await batch.apply(write))
         except KonfigError as error:
             outcomes.append(error)
-    await store.write(batch.rows)
+    committed = batch.rows.committed
+    await store.write(batch.rows, notices(committed, None) if notices and committed else [])
     return batch.rows, outcomes
 
 
@@ -216,10 +221,17 @@ _Pending = tuple[EntryWrite, "asyncio.Future[EntryWritten]"]
 class EntryWriter:
     """The group commit of single-entry writes (one per process)."""
 
-    def __init__(self, engine: AsyncEngine, policy: WritePolicy, hooks: list[CommitHook]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        policy: WritePolicy,
+        hooks: list[CommitHook],
+        notices: Callable[[], Notices | None] = lambda: None,
+    ) -> None:
         self.engine = engine
         self.policy = policy
         self.hooks = hooks  # told of each batch's revisions once committed, before the answers
+        self.notices = notices  # the replicas' announcement, sent inside each batch
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
         self._held: tuple[AsyncConnection, Store] | None = None
@@ -296,7 +308,7 @@ class EntryWriter:
         writes = [write for write, _ in batch]
         store = await self._store()
         try:
-            rows, outcomes = await apply_writes(store, self.policy, writes)
+            rows, outcomes = await apply_writes(store, self.policy, writes, self.notices())
         except BaseException:
             # Whatever broke (the server, the connection), the next batch starts on a new one.
             await self._disconnect(store)

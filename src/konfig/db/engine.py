@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from konfig.db import sqlite_driver
 from konfig.db.session import WRITE_OPTION
+
+log = logging.getLogger("konfig.db")
+STATISTICS_SECONDS = 600.0  # how often a server refreshes SQLite's planner statistics
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -68,6 +73,30 @@ def one_snapshot(dialect: Dialect) -> dict[str, Any]:
     if dialect.name == "sqlite":
         return {}
     return {"isolation_level": "REPEATABLE READ"}
+
+
+async def refresh_statistics(engine: AsyncEngine) -> None:
+    """SQLite: gather the query planner's statistics (``ANALYZE``, sampling at most a thousand
+    rows per index, so it costs milliseconds at any size). Without them SQLite guesses, and
+    took the tenant's index for a namespace's entries: a first read scanned every entry of the
+    tenant (14 ms at 10,000 namespaces instead of 0.02). PostgreSQL and MariaDB keep theirs."""
+    if engine.dialect.name != "sqlite":
+        return
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql("PRAGMA analysis_limit=1000")
+        await connection.exec_driver_sql("ANALYZE")
+        await connection.commit()
+
+
+async def keep_statistics(engine: AsyncEngine, every: float = STATISTICS_SECONDS) -> None:
+    """``refresh_statistics`` now and then, for the life of a server (SQLite only): a tenant
+    that grows through the API after start-up gets the plans its size needs."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await refresh_statistics(engine)
+        except Exception:  # the next round tries again; queries work without statistics
+            log.warning("could not refresh SQLite's statistics", exc_info=True)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -39,6 +39,12 @@ _SET_ACROSS = text("SELECT set_config('konfig.across_tenants', :reason, true)")
 # None. The app registers them in ``refusal_traces`` (the audit feature: a denial's row).
 RefusalTrace = Callable[[KonfigError], Record | None]
 
+# What the other replicas must hear of a transaction about to commit, as ``(channel, payload)``
+# pairs for PostgreSQL's NOTIFY, given its committed revisions and its other changes (the
+# delivery layer's, set while its listener is PostgreSQL's; see ``notify_within``).
+Notices = Callable[[Sequence[Any] | None, Sequence[Any] | None], list[tuple[str, str]]]
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
 
 class Transactions(Protocol):
     """Where a request's session comes from, and who hears of what it committed (the app's
@@ -58,6 +64,9 @@ class Transactions(Protocol):
 
     @property
     def refusal_traces(self) -> Sequence[RefusalTrace]: ...
+
+    @property
+    def notices(self) -> Notices | None: ...
 
 
 async def open_session(
@@ -129,10 +138,27 @@ async def request_session(state: Transactions, *, write: bool) -> AsyncIterator[
         committed = session.info.pop(COMMITTED, None)
         changed = session.info.pop(CHANGED, None)
         if session.in_transaction():
+            await notify_within(state, session, committed, changed)
             await session.commit()
         await announce(state, committed, changed)
     finally:
         await session.close()
+
+
+async def notify_within(
+    state: Transactions,
+    session: AsyncSession,
+    committed: Sequence[Any] | None,
+    changed: Sequence[Any] | None,
+) -> None:
+    """Send the other replicas' announcement of what ``session`` is about to commit inside its
+    transaction (PostgreSQL only: NOTIFY is delivered when the transaction commits, or never).
+    Sent after the commit instead, a replica that died in between would leave the others
+    serving the old state until their cache's max age."""
+    if state.notices is None or not (committed or changed):
+        return
+    for channel, payload in state.notices(committed, changed):
+        await session.execute(_NOTIFY, {"channel": channel, "payload": payload})
 
 
 async def announce(
@@ -166,6 +192,7 @@ async def write_trace(session: AsyncSession, exc: KonfigError, state: Transactio
         for record in records:
             await record(session)
         changed = session.info.pop(CHANGED, None)
+        await notify_within(state, session, None, changed)
         await session.commit()
     except Exception:
         await session.rollback()

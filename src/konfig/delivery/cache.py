@@ -411,6 +411,18 @@ class ResolvedCache:
         # Failed or not: the watchers look again, and meet the error if there is one.
         _wake(stale.waiters, "shutdown" if self.closing else "changed")
 
+    def behind(self, tenant_id: uuid.UUID, namespace_id: uuid.UUID, revision: int) -> bool:
+        """Whether a cached entry read the namespace at a revision older than ``revision``."""
+        names = self.tenants.get(tenant_id, {})
+        for name in self._readers.get(tenant_id, {}).get(namespace_id, ()):
+            resolved = names.get(name)
+            if resolved is not None and any(
+                layer.id == namespace_id and layer.revision < revision
+                for layer in resolved.resolution.layers
+            ):
+                return True
+        return False
+
     def forget_tenant(self, tenant_id: uuid.UUID) -> None:
         self._generations[tenant_id] = self._generations.get(tenant_id, 0) + 1
         names = self.tenants.get(tenant_id, {})

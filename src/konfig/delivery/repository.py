@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.configs.models import ConfigEntry
 from konfig.namespaces.models import Namespace
+from konfig.tokens.models import ApiToken
 
 
 async def namespaces(
@@ -49,4 +51,19 @@ async def entries(
         ConfigEntry.is_secret,
         ConfigEntry.value_type,
     ).where(ConfigEntry.tenant_id == tenant_id, ConfigEntry.namespace_id.in_(list(namespace_ids)))
+    return list((await session.execute(query)).all())
+
+
+async def changed_since(session: AsyncSession, since: datetime) -> list[Any]:
+    """Rows ``(tenant_id, id, name, revision)`` of every tenant's namespaces updated since
+    ``since`` (the caller's session acts across tenants)."""
+    query = select(Namespace.tenant_id, Namespace.id, Namespace.name, Namespace.revision).where(
+        Namespace.updated_at > since
+    )
+    return list((await session.execute(query)).all())
+
+
+async def revoked_since(session: AsyncSession, since: datetime) -> list[Any]:
+    """Rows ``(tenant_id, id)`` of every tenant's tokens revoked since ``since``."""
+    query = select(ApiToken.tenant_id, ApiToken.id).where(ApiToken.revoked_at > since)
     return list((await session.execute(query)).all())

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
@@ -18,12 +19,19 @@ from konfig.analytics.prometheus import AnalyticsMetrics
 from konfig.analytics.recorder import Recorder
 from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
+from konfig.db.base import utcnow
 from konfig.db.engine import one_snapshot
-from konfig.db.session import WRITE_OPTION, bind_tenant
-from konfig.delivery import resolve
+from konfig.db.session import WRITE_OPTION, across_tenants, bind_tenant
+from konfig.delivery import repository, resolve
 from konfig.delivery.cache import ResolvedCache
 from konfig.delivery.handler import ReadPath
-from konfig.delivery.notifier import Event, Notifier, PostgresTransport, RedisTransport
+from konfig.delivery.notifier import (
+    Event,
+    Notifier,
+    PostgresTransport,
+    RedisTransport,
+    encode,
+)
 from konfig.delivery.ofrep import Ofrep
 from konfig.delivery.resolve import Resolution
 from konfig.events import (
@@ -103,8 +111,12 @@ class Delivery:
             # it cannot hear invalidations for.
             self._down()
             self.notifier.transport = transport
+            if isinstance(transport, PostgresTransport):
+                self.state.notices = self.notices  # announced inside each commit
             await transport.start()
         self._watch_shutdown()
+        if isinstance(transport, RedisTransport):
+            self._tasks.append(asyncio.create_task(self._poll_revisions_forever()))
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
         self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
@@ -120,6 +132,7 @@ class Delivery:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.state.notices = None
         if self.notifier.transport is not None:
             await self.notifier.transport.stop()
             self.notifier.transport = None
@@ -190,28 +203,24 @@ class Delivery:
 
     async def _announce(self, events: Sequence[Event]) -> None:
         self.apply(events)  # here first: this replica answers the writer with the new state
-        await self.notifier.publish(events)
+        if self.state.notices is None:  # else the committing transaction told the others
+            await self.notifier.publish(events)
+
+    def notices(
+        self, committed: Sequence[Committed] | None, changes: Sequence[object] | None
+    ) -> list[tuple[str, str]]:
+        """What a transaction about to commit tells the other replicas through PostgreSQL:
+        ``(channel, payload)`` pairs for NOTIFY (``AppState.notices``)."""
+        events = _committed_events(committed or ()) + _change_events(changes or ())
+        channel = self.settings.notify_channel
+        return [(channel, payload) for payload in encode(self.notifier.origin, events)]
 
     async def on_committed(self, committed: Sequence[Committed]) -> None:
         self.state.metrics.delivery.writes += len(committed)
-        await self._announce(
-            [("ns", c.tenant_id, c.namespace_id, c.namespace_name) for c in committed]
-        )
+        await self._announce(_committed_events(committed))
 
     async def on_changed(self, changes: Sequence[object]) -> None:
-        events: list[Event] = []
-        for change in changes:
-            if isinstance(change, NamespaceChanged):
-                events.append(("ns", change.tenant_id, change.namespace_id, change.namespace_name))
-            elif isinstance(change, TokenChanged):
-                events.append(("token", change.tenant_id, change.token_id, ""))
-            elif isinstance(change, UserChanged):
-                events.append(("user", change.tenant_id, change.user_id, ""))
-            elif isinstance(change, LoginEnded):
-                events.append(("login", change.tenant_id, change.session_id, ""))
-            elif isinstance(change, TenantChanged):
-                events.append(("tenant", change.tenant_id, change.tenant_id, ""))
-        await self._announce(events)
+        await self._announce(_change_events(changes))
 
     async def _load_many(
         self, tenant_id: uuid.UUID, names: list[str]
@@ -236,6 +245,45 @@ class Delivery:
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
             self.read_path.beat()
+
+    async def _poll_revisions_forever(self) -> None:
+        """With Redis between replicas, the backstop for an announcement lost between another
+        replica's commit and its publication (it was killed in between): every few seconds,
+        drop what the cache read at a revision older than the database's, and the tokens
+        revoked meanwhile. (On PostgreSQL the announcement is part of the commit.)"""
+        while True:
+            await asyncio.sleep(self.settings.revision_poll_seconds)
+            # Looking back a minute covers the clocks of other replicas and long transactions;
+            # what this replica already has is skipped by revision.
+            since = utcnow() - timedelta(seconds=60 + self.settings.revision_poll_seconds)
+            try:
+                changed, revoked = await self._changed_since(since)
+            except Exception:
+                log.warning("could not compare the cache with the database", exc_info=True)
+                continue
+            missed: list[Event] = [
+                ("ns", tenant_id, namespace_id, name)
+                for tenant_id, namespace_id, name, revision in changed
+                if self.cache.behind(tenant_id, namespace_id, revision)
+            ]
+            missed += [
+                ("token", tenant_id, token_id, "")
+                for tenant_id, token_id in revoked
+                if self.tokens.knows(token_id)
+            ]
+            if missed:
+                log.info("%d change(s) made without an announcement heard: applied", len(missed))
+                self.apply(missed)
+
+    async def _changed_since(self, since: datetime) -> tuple[list[Any], list[Any]]:
+        session = self.sessionmaker()
+        try:
+            async with across_tenants(session, "read path: revisions of every tenant"):
+                changed = await repository.changed_since(session, since)
+                revoked = await repository.revoked_since(session, since)
+            return changed, revoked
+        finally:
+            await session.close()
 
     async def _flush_usage_forever(self) -> None:
         while True:
@@ -273,3 +321,23 @@ class Delivery:
             self.cache.close()
 
         self._tasks.append(asyncio.create_task(close_on_shutdown(self.state.shutdown_event)))
+
+
+def _committed_events(committed: Sequence[Committed]) -> list[Event]:
+    return [("ns", c.tenant_id, c.namespace_id, c.namespace_name) for c in committed]
+
+
+def _change_events(changes: Sequence[object]) -> list[Event]:
+    events: list[Event] = []
+    for change in changes:
+        if isinstance(change, NamespaceChanged):
+            events.append(("ns", change.tenant_id, change.namespace_id, change.namespace_name))
+        elif isinstance(change, TokenChanged):
+            events.append(("token", change.tenant_id, change.token_id, ""))
+        elif isinstance(change, UserChanged):
+            events.append(("user", change.tenant_id, change.user_id, ""))
+        elif isinstance(change, LoginEnded):
+            events.append(("login", change.tenant_id, change.session_id, ""))
+        elif isinstance(change, TenantChanged):
+            events.append(("tenant", change.tenant_id, change.tenant_id, ""))
+    return events

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from konfig.db.engine import make_engine, make_sessionmaker
+from konfig.db.engine import make_engine, make_sessionmaker, refresh_statistics
 from konfig.db.migrate import upgrade
 from konfig.db.session import COMMITTED, across_tenants, bind_tenant, open_session
 from konfig.errors import KonfigError
@@ -168,6 +168,8 @@ async def import_tree(
             await session.close()
         if committed and settings.mirror_dir is not None:
             await Mirror(settings.mirror_dir, sessionmaker, policy)(committed)
+        if committed:
+            await refresh_statistics(engine)  # a big tree changes what the planner should pick
     finally:
         await engine.dispose()
     return changed

@@ -199,6 +199,10 @@ class TokenCache:
 
     # Announcements ----------------------------------------------------------------------------
 
+    def knows(self, token_id: uuid.UUID) -> bool:
+        """Whether a record of the token is cached, or somebody waits with it."""
+        return token_id in self.hash_by_id or bool(self._watchers.get(token_id))
+
     def forget_token(self, token_id: uuid.UUID) -> None:
         self._generation += 1
         token_hash = self.hash_by_id.pop(token_id, None)

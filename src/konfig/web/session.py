@@ -24,7 +24,14 @@ from konfig.auth import service as auth_service
 from konfig.auth.deps import authenticate, name_in_access_log
 from konfig.auth.principal import Principal
 from konfig.auth.schemas import TokenPair
-from konfig.db.session import CHANGED, SessionDep, announce, bind_tenant, open_session
+from konfig.db.session import (
+    CHANGED,
+    SessionDep,
+    announce,
+    bind_tenant,
+    notify_within,
+    open_session,
+)
 from konfig.errors import Forbidden, KonfigError, Unauthenticated
 from konfig.security.jwt import Claims, InvalidToken, TokenSigner
 from konfig.state import AppState, state_of
@@ -83,6 +90,7 @@ async def _spend(state: AppState, refresh_token: str) -> TokenPair:
         if exc.record is not None:
             await exc.record(session)
             changed = session.info.pop(CHANGED, None)
+            await notify_within(state, session, None, changed)
             await session.commit()
             await announce(state, None, changed)  # the login it ended
         raise

@@ -23,39 +23,6 @@ from konfig.webhooks.repository import NamespaceNode
 MAX_PAYLOAD_BYTES = 20_000
 
 
-def ancestors(name: str) -> list[str]:
-    parts = name.split("/")
-    return ["/".join(parts[:i]) for i in range(1, len(parts))]
-
-
-def inheritors(
-    graph: Sequence[NamespaceNode], source_id: uuid.UUID | None, source_name: str
-) -> list[NamespaceNode]:
-    """The namespaces other than the source whose resolution reads it."""
-    by_name = {node.name: node for node in graph}
-    by_id = {str(node.id): node for node in graph}
-    memo: dict[uuid.UUID, frozenset[str]] = {}
-
-    def reach(node: NamespaceNode, stack: frozenset[uuid.UUID]) -> frozenset[str]:
-        """The names ``node``'s resolution reads (ancestors and includes, recursively)."""
-        if node.id in memo:
-            return memo[node.id]
-        names = {node.name, *ancestors(node.name)}
-        chain = [by_name[a] for a in ancestors(node.name) if a in by_name] + [node]
-        inside = stack | {member.id for member in chain}
-        for member in chain:
-            for include_id in member.includes:
-                included = by_id.get(include_id)
-                if included is not None and included.id not in inside:
-                    names |= reach(included, inside)
-        memo[node.id] = frozenset(names)
-        return memo[node.id]
-
-    source = by_id.get(str(source_id)) if source_id is not None else None
-    name = source.name if source is not None else source_name
-    return [node for node in graph if node.name != name and name in reach(node, frozenset())]
-
-
 def wants(endpoint: WebhookEndpoint, event_type: str, namespace: str | None) -> bool:
     """Whether ``endpoint`` subscribed to this event type in this namespace (events of no
     namespace, a token or a backup, go to every subscriber of their type)."""
@@ -110,17 +77,17 @@ def delivery_row(
 def deliveries(
     event: OutboxEvent,
     endpoints: Iterable[WebhookEndpoint],
-    graph: Sequence[NamespaceNode] | None,
+    inheritors: Sequence[NamespaceNode],
     now: datetime,
 ) -> list[dict[str, Any]]:
-    """The delivery rows ``event`` owes (``graph``: the tenant's namespaces, for a config change
-    that others may inherit; None when no subscriber could want one)."""
+    """The delivery rows ``event`` owes (``inheritors``: the namespaces that inherit a config
+    change's namespace; empty when no subscriber could want them)."""
     endpoints = [e for e in endpoints if e.tenant_id == event.tenant_id]
     # (namespace the delivery is about, its data)
     about: list[tuple[str | None, dict[str, Any]]] = [(event.namespace, event.data)]
     if event.type == "config.changed" and event.namespace is not None:
         about = [(event.namespace, {**event.data, "source_namespace": event.namespace})]
-        for node in inheritors(graph or (), event.namespace_id, event.namespace):
+        for node in inheritors:
             data = {
                 **event.data,
                 "namespace": node.name,

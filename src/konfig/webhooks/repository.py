@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Table, Text, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.db.outbox import OutboxEvent
@@ -97,17 +98,32 @@ async def subscribed(
 class NamespaceNode:
     id: uuid.UUID
     name: str
-    includes: tuple[str, ...]
 
 
-async def namespace_graph(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[NamespaceNode]:
-    query = select(Namespace.id, Namespace.name, Namespace.includes).where(
-        Namespace.tenant_id == tenant_id
-    )
-    return [
-        NamespaceNode(ns_id, name, tuple(str(i) for i in includes or ()))
-        for ns_id, name, includes in (await session.execute(query)).all()
-    ]
+async def inheritors_of(
+    session: AsyncSession, *, tenant_id: uuid.UUID, source_name: str, source_id: uuid.UUID | None
+) -> list[NamespaceNode]:
+    """The namespaces other than the source whose resolution reads it: its path descendants,
+    those that include it, and, in turn, theirs. A few indexed-or-narrowed queries per level
+    of inheritance, whatever the tenant's size (no whole-tenant graph in Python)."""
+    found: dict[str, NamespaceNode] = {}
+    names, ids = [source_name], [source_id] if source_id is not None else []
+    while names or ids:
+        conditions = [Namespace.name.startswith(f"{n}/", autoescape=True) for n in names]
+        conditions += [sql_cast(Namespace.includes, Text).contains(str(i)) for i in ids]
+        query = select(Namespace.id, Namespace.name, Namespace.includes).where(
+            Namespace.tenant_id == tenant_id, or_(*conditions)
+        )
+        wanted = {str(i) for i in ids}
+        fresh: list[NamespaceNode] = []
+        for ns_id, name, includes in (await session.execute(query)).all():
+            below = any(name.startswith(f"{n}/") for n in names)
+            includes_one = bool(wanted.intersection(str(i) for i in includes or ()))
+            if (below or includes_one) and name != source_name and name not in found:
+                found[name] = NamespaceNode(ns_id, name)
+                fresh.append(found[name])
+        names, ids = [n.name for n in fresh], [n.id for n in fresh]
+    return sorted(found.values(), key=lambda node: node.name)
 
 
 async def add_deliveries(session: AsyncSession, rows: list[dict[str, Any]]) -> None:

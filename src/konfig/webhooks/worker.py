@@ -343,21 +343,25 @@ class WebhookWorker:
     ) -> list[dict[str, Any]]:
         tenants = sorted({event.tenant_id for event in events})
         endpoints = await repository.subscribed(session, tenant_ids=tenants)
-        graphs: dict[uuid.UUID, list[repository.NamespaceNode]] = {}
         now = utcnow()
         rows: list[dict[str, Any]] = []
         for event in events:
             own = [e for e in endpoints if e.tenant_id == event.tenant_id]
             if not own:
                 continue
-            graph = None
-            if event.type == "config.changed" and any("config.changed" in e.events for e in own):
-                if event.tenant_id not in graphs:
-                    graphs[event.tenant_id] = await repository.namespace_graph(
-                        session, tenant_id=event.tenant_id
-                    )
-                graph = graphs[event.tenant_id]
-            rows.extend(fanout.deliveries(event, own, graph, now))
+            inheritors: list[repository.NamespaceNode] = []
+            if (
+                event.type == "config.changed"
+                and event.namespace is not None
+                and any("config.changed" in e.events for e in own)
+            ):
+                inheritors = await repository.inheritors_of(
+                    session,
+                    tenant_id=event.tenant_id,
+                    source_name=event.namespace,
+                    source_id=event.namespace_id,
+                )
+            rows.extend(fanout.deliveries(event, own, inheritors, now))
         return rows
 
     # 2. Send.
