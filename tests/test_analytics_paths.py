@@ -11,10 +11,12 @@ from typing import Any
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from konfig.analytics import service as analytics
 from konfig.analytics.models import ClientInstance, Traffic
+from konfig.app import create_app
 from konfig.settings import Settings
 from tests.conftest import Account, Backend, backstage, make_settings
 from tests.support.events import Events
@@ -119,3 +121,27 @@ async def test_roll_ups_keep_the_sums_and_retention_forgets(
     assert await spans() == {}
     async with backstage(app) as session:
         assert await session.scalar(select(func.count()).select_from(ClientInstance)) == 0
+
+
+async def test_the_record_is_bounded_and_counts_what_it_dropped(
+    settings: Settings, owner: Account, client: httpx.AsyncClient
+) -> None:
+    """With room for two instances between flushes, a third is dropped (and counted), never
+    grown into memory; after a flush there is room again."""
+    _, secret = await scene(client, owner)
+    bounded = settings.model_copy(
+        update={"analytics_max_instances": 2, "analytics_flush_seconds": 3600}
+    )
+    app = create_app(bounded)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://konfig.test") as http:
+            for name in ("a", "b", "c", "a"):
+                assert (await http.get(URL, headers=named(name, secret))).status_code == 200
+            metrics = (await http.get("/metrics")).text
+            assert "konfig_analytics_dropped_total 1.0" in metrics
+            recorder = app.state.delivery.analytics
+            assert sorted(key[2] for key in recorder.entries) == [b"a", b"b"]
+            await analytics.flush(recorder, app.state.sessionmaker, bounded)
+            assert (await http.get(URL, headers=named("c", secret))).status_code == 200
+            assert sorted(key[2] for key in recorder.entries) == [b"c"]
