@@ -6,18 +6,23 @@ the database alone. On every backend: the upserts differ on each."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from sqlalchemy import select
 
+from konfig.analytics import repository
+from konfig.analytics.models import ClientInstance
 from konfig.app import create_app
 from konfig.settings import Settings
-from tests.conftest import Account, Backend, assert_error, make_settings
+from tests.conftest import Account, Backend, assert_error, backstage, make_settings
 from tests.support.readpath import bearer, make_namespace, make_token, read, set_entry
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite", "postgres", "mariadb"], indirect=True)
@@ -240,3 +245,29 @@ async def replica(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://konfig.test") as http:
             yield http
+
+
+async def test_a_late_flush_never_turns_an_instance_back(app: Any, owner: Account) -> None:
+    """Two replicas flush the same instance: the later sighting wins whichever writes last."""
+    now = datetime.now(UTC)
+
+    def sighting(revision: int, seconds_ago: float) -> dict[str, Any]:
+        return {
+            "tenant_id": uuid.UUID(owner.tenant_id),
+            "namespace": "payments/production",
+            "actor": "token:x",
+            "instance": "payments-api-00",
+            "address": "",
+            "sdk": "konfig-go/0.1.0",
+            "revision": revision,
+            "state": f"state-{revision}",
+            "last_seen_at": now - timedelta(seconds=seconds_ago),
+            "last_pushed_at": None,
+        }
+
+    for rows in ([sighting(8, 1)], [sighting(9, 0)], [sighting(7, 30)]):
+        async with backstage(app) as session:
+            await repository.upsert_clients(session, rows)
+    async with backstage(app) as session:
+        [row] = (await session.execute(select(ClientInstance))).scalars().all()
+    assert (row.revision, row.state, row.last_seen_at) == (9, "state-9", now)

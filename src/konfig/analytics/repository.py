@@ -23,22 +23,31 @@ async def _upsert(
     table: Table,
     rows: Sequence[dict[str, Any]],
     keys: Sequence[str],
+    newest: str,
     keep_when_null: Sequence[str] = (),
 ) -> None:
-    """Insert ``rows``, or update the row holding the same ``keys`` (one statement per row
-    batch, whichever replica wrote first). Columns in ``keep_when_null`` keep their value when
-    the new one is null."""
+    """Insert ``rows``, or update the row holding the same ``keys``, in one statement per batch
+    whichever replica wrote first; a row already newer by its ``newest`` column is left alone (a
+    replica's late flush never turns an instance back to the state it left). Columns in
+    ``keep_when_null`` keep their value when the new one is null."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
-    columns = [name for name in rows[0] if name not in (*keys, "id")]
+    columns = [name for name in rows[0] if name not in (*keys, "id", newest)]
     if dialect in ("mysql", "mariadb"):
         my = mysql.insert(table)
         new: Any = my.inserted
+        fresher = new[newest] >= table.c[newest]
         updates = {
-            name: func.coalesce(new[name], table.c[name]) if name in keep_when_null else new[name]
+            name: func.if_(
+                fresher,
+                func.coalesce(new[name], table.c[name]) if name in keep_when_null else new[name],
+                table.c[name],
+            )
             for name in columns
         }
+        # Last: MariaDB assigns left to right, and the others compare with the old value.
+        updates[newest] = func.greatest(new[newest], table.c[newest])
         await session.execute(my.on_duplicate_key_update(updates), list(rows))
         return
     dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -46,10 +55,13 @@ async def _upsert(
     new = statement.excluded
     updates = {
         name: func.coalesce(new[name], table.c[name]) if name in keep_when_null else new[name]
-        for name in columns
+        for name in [*columns, newest]
     }
     await session.execute(
-        statement.on_conflict_do_update(index_elements=list(keys), set_=updates), list(rows)
+        statement.on_conflict_do_update(
+            index_elements=list(keys), set_=updates, where=new[newest] >= table.c[newest]
+        ),
+        list(rows),
     )
 
 
@@ -59,6 +71,7 @@ async def upsert_clients(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
         ClientInstance.__table__,  # type: ignore[arg-type]
         rows,
         ("tenant_id", "namespace", "actor", "instance", "address"),
+        "last_seen_at",
         keep_when_null=("last_pushed_at",),
     )
 
@@ -69,6 +82,7 @@ async def mark_keys(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> No
         KeyRead.__table__,  # type: ignore[arg-type]
         rows,
         ("tenant_id", "namespace", "key"),
+        "last_read_at",
     )
 
 
