@@ -156,6 +156,16 @@ async def test_after_a_change_27_instances_hold_it_and_the_3_that_stopped_are_st
         and not keys["production"]["legacy_url"]["unread"]
     )
     assert keys["staging"]["db_host"]["unread"]
+    tenant_wide = await client.get(
+        "/api/v1/keys/unread", params={"unread_days": UNREAD_DAYS}, headers=owner.headers
+    )
+    assert tenant_wide.status_code == 200, tenant_wide.text
+    assert [(k["namespace"], k["key"]) for k in tenant_wide.json()["items"]] == [
+        ("payments", "legacy_url"),
+        ("payments/staging", "db_host"),
+    ]
+    theirs = await client.get("/api/v1/keys/unread", headers=other_tenant.headers)
+    assert theirs.json()["items"] == []  # another tenant sees none of these
 
     traffic = await client.get(f"/api/v1/namespaces/{production}/traffic", headers=owner.headers)
     totals = traffic.json()["totals"]

@@ -61,6 +61,9 @@ def test_clients_of_a_namespace_read_by_the_sdk(server: ServerProcess, tmp_path:
         cli.ok("clients", "keys", "payments", "--unread", "--unread-days", "0.000001", "-o", "json")
     )
     assert [row["key"] for row in unread] == ["unused"]  # overridden wherever it is read
+    everywhere = json.loads(cli.ok("clients", "unread", "--unread-days", "0.000001", "-o", "json"))
+    # Across the tenant; the production keys too by now (read once, 0.09 s is the period).
+    assert ("payments", "unused") in [(row["namespace"], row["key"]) for row in everywhere]
     traffic = cli.ok("clients", "traffic", "payments/production", "--period", "week")
     assert "reads" in traffic and "not_modified" in traffic
     used = json.loads(cli.ok("clients", "token", token["id"], "-o", "json"))

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
+from konfig.analytics.router import keys_router as unread_keys_router
 from konfig.analytics.router import router as analytics_router
 from konfig.analytics.router import tokens_router as token_usage_router
 from konfig.audit.refusals import denial_trace
@@ -162,6 +163,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(webhooks_router)
     routes.include_router(analytics_router)
     routes.include_router(token_usage_router)
+    routes.include_router(unread_keys_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
     api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch

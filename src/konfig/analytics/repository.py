@@ -152,6 +152,28 @@ async def key_reads(
     return dict((await session.execute(query)).all())
 
 
+async def tenant_entries(
+    session: AsyncSession, *, tenant_id: uuid.UUID, created_before: datetime
+) -> list[tuple[str, str]]:
+    """``(namespace, key)`` of every entry of the tenant made before ``created_before``."""
+    query = (
+        select(Namespace.name, ConfigEntry.key)
+        .join(Namespace, Namespace.id == ConfigEntry.namespace_id)
+        .where(ConfigEntry.tenant_id == tenant_id, ConfigEntry.created_at < created_before)
+        .order_by(Namespace.name, ConfigEntry.key)
+    )
+    return [(name, key) for name, key in (await session.execute(query)).all()]
+
+
+async def tenant_key_reads(
+    session: AsyncSession, *, tenant_id: uuid.UUID
+) -> dict[tuple[str, str], datetime]:
+    query = select(KeyRead.namespace, KeyRead.key, KeyRead.last_read_at).where(
+        KeyRead.tenant_id == tenant_id
+    )
+    return {(name, key): at for name, key, at in (await session.execute(query)).all()}
+
+
 async def entries(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID
 ) -> list[tuple[str, datetime]]:

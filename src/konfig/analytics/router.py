@@ -15,7 +15,14 @@ from fastapi import APIRouter, Query, Request
 
 from konfig.analytics import service
 from konfig.analytics.recorder import Recorder
-from konfig.analytics.schemas import ClientsRead, KeyReads, Period, TokenUsage, TrafficRead
+from konfig.analytics.schemas import (
+    ClientsRead,
+    KeyReads,
+    Period,
+    TokenUsage,
+    TrafficRead,
+    UnreadKeys,
+)
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
@@ -25,7 +32,12 @@ router = APIRouter(
     prefix="/namespaces/{namespace_id}", tags=["analytics"], route_class=GuardedRoute
 )
 tokens_router = APIRouter(prefix="/tokens", tags=["analytics"], route_class=GuardedRoute)
+keys_router = APIRouter(prefix="/keys", tags=["analytics"], route_class=GuardedRoute)
 
+UnreadDays = Annotated[
+    float | None,
+    Query(gt=0, le=3650, description="Unread after this many days (KONFIG_ANALYTICS_UNREAD_DAYS)"),
+]
 PeriodQuery = Annotated[Period, Query(description="The chart's range: the last day or week")]
 
 
@@ -93,12 +105,7 @@ async def key_reads(
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
-    unread_days: Annotated[
-        float | None,
-        Query(
-            gt=0, le=3650, description="Unread after this many days (KONFIG_ANALYTICS_UNREAD_DAYS)"
-        ),
-    ] = None,
+    unread_days: UnreadDays = None,
 ) -> KeyReads:
     """The namespace's own keys with the last time a resolved read delivered each, and the ones
     no read delivered for the unread period: candidates for clean-up."""
@@ -109,6 +116,23 @@ async def key_reads(
         namespace_id=namespace_id,
         recorder=_recorder(request),
         unread_days=unread_days or settings.analytics_unread_days,
+    )
+
+
+@keys_router.get("/unread", response_model=UnreadKeys)
+async def unread_keys(
+    request: Request,
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    unread_days: UnreadDays = None,
+) -> UnreadKeys:
+    """Every key of your tenant (that you may read) no resolved read delivered for
+    KONFIG_ANALYTICS_UNREAD_DAYS: candidates for clean-up."""
+    return await service.unread_keys(
+        session,
+        principal=principal,
+        recorder=_recorder(request),
+        unread_days=unread_days or state_of(request).settings.analytics_unread_days,
     )
 
 

@@ -65,6 +65,17 @@ class KeyReads(BaseModel):
     items: list[KeyReadRow]
 
 
+class UnreadKey(BaseModel):
+    namespace: str
+    key: str
+    last_read_at: datetime | None = Field(description="None: no read delivered it since kept")
+
+
+class UnreadKeys(BaseModel):
+    unread_days: float
+    items: list[UnreadKey]
+
+
 class TokenNamespaceUse(BaseModel):
     namespace: str
     requests: int

@@ -37,12 +37,15 @@ from konfig.analytics.schemas import (
     TokenUsage,
     TrafficBucket,
     TrafficRead,
+    UnreadKey,
+    UnreadKeys,
 )
 from konfig.auth.principal import Principal
 from konfig.db.session import across_tenants, open_session
 from konfig.namespaces import service as namespaces
 from konfig.settings import Settings
 from konfig.tokens import service as tokens
+from konfig.users.models import Role
 
 log = logging.getLogger("konfig.analytics")
 
@@ -460,15 +463,9 @@ async def key_reads(
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
     tenant_id = namespace.tenant_id
     read = await repository.key_reads(session, tenant_id=tenant_id, namespace=namespace.name)
-    for (_, name, _), entry in recorder.unwritten():  # read here, not written yet
-        if entry[TENANT] != tenant_id or not (entry[READS] or entry[NOT_MODIFIED] or entry[PUSHES]):
-            continue
-        for key, source in entry[RESOLVED].resolution.sources.items():
-            if source.namespace == namespace.name:
-                at = _at(entry[SEEN])
-                if key not in read or read[key] < at:
-                    read[key] = at
-        del name
+    for (name, key), at in _unwritten_reads(recorder, tenant_id).items():  # not written yet
+        if name == namespace.name and (key not in read or read[key] < at):
+            read[key] = at
     horizon = datetime.now(UTC) - timedelta(days=unread_days)
     items = []
     for key, created_at in await repository.entries(
@@ -478,6 +475,42 @@ async def key_reads(
         unread = created_at < horizon and (last is None or last < horizon)
         items.append(KeyReadRow(key=key, last_read_at=last, unread=unread))
     return KeyReads(namespace=namespace.name, unread_days=unread_days, items=items)
+
+
+def _unwritten_reads(recorder: Recorder, tenant_id: uuid.UUID) -> dict[tuple[str, str], datetime]:
+    """When this replica last delivered each key (namespace, key), not written yet."""
+    read: dict[tuple[str, str], datetime] = {}
+    for _, entry in recorder.unwritten():
+        if entry[TENANT] != tenant_id or not (entry[READS] or entry[NOT_MODIFIED] or entry[PUSHES]):
+            continue
+        at = _at(entry[SEEN])
+        for key, source in entry[RESOLVED].resolution.sources.items():
+            where = (source.namespace, key)
+            if where not in read or read[where] < at:
+                read[where] = at
+    return read
+
+
+async def unread_keys(
+    session: AsyncSession, *, principal: Principal, recorder: Recorder, unread_days: float
+) -> UnreadKeys:
+    """Every key of the tenant (in namespaces the caller may read) that no resolved read
+    delivered for ``unread_days``: candidates for clean-up, by namespace and key."""
+    principal.require(Role.viewer)
+    tenant_id = principal.tenant_id
+    horizon = datetime.now(UTC) - timedelta(days=unread_days)
+    read = await repository.tenant_key_reads(session, tenant_id=tenant_id)
+    for where, at in _unwritten_reads(recorder, tenant_id).items():
+        if where not in read or read[where] < at:
+            read[where] = at
+    items = []
+    for namespace, key in await repository.tenant_entries(
+        session, tenant_id=tenant_id, created_before=horizon
+    ):
+        last = read.get((namespace, key))
+        if (last is None or last < horizon) and principal.allows(namespace, "read"):
+            items.append(UnreadKey(namespace=namespace, key=key, last_read_at=last))
+    return UnreadKeys(unread_days=unread_days, items=items)
 
 
 async def token_usage(

@@ -63,6 +63,19 @@ def keys(
     show(rows, output, ["key", "last_read_at", "unread"])
 
 
+@clients_app.command("unread")
+@api
+def unread(
+    unread_days: Annotated[
+        float | None, typer.Option(help="Unread after these days (the server's setting else)")
+    ] = None,
+    output: OutputOption = Output.table,
+) -> None:
+    """Every key of your tenant no resolved read delivered lately: candidates for clean-up."""
+    found = konfig().analytics.unread_keys(unread_days=unread_days)
+    show(found["items"], output, ["namespace", "key", "last_read_at"])
+
+
 @clients_app.command("traffic")
 @api
 def traffic(

@@ -33,6 +33,12 @@ def key_reads(namespace: NamespaceRef, unread_days: float | None) -> Flow[Entry]
     return response.json()  # type: ignore[no-any-return]
 
 
+def unread_keys(unread_days: float | None) -> Flow[Entry]:
+    params = {} if unread_days is None else {"unread_days": unread_days}
+    response = yield Call("GET", "/api/v1/keys/unread", params=params)
+    return response.json()  # type: ignore[no-any-return]
+
+
 def token_usage(token_id: str | uuid.UUID, period: str) -> Flow[Entry]:
     response = yield Call("GET", f"/api/v1/tokens/{token_id}/usage", params={"period": period})
     return response.json()  # type: ignore[no-any-return]
@@ -58,6 +64,11 @@ class Analytics:
     def key_reads(self, namespace: NamespaceRef, *, unread_days: float | None = None) -> Entry:
         """The namespace's keys with their last delivery, and which are unread."""
         result: Entry = self._run(key_reads(namespace, unread_days))
+        return result
+
+    def unread_keys(self, *, unread_days: float | None = None) -> Entry:
+        """Every key of the tenant no resolved read delivered for the unread period."""
+        result: Entry = self._run(unread_keys(unread_days))
         return result
 
     def token_usage(self, token_id: str | uuid.UUID, *, period: str = "day") -> Entry:
@@ -87,6 +98,11 @@ class AsyncAnalytics:
     ) -> Entry:
         """The namespace's keys with their last delivery, and which are unread."""
         result: Entry = await self._run(key_reads(namespace, unread_days))
+        return result
+
+    async def unread_keys(self, *, unread_days: float | None = None) -> Entry:
+        """Every key of the tenant no resolved read delivered for the unread period."""
+        result: Entry = await self._run(unread_keys(unread_days))
         return result
 
     async def token_usage(self, token_id: str | uuid.UUID, *, period: str = "day") -> Entry:
