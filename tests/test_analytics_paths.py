@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from konfig.analytics import service as analytics
-from konfig.analytics.models import ClientInstance, Traffic
+from konfig.analytics.models import ClientInstance, KeyRead, Traffic
 from konfig.app import create_app
 from konfig.settings import Settings
 from tests.conftest import Account, Backend, backstage, make_settings
@@ -145,3 +145,35 @@ async def test_the_record_is_bounded_and_counts_what_it_dropped(
             await analytics.flush(recorder, app.state.sessionmaker, bounded)
             assert (await http.get(URL, headers=named("c", secret))).status_code == 200
             assert sorted(key[2] for key in recorder.entries) == [b"c"]
+
+
+async def test_an_evaluation_delivers_the_flags_and_no_other_key(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    shop = await make_namespace(client, owner, "shop/production")
+    await set_entry(client, owner, shop, "banner", "sale")
+    await set_entry(client, owner, shop, "beta", FLAG, value_type="flag")
+    token = await make_token(client, owner, read("shop/**"))
+    headers = {**named("storefront", token["token"]), "X-Konfig-Namespace": "shop/production"}
+    single = await client.post("/ofrep/v1/evaluate/flags/beta", headers=headers, json={})
+    bulk = await client.post("/ofrep/v1/evaluate/flags", headers=headers, json={})
+    again = await client.post(
+        "/ofrep/v1/evaluate/flags", headers={**headers, "If-None-Match": bulk.headers["etag"]}
+    )
+    assert (single.status_code, bulk.status_code, again.status_code) == (200, 200, 304)
+    answer = await client.get(f"/api/v1/namespaces/{shop}/key-reads", headers=owner.headers)
+    read_at = {row["key"]: row["last_read_at"] for row in answer.json()["items"]}
+    assert read_at["beta"] is not None and read_at["banner"] is None
+
+    for _ in range(200):  # the same once flushed
+        async with backstage(app) as session:
+            flushed = await session.scalar(select(func.count()).select_from(KeyRead))
+        if flushed:
+            break
+        await asyncio.sleep(0.05)
+    async with backstage(app) as session:
+        marked = (await session.execute(select(KeyRead.key))).scalars().all()
+    assert marked == ["beta"]
+    traffic = await client.get(f"/api/v1/namespaces/{shop}/traffic", headers=owner.headers)
+    totals = traffic.json()["totals"]
+    assert (totals["reads"], totals["not_modified"]) == (2, 1)

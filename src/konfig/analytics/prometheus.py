@@ -12,7 +12,8 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from konfig.analytics.recorder import NOT_MODIFIED, PUSHES, READS, Recorder
+from konfig.analytics.recorder import Recorder
+from konfig.analytics.recorder import answers as answers_of
 
 OTHER = "(other)"
 
@@ -45,9 +46,8 @@ class AnalyticsMetrics:
         }
         for (_, namespace, _), entry in recorder.unwritten():
             counts = served.setdefault(namespace, [0, 0, 0])
-            counts[0] += entry[READS]
-            counts[1] += entry[NOT_MODIFIED]
-            counts[2] += entry[PUSHES]
+            for i, number in enumerate(answers_of(entry)):
+                counts[i] += number
         answers = CounterMetricFamily(
             "konfig_namespace_reads",
             "Answers on the read path and OFREP by namespace (the busiest, the rest as "

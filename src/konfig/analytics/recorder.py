@@ -16,13 +16,37 @@ from typing import Any
 
 # An entry's fields, in a list mutated in place (cheaper than an object's attributes).
 # ``konfig.delivery.handler`` inlines ``record``'s common case with these indices.
-TENANT, RESOLVED, SEEN, SDK, READS, NOT_MODIFIED, PUSHES, PUSHED = range(8)
+TENANT, RESOLVED, SEEN, SDK, READS, NOT_MODIFIED, PUSHES, PUSHED, EVALUATED, EVALUATED_304 = range(
+    10
+)
 # What an answer was, as the index of the counter it adds to (SEEN: a heartbeat, no answer).
 READ, CONFIRMED, PUSHED_STATE, ALIVE = READS, NOT_MODIFIED, PUSHES, SEEN
+# OFREP's answers apart: they deliver the namespace's flags, not its other keys.
+EVALUATION, EVALUATION_304 = EVALUATED, EVALUATED_304
 
 # (actor, namespace, instance id as sent (bytes) or the caller's address (str))
 EntryKey = tuple[str, str, bytes | str]
 Entry = list[Any]
+
+
+def answers(entry: Entry) -> tuple[int, int, int]:
+    """An entry's reads (OFREP evaluations among them), 304s and pushes."""
+    return (
+        entry[READS] + entry[EVALUATED],
+        entry[NOT_MODIFIED] + entry[EVALUATED_304],
+        entry[PUSHES],
+    )
+
+
+def delivered_keys(entry: Entry) -> Any:
+    """The keys an entry's answers delivered: every key of its state when the read path sent or
+    confirmed it, only the flags when OFREP alone answered, none for a heartbeat."""
+    resolution = entry[RESOLVED].resolution
+    if entry[READS] or entry[NOT_MODIFIED] or entry[PUSHES]:
+        return resolution.sources.items()
+    if entry[EVALUATED] or entry[EVALUATED_304]:
+        return [(key, resolution.sources[key]) for key in resolution.flags]
+    return ()
 
 
 class Recorder:
@@ -48,8 +72,9 @@ class Recorder:
         self.entries: dict[EntryKey, Entry] = {}
         self.flushing: dict[EntryKey, Entry] = {}  # drained, being written: still unwritten
         self.dropped = 0  # instances not recorded because the record was full
-        # (tenant, namespace) → (state, when) its keys were last marked read (service.flush).
-        self.marked: dict[tuple[uuid.UUID, str], tuple[str, float]] = {}
+        # (tenant, namespace, every key or its flags only) → (state, when) its keys were last
+        # marked read (service.flush).
+        self.marked: dict[tuple[uuid.UUID, str, bool], tuple[str, float]] = {}
         # For Prometheus: answers per namespace name since the process started (written ones),
         # and every replica's instances and stale instances per namespace at the last flush.
         self.served: dict[str, list[int]] = {}
@@ -82,7 +107,7 @@ class Recorder:
             if len(self.entries) >= self.max_instances:
                 self.dropped += 1
                 return
-            entry = [tenant_id, resolved, now, sdk, 0, 0, 0, None]
+            entry = [tenant_id, resolved, now, sdk, 0, 0, 0, None, 0, 0]
             self.entries[(actor, namespace, who)] = entry
         else:
             entry[1] = resolved
@@ -116,7 +141,7 @@ class Recorder:
                 if len(entries) < self.max_instances:
                     entries[key] = entry
             else:
-                for counter in (READS, NOT_MODIFIED, PUSHES):
+                for counter in (READS, NOT_MODIFIED, PUSHES, EVALUATED, EVALUATED_304):
                     newer[counter] += entry[counter]
 
     def count_namespace(self, key: EntryKey, entry: Entry) -> None:
@@ -124,9 +149,8 @@ class Recorder:
         served = self.served.get(key[1])
         if served is None:
             served = self.served[key[1]] = [0, 0, 0]
-        served[0] += entry[READS]
-        served[1] += entry[NOT_MODIFIED]
-        served[2] += entry[PUSHES]
+        for i, number in enumerate(answers(entry)):
+            served[i] += number
 
     def pending(self, tenant_id: uuid.UUID, namespace: str) -> list[tuple[EntryKey, Entry]]:
         """This replica's entries for a namespace not written yet."""

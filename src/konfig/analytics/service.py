@@ -26,6 +26,8 @@ from konfig.analytics.recorder import (
     Entry,
     EntryKey,
     Recorder,
+    answers,
+    delivered_keys,
 )
 from konfig.analytics.schemas import (
     ClientRead,
@@ -88,7 +90,8 @@ def _rows(
     """The clients, traffic and key-read rows of what was drained, and the marks they make."""
     clients: list[dict[str, Any]] = []
     traffic: dict[tuple[uuid.UUID, str, str, float], list[int]] = {}
-    delivered: dict[tuple[uuid.UUID, str], tuple[Any, float]] = {}
+    # (tenant, namespace, every key or only its flags) → the entry that delivered last.
+    delivered: dict[tuple[uuid.UUID, str, bool], tuple[Entry, float]] = {}
     for (actor, namespace, who), entry in drained.items():
         tenant_id, resolved, seen = entry[TENANT], entry[RESOLVED], entry[SEEN]
         named = isinstance(who, bytes)
@@ -107,24 +110,26 @@ def _rows(
                 "last_pushed_at": None if pushed is None else _at(pushed),
             }
         )
-        counts = (entry[READS], entry[NOT_MODIFIED], entry[PUSHES])
+        counts = answers(entry)
         if any(counts):
             minute = seen - seen % MINUTE
             summed = traffic.setdefault((tenant_id, namespace, actor, minute), [0, 0, 0])
             for i, number in enumerate(counts):
                 summed[i] += number
-            held = delivered.get((tenant_id, namespace))
+            every = bool(entry[READS] or entry[NOT_MODIFIED] or entry[PUSHES])
+            held = delivered.get((tenant_id, namespace, every))
             if held is None or held[1] < seen:
-                delivered[(tenant_id, namespace)] = (resolved, seen)
-    marks: dict[tuple[uuid.UUID, str], tuple[str, float]] = {}
+                delivered[(tenant_id, namespace, every)] = (entry, seen)
+    marks: dict[tuple[uuid.UUID, str, bool], tuple[str, float]] = {}
     keys: dict[tuple[uuid.UUID, str, str], float] = {}
-    for (tenant_id, namespace), (resolved, seen) in delivered.items():
-        marked = recorder.marked.get((tenant_id, namespace))
-        if marked is not None and marked[0] == resolved.etag and seen - marked[1] < mark_seconds:
+    for mark, (entry, seen) in delivered.items():
+        state = entry[RESOLVED].etag
+        marked = recorder.marked.get(mark)
+        if marked is not None and marked[0] == state and seen - marked[1] < mark_seconds:
             continue  # its keys were marked read recently enough for the unread view
-        marks[(tenant_id, namespace)] = (resolved.etag, seen)
-        for key, source in resolved.resolution.sources.items():
-            where = (tenant_id, source.namespace, key)
+        marks[mark] = (state, seen)
+        for key, source in delivered_keys(entry):
+            where = (mark[0], source.namespace, key)
             keys[where] = max(keys.get(where, 0.0), seen)
     traffic_rows = [
         {
@@ -422,7 +427,7 @@ def _pending_traffic(
     recorder: Recorder, tenant_id: uuid.UUID, namespace: str | None, actor: str | None
 ) -> list[tuple[datetime, str, int, int, int]]:
     return [
-        (_at(entry[SEEN]), name, entry[READS], entry[NOT_MODIFIED], entry[PUSHES])
+        (_at(entry[SEEN]), name, *answers(entry))
         for (who, name, _), entry in recorder.unwritten()
         if entry[TENANT] == tenant_id
         and (namespace is None or name == namespace)
@@ -481,10 +486,10 @@ def _unwritten_reads(recorder: Recorder, tenant_id: uuid.UUID) -> dict[tuple[str
     """When this replica last delivered each key (namespace, key), not written yet."""
     read: dict[tuple[str, str], datetime] = {}
     for _, entry in recorder.unwritten():
-        if entry[TENANT] != tenant_id or not (entry[READS] or entry[NOT_MODIFIED] or entry[PUSHES]):
+        if entry[TENANT] != tenant_id:
             continue
         at = _at(entry[SEEN])
-        for key, source in entry[RESOLVED].resolution.sources.items():
+        for key, source in delivered_keys(entry):
             where = (source.namespace, key)
             if where not in read or read[where] < at:
                 read[where] = at

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, quote
 import orjson
 from starlette.types import Receive, Scope, Send
 
-from konfig.analytics.recorder import ALIVE, CONFIRMED, READ
+from konfig.analytics.recorder import ALIVE, EVALUATION, EVALUATION_304
 from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved
 from konfig.delivery.handler import Caller, Client, ReadPath, client_of
@@ -161,7 +161,7 @@ class Ofrep:
                 body = self._single(caller, name, flags, key, _context(raw, key))
             analytics = self.read_path.analytics
             if analytics.enabled:
-                kind = CONFIRMED if status == 304 else READ
+                kind = EVALUATION_304 if status == 304 else EVALUATION
                 analytics.record(
                     caller.tenant_id, caller.actor, name, client[0], sdk, resolved, kind
                 )
