@@ -126,6 +126,7 @@ async def test_the_clients_page_shows_27_current_3_stale_by_id_and_an_unread_key
     await expect(page.locator("table.clients tbody tr")).to_have_count(30)
     await expect(page.locator("tr[data-instance='checkout-00']")).to_contain_text("current")
     await expect(page.locator("tr[data-instance='checkout-29']")).to_contain_text("stale")
+    await expect(page.locator("tr[data-instance='checkout-29']")).to_contain_text("token checkout")
     assert await page.locator("svg.chart rect[data-kind='reads']").count() >= 1
     await expect(page.locator("[data-traffic-totals]")).to_contain_text("reads 57")
     await page.screenshot(path=str(screenshots / "clients.png"), full_page=True)
@@ -136,6 +137,7 @@ async def test_the_clients_page_shows_27_current_3_stale_by_id_and_an_unread_key
     await expect(page.locator("tr[data-key='legacy_endpoint'][data-unread]")).to_contain_text(
         "unread"
     )
+    await expect(page.get_by_text("no read delivered for 1 second")).to_be_visible()
     await page.goto(f"/ui/namespaces/{production}/clients?period=week")
     await expect(page.get_by_role("heading", name="Traffic, last week")).to_be_visible()
 

@@ -16,6 +16,7 @@ from konfig.analytics.models import ClientInstance, KeyRead, Traffic
 from konfig.configs.models import ConfigEntry
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import Revision
+from konfig.tokens.models import ApiToken
 
 
 async def _upsert(
@@ -258,3 +259,15 @@ async def forget_before(session: AsyncSession, *, before: datetime) -> None:
         delete(KeyRead).where(KeyRead.last_read_at < before),
     ):
         await session.execute(statement.execution_options(synchronize_session=False))
+
+
+async def token_names(
+    session: AsyncSession, *, tenant_id: uuid.UUID, token_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """The names of these tokens of the tenant (names are not secrets)."""
+    if not token_ids:
+        return {}
+    query = select(ApiToken.id, ApiToken.name).where(
+        ApiToken.tenant_id == tenant_id, ApiToken.id.in_(token_ids)
+    )
+    return dict((await session.execute(query)).tuples().all())

@@ -47,6 +47,7 @@ from konfig.db.session import across_tenants, open_session
 from konfig.namespaces import service as namespaces
 from konfig.settings import Settings
 from konfig.tokens import service as tokens
+from konfig.users import service as users
 from konfig.users.models import Role
 
 log = logging.getLogger("konfig.analytics")
@@ -516,6 +517,25 @@ async def unread_keys(
         if (last is None or last < horizon) and principal.allows(namespace, "read"):
             items.append(UnreadKey(namespace=namespace, key=key, last_read_at=last))
     return UnreadKeys(unread_days=unread_days, items=items)
+
+
+async def actor_names(
+    session: AsyncSession, *, principal: Principal, actors: Sequence[str]
+) -> dict[str, str]:
+    """How to show the credentials clients read with: ``token <name>`` for API tokens, the
+    email for people's logins (``konfig.users.service.display_names``)."""
+    names = await users.display_names(session, principal=principal, actors=list(actors))
+    ids = []
+    for actor in set(actors):
+        kind, _, raw = actor.partition(":")
+        if kind == "token":
+            try:
+                ids.append(uuid.UUID(raw))
+            except ValueError:
+                continue
+    found = await repository.token_names(session, tenant_id=principal.tenant_id, token_ids=ids)
+    names.update({f"token:{token_id}": f"token {name}" for token_id, name in found.items()})
+    return names
 
 
 async def token_usage(

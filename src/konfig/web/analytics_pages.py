@@ -35,6 +35,18 @@ class Bar:
     segments: list[tuple[str, int, int, int]]  # kind, y, height, count
 
 
+def period_text(days: float) -> str:
+    """``30 days``, ``6 hours``, ``90 seconds``: the unread period as people read it."""
+    seconds = days * 86400
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            count = round(seconds / length, 1)
+            shown = f"{count:g}"
+            return f"{shown} {unit}{'' if shown == '1' else 's'}"
+    shown = f"{round(seconds, 1):g}"
+    return f"{shown} second{'' if shown == '1' else 's'}"
+
+
 def chart(traffic: TrafficRead) -> list[Bar]:
     """Stacked bars, 100 units high at the busiest bucket, 10 units wide each."""
     busiest = max((b.reads + b.not_modified + b.pushes for b in traffic.buckets), default=0) or 1
@@ -77,11 +89,16 @@ async def clients_page(visitor: SignedIn, namespace_id: uuid.UUID, period: str =
         namespace_id=namespace_id,
         unread_days=state.settings.analytics_unread_days,
     )
+    people = await analytics.actor_names(
+        session, principal=principal, actors=[c.actor for c in clients.items]
+    )
     return page(
         visitor.request,
         "clients.html",
         visitor,
         clients=clients,
+        people=people,
+        unread_for=period_text(keys.unread_days),
         traffic=traffic,
         bars=chart(traffic),
         keys=keys,
