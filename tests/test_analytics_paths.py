@@ -29,7 +29,9 @@ FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVari
 
 @pytest.fixture
 def settings(backend: Backend, tmp_path: Path) -> Settings:
-    return make_settings(backend.url, tmp_path, analytics_flush_seconds=0.05)
+    return make_settings(
+        backend.url, tmp_path, analytics_flush_seconds=0.05, analytics_stale_seconds=0.3
+    )
 
 
 async def scene(client: httpx.AsyncClient, owner: Account) -> tuple[str, str]:
@@ -177,3 +179,32 @@ async def test_an_evaluation_delivers_the_flags_and_no_other_key(
     traffic = await client.get(f"/api/v1/namespaces/{shop}/traffic", headers=owner.headers)
     totals = traffic.json()["totals"]
     assert (totals["reads"], totals["not_modified"]) == (2, 1)
+
+
+async def test_a_change_to_a_parent_makes_stale_instances_in_the_api_and_the_metric(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """The namespace's own revision does not move when its parent changes: stale is by state."""
+    payments = await make_namespace(client, owner, "payments")
+    production = await make_namespace(client, owner, "payments/production")
+    await set_entry(client, owner, payments, "region", "eu")
+    await set_entry(client, owner, production, "db_host", "db-1")
+    secret = (await make_token(client, owner, read("payments/**")))["token"]
+    for name in ("kept-up", "left-behind"):
+        assert (await client.get(URL, headers=named(name, secret))).status_code == 200
+    await set_entry(client, owner, payments, "region", "us")  # the parent changes
+    assert (await client.get(URL, headers=named("kept-up", secret))).status_code == 200
+
+    async def stale_in_metrics() -> str | None:
+        text = (await client.get("/metrics")).text
+        line = 'konfig_stale_instances{namespace="payments/production"} 1.0'
+        return text if line in text else None
+
+    for _ in range(200):
+        if await stale_in_metrics():
+            break
+        await asyncio.sleep(0.05)
+    assert await stale_in_metrics(), "the metric never counted the instance left behind"
+    seen = await clients_of(client, owner, production)
+    assert seen["left-behind"]["stale"] and seen["kept-up"]["current"]
+    assert seen["left-behind"]["revision"] == seen["kept-up"]["revision"] == 1

@@ -212,15 +212,34 @@ async def last_change(
 
 async def recent_clients(session: AsyncSession, *, since: datetime) -> list[Any]:
     """Every tenant's clients seen since ``since``, with their namespace's revision and last
-    change: rows ``(namespace, held revision, current revision, changed at)``."""
+    change: rows ``(tenant_id, namespace, held revision, held state, current revision,
+    changed at)``."""
     query = select(
-        ClientInstance.namespace, ClientInstance.revision, Namespace.revision, Namespace.updated_at
+        ClientInstance.tenant_id,
+        ClientInstance.namespace,
+        ClientInstance.revision,
+        ClientInstance.state,
+        Namespace.revision,
+        Namespace.updated_at,
     ).join(
         Namespace,
         (Namespace.tenant_id == ClientInstance.tenant_id)
         & (Namespace.name == ClientInstance.namespace),
     )
     return list((await session.execute(query.where(ClientInstance.last_seen_at >= since))).all())
+
+
+async def changed_at(
+    session: AsyncSession, *, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, datetime]:
+    """When each of these namespaces (of any tenant) last changed."""
+    found: dict[uuid.UUID, datetime] = {}
+    for at in range(0, len(ids), 500):
+        query = select(Namespace.id, Namespace.updated_at).where(
+            Namespace.id.in_(ids[at : at + 500])
+        )
+        found.update((await session.execute(query)).all())
+    return found
 
 
 async def traffic_rows(session: AsyncSession, *, span: int, before: datetime) -> list[Any]:
@@ -270,4 +289,4 @@ async def token_names(
     query = select(ApiToken.id, ApiToken.name).where(
         ApiToken.tenant_id == tenant_id, ApiToken.id.in_(token_ids)
     )
-    return dict((await session.execute(query)).tuples().all())
+    return dict((await session.execute(query)).all())

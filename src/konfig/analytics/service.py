@@ -184,16 +184,31 @@ async def flush(
         recorder.count_namespace(key, entry)
 
 
+# The state a replica's read path holds for a namespace: its ETag and its layers' ids; None
+# when it holds none (then the metric compares revisions).
+CachedState = Callable[[uuid.UUID, str], tuple[str, list[uuid.UUID]] | None]
+
+
 async def measure_stale(
-    recorder: Recorder, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+    recorder: Recorder,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    cached: CachedState | None = None,
 ) -> None:
-    """Instances and stale instances per namespace, every replica's, for Prometheus (by
-    revision: the exporter has no resolved configs at hand)."""
+    """Instances and stale instances per namespace, every replica's, for Prometheus: by state
+    (as the API) for the namespaces this replica's read path holds, by revision for the rest."""
     now = time.time()
     session = await open_session(sessionmaker, write=False)
     try:
         async with across_tenants(session, "usage analytics, of every tenant"):
             rows = await repository.recent_clients(session, since=_at(now - DAY))
+            states = {}
+            for tenant_id, namespace, *_ in rows:
+                found = cached(tenant_id, namespace) if cached is not None else None
+                if found is not None:
+                    states[(tenant_id, namespace)] = found
+            layers = sorted({i for _, ids in states.values() for i in ids})
+            changes = await repository.changed_at(session, ids=layers)
     except Exception:
         log.warning("could not count stale instances", exc_info=True)
         return
@@ -202,9 +217,16 @@ async def measure_stale(
     instances: dict[str, int] = {}
     stale: dict[str, int] = {}
     horizon = _at(now - settings.analytics_stale_seconds)
-    for namespace, held, revision, changed_at in rows:
+    for tenant_id, namespace, held, state, revision, changed_at in rows:
         instances[namespace] = instances.get(namespace, 0) + 1
-        if held < revision and changed_at <= horizon:
+        found = states.get((tenant_id, namespace))
+        if found is None:
+            behind = held < revision
+        else:
+            current, ids = found
+            behind = state != current
+            changed_at = max([changed_at, *(changes[i] for i in ids if i in changes)])
+        if behind and changed_at <= horizon:
             stale[namespace] = stale.get(namespace, 0) + 1
     recorder.instances, recorder.stale = instances, stale
 

@@ -304,11 +304,20 @@ class Delivery:
             self.analytics.tick()
             await asyncio.sleep(period)
 
+    def _cached_state(self, tenant_id: uuid.UUID, name: str) -> tuple[str, list[uuid.UUID]] | None:
+        """The state the read path holds for a namespace, for the stale-instances metric."""
+        resolved = self.cache.get(tenant_id, name)
+        if resolved is None:
+            return None
+        return resolved.etag, [layer.id for layer in resolved.resolution.layers]
+
     async def _flush_analytics_forever(self) -> None:
         while True:
             await asyncio.sleep(self.settings.analytics_flush_seconds)
             await analytics.flush(self.analytics, self.sessionmaker, self.settings)
-            await analytics.measure_stale(self.analytics, self.sessionmaker, self.settings)
+            await analytics.measure_stale(
+                self.analytics, self.sessionmaker, self.settings, self._cached_state
+            )
             await analytics.compact_now_and_then(self.analytics, self.sessionmaker, self.settings)
 
     def _watch_shutdown(self) -> None:
