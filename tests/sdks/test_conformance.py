@@ -63,7 +63,12 @@ def test_an_sdk_names_its_instance_and_itself_to_the_usage_analytics(
     answer = site.admin.get(f"/namespaces/{site.namespace_id}/clients")
     assert answer.status_code == 200, answer.text
     [seen] = [c for c in answer.json()["items"] if c["instance"] == instance]
-    prefix = {"python": "konfig-python/", "javascript": "konfig-javascript/", "go": "konfig-go/"}
+    prefix = {
+        "python": "konfig-python/",
+        "javascript": "konfig-javascript/",
+        "go": "konfig-go/",
+        "java": "konfig-java/",
+    }
     assert seen["sdk"].startswith(prefix[driver.sdk]) and seen["current"], seen
 
 
