@@ -21,8 +21,11 @@ WORKDIR /src
 
 # Dependencies first, from pyproject.toml alone, so editing the source does not reinstall them.
 # Every dependency ships wheels for linux/amd64 and linux/arm64; on a platform where one does
-# not, install build-essential here, in the builder, never in the runtime stage.
+# not, install build-essential here, in the builder, never in the runtime stage. The Python SDK
+# (`konfig-client`, which the CLI uses) is one of them, installed from its folder in this
+# repository, where pyproject.toml names it.
 COPY pyproject.toml README.md ./
+COPY sdks/python ./sdks/python
 RUN mkdir -p src/konfig \
     && touch src/konfig/__init__.py \
     && /opt/konfig/bin/pip install . \

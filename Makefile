@@ -12,12 +12,18 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+# The server names the SDK by its path in this repository (sdks/python, `konfig-client`), so pip
+# never asks an index for it; the second install makes that copy editable for development.
+SDK := sdks/python
+
+$(VENV)/.installed-run: pyproject.toml $(SDK)/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e $(SDK)
 	@touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+$(VENV)/.installed-test: pyproject.toml $(SDK)/pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --no-deps -e $(SDK)
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
@@ -29,9 +35,9 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov --cov-report=term
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench deploy
-	$(BIN)/ruff format --check src tests bench deploy
-	$(BIN)/mypy  # strict, on src/konfig and tests (pyproject.toml)
+	$(BIN)/ruff check src tests bench deploy $(SDK)
+	$(BIN)/ruff format --check src tests bench deploy $(SDK)
+	$(BIN)/mypy  # strict, on src/konfig, the SDK and tests (pyproject.toml)
 	$(BIN)/mypy --strict --explicit-package-bases deploy/cluster
 	$(BIN)/lint-imports --no-cache --no-logo  # the layering contracts in pyproject.toml
 

@@ -2,7 +2,7 @@
 
 Starts one `konfig serve` (SQLite) on 127.0.0.1, then follows one namespace with each
 candidate in turn (A B C …, `--runs` rounds): `curl -N` on the event stream (the reference: the
-protocol with no SDK), the Python SDK (long poll), and the JavaScript, Go and Java SDKs by
+protocol with no SDK), and the Python, JavaScript, Go and Java SDKs by
 server-sent events and by long poll, each through its conformance driver (`tests/sdks/`). Each
 round writes the watched key `--writes` times, one write at a time, and measures from the write
 being sent to the candidate's line arriving. Prints p50, p90 and max per candidate and its p50
@@ -80,15 +80,11 @@ def build(workdir: Path) -> dict[str, list[str]]:
     if shutil.which("curl"):
         candidates["curl -N (reference)"] = ["curl", "-sN", "-H", "Authorization: Bearer {token}"]
     driver = str(ROOT / "tests" / "sdks" / "python_driver.py")
-    candidates["python, long poll"] = [
-        sys.executable,
-        driver,
-        "watch",
-        NS,
-        "1000000",
-        "--wait",
-        "60",
-    ]
+    for mode in ("sse", "poll"):
+        candidates[f"python, {mode}"] = [
+            *(sys.executable, driver, "watch", NS, "1000000"),
+            *("--mode", mode, "--wait", "60"),
+        ]
     javascript = ROOT / "sdks" / "javascript"
     if shutil.which("node") and (javascript / "node_modules").exists():
         out = workdir / "javascript"

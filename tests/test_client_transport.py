@@ -173,7 +173,7 @@ def test_watch_reconnects_with_backoff_and_resumes_from_the_etag() -> None:
         if len(seen) == 2:
             stop.set()
 
-    konfig(handler, retry=FAST).watch("payments/production", on_change, wait=5, stop=stop)
+    konfig(handler, retry=FAST).follow("payments/production", on_change, wait=5, stop=stop)
     assert seen == [{"v": 1}, {"v": 2}]
     # The first read is plain; every later one is a long poll resuming from the ETag held.
     assert sent[0] == (None, None)
@@ -183,7 +183,7 @@ def test_watch_reconnects_with_backoff_and_resumes_from_the_etag() -> None:
 def test_watch_raises_what_retrying_cannot_fix() -> None:
     kfg = konfig(lambda request: error(401, "UNAUTHENTICATED", "token revoked"), retry=FAST)
     with pytest.raises(KonfigError) as caught:
-        kfg.watch("payments/production", lambda config: None)
+        kfg.follow("payments/production", lambda config: None)
     assert caught.value.message == "token revoked"
 
 
@@ -260,7 +260,7 @@ async def test_the_async_watch_reconnects_and_awaits_a_coroutine_callback() -> N
             await asyncio.Event().wait()  # the watch awaits this until it is cancelled
 
     async with async_konfig(handler, retry=RetryPolicy(attempts=1)) as kfg:
-        watching = asyncio.create_task(kfg.watch("payments/production", on_change, wait=5))
+        watching = asyncio.create_task(kfg.follow("payments/production", on_change, wait=5))
         await asyncio.wait_for(both.wait(), 30)
         assert not watching.done()  # it runs until cancelled
         watching.cancel()

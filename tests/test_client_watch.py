@@ -33,7 +33,7 @@ async def test_watch_sees_a_change_made_by_another_client(app: Any, owner: Accou
         ) as service:
             assert await service.get_config(NS) == {"port": 8080}
             seen: asyncio.Queue[Any] = asyncio.Queue()
-            watching = asyncio.create_task(service.watch(NS, seen.put, wait=20))
+            watching = asyncio.create_task(service.follow(NS, seen.put, wait=20))
             try:
                 assert await asyncio.wait_for(seen.get(), 10) == {"port": 8080}
                 await admin.configs.set(NS, "port", 9090, value_type="number")

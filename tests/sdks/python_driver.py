@@ -1,37 +1,25 @@
-"""The conformance driver for the Python SDK (``konfig.client``): the same commands and output
-as the JavaScript and Go drivers (``sdks/*/…/konfig-conformance``).
+"""The conformance driver for the Python SDK (``konfig_client``, the ``konfig-client``
+distribution): the same commands and output as the JavaScript and Go drivers
+(``sdks/*/…/konfig-conformance``).
 
     python python_driver.py read NS [--cache PATH] [--fail-fast]
     python python_driver.py get NS KEY string|number|boolean|json
-    python python_driver.py watch NS COUNT [--mode auto|sse|poll] [--wait SECONDS]
+    python python_driver.py watch NS COUNT [--mode auto|sse|poll] [--wait SECONDS] [--cache PATH]
 
-The Python SDK has no typed getters yet: ``get`` checks the type here, the way the other SDKs'
-getters do (a bool is not a number). Its watch long-polls only, so every mode is ``poll``.
+The server and token come from KONFIG_URL and KONFIG_TOKEN. A failure prints
+{"error": {"code", "type", "status", "message"}} and exits 1.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import sys
 import threading
-import warnings
+from collections.abc import Callable
 from typing import Any
 
-from konfig.client import Konfig, KonfigError, RetryPolicy, StaleConfigWarning
-
-CHECKS: dict[str, Any] = {
-    "string": lambda v: isinstance(v, str),
-    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-    "boolean": lambda v: isinstance(v, bool),
-    "json": lambda v: True,
-}
-
-
-class DriverError(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+from konfig_client import Config, Konfig, KonfigError
 
 
 def emit(line: dict[str, Any]) -> None:
@@ -39,20 +27,32 @@ def emit(line: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def read(konfig: Konfig, name: str) -> tuple[dict[str, Any], bool]:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", StaleConfigWarning)
-        config = konfig.get_config(name)
-    return config, any(issubclass(w.category, StaleConfigWarning) for w in caught)
+def shown(config: Config) -> dict[str, Any]:
+    return {"config": config.values, "stale": config.stale, "etag": config.etag}
 
 
-def typed(config: dict[str, Any], name: str, key: str, kind: str) -> Any:
-    if key not in config:
-        raise DriverError("MISSING_KEY", f"{name} has no key {key}")
-    value = config[key]
-    if not CHECKS[kind](value):
-        raise DriverError("WRONG_TYPE", f"{name}: {key} is not a {kind}")
-    return value
+def watch(konfig: Konfig, name: str, count: int, flags: dict[str, str]) -> None:
+    remaining = [count]
+    lock = threading.Lock()
+    mode: Any = flags.get("mode", "auto")
+
+    def changed(config: Config, previous: Config | None) -> None:
+        with lock:
+            emit(shown(config) | {"mode": watching.mode})
+            remaining[0] -= 1
+            if remaining[0] <= 0:
+                watching.stop()
+
+    def failed(error: KonfigError, retrying: bool) -> None:
+        if retrying:
+            with lock:
+                emit({"retrying": {"code": error.code, "mode": watching.mode}})
+
+    with lock:  # the listeners wait until `watching` is bound
+        watching = konfig.watch(
+            name, changed, on_error=failed, mode=mode, wait=float(flags.get("wait", "30"))
+        )
+    watching.wait()
 
 
 def run(argv: list[str]) -> int:
@@ -67,48 +67,43 @@ def run(argv: list[str]) -> int:
         else:
             positional.append(arg)
     command, name, *rest = positional
-    fail_fast = flags.get("fail-fast") == "1"
-    konfig = Konfig(
-        os.environ["KONFIG_URL"],
-        os.environ.get("KONFIG_TOKEN"),
-        cache_path=None if fail_fast else flags.get("cache"),
-        retry=RetryPolicy(attempts=1) if fail_fast else None,
-    )
+    konfig = Konfig.from_env(cache_path=flags.get("cache"), fail_fast="fail-fast" in flags)
     if command == "read":
-        config, stale = read(konfig, name)
-        emit({"config": config, "stale": stale, "etag": None})
+        emit(shown(konfig.get(name)))
     elif command == "get":
         key, kind = rest
-        config, _ = read(konfig, name)
-        emit({"value": typed(config, name, key, kind)})
+        config = konfig.get(name)
+        getters: dict[str, Callable[[str], Any]] = {
+            "string": config.get_string,
+            "number": config.get_number,
+            "boolean": config.get_boolean,
+            "json": config.get_json,
+        }
+        emit({"value": getters[kind](key)})
     elif command == "watch":
-        remaining = [int(rest[0]) if rest else 1]
-        stop = threading.Event()
-
-        def changed(config: Any) -> None:
-            emit({"config": config, "stale": False, "etag": None, "mode": "poll"})
-            remaining[0] -= 1
-            if remaining[0] <= 0:
-                stop.set()
-
-        konfig.watch(name, changed, wait=float(flags.get("wait", "30")), stop=stop)
+        watch(konfig, name, int(rest[0]) if rest else 1, flags)
+    else:
+        sys.stderr.write(f"unknown command {command}\n")
+        return 2
     return 0
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     try:
         return run(sys.argv[1:])
     except KonfigError as exc:
-        error = {
-            "code": exc.code,
-            "type": type(exc).__name__,
-            "status": exc.status_code,
-            "message": exc.message,
-        }
-    except DriverError as exc:
-        error = {"code": exc.code, "type": "DriverError", "status": None, "message": str(exc)}
-    emit({"error": error})
-    return 1
+        emit(
+            {
+                "error": {
+                    "code": exc.code,
+                    "type": type(exc).__name__,
+                    "status": exc.status_code,
+                    "message": exc.message,
+                }
+            }
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ pytestmark = pytest.mark.slow
 
 MASKED = RESOLVED | {"db_password": "********"}
 SERVICE = {"port": 8080, "region": "eu"}  # a namespace of Site.service()
-# Every SDK long-polls; the JavaScript, Go and Java SDKs stream server-sent events as well.
+# Every SDK streams server-sent events and long-polls.
 WATCH_CASES = [
+    ("python", "sse"),
     ("python", "poll"),
     ("javascript", "sse"),
     ("javascript", "poll"),
@@ -163,9 +164,8 @@ def test_watch_resumes_after_a_server_restart(driver: Driver, mode: str, own_sit
         assert watching.exit_code() == 0
     finally:
         watching.stop()
-    if driver.sdk != "python":  # the Python SDK's watch only logs its retries
-        assert {retry["code"] for retry in watching.retries} <= {"CONNECTION_ERROR", "INTERNAL"}
-        assert watching.retries, "the outage went unnoticed"
+    assert {retry["code"] for retry in watching.retries} <= {"CONNECTION_ERROR", "INTERNAL"}
+    assert watching.retries, "the outage went unnoticed"
 
 
 def test_last_known_good_on_a_dead_server(driver: Driver, own_site: Site, tmp_path: Path) -> None:
@@ -185,9 +185,6 @@ def test_last_known_good_on_a_dead_server(driver: Driver, own_site: Site, tmp_pa
     assert driver.run(own_site.url, token, "read", name).error["code"] == "CONNECTION_ERROR"
     fail_fast = driver.run(own_site.url, token, "read", name, "--cache", str(cache), "--fail-fast")
     assert fail_fast.error["code"] == "CONNECTION_ERROR"
-
-    if driver.sdk == "python":  # the Python SDK's watch does not start from the file
-        return
     watching = driver.watch(own_site.url, token, name, "2", "--cache", str(cache), "--wait", WAIT)
     try:
         first = watching.next()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,6 +109,14 @@ def test_go_readme_example_runs(site: Site, tmp_path: Path) -> None:
     run_example([tool("go"), "run", "."], service, site, token)
 
 
+def test_python_readme_example_runs(site: Site, tmp_path: Path) -> None:
+    _, token = site.token("read", "secrets")
+    service = tmp_path / "service"
+    service.mkdir()
+    (service / "example.py").write_text(example(SDKS / "python" / "README.md", "python"))
+    run_example([sys.executable, "example.py"], service, site, token)
+
+
 def test_java_readme_example_runs(site: Site, tmp_path: Path) -> None:
     _, token = site.token("read", "secrets")
     service = tmp_path / "service"
@@ -120,7 +129,7 @@ def test_java_readme_example_runs(site: Site, tmp_path: Path) -> None:
 
 
 def test_readmes_name_the_example_test() -> None:
-    for language in ("javascript", "go", "java"):
+    for language in ("javascript", "go", "java", "python"):
         assert "tests/sdks/test_readme_examples.py" in (SDKS / language / "README.md").read_text()
-    assert NS in example(SDKS / "go" / "README.md", "go")
-    assert NS in example(SDKS / "java" / "README.md", "java")
+    for language in ("go", "java", "python"):
+        assert NS in example(SDKS / language / "README.md", language)

@@ -117,7 +117,7 @@ def _follow(
     def follow() -> None:
         with Konfig(login.url, login.access_token) as watcher:
             try:
-                watcher.watch(name, changes.put, format=fmt, stop=stop, initial=initial)
+                watcher.follow(name, changes.put, format=fmt, stop=stop, initial=initial)
             except KonfigError as exc:
                 changes.put(exc)
 

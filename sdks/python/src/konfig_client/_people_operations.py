@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from konfig.client._base import API, Call, Flow, paginate, quote_segment
-from konfig.client._exceptions import NotFound
+from konfig_client._base import API, Call, Flow, paginate, quote_segment
+from konfig_client._exceptions import NotFound
 
 UserRef = str | uuid.UUID  # an email, or a user's id
 

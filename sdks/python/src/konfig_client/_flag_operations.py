@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from konfig.client._base import Call, Flow, quote_segment
-from konfig.client._operations import NamespaceRef, get_entry, namespace_path, update_entry
+from konfig_client._base import Call, Flow, quote_segment
+from konfig_client._operations import NamespaceRef, get_entry, namespace_path, update_entry
 
 OFREP = "/ofrep/v1/evaluate/flags"
 

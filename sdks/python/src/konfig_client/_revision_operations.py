@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, Iterable
 from typing import Any
 
-from konfig.client._base import Call, Flow, paginate, quote_segment
-from konfig.client._operations import NamespaceRef, change_headers, flag, namespace_path
+from konfig_client._base import Call, Flow, paginate, quote_segment
+from konfig_client._operations import NamespaceRef, change_headers, flag, namespace_path
 
 
 def entry_history(

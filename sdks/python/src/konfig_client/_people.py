@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from konfig.client import _people_operations as ops
-from konfig.client._async_resources import _Group as _AsyncGroup
-from konfig.client._people_operations import UserRef
-from konfig.client._resources import _Group
+from konfig_client import _people_operations as ops
+from konfig_client._async_resources import _Group as _AsyncGroup
+from konfig_client._people_operations import UserRef
+from konfig_client._resources import _Group
 
 Grants = list[dict[str, str]]
 Entry = dict[str, Any]

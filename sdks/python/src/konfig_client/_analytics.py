@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from konfig.client._base import Call, Flow
-from konfig.client._operations import NamespaceRef, namespace_path
+from konfig_client._base import Call, Flow
+from konfig_client._operations import NamespaceRef, namespace_path
 
 Entry = dict[str, Any]
 

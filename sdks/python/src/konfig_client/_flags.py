@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from konfig.client import _flag_operations as ops
-from konfig.client._base import Flow
-from konfig.client._operations import NamespaceRef, set_entry
+from konfig_client import _flag_operations as ops
+from konfig_client._base import Flow
+from konfig_client._operations import NamespaceRef, set_entry
 
 T = TypeVar("T")
 # An alias: the groups' own ``list`` methods shadow the builtin in their bodies.

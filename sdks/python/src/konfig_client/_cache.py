@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("konfig.client")
+log = logging.getLogger("konfig_client")
 
 
 class StaleConfigWarning(UserWarning):

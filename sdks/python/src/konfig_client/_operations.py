@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from konfig.client._base import API, Call, Flow, paginate, quote_name, quote_segment
-from konfig.client._exceptions import NotFound
+from konfig_client._base import API, Call, Flow, paginate, quote_name, quote_segment
+from konfig_client._exceptions import NotFound
 
 NamespaceRef = str | uuid.UUID
 

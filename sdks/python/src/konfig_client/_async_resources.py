@@ -6,14 +6,14 @@ import uuid
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from konfig.client import _operations as ops
-from konfig.client import _revision_operations as revision_ops
-from konfig.client import _webhook_operations as webhook_ops
-from konfig.client._base import Flow
-from konfig.client._operations import NamespaceRef
+from konfig_client import _operations as ops
+from konfig_client import _revision_operations as revision_ops
+from konfig_client import _webhook_operations as webhook_ops
+from konfig_client._base import Flow
+from konfig_client._operations import NamespaceRef
 
 if TYPE_CHECKING:
-    from konfig.client._async_client import AsyncKonfig
+    from konfig_client._async_client import AsyncKonfig
 
 T = TypeVar("T")
 # Aliases, because the groups' own ``list`` methods shadow the builtin in their bodies.

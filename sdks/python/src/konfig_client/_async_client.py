@@ -8,13 +8,13 @@ import logging
 import os
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Any, Literal, Self, TypeVar, cast, overload
 
 import httpx
 
-from konfig.client import _operations as ops
-from konfig.client._analytics import AsyncAnalytics
-from konfig.client._async_resources import (
+from konfig_client import _operations as ops
+from konfig_client._analytics import AsyncAnalytics
+from konfig_client._async_resources import (
     AsyncAudit,
     AsyncAuth,
     AsyncBackups,
@@ -24,7 +24,9 @@ from konfig.client._async_resources import (
     AsyncTokens,
     AsyncWebhooks,
 )
-from konfig.client._base import (
+from konfig_client._async_watch import AsyncChangeListener, AsyncErrorListener, AsyncWatch
+from konfig_client._base import (
+    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,
@@ -35,18 +37,22 @@ from konfig.client._base import (
     may_retry,
     unreachable,
 )
-from konfig.client._cache import LastKnownGood
-from konfig.client._exceptions import ConnectionError, RateLimited, ServerError
-from konfig.client._flags import AsyncFlags
-from konfig.client._people import AsyncGroups, AsyncSso, AsyncUsers
+from konfig_client._cache import LastKnownGood
+from konfig_client._config import Config
+from konfig_client._exceptions import ConnectionError, KonfigError, RateLimited, ServerError
+from konfig_client._flags import AsyncFlags
+from konfig_client._people import AsyncGroups, AsyncSso, AsyncUsers
+from konfig_client._watch import Mode
 
 T = TypeVar("T")
-log = logging.getLogger("konfig.client")
+log = logging.getLogger("konfig_client")
 TextFormat = Literal["yaml", "env", "properties"]
 
 
 class AsyncKonfig:
-    """An asyncio Konfig client; ``transport=httpx.ASGITransport(app)`` runs it in-process."""
+    """An asyncio Konfig client, the options of :class:`Konfig`; ``AsyncKonfig.from_env()``
+    reads ``KONFIG_URL`` and ``KONFIG_TOKEN``; ``transport=httpx.ASGITransport(app)`` runs it
+    in-process."""
 
     def __init__(
         self,
@@ -56,12 +62,15 @@ class AsyncKonfig:
         timeout: float = 10.0,
         retry: RetryPolicy | None = None,
         cache_path: str | os.PathLike[str] | None = None,
+        fail_fast: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
         instance: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.fail_fast = fail_fast
+        self.retry = RetryPolicy(attempts=1) if fail_fast else retry or RetryPolicy()
         self.cache = LastKnownGood(cache_path) if cache_path is not None else None
         self._http = httpx.AsyncClient(
             base_url=self.url,
@@ -82,6 +91,15 @@ class AsyncKonfig:
         self.webhooks = AsyncWebhooks(self)
         self.flags = AsyncFlags(self._run)
         self.analytics = AsyncAnalytics(self._run)
+
+    @classmethod
+    def from_env(cls, url: str | None = None, token: str | None = None, **options: Any) -> Self:
+        """A client for ``KONFIG_URL`` with the API token in ``KONFIG_TOKEN`` (either given
+        here wins); ``options`` are the constructor's (``cache_path``, ``fail_fast``, …)."""
+        url = url or os.environ.get("KONFIG_URL")
+        if not url:
+            raise ValueError("no Konfig server: set KONFIG_URL (or pass url=)")
+        return cls(url, token or os.environ.get("KONFIG_TOKEN") or None, **options)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -124,6 +142,40 @@ class AsyncKonfig:
         except StopIteration as stop:
             return cast(T, stop.value)
 
+    async def get(self, name: str) -> Config:
+        """The resolved config of namespace ``name``, with typed getters; the last-known-good
+        copy (``stale`` true, with a warning) when the server cannot be reached."""
+        try:
+            resolved = await self._run(ops.read_resolved(name))
+        except (ConnectionError, ServerError) as exc:
+            stale = self._fallback(name, exc)
+            if stale is None:
+                raise
+            return stale
+        config = Config(name, resolved.value, resolved.etag)
+        self._remember(config)
+        return config
+
+    def _fallback(self, name: str, error: KonfigError) -> Config | None:
+        if (
+            self.fail_fast
+            or self.cache is None
+            or not isinstance(error, ConnectionError | ServerError)
+        ):
+            return None
+        cached = self.cache.fallback(name, "json", error)
+        if cached is None:
+            return None
+        return Config.from_cache(name, cached.value, cached.etag, cached.saved_at)
+
+    def _remember(self, config: Config) -> None:
+        if self.cache is None:
+            return
+        try:
+            self.cache.put(config.namespace, "json", config.values, config.etag)
+        except OSError as exc:
+            log.warning("could not save the last-known-good file %s: %s", self.cache.path, exc)
+
     @overload
     async def get_config(
         self, name: str, *, format: Literal["json"] = "json"
@@ -135,7 +187,8 @@ class AsyncKonfig:
         try:
             resolved = await self._run(ops.read_resolved(name, format=format))
         except (ConnectionError, ServerError) as exc:
-            cached = self.cache.fallback(name, format, exc) if self.cache else None
+            usable = self.cache is not None and not self.fail_fast
+            cached = self.cache.fallback(name, format, exc) if self.cache and usable else None
             if cached is None:
                 raise
             return cached.value
@@ -143,7 +196,27 @@ class AsyncKonfig:
             self.cache.put(name, format, resolved.value, resolved.etag)
         return resolved.value
 
-    async def watch(
+    def watch(
+        self,
+        name: str,
+        on_change: AsyncChangeListener | None = None,
+        *,
+        on_error: AsyncErrorListener | None = None,
+        mode: Mode = "auto",
+        wait: float = 30.0,
+        idle_timeout: float = 45.0,
+    ) -> AsyncWatch:
+        """Follow namespace ``name`` in a task on the running loop, as :meth:`Konfig.watch`
+        does in a thread: ``on_change(config, previous)`` (maybe a coroutine function) gets the
+        current config, then each change. ``watch.stop()`` ends it; ``await watch.wait()``."""
+        watch = AsyncWatch(self, name, mode=mode, wait=wait, idle_timeout=idle_timeout)
+        if on_change is not None:
+            watch.on_change(on_change)
+        if on_error is not None:
+            watch.on_error(on_error)
+        return watch.start()
+
+    async def follow(
         self,
         name: str,
         callback: Callable[[Any], object],
@@ -152,7 +225,8 @@ class AsyncKonfig:
         wait: float = 30.0,
         initial: bool = True,
     ) -> None:
-        """Call ``callback(config)`` now (unless ``initial`` is false) and on every change.
+        """Call ``callback(config)`` now (unless ``initial`` is false) and on every change, in
+        any ``format``: the long-poll loop of :meth:`Konfig.follow`, for asyncio.
 
         Runs until cancelled, following changes by long poll; reconnects after network and
         server errors with jittered exponential backoff, resuming from the last ETag it saw.

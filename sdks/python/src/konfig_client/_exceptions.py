@@ -15,6 +15,7 @@ __all__ = [
     "ConnectionError",
     "Forbidden",
     "KonfigError",
+    "MissingKey",
     "NotFound",
     "PayloadTooLarge",
     "PreconditionFailed",
@@ -22,6 +23,8 @@ __all__ = [
     "ServerError",
     "Unauthenticated",
     "ValidationError",
+    "WrongType",
+    "error_for",
     "error_from_response",
 ]
 
@@ -86,8 +89,16 @@ class ServerError(KonfigError):
     """5xx: the server failed or is unavailable."""
 
 
-class ConnectionError(KonfigError):  # shadows the builtin on purpose: konfig.client.ConnectionError
+class ConnectionError(KonfigError):  # shadows the builtin on purpose: konfig_client.ConnectionError
     """The server could not be reached (refused, timed out, DNS, TLS)."""
+
+
+class MissingKey(KonfigError):
+    """A typed getter asked for a key the config does not hold (``MISSING_KEY``)."""
+
+
+class WrongType(KonfigError):
+    """A typed getter found a value of another type (``WRONG_TYPE``): a boolean is no number."""
 
 
 _BY_CODE: dict[str, type[KonfigError]] = {
@@ -110,6 +121,28 @@ _BY_STATUS: dict[int, type[KonfigError]] = {
     422: ValidationError,
     429: RateLimited,
 }
+
+
+_STATUS_OF = {
+    code: status
+    for status, code in (
+        (401, "UNAUTHENTICATED"),
+        (403, "FORBIDDEN"),
+        (404, "NOT_FOUND"),
+        (409, "CONFLICT"),
+        (412, "PRECONDITION_FAILED"),
+        (413, "PAYLOAD_TOO_LARGE"),
+        (422, "VALIDATION_ERROR"),
+        (429, "RATE_LIMITED"),
+    )
+}
+
+
+def error_for(code: str, message: str) -> KonfigError:
+    """The exception for an error the server sent without an HTTP status of its own (an
+    ``error`` event on a stream): by its code, a ``ServerError`` for any code it does not know."""
+    cls = _BY_CODE.get(code, ServerError)
+    return cls(message, code=code or "INTERNAL", status_code=_STATUS_OF.get(code))
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import httpx
 
-from konfig.client._exceptions import ConnectionError, KonfigError, error_from_response
+from konfig_client._exceptions import ConnectionError, KonfigError, error_from_response
 
 T = TypeVar("T")
 
@@ -34,7 +34,7 @@ def identity(instance: str | None) -> dict[str, str]:
     (``instance``, else ``$KONFIG_INSTANCE``, else host name and process id) and
     ``X-Konfig-SDK`` (this SDK and its version)."""
     try:
-        version = metadata.version("konfig")
+        version = metadata.version("konfig-client")
     except metadata.PackageNotFoundError:
         version = "0"
     named = instance or os.environ.get("KONFIG_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}"

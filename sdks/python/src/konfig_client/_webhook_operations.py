@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from konfig.client._base import API, Call, Flow, paginate, quote_segment
+from konfig_client._base import API, Call, Flow, paginate, quote_segment
 
 WebhookRef = str | uuid.UUID
 
