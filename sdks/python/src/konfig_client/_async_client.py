@@ -26,7 +26,6 @@ from konfig_client._async_resources import (
 )
 from konfig_client._async_watch import AsyncChangeListener, AsyncErrorListener, AsyncWatch
 from konfig_client._base import (
-    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,

@@ -15,7 +15,6 @@ import httpx
 from konfig_client import _operations as ops
 from konfig_client._analytics import Analytics
 from konfig_client._base import (
-    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,
