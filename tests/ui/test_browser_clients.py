@@ -138,6 +138,11 @@ async def test_the_clients_page_shows_27_current_3_stale_by_id_and_an_unread_key
         "unread"
     )
     await expect(page.get_by_text("no read delivered for 1 second")).to_be_visible()
+    await page.get_by_role("link", name="Unread keys of every namespace").click()
+    await expect(page.get_by_role("heading", name="Unread keys")).to_be_visible()
+    await expect(page.locator("tr[data-unread-key='payments:legacy_endpoint']")).to_contain_text(
+        "never"
+    )
     await page.goto(f"/ui/namespaces/{production}/clients?period=week")
     await expect(page.get_by_role("heading", name="Traffic, last week")).to_be_visible()
 

@@ -129,3 +129,19 @@ async def token_usage_page(visitor: SignedIn, token_id: uuid.UUID, period: str =
         bars=chart(usage.traffic),
         period=chosen,
     )
+
+
+@router.get("/unread-keys")
+async def unread_keys_page(visitor: SignedIn) -> Response:
+    """Every key of the organisation (that you may read) no read delivered lately."""
+    state = state_of(visitor.request)
+    days = state.settings.analytics_unread_days
+    unread = await analytics.unread_keys(
+        visitor.session,
+        principal=visitor.principal,
+        recorder=state.delivery.analytics,
+        unread_days=days,
+    )
+    return page(
+        visitor.request, "unread_keys.html", visitor, unread=unread, unread_for=period_text(days)
+    )
