@@ -37,11 +37,13 @@ from tests.conftest import (
     only_postgres,
     register,
 )
+from tests.support.changes import done, protect
 from tests.support.oidc import OidcProvider, start_provider
 from tests.support.readpath import (
     bearer,
     make_namespace,
     make_token,
+    put_entry,
     read,
     service_account,
     set_entry,
@@ -146,6 +148,11 @@ async def seed(
         "/api/v1/groups", headers=account.headers, json={"name": f"{name}-team"}
     )
     assert grouped.status_code == 201, grouped.text  # groups
+    guarded = await make_namespace(client, account, f"{name}/guarded")
+    await protect(client, account, f"{name}/guarded")  # protection_policies
+    proposal = await put_entry(client, account.headers, guarded, "limit", "1")
+    assert proposal.status_code == 202, proposal.text  # change_requests
+    await done(client, account, proposal.json()["id"], "submit")  # change_request_events
     if provider is not None:
         await configure(client, account, provider)  # sso_configs
         await start(client, name)  # sso_flows

@@ -17,6 +17,7 @@ import httpx
 import orjson
 
 from tests.conftest import Account, register
+from tests.support.changes import protect
 from tests.support.readpath import (
     bearer,
     make_namespace,
@@ -34,6 +35,7 @@ class Side:
 
     owner: Account
     namespace: str
+    protected: str  # a namespace whose changes go through change requests
     reader: dict[str, str]  # an API token that may only read
     writer: dict[str, str]  # an API token that may write
     ids: dict[str, str]  # id -> what it stands for, in both tenants' answers alike
@@ -47,8 +49,13 @@ async def prepare(client: httpx.AsyncClient, name: str) -> Side:
     writer_account = await service_account(client, owner, "writer")
     reader = await make_token(client, owner, read("**"), service_account_id=reader_account)
     writer = await make_token(client, owner, read_write("**"), service_account_id=writer_account)
+    protected = await make_namespace(client, owner, "shop/production")
+    await set_entry(client, owner, protected, "existing", "v1")
+    await protect(client, owner, "*/production")
     ids = {
         namespace: "<namespace>",
+        protected: "<protected>",
+        owner.email: "<owner email>",
         owner.user_id: "<user>",
         owner.tenant_id: "<tenant>",
         reader_account: "<reader>",
@@ -56,14 +63,17 @@ async def prepare(client: httpx.AsyncClient, name: str) -> Side:
         reader["id"]: "<reader token>",
         writer["id"]: "<writer token>",
     }
-    return Side(owner, namespace, bearer(reader["token"]), bearer(writer["token"]), ids)
+    return Side(owner, namespace, protected, bearer(reader["token"]), bearer(writer["token"]), ids)
 
 
 Request = Callable[[Side], tuple[str, str, dict[str, Any]]]
 
 
-def write(method: str, path: str, who: str = "owner", **options: Any) -> Request:
-    """A request under the side's namespace (``path`` after ``…/configs``) by ``who``."""
+def write(
+    method: str, path: str, who: str = "owner", *, protected: bool = False, **options: Any
+) -> Request:
+    """A request under the side's namespace (``path`` after ``…/configs``) by ``who``; under
+    the protected one with ``protected``."""
 
     def made(side: Side) -> tuple[str, str, dict[str, Any]]:
         credentials = {
@@ -75,7 +85,8 @@ def write(method: str, path: str, who: str = "owner", **options: Any) -> Request
         }[who]
         sent = dict(options)
         sent["headers"] = {**credentials, **options.get("headers", {})}
-        return method, f"/api/v1/namespaces/{side.namespace}/configs{path}", sent
+        namespace = side.protected if protected else side.namespace
+        return method, f"/api/v1/namespaces/{namespace}/configs{path}", sent
 
     return made
 
@@ -109,6 +120,26 @@ CASES: list[tuple[str, Request]] = [
     ("delete", write("DELETE", "/name", headers={"If-Match": '"2"'})),
     ("delete a missing key", write("DELETE", "/name")),
     ("delete, stale", write("DELETE", "/pool", headers={"If-Match": '"1"'})),
+    # A protected namespace: 202 with the change request (one draft gathers them).
+    ("protected: PUT", write("PUT", "/pool", protected=True, json={"value": "5"})),
+    ("protected: POST", write("POST", "", protected=True, json={"key": "name", "value": "x"})),
+    ("protected: PATCH", write("PATCH", "/existing", protected=True, json={"value": "v2"})),
+    ("protected: DELETE", write("DELETE", "/existing", protected=True)),
+    ("protected: written back", write("PUT", "/existing", protected=True, json={"value": "v1"})),
+    ("protected: unchanged", write("PUT", "/existing", protected=True, json={"value": "v1"})),
+    ("protected: missing key", write("DELETE", "/missing", protected=True)),
+    ("protected: by a token", write("PUT", "/t", "writer", protected=True, json={"value": "1"})),
+    ("protected: read-only", write("PUT", "/t", "reader", protected=True, json={"value": 1})),
+    (
+        "protected: a bypass under hard enforcement",
+        write(
+            "PUT",
+            "/pool",
+            protected=True,
+            json={"value": "6"},
+            headers={"X-Konfig-Bypass-Reason": "incident 42"},
+        ),
+    ),
     # Refused by the rules.
     (
         "value against its schema",
@@ -157,6 +188,9 @@ def normalised(answer: httpx.Response, side: Side) -> tuple[int, dict[str, str],
     headers = {k: v for k, v in answer.headers.items() if k not in ("x-request-id", "date")}
     assert int(headers.pop("content-length", "0")) == len(answer.content)
     text = answer.text
+    if answer.status_code == 202:  # a change request, made in each tenant under its own id
+        side.ids[answer.json()["id"]] = "<change request>"
+        headers["location"] = headers["location"].replace(answer.json()["id"], "<change request>")
     for found, meaning in side.ids.items():
         text = text.replace(found, meaning)
     body: Any = orjson.loads(text) if text else None
@@ -168,6 +202,7 @@ def normalised(answer: httpx.Response, side: Side) -> tuple[int, dict[str, str],
 
 async def test_the_write_path_answers_as_the_routes(app: Any, client: httpx.AsyncClient) -> None:
     fast, routed = await prepare(client, "fast"), await prepare(client, "routed")
+    statuses: dict[str, int] = {}
     for case, request in CASES:
         method, url, options = request(fast)
         fast_answer = await client.request(method, url, **options)
@@ -179,6 +214,20 @@ async def test_the_write_path_answers_as_the_routes(app: Any, client: httpx.Asyn
             app.fast_paths = True
         assert normalised(fast_answer, fast) == normalised(routed_answer, routed), case
         assert fast_answer.status_code < 500, (case, fast_answer.text)
+        statuses[case] = fast_answer.status_code
+    protected = {case: status for case, status in statuses.items() if case.startswith("protected")}
+    assert protected == {
+        "protected: PUT": 202,
+        "protected: POST": 202,
+        "protected: PATCH": 202,
+        "protected: DELETE": 202,
+        "protected: written back": 202,  # out of the draft again
+        "protected: unchanged": 200,
+        "protected: missing key": 404,
+        "protected: by a token": 202,
+        "protected: read-only": 403,
+        "protected: a bypass under hard enforcement": 403,
+    }
 
 
 async def test_a_namespace_of_another_tenant_is_not_found_both_ways(

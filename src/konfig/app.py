@@ -24,6 +24,7 @@ from konfig.backups.router import router as backups_router
 from konfig.backups.scheduler import BackupScheduler
 from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
+from konfig.changes.router import router as changes_router
 from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePath
 from konfig.configs.writes import EntryWriter
@@ -164,6 +165,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(analytics_router)
     routes.include_router(token_usage_router)
     routes.include_router(unread_keys_router)
+    routes.include_router(changes_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)
     api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
@@ -223,7 +225,11 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         state.sessionmaker = make_sessionmaker(engine)
         state.entry_writer = EntryWriter(
-            engine, state.write_policy, state.commit_hooks, lambda: state.notices
+            engine,
+            state.write_policy,
+            state.commit_hooks,
+            lambda: state.notices,
+            transactions=state,
         )
         state.rate_limits = RateLimits(settings, state.metrics)
         state.shutting_down = False

@@ -7,6 +7,7 @@ compares migrations with. It lives here, beside ``app.py``, and not under ``db/`
 from konfig.analytics.models import ClientInstance, KeyRead, Traffic
 from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
+from konfig.changes.models import ChangeRequest, ChangeRequestEvent, ProtectionPolicy
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
 from konfig.db.outbox import OutboxEvent
@@ -27,6 +28,8 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "ChangeRequest",
+    "ChangeRequestEvent",
     "ClientInstance",
     "ConfigEntry",
     "EntryVersion",
@@ -35,6 +38,7 @@ __all__ = [
     "KeyRead",
     "Namespace",
     "OutboxEvent",
+    "ProtectionPolicy",
     "Revision",
     "ServiceAccount",
     "SsoConfig",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import NamedTuple
 
@@ -15,6 +16,9 @@ class AuditContext(NamedTuple):
     tenant_id: uuid.UUID | None = None
     request_id: str = ""
     client: str = ""
+    # The request's headers as the server gave them, read only where needed (a bypass reason
+    # on a write to a protected namespace, konfig.changes.proposals): kept, never scanned here.
+    headers: Sequence[tuple[bytes, bytes]] = ()
 
 
 audit_context: ContextVar[AuditContext | None] = ContextVar("audit_context", default=None)
@@ -24,6 +28,14 @@ def current() -> AuditContext:
     return audit_context.get() or AuditContext()
 
 
+def header(name: bytes) -> bytes | None:
+    """The current request's header ``name`` (lower case), the first when repeated."""
+    for found, value in current().headers:
+        if found == name:
+            return value
+    return None
+
+
 def set_actor(actor: str, tenant_id: uuid.UUID | None) -> None:
     now = current()
-    audit_context.set(AuditContext(actor, tenant_id, now.request_id, now.client))
+    audit_context.set(AuditContext(actor, tenant_id, now.request_id, now.client, now.headers))

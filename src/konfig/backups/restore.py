@@ -29,6 +29,7 @@ from konfig.backups.schemas import (
     RestoreResult,
 )
 from konfig.backups.service import Backups, admin_tenant, find
+from konfig.changes import policies as protection
 from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import MASK
 from konfig.errors import KonfigError, NotFound, ValidationFailed
@@ -285,6 +286,9 @@ async def _create_missing(
                 includes=[],
                 revision=0,
                 updated_by=actor,
+                protection=await protection.protection_for(
+                    session, tenant_id=tenant_id, name=ns.name
+                ),
             ),
         )
         created.add(ns.name)

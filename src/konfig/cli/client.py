@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from konfig.cli import (
+    changes,
     clients,
     credentials,
     flags,
@@ -232,6 +233,14 @@ def set_(
         str | None, typer.Option(help="What the entry is for; left out: kept")
     ] = None,
     message: Annotated[str | None, typer.Option("-m", "--message", help="Why")] = None,
+    bypass_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--bypass-reason",
+            help="On a protected namespace under soft enforcement: commit directly (admins), "
+            "for this reason, audited",
+        ),
+    ] = None,
     output: OutputOption = Output.table,
 ) -> None:
     """Set values: konfig set payments/production max_connections=100.
@@ -261,10 +270,15 @@ def set_(
             description=description,
             validation_schema=rules,
             message=message,
+            bypass_reason=bypass_reason,
         )
         for key, value in parsed
     ]
-    show(written, output, ENTRY_COLUMNS)
+    for request in {r["id"]: r for r in written if changes.proposed(r)}.values():
+        changes.tell_proposed(request)
+    shown = [w for w in written if not changes.proposed(w)]
+    if shown or output is not Output.table:
+        show(shown, output, ENTRY_COLUMNS)
 
 
 @api
@@ -292,5 +306,6 @@ def register(app: typer.Typer) -> None:
     tokens.register(app)
     users.register(app)
     webhooks.register(app)
+    changes.register(app)
     flags.register(app)
     clients.register(app)

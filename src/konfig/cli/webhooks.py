@@ -17,7 +17,7 @@ WEBHOOK_COLUMNS = ["id", "url", "events", "namespaces", "enabled", "disabled_rea
 DELIVERY_COLUMNS = ["id", "event_type", "status", "attempts", "last_status", "created_at"]
 EVENTS = (
     "config.changed, flag.changed, namespace.created, namespace.deleted, token.revoked, "
-    "backup.failed"
+    "backup.failed, change_request.opened|approved|rejected|merged|bypassed"
 )
 
 

@@ -6,14 +6,27 @@ entry's answer with its ``ETag``: defined here once so that no router imports an
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Response
 
+from konfig.changes.schemas import ChangeRequestSummary
 from konfig.configs import service
 from konfig.configs.schemas import KEY_PATTERN, ConfigRead
 from konfig.input_guard import MESSAGE_LIMIT, decode_message
 from konfig.revisions.writer import WritePolicy
+
+_PROTECTED = (
+    "The namespace is protected: the change went into your draft change request, which "
+    "answers here (its Location is under /api/v1/change-requests)"
+)
+# ``responses=`` of a write that a protected namespace turns into a change request.
+PROPOSED: dict[int | str, dict[str, Any]] = {
+    202: {"model": ChangeRequestSummary, "description": _PROTECTED}
+}
+PROPOSED_RESULT: dict[int | str, dict[str, Any]] = {
+    202: {"description": _PROTECTED + ": change_request names it"}
+}
 
 KeyPath = Annotated[str, Path(pattern=KEY_PATTERN, description="The entry's key")]
 Reveal = Annotated[bool, Query(description="Show secret values (editors and above)")]

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import answers, service
-from konfig.configs.params import IfMatch, IfNoneMatch, KeyPath, Message, Reveal, answer
+from konfig.configs.params import PROPOSED, IfMatch, IfNoneMatch, KeyPath, Message, Reveal, answer
 from konfig.configs.schemas import ConfigCreate, ConfigPatch, ConfigRead, ConfigReplace
 from konfig.configs.writes import EntryWriter
 from konfig.db.session import SessionDep
@@ -51,7 +51,7 @@ async def list_configs(
     return service.render_page(_policy(request), entries, next_cursor, reveal=reveal)
 
 
-@router.post("", response_model=ConfigRead, status_code=status.HTTP_201_CREATED)
+@router.post("", response_model=ConfigRead, status_code=status.HTTP_201_CREATED, responses=PROPOSED)
 async def create_config(
     request: Request,
     session: SessionDep,
@@ -96,7 +96,10 @@ async def read_config(
 @router.put(
     "/{key}",
     response_model=ConfigRead,
-    responses={201: {"model": ConfigRead, "description": "Created: the key did not exist"}},
+    responses={
+        201: {"model": ConfigRead, "description": "Created: the key did not exist"},
+        **PROPOSED,
+    },
 )
 async def replace_config(
     request: Request,
@@ -125,7 +128,7 @@ async def replace_config(
     return written.response()
 
 
-@router.patch("/{key}", response_model=ConfigRead)
+@router.patch("/{key}", response_model=ConfigRead, responses=PROPOSED)
 async def patch_config(
     request: Request,
     session: SessionDep,
@@ -151,7 +154,12 @@ async def patch_config(
     return written.response()
 
 
-@router.delete("/{key}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response)
+@router.delete(
+    "/{key}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    responses=PROPOSED,
+)
 async def delete_config(
     request: Request,
     session: SessionDep,

@@ -16,6 +16,11 @@ through the same rules.
 A write refused by its rules (not found, forbidden, precondition, validation) leaves nothing
 and answers its own error; the others in the batch go on. Should the batch's transaction fail,
 each write is retried alone, so one bad write never fails its neighbours.
+
+A write to a protected namespace (``Namespace.protection``, read under its lock) never commits
+in a batch: once its rules allow it, it is done again in a session of its own through
+``commit_changes``, which puts it into its author's change request (raising ``Proposed``) or
+commits it as a bypass (``konfig.changes.proposals``).
 """
 
 from __future__ import annotations
@@ -36,14 +41,30 @@ from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
 from konfig.configs.write_repository import CoreStore, Place, PostgresStore, SqliteStore, Store
 from konfig.db.base import detached, utcnow
-from konfig.db.session import COMMITTED, WRITE_OPTION, Notices
+from konfig.db.session import (
+    COMMITTED,
+    WRITE_OPTION,
+    Notices,
+    Transactions,
+    bind_tenant,
+    request_session,
+)
 from konfig.db.sqlite_driver import OneTripConnection
 from konfig.errors import Conflict, KonfigError, NotFound, PreconditionFailed
 from konfig.input_guard import match_tags
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
 from konfig.revisions.rows import Committed, EntryDraft, Rows
-from konfig.revisions.writer import WritePolicy, check_drafts, check_key_limit, classify
+from konfig.revisions.writer import (
+    Proposed,
+    WritePolicy,
+    check_drafts,
+    check_key_limit,
+    classify,
+    commit_changes,
+    current_entries,
+    lock_namespace,
+)
 from konfig.users.models import Role
 
 log = logging.getLogger("konfig.writes")
@@ -91,6 +112,14 @@ class EntryWrite:
     must_exist: bool = False
     must_not_exist: bool = False
     context: AuditContext = field(default_factory=AuditContext)  # set by EntryWriter.write
+
+
+class ProtectionNeeded(KonfigError):
+    """A write to a protected namespace met in a batch, which never commits one: the writer
+    does it again in a session of its own (``EntryWriter``). Answered as it is only where no
+    writer handles it."""
+
+    code, status_code = "PROTECTED", 409
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +175,11 @@ class _Batch:
         place = (namespace.id, write.key)
         current = self.entries.get(place)
         draft = _draft(write, namespace, current, self.policy)
+        if namespace.protection:
+            raise ProtectionNeeded(
+                f"namespace {namespace.name} is protected: its changes go through change requests",
+                {"namespace": namespace.name},
+            )
         stored = {write.key: current} if current is not None else {}
         creates, updates, removals = classify(
             self.policy, stored, [draft] if draft else [], [] if draft else [write.key]
@@ -227,11 +261,15 @@ class EntryWriter:
         policy: WritePolicy,
         hooks: list[CommitHook],
         notices: Callable[[], Notices | None] = lambda: None,
+        *,
+        transactions: Transactions | None = None,
     ) -> None:
         self.engine = engine
         self.policy = policy
         self.hooks = hooks  # told of each batch's revisions once committed, before the answers
         self.notices = notices  # the replicas' announcement, sent inside each batch
+        # Sessions for writes to protected namespaces (None: they are refused with 409).
+        self.transactions = transactions
         self._queue: list[_Pending] = []
         self._task: asyncio.Task[None] | None = None
         self._held: tuple[AsyncConnection, Store] | None = None
@@ -254,14 +292,35 @@ class EntryWriter:
         write = replace(write, context=current())  # who and from where, for the audit log
         if write.draft is not None and not write.keep:
             check_drafts([write.draft], self.policy.limits)  # here: before it waits its turn
+        try:
+            if session is not None and session.in_transaction():
+                return await self._in_session(session, write)
+            future: asyncio.Future[EntryWritten] = asyncio.get_running_loop().create_future()
+            self._queue.append((write, future))
+            if self._task is None or self._task.done():
+                self._task = asyncio.create_task(self._drain(), name="konfig-entry-writer")
+            # Shielded: a client that goes away does not cancel a write already queued or written.
+            return await asyncio.shield(future)
+        except ProtectionNeeded:
+            if self.transactions is None:
+                raise
+            return await self._protected(session, write)
+
+    async def _protected(self, session: AsyncSession | None, write: EntryWrite) -> EntryWritten:
+        """A write to a protected namespace: proposed (``Proposed`` raised once its change
+        request is committed) or, as a bypass, committed."""
         if session is not None and session.in_transaction():
-            return await self._in_session(session, write)
-        future: asyncio.Future[EntryWritten] = asyncio.get_running_loop().create_future()
-        self._queue.append((write, future))
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._drain(), name="konfig-entry-writer")
-        # Shielded: a client that goes away does not cancel a write already queued or written.
-        return await asyncio.shield(future)
+            return await protected_write(session, self.policy, write)
+        if self.transactions is None:  # checked by the caller
+            raise RuntimeError("no sessions for a protected write")
+        proposed: Proposed | None = None
+        async with request_session(self.transactions, write=True) as own:
+            await bind_tenant(own, write.principal.tenant_id)
+            try:
+                return await protected_write(own, self.policy, write)
+            except Proposed as raised:  # the change request commits as the block ends
+                proposed = raised
+        raise proposed
 
     async def _in_session(self, session: AsyncSession, write: EntryWrite) -> EntryWritten:
         await session.flush()
@@ -352,6 +411,38 @@ class EntryWriter:
             await connection.invalidate()  # its state is unknown: never back to the pool
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+async def protected_write(
+    session: AsyncSession, policy: WritePolicy, write: EntryWrite
+) -> EntryWritten:
+    """``write`` through ``commit_changes`` in ``session``, under the same rules as in a batch;
+    raises ``Proposed`` when it went into a change request."""
+    namespace = await lock_namespace(
+        session, tenant_id=write.principal.tenant_id, namespace_id=write.namespace_id
+    )
+    current = (await current_entries(session, namespace, [write.key])).get(write.key)
+    draft = _draft(write, namespace, current, policy)
+    outcome = await commit_changes(
+        session,
+        policy=policy,
+        tenant_id=namespace.tenant_id,
+        namespace_id=namespace.id,
+        actor=write.principal.actor,
+        upserts=[draft] if draft is not None else [],
+        deletes=[] if draft is not None else [write.key],
+        message=write.message,
+        locked=namespace,
+        current={write.key: current} if current is not None else {},
+        principal=write.principal,
+    )
+    if outcome.proposal is not None:
+        raise Proposed(outcome.proposal)
+    if draft is None:
+        return EntryWritten(None, current is not None, outcome.revision)
+    return EntryWritten(
+        outcome.written(write.key) or current, current is not None, outcome.revision
+    )
 
 
 def _settle(future: asyncio.Future[EntryWritten], outcome: EntryWritten | BaseException) -> None:

@@ -24,3 +24,6 @@ class Namespace(IdMixin, TimestampMixin, Base):
     includes: Mapped[list[Any]] = mapped_column(Json, default=list)
     revision: Mapped[int] = mapped_column(default=0)
     updated_by: Mapped[str] = mapped_column(String(80), default="")
+    # "hard" or "soft" when a protection policy matches its name (konfig.changes.policies keeps
+    # it so): writes then open change requests instead of committing. None: unprotected.
+    protection: Mapped[str | None] = mapped_column(String(8), default=None)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
+from konfig.changes import policies as protection
 from konfig.db.outbox import record_event
 from konfig.db.session import record_change
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -163,6 +164,7 @@ async def create(
         includes=includes,
         revision=0,
         updated_by=principal.actor,
+        protection=await protection.protection_for(session, tenant_id=tenant_id, name=payload.name),
     )
     # A new namespace may be the ancestor of resolved configs cached already, and bring includes.
     record_change(session, NamespaceChanged(tenant_id, namespace.id, namespace.name))

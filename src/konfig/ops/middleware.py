@@ -132,7 +132,11 @@ class Exchange:
         id_token = request_id_var.set(request_id)
         client = scope.get("client")
         audit_token = audit_context.set(
-            AuditContext(request_id=request_id, client=client[0] if client else "")
+            AuditContext(
+                request_id=request_id,
+                client=client[0] if client else "",
+                headers=scope["headers"],
+            )
         )
         policy = self._docs_policy if scope["path"] in self.docs_paths else self._default_policy
         status = 0  # nothing sent yet

@@ -162,6 +162,7 @@ async def apply(
         deletes=deletes,
         message=message,
         locked=namespace,
+        principal=principal,
     )
     return ChangeResult(
         namespace_id=namespace.id,
@@ -170,6 +171,7 @@ async def apply(
         committed=outcome.revision is not None,
         dry_run=False,
         diff=diff_states(old, new, from_revision=previous, to_revision=outcome.revision, show=show),
+        change_request=outcome.proposal,
     )
 
 

@@ -29,7 +29,7 @@ from konfig.revisions.states import (
     state_of_entry,
     state_of_version,
 )
-from konfig.revisions.writer import WritePolicy, commit_changes, lock_namespace
+from konfig.revisions.writer import Proposed, WritePolicy, commit_changes, lock_namespace
 from konfig.users.models import Role
 
 
@@ -82,7 +82,10 @@ async def rollback_entry(
         message=payload.message or message or f"roll back {key} to version {payload.version}",
         locked=namespace,
         current={key: current} if current is not None else {},
+        principal=principal,
     )
+    if outcome.proposal is not None:
+        raise Proposed(outcome.proposal)
     entry = outcome.written(key) or current  # unchanged: as it was
     if entry is None:  # cannot happen: a version that is not a deletion writes the key
         raise NotFound(f"no key {key} in namespace {namespace.name}")
@@ -172,6 +175,7 @@ async def rollback(
         message=payload.message or message or f"roll back to revision {payload.revision}",
         locked=namespace,
         current=current,  # every entry, read under the lock above
+        principal=principal,
     )
     done = diff_states(old, new, from_revision=previous, to_revision=outcome.revision, show=show)
     return ChangeResult(
@@ -181,4 +185,5 @@ async def rollback(
         committed=outcome.revision is not None,
         dry_run=False,
         diff=done,
+        change_request=outcome.proposal,
     )

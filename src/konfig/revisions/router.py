@@ -7,11 +7,21 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import service as configs
-from konfig.configs.params import IfMatch, KeyPath, Message, Reveal, answer
+from konfig.configs.answers import proposed
+from konfig.configs.params import (
+    PROPOSED,
+    PROPOSED_RESULT,
+    IfMatch,
+    KeyPath,
+    Message,
+    Reveal,
+    answer,
+)
 from konfig.configs.schemas import ConfigRead
 from konfig.db.session import SessionDep
 from konfig.input_guard import GuardedRoute
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
+from konfig.paths import API_PREFIX
 from konfig.revisions import documents, exports, formats, rollbacks, service
 from konfig.revisions.documents import Mode
 from konfig.revisions.formats import Format
@@ -27,7 +37,7 @@ from konfig.revisions.schemas import (
     RevisionRead,
     SnapshotRead,
 )
-from konfig.revisions.writer import WritePolicy
+from konfig.revisions.writer import Proposed, WritePolicy
 from konfig.state import state_of
 
 entry_router = APIRouter(
@@ -59,6 +69,9 @@ def _body_schema(*types: str, text: bool = False) -> dict[str, Any]:
 
 def _changed(response: Response, result: ChangeResult) -> ChangeResult:
     response.headers["ETag"] = service.revision_etag(result.revision)
+    if result.change_request is not None:  # a protected namespace: proposed, not committed
+        response.status_code = 202
+        response.headers["Location"] = f"{API_PREFIX}/change-requests/{result.change_request.id}"
     return result
 
 
@@ -87,7 +100,7 @@ async def entry_history(
     )
 
 
-@entry_router.post("/{key}/rollback", response_model=ConfigRead)
+@entry_router.post("/{key}/rollback", response_model=ConfigRead, responses=PROPOSED)
 async def rollback_entry(
     request: Request,
     response: Response,
@@ -98,19 +111,23 @@ async def rollback_entry(
     payload: EntryRollback,
     if_match: IfMatch = None,
     message: Message = None,
-) -> ConfigRead:
-    """Write a new version equal to an old one; a deleted key comes back."""
+) -> object:
+    """Write a new version equal to an old one; a deleted key comes back (202 with the change
+    request on a protected namespace)."""
     policy = _policy(request)
-    entry = await rollbacks.rollback_entry(
-        session,
-        policy=policy,
-        principal=principal,
-        namespace_id=namespace_id,
-        key=key,
-        payload=payload,
-        message=message,
-        if_match=if_match,
-    )
+    try:
+        entry = await rollbacks.rollback_entry(
+            session,
+            policy=policy,
+            principal=principal,
+            namespace_id=namespace_id,
+            key=key,
+            payload=payload,
+            message=message,
+            if_match=if_match,
+        )
+    except Proposed as done:
+        return proposed(done.proposal).response()
     return answer(response, policy, entry, reveal=False)
 
 
@@ -179,7 +196,7 @@ async def diff_revisions(
     )
 
 
-@router.post("/rollback", response_model=ChangeResult)
+@router.post("/rollback", response_model=ChangeResult, responses=PROPOSED_RESULT)
 async def rollback_namespace(
     request: Request,
     response: Response,
@@ -233,6 +250,7 @@ async def read_document(
 @router.put(
     "/document",
     response_model=ChangeResult,
+    responses=PROPOSED_RESULT,
     openapi_extra=_body_schema("application/json", *sorted(formats.YAML_MEDIA_TYPES)),
 )
 async def replace_document(
@@ -301,6 +319,7 @@ async def export_namespace(
 @router.post(
     "/import",
     response_model=ChangeResult,
+    responses=PROPOSED_RESULT,
     openapi_extra=_body_schema("application/json", "application/yaml", text=True),
 )
 async def import_namespace(

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from konfig.changes.schemas import ChangeRequestSummary
 from konfig.configs.schemas import KEY_PATTERN, MASK
 from konfig.configs.types import VALUE_TYPES
 
@@ -129,6 +130,11 @@ class ChangeResult(BaseModel):
     committed: bool = Field(description="Whether a new revision was written")
     dry_run: bool
     diff: DiffRead
+    change_request: ChangeRequestSummary | None = Field(
+        None,
+        description="The namespace is protected: the change went into this change request "
+        "(answered with 202) and nothing was committed",
+    )
 
 
 class DocumentEntry(BaseModel):

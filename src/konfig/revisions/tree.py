@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from konfig.changes import policies as protection
 from konfig.db.engine import make_engine, make_sessionmaker, refresh_statistics
 from konfig.db.migrate import upgrade
 from konfig.db.session import COMMITTED, across_tenants, bind_tenant, open_session
@@ -118,6 +119,9 @@ async def import_tree(
                         includes=[],
                         revision=0,
                         updated_by=ACTOR,
+                        protection=await protection.protection_for(
+                            session, tenant_id=owner.id, name=tree_file.namespace
+                        ),
                     )
                     if not dry_run:
                         await namespaces.create(session, namespace=namespace)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from konfig.audit.context import current as audit_context
+from konfig.changes.schemas import ChangeRequestSummary
 from konfig.configs.models import ConfigEntry
 from konfig.configs.types import Limits, Problem, check_entry
 from konfig.db.base import detached, utcnow
@@ -29,10 +30,14 @@ from konfig.revisions.values import decrypt_value, encrypt_value
 from konfig.security.crypto import DecryptionError, Keyring, load_keyring
 from konfig.settings import Settings
 
+if TYPE_CHECKING:
+    from konfig.auth.principal import Principal
+
 __all__ = [
     "Committed",
     "EntryDraft",
     "Outcome",
+    "Proposed",
     "WritePolicy",
     "check_drafts",
     "commit_changes",
@@ -62,12 +67,24 @@ class Outcome:
     changed: list[str] = field(default_factory=list)
     # The rows as written, by key (created or updated; deleted keys are absent).
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Set instead of a revision when the namespace is protected: the change request the change
+    # went into (konfig.changes).
+    proposal: ChangeRequestSummary | None = None
 
     def written(self, key: str) -> ConfigEntry | None:
         """The entry ``key`` as this change wrote it: a detached object built from the row,
         so answering with it costs no query (built on demand: a document writes thousands)."""
         row = self.rows.get(key)
         return None if row is None else detached(ConfigEntry, row)
+
+
+class Proposed(Exception):
+    """A write to a protected namespace went into a change request instead of committing;
+    raised where the answer is made of the entry written (single-entry writes)."""
+
+    def __init__(self, proposal: ChangeRequestSummary) -> None:
+        super().__init__(f"proposed in change request {proposal.id}")
+        self.proposal = proposal
 
 
 def write_policy(settings: Settings) -> WritePolicy:
@@ -192,12 +209,19 @@ async def commit_changes(
     message: str | None = None,
     locked: Namespace | None = None,
     current: dict[str, ConfigEntry] | None = None,
+    principal: Principal | None = None,
+    approved: bool = False,
 ) -> Outcome:
     """Apply upserts and deletions as one revision; unchanged keys are skipped.
 
     ``locked`` and ``current`` spare the queries when the caller already holds the namespace
     lock and has read, under it, the current entries of every key it passes.
     Raises ``ValidationFailed`` (every bad entry listed) before anything is written.
+
+    On a protected namespace, a change made for ``principal`` goes into their draft change
+    request (``Outcome.proposal``) unless it bypasses the protection
+    (``konfig.changes.proposals``); ``approved``: it is a change request's merge. A change
+    without a principal (a restore, the CLI's import) is an operator's and commits.
     """
     check_drafts(upserts, policy.limits)
     namespace = locked or await lock_namespace(
@@ -208,11 +232,30 @@ async def commit_changes(
         current = await current_entries(session, namespace, keys)
 
     creates, updates, removals = classify(policy, current, upserts, deletes)
-    if not (creates or updates or removals):
-        return Outcome(namespace, None)
+    any_change = bool(creates or updates or removals)
     if creates:
         count = await entry_count(session, namespace.id)
         check_key_limit(policy, namespace, count + len(creates) - len(removals))
+    if namespace.protection and principal is not None and not approved:
+        from konfig.changes import proposals  # the changes feature writes through this module
+
+        updated = {d.key for d in updates}
+        intercepted = await proposals.intercept(
+            session,
+            policy=policy,
+            namespace=namespace,
+            principal=principal,
+            changes=(creates, updates, removals),
+            current=current,
+            message=message,
+            # Keys written back to what is committed: taken out of the author's draft.
+            reverted=[d.key for d in upserts if d.key in current and d.key not in updated],
+        )
+        if intercepted.proposal is not None:
+            return Outcome(namespace, None, proposal=intercepted.proposal)
+        message = intercepted.message
+    if not any_change:
+        return Outcome(namespace, None)
     # A namespace that never had a revision has no history to continue.
     last_versions = (
         await last_versions_of(session, namespace.id, [d.key for d in creates])

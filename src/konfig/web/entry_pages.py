@@ -14,7 +14,9 @@ from konfig.configs.models import ConfigEntry
 from konfig.configs.schemas import ConfigCreate, ConfigPatch
 from konfig.errors import Conflict, Forbidden, PayloadTooLarge, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
+from konfig.revisions.writer import Proposed
 from konfig.state import state_of
+from konfig.web.change_pages import bypassing, proposed
 from konfig.web.forms import (
     EntryForm,
     form_for_entry,
@@ -39,7 +41,8 @@ def _anchor(key: str) -> str:
 @router.post("/namespaces/{namespace_id}/entries")
 async def add_entry(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
     """Add an entry (editors); on a problem the form comes back with it next to the field."""
-    entry = parse_entry_form(await visitor.request.form(), keep_secret=False)
+    submitted = await visitor.request.form()
+    entry = parse_entry_form(submitted, keep_secret=False)
     status_code = 422
     if not entry.errors:
         try:
@@ -56,18 +59,21 @@ async def add_entry(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
             place_schema_errors(entry, exc)
         else:
             try:
-                created = await configs.create(
-                    visitor.session,
-                    writer=state_of(visitor.request).entry_writer,
-                    principal=visitor.principal,
-                    namespace_id=namespace_id,
-                    payload=payload,
-                    message=None,
-                    if_none_match=None,
-                )
+                with bypassing(text(submitted, "bypass_reason")):
+                    created = await configs.create(
+                        visitor.session,
+                        writer=state_of(visitor.request).entry_writer,
+                        principal=visitor.principal,
+                        namespace_id=namespace_id,
+                        payload=payload,
+                        message=None,
+                        if_none_match=None,
+                    )
             except (ValidationFailed, PayloadTooLarge) as exc:
                 status_code = exc.status_code
                 place_server_errors(entry, exc)
+            except Proposed as done:
+                return proposed(visitor, done.proposal)
             except Conflict as exc:
                 status_code = 409
                 taken = exc.message.split(":")[0]
@@ -97,6 +103,7 @@ async def _editor(
         namespace=namespace,
         segments=namespace.name.split("/"),
         form=form,
+        protection=found.protection,
     )
 
 
@@ -151,18 +158,21 @@ async def save_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> Re
             changes["value"] = form.value
         try:
             payload = ConfigPatch(**changes)
-            saved = await configs.patch(
-                visitor.session,
-                writer=state_of(visitor.request).entry_writer,
-                principal=visitor.principal,
-                namespace_id=namespace_id,
-                key=key,
-                payload=payload,
-                message=None,
-                if_match=configs.etag(form.version) if form.version else None,
-            )
+            with bypassing(text(submitted, "bypass_reason")):
+                saved = await configs.patch(
+                    visitor.session,
+                    writer=state_of(visitor.request).entry_writer,
+                    principal=visitor.principal,
+                    namespace_id=namespace_id,
+                    key=key,
+                    payload=payload,
+                    message=None,
+                    if_match=configs.etag(form.version) if form.version else None,
+                )
         except ValidationError as exc:
             place_schema_errors(form, exc)
+        except Proposed as done:
+            return proposed(visitor, done.proposal)
         except (ValidationFailed, PayloadTooLarge) as exc:
             status_code = exc.status_code
             place_server_errors(form, exc)
@@ -203,6 +213,8 @@ async def delete_entry(visitor: SignedIn, namespace_id: uuid.UUID, key: str) -> 
             message=None,
             if_match=configs.etag(int(version)) if version.isdigit() else None,
         )
+    except Proposed as done:
+        return proposed(visitor, done.proposal)
     except PreconditionFailed:
         await visitor.restart()
         return redirect(

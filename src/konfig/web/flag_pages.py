@@ -17,8 +17,10 @@ from konfig.configs.schemas import ConfigCreate, ConfigPatch
 from konfig.errors import Conflict, NotFound, PreconditionFailed, ValidationFailed
 from konfig.flags import service as flags
 from konfig.flags.schemas import FlagEvaluations, FlagRead
+from konfig.revisions.writer import Proposed
 from konfig.state import state_of
 from konfig.users.models import Role
+from konfig.web.change_pages import proposed
 from konfig.web.forms import text
 from konfig.web.history_pages import namespace_context, namespace_of
 from konfig.web.namespace_pages import policy_of
@@ -134,6 +136,8 @@ async def add_flag(visitor: SignedIn, namespace_id: uuid.UUID) -> Response:
                 message=None,
                 if_none_match=None,
             )
+        except Proposed as done:
+            return proposed(visitor, done.proposal)
         except ValidationFailed as exc:
             errors["definition"] = exc.message
         except Conflict:
@@ -245,6 +249,8 @@ async def _apply(
     version = text(await visitor.request.form(), "version")
     try:
         revision = await _save(visitor, namespace_id, key, change, version)
+    except Proposed as proposal:
+        return proposed(visitor, proposal.proposal)
     except ValidationFailed as exc:
         problem, status_code = exc.message, 422
     except PreconditionFailed:

@@ -17,7 +17,9 @@ from konfig.namespaces.schemas import NamespaceRead
 from konfig.revisions import rollbacks
 from konfig.revisions import service as revisions
 from konfig.revisions.schemas import DiffRead, EntryRollback, NamespaceRollback
+from konfig.revisions.writer import Proposed
 from konfig.users.models import Role
+from konfig.web.change_pages import proposed
 from konfig.web.forms import text
 from konfig.web.namespace_pages import names_of, policy_of
 from konfig.web.rendering import page, redirect
@@ -229,6 +231,8 @@ async def rollback_namespace(visitor: SignedIn, namespace_id: uuid.UUID) -> Resp
             "confirm again.",
             message=message,
         )
+    if done.change_request is not None:
+        return proposed(visitor, done.change_request)
     if not done.committed:
         flash = f"Nothing to do: the namespace already matches revision {raw}."
     else:
@@ -300,6 +304,8 @@ async def restore_version(visitor: SignedIn, namespace_id: uuid.UUID, key: str) 
             message=None,
             if_match=configs.etag(int(expected)) if expected.isdigit() else None,
         )
+    except Proposed as done:
+        return proposed(visitor, done.proposal)
     except PreconditionFailed:
         await visitor.restart()
         return redirect(

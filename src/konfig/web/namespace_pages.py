@@ -224,6 +224,7 @@ async def namespace_page(
         or {"description": namespace.description, "includes": ", ".join(namespace.includes)},
         settings_errors=settings_errors or {},
         segments=namespace.name.split("/"),
+        protection=found.protection,
         **context,
     )
 

@@ -24,6 +24,7 @@ from konfig.web import (
     audit_pages,
     auth_pages,
     backup_pages,
+    change_pages,
     entry_pages,
     flag_pages,
     group_pages,
@@ -55,6 +56,7 @@ PAGES = (
     group_pages,
     sso_pages,
     webhook_pages,
+    change_pages,
 )
 
 

@@ -15,6 +15,11 @@ EventType = Literal[
     "namespace.deleted",
     "token.revoked",
     "backup.failed",
+    "change_request.opened",
+    "change_request.approved",
+    "change_request.rejected",
+    "change_request.merged",
+    "change_request.bypassed",
 ]
 EVENT_TYPES: tuple[str, ...] = EventType.__args__  # type: ignore[attr-defined]
 DeliveryStatus = Literal["pending", "succeeded", "failed"]

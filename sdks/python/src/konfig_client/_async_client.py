@@ -37,6 +37,7 @@ from konfig_client._base import (
     unreachable,
 )
 from konfig_client._cache import LastKnownGood
+from konfig_client._changes import AsyncChangeRequests, AsyncProtection
 from konfig_client._config import Config
 from konfig_client._exceptions import ConnectionError, KonfigError, RateLimited, ServerError
 from konfig_client._flags import AsyncFlags
@@ -88,6 +89,8 @@ class AsyncKonfig:
         self.sso = AsyncSso(self)
         self.groups = AsyncGroups(self)
         self.webhooks = AsyncWebhooks(self)
+        self.protection = AsyncProtection(self)
+        self.change_requests = AsyncChangeRequests(self)
         self.flags = AsyncFlags(self._run)
         self.analytics = AsyncAnalytics(self._run)
 

@@ -122,9 +122,12 @@ class AsyncConfigs(_Group):
         validation_schema: Any = ops.UNSET,
         message: str | None = None,
         if_match: str | None = None,
+        bypass_reason: str | None = None,
     ) -> dict[str, Any]:
         """Set an entry's value, creating the entry if need be; settings left out keep theirs
-        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates."""
+        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates. On a
+        protected namespace the answer is the change request the change went into (``status``
+        ``draft``), unless ``bypass_reason`` (admins, soft enforcement) commits it directly."""
         return await self._run(
             ops.set_entry(
                 namespace,
@@ -136,6 +139,7 @@ class AsyncConfigs(_Group):
                 validation_schema=validation_schema,
                 message=message,
                 if_match=if_match,
+                bypass_reason=bypass_reason,
             )
         )
 

@@ -26,6 +26,7 @@ from konfig_client._base import (
     unreachable,
 )
 from konfig_client._cache import LastKnownGood
+from konfig_client._changes import ChangeRequests, Protection
 from konfig_client._config import Config
 from konfig_client._exceptions import ConnectionError, KonfigError, RateLimited, ServerError
 from konfig_client._flags import Flags
@@ -93,6 +94,8 @@ class Konfig:
         self.sso = Sso(self)
         self.groups = Groups(self)
         self.webhooks = Webhooks(self)
+        self.protection = Protection(self)
+        self.change_requests = ChangeRequests(self)
         self.flags = Flags(self._run)
         self.analytics = Analytics(self._run)
 

@@ -143,9 +143,12 @@ def set_entry(
     validation_schema: Any = UNSET,
     message: str | None = None,
     if_match: str | None = None,
+    bypass_reason: str | None = None,
 ) -> Flow[dict[str, Any]]:
     """PUT the value and only the settings given: an existing entry keeps the others (its type,
-    schema, description and secret flag); a new one takes the server's defaults."""
+    schema, description and secret flag); a new one takes the server's defaults. On a protected
+    namespace it answers the change request it went into, unless ``bypass_reason`` (an admin,
+    soft enforcement) commits it directly."""
     path = yield from namespace_path(namespace)
     body: dict[str, Any] = {"value": value}
     given = {
@@ -159,6 +162,8 @@ def set_entry(
     if message:
         body["message"] = message
     headers = {"If-Match": if_match} if if_match else {}
+    if bypass_reason is not None:
+        headers["X-Konfig-Bypass-Reason"] = bypass_reason
     response = yield Call("PUT", f"{path}/configs/{quote_segment(key)}", json=body, headers=headers)
     return response.json()  # type: ignore[no-any-return]
 

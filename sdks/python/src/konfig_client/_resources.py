@@ -120,9 +120,12 @@ class Configs(_Group):
         validation_schema: Any = ops.UNSET,
         message: str | None = None,
         if_match: str | None = None,
+        bypass_reason: str | None = None,
     ) -> dict[str, Any]:
         """Set an entry's value, creating the entry if need be; settings left out keep theirs
-        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates."""
+        (a secret stays secret). ``if_match`` (a version ETag) guards against lost updates. On a
+        protected namespace the answer is the change request the change went into (``status``
+        ``draft``), unless ``bypass_reason`` (admins, soft enforcement) commits it directly."""
         return self._run(
             ops.set_entry(
                 namespace,
@@ -134,6 +137,7 @@ class Configs(_Group):
                 validation_schema=validation_schema,
                 message=message,
                 if_match=if_match,
+                bypass_reason=bypass_reason,
             )
         )
 

@@ -1,7 +1,7 @@
 """usage analytics: clients, traffic, key reads
 
 Revision ID: 0012
-Revises: 0010
+Revises: 0011
 Create Date: 2026-12-07 12:30:00
 
 What the read path records in memory (konfig.analytics) is written here every
@@ -23,7 +23,7 @@ from alembic import op
 import konfig.db.base
 
 revision: str = "0012"
-down_revision: str | None = "0010"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,1 @@
+"""Protected namespaces: protection policies, change requests, review and merge."""
