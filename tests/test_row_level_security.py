@@ -64,6 +64,7 @@ def settings(backend: Backend, tmp_path: Path) -> Settings:
         backend.url,
         tmp_path,
         flag_counts_flush_seconds=0.05,
+        analytics_flush_seconds=0.05,
         webhooks_enabled=False,
         webhook_allow_http=True,
         webhook_allowed_networks=["127.0.0.0/8"],
@@ -137,7 +138,7 @@ async def seed(
         client, account, read("**"), service_account_id=robot, name=f"{name}-token"
     )
     await set_entry(client, account, namespace, "beta", FLAG, value_type="flag")
-    evaluated = await client.post(  # flag_evaluations, once the counts are flushed
+    evaluated = await client.post(  # flag_evaluations and analytics_*, once flushed
         "/ofrep/v1/evaluate/flags/beta",
         headers={**bearer(token["token"]), "X-Konfig-Namespace": f"{name}/production"},
         json={"context": {"targetingKey": "u"}},
@@ -185,15 +186,18 @@ async def webhook_rows(app: Any, client: httpx.AsyncClient, accounts: list[Accou
 
 
 async def counts_written(superuser_url: str, tenants: int) -> None:
-    """Wait until the evaluation counts of ``tenants`` tenants are in the database."""
+    """Wait until the evaluation counts and usage analytics of ``tenants`` tenants are in the
+    database."""
     engine = make_engine(superuser_url, poolclass=NullPool)
+    tables = ("flag_evaluations", "analytics_clients", "analytics_traffic", "analytics_key_reads")
     try:
         for _ in range(500):
             async with engine.connect() as connection:
-                found = await connection.scalar(
-                    text("SELECT count(DISTINCT tenant_id) FROM flag_evaluations")
-                )
-            if found == tenants:
+                found = [
+                    await connection.scalar(text(f"SELECT count(DISTINCT tenant_id) FROM {table}"))
+                    for table in tables
+                ]
+            if found == [tenants] * len(tables):
                 return
             await asyncio.sleep(0.02)
     finally:

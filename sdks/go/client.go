@@ -41,6 +41,9 @@ type Options struct {
 	Retry     RetryPolicy
 	HTTP      *http.Client
 	Logger    *log.Logger // where stale-config warnings go (default: the standard logger)
+	// Instance names this process to the server's usage analytics (X-Konfig-Instance); default
+	// KONFIG_INSTANCE, else the host name and the process id.
+	Instance string
 }
 
 // Client reads resolved configs. It is safe for concurrent use.
@@ -53,6 +56,7 @@ type Client struct {
 	http     *http.Client
 	cache    *LastKnownGood
 	logger   *log.Logger
+	instance string
 }
 
 // New returns a client for opts.URL.
@@ -66,6 +70,7 @@ func New(opts Options) (*Client, error) {
 	c := &Client{
 		url:      strings.TrimRight(opts.URL, "/"),
 		token:    opts.Token,
+		instance: instanceName(opts.Instance),
 		failFast: opts.FailFast,
 		timeout:  opts.Timeout,
 		retry:    opts.Retry,
@@ -194,6 +199,8 @@ func (c *Client) do(ctx context.Context, path string, header http.Header, timeou
 	}
 	req.Header = header.Clone()
 	req.Header.Set("User-Agent", UserAgent)
+	req.Header.Set("X-Konfig-Instance", c.instance)
+	req.Header.Set("X-Konfig-SDK", UserAgent)
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
@@ -283,4 +290,19 @@ func jitter() float64 {
 	rngMu.Lock()
 	defer rngMu.Unlock()
 	return rng.Float64()
+}
+
+// instanceName is the X-Konfig-Instance a client sends: given, KONFIG_INSTANCE, or host-pid.
+func instanceName(given string) string {
+	if given != "" {
+		return given
+	}
+	if named := os.Getenv("KONFIG_INSTANCE"); named != "" {
+		return named
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "go"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

@@ -13,6 +13,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
+from konfig.analytics.router import keys_router as unread_keys_router
+from konfig.analytics.router import router as analytics_router
+from konfig.analytics.router import tokens_router as token_usage_router
 from konfig.audit.refusals import denial_trace
 from konfig.audit.router import router as audit_router
 from konfig.auth.router import router as auth_router
@@ -163,6 +166,9 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(groups_router)
     routes.include_router(webhooks_router)
     routes.include_router(environments_router)
+    routes.include_router(analytics_router)
+    routes.include_router(token_usage_router)
+    routes.include_router(unread_keys_router)
     routes.include_router(changes_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
     api.include_router(routes)

@@ -4,6 +4,7 @@
 compares migrations with. It lives here, beside ``app.py``, and not under ``db/``: db/ defines
 ``Base`` and imports no feature."""
 
+from konfig.analytics.models import ClientInstance, KeyRead, Traffic
 from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.changes.models import ChangeRequest, ChangeRequestEvent, ProtectionPolicy
@@ -29,10 +30,12 @@ __all__ = [
     "Base",
     "ChangeRequest",
     "ChangeRequestEvent",
+    "ClientInstance",
     "ConfigEntry",
     "EntryVersion",
     "FlagEvaluation",
     "Group",
+    "KeyRead",
     "Namespace",
     "OutboxEvent",
     "ProtectionPolicy",
@@ -41,6 +44,7 @@ __all__ = [
     "SsoConfig",
     "SsoFlow",
     "Tenant",
+    "Traffic",
     "User",
     "WebhookAttempt",
     "WebhookDelivery",

@@ -115,6 +115,26 @@ class Settings(BaseSettings):
     # With Redis between replicas: how often each compares its cache with the namespaces'
     # revisions in the database (the backstop for an announcement lost in a crash).
     revision_poll_seconds: float = Field(5, gt=0, validation_alias=_env("REVISION_POLL_SECONDS"))
+    # Usage analytics (konfig.analytics): which instance holds which state, gathered in memory
+    # and written this often; an instance still on an older state this long after a change is
+    # stale; a key no resolved read delivered for this many days is listed as unread.
+    analytics_enabled: bool = Field(True, validation_alias=_env("ANALYTICS_ENABLED"))
+    analytics_flush_seconds: float = Field(
+        60, gt=0, validation_alias=_env("ANALYTICS_FLUSH_SECONDS")
+    )
+    analytics_stale_seconds: float = Field(
+        300, gt=0, validation_alias=_env("ANALYTICS_STALE_SECONDS")
+    )
+    analytics_unread_days: float = Field(30, gt=0, validation_alias=_env("ANALYTICS_UNREAD_DAYS"))
+    analytics_retention_days: float = Field(
+        90, gt=0, validation_alias=_env("ANALYTICS_RETENTION_DAYS")
+    )
+    analytics_max_instances: int = Field(
+        100_000, ge=1, validation_alias=_env("ANALYTICS_MAX_INSTANCES")
+    )
+    analytics_metric_namespaces: int = Field(
+        20, ge=1, le=1000, validation_alias=_env("ANALYTICS_METRIC_NAMESPACES")
+    )
     # Webhooks (konfig.webhooks): where they may be sent, how, and for how long.
     webhook_allow_http: bool = Field(False, validation_alias=_env("WEBHOOK_ALLOW_HTTP"))
     # CIDRs a webhook may reach although private, loopback, link-local or metadata addresses.

@@ -123,10 +123,14 @@ class Driver:
             env["KONFIG_TOKEN"] = token
         return env
 
-    def run(self, url: str, token: str | None, *args: str) -> Result:
+    def run(self, url: str, token: str | None, *args: str, instance: str | None = None) -> Result:
+        """Run the driver; ``instance``: its KONFIG_INSTANCE (the SDK's X-Konfig-Instance)."""
+        env = self.env(url, token)
+        if instance is not None:
+            env["KONFIG_INSTANCE"] = instance
         done = subprocess.run(
             [*self.argv, *args],
-            env=self.env(url, token),
+            env=env,
             capture_output=True,
             text=True,
             timeout=120,

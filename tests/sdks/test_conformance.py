@@ -56,6 +56,23 @@ def test_read_answers_the_resolved_config(driver: Driver, site: Site, reader: st
     assert fail_fast.only["config"] == RESOLVED
 
 
+def test_an_sdk_names_its_instance_and_itself_to_the_usage_analytics(
+    driver: Driver, site: Site, reader: str
+) -> None:
+    instance = f"conformance-{driver.sdk}-{time.monotonic_ns()}"
+    assert driver.run(site.url, reader, "read", NS, instance=instance).returncode == 0
+    answer = site.admin.get(f"/namespaces/{site.namespace_id}/clients")
+    assert answer.status_code == 200, answer.text
+    [seen] = [c for c in answer.json()["items"] if c["instance"] == instance]
+    prefix = {
+        "python": "konfig-python/",
+        "javascript": "konfig-javascript/",
+        "go": "konfig-go/",
+        "java": "konfig-java/",
+    }
+    assert seen["sdk"].startswith(prefix[driver.sdk]) and seen["current"], seen
+
+
 def test_secrets_are_masked_without_the_secrets_permission(driver: Driver, site: Site) -> None:
     _, token = site.token("read")
     assert driver.run(site.url, token, "read", NS).only["config"] == MASKED

@@ -36,6 +36,9 @@ export interface KonfigOptions {
   retry?: Partial<RetryPolicy>;
   /** The `fetch` to use (default: the platform's). */
   fetch?: typeof fetch;
+  /** Names this process to the server's usage analytics (`X-Konfig-Instance`; default:
+   * `KONFIG_INSTANCE`, else `HOSTNAME` and the process id, else a random id). */
+  instance?: string;
 }
 
 /** What a read answered: a config, or "unchanged" for a conditional read. */
@@ -49,6 +52,7 @@ export class Konfig {
   readonly timeoutMs: number;
   readonly retry: RetryPolicy;
   readonly cachePath: string | undefined;
+  readonly instance: string;
   private readonly fetcher: typeof fetch;
   private cache: Promise<LastKnownGood> | undefined;
 
@@ -58,6 +62,7 @@ export class Konfig {
     if (!url) throw new TypeError("Konfig needs a url: pass {url} or set KONFIG_URL");
     this.url = url.replace(/\/+$/, "");
     this.token = options.token ?? env.KONFIG_TOKEN;
+    this.instance = options.instance ?? env.KONFIG_INSTANCE ?? defaultInstance(env);
     this.failFast = options.failFast ?? false;
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.retry = { attempts: 3, baseMs: 200, capMs: 5_000, ...options.retry };
@@ -132,6 +137,9 @@ export class Konfig {
     if (this.token) headers.Authorization = `Bearer ${this.token}`;
     // Browsers refuse to set User-Agent; Node sends it.
     if (typeof window === "undefined") headers["User-Agent"] = USER_AGENT;
+    // Who this is, for the server's usage analytics (which instance holds which revision).
+    headers["X-Konfig-Instance"] = this.instance;
+    headers["X-Konfig-SDK"] = USER_AGENT;
     return headers;
   }
 
@@ -248,6 +256,14 @@ function describe(error: unknown): string {
     return error.name === "TimeoutError" ? "timed out" : error.message;
   }
   return String(error);
+}
+
+/** `HOSTNAME-pid` where there is a process (a pod's name in Kubernetes), else a random id. */
+function defaultInstance(env: Record<string, string | undefined>): string {
+  if (typeof process !== "undefined" && typeof process.pid === "number") {
+    return `${env.HOSTNAME ?? "node"}-${process.pid}`;
+  }
+  return globalThis.crypto?.randomUUID?.() ?? `browser-${Math.random().toString(36).slice(2)}`;
 }
 
 function environment(): Record<string, string | undefined> {

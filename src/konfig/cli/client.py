@@ -9,6 +9,7 @@ import typer
 
 from konfig.cli import (
     changes,
+    clients,
     credentials,
     flags,
     loopback,
@@ -307,3 +308,4 @@ def register(app: typer.Typer) -> None:
     webhooks.register(app)
     changes.register(app)
     flags.register(app)
+    clients.register(app)

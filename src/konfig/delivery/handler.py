@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from konfig.analytics.recorder import ALIVE, CONFIRMED, PUSHED_STATE, READ
 from konfig.auth.deps import (
     NOT_AUTHENTICATED,
     authenticate,
@@ -57,6 +58,18 @@ _SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),  # tell nginx-style proxies not to buffer the stream
 ]
+
+
+# Who a client is, for analytics: its X-Konfig-Instance (or address), and its X-Konfig-SDK.
+Client = tuple[bytes | str, bytes | None]
+
+
+def client_of(scope: Scope, instance: bytes | None, sdk: bytes | None) -> Client:
+    """The client as analytics count it: its instance id, or without one its address."""
+    if instance is not None:
+        return instance, sdk
+    address = scope.get("client")
+    return (address[0] if address else ""), sdk
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +131,7 @@ class ReadPath:
         self.cache = delivery.cache
         self.tokens = delivery.tokens
         self.counts = delivery.state.metrics.delivery
+        self.analytics = delivery.analytics
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
         self.waiting = 0  # long polls and event streams waiting for a change right now
 
@@ -134,7 +148,7 @@ class ReadPath:
     ) -> None:
         """Answer for the namespace ``name`` (its event stream when ``events``)."""
         head = scope["method"] == "HEAD"
-        authorization = if_none_match = last_event_id = None
+        authorization = if_none_match = last_event_id = instance = sdk = None
         for key, value in scope["headers"]:
             if key == b"authorization":
                 authorization = value
@@ -142,6 +156,11 @@ class ReadPath:
                 if_none_match = value
             elif key == b"last-event-id":
                 last_event_id = value
+            elif key[0] == 120:  # b"x": one test for every other header, not two
+                if key == b"x-konfig-instance":
+                    instance = value
+                elif key == b"x-konfig-sdk":
+                    sdk = value
         status, body = 200, b""
         headers: list[tuple[bytes, bytes]]
         try:
@@ -153,7 +172,8 @@ class ReadPath:
             query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
-                await self._stream(receive, send, caller, authorization, name, last, head)
+                client = client_of(scope, instance, sdk)
+                await self._stream(receive, send, caller, authorization, name, last, head, client)
                 return
             resolved = self.cache.get(caller.tenant_id, name)
             if resolved is None:
@@ -163,6 +183,7 @@ class ReadPath:
             resolved, reveal = await self._admitted(caller, name, resolved, if_none_match, query)
             variant = resolved.variant(query.variant, reveal)
             self.counts.reads += 1
+            kind = READ
             if if_none_match is not None and etag_matches(if_none_match, variant.etag):
                 changed = None
                 if query.wait > 0:
@@ -170,13 +191,26 @@ class ReadPath:
                         receive, caller, authorization, name, query, if_none_match
                     )
                 if changed is None:
-                    status, headers = 304, variant.not_modified_headers
+                    status, headers, kind = 304, variant.not_modified_headers, CONFIRMED
                 else:
-                    headers, body = changed.headers, changed.body
+                    variant, resolved = changed
+                    headers, body, kind = variant.headers, variant.body, PUSHED_STATE
             else:
                 headers, body = variant.headers, variant.body
                 if resolved.reveals(reveal) and not head:
                     self._count_reveal(caller, name, resolved)
+            analytics = self.analytics
+            if analytics.enabled:
+                who = instance if instance is not None else client_of(scope, None, None)[0]
+                # Recorder.record inlined for its common case (an instance seen since the last
+                # flush reads or confirms again): the read path's hottest lines.
+                entry = analytics.entries.get((caller.actor, name, who))
+                if entry is not None and kind != PUSHED_STATE:
+                    entry[1] = resolved  # RESOLVED
+                    entry[2] = analytics.now  # SEEN
+                    entry[kind] += 1
+                else:
+                    analytics.record(caller.tenant_id, caller.actor, name, who, sdk, resolved, kind)
         except KonfigError as exc:
             status, headers, body = error_reply(exc)
         except Exception as exc:
@@ -308,8 +342,9 @@ class ReadPath:
         name: str,
         query: Query,
         if_none_match: bytes,
-    ) -> Variant | None:
-        """The new rendering as soon as it differs from ``If-None-Match``; None at the timeout."""
+    ) -> tuple[Variant, Resolved] | None:
+        """The new rendering (and the state it renders) as soon as it differs from
+        ``If-None-Match``; None at the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.wait
         waiting = Waiting(receive)
@@ -326,7 +361,7 @@ class ReadPath:
                 if not etag_matches(if_none_match, variant.etag):
                     if resolved.reveals(reveal):
                         self._count_reveal(caller, name, resolved)
-                    return variant
+                    return variant, resolved
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
@@ -347,6 +382,7 @@ class ReadPath:
         name: str,
         last_event_id: str | None,
         head: bool,
+        client: Client,
     ) -> None:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
@@ -364,7 +400,9 @@ class ReadPath:
         self.register(caller, waiting)
         self.streams.add(waiting)
         try:
-            await self._events(send, caller, authorization, name, resolved, last_event_id, waiting)
+            await self._events(
+                send, caller, authorization, name, resolved, last_event_id, waiting, client
+            )
         except Exception as exc:
             # The answer has started: the error can only travel as an event.
             if isinstance(exc, KonfigError):
@@ -388,16 +426,25 @@ class ReadPath:
         resolved: Resolved | None,
         last: str | None,
         waiting: Waiting,
+        client: Client,
     ) -> None:
+        analytics = self.analytics
+        who, sdk = client
+        kind = READ  # the state a stream starts with; then each change it pushes
         while resolved is not None and not self.cache.closing:
             reveal = caller.admit(name, resolved)  # an include added since: 403 as an event
             _, etag = resolved.shown(reveal)
-            if etag != last:
+            sent = etag != last
+            if sent:
                 event = resolved.event(reveal)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
                 last = etag
                 if resolved.reveals(reveal):
                     self._count_reveal(caller, name, resolved)
+            if analytics.enabled and (sent or kind == READ):  # READ: Last-Event-ID was current
+                record = kind if sent else CONFIRMED
+                analytics.record(caller.tenant_id, caller.actor, name, who, sdk, resolved, record)
+            kind = PUSHED_STATE
             why = await self.wait(resolved, waiting, None)
             if why == "gone":
                 return
@@ -408,6 +455,10 @@ class ReadPath:
                 caller = await self.authenticate(authorization, name)
             if why == "heartbeat":
                 await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+                if analytics.enabled:  # still connected, still holding its state
+                    analytics.record(
+                        caller.tenant_id, caller.actor, name, who, sdk, resolved, ALIVE
+                    )
             resolved = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(
                 caller.tenant_id, name
             )

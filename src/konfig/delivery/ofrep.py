@@ -29,9 +29,10 @@ from urllib.parse import parse_qsl, quote
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from konfig.analytics.recorder import ALIVE, EVALUATION, EVALUATION_304
 from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved
-from konfig.delivery.handler import Caller, ReadPath
+from konfig.delivery.handler import Caller, Client, ReadPath, client_of
 from konfig.delivery.http import Waiting, error_reply, etag_matches
 from konfig.errors import (
     Forbidden,
@@ -120,7 +121,7 @@ class Ofrep:
     async def _answer(
         self, scope: Scope, receive: Receive, send: Send, key: str | None, *, events: bool
     ) -> None:
-        authorization = api_key = namespace = if_none_match = None
+        authorization = api_key = namespace = if_none_match = instance = sdk = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
@@ -130,6 +131,10 @@ class Ofrep:
                 namespace = value
             elif name == b"if-none-match":
                 if_none_match = value
+            elif name == b"x-konfig-instance":
+                instance = value
+            elif name == b"x-konfig-sdk":
+                sdk = value
         if authorization is None and api_key is not None:
             authorization = b"Bearer " + api_key.strip()
         status, headers, body = 200, _PLAIN, b""
@@ -144,8 +149,9 @@ class Ofrep:
             if not caller.may_read(name):
                 raise Forbidden(f"this token may not read namespace {name}")
             await self.read_path.admit_request(scope, caller)
+            client = client_of(scope, instance, sdk)
             if events:
-                await self._stream(receive, send, caller, authorization, name, scope)
+                await self._stream(receive, send, caller, authorization, name, scope, client)
                 return
             resolved = await self._resolved(caller, name, scope["query_string"])
             flags = resolved.flags()
@@ -153,6 +159,12 @@ class Ofrep:
                 status, headers, body = self._bulk(caller, resolved, flags, raw, if_none_match)
             else:
                 body = self._single(caller, name, flags, key, _context(raw, key))
+            analytics = self.read_path.analytics
+            if analytics.enabled:
+                kind = EVALUATION_304 if status == 304 else EVALUATION
+                analytics.record(
+                    caller.tenant_id, caller.actor, name, client[0], sdk, resolved, kind
+                )
         except Refusal as exc:
             status, body = exc.status, exc.body
         except KonfigError as exc:
@@ -268,6 +280,7 @@ class Ofrep:
         authorization: bytes | None,
         name: str,
         scope: Scope,
+        client: Client,
     ) -> None:
         """Server-sent events: ``refetchEvaluation`` whenever the namespace's flags change (and
         at once when ``Last-Event-ID`` names a state they have left), a comment as heartbeat."""
@@ -286,6 +299,10 @@ class Ofrep:
         read_path.register(caller, waiting)
         read_path.streams.add(waiting)
         last = last or resolved.flags().digest
+        analytics = read_path.analytics
+        who, sdk = client
+        if analytics.enabled:  # connected: the evaluations it fetches are counted as they come
+            analytics.record(caller.tenant_id, caller.actor, name, who, sdk, resolved, ALIVE)
         try:
             while True:
                 digest = resolved.flags().digest
@@ -303,6 +320,10 @@ class Ofrep:
                     await send(
                         {"type": "http.response.body", "body": b": ping\n\n", "more_body": True}
                     )
+                    if analytics.enabled:
+                        analytics.record(
+                            caller.tenant_id, caller.actor, name, who, sdk, resolved, ALIVE
+                        )
                 found = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(
                     caller.tenant_id, name
                 )

@@ -14,6 +14,9 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from konfig.analytics import service as analytics
+from konfig.analytics.prometheus import AnalyticsMetrics
+from konfig.analytics.recorder import Recorder
 from konfig.audit.reveals import RevealCounter
 from konfig.auth.logins import LoginCache
 from konfig.db.base import utcnow
@@ -70,7 +73,14 @@ class Delivery:
         self.notifier = Notifier(self.apply)
         # Also told of every announcement, this process's and other replicas' (the UI's feed).
         self.listeners: list[Callable[[Sequence[Event]], None]] = []
+        # Who reads what (konfig.analytics), gathered in memory and written in aggregate.
+        self.analytics = Recorder(
+            max_instances=settings.analytics_max_instances, enabled=settings.analytics_enabled
+        )
         self.read_path = ReadPath(self)
+        AnalyticsMetrics(
+            self.analytics, limit=settings.analytics_metric_namespaces, waiting=self.read_path
+        ).register(self.state.metrics.registry)
         self.flag_counts = EvaluationCounts()  # OFREP evaluations, written in aggregate
         self.flag_counts.register(self.state.metrics.registry)
         self.ofrep = Ofrep(self, self.read_path, self.flag_counts)
@@ -113,6 +123,9 @@ class Delivery:
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
         self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
+        if self.analytics.enabled:
+            self._tasks.append(asyncio.create_task(self._flush_analytics_forever()))
+            self._tasks.append(asyncio.create_task(self._tick_analytics_forever()))
 
     async def stop(self) -> None:
         self.cache.close()
@@ -129,6 +142,7 @@ class Delivery:
         await self.tokens.flush_usage(self.sessionmaker)
         await self.reveals.flush(self.sessionmaker)
         await flags.flush_counts(self.flag_counts, self.sessionmaker)
+        await analytics.flush(self.analytics, self.sessionmaker, self.settings)
 
     def _transport(self) -> PostgresTransport | RedisTransport | None:
         settings = self.settings
@@ -284,6 +298,30 @@ class Delivery:
         while True:
             await asyncio.sleep(self.settings.flag_counts_flush_seconds)
             await flags.flush_counts(self.flag_counts, self.sessionmaker)
+
+    async def _tick_analytics_forever(self) -> None:
+        """The analytics' clock: answers are stamped with it, to a tenth of the flush period
+        (at most a second)."""
+        period = min(1.0, self.settings.analytics_flush_seconds / 10)
+        while True:
+            self.analytics.tick()
+            await asyncio.sleep(period)
+
+    def _cached_state(self, tenant_id: uuid.UUID, name: str) -> tuple[str, list[uuid.UUID]] | None:
+        """The state the read path holds for a namespace, for the stale-instances metric."""
+        resolved = self.cache.get(tenant_id, name)
+        if resolved is None:
+            return None
+        return resolved.etag, [layer.id for layer in resolved.resolution.layers]
+
+    async def _flush_analytics_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.analytics_flush_seconds)
+            await analytics.flush(self.analytics, self.sessionmaker, self.settings)
+            await analytics.measure_stale(
+                self.analytics, self.sessionmaker, self.settings, self._cached_state
+            )
+            await analytics.compact_now_and_then(self.analytics, self.sessionmaker, self.settings)
 
     def _watch_shutdown(self) -> None:
         """End streams and long polls once the app's ``shutdown_event`` is set: on SIGTERM

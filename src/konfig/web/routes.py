@@ -20,6 +20,7 @@ from konfig.namespaces import repository as namespace_repository
 from konfig.state import AppState, app_state
 from konfig.web import (
     admin_pages,
+    analytics_pages,
     audit_pages,
     auth_pages,
     backup_pages,
@@ -48,6 +49,7 @@ PAGES = (
     namespace_pages,
     entry_pages,
     flag_pages,
+    analytics_pages,
     history_pages,
     resolved_pages,
     environment_pages,

@@ -13,6 +13,7 @@ from typing import Any, Literal, Self, TypeVar, cast, overload
 import httpx
 
 from konfig_client import _operations as ops
+from konfig_client._analytics import AsyncAnalytics
 from konfig_client._async_resources import (
     AsyncAudit,
     AsyncAuth,
@@ -25,13 +26,13 @@ from konfig_client._async_resources import (
 )
 from konfig_client._async_watch import AsyncChangeListener, AsyncErrorListener, AsyncWatch
 from konfig_client._base import (
-    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,
     backoff,
     build_request,
     check,
+    identity,
     may_retry,
     unreachable,
 )
@@ -63,6 +64,7 @@ class AsyncKonfig:
         cache_path: str | os.PathLike[str] | None = None,
         fail_fast: bool = False,
         transport: httpx.AsyncBaseTransport | None = None,
+        instance: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
@@ -74,7 +76,7 @@ class AsyncKonfig:
             base_url=self.url,
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": USER_AGENT},
+            headers=identity(instance),
         )
         self.auth = AsyncAuth(self)
         self.namespaces = AsyncNamespaces(self)
@@ -90,6 +92,7 @@ class AsyncKonfig:
         self.protection = AsyncProtection(self)
         self.change_requests = AsyncChangeRequests(self)
         self.flags = AsyncFlags(self._run)
+        self.analytics = AsyncAnalytics(self._run)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, **options: Any) -> Self:

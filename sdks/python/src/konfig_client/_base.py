@@ -8,9 +8,12 @@ any of the API's logic.
 
 from __future__ import annotations
 
+import os
 import random
+import socket
 from collections.abc import AsyncIterable, Generator, Iterable
 from dataclasses import dataclass, field
+from importlib import metadata
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -24,6 +27,22 @@ API = "/api/v1"
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
 USER_AGENT = "konfig-python"
+
+
+def identity(instance: str | None) -> dict[str, str]:
+    """The headers that name this client to the server's usage analytics: ``X-Konfig-Instance``
+    (``instance``, else ``$KONFIG_INSTANCE``, else host name and process id) and
+    ``X-Konfig-SDK`` (this SDK and its version)."""
+    try:
+        version = metadata.version("konfig-client")
+    except metadata.PackageNotFoundError:
+        version = "0"
+    named = instance or os.environ.get("KONFIG_INSTANCE") or f"{socket.gethostname()}-{os.getpid()}"
+    return {
+        "User-Agent": USER_AGENT,
+        "X-Konfig-Instance": named,
+        "X-Konfig-SDK": f"{USER_AGENT}/{version}",
+    }
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,15 @@ from typing import Any, Literal, Self, TypeVar, cast, overload
 import httpx
 
 from konfig_client import _operations as ops
+from konfig_client._analytics import Analytics
 from konfig_client._base import (
-    USER_AGENT,
     Call,
     Flow,
     RetryPolicy,
     backoff,
     build_request,
     check,
+    identity,
     may_retry,
     unreachable,
 )
@@ -54,7 +55,8 @@ class Konfig:
     ``cache_path`` turns on the last-known-good file that :meth:`get` (and :meth:`watch`) fall
     back to when the server cannot be reached; ``fail_fast`` turns off both that fallback and
     retries, for a service that must not start without its config. ``transport`` swaps the HTTP
-    layer (an ``httpx.WSGITransport``, say).
+    layer (an ``httpx.WSGITransport``, say). ``instance`` names this process to the server's
+    usage analytics (``X-Konfig-Instance``; default ``$KONFIG_INSTANCE``, else host name and pid).
     """
 
     def __init__(
@@ -67,6 +69,7 @@ class Konfig:
         cache_path: str | os.PathLike[str] | None = None,
         fail_fast: bool = False,
         transport: httpx.BaseTransport | None = None,
+        instance: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.token = token
@@ -78,7 +81,7 @@ class Konfig:
             base_url=self.url,
             timeout=timeout,
             transport=transport,
-            headers={"User-Agent": USER_AGENT},
+            headers=identity(instance),
         )
         self.auth = Auth(self)
         self.namespaces = Namespaces(self)
@@ -94,6 +97,7 @@ class Konfig:
         self.protection = Protection(self)
         self.change_requests = ChangeRequests(self)
         self.flags = Flags(self._run)
+        self.analytics = Analytics(self._run)
 
     @classmethod
     def from_env(cls, url: str | None = None, token: str | None = None, **options: Any) -> Self:

@@ -1,7 +1,7 @@
 """templates and references: a namespace's contract, the namespaces an entry references
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-07 12:35:00
 
 Two nullable JSON columns on ``namespaces`` (already tenant-owned, with its row-level-security
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects import mysql
 
 revision: str = "0013"
-down_revision: str | None = "0011"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -30,6 +30,7 @@ public final class Konfig {
 
     private final String url;
     private final String token;
+    private final String instance;
     private final boolean failFast;
     private final Duration timeout;
     private final RetryPolicy retry;
@@ -48,6 +49,9 @@ public final class Konfig {
         }
         this.url = url.replaceAll("/+$", "");
         this.token = builder.token == null || builder.token.isBlank() ? null : builder.token.strip();
+        this.instance = builder.instance == null || builder.instance.isBlank()
+                ? defaultInstance(builder.hostname)
+                : builder.instance.strip();
         this.failFast = builder.failFast;
         this.timeout = builder.timeout;
         this.retry = builder.retry;
@@ -185,9 +189,19 @@ public final class Konfig {
         }
     }
 
+    /** {@code HOSTNAME-pid} (a pod's name in Kubernetes), or {@code java-pid}. */
+    private static String defaultInstance(String hostname) {
+        String host = hostname == null || hostname.isBlank() ? "java" : hostname.strip();
+        return host + "-" + ProcessHandle.current().pid();
+    }
+
     /** A request for {@code path} with the token and the SDK's headers. */
     HttpRequest.Builder request(String path, Map<String, String> headers) {
-        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(url + path)).GET().header("User-Agent", USER_AGENT);
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create(url + path)).GET()
+                .header("User-Agent", USER_AGENT)
+                // Who this is, for the server's usage analytics (which instance holds which revision).
+                .header("X-Konfig-Instance", instance)
+                .header("X-Konfig-SDK", USER_AGENT);
         headers.forEach(request::header);
         if (token != null) {
             request.header("Authorization", "Bearer " + token);
@@ -334,6 +348,8 @@ public final class Konfig {
     public static final class Builder {
         private String url;
         private String token;
+        private String instance;
+        private final String hostname;
         private Path cachePath;
         private boolean failFast;
         private Duration timeout = Duration.ofSeconds(10);
@@ -344,6 +360,17 @@ public final class Konfig {
         Builder(Map<String, String> env) {
             this.url = env.get("KONFIG_URL");
             this.token = env.get("KONFIG_TOKEN");
+            this.instance = env.get("KONFIG_INSTANCE");
+            this.hostname = env.get("HOSTNAME");
+        }
+
+        /**
+         * Names this process to the server's usage analytics ({@code X-Konfig-Instance}; default:
+         * {@code KONFIG_INSTANCE}, else {@code HOSTNAME} and the process id).
+         */
+        public Builder instance(String instance) {
+            this.instance = instance;
+            return this;
         }
 
         /** The server, e.g. {@code https://konfig.example.com} (default: {@code KONFIG_URL}). */
