@@ -36,6 +36,8 @@ from konfig.delivery.ofrep_router import router as ofrep_router
 from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
+from konfig.environments.router import router as environments_router
+from konfig.environments.search import SearchIndex
 from konfig.errors import install_error_handlers
 from konfig.flags.router import router as flags_router
 from konfig.flags.router import stale_router as stale_flags_router
@@ -140,6 +142,7 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
     )
     state.backups.status.listeners.append(state.metrics.backup_event)
     state.oidc = Providers()
+    state.search_index = SearchIndex()
     attach(api, state)
     return state
 
@@ -162,6 +165,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(sso_router)
     routes.include_router(groups_router)
     routes.include_router(webhooks_router)
+    routes.include_router(environments_router)
     routes.include_router(analytics_router)
     routes.include_router(token_usage_router)
     routes.include_router(unread_keys_router)

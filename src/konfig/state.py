@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from konfig.db.outage import OutageLog
     from konfig.db.session import Notices, RefusalTrace
     from konfig.delivery.wiring import Delivery
+    from konfig.environments.search import SearchIndex
     from konfig.metrics import Metrics
     from konfig.ratelimit import RateLimits
     from konfig.revisions.writer import WritePolicy
@@ -84,6 +85,7 @@ class AppState:
     token_cache: TokenCache = field(init=False, repr=False)  # the delivery layer's
     login_cache: LoginCache = field(init=False, repr=False)  # the delivery layer's
     ui: UIState = field(init=False, repr=False)
+    search_index: SearchIndex = field(init=False, repr=False)  # per tenant, for /search
     oidc: Providers = field(init=False, repr=False)  # OpenID providers' metadata and keys
 
     # Made by the lifespan.

@@ -30,3 +30,5 @@ class ConfigEntry(IdMixin, TimestampMixin, Base):
     version: Mapped[int] = mapped_column(default=1)
     revision: Mapped[int] = mapped_column(default=1)  # the namespace revision that wrote it
     updated_by: Mapped[str] = mapped_column(String(80), default="")
+    # The namespaces its value's references name (``${ref:ns:key}``); None for a plain value.
+    refs: Mapped[list[str] | None] = mapped_column(Json, default=None)

@@ -248,6 +248,7 @@ async def patch(
             namespace_id=namespace_id,
             key=key,
             patch=patched,
+            value=payload.value if "value" in given else None,
             message=payload.message or message,
             if_match=if_match,
         ),

@@ -31,14 +31,16 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from konfig.audit.context import AuditContext, current
 from konfig.auth.principal import Principal
+from konfig.configs import references
 from konfig.configs.guardrails import changed_rules, check_rules
 from konfig.configs.models import ConfigEntry
+from konfig.configs.references import ReferenceWrite
 from konfig.configs.write_repository import CoreStore, Place, PostgresStore, SqliteStore, Store
 from konfig.db.base import detached, utcnow
 from konfig.db.session import (
@@ -54,6 +56,7 @@ from konfig.errors import Conflict, KonfigError, NotFound, PreconditionFailed
 from konfig.input_guard import match_tags
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.models import Namespace
+from konfig.namespaces.templates import contract_problems
 from konfig.revisions.rows import Committed, EntryDraft, Rows
 from konfig.revisions.writer import (
     Proposed,
@@ -64,6 +67,7 @@ from konfig.revisions.writer import (
     commit_changes,
     current_entries,
     lock_namespace,
+    validation_error,
 )
 from konfig.users.models import Role
 
@@ -111,6 +115,7 @@ class EntryWrite:
     if_none_match: str | None = None
     must_exist: bool = False
     must_not_exist: bool = False
+    value: Any = None  # a patch's new value when it sends one (references are checked early)
     context: AuditContext = field(default_factory=AuditContext)  # set by EntryWriter.write
 
 
@@ -180,6 +185,13 @@ class _Batch:
                 f"namespace {namespace.name} is protected: its changes go through change requests",
                 {"namespace": namespace.name},
             )
+        if namespace.contract:  # a template governs it: the write keeps to the contract
+            removed = [write.key] if draft is None and current is not None else []
+            broken = contract_problems(
+                namespace.contract, [draft] if draft else [], removed, self.policy.limits
+            )
+            if broken:
+                raise validation_error(broken)
         stored = {write.key: current} if current is not None else {}
         creates, updates, removals = classify(
             self.policy, stored, [draft] if draft else [], [] if draft else [write.key]
@@ -294,6 +306,9 @@ class EntryWriter:
             check_drafts([write.draft], self.policy.limits)  # here: before it waits its turn
         try:
             if session is not None and session.in_transaction():
+                checked = _reference_write(write)
+                if checked is not None:
+                    await self.policy.check_references(session, checked)
                 return await self._in_session(session, write)
             future: asyncio.Future[EntryWritten] = asyncio.get_running_loop().create_future()
             self._queue.append((write, future))
@@ -346,6 +361,9 @@ class EntryWriter:
     async def _drain(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            batch = await self._checked(batch)
+            if not batch:
+                continue
             try:
                 await self._commit(batch)
             except Exception as error:
@@ -362,6 +380,21 @@ class EntryWriter:
                         await self._commit([pending])
                     except Exception as alone:
                         _settle(pending[1], alone)
+
+    async def _checked(self, batch: list[_Pending]) -> list[_Pending]:
+        """The batch less the writes whose references cannot resolve (each answered with its
+        422): checked here, in arrival order, so a write that needs the check keeps its turn."""
+        kept = []
+        for pending in batch:
+            checked = _reference_write(pending[0])
+            if checked is not None:
+                try:
+                    await self.policy.check_references(None, checked)
+                except Exception as refused:
+                    _settle(pending[1], refused)
+                    continue
+            kept.append(pending)
+        return kept
 
     async def _commit(self, batch: list[_Pending]) -> None:
         writes = [write for write, _ in batch]
@@ -411,6 +444,22 @@ class EntryWriter:
             await connection.invalidate()  # its state is unknown: never back to the pool
         with contextlib.suppress(Exception):
             await connection.close()
+
+
+def _reference_write(write: EntryWrite) -> ReferenceWrite | None:
+    """What the references check needs of a write: a value holding references, or a deletion
+    (others' references may need the key); None for the rest, which it spares."""
+    value = write.draft.value if write.draft is not None else write.value
+    deleting = write.draft is None and write.patch is None
+    if not (deleting or references.mentions(value)):
+        return None
+    return ReferenceWrite(
+        tenant_id=write.principal.tenant_id,
+        namespace_id=write.namespace_id,
+        principal=write.principal,
+        values={} if deleting else {write.key: value},
+        deleted=frozenset({write.key}) if deleting else frozenset(),
+    )
 
 
 async def protected_write(

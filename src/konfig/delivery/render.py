@@ -187,7 +187,7 @@ def masked(resolution: Resolution) -> Resolution:
 
 def explain_body(resolution: Resolution, etag: str) -> bytes:
     """For each key: its value, the namespace and revision it came from, what it overrides
-    (and ``secret: true`` for a secret)."""
+    (and ``secret: true`` for a secret, ``references`` for a value built from others)."""
     keys = {}
     for key, value in resolution.values.items():
         source = resolution.sources[key]
@@ -202,6 +202,8 @@ def explain_body(resolution: Resolution, etag: str) -> bytes:
         }
         if key in resolution.secrets:
             keys[key]["secret"] = True
+        if key in resolution.references:  # the ``namespace:key`` links it was built from
+            keys[key]["references"] = resolution.references[key]
     return orjson.dumps(
         {
             "namespace": resolution.name,

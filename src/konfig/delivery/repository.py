@@ -7,7 +7,8 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+import orjson
+from sqlalchemy import Text, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.configs.models import ConfigEntry
@@ -67,3 +68,21 @@ async def revoked_since(session: AsyncSession, since: datetime) -> list[Any]:
     """Rows ``(tenant_id, id)`` of every tenant's tokens revoked since ``since``."""
     query = select(ApiToken.tenant_id, ApiToken.id).where(ApiToken.revoked_at > since)
     return list((await session.execute(query)).all())
+
+
+async def referrers(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> list[str]:
+    """The namespaces other than ``name`` whose entries' values reference it (``${ref:name:…}``,
+    as ``config_entries.refs`` lists them)."""
+    quoted = orjson.dumps(name).decode()
+    query = (
+        select(Namespace.name)
+        .join(ConfigEntry, ConfigEntry.namespace_id == Namespace.id)
+        .where(
+            ConfigEntry.tenant_id == tenant_id,
+            Namespace.tenant_id == tenant_id,
+            cast(ConfigEntry.refs, Text).contains(quoted, autoescape=True),
+            Namespace.name != name,
+        )
+        .distinct()
+    )
+    return sorted((await session.execute(query)).scalars())

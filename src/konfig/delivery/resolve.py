@@ -15,6 +15,7 @@ layer to define a key wins.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,8 +23,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.configs import references
+from konfig.configs.references import Expander, Layered, ReferenceProblem
 from konfig.configs.service import StoredValueCorrupt
 from konfig.delivery import repository
+from konfig.errors import Conflict
 from konfig.revisions.writer import decrypt_value
 from konfig.security.crypto import DecryptionError, Keyring
 
@@ -66,6 +70,10 @@ class Resolution:
     inherits_only: bool = False
     # Keys whose value is a feature flag (value type ``flag`` in the layer it comes from).
     flags: frozenset[str] = frozenset()
+    # Keys whose value holds references: every ``namespace:key`` it was built from, in order.
+    references: dict[str, list[str]] = field(default_factory=dict)
+    # Keys whose merged value may hold references (before expansion; empty after).
+    mentions: frozenset[str] = frozenset()
 
 
 def ancestors(name: str) -> list[str]:
@@ -163,10 +171,28 @@ async def _inherited(
 
 
 async def load_many(
-    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, names: list[str]
+    session: AsyncSession,
+    *,
+    keyring: Keyring,
+    tenant_id: uuid.UUID,
+    names: list[str],
+    expand: bool = True,
 ) -> dict[str, Resolution | None]:
     """The resolved configs of these namespaces (None for one that does not exist), with two or
-    three queries in all: a change to a parent re-resolves all its children at once."""
+    three queries in all: a change to a parent re-resolves all its children at once; their
+    references expanded (``konfig.configs.references``) unless ``expand`` is False."""
+    found = await _load_raw(session, keyring=keyring, tenant_id=tenant_id, names=names)
+    if expand and any(r is not None and r.mentions for r in found.values()):
+        pool = await referenced(session, keyring, tenant_id, found)
+        for name, resolution in found.items():
+            if resolution is not None and resolution.mentions:
+                found[name] = _expanded(resolution, pool)
+    return found
+
+
+async def _load_raw(
+    session: AsyncSession, *, keyring: Keyring, tenant_id: uuid.UUID, names: list[str]
+) -> dict[str, Resolution | None]:
     by_name, by_id = await _inherited(session, tenant_id, names)
     plans = {name: plan_layers(by_name[name], by_name, by_id) for name in names if name in by_name}
     needed = {layer.id: layer for layers in plans.values() for layer in layers}
@@ -218,6 +244,7 @@ def _merge(
                 if layer.name not in secret_layers:
                     secret_layers.append(layer.name)
     return Resolution(
+        mentions=frozenset(key for key, value in merged.items() if references.mentions(value)),
         namespace_id=target.id,
         name=target.name,
         revision=target.revision,
@@ -242,3 +269,97 @@ async def load(
 ) -> Resolution | None:
     """The resolved config of the namespace ``name`` in the tenant, or None if there is none."""
     return (await load_many(session, keyring=keyring, tenant_id=tenant_id, names=[name]))[name]
+
+
+# -- references -----------------------------------------------------------------------------
+
+
+async def referenced(
+    session: AsyncSession,
+    keyring: Keyring,
+    tenant_id: uuid.UUID,
+    seed: Mapping[str, Resolution | None],
+) -> dict[str, Resolution | None]:
+    """``seed`` and, unexpanded, every namespace their references reach (a query round per
+    link of the longest chain, at most ``MAX_DEPTH`` + 1)."""
+    pool: dict[str, Resolution | None] = dict(seed)
+    pending = dict(seed)
+    for _ in range(references.MAX_DEPTH + 1):
+        wanted: set[str] = set()
+        for name, resolution in pending.items():
+            if resolution is None:
+                continue
+            for key in resolution.mentions:
+                try:
+                    wanted |= references.targets(resolution.values[key], name)
+                except ReferenceProblem:
+                    continue  # reported when the key is expanded
+        wanted -= pool.keys()
+        if not wanted:
+            break
+        pending = await _load_raw(
+            session, keyring=keyring, tenant_id=tenant_id, names=sorted(wanted)
+        )
+        pool.update(pending)
+    return pool
+
+
+def expander(pool: Mapping[str, Resolution | None]) -> Expander:
+    def lookup(name: str) -> Layered | None:
+        found = pool.get(name)
+        return None if found is None else Layered(found.values, found.secrets)
+
+    return Expander(lookup)
+
+
+def _expanded(resolution: Resolution, pool: Mapping[str, Resolution | None]) -> Resolution:
+    """``resolution`` with its references expanded; what they read joins what it depends on
+    (a change there wakes it) and its layers (a reader must be allowed to read them)."""
+    expanding = expander(pool)
+    values = dict(resolution.values)
+    chains: dict[str, list[str]] = {}
+    secrets = set(resolution.secrets)
+    secret_layers = list(resolution.secret_layers)
+    read: set[str] = set()
+    for key in sorted(resolution.mentions):
+        try:
+            found = expanding.key(resolution.name, key)
+        except ReferenceProblem as exc:
+            raise Conflict(
+                f"{key} in {resolution.name} cannot be resolved: {exc.message}",
+                {"key": key, "namespace": resolution.name, "chain": exc.chain},
+            ) from exc
+        if found is None:
+            continue
+        values[key] = found.value
+        if found.chain:
+            chains[key] = found.chain
+        read |= found.namespaces
+        if found.secret and key not in secrets:
+            secrets.add(key)
+            for name in sorted(found.namespaces) or [resolution.sources[key].namespace]:
+                if name not in secret_layers:
+                    secret_layers.append(name)
+    layers = list(resolution.layers)
+    dep_ids, dep_names = set(resolution.dep_ids), set(resolution.dep_names)
+    known = {layer.name for layer in layers}
+    for name in sorted(read):
+        other = pool.get(name)
+        if other is None:
+            continue
+        dep_ids |= other.dep_ids
+        dep_names |= other.dep_names
+        if name not in known:
+            layers.append(Layer(other.namespace_id, name, (), other.revision))
+    return dataclasses.replace(
+        resolution,
+        values=values,
+        references=chains,
+        secrets=frozenset(secrets),
+        secret_layers=tuple(secret_layers),
+        layers=layers,
+        dep_ids=frozenset(dep_ids),
+        dep_names=frozenset(dep_names | read),
+        inherits_only=resolution.inherits_only and not read,
+        mentions=frozenset(),
+    )

@@ -33,6 +33,7 @@ from konfig.delivery.notifier import (
     encode,
 )
 from konfig.delivery.ofrep import Ofrep
+from konfig.delivery.references import ReferenceChecker
 from konfig.delivery.resolve import Resolution
 from konfig.events import (
     LoginEnded,
@@ -85,6 +86,7 @@ class Delivery:
         self.ofrep = Ofrep(self, self.read_path, self.flag_counts)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.references = ReferenceChecker(keyring)  # every write path asks it (WritePolicy)
 
     @property
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
@@ -102,9 +104,10 @@ class Delivery:
         state.login_cache = self.logins
         state.commit_hooks.append(self.on_committed)
         state.change_hooks.append(self.on_changed)
+        state.write_policy.reference_checks.append(self.references)
 
     async def start(self) -> None:
-        self._sessionmaker = self.state.sessionmaker
+        self._sessionmaker = self.references.sessionmaker = self.state.sessionmaker
         transport = self._transport()
         if transport is not None:
             # Nothing is cached until the listener listens: a replica must never trust a cache

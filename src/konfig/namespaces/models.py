@@ -23,6 +23,10 @@ class Namespace(IdMixin, TimestampMixin, Base):
     # Ordered ids of the namespaces this one includes (lowest precedence first).
     includes: Mapped[list[Any]] = mapped_column(Json, default=list)
     revision: Mapped[int] = mapped_column(default=0)
+    # The contract this namespace declares for the environments under it (``templates.py``).
+    template: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
+    # The nearest ancestor's template, copied here: what governs this namespace's writes.
+    contract: Mapped[dict[str, Any] | None] = mapped_column(Json, default=None)
     updated_by: Mapped[str] = mapped_column(String(80), default="")
     # "hard" or "soft" when a protection policy matches its name (konfig.changes.policies keeps
     # it so): writes then open change requests instead of committing. None: unprotected.

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from typing import Any
 
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -132,3 +133,22 @@ async def create(session: AsyncSession, *, namespace: Namespace) -> Namespace:
 async def delete(session: AsyncSession, *, namespace: Namespace) -> None:
     await session.delete(namespace)
     await session.flush()
+
+
+async def descendants(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> list[Namespace]:
+    """Every namespace under ``name`` (``payments/…``), by name."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        select(Namespace)
+        .where(Namespace.tenant_id == tenant_id, Namespace.name.like(f"{escaped}/%", escape="\\"))
+        .order_by(Namespace.name)
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def with_templates(session: AsyncSession, *, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """The templates the tenant's namespaces declare, by namespace name."""
+    query = select(Namespace.name, Namespace.template).where(
+        Namespace.tenant_id == tenant_id, Namespace.template.is_not(None)
+    )
+    return {name: template for name, template in (await session.execute(query)).all() if template}

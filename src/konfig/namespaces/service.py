@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +15,7 @@ from konfig.db.outbox import record_event
 from konfig.db.session import record_change
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from konfig.events import NamespaceChanged
-from konfig.namespaces import repository
+from konfig.namespaces import repository, templates
 from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.pagination import Page, by_text, paginate
@@ -146,6 +147,19 @@ async def cycle_through(
     return None
 
 
+async def governing_contract(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str
+) -> dict[str, Any] | None:
+    """The contract of the nearest ancestor of ``name`` that declares a template."""
+    parts = name.split("/")
+    if len(parts) == 1:
+        return None
+    ancestors = ["/".join(parts[:end]) for end in range(1, len(parts))]
+    found = await repository.by_names(session, tenant_id=tenant_id, names=ancestors)
+    declared = {n: ns.template for n, ns in found.items() if ns.template}
+    return templates.governing(name, declared)
+
+
 async def create(
     session: AsyncSession, *, principal: Principal, payload: NamespaceCreate
 ) -> Namespace:
@@ -164,6 +178,7 @@ async def create(
         includes=includes,
         revision=0,
         updated_by=principal.actor,
+        contract=await governing_contract(session, tenant_id=tenant_id, name=payload.name),
         protection=await protection.protection_for(session, tenant_id=tenant_id, name=payload.name),
     )
     # A new namespace may be the ancestor of resolved configs cached already, and bring includes.

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import Select, and_, or_, select
+import orjson
+from sqlalchemy import Select, Text, and_, cast, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.configs.models import ConfigEntry
@@ -130,8 +133,9 @@ async def revisions_page(
     namespace_id: uuid.UUID,
     before: int | None,
     limit: int,
+    filters: RevisionFilters | None = None,
 ) -> list[Revision]:
-    """Revisions newest first, below ``before`` when given."""
+    """Revisions newest first, below ``before`` when given, narrowed by ``filters``."""
     query = (
         select(Revision)
         .where(Revision.tenant_id == tenant_id, Revision.namespace_id == namespace_id)
@@ -140,7 +144,27 @@ async def revisions_page(
     )
     if before is not None:
         query = query.where(Revision.revision < before)
+    if filters is not None:
+        if filters.key is not None:  # the JSON list of keys holds it, quoted
+            quoted = orjson.dumps(filters.key).decode()
+            query = query.where(cast(Revision.keys, Text).contains(quoted, autoescape=True))
+        if filters.actors is not None:
+            query = query.where(Revision.actor.in_(filters.actors))
+        if filters.since is not None:
+            query = query.where(Revision.created_at >= filters.since)
+        if filters.until is not None:
+            query = query.where(Revision.created_at < filters.until)
     return list((await session.execute(query)).scalars())
+
+
+@dataclass(frozen=True, slots=True)
+class RevisionFilters:
+    """What a history search narrows to: a key it touched, who wrote it, when."""
+
+    key: str | None = None
+    actors: list[str] | None = None  # ``user:<id>``…; an empty list matches nothing
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 async def get_revision(
@@ -152,6 +176,21 @@ async def get_revision(
         Revision.revision == revision,
     )
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def messages(
+    session: AsyncSession, *, tenant_id: uuid.UUID, namespace_id: uuid.UUID, numbers: list[int]
+) -> dict[int, str]:
+    """The change notes of these revisions of the namespace (those that have one)."""
+    if not numbers:
+        return {}
+    query = select(Revision.revision, Revision.message).where(
+        Revision.tenant_id == tenant_id,
+        Revision.namespace_id == namespace_id,
+        Revision.revision.in_(numbers),
+        Revision.message.is_not(None),
+    )
+    return {number: message for number, message in (await session.execute(query)).all() if message}
 
 
 async def written_by(

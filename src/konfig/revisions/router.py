@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
@@ -138,10 +139,24 @@ async def list_revisions(
     namespace_id: uuid.UUID,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,
+    key: Annotated[str | None, Query(max_length=255, description="Only those touching it")] = None,
+    author: Annotated[
+        str | None, Query(max_length=320, description="Only those by this email or actor")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="Only those from this time")] = None,
+    until: Annotated[datetime | None, Query(description="Only those before this time")] = None,
 ) -> Page[RevisionRead]:
     """The namespace's revisions, newest first, with the keys each one changed."""
     return await service.revisions(
-        session, principal=principal, namespace_id=namespace_id, cursor=cursor, limit=clamp(limit)
+        session,
+        principal=principal,
+        namespace_id=namespace_id,
+        cursor=cursor,
+        limit=clamp(limit),
+        key=key,
+        author=author,
+        since=since,
+        until=until,
     )
 
 

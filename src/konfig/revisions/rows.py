@@ -27,6 +27,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from konfig.audit.context import AuditContext
 from konfig.audit.models import AuditEvent
+from konfig.configs import references
 from konfig.configs.models import ConfigEntry
 from konfig.db import outbox
 from konfig.db.bulk import insert_rows
@@ -54,6 +55,7 @@ UPDATED_COLUMNS = (
     "updated_by",
     "created_at",
     "updated_at",
+    "refs",
 )
 # By primary key, executemany: the ORM's bulk update by primary key costs a millisecond more.
 _UPDATE_ENTRIES = (
@@ -114,6 +116,18 @@ class _Key:
     stored_id: uuid.UUID | None  # the entry row the database held before, if any
     row: dict[str, Any] | None = None  # the final state; None: deleted
     version: dict[str, Any] | None = None  # the newest version row written here
+
+
+def referenced_namespaces(value: Any) -> list[str] | None:
+    """The other namespaces a value's references name (``${ref:ns:key}``), for the webhooks'
+    fan-out to find who reads a namespace through references; None for a plain value."""
+    if not references.mentions(value):
+        return None
+    try:
+        named = sorted({ref.namespace for ref in references.parse(value) if ref.namespace})
+    except references.ReferenceProblem:
+        return None  # refused at write time; a plain text here
+    return named or None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +192,7 @@ class _NextRevision:
             "updated_by": self.actor,
             "created_at": since,
             "updated_at": self.now,
+            "refs": referenced_namespaces(draft.value),
         }
 
     def revision_row(self, message: str | None, keys: list[str]) -> dict[str, Any]:

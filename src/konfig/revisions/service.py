@@ -8,6 +8,7 @@ in ``konfig.revisions.rollbacks``, whole-namespace writes in ``konfig.revisions.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +38,7 @@ from konfig.revisions.states import (
     state_of_version,
 )
 from konfig.revisions.writer import WritePolicy
+from konfig.users import repository as users_repository
 from konfig.users import service as users
 
 
@@ -144,9 +146,24 @@ async def revisions(
     namespace_id: uuid.UUID,
     cursor: str | None,
     limit: int,
+    key: str | None = None,
+    author: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> Page[RevisionRead]:
-    """The namespace's revisions, newest first, each with what it changed key by key."""
+    """The namespace's revisions, newest first, each with what it changed key by key; only
+    those touching ``key``, written by ``author`` (an email, or ``user:<id>`` /
+    ``token:<id>``), from ``since`` and before ``until``, when given."""
     namespace = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    actors: list[str] | None = None
+    if author:
+        actors = [author] if ":" in author else []
+        if "@" in author:
+            found_user = await users_repository.get_by_email(session, email=author)
+            if found_user is not None and found_user.tenant_id == namespace.tenant_id:
+                actors = [f"user:{found_user.id}"]
+    since, until = (t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
+    filters = repository.RevisionFilters(key=key, actors=actors, since=since, until=until)
     found, next_cursor = await paginate(
         cursor,
         limit,
@@ -157,6 +174,7 @@ async def revisions(
             namespace_id=namespace.id,
             before=before,
             limit=count,
+            filters=filters,
         ),
         position=lambda revision: [revision.revision],
     )
@@ -317,4 +335,14 @@ async def diff(
         from_revision=from_revision,
         to_revision=to_revision,
         show=shown_as(reveal=reveal, secret_now=secret),
+    )
+
+
+async def change_notes(
+    session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, numbers: list[int]
+) -> dict[int, str]:
+    """The notes left with these revisions of a namespace the caller may read."""
+    found = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
+    return await repository.messages(
+        session, tenant_id=found.tenant_id, namespace_id=found.id, numbers=numbers
     )

@@ -18,12 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from konfig.audit.context import current as audit_context
 from konfig.changes.schemas import ChangeRequestSummary
+from konfig.configs import references
 from konfig.configs.models import ConfigEntry
+from konfig.configs.references import ReferenceCheck, ReferenceWrite
 from konfig.configs.types import Limits, Problem, check_entry
 from konfig.db.base import detached, utcnow
 from konfig.db.session import COMMITTED
 from konfig.errors import NotFound, PayloadTooLarge, ValidationFailed
 from konfig.namespaces.models import Namespace
+from konfig.namespaces.templates import contract_problems
 from konfig.revisions.models import EntryVersion
 from konfig.revisions.rows import Committed, EntryDraft, Rows, random_ids, write_rows
 from konfig.revisions.values import decrypt_value, encrypt_value
@@ -58,6 +61,15 @@ class WritePolicy:
     keyring: Keyring
     limits: Limits
     max_keys: int
+    # Checks of values holding references (``konfig.configs.references``): the delivery layer,
+    # which resolves, adds its own when the app is wired; none in the CLI.
+    reference_checks: list[ReferenceCheck] = field(default_factory=list, compare=False)
+
+    async def check_references(self, session: AsyncSession | None, write: ReferenceWrite) -> None:
+        """422 naming the chain when a value's references cannot be resolved (a missing target
+        without default, a cycle, a chain too deep, a namespace the writer may not read)."""
+        for check in self.reference_checks:
+            await check(session, write)
 
 
 @dataclass
@@ -215,7 +227,8 @@ async def commit_changes(
     """Apply upserts and deletions as one revision; unchanged keys are skipped.
 
     ``locked`` and ``current`` spare the queries when the caller already holds the namespace
-    lock and has read, under it, the current entries of every key it passes.
+    lock and has read, under it, the current entries of every key it passes. ``principal``:
+    who writes, whose right to read what references name is checked (None: an operator).
     Raises ``ValidationFailed`` (every bad entry listed) before anything is written.
 
     On a protected namespace, a change made for ``principal`` goes into their draft change
@@ -233,6 +246,24 @@ async def commit_changes(
 
     creates, updates, removals = classify(policy, current, upserts, deletes)
     any_change = bool(creates or updates or removals)
+    if any_change:  # checked whether it commits or goes into a change request
+        if namespace.contract:  # a template governs it: the change keeps to the contract
+            broken = contract_problems(
+                namespace.contract, [*creates, *updates], [e.key for e in removals], policy.limits
+            )
+            if broken:
+                raise validation_error(broken)
+        if removals or any(references.mentions(d.value) for d in (*creates, *updates)):
+            await policy.check_references(
+                session,
+                ReferenceWrite(
+                    tenant_id=tenant_id,
+                    namespace_id=namespace.id,
+                    principal=principal,
+                    values={d.key: d.value for d in (*creates, *updates)},
+                    deleted=frozenset(e.key for e in removals),
+                ),
+            )
     if creates:
         count = await entry_count(session, namespace.id)
         check_key_limit(policy, namespace, count + len(creates) - len(removals))

@@ -91,43 +91,67 @@ async def create_backup(visitor: SignedIn) -> Response:
     )
 
 
+def _changes(report: NamespaceRestore) -> bool:
+    return bool(
+        report.created
+        or report.description
+        or report.includes
+        or report.added
+        or report.removed
+        or report.changed
+    )
+
+
 @router.get("/backups/{backup_id}/restore")
-async def restore_confirm(visitor: SignedIn, backup_id: BackupId) -> Response:
-    """What restoring the backup would change (a dry run), to confirm before anything does."""
+async def restore_confirm(
+    visitor: SignedIn,
+    backup_id: BackupId,
+    ns: Annotated[list[str], Query(max_length=10_000)] = [],  # noqa: B006
+) -> Response:
+    """What restoring the backup (or only the namespaces ``ns``) would change: a dry run
+    showing only the namespaces that would change, each to keep or leave out."""
+    chosen = [name for name in dict.fromkeys(ns) if name]
     planned = await restore.restore_for(
         visitor.session,
         backups=_backups(visitor),
         principal=visitor.principal,
         backup_id=backup_id,
-        request=RestoreRequest(dry_run=True),
+        request=RestoreRequest(dry_run=True, namespaces=chosen or None),
     )
     detail = await service.get(
         visitor.session, backups=_backups(visitor), principal=visitor.principal, backup_id=backup_id
     )
-    namespaces = [{"report": n, "rows": restore_rows(n)} for n in planned.namespaces]
-    changes = any(
-        n.created or n.description or n.includes or n.added or n.removed or n.changed
-        for n in planned.namespaces
-    )
+    changing = [n for n in planned.namespaces if _changes(n)]
+    namespaces = [{"report": n, "rows": restore_rows(n)} for n in changing]
     return page(
         visitor.request,
         "backup_restore.html",
         visitor,
         backup=detail,
         namespaces=namespaces,
-        changes=changes,
+        changes=bool(changing),
+        unchanged=len(planned.namespaces) - len(changing),
+        chosen=chosen,
     )
 
 
 @router.post("/backups/{backup_id}/restore")
 async def restore_backup(visitor: SignedIn, backup_id: BackupId) -> Response:
-    """Restore the backup: one new revision per namespace it changes (admins)."""
+    """Restore the backup's checked namespaces: one new revision per namespace it changes."""
+    form = await visitor.request.form()
+    chosen = [str(name) for name in form.getlist("ns") if str(name)]
+    if form.get("selecting") and not chosen:
+        return redirect(
+            visitor.request,
+            f"/ui/admin/backups/{backup_id}/restore",
+            flash="Nothing restored: check at least one namespace.",
+        )
     done = await restore.restore_for(
         visitor.session,
         backups=_backups(visitor),
         principal=visitor.principal,
         backup_id=backup_id,
-        request=RestoreRequest(),
+        request=RestoreRequest(namespaces=chosen or None),
     )
     written = [f"{n.name} (revision {n.revision})" for n in done.namespaces if n.revision]
     summary = ", ".join(written) if written else "nothing needed to change"

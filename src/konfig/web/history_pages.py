@@ -5,7 +5,9 @@ their diff before anything changes. They front ``konfig.revisions.service`` and
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
@@ -43,17 +45,48 @@ def namespace_context(namespace: NamespaceRead) -> dict[str, Any]:
     return {"namespace": namespace, "segments": namespace.name.split("/")}
 
 
+def changed_paths(old: Any, new: Any, path: str = "", limit: int = 20) -> list[str]:
+    """Where two JSON values differ (``db.pool.size``, ``hosts[2]``), at most ``limit``: what a
+    JSON diff highlights rather than two whole documents."""
+    found: list[str] = []
+
+    def walk(a: Any, b: Any, at: str) -> None:
+        if len(found) >= limit or a == b:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for name in sorted(set(a) | set(b)):
+                walk(a.get(name, _ABSENT), b.get(name, _ABSENT), f"{at}.{name}" if at else name)
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for index, (x, y) in enumerate(zip(a, b, strict=True)):
+                walk(x, y, f"{at}[{index}]")
+        else:
+            found.append(at or "(the whole value)")
+
+    walk(old, new, path)
+    return found
+
+
+_ABSENT = object()
+
+
 def diff_rows(diff: DiffRead) -> list[dict[str, Any]]:
-    """One row per key in key order, each with its kind: added, removed or changed."""
-    rows = [
-        {"kind": kind, "item": item}
-        for kind, items in (
-            ("added", diff.added),
-            ("removed", diff.removed),
-            ("changed", diff.changed),
-        )
-        for item in items
-    ]
+    """One row per key in key order, each with its kind: added, removed or changed (and, for a
+    changed JSON value, the paths that changed)."""
+    rows = []
+    kinds = (("added", diff.added), ("removed", diff.removed), ("changed", diff.changed))
+    for kind, items in kinds:
+        for item in items:
+            paths: list[str] = []
+            if (
+                kind == "changed"
+                and item.old is not None
+                and item.new is not None
+                and item.new.value_type in ("json", "flag")
+                and "value" in item.fields
+                and not item.new.is_secret
+            ):
+                paths = changed_paths(item.old.value, item.new.value)
+            rows.append({"kind": kind, "item": item, "paths": paths})
     return sorted(rows, key=lambda row: row["item"].key)
 
 
@@ -69,23 +102,53 @@ def parse_revision(raw: str | None, latest: int, name: str) -> int:
 # -- the namespace's revisions --------------------------------------------------------------
 
 
+def _day(raw: str, field: str, errors: dict[str, str]) -> datetime | None:
+    """A ``YYYY-MM-DD`` filter as the start of that day (UTC)."""
+    if not raw:
+        return None
+    try:
+        return datetime.combine(date.fromisoformat(raw), time(), UTC)
+    except ValueError:
+        errors[field] = "Enter a date as YYYY-MM-DD."
+        return None
+
+
 @router.get("/namespaces/{namespace_id}/history")
 async def namespace_history(
-    visitor: SignedIn, namespace_id: uuid.UUID, cursor: Cursor = None
+    visitor: SignedIn,
+    namespace_id: uuid.UUID,
+    cursor: Cursor = None,
+    key: str = Query("", max_length=255),
+    author: str = Query("", max_length=320),
+    since: str = Query("", max_length=10),
+    until: str = Query("", max_length=10),
 ) -> Response:
-    """The namespace's revisions, newest first: who, when, why, and the keys each touched."""
+    """The namespace's revisions, newest first: who, when, why, and the keys each touched;
+    filtered by a key, an author (email) and a date range."""
     namespace = await namespace_of(visitor, namespace_id)
+    errors: dict[str, str] = {}
+    start, end = _day(since, "since", errors), _day(until, "until", errors)
+    filters = {"key": key.strip(), "author": author.strip(), "since": since, "until": until}
     listed = await revisions.revisions(
         visitor.session,
         principal=visitor.principal,
         namespace_id=namespace_id,
         cursor=cursor,
         limit=PER_PAGE,
+        key=filters["key"] or None,
+        author=filters["author"] or None,
+        since=start,
+        until=end + timedelta(days=1) if end is not None else None,  # through that whole day
     )
     return page(
         visitor.request,
         "history.html",
         visitor,
+        status_code=422 if errors else 200,
+        filters=filters,
+        filtering=any(filters.values()),
+        filter_query=urlencode({k: v for k, v in filters.items() if v}),
+        filter_errors=errors,
         revisions=listed.items,
         next_cursor=listed.next_cursor,
         paged=cursor is not None,
@@ -141,6 +204,12 @@ async def revision_diff(
         errors=errors,
         diff=diff,
         rows=diff_rows(diff) if diff else [],
+        notes=await revisions.change_notes(
+            visitor.session,
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            numbers=list(range(low + 1, high + 1))[:50] if diff else [],
+        ),
         **namespace_context(namespace),
     )
 
@@ -270,6 +339,12 @@ async def entry_history(
         next_cursor=listed.next_cursor,
         paged=cursor is not None,
         people=await names_of(visitor, [v.actor for v in listed.items]),
+        notes=await revisions.change_notes(
+            visitor.session,
+            principal=visitor.principal,
+            namespace_id=namespace_id,
+            numbers=[v.revision for v in listed.items],
+        ),
         **namespace_context(namespace),
     )
 

@@ -17,8 +17,11 @@ from pydantic import ValidationError
 from konfig.audit import service as audit
 from konfig.configs import service as configs
 from konfig.configs.schemas import ConfigRead
+from konfig.environments import search, templates
+from konfig.environments.schemas import SearchRead
 from konfig.errors import Conflict, ValidationFailed
 from konfig.namespaces import service as namespaces
+from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NAME_RULES, NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.revisions.writer import WritePolicy
 from konfig.state import state_of
@@ -30,6 +33,7 @@ from konfig.web.session import SignedIn, Visitor
 
 router = APIRouter(route_class=UIRoute)
 
+KEY_HITS = 100  # keys found by the search box
 MAX_LISTED = 2000  # namespaces on the dashboard, entries on a namespace page
 _PAGE = 200
 
@@ -91,6 +95,22 @@ async def names_of(visitor: Visitor, actors: list[str]) -> dict[str, str]:
     return names
 
 
+async def key_search(visitor: Visitor, q: str) -> SearchRead | None:
+    """Keys whose name, description or value holds ``q`` (None: a query search refuses)."""
+    state = state_of(visitor.request)
+    try:
+        return await search.search(
+            visitor.session,
+            index=state.search_index,
+            keyring=state.write_policy.keyring,
+            principal=visitor.principal,
+            q=q,
+            limit=KEY_HITS,
+        )
+    except ValidationFailed:
+        return None
+
+
 async def dashboard_page(
     visitor: Visitor,
     *,
@@ -102,6 +122,7 @@ async def dashboard_page(
     found, truncated = await list_namespaces(visitor)
     query = q.strip().lower()
     shown = [n for n in found if query in n.name] if query else found
+    hits = await key_search(visitor, q) if query else None
     return page(
         visitor.request,
         "dashboard.html",
@@ -113,6 +134,7 @@ async def dashboard_page(
         truncated=truncated,
         q=q,
         people=await names_of(visitor, [n.updated_by for n in shown]),
+        hits=hits,
         create=create or {},
         errors=errors or {},
         name_rules=NAME_RULES,
@@ -199,6 +221,29 @@ async def entries_context(
     }
 
 
+async def template_badge(visitor: Visitor, namespace: Namespace) -> dict[str, Any]:
+    """What the namespace's head says of its template: conforming or not, and why."""
+    report = await templates.conformance(
+        visitor.session,
+        policy=policy_of(visitor),
+        principal=visitor.principal,
+        namespace_id=namespace.id,
+    )
+    envs = report.environments
+    if namespace.template:
+        failing = sum(1 for env in envs if not env.conforms)
+        return {"declares": True, "source": report.template, "count": len(envs), "failing": failing}
+    verdict = envs[0] if envs else None
+    return {
+        "declares": False,
+        "source": report.template,
+        "conforms": verdict is None or verdict.conforms,
+        "missing": verdict.missing if verdict else [],
+        "wrong": [w.key for w in verdict.wrong_type] if verdict else [],
+        "invalid": [i.key for i in verdict.invalid] if verdict else [],
+    }
+
+
 async def namespace_page(
     visitor: Visitor,
     namespace_id: uuid.UUID,
@@ -214,10 +259,12 @@ async def namespace_page(
     )
     namespace = await namespaces.render_one(visitor.session, namespace=found)
     context = await entries_context(visitor, namespace, reveal)
+    badge = await template_badge(visitor, found) if found.contract or found.template else None
     return page(
         visitor.request,
         "namespace.html",
         visitor,
+        template_badge=badge,
         status_code=status_code,
         add_form=add_form or EntryForm(),
         settings=settings

@@ -15,7 +15,7 @@ from konfig.configs import service as configs
 from konfig.configs.schemas import MASK
 from konfig.delivery import resolve
 from konfig.delivery.resolve import Source
-from konfig.errors import NotFound
+from konfig.errors import Forbidden, NotFound
 from konfig.web.history_pages import namespace_context, namespace_of
 from konfig.web.namespace_pages import policy_of
 from konfig.web.rendering import page
@@ -33,6 +33,7 @@ class ResolvedKey:
     source: Source
     source_id: uuid.UUID | None
     overrides: list[Source]
+    references: list[str]  # ``namespace:key`` links the value was built from
 
 
 @router.get("/namespaces/{namespace_id}/resolved")
@@ -48,6 +49,17 @@ async def resolved_view(visitor: SignedIn, namespace_id: uuid.UUID, reveal: str 
     )
     if resolution is None:  # deleted a moment ago
         raise NotFound(f"no namespace {namespace.name}")
+    # As the read path: a resolved config draws only on namespaces the visitor may read (an
+    # include, or what its references read; path ancestors count as part of the namespace).
+    names = [layer.name for layer in resolution.layers]
+    readable = [name for name in names if visitor.principal.allows(name, "read")]
+    for name in names:
+        if not any(r == name or r.startswith(name + "/") for r in readable):
+            raise Forbidden(
+                f"you may not read namespace {name}, which {namespace.name} draws on: the "
+                "resolved view shows only what you may read",
+                {"namespace": name},
+            )
     ids = {layer.name: layer.id for layer in resolution.layers}
     rows = []
     for key, value in resolution.values.items():
@@ -63,6 +75,7 @@ async def resolved_view(visitor: SignedIn, namespace_id: uuid.UUID, reveal: str 
                 source=source,
                 source_id=ids.get(source.namespace),
                 overrides=overrides,
+                references=resolution.references.get(key, []),
             )
         )
     if revealing and any(row.secret for row in rows):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
@@ -17,10 +18,13 @@ from konfig.db.outage import unavailable
 from konfig.db.session import REFUSED, SESSION_OPEN
 from konfig.errors import Forbidden, KonfigError
 from konfig.input_guard import refuse_bad_form, refuse_bad_parameters
+from konfig.middleware import request_id_var
 from konfig.state import state_of
 from konfig.web.csrf import CsrfRefused
 from konfig.web.rendering import page, redirect
 from konfig.web.session import NotSignedIn, apply_pending_login, clear_login_cookies
+
+log = logging.getLogger("konfig.web")
 
 _TITLES = {
     401: "Please sign in",
@@ -39,6 +43,8 @@ _NEXT_STEPS = {
     "Go back to your namespaces and pick it from the list.",
     412: "Someone changed it while you were looking at it: open it again to see the current "
     "version, then reapply your change.",
+    500: "Try again in a moment; if it keeps happening, give the request id to whoever runs "
+    "Konfig.",
     503: "Konfig cannot reach its database right now. Try again in a few seconds.",
 }
 
@@ -58,7 +64,13 @@ def error_page(request: Request, status_code: int, message: str) -> Response:
         title=_TITLES.get(status_code, "Something went wrong"),
         message=message,
         next_step=_NEXT_STEPS.get(status_code, ""),
+        retry=_same_page(request) if status_code >= 500 and request.method == "GET" else "",
     )
+
+
+def _same_page(request: Request) -> str:
+    url = request.url
+    return url.path + (f"?{url.query}" if url.query else "")
 
 
 async def _refuse_hostile_text(request: Request) -> None:
@@ -124,7 +136,19 @@ async def _failure_page(request: Request, exc: Exception) -> Response:
         return error_page(request, exc.status_code, exc.message)
     refusal = unavailable(exc, state_of(request).outages)
     if refusal is None:
-        raise exc
+        # A page, not the API's JSON: logged as the API's 500s are, with the request id.
+        request_id = request_id_var.get()
+        log.exception(
+            "unhandled error in %s %s (request %s)", request.method, request.url.path, request_id
+        )
+        response = error_page(
+            request,
+            500,
+            f"Something went wrong on our side (request {request_id}), and nothing was changed.",
+        )
+        if request.method == "GET":
+            response.headers["Retry-After"] = "1"
+        return response
     response = error_page(request, refusal.status_code, refusal.message)
     response.headers.update(refusal.headers)
     return response

@@ -28,8 +28,10 @@ from konfig.state import state_of
 from konfig.tokens import service as tokens
 from konfig.tokens.schemas import ServiceAccountCreate, ServiceAccountRead, TokenCreate, TokenRead
 from konfig.tokens.scopes import PATTERN_RULES
+from konfig.users import service as users
 from konfig.users.models import Role
 from konfig.web.forms import text
+from konfig.web.namespace_pages import list_namespaces
 from konfig.web.rendering import page, principal_at_least, redirect
 from konfig.web.routing import UIRoute
 from konfig.web.session import SignedIn, Visitor, login_binding
@@ -207,12 +209,19 @@ async def tokens_page(
         tokens.render(t, last_used_at=cache.last_used(t.id, t.last_used_at)) for t in found
     ]
     accounts = await _service_accounts(visitor)
+    owners = await users.display_names(
+        visitor.session,
+        principal=visitor.principal,
+        actors=[f"user:{t.user_id}" for t in listed if t.user_id is not None],
+    )
     return page(
         visitor.request,
         "tokens.html",
         visitor,
         status_code=status_code,
         tokens=listed,
+        owners=owners,
+        namespace_names=[n.name for n in (await list_namespaces(visitor))[0]],
         accounts=accounts,
         account_names={a.id: a.name for a in accounts},
         next_cursor=next_cursor,

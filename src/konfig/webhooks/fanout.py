@@ -2,8 +2,9 @@
 
 A change to a namespace also changes the resolved config of every namespace that inherits it
 (its path descendants, and those that include it, directly or through what they include or
-inherit): a ``config.changed`` event goes to the subscribers of each of them, naming the
-namespace whose resolved config changed and the one where the change was committed.
+inherit) or whose values reference it (``${ref:ns:key}``): a ``config.changed`` event goes to
+the subscribers of each of them, naming the namespace whose resolved config changed and the one
+where the change was committed.
 """
 
 from __future__ import annotations

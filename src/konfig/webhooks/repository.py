@@ -12,6 +12,7 @@ from sqlalchemy import Table, Text, bindparam, delete, func, insert, or_, select
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.configs.models import ConfigEntry
 from konfig.db.outbox import OutboxEvent
 from konfig.namespaces.models import Namespace
 from konfig.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -104,22 +105,31 @@ async def inheritors_of(
     session: AsyncSession, *, tenant_id: uuid.UUID, source_name: str, source_id: uuid.UUID | None
 ) -> list[NamespaceNode]:
     """The namespaces other than the source whose resolution reads it: its path descendants,
-    those that include it, and, in turn, theirs. A few indexed-or-narrowed queries per level
+    those that include it, those whose values reference it (``${ref:ns:key}``, named in
+    ``config_entries.refs``), and, in turn, theirs. A few indexed-or-narrowed queries per level
     of inheritance, whatever the tenant's size (no whole-tenant graph in Python)."""
     found: dict[str, NamespaceNode] = {}
     names, ids = [source_name], [source_id] if source_id is not None else []
     while names or ids:
         conditions = [Namespace.name.startswith(f"{n}/", autoescape=True) for n in names]
         conditions += [sql_cast(Namespace.includes, Text).contains(str(i)) for i in ids]
+        referencing = select(ConfigEntry.namespace_id).where(
+            ConfigEntry.tenant_id == tenant_id,
+            or_(*(sql_cast(ConfigEntry.refs, Text).contains(f'"{n}"') for n in names)),
+        )
+        if names:
+            conditions.append(Namespace.id.in_(referencing))
         query = select(Namespace.id, Namespace.name, Namespace.includes).where(
             Namespace.tenant_id == tenant_id, or_(*conditions)
         )
         wanted = {str(i) for i in ids}
         fresh: list[NamespaceNode] = []
+        referrers = set((await session.execute(referencing)).scalars()) if names else set()
         for ns_id, name, includes in (await session.execute(query)).all():
             below = any(name.startswith(f"{n}/") for n in names)
             includes_one = bool(wanted.intersection(str(i) for i in includes or ()))
-            if (below or includes_one) and name != source_name and name not in found:
+            refers = ns_id in referrers
+            if (below or includes_one or refers) and name != source_name and name not in found:
                 found[name] = NamespaceNode(ns_id, name)
                 fresh.append(found[name])
         names, ids = [n.name for n in fresh], [n.id for n in fresh]

@@ -340,7 +340,27 @@
     field.addEventListener("focus", function () { field.select(); });
   }
 
+  // ---- Token scopes: pick a namespace (a datalist of the tenant's names), add it as a line. ----
+
+  function setupScopePicker(picker) {
+    const scopes = document.getElementById(picker.dataset.scopePicker);
+    const name = picker.querySelector("input[list]");
+    const permissions = picker.querySelector("select");
+    const add = picker.querySelector("[data-scope-add]");
+    if (!scopes || !name || !permissions || !add) return;
+    add.hidden = false;
+    add.addEventListener("click", function () {
+      const pattern = name.value.trim();
+      if (!pattern) { name.focus(); return; }
+      const line = pattern + " " + permissions.value;
+      scopes.value = scopes.value.trim() ? scopes.value.replace(/\s*$/, "") + "\n" + line : line;
+      name.value = "";
+      name.focus();
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-scope-picker]").forEach(setupScopePicker);
     document.querySelectorAll("form[data-editor]").forEach(setupEditor);
     setupConfirm(document);
     document.querySelectorAll("[data-live]").forEach(setupLiveTable);

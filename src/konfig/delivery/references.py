@@ -1,0 +1,131 @@
+"""The write-time check of references (``konfig.configs.references``): every write path asks it,
+through ``WritePolicy.check_references``, before a value holding references commits, and
+before a deletion that other namespaces' references may need.
+
+The namespace is resolved as the write would leave it (its stored entries with the write's
+values laid over them), then each written value is expanded exactly as a read would: a missing
+target without a default, a cycle, a chain deeper than ten or a malformed reference is a 422
+that names the chain. A reference to a namespace the writer may not read is refused too, so
+nobody copies, through a reference, what they could not read themselves. Deleting a key that
+another namespace's value references (without a default) is refused, naming the referrer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from konfig.configs import references
+from konfig.configs.references import ReferenceProblem, ReferenceWrite
+from konfig.db.session import bind_tenant, open_session
+from konfig.delivery import repository, resolve
+from konfig.delivery.resolve import Resolution
+from konfig.errors import NotFound, ValidationFailed
+from konfig.security.crypto import Keyring
+
+
+class ReferenceChecker:
+    """``WritePolicy.reference_checks``' member for this app."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+        self.sessionmaker: async_sessionmaker[AsyncSession] | None = None  # set at start
+
+    async def __call__(self, session: AsyncSession | None, write: ReferenceWrite) -> None:
+        if session is not None:
+            await check(session, self.keyring, write)
+            return
+        if self.sessionmaker is None:
+            raise RuntimeError("the app's lifespan has not started")
+        own = await open_session(self.sessionmaker, write=False)
+        try:
+            await bind_tenant(own, write.tenant_id)
+            await check(own, self.keyring, write)
+        finally:
+            await own.close()
+
+
+def _refused(key: str, message: str, chain: list[str], rule: str) -> ValidationFailed:
+    return ValidationFailed(
+        f"{key}: {message}",
+        {"key": key, "rule": "reference", "problem": rule, "chain": chain},
+    )
+
+
+def _overlaid(resolution: Resolution, write: ReferenceWrite) -> Resolution:
+    values: dict[str, Any] = dict(resolution.values)
+    for key in write.deleted:
+        if resolution.sources.get(key) and resolution.sources[key].namespace == resolution.name:
+            values.pop(key, None)
+    values.update(write.values)
+    mentions = frozenset(k for k, v in values.items() if references.mentions(v))
+    return dataclasses.replace(resolution, values=values, mentions=mentions)
+
+
+async def check(session: AsyncSession, keyring: Keyring, write: ReferenceWrite) -> None:
+    """Raise ``ValidationFailed`` naming the chain unless every written reference resolves."""
+    rows = await repository.namespaces(
+        session, tenant_id=write.tenant_id, names=(), ids=[write.namespace_id]
+    )
+    if not rows:
+        raise NotFound(f"no namespace {write.namespace_id}")
+    name = rows[0][1]
+    loaded = await resolve.load_many(
+        session, keyring=keyring, tenant_id=write.tenant_id, names=[name], expand=False
+    )
+    current = loaded[name]
+    if current is None:
+        raise NotFound(f"no namespace {name}")
+    target = _overlaid(current, write)
+    written = sorted(key for key in write.values if references.mentions(write.values[key]))
+    for key in written:
+        try:
+            named = references.targets(write.values[key], name)
+        except ReferenceProblem as exc:
+            raise _refused(key, exc.message, exc.chain, exc.rule) from exc
+        for other in sorted(named - {name}):
+            if write.principal is not None and not write.principal.allows(other, "read"):
+                raise _refused(
+                    key,
+                    f"it references namespace {other}, which you may not read "
+                    f"(chain: {name}:{key} → {other})",
+                    [f"{name}:{key}", other],
+                    "forbidden",
+                )
+    if written:
+        pool = await resolve.referenced(session, keyring, write.tenant_id, {name: target})
+        expanding = resolve.expander(pool)
+        for key in written:
+            try:
+                expanding.key(name, key)
+            except ReferenceProblem as exc:
+                raise _refused(key, exc.message, exc.chain, exc.rule) from exc
+    if write.deleted:
+        await _still_resolved(session, keyring, write, name, target)
+
+
+async def _still_resolved(
+    session: AsyncSession, keyring: Keyring, write: ReferenceWrite, name: str, target: Resolution
+) -> None:
+    """A deletion must leave every other namespace's references to ``name`` resolvable."""
+    others = await repository.referrers(session, tenant_id=write.tenant_id, name=name)
+    if not others:
+        return
+    loaded = await resolve.load_many(
+        session, keyring=keyring, tenant_id=write.tenant_id, names=others, expand=False
+    )
+    pool = await resolve.referenced(session, keyring, write.tenant_id, {**loaded, name: target})
+    expanding = resolve.expander(pool)
+    for other in others:
+        resolution = loaded.get(other)
+        for key in sorted(resolution.mentions if resolution is not None else ()):
+            try:
+                expanding.key(other, key)
+            except ReferenceProblem as exc:
+                gone = sorted(write.deleted)[0]
+                raise ValidationFailed(
+                    f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
+                    {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
+                ) from exc
