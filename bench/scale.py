@@ -43,7 +43,8 @@ from typing import Any
 
 import httpx
 from read_path import _ms, free_port  # bench/read_path.py
-from watch import cpu_seconds, percentile, rss_kib  # bench/watch.py
+from watch import _watch as watch_stream  # bench/watch.py
+from watch import cpu_seconds, percentile, rss_kib
 
 PASSWORD = "ScaleBenchPassword123"
 ENVS = 9  # environments per service: a service and its environments are ten namespaces
@@ -384,34 +385,6 @@ def reads_under_writes(
 
 # --- Watchers (in client processes) ------------------------------------------------------------
 
-_SEQ = re.compile(rb'"seq":(-?\d+)')
-
-
-async def _watch(
-    port: int, path: str, token: str, seen: dict[int, float], connected: list[int]
-) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-        "Accept: text/event-stream\r\n\r\n".encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(head.decode(errors="replace"))
-    first = True
-    while True:  # chunked transfer encoding: one chunk per event or heartbeat
-        size = int((await reader.readline()).strip(), 16)
-        if size == 0:
-            return
-        chunk = await reader.readexactly(size + 2)
-        now = time.time()
-        match = _SEQ.search(chunk)
-        if match:
-            seen.setdefault(int(match.group(1)), now)
-        if first:
-            first = False
-            connected[0] += 1
-
 
 def watcher_process(port: int, path: str, token: str, count: int, conn: Any) -> None:
     _more_files()
@@ -423,11 +396,13 @@ def watcher_process(port: int, path: str, token: str, count: int, conn: Any) -> 
         pass
 
     async def main() -> None:
-        connected = [0]
+        connected = [0, count]  # streams that sent their first state, of how many
+        ready = asyncio.Event()
         seen: list[dict[int, float]] = [{} for _ in range(count)]
         tasks = []
         for i in range(count):
-            tasks.append(asyncio.create_task(_watch(port, path, token, seen[i], connected)))
+            stream = watch_stream(port, path, token, ready, seen[i], connected)
+            tasks.append(asyncio.create_task(stream))
             if i % 100 == 99:
                 await asyncio.sleep(0.02)  # do not flood the accept queue
         while connected[0] < count:
@@ -520,6 +495,8 @@ def main() -> None:
     parser.add_argument("--write-rate", type=float, default=120)
     parser.add_argument("--only", default=",".join(SECTIONS))
     args = parser.parse_args()
+    if args.namespaces <= 10:
+        parser.error("--namespaces: more than the small tenant's 10")
     only = set(args.only.split(","))
     _more_files()
 
