@@ -85,6 +85,8 @@ async def _ids(client: httpx.AsyncClient, owner: Account) -> dict[str, str]:
         "revision": "1",
         "webhook_id": webhook.json()["id"],
         "delivery_id": "00000000-0000-0000-0000-000000000000",
+        "policy_id": "00000000-0000-0000-0000-000000000000",
+        "request_id": "00000000-0000-0000-0000-000000000000",
     }
 
 

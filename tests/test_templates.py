@@ -155,6 +155,13 @@ async def test_an_environment_created_from_the_template_starts_with_its_defaults
         json={"name": "orders/qa"},
     )
     assert_error(outside, 422, "VALIDATION_ERROR")
+    # A namespace that declares no template has no environments to create: 409, not 404.
+    untemplated = await client.post(
+        f"{API}/namespaces/{ids['payments/staging']}/environments",
+        headers=owner.headers,
+        json={"name": "payments/staging/eu"},
+    )
+    assert_error(untemplated, 409, "CONFLICT")
     # A namespace created the ordinary way under payments is governed too.
     plain = await new_namespace(client, owner, "payments/dev")
     refused = await client.put(

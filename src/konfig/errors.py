@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
@@ -149,11 +149,23 @@ def _not_an_id(exc: RequestValidationError) -> str | None:
     return None
 
 
+_LOCATIONS = ("body", "query", "path", "header", "form")
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """Where an error's ``loc`` points, without the request part it starts with: ``["body",
+    "entries", 0, "key"]`` → ``entries.0.key`` (a field itself named ``body`` stays)."""
+    parts = list(loc)
+    if parts and parts[0] in _LOCATIONS:
+        parts = parts[1:]
+    return ".".join(str(p) for p in parts)
+
+
 async def _validation_error(_: Request, exc: Exception) -> Response:
     exc = cast(RequestValidationError, exc)
     errors = _field_errors(exc)
     first = errors[0] if errors else {"loc": [], "msg": "invalid request"}
-    where = ".".join(p for p in first["loc"] if p not in ("body", "query", "path", "header"))
+    where = field_path(first["loc"])
     message = _not_an_id(exc) or (f"{where}: {first['msg']}" if where else str(first["msg"]))
     return error_response(422, "VALIDATION_ERROR", message, {"errors": errors})
 

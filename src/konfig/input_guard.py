@@ -28,7 +28,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
-from konfig.errors import ValidationFailed
+from konfig.errors import ValidationFailed, field_path
 from konfig.state import state_of
 
 # How many levels a request body may nest beyond a value's own limit (KONFIG_MAX_JSON_DEPTH):
@@ -152,9 +152,7 @@ def match_tags(if_match: str) -> list[str]:
 
 
 def _refusal(where: list[str], message: str, kind: str) -> ValidationFailed:
-    named = ".".join(
-        part for part in where if part not in ("body", "query", "path", "header", "form")
-    )
+    named = field_path(where)
     shown = f"{named}: {message}" if named else message
     errors = [{"loc": list(where), "msg": message, "type": kind}]
     return ValidationFailed(shown, {"errors": errors})

@@ -22,13 +22,14 @@ from konfig.input_guard import GuardedRoute
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.schemas import NamespaceRead
 from konfig.namespaces.templates import Template
+from konfig.openapi import error_responses
 from konfig.revisions.schemas import ChangeResult
 from konfig.state import state_of
 
 router = APIRouter(tags=["environments"], route_class=GuardedRoute)
 
 
-@router.get("/compare", response_model=ComparisonRead)
+@router.get("/compare", response_model=ComparisonRead, responses=error_responses(404))
 async def compare_namespaces(
     request: Request,
     session: SessionDep,
@@ -57,7 +58,7 @@ async def compare_namespaces(
     )
 
 
-@router.post("/compare/copy", response_model=ChangeResult)
+@router.post("/compare/copy", response_model=ChangeResult, responses=error_responses(404))
 async def copy_values(
     request: Request,
     session: SessionDep,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.delivery import resolve
-from konfig.errors import NotFound, ValidationFailed
+from konfig.errors import Conflict, ValidationFailed
 from konfig.namespaces import repository as namespace_repository
 from konfig.namespaces import service as namespaces
 from konfig.namespaces import templates
@@ -183,7 +183,7 @@ async def create_environment(
     """Create a namespace under the template's namespace, its defaults as revision 1."""
     parent = await namespaces.get(session, principal=principal, namespace_id=namespace_id)
     if not parent.template:
-        raise NotFound(f"{parent.name} declares no template to create an environment from")
+        raise Conflict(f"{parent.name} declares no template to create an environment from")
     if not payload.name.startswith(parent.name + "/"):
         raise ValidationFailed(
             f"name: an environment of {parent.name}'s template is named {parent.name}/…",

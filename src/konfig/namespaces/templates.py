@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from konfig.configs.schemas import KEY_PATTERN
 from konfig.configs.types import VALUE_TYPES, Limits, Problem, check_entry
@@ -32,8 +32,8 @@ class TemplateKey(BaseModel):
     value_type: str = Field("string", description="One of " + ", ".join(VALUE_TYPES))
     validation_schema: dict[str, Any] | None = None
     description: str = Field("", max_length=1000)
-    required: bool = False
-    is_secret: bool = False
+    required: StrictBool = False  # true or false: never 0, 1 or "yes"
+    is_secret: StrictBool = False
     default: Any = Field(None, description="Written into a namespace created from the template")
 
     @field_validator("value_type")

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, Response
+from pydantic import BeforeValidator
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs import service as configs
@@ -44,6 +45,20 @@ from konfig.state import state_of
 entry_router = APIRouter(
     prefix="/namespaces/{namespace_id}/configs", tags=["configs"], route_class=GuardedRoute
 )
+
+
+def _iso_time(value: Any) -> Any:
+    """A time in ISO 8601 only (pydantic alone would also take a number, as Unix time)."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError("must be an ISO 8601 time, such as 2026-12-07T12:00:00Z")
+    return value
+
+
+IsoTime = Annotated[datetime, BeforeValidator(_iso_time)]
 router = APIRouter(
     prefix="/namespaces/{namespace_id}", tags=["revisions"], route_class=GuardedRoute
 )
@@ -143,8 +158,8 @@ async def list_revisions(
     author: Annotated[
         str | None, Query(max_length=320, description="Only those by this email or actor")
     ] = None,
-    since: Annotated[datetime | None, Query(description="Only those from this time")] = None,
-    until: Annotated[datetime | None, Query(description="Only those before this time")] = None,
+    since: Annotated[IsoTime | None, Query(description="Only those from this time")] = None,
+    until: Annotated[IsoTime | None, Query(description="Only those before this time")] = None,
 ) -> Page[RevisionRead]:
     """The namespace's revisions, newest first, with the keys each one changed."""
     return await service.revisions(
