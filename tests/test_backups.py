@@ -368,7 +368,9 @@ async def test_values_under_a_key_no_longer_in_the_keyring_are_refused(
 
     async def call(keys: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
         instance = create_app(make_settings(backend.url, data_dir, encryption_keys=keys))
-        async with LifespanManager(instance):
+        # Five apps start and stop in turn: on a loaded CI machine one start (its listener's
+        # first connection) took longer than the harness's default 5 s.
+        async with LifespanManager(instance, startup_timeout=30, shutdown_timeout=30):
             transport = httpx.ASGITransport(app=instance)
             async with httpx.AsyncClient(transport=transport, base_url="http://r") as http:
                 return await http.request(method, path, headers=owner.headers, **kwargs)

@@ -23,7 +23,8 @@ from konfig.settings import Settings
 async def running(settings: Settings) -> AsyncIterator[Dispatcher]:
     """The app, started (lifespan) and stopped around the block."""
     app = create_app(settings)
-    async with LifespanManager(app):
+    # Not a speed check: a start on a loaded machine may take longer than the default 5 s.
+    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30):
         yield app
 
 
