@@ -91,6 +91,8 @@ async def refresh_statistics(engine: AsyncEngine) -> None:
 async def keep_statistics(engine: AsyncEngine, every: float = STATISTICS_SECONDS) -> None:
     """``refresh_statistics`` now and then, for the life of a server (SQLite only): a tenant
     that grows through the API after start-up gets the plans its size needs."""
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL and MariaDB keep their own
     while True:
         await asyncio.sleep(every)
         try:

@@ -64,12 +64,17 @@ _SSE_HEADERS = [
 Client = tuple[bytes | str, bytes | None]
 
 
-def client_of(scope: Scope, instance: bytes | None, sdk: bytes | None) -> Client:
-    """The client as analytics count it: its instance id, or without one its address."""
+def instance_of(scope: Scope, instance: bytes | None) -> bytes | str:
+    """The instance as analytics count it: its id, or without one the client's address."""
     if instance is not None:
-        return instance, sdk
+        return instance
     address = scope.get("client")
-    return (address[0] if address else ""), sdk
+    return address[0] if address else ""
+
+
+def client_of(scope: Scope, instance: bytes | None, sdk: bytes | None) -> Client:
+    """The client as analytics count it: its instance, and its SDK."""
+    return instance_of(scope, instance), sdk
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +206,7 @@ class ReadPath:
                     self._count_reveal(caller, name, resolved)
             analytics = self.analytics
             if analytics.enabled:
-                who = instance if instance is not None else client_of(scope, None, None)[0]
+                who = instance_of(scope, instance)
                 # Recorder.record inlined for its common case (an instance seen since the last
                 # flush reads or confirms again): the read path's hottest lines.
                 entry = analytics.entries.get((caller.actor, name, who))
