@@ -78,10 +78,12 @@ class UIState:
     keepalive_seconds: float = 15.0
 
 
-def make_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    for pages in PAGES:
-        router.include_router(pages.router, prefix="/ui")
+def include_pages(app: FastAPI) -> None:
+    """Every page under ``/ui``, then the 404 page for anything else there; none in OpenAPI.
+
+    Each router is included into the app itself: FastAPI analyses a route again for every
+    router it is included through (``konfig.app._include_routes`` says more).
+    """
     fallback = APIRouter(route_class=UIRoute)
 
     @fallback.get("/{rest:path}")
@@ -89,8 +91,8 @@ def make_router() -> APIRouter:
         """Anything else under /ui."""
         return error_page(request, 404, "There is no such page.")
 
-    router.include_router(fallback, prefix="/ui")
-    return router
+    for router in [*(pages.router for pages in PAGES), fallback]:
+        app.include_router(router, prefix="/ui", include_in_schema=False)
 
 
 def revision_reader(state: AppState) -> ReadRevision:
@@ -122,7 +124,7 @@ def mount_ui(app: FastAPI, delivery: Delivery) -> None:
     )
     delivery.listeners.append(feed.announced)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    app.include_router(make_router())
+    include_pages(app)
 
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
