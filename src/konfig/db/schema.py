@@ -20,7 +20,6 @@ from konfig.db.engine import make_engine
 
 VERSIONS = Path(__file__).parent / "migrations" / "versions"
 _NUMBERED = re.compile(r"(\d{4})_\w+\.py")
-_VERSION_TABLE = "alembic_version"
 
 
 @lru_cache
@@ -42,9 +41,9 @@ def is_known(revision: str) -> bool:
 
 def current_revision(connection: Connection) -> str | None:
     """The database's revision as Alembic records it; None before the first migration."""
-    if not inspect(connection).has_table(_VERSION_TABLE):
+    if not inspect(connection).has_table("alembic_version"):
         return None
-    revision: str | None = connection.scalar(text(f"SELECT version_num FROM {_VERSION_TABLE}"))
+    revision: str | None = connection.scalar(text("SELECT version_num FROM alembic_version"))
     return revision
 
 
