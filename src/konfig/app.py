@@ -85,9 +85,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     delivery = Delivery(api, settings, state.write_policy.keyring)
     delivery.install()
     state.metrics.active_watchers.set_function(lambda: delivery.read_path.waiting)
-    mount_ui(api, delivery)
     # What only FastAPI's routes need: OPTIONS, HEAD, 405 and 415 answered alike for every path.
     api.add_middleware(AllowedMethods, table=RouteTable(api))
+    mount_ui(api, delivery)  # after: its pages are included, outside AllowedMethods, on first use
     return Dispatcher(
         api,
         read_path=delivery.read_path,

@@ -48,10 +48,19 @@ class _Path:
 class RouteTable:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        self._routes = 0  # how many routes the app had when the table was built
         self._paths: list[_Path] | None = None
         self._formats: dict[str, _Path] = {}
         self._fixed: dict[str, _Path] | None = None
         self._documented = False  # whether the media types are read from OpenAPI yet
+
+    def _current(self) -> None:
+        """Forget the table when routes were added since it was built (the UI's pages are
+        included on their first request, ``konfig.web.routes.PagesOnFirstUse``)."""
+        if len(self.app.routes) != self._routes:
+            self._routes = len(self.app.routes)
+            self._paths = self._fixed = None
+            self._documented = False
 
     def _build(self) -> list[_Path]:
         by_path: dict[str, _Path] = {}
@@ -68,6 +77,7 @@ class RouteTable:
     def accepted(self, path: str, method: str) -> set[str] | None:
         """The media types the operation at ``path`` reads a body in; None when it reads none
         (or no route has the path)."""
+        self._current()
         if not self._documented:
             if self._paths is None:
                 self._paths = self._build()
@@ -84,6 +94,7 @@ class RouteTable:
     def shadowed(self, path: str, method: str) -> _Path | None:
         """A fixed path (``/users/me``) that a route with a parameter (``/users/{user_id}``) also
         matches, asked for a method only that other route serves: it must answer 405 here."""
+        self._current()
         if self._paths is None:
             self._paths = self._build()
         if self._fixed is None:
@@ -105,6 +116,7 @@ class RouteTable:
 
     def find(self, path: str) -> _Path | None:
         """The methods of the path's most specific routes together; None when no route has it."""
+        self._current()
         if self._paths is None:
             self._paths = self._build()
         matching = [entry for entry in self._paths if entry.pattern.match(path)]
