@@ -55,6 +55,7 @@ from konfig.revisions.mirror import Mirror
 from konfig.revisions.router import entry_router as history_router
 from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import write_policy
+from konfig.routing import include_once
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
@@ -148,38 +149,36 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
 
 
 def _include_routes(api: FastAPI) -> None:
-    """Every feature's routes under ``/api/v1``, and the operations routes beside them.
+    """Every feature's routes under ``/api/v1``, and the operations routes beside them (each
+    router with its full prefix, once per process: see ``konfig.routing``)."""
+    include_once(api, *_API_ROUTERS, prefix=API_PREFIX)
+    # OFREP and the read path are documented here and answered by konfig.dispatch.
+    include_once(api, ofrep_router, ops_router)
 
-    Each router goes into the app itself, with its prefix: FastAPI analyses a route's
-    parameters once for every router it passes through (an intermediate ``/api/v1`` router
-    tripled the work, and made the first request after start-up pay for it again).
-    """
-    for router in (
-        auth_router,
-        users_router,
-        namespaces_router,
-        configs_router,
-        flags_router,
-        stale_flags_router,
-        audit_router,
-        backups_router,
-        history_router,
-        revisions_router,
-        service_accounts_router,
-        tokens_router,
-        sso_router,
-        groups_router,
-        webhooks_router,
-        environments_router,
-        analytics_router,
-        token_usage_router,
-        unread_keys_router,
-        changes_router,
-        read_path_router,  # documents the read path; see konfig.dispatch
-    ):
-        api.include_router(router, prefix=API_PREFIX)
-    api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
-    api.include_router(ops_router)
+
+_API_ROUTERS = (
+    auth_router,
+    users_router,
+    namespaces_router,
+    configs_router,
+    flags_router,
+    stale_flags_router,
+    audit_router,
+    backups_router,
+    history_router,
+    revisions_router,
+    service_accounts_router,
+    tokens_router,
+    sso_router,
+    groups_router,
+    webhooks_router,
+    environments_router,
+    analytics_router,
+    token_usage_router,
+    unread_keys_router,
+    changes_router,
+    read_path_router,
+)
 
 
 def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:

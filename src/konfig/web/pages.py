@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 
+from konfig.routing import include_once
 from konfig.web import (
     admin_pages,
     analytics_pages,
@@ -50,18 +51,18 @@ PAGES = (
 )
 
 
+_fallback = APIRouter(route_class=UIRoute)
+
+
+@_fallback.get("/{rest:path}")
+async def no_such_page(request: Request, rest: str) -> Response:
+    """Anything else under /ui."""
+    return error_page(request, 404, "There is no such page.")
+
+
 def include_pages(app: FastAPI) -> None:
-    """Every page under ``/ui``, then the 404 page for anything else there; none in OpenAPI.
-
-    Each router is included into the app itself: FastAPI analyses a route again for every
-    router it is included through (``konfig.app._include_routes`` says more).
-    """
-    fallback = APIRouter(route_class=UIRoute)
-
-    @fallback.get("/{rest:path}")
-    async def no_such_page(request: Request, rest: str) -> Response:
-        """Anything else under /ui."""
-        return error_page(request, 404, "There is no such page.")
-
-    for router in [*(pages.router for pages in PAGES), fallback]:
-        app.include_router(router, prefix="/ui", include_in_schema=False)
+    """Every page under ``/ui``, then the 404 page for anything else there; none in OpenAPI
+    (each router with its full prefix, once per process: see ``konfig.routing``)."""
+    include_once(
+        app, *(pages.router for pages in PAGES), _fallback, prefix="/ui", include_in_schema=False
+    )
