@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, quote
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from konfig.analytics.evaluations import Outcomes
 from konfig.analytics.recorder import ALIVE, EVALUATION, EVALUATION_304
 from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved
@@ -41,7 +42,6 @@ from konfig.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from konfig.flags.counts import EvaluationCounts, Outcomes
 from konfig.flags.definition import FlagSet
 from konfig.input_guard import bad_text, refuse_bad_parameters
 from konfig.paths import OFREP_BULK_ROUTE, OFREP_EVENTS_ROUTE, OFREP_FLAG_ROUTE, OFREP_PREFIX
@@ -101,11 +101,11 @@ def takes(scope: Scope) -> bool:
 class Ofrep:
     """The OFREP endpoints' ASGI app; ``konfig.dispatch`` sends it what ``takes`` accepts."""
 
-    def __init__(self, delivery: Delivery, read_path: ReadPath, counts: EvaluationCounts) -> None:
+    def __init__(self, delivery: Delivery, read_path: ReadPath) -> None:
         self.delivery = delivery
         self.read_path = read_path
         self.cache = delivery.cache
-        self.counts = counts
+        self.counts = read_path.analytics.evaluations  # per flag, variant and caller
         self.max_body = min(MAX_CONTEXT_BYTES, delivery.settings.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
