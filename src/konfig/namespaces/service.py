@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -160,6 +161,24 @@ async def governing_contract(
     found = await repository.by_names(session, tenant_id=tenant_id, names=ancestors)
     declared = {n: ns.template for n, ns in found.items() if ns.template}
     return templates.governing(name, declared)
+
+
+async def settle_contracts(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    under: Sequence[str],
+    namespaces: Sequence[Namespace] = (),
+) -> None:
+    """Copy into every namespace below those named ``under``, and into ``namespaces``, the
+    template that now governs it (after templates changed, or namespaces were restored)."""
+    declared = await repository.with_templates(session, tenant_id=tenant_id)
+    settled = list(namespaces)
+    for name in under:
+        settled += await repository.descendants(session, tenant_id=tenant_id, name=name)
+    for namespace in settled:
+        namespace.contract = templates.governing(namespace.name, declared)
+    await session.flush()
 
 
 async def create(
