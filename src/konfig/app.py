@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -55,6 +56,7 @@ from konfig.revisions.mirror import Mirror
 from konfig.revisions.router import entry_router as history_router
 from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import write_policy
+from konfig.routing import include_once
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
@@ -149,6 +151,13 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
 
 def _include_routes(api: FastAPI) -> None:
     """Every feature's routes under ``/api/v1``, and the operations routes beside them."""
+    # OFREP and the read path are documented here and answered by konfig.dispatch.
+    include_once(api, _api_routes(), ofrep_router, ops_router)
+
+
+@functools.cache
+def _api_routes() -> APIRouter:
+    """The features' routers under ``/api/v1`` (one router per process: see konfig.routing)."""
     routes = APIRouter(prefix=API_PREFIX)
     routes.include_router(auth_router)
     routes.include_router(users_router)
@@ -171,9 +180,7 @@ def _include_routes(api: FastAPI) -> None:
     routes.include_router(unread_keys_router)
     routes.include_router(changes_router)
     routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
-    api.include_router(routes)
-    api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
-    api.include_router(ops_router)
+    return routes
 
 
 def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:

@@ -6,6 +6,7 @@ happened and what to do next, never the API's JSON.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from fastapi.templating import Jinja2Templates
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery.wiring import Delivery
 from konfig.namespaces import repository as namespace_repository
+from konfig.routing import include_once
 from konfig.state import AppState, app_state
 from konfig.web import (
     admin_pages,
@@ -78,7 +80,9 @@ class UIState:
     keepalive_seconds: float = 15.0
 
 
+@functools.cache
 def make_router() -> APIRouter:
+    """The UI's pages (one router per process: see konfig.routing)."""
     router = APIRouter(include_in_schema=False)
     for pages in PAGES:
         router.include_router(pages.router, prefix="/ui")
@@ -122,7 +126,7 @@ def mount_ui(app: FastAPI, delivery: Delivery) -> None:
     )
     delivery.listeners.append(feed.announced)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    app.include_router(make_router())
+    include_once(app, make_router())
 
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
