@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from konfig.app import create_app
+from konfig.backups.format import sign
 from konfig.revisions.models import EntryVersion, Revision
+from konfig.revisions.writer import write_policy
 from tests.conftest import Account, Backend, add_user, assert_error, backstage, make_settings
 from tests.support.backups import (
     SECRET,
@@ -222,6 +225,127 @@ def _replace_file(app: Any, backup_id: str, content: bytes) -> str:
     backups_dir(app).mkdir(parents=True, exist_ok=True)
     (backups_dir(app) / f"{new_id}.yaml").write_bytes(content)
     return new_id
+
+
+TEMPLATE = {
+    "keys": [
+        {"key": "debug", "value_type": "boolean", "required": True},
+        {"key": "region_name", "description": "Where it runs", "default": "eu"},
+    ]
+}
+
+
+async def template_of(client: httpx.AsyncClient, owner: Account, ns: str) -> dict[str, Any]:
+    answer = await client.get(f"/api/v1/namespaces/{ns}/template", headers=owner.headers)
+    assert answer.status_code == 200, answer.text
+    return answer.json()  # type: ignore[no-any-return]
+
+
+async def test_templates_are_backed_up_and_restored_before_the_entries(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    ids = await seed(client, owner)
+    payments = (
+        await client.post("/api/v1/namespaces", headers=owner.headers, json={"name": "payments"})
+    ).json()["id"]
+    declared = await client.put(
+        f"/api/v1/namespaces/{payments}/template", headers=owner.headers, json=TEMPLATE
+    )
+    assert declared.status_code == 200, declared.text
+    stored = (await template_of(client, owner, payments))["template"]
+    backup = await take_backup(client, owner)
+    document = yaml.safe_load((backups_dir(app) / f"{backup['id']}.yaml").read_bytes())
+    in_file = {ns["name"]: ns["template"] for ns in document["namespaces"]}
+    assert in_file["payments"] == stored and in_file["shared"] is None
+
+    # The template dropped, an environment no longer keeps to it, and its namespace goes.
+    production = f"/api/v1/namespaces/{ids['payments/production']}/configs/debug"
+    dropped = await client.delete(f"/api/v1/namespaces/{payments}/template", headers=owner.headers)
+    assert dropped.status_code == 200, dropped.text
+    loose = await client.put(
+        production, headers=owner.headers, json={"value": "yes", "value_type": "string"}
+    )
+    assert loose.status_code == 200, loose.text
+    gone = await client.delete(f"/api/v1/namespaces/{payments}", headers=owner.headers)
+    assert gone.status_code == 204, gone.text
+
+    dry = await restore(client, owner, backup["id"], dry_run=True)
+    by_name = {ns["name"]: ns for ns in dry.json()["namespaces"]}
+    assert by_name["payments"]["created"] is True
+    assert by_name["payments"]["template"] == {"before": None, "after": stored}
+    assert by_name["payments/production"]["template"] is None
+    assert (
+        await client.get(
+            f"/api/v1/namespaces/{ids['payments/production']}/template", headers=owner.headers
+        )
+    ).json()["governed_by"] is None
+
+    # Restored first, the template checks the entries written back (a boolean again: it
+    # passes), and governs its environments from then on.
+    done = await restore(client, owner, backup["id"])
+    assert done.status_code == 200, done.text
+    payments = {ns["name"]: ns for ns in done.json()["namespaces"]}["payments"]["namespace_id"]
+    assert (await template_of(client, owner, payments))["template"] == stored
+    governed = await template_of(client, owner, ids["payments/production"])
+    assert governed["governed_by"] == "payments"
+    refused = await client.put(
+        production, headers=owner.headers, json={"value": "yes", "value_type": "string"}
+    )
+    assert "the template of payments" in assert_error(refused, 422, "VALIDATION_ERROR")["message"]
+    again = await restore(client, owner, backup["id"], dry_run=True)
+    assert all(ns["template"] is None for ns in again.json()["namespaces"])
+
+
+def _resigned(app: Any, raw: bytes, edit: Callable[[bytes], bytes]) -> bytes:
+    """The backup ``raw`` with its body edited and signed again with the instance's key."""
+    body = raw[: raw.rindex(b"\nchecksum:\n") + 1]
+    signed, _ = sign(edit(body), write_policy(app.state.settings).keyring)
+    return signed
+
+
+async def test_a_backup_from_before_templates_restores_and_leaves_templates_alone(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    ids = await seed(client, owner)
+    backup = await take_backup(client, owner)
+    raw = (backups_dir(app) / f"{backup['id']}.yaml").read_bytes()
+    older = _resigned(app, raw, lambda body: body.replace(b"  template: null\n", b""))
+    assert b"template" not in older
+    older_id = _replace_file(app, backup["id"], older)
+    # Declared after the backup, and changed entries.
+    declared = await client.put(
+        f"/api/v1/namespaces/{ids['shared']}/template", headers=owner.headers, json=TEMPLATE
+    )
+    assert declared.status_code == 200, declared.text
+    region = f"/api/v1/namespaces/{ids['shared']}/configs/region"
+    assert (await client.put(region, headers=owner.headers, json={"value": "x"})).is_success
+
+    dry = await restore(client, owner, older_id, dry_run=True)
+    assert dry.status_code == 200, dry.text
+    assert all(ns["template"] is None for ns in dry.json()["namespaces"])
+    done = await restore(client, owner, older_id)
+    assert done.status_code == 200, done.text
+    assert (await client.get(region, headers=owner.headers)).json()["value"] == "eu-west-1"
+    assert (await template_of(client, owner, ids["shared"]))["template"] is not None
+    # A backup of today drops it: its namespaces then declared none.
+    dropping = await restore(client, owner, backup["id"], dry_run=True)
+    shared = {ns["name"]: ns for ns in dropping.json()["namespaces"]}["shared"]
+    assert shared["template"]["after"] is None and shared["template"]["before"]["keys"]
+
+    # A template no declaration would accept is refused, and nothing changes.
+    bad = _resigned(
+        app,
+        raw,
+        lambda body: body.replace(
+            b"  template: null\n",
+            b"  template:\n    keys:\n    - key: x\n      value_type: nope\n",
+            1,
+        ),
+    )
+    refused = await restore(client, owner, _replace_file(app, older_id, bad))
+    error = assert_error(refused, 422, "VALIDATION_ERROR")
+    assert "its template is not valid" in error["message"]
+    assert (await template_of(client, owner, ids["shared"]))["template"] is not None
 
 
 @pytest.mark.parametrize("damage", ["truncated", "flipped_byte", "edited_value"])

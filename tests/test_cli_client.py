@@ -95,6 +95,19 @@ def test_namespaces_and_typed_entries(logged_in: Cli) -> None:
     cli.ok("ns", "delete", "payments/staging")
 
 
+def test_a_namespace_others_reference_is_not_deleted(logged_in: Cli) -> None:
+    cli = logged_in
+    cli.ok("ns", "create", "shared")
+    cli.ok("ns", "create", "payments")
+    cli.ok("set", "shared", "db_host=db.internal")
+    cli.ok("set", "payments", "url=postgres://${ref:shared:db_host}/pay")
+    refused = cli("ns", "delete", "shared", "--force")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "payments:url" in refused.stderr and "cannot be deleted" in refused.stderr
+    cli.ok("unset", "payments", "url")
+    cli.ok("ns", "delete", "shared", "--force")
+
+
 def test_usage_errors_exit_2(logged_in: Cli) -> None:
     logged_in.ok("ns", "create", "payments/production")
     bad_number = logged_in("set", "payments/production", "n=many", "--type", "number")

@@ -88,6 +88,21 @@ async def test_namespaces_by_name(sdk: AsyncKonfig) -> None:
     assert "payments/production-eu" in caught.value.message
 
 
+async def test_a_namespace_others_reference_is_not_deleted(sdk: AsyncKonfig) -> None:
+    await sdk.namespaces.create("shared")
+    await sdk.namespaces.create("payments")
+    await sdk.configs.set("shared", "db_host", "db.internal")
+    await sdk.configs.set("payments", "url", "postgres://${ref:shared:db_host}/pay")
+    with pytest.raises(Conflict) as caught:
+        await sdk.namespaces.delete("shared", force=True)
+    assert "payments:url references it" in caught.value.message
+    assert caught.value.details["referrers"] == ["payments"]
+    await sdk.configs.delete("payments", "url")
+    await sdk.namespaces.delete("shared", force=True)
+    with pytest.raises(NotFound):
+        await sdk.namespaces.get("shared")
+
+
 async def test_typed_entries_etags_and_secrets(sdk: AsyncKonfig) -> None:
     await sdk.namespaces.create("payments/production")
     ns = "payments/production"

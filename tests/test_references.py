@@ -304,3 +304,56 @@ async def test_a_key_another_namespace_references_cannot_be_deleted(
     assert (await resolved(client, owner, "payments/production")).json()["url"] == (
         "postgres://db.internal/pay"
     )
+
+
+async def test_a_namespace_others_reference_cannot_be_deleted(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ids = await scene(client, owner)
+    shared = ids["shared/production"]
+    refused = await client.delete(
+        f"{API}/namespaces/{shared}", headers=owner.headers, params={"force": "true"}
+    )
+    error = assert_error(refused, 409, "CONFLICT")
+    # payments' url names it without a default, and payments/production inherits that url; the
+    # summary's reference has a default, so it needs nothing.
+    assert "namespace shared/production: payments:url, payments/production:url" in error["message"]
+    assert error["details"]["referrers"] == ["payments", "payments/production"]
+    assert [(r["namespace"], r["key"]) for r in error["details"]["references"]] == [
+        ("payments", "url"),
+        ("payments/production", "url"),
+    ]
+    assert error["details"]["references"][0]["chain"][-1] == "shared/production:db_host"
+    # Refused means nothing went: the namespace and its entries are still there.
+    kept = await client.get(f"{API}/namespaces/{shared}", headers=owner.headers)
+    assert kept.status_code == 200 and kept.json()["entry_count"] == 2
+
+    # A parent that passes a referenced key down is needed too, though nobody names it.
+    parent = await new_namespace(client, owner, "shared")
+    await put_entry(client, owner, parent, "db_port", 5432, value_type="number")
+    await put_entry(
+        client, owner, ids["payments/production"], "port", "${ref:shared/production:db_port}"
+    )
+    refused = await client.delete(
+        f"{API}/namespaces/{parent}", headers=owner.headers, params={"force": "true"}
+    )
+    error = assert_error(refused, 409, "CONFLICT")
+    assert [(r["namespace"], r["key"]) for r in error["details"]["references"]] == [
+        ("payments/production", "port")
+    ]
+    assert "payments/production:port references it" in error["message"]
+
+    # Once the references are gone (or give a default), the namespaces go.
+    await put_entry(
+        client, owner, ids["payments/production"], "port", "${ref:shared/production:db_port:-5432}"
+    )
+    gone = await client.delete(
+        f"{API}/namespaces/{parent}", headers=owner.headers, params={"force": "true"}
+    )
+    assert gone.status_code == 204, gone.text
+    await put_entry(client, owner, ids["payments"], "url", "postgres://db/${ref:db_name:-app}")
+    gone = await client.delete(
+        f"{API}/namespaces/{shared}", headers=owner.headers, params={"force": "true"}
+    )
+    assert gone.status_code == 204, gone.text
+    assert (await resolved(client, owner, "payments/production")).json()["port"] == "5432"

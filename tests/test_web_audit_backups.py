@@ -149,6 +149,33 @@ async def test_a_backup_is_restored_after_its_dry_run_diff_is_shown(
     assert "Nothing would change" in same.text
 
 
+async def test_the_dry_run_shows_a_template_the_restore_brings_back(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    ns = (await make_ns(client, owner, "payments"))["id"]
+    template = {"keys": [{"key": "currency", "required": True}, {"key": "region"}]}
+    declared = await client.put(
+        f"/api/v1/namespaces/{ns}/template", headers=owner.headers, json=template
+    )
+    assert declared.status_code == 200, declared.text
+    await sign_in(client, owner.email)
+    assert (await post_form(client, BACKUPS, BACKUPS, {})).status_code == 303
+    backup_id = re.search(
+        r'href="/ui/admin/backups/([^"/]+)/restore"', (await client.get(BACKUPS)).text
+    )
+    assert backup_id
+    dropped = await client.delete(f"/api/v1/namespaces/{ns}/template", headers=owner.headers)
+    assert dropped.status_code == 200, dropped.text
+    confirm = await client.get(f"{BACKUPS}/{backup_id.group(1)}/restore")
+    assert "~ changed template: none → keys currency, region" in text_of(confirm.text)
+    done = await client.post(
+        f"{BACKUPS}/{backup_id.group(1)}/restore", data={"csrf_token": csrf_of(confirm.text)}
+    )
+    assert done.status_code == 303
+    read = await client.get(f"/api/v1/namespaces/{ns}/template", headers=owner.headers)
+    assert [k["key"] for k in read.json()["template"]["keys"]] == ["currency", "region"]
+
+
 async def test_backups_empty_state_and_unknown_backup(
     client: httpx.AsyncClient, owner: Account
 ) -> None:

@@ -114,11 +114,27 @@ async def test_a_page_without_login_sends_the_browser_to_sign_in(
     assert fragment.status_code in (401, 404)
 
 
+async def test_an_ended_session_keeps_the_page_and_its_query_or_the_posted_form_to_resume(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/ui", params={"q": "max_connections"})
+    assert page.status_code == 303
+    assert page.headers["location"] == "/ui/login?next=/ui%3Fq%3Dmax_connections"
+    posted = await client.post("/ui/namespaces", data={"name": "payments"})
+    assert posted.status_code == 303
+    # The page's script knows which page the form was on: the sign-in form leads back there.
+    assert posted.headers["location"] == "/ui/login?next=/ui&resume=yes"
+    form = await client.get(posted.headers["location"])
+    assert 'data-resume-after="yes"' in form.text
+    assert "data-resume-after" not in (await client.get("/ui/login")).text
+
+
 async def test_after_sign_in_the_browser_goes_back_to_the_page_it_asked_for_but_never_away(
     client: httpx.AsyncClient, owner: Account
 ) -> None:
     for target, expected in (
         ("/ui/admin/users", "/ui/admin/users"),
+        ("/ui/compare?namespaces=a,b", "/ui/compare?namespaces=a,b"),
         ("https://evil.example.com/", "/ui"),
         ("//evil.example.com/ui", "/ui"),
     ):

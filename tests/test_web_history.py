@@ -84,20 +84,52 @@ async def test_the_history_lists_revisions_newest_first_with_who_when_why_and_ke
     assert SECRET not in page.text
 
 
-async def test_the_history_is_paginated(client: httpx.AsyncClient, owner: Account) -> None:
+async def test_the_history_is_a_paged_compact_timeline(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
     ns = str((await make_ns(client, owner, "busy"))["id"])
-    for number in range(23):
+    many = await client.put(  # revision 1 touches ten keys: six shown, four folded
+        f"/api/v1/namespaces/{ns}/document",
+        headers=owner.headers,
+        json={"entries": [{"key": f"bulk{n}", "value": str(n)} for n in range(10)]},
+    )
+    assert many.status_code == 200, many.text
+    for number in range(42):
         await put(client, owner, ns, f"key{number}", value=str(number))
     await sign_in(client, owner.email)
+
+    def numbers(page: httpx.Response) -> list[int]:
+        return [int(n) for n in re.findall(r'id="revision-(\d+)"', page.text)]
+
+    def link(page: httpx.Response, rel: str) -> str:
+        found = re.search(
+            rf'href="(/ui/namespaces/[^"]+/history\?cursor=[^"]+)" rel="{rel}"', page.text
+        )
+        assert found, rel
+        return found.group(1).replace("&amp;", "&")
+
     first = await client.get(f"/ui/namespaces/{ns}/history")
-    numbers = re.findall(r'id="revision-(\d+)"', first.text)
-    assert numbers == [str(n) for n in range(23, 3, -1)]
-    older = re.search(r'href="(/ui/namespaces/[^"]+/history\?cursor=[^"]+)" rel="next"', first.text)
-    assert older
-    second = await client.get(older.group(1).replace("&amp;", "&"))
-    assert re.findall(r'id="revision-(\d+)"', second.text) == ["3", "2", "1"]
-    assert 'rel="next"' not in second.text
-    assert "Newest revisions" in second.text
+    assert numbers(first) == list(range(43, 23, -1))
+    assert "Revisions 43\N{EN DASH}24 of 43" in text_of(first.text)
+    assert 'rel="prev"' not in first.text and "Newest revisions" not in first.text
+
+    second = await client.get(link(first, "next"))
+    assert numbers(second) == list(range(23, 3, -1))
+    assert "Newest revisions" in second.text and 'rel="prev"' not in second.text
+    third = await client.get(link(second, "next"))
+    assert numbers(third) == [3, 2, 1]
+    bulk = text_of(third.text.split('id="revision-1"')[1])
+    assert "+ added bulk0" in bulk and "+ added bulk5" in bulk
+    assert "4 more keys" in bulk and "bulk9" in bulk  # folded, still there to unfold
+    assert re.search(r'<details class="more-changes">\s*<summary>4 more keys</summary>', third.text)
+    assert 'rel="next"' not in third.text
+    back = await client.get(link(third, "prev"))  # newer: the page before, not the first
+    assert numbers(back) == list(range(23, 3, -1))
+
+    # Filtered, the pages go on with the filters; there is no count to show.
+    filtered = await client.get(f"/ui/namespaces/{ns}/history", params={"key": "key7"})
+    assert numbers(filtered) == [9]
+    assert "1 matching revision on this page" in text_of(filtered.text)
 
 
 async def test_a_new_namespace_says_how_its_history_starts(

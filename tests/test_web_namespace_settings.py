@@ -67,6 +67,26 @@ async def test_deleting_a_namespace_with_entries_needs_the_box_ticked(
     assert (await namespace_of(client, owner, ns)).status_code == 404
 
 
+async def test_a_namespace_others_reference_is_kept_and_the_page_names_them(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    shared = (await make_ns(client, owner, "shared"))["id"]
+    payments = (await make_ns(client, owner, "payments"))["id"]
+    for ns, key, value in ((shared, "db_host", "db"), (payments, "url", "${ref:shared:db_host}")):
+        created = await client.post(
+            f"/api/v1/namespaces/{ns}/configs",
+            headers=owner.headers,
+            json={"key": key, "value": value},
+        )
+        assert created.status_code == 201, created.text
+    await sign_in(client, owner.email)
+    page = f"/ui/namespaces/{shared}"
+    kept = await post_form(client, page, f"{page}/delete", {"force": "yes"})
+    assert kept.status_code == 409, kept.text
+    assert "payments:url references it, so it cannot be deleted" in text_of(kept.text)
+    assert (await namespace_of(client, owner, shared)).status_code == 200
+
+
 async def test_an_editor_can_neither_change_nor_delete_a_namespace(
     client: httpx.AsyncClient, owner: Account
 ) -> None:

@@ -77,6 +77,12 @@ def _start(cursor: str | None, read: Callable[[list[Any]], Position]) -> Positio
         raise ValidationFailed(_NOT_A_CURSOR) from exc
 
 
+def cursor_at(position: list[Any]) -> str:
+    """The cursor of the page that starts past ``position`` (a list whose rows are numbered
+    without gaps, such as revisions, can so link to any page, the one before included)."""
+    return _encode(position)
+
+
 def _encode(position: list[Any]) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
 

@@ -81,6 +81,11 @@ class BackupNamespace(_Frozen):
     includes: list[str] = Field(default_factory=list, description="Included namespaces, by name")
     revision: int
     entries: list[BackupEntry] = Field(default_factory=list)
+    template: dict[str, Any] | None = Field(
+        None,
+        description="The template it declares for the environments under it (null: none); "
+        "absent from backups taken before templates, whose restore leaves templates alone",
+    )
 
 
 class BackupTenant(_Frozen):
@@ -141,7 +146,12 @@ def render(document: BackupDocument, keyring: Keyring) -> tuple[bytes, str]:
         default_flow_style=False,
         width=4096,
     )
-    body = (header + dumped).encode()
+    return sign((header + dumped).encode(), keyring)
+
+
+def sign(body: bytes, keyring: Keyring) -> tuple[bytes, str]:
+    """``body`` followed by the checksum block covering it, and the id of the key the checksum
+    is derived from (the keyring's primary)."""
     key_id = keyring.primary
     material = key_material(keyring, key_id)
     if material is None:  # the primary key is always in the keyring

@@ -34,6 +34,7 @@ class StoredNamespace:
     include_ids: list[str]
     revision: int
     entries: list[StoredEntry] = field(default_factory=list)
+    template: dict[str, Any] | None = None  # the template it declares (konfig.namespaces)
 
 
 async def tenant_name(session: AsyncSession, *, tenant_id: uuid.UUID) -> str | None:
@@ -54,7 +55,8 @@ async def tenants_with_namespaces(session: AsyncSession) -> list[tuple[uuid.UUID
 
 
 async def snapshot(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[StoredNamespace]:
-    """Every namespace of the tenant with its entries, read by one statement.
+    """Every namespace of the tenant with its entries, read by one statement, and the
+    templates they declare.
 
     One statement sees one consistent state on every backend, even at READ COMMITTED.
     """
@@ -87,6 +89,15 @@ async def snapshot(session: AsyncSession, *, tenant_id: uuid.UUID) -> list[Store
             namespace.entries.append(
                 StoredEntry(row[5], row[6], row[7], row[8], row[9], row[10], bytes(row[11]))
             )
+    # Templates apart, in a second statement: joined, a template would repeat on every entry
+    # row of its namespace. They are not revisioned with the entries, so a template declared
+    # between the two statements is simply backed up as it is a moment later.
+    declared = select(Namespace.id, Namespace.template).where(
+        Namespace.tenant_id == tenant_id, Namespace.template.is_not(None)
+    )
+    for namespace_id, template in (await session.execute(declared)).all():
+        if namespace_id in namespaces and template:
+            namespaces[namespace_id].template = template
     return list(namespaces.values())
 
 

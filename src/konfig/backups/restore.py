@@ -1,9 +1,13 @@
 """Restoring a backup: verify and decrypt everything first, then one revision per namespace.
 
 All or nothing: the file's checksum, every value's key and integrity, every entry's validation,
-every include and the include graph are checked before the first row is written, and all the
-writes share one transaction. History is never erased: a restore is a new revision written
-through ``commit_changes``, like any other change.
+every template, every include and the include graph are checked before the first row is
+written, and all the writes share one transaction. History is never erased: a restore is a new
+revision written through ``commit_changes``, like any other change.
+
+Templates come back before entries, so the restored entries are checked against the contracts
+they were backed up with. A backup taken before templates existed holds no ``template`` field:
+its restore leaves the namespaces' templates as they are.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from pydantic import ValidationError as PydanticError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from konfig.audit import service as audit
@@ -35,13 +40,15 @@ from konfig.configs.schemas import MASK
 from konfig.errors import KonfigError, NotFound, ValidationFailed
 from konfig.namespaces import repository as namespaces
 from konfig.namespaces.models import Namespace
-from konfig.namespaces.service import find_cycle
+from konfig.namespaces.service import find_cycle, settle_contracts
+from konfig.namespaces.templates import Template
 from konfig.revisions.writer import (
     EntryDraft,
     check_drafts,
     commit_changes,
     decrypt_value,
     lock_namespace,
+    validation_error,
 )
 from konfig.security.crypto import DecryptionError, Keyring
 
@@ -56,6 +63,8 @@ class _Plan:
     namespace: Namespace | None
     report: NamespaceRestore
     deletes: list[str]
+    # The template to declare, when the backup holds one that differs from the current.
+    template: dict[str, Any] | None = None
 
 
 def _refuse(backup_id: str, reason: str, message: str, **details: Any) -> BackupRefused:
@@ -146,6 +155,40 @@ def _check_values(drafts: dict[str, list[EntryDraft]], backups: Backups) -> None
             ) from exc
 
 
+_KEEP = object()  # a backup taken before templates: the namespace's template stays as it is
+
+
+def _templates(backups: Backups, selected: list[BackupNamespace]) -> dict[str, Any]:
+    """Each selected namespace's template from the backup, checked as a declaration is
+    (``_KEEP`` when the backup predates templates)."""
+    found: dict[str, Any] = {}
+    for ns in selected:
+        if "template" not in ns.model_fields_set:
+            found[ns.name] = _KEEP
+            continue
+        if ns.template is None:
+            found[ns.name] = None
+            continue
+        try:
+            template = Template.model_validate(ns.template)
+        except PydanticError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise ValidationFailed(
+                f"namespace {ns.name}: its template is not valid ({where}: {first['msg']})",
+                {"rule": "template", "namespace": ns.name},
+            ) from exc
+        problems = template.problems(backups.policy.limits)
+        if problems:
+            error = validation_error(problems)
+            raise type(error)(
+                f"namespace {ns.name}: its template: {error.message}",
+                {**error.details, "namespace": ns.name},
+            )
+        found[ns.name] = template.model_dump(mode="json")
+    return found
+
+
 async def _check_includes(
     session: AsyncSession, *, tenant_id: uuid.UUID, selected: list[BackupNamespace]
 ) -> None:
@@ -211,6 +254,7 @@ def _plan(
     namespace: Namespace | None,
     entries: list[ConfigEntry],
     names_by_id: dict[str, str],
+    template: Any,
     *,
     created: bool,
     reveal: bool,
@@ -249,6 +293,10 @@ def _plan(
         now_includes = [names_by_id.get(i, i) for i in namespace.includes]
         if now_includes != source.includes:
             includes = FieldChange(before=now_includes, after=source.includes)
+    declared = (namespace.template or None) if namespace is not None else None
+    template_change = None
+    if template is not _KEEP and template != declared:
+        template_change = FieldChange(before=declared, after=template)
     report = NamespaceRestore(
         name=source.name,
         namespace_id=namespace.id if namespace is not None else None,
@@ -256,12 +304,20 @@ def _plan(
         revision=None,
         description=description,
         includes=includes,
+        template=template_change,
         added=added,
         removed=removed,
         changed=changed,
         unchanged=unchanged,
     )
-    return _Plan(source, drafts, namespace, report, [c.key for c in removed])
+    return _Plan(
+        source,
+        drafts,
+        namespace,
+        report,
+        [c.key for c in removed],
+        template if template_change is not None else None,
+    )
 
 
 async def _create_missing(
@@ -327,6 +383,7 @@ async def restore(
     selected = _select(document, request.namespaces)
     drafts = await asyncio.to_thread(decrypt_drafts, backups.keyring, document, selected, backup_id)
     _check_values(drafts, backups)
+    templates = _templates(backups, selected)
     await _check_includes(session, tenant_id=tenant_id, selected=selected)
 
     names = [ns.name for ns in selected]
@@ -357,12 +414,20 @@ async def restore(
                 namespace,
                 entries.get(namespace.id, []) if namespace is not None else [],
                 names_by_id,
+                templates[source.name],
                 created=source.name in created,
                 reveal=request.reveal,
             )
         )
 
     if not request.dry_run:
+        await _declare_templates(
+            session,
+            tenant_id=tenant_id,
+            actor=actor,
+            plans=plans,
+            created=[existing[name] for name in sorted(created)],
+        )
         ids_by_name = {name: str(ns_id) for ns_id, name in names_by_id.items()}
         for plan in plans:
             await _apply(
@@ -377,6 +442,32 @@ async def restore(
     return RestoreResult(
         backup_id=backup_id, dry_run=request.dry_run, namespaces=[p.report for p in plans]
     )
+
+
+async def _declare_templates(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    actor: str,
+    plans: list[_Plan],
+    created: list[Namespace],
+) -> None:
+    """The backup's templates declared before any entry is written, and the contracts they
+    give settled: into the namespaces below them, and into those the restore created."""
+    changed = [plan for plan in plans if plan.report.template is not None]
+    for plan in changed:
+        if plan.namespace is None:  # created or locked above
+            raise RuntimeError(f"namespace {plan.source.name} was not prepared")
+        plan.namespace.template = plan.template
+        plan.namespace.updated_by = actor
+    if changed or created:
+        await session.flush()
+        await settle_contracts(
+            session,
+            tenant_id=tenant_id,
+            under=[plan.source.name for plan in changed],
+            namespaces=created,
+        )
 
 
 async def _apply(

@@ -73,6 +73,9 @@ class NamespaceRestore(BaseModel):
     revision: int | None = Field(description="The revision the restore wrote; null if none")
     description: FieldChange | None = None
     includes: FieldChange | None = None
+    template: FieldChange | None = Field(
+        None, description="The template it declares, now and from the backup, when they differ"
+    )
     added: list[KeyChange]
     removed: list[KeyChange]
     changed: list[KeyChange]

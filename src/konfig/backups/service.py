@@ -171,6 +171,7 @@ def build_document(
                 )
                 for e in ns.entries
             ],
+            template=ns.template,
         )
         for ns in stored
     ]

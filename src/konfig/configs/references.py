@@ -108,8 +108,20 @@ class ReferenceWrite:
     deleted: frozenset[str] = frozenset()
 
 
-# Set by the delivery layer, which resolves: raises ``ValidationFailed`` naming the chain.
-ReferenceCheck = Callable[["AsyncSession | None", ReferenceWrite], Awaitable[None]]
+@dataclass(frozen=True, slots=True)
+class NamespaceDrop:
+    """A namespace deleted whole, its row already gone in ``session``: every other namespace's
+    references must still resolve without it (what it held and passed down to its children)."""
+
+    tenant_id: uuid.UUID
+    name: str
+
+
+# Set by the delivery layer, which resolves: raises ``ValidationFailed`` naming the chain for a
+# write, ``Conflict`` naming every referrer for a namespace deleted whole.
+ReferenceCheck = Callable[
+    ["AsyncSession | None", "ReferenceWrite | NamespaceDrop"], Awaitable[None]
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,10 @@ values laid over them), then each written value is expanded exactly as a read wo
 target without a default, a cycle, a chain deeper than ten or a malformed reference is a 422
 that names the chain. A reference to a namespace the writer may not read is refused too, so
 nobody copies, through a reference, what they could not read themselves. Deleting a key that
-another namespace's value references (without a default) is refused, naming the referrer.
+another namespace's value references (without a default) is refused, naming the referrer; so is
+deleting a whole namespace, naming every referring key (a 409, as for a namespace others
+include): the namespace is already gone in the deleting session, so its children, which lose
+what it passed down, are re-resolved exactly as they will read.
 """
 
 from __future__ import annotations
@@ -18,12 +21,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from konfig.configs import references
-from konfig.configs.references import ReferenceProblem, ReferenceWrite
+from konfig.configs.references import NamespaceDrop, ReferenceProblem, ReferenceWrite
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery import repository, resolve
 from konfig.delivery.resolve import Resolution
-from konfig.errors import NotFound, ValidationFailed
+from konfig.errors import Conflict, NotFound, ValidationFailed
 from konfig.security.crypto import Keyring
+
+_SHOWN = 5  # referring keys a refused namespace deletion names in its message (details: all)
 
 
 class ReferenceChecker:
@@ -33,7 +38,14 @@ class ReferenceChecker:
         self.keyring = keyring
         self.sessionmaker: async_sessionmaker[AsyncSession] | None = None  # set at start
 
-    async def __call__(self, session: AsyncSession | None, write: ReferenceWrite) -> None:
+    async def __call__(
+        self, session: AsyncSession | None, write: ReferenceWrite | NamespaceDrop
+    ) -> None:
+        if isinstance(write, NamespaceDrop):
+            if session is None:  # only the deleting session sees the namespace gone
+                raise RuntimeError("a namespace's deletion is checked in its own session")
+            await check_drop(session, self.keyring, write)
+            return
         if session is not None:
             await check(session, self.keyring, write)
             return
@@ -129,3 +141,46 @@ async def _still_resolved(
                     f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
                     {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
                 ) from exc
+
+
+async def check_drop(session: AsyncSession, keyring: Keyring, drop: NamespaceDrop) -> None:
+    """Raise ``Conflict`` naming every other namespace's key whose references no longer resolve
+    now that ``drop.name`` is gone (in ``session``): those that name it or a namespace below
+    it, and its children's, which lose what it passed down."""
+    tenant_id = drop.tenant_id
+    named = await repository.referrers(session, tenant_id=tenant_id, name=drop.name, under=True)
+    children = await repository.names_under(session, tenant_id=tenant_id, name=drop.name)
+    others = sorted({*named, *children})
+    if not others:
+        return
+    loaded = await resolve.load_many(
+        session, keyring=keyring, tenant_id=tenant_id, names=others, expand=False
+    )
+    expanding = resolve.expander(await resolve.referenced(session, keyring, tenant_id, loaded))
+    broken: list[dict[str, Any]] = []
+    for other in others:
+        resolution = loaded.get(other)
+        for key in sorted(resolution.mentions if resolution is not None else ()):
+            try:
+                expanding.key(other, key)
+            except ReferenceProblem as exc:
+                broken.append(
+                    {"namespace": other, "key": key, "problem": exc.rule, "chain": exc.chain}
+                )
+    if not broken:
+        return
+    links = [f"{b['namespace']}:{b['key']}" for b in broken]
+    shown = ", ".join(links[:_SHOWN])
+    if len(links) > _SHOWN:
+        shown += f" and {len(links) - _SHOWN} more"
+    raise Conflict(
+        f"namespace {drop.name}: {shown} reference{'s' if len(links) == 1 else ''} it, so it "
+        "cannot be deleted (remove those references or give them a default first)",
+        {
+            "namespace": drop.name,
+            "rule": "reference",
+            "problem": "referenced",
+            "referrers": sorted({b["namespace"] for b in broken}),
+            "references": broken,
+        },
+    )

@@ -70,19 +70,34 @@ async def revoked_since(session: AsyncSession, since: datetime) -> list[Any]:
     return list((await session.execute(query)).all())
 
 
-async def referrers(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> list[str]:
+async def referrers(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, under: bool = False
+) -> list[str]:
     """The namespaces other than ``name`` whose entries' values reference it (``${ref:name:…}``,
-    as ``config_entries.refs`` lists them)."""
+    as ``config_entries.refs`` lists them); with ``under``, or a namespace below it."""
     quoted = orjson.dumps(name).decode()
+    refs = cast(ConfigEntry.refs, Text)
+    naming = refs.contains(quoted, autoescape=True)
+    if under:  # '"payments/' begins every name below payments in the JSON list
+        naming = or_(naming, refs.contains(quoted[:-1] + "/", autoescape=True))
     query = (
         select(Namespace.name)
         .join(ConfigEntry, ConfigEntry.namespace_id == Namespace.id)
         .where(
             ConfigEntry.tenant_id == tenant_id,
             Namespace.tenant_id == tenant_id,
-            cast(ConfigEntry.refs, Text).contains(quoted, autoescape=True),
+            naming,
             Namespace.name != name,
         )
         .distinct()
+    )
+    return sorted((await session.execute(query)).scalars())
+
+
+async def names_under(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> list[str]:
+    """The names of the tenant's namespaces below ``name`` (``payments/…``)."""
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = select(Namespace.name).where(
+        Namespace.tenant_id == tenant_id, Namespace.name.like(f"{escaped}/%", escape="\\")
     )
     return sorted((await session.execute(query)).scalars())

@@ -87,16 +87,6 @@ def _read(namespace: Namespace) -> TemplateRead:
     )
 
 
-async def _settle(session: AsyncSession, namespace: Namespace) -> None:
-    """Copy the templates that now govern ``namespace``'s descendants into them."""
-    declared = await namespace_repository.with_templates(session, tenant_id=namespace.tenant_id)
-    for below in await namespace_repository.descendants(
-        session, tenant_id=namespace.tenant_id, name=namespace.name
-    ):
-        below.contract = templates.governing(below.name, declared)
-    await session.flush()
-
-
 async def put(
     session: AsyncSession,
     *,
@@ -116,7 +106,9 @@ async def put(
     namespace.template = template.model_dump(mode="json") if template is not None else None
     namespace.updated_by = principal.actor
     await session.flush()
-    await _settle(session, namespace)
+    await namespaces.settle_contracts(
+        session, tenant_id=namespace.tenant_id, under=[namespace.name]
+    )
     await audit.record(
         session,
         action="namespace.template",

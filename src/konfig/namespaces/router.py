@@ -3,7 +3,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from konfig.auth.deps import CurrentPrincipal
 from konfig.db.session import SessionDep
@@ -11,6 +11,7 @@ from konfig.input_guard import GuardedRoute
 from konfig.namespaces import service
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.pagination import CursorQuery, LimitQuery, Page, clamp
+from konfig.state import state_of
 
 router = APIRouter(prefix="/namespaces", tags=["namespaces"], route_class=GuardedRoute)
 
@@ -65,10 +66,18 @@ async def update_namespace(
 
 @router.delete("/{namespace_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_namespace(
+    request: Request,
     session: SessionDep,
     principal: CurrentPrincipal,
     namespace_id: uuid.UUID,
     force: Annotated[bool, Query(description="Also delete the entries it holds")] = False,
 ) -> None:
-    """Delete a namespace (admins); one that holds entries needs ``?force=true``."""
-    await service.delete(session, principal=principal, namespace_id=namespace_id, force=force)
+    """Delete a namespace (admins); one that holds entries needs ``?force=true``; one that
+    others include or reference (``${ref:…}``) cannot go (409 naming them)."""
+    await service.delete(
+        session,
+        principal=principal,
+        namespace_id=namespace_id,
+        force=force,
+        policy=state_of(request).write_policy,
+    )

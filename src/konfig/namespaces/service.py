@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -11,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from konfig.audit import service as audit
 from konfig.auth.principal import Principal
 from konfig.changes import policies as protection
+from konfig.configs.references import NamespaceDrop
 from konfig.db.outbox import record_event
 from konfig.db.session import record_change
 from konfig.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -19,6 +21,7 @@ from konfig.namespaces import repository, templates
 from konfig.namespaces.models import Namespace
 from konfig.namespaces.schemas import NamespaceCreate, NamespaceRead, NamespaceUpdate
 from konfig.pagination import Page, by_text, paginate
+from konfig.revisions.writer import WritePolicy
 from konfig.tokens.scopes import Permission
 from konfig.users.models import Role
 
@@ -160,6 +163,24 @@ async def governing_contract(
     return templates.governing(name, declared)
 
 
+async def settle_contracts(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    under: Sequence[str],
+    namespaces: Sequence[Namespace] = (),
+) -> None:
+    """Copy into every namespace below those named ``under``, and into ``namespaces``, the
+    template that now governs it (after templates changed, or namespaces were restored)."""
+    declared = await repository.with_templates(session, tenant_id=tenant_id)
+    settled = list(namespaces)
+    for name in under:
+        settled += await repository.descendants(session, tenant_id=tenant_id, name=name)
+    for namespace in settled:
+        namespace.contract = templates.governing(namespace.name, declared)
+    await session.flush()
+
+
 async def create(
     session: AsyncSession, *, principal: Principal, payload: NamespaceCreate
 ) -> Namespace:
@@ -259,8 +280,15 @@ async def update(
 
 
 async def delete(
-    session: AsyncSession, *, principal: Principal, namespace_id: uuid.UUID, force: bool
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    namespace_id: uuid.UUID,
+    force: bool,
+    policy: WritePolicy,
 ) -> None:
+    """Delete a namespace: 409 while others include it, while it holds entries (unless
+    ``force``), or while other namespaces' references need it or what it passes down."""
     namespace = await get(session, principal=principal, namespace_id=namespace_id)
     principal.require_on(namespace.name, Role.admin)
     includers = await repository.includers_of(
@@ -285,6 +313,9 @@ async def delete(
         )
     record_change(session, NamespaceChanged(namespace.tenant_id, namespace.id, namespace.name))
     await repository.delete(session, namespace=namespace)
+    # Checked with the namespace gone in this session (a refusal rolls it back): its children
+    # resolve as they will without it.
+    await policy.check_references(session, NamespaceDrop(namespace.tenant_id, namespace.name))
     await audit.record(
         session,
         action="namespace.delete",

@@ -20,7 +20,7 @@ from konfig.audit.context import current as audit_context
 from konfig.changes.schemas import ChangeRequestSummary
 from konfig.configs import references
 from konfig.configs.models import ConfigEntry
-from konfig.configs.references import ReferenceCheck, ReferenceWrite
+from konfig.configs.references import NamespaceDrop, ReferenceCheck, ReferenceWrite
 from konfig.configs.types import Limits, Problem, check_entry
 from konfig.db.base import detached, utcnow
 from konfig.db.session import COMMITTED
@@ -65,9 +65,12 @@ class WritePolicy:
     # which resolves, adds its own when the app is wired; none in the CLI.
     reference_checks: list[ReferenceCheck] = field(default_factory=list, compare=False)
 
-    async def check_references(self, session: AsyncSession | None, write: ReferenceWrite) -> None:
+    async def check_references(
+        self, session: AsyncSession | None, write: ReferenceWrite | NamespaceDrop
+    ) -> None:
         """422 naming the chain when a value's references cannot be resolved (a missing target
-        without default, a cycle, a chain too deep, a namespace the writer may not read)."""
+        without default, a cycle, a chain too deep, a namespace the writer may not read); 409
+        naming every referrer when a namespace deleted whole leaves references unresolved."""
         for check in self.reference_checks:
             await check(session, write)
 

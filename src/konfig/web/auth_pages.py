@@ -74,14 +74,20 @@ def _field_errors(exc: ValidationError) -> dict[str, str]:
 
 @router.get("/login")
 async def login_form(
-    request: Request, session: SessionDep, next: str = "/ui", tenant: str = ""
+    request: Request,
+    session: SessionDep,
+    next: str = "/ui",
+    tenant: str = "",
+    resume: str = "",
 ) -> Response:
-    """The sign-in form; with ``tenant``, a button for its single sign-on provider."""
+    """The sign-in form; with ``tenant``, a button for its single sign-on provider; with
+    ``resume``, a form posted after the session ended (the page's script returns to it)."""
     provider = await logins.provider_name(session, tenant_name=tenant) if tenant else None
     return _anon_form(
         request,
         "login.html",
         next=safe_next(next),
+        resume=resume == "yes",
         email="",
         errors={},
         tenant=tenant if provider else "",

@@ -96,6 +96,7 @@ def _changes(report: NamespaceRestore) -> bool:
         report.created
         or report.description
         or report.includes
+        or report.template
         or report.added
         or report.removed
         or report.changed

@@ -16,6 +16,7 @@ from konfig.configs import service as configs
 from konfig.errors import NotFound, PreconditionFailed, ValidationFailed
 from konfig.namespaces import service as namespaces
 from konfig.namespaces.schemas import NamespaceRead
+from konfig.pagination import cursor_at
 from konfig.revisions import rollbacks
 from konfig.revisions import service as revisions
 from konfig.revisions.schemas import DiffRead, EntryRollback, NamespaceRollback
@@ -31,6 +32,7 @@ from konfig.web.session import SignedIn, Visitor
 router = APIRouter(route_class=UIRoute)
 
 PER_PAGE = 20
+KEYS_SHOWN = 6  # keys a revision shows on its line in the history; the rest are folded
 Cursor = Annotated[str | None, Query(max_length=500)]
 
 
@@ -145,6 +147,8 @@ async def namespace_history(
         "history.html",
         visitor,
         status_code=422 if errors else 200,
+        keys_shown=KEYS_SHOWN,
+        newer_cursor=_newer(listed.items[0].revision if listed.items else None, namespace, filters),
         filters=filters,
         filtering=any(filters.values()),
         filter_query=urlencode({k: v for k, v in filters.items() if v}),
@@ -159,6 +163,14 @@ async def namespace_history(
         },
         **namespace_context(namespace),
     )
+
+
+def _newer(first: int | None, namespace: NamespaceRead, filters: dict[str, str]) -> str | None:
+    """The cursor of the page of newer revisions than ``first`` (the newest shown), when it is
+    not the first page: revisions are numbered without gaps, so unfiltered pages are known."""
+    if first is None or any(filters.values()) or first + PER_PAGE >= namespace.revision:
+        return None  # the first page, reached by "Newest revisions"
+    return cursor_at([first + PER_PAGE + 1])
 
 
 @router.get("/namespaces/{namespace_id}/diff")

@@ -339,6 +339,7 @@ async def delete_namespace(visitor: SignedIn, namespace_id: uuid.UUID) -> Respon
             principal=visitor.principal,
             namespace_id=namespace_id,
             force=text(form, "force") == "yes",
+            policy=state_of(visitor.request).write_policy,
         )
     except Conflict as exc:
         await visitor.restart()

@@ -110,8 +110,12 @@ class UIRoute(APIRoute):
 
 def _sign_in_again(request: Request, exc: NotSignedIn) -> Response:
     if _wants_page(request):
-        target = request.url.path if request.method == "GET" else "/ui"
-        response = redirect(request, f"/ui/login?next={quote(target, safe='/')}", flash=exc.message)
+        if request.method == "GET":
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            where = f"/ui/login?next={quote(target, safe='/')}"
+        else:  # a form posted: the page's script knows which page it was, and keeps the input
+            where = "/ui/login?next=/ui&resume=yes"
+        response = redirect(request, where, flash=exc.message)
     else:
         response = Response(exc.message, status_code=401, media_type="text/plain")
     clear_login_cookies(response, request)

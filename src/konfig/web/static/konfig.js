@@ -359,6 +359,94 @@
     });
   }
 
+  // ---- A session that ended while editing: back to the page, the input filled in again. ----
+  // A form marked data-resume is kept, on submit, in this tab's sessionStorage with the page it
+  // was on: never its form token, a password, or the value of a secret. Should its session have
+  // ended, the server answers with the sign-in form (data-resume-after), which then leads back
+  // to that page, where the fields are filled in again. Any other page drops what was kept.
+
+  const STASH = "konfig.resume";
+  const STASH_MAX_AGE = 60 * 60 * 1000;
+
+  function readStash() {
+    try { return JSON.parse(window.sessionStorage.getItem(STASH) || "null"); } catch (e) { return null; }
+  }
+  function writeStash(stash) {
+    try { window.sessionStorage.setItem(STASH, JSON.stringify(stash)); } catch (e) { /* full or off */ }
+  }
+  function dropStash() {
+    try { window.sessionStorage.removeItem(STASH); } catch (e) { /* storage off */ }
+  }
+
+  function keptFields(form) {
+    // A secret entry's value is never written to the browser's storage.
+    const secret = form.querySelector("input[name=is_secret]:checked");
+    const fields = [];
+    Array.prototype.forEach.call(form.elements, function (field) {
+      const type = (field.type || "").toLowerCase();
+      if (!field.name || field.disabled || field.name === "csrf_token") return;
+      if (type === "password" || type === "file" || type === "submit" || type === "button") return;
+      if (field.hasAttribute("data-secret") || (secret && field.name.indexOf("value") === 0)) return;
+      if (type === "checkbox" || type === "radio") {
+        fields.push([field.name, field.value, field.checked]);
+      } else {
+        fields.push([field.name, field.value]);
+      }
+    });
+    return fields;
+  }
+
+  function fillIn(form, fields) {
+    fields.forEach(function (kept) {
+      const named = form.querySelectorAll("[name='" + kept[0].replace(/'/g, "") + "']");
+      named.forEach(function (field) {
+        if (field.name === "csrf_token") return;
+        const type = (field.type || "").toLowerCase();
+        if (type === "checkbox" || type === "radio") {
+          if (field.value === kept[1]) field.checked = kept[2];
+        } else if (type !== "password" && type !== "file") {
+          field.value = kept[1];
+        }
+        field.dispatchEvent(new Event("input", { bubbles: true }));
+        field.dispatchEvent(new Event("change", { bubbles: true }));
+      });
+    });
+    const note = form.querySelector("[data-resumed]");
+    if (note) note.hidden = false;
+  }
+
+  function setupResume() {
+    document.querySelectorAll("form[data-resume]").forEach(function (form) {
+      form.addEventListener("submit", function () {
+        writeStash({
+          page: window.location.pathname + window.location.search,
+          action: form.getAttribute("action"),
+          fields: keptFields(form),
+          at: Date.now(),
+          armed: false,
+        });
+      });
+    });
+    const stash = readStash();
+    if (!stash || Date.now() - stash.at > STASH_MAX_AGE) { dropStash(); return; }
+    const login = document.querySelector("form[data-login]");
+    if (login) {  // kept while signing in (a wrong password shows this form again)
+      if (login.dataset.resumeAfter !== "yes" && !stash.armed) { dropStash(); return; }
+      const next = login.querySelector("input[name=next]");
+      if (next) next.value = stash.page;  // the server still only follows a page of the UI
+      const note = login.querySelector("[data-resume-note]");
+      if (note) note.hidden = false;
+      stash.armed = true;
+      writeStash(stash);
+      return;
+    }
+    dropStash();
+    if (!stash.armed || stash.page !== window.location.pathname + window.location.search) return;
+    document.querySelectorAll("form[data-resume]").forEach(function (form) {
+      if (form.getAttribute("action") === stash.action) fillIn(form, stash.fields);
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-scope-picker]").forEach(setupScopePicker);
     document.querySelectorAll("form[data-editor]").forEach(setupEditor);
@@ -369,5 +457,6 @@
     document.querySelectorAll("[data-copy]").forEach(setupCopy);
     document.querySelectorAll("[data-select-all]").forEach(setupSelectAll);
     document.querySelectorAll("form[data-rollout]").forEach(setupRollout);
+    setupResume();
   });
 })();
