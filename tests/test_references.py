@@ -273,7 +273,10 @@ async def test_a_change_to_a_referenced_key_reaches_the_webhooks_of_its_readers(
     with receiving() as receiver:
         hook = await subscribe(client, owner, receiver.url, namespaces="payments/production")
         await put_entry(client, owner, ids["shared/production"], "db_host", "db3.internal")
-        (received,) = await receiver.wait_for(1)
+        await receiver.wait_for(1)
+        # Once, as a receiver keeps it: a loaded machine may time out an attempt that arrived,
+        # and its retry carries the same webhook-id.
+        (received,) = receiver.deduplicated()
     data = received.verified(hook["secret"])["data"]
     assert data["namespace"] == "payments/production"
     assert data["source_namespace"] == "shared/production" and data["inherited"] is True
