@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from sqlalchemy import func, select
 
 from konfig.analytics import service as analytics
-from konfig.analytics.models import ClientInstance, KeyRead, Traffic
+from konfig.analytics.models import ClientInstance, FlagEvaluation, KeyRead, Traffic
 from konfig.app import create_app
 from konfig.settings import Settings
 from tests.conftest import Account, Backend, backstage, make_settings
@@ -93,34 +93,59 @@ async def test_a_long_poll_a_stream_and_an_evaluation_are_attributed(
 async def test_roll_ups_keep_the_sums_and_retention_forgets(
     client: httpx.AsyncClient, owner: Account, app: Any
 ) -> None:
+    """Traffic and flag evaluations alike: minutes into hours, hours into days, and gone."""
     production, secret = await scene(client, owner)
+    await set_entry(client, owner, production, "beta", FLAG, value_type="flag")
     for number in range(5):
         assert (await client.get(URL, headers=named(f"i-{number}", secret))).status_code == 200
+    for number in range(3):
+        evaluated = await client.post(
+            "/ofrep/v1/evaluate/flags/beta",
+            headers={**named(f"i-{number}", secret), "X-Konfig-Namespace": "payments/production"},
+            json={"context": {"targetingKey": f"u-{number}"}},
+        )
+        assert evaluated.status_code == 200, evaluated.text
     state = app.state
+    flags_url = f"/api/v1/namespaces/{production}/flags"
 
-    async def spans() -> dict[int, int]:
+    async def spans() -> tuple[dict[int, int], dict[int, int]]:
         async with backstage(app) as session:
-            rows = await session.execute(
+            reads = await session.execute(
                 select(Traffic.span, func.sum(Traffic.reads)).group_by(Traffic.span)
             )
-            return {span: int(reads) for span, reads in rows.all()}
+            counted = await session.execute(
+                select(FlagEvaluation.span, func.sum(FlagEvaluation.count)).group_by(
+                    FlagEvaluation.span
+                )
+            )
+            return (
+                {span: int(number) for span, number in reads.all()},
+                {span: int(number) for span, number in counted.all()},
+            )
+
+    async def evaluations() -> int:
+        listed = await client.get(flags_url, headers=owner.headers)
+        return int(listed.json()["items"][0]["evaluations"])
 
     for _ in range(200):
-        if await spans() == {60: 5}:
+        if await spans() == ({60: 8}, {60: 3}):
             break
         await asyncio.sleep(0.05)
-    assert await spans() == {60: 5}
+    assert await spans() == ({60: 8}, {60: 3})  # 5 reads and 3 evaluations; 3 evaluated
     now = datetime.now(UTC)
     await analytics.compact(state.sessionmaker, now=now + timedelta(hours=3), retention_days=90)
-    assert await spans() == {3600: 5}
+    assert await spans() == ({3600: 8}, {3600: 3})
+    assert await evaluations() == 3
     await analytics.compact(state.sessionmaker, now=now + timedelta(days=9), retention_days=90)
-    assert await spans() == {86400: 5}
+    assert await spans() == ({86400: 8}, {86400: 3})
     week = await client.get(
         f"/api/v1/namespaces/{production}/traffic", params={"period": "week"}, headers=owner.headers
     )
-    assert week.json()["totals"]["reads"] == 5  # the day row still counts in the week's chart
+    assert week.json()["totals"]["reads"] == 8  # the day row still counts in the week's chart
+    assert await evaluations() == 3  # and the day row in the flag's count
     await analytics.compact(state.sessionmaker, now=now + timedelta(days=91), retention_days=90)
-    assert await spans() == {}
+    assert await spans() == ({}, {})
+    assert await evaluations() == 0
     async with backstage(app) as session:
         assert await session.scalar(select(func.count()).select_from(ClientInstance)) == 0
 

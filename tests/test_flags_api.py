@@ -81,8 +81,8 @@ async def test_counts_written_by_one_replica_are_read_by_another(
 ) -> None:
     """Replica A counts in memory and writes once per flush; replica B, on the same database,
     sees A's counts (and its own); a stopped replica writes what it still held."""
-    fast: Settings = make_settings(backend.url, tmp_path, flag_counts_flush_seconds=0.05)
-    slow: Settings = make_settings(backend.url, tmp_path, flag_counts_flush_seconds=3600)
+    fast: Settings = make_settings(backend.url, tmp_path, analytics_flush_seconds=0.05)
+    slow: Settings = make_settings(backend.url, tmp_path, analytics_flush_seconds=3600)
     async with running(fast) as replica_a, running(slow) as replica_b:
         async with client_of(replica_a) as a, client_of(replica_b) as b:
             owner = await register(a, "flagged")
@@ -108,6 +108,30 @@ async def test_counts_written_by_one_replica_are_read_by_another(
         headers = bearer(login.json()["access_token"])
         listed = await c.get(f"/api/v1/namespaces/{namespace}/flags", headers=headers)
         assert listed.json()["items"][0]["evaluations"] == 15  # B wrote its 5 on shutdown
+
+
+async def test_counts_are_written_with_analytics_off(backend: Backend, tmp_path: Path) -> None:
+    """KONFIG_ANALYTICS_ENABLED=false stops the record of instances, not the flags' counts:
+    they are flushed all the same (replica B, which holds none, reads A's)."""
+    off = make_settings(
+        backend.url, tmp_path, analytics_enabled=False, analytics_flush_seconds=0.05
+    )
+    slow = make_settings(backend.url, tmp_path, analytics_flush_seconds=3600)
+    async with running(off) as replica_a, running(slow) as replica_b:
+        async with client_of(replica_a) as a, client_of(replica_b) as b:
+            owner = await register(a, "flagged-quietly")
+            namespace, token = await _scene(a, owner)
+            await _evaluate(a, token, 3)
+            url = f"/api/v1/namespaces/{namespace}/flags"
+            seen: list[dict[str, Any]] = []
+            for _ in range(500):  # until A's flush lands
+                seen = (await b.get(url, headers=owner.headers)).json()["items"]
+                if seen[0]["evaluations"] == 3:
+                    break
+                await asyncio.sleep(0.02)
+            assert (seen[0]["key"], seen[0]["evaluations"]) == ("beta", 3)
+            clients = await b.get(f"/api/v1/namespaces/{namespace}/clients", headers=owner.headers)
+            assert clients.json()["items"] == []  # no instance recorded
 
 
 async def test_stale_flags(backend: Backend, tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from konfig.flags.definition import Flag, check_evaluators, check_flag
@@ -371,3 +371,63 @@ def test_unweighted_buckets_split_evenly() -> None:
     definition = {"state": "ENABLED", "variants": COLORS, "defaultVariant": "red"}
     targeting = {"fractional": [["red"], ["blue"]]}
     assert check_flag({**definition, "targeting": targeting}) == []
+
+
+ON_OFF = {"on": True, "off": False}
+_MEMO_RULES: list[Any] = [
+    {"if": [{"==": [{"var": "tier"}, 1]}, "on", "off"]},  # loose: 1, True and "1" alike
+    {"if": [{"===": [{"var": "tier"}, 1]}, "on", "off"]},  # strict: True is not 1
+    {"if": [{"in": [{"var": "plan"}, ["pro", "enterprise"]]}, "on", "off"]},
+    {"if": [{"missing": ["plan"]}, "off", "on"]},  # reads names it is given: no memo
+    {"if": [{"<": [{"var": "user.age"}, 18]}, "off", "on"]},
+    {"fractional": [["on", 30], ["off", 70]]},
+    {"if": [{"var": "plan"}, {"fractional": [{"var": "plan"}, ["on", 50], ["off", 50]]}, "off"]},
+]
+_ATTRIBUTE = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 2),
+    st.sampled_from([0.0, -0.0, 1.0, 17.5]),
+    st.sampled_from(["", "1", "pro", "free", "enterprise"]),
+    st.lists(st.integers(0, 2), max_size=2),
+    st.fixed_dictionaries({"age": st.integers(10, 30)}),
+)
+_CONTEXT = st.dictionaries(
+    st.sampled_from(["tier", "plan", "user", "targetingKey"]), _ATTRIBUTE, max_size=4
+).map(
+    lambda context: {
+        **context,
+        **({"targetingKey": f"u-{context['targetingKey']}"} if "targetingKey" in context else {}),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rule=st.sampled_from(_MEMO_RULES), contexts=st.lists(_CONTEXT, min_size=2, max_size=12))
+@example(rule=_MEMO_RULES[1], contexts=[{"tier": 1}, {"tier": True}])  # 1 == True in Python
+def test_remembered_outcomes_are_the_outcomes(rule: Any, contexts: list[dict[str, Any]]) -> None:
+    """A flag remembers outcomes by the attributes its rule reads: evaluating many contexts on
+    one flag answers exactly what a fresh flag answers for each."""
+    definition = {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "off"}
+    remembering = Flag("beta", {**definition, "targeting": rule}, {})
+    for context in [*contexts, *contexts]:
+        fresh = Flag("beta", {**definition, "targeting": rule}, {})
+        assert remembering.evaluate(context) == fresh.evaluate(context), context
+
+
+def test_what_a_rule_reads_is_known_or_said_not_to_be() -> None:
+    definition = {"state": "ENABLED", "variants": ON_OFF, "defaultVariant": "off"}
+    reads = {
+        str(rule): Flag("beta", {**definition, "targeting": rule}, {}).reads for rule in _MEMO_RULES
+    }
+    assert list(reads.values()) == [
+        ("tier",),
+        ("tier",),
+        ("plan",),
+        None,
+        ("user",),
+        ("targetingKey",),
+        ("plan", "targetingKey"),
+    ]
+    clock = {"if": [{">": [{"var": "$flagd.timestamp"}, 0]}, "on", "off"]}
+    assert Flag("beta", {**definition, "targeting": clock}, {}).reads is None

@@ -57,13 +57,12 @@ FLAG = {"state": "ENABLED", "variants": {"on": True, "off": False}, "defaultVari
 
 @pytest.fixture
 def settings(backend: Backend, tmp_path: Path) -> Settings:
-    """Evaluation counts written at once, so that flag_evaluations has rows to hide; the
+    """Analytics written at once, so that analytics_flag_evaluations has rows to hide; the
     webhooks worker runs only when a test says (``webhook_rows``): the outbox keeps the events
     the seed's changes wrote."""
     return make_settings(
         backend.url,
         tmp_path,
-        flag_counts_flush_seconds=0.05,
         analytics_flush_seconds=0.05,
         webhooks_enabled=False,
         webhook_allow_http=True,
@@ -138,7 +137,7 @@ async def seed(
         client, account, read("**"), service_account_id=robot, name=f"{name}-token"
     )
     await set_entry(client, account, namespace, "beta", FLAG, value_type="flag")
-    evaluated = await client.post(  # flag_evaluations and analytics_*, once flushed
+    evaluated = await client.post(  # analytics_* (flag evaluations among them), once flushed
         "/ofrep/v1/evaluate/flags/beta",
         headers={**bearer(token["token"]), "X-Konfig-Namespace": f"{name}/production"},
         json={"context": {"targetingKey": "u"}},
@@ -189,7 +188,12 @@ async def counts_written(superuser_url: str, tenants: int) -> None:
     """Wait until the evaluation counts and usage analytics of ``tenants`` tenants are in the
     database."""
     engine = make_engine(superuser_url, poolclass=NullPool)
-    tables = ("flag_evaluations", "analytics_clients", "analytics_traffic", "analytics_key_reads")
+    tables = (
+        "analytics_flag_evaluations",
+        "analytics_clients",
+        "analytics_traffic",
+        "analytics_key_reads",
+    )
     try:
         for _ in range(500):
             async with engine.connect() as connection:

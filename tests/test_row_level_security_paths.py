@@ -51,7 +51,6 @@ ACROSS_TENANTS = {
     ("konfig.sso.logins", "sso: the sign-in a callback names"),
     ("konfig.sso.logins", "sso: an email is unique across tenants"),
     ("konfig.sso.logins", "audit: a refused sign-in"),
-    ("konfig.flags.service", "flag evaluation counts, of every tenant"),
     ("konfig.analytics.service", "usage analytics, of every tenant"),
     ("konfig.analytics.service", "usage analytics roll-up, of every tenant"),
     ("konfig.analytics.service", "usage analytics retention, of every tenant"),

@@ -4,14 +4,13 @@
 compares migrations with. It lives here, beside ``app.py``, and not under ``db/``: db/ defines
 ``Base`` and imports no feature."""
 
-from konfig.analytics.models import ClientInstance, KeyRead, Traffic
+from konfig.analytics.models import ClientInstance, FlagEvaluation, KeyRead, Traffic
 from konfig.audit.models import AuditEvent
 from konfig.auth.models import AuthSession
 from konfig.changes.models import ChangeRequest, ChangeRequestEvent, ProtectionPolicy
 from konfig.configs.models import ConfigEntry
 from konfig.db.base import Base
 from konfig.db.outbox import OutboxEvent
-from konfig.flags.models import FlagEvaluation
 from konfig.groups.models import Group
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import EntryVersion, Revision

@@ -105,19 +105,17 @@ class Settings(BaseSettings):
         30, gt=0, validation_alias=_env("TOKEN_USAGE_FLUSH_SECONDS")
     )
     sse_heartbeat_seconds: float = Field(15, gt=0, validation_alias=_env("SSE_HEARTBEAT_SECONDS"))
-    # Feature flags: evaluation counts are written this often (never one write per evaluation);
-    # a flag neither changed nor evaluated for this many days is listed as stale.
-    flag_counts_flush_seconds: float = Field(
-        60, gt=0, validation_alias=_env("FLAG_COUNTS_FLUSH_SECONDS")
-    )
+    # Feature flags: a flag neither changed nor evaluated for this many days is listed as
+    # stale (evaluation counts are written with the usage analytics, below).
     flag_stale_days: float = Field(30, gt=0, validation_alias=_env("FLAG_STALE_DAYS"))
     listener_check_seconds: float = Field(5, gt=0, validation_alias=_env("LISTENER_CHECK_SECONDS"))
     # With Redis between replicas: how often each compares its cache with the namespaces'
     # revisions in the database (the backstop for an announcement lost in a crash).
     revision_poll_seconds: float = Field(5, gt=0, validation_alias=_env("REVISION_POLL_SECONDS"))
-    # Usage analytics (konfig.analytics): which instance holds which state, gathered in memory
-    # and written this often; an instance still on an older state this long after a change is
-    # stale; a key no resolved read delivered for this many days is listed as unread.
+    # Usage analytics (konfig.analytics): which instance holds which state and flag evaluation
+    # counts, gathered in memory and written this often (the counts even when disabled); an
+    # instance still on an older state this long after a change is stale; a key no resolved
+    # read delivered for this many days is listed as unread.
     analytics_enabled: bool = Field(True, validation_alias=_env("ANALYTICS_ENABLED"))
     analytics_flush_seconds: float = Field(
         60, gt=0, validation_alias=_env("ANALYTICS_FLUSH_SECONDS")

@@ -1,5 +1,6 @@
 """Analytics as written: the clients (one row per instance and namespace), traffic per
-namespace, token and time bucket, and when a resolved read last delivered each key."""
+namespace, token and time bucket, flag evaluations per flag, variant, token and time bucket,
+and when a resolved read last delivered each key."""
 
 from __future__ import annotations
 
@@ -69,3 +70,32 @@ class KeyRead(IdMixin, Base):
     namespace: Mapped[str] = mapped_column(String(255))
     key: Mapped[str] = mapped_column(String(255))
     last_read_at: Mapped[datetime] = mapped_column()
+
+
+class FlagEvaluation(IdMixin, Base):
+    """How many times ``flag`` of ``namespace`` answered ``variant`` over OFREP to ``actor`` in
+    the ``span`` seconds from ``start`` (60, 3600 or 86400: rolled up like the traffic).
+    Replicas add rows; readers sum."""
+
+    __tablename__ = "analytics_flag_evaluations"
+    __table_args__ = (
+        Index(
+            "ix_analytics_flag_evaluations_tenant_id_namespace_flag_start",
+            "tenant_id",
+            "namespace",
+            "flag",
+            "start",
+        ),
+        Index("ix_analytics_flag_evaluations_span_start", "span", "start"),
+    )
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    namespace: Mapped[str] = mapped_column(String(255))
+    flag: Mapped[str] = mapped_column(String(255))
+    variant: Mapped[str] = mapped_column(String(255))
+    actor: Mapped[str] = mapped_column(String(80))
+    start: Mapped[datetime] = mapped_column()
+    span: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(BigInteger)

@@ -5,7 +5,8 @@ lookup and a few list stores: no database, no lock (the event loop is the only w
 parsing (header values are kept as the bytes that came in, decoded when written). It holds one
 entry per instance and namespace seen since the last flush, at most ``max_instances`` of them:
 past that, new instances are counted as dropped until the flush empties it, so memory stays
-bounded however many clients there are.
+bounded however many clients there are. OFREP's evaluations are counted per flag, variant and
+caller beside the entries (``evaluations``) and written in the same flush.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import time
 import uuid
 from typing import Any
+
+from konfig.analytics.evaluations import EvaluationCounts
 
 # An entry's fields, in a list mutated in place (cheaper than an object's attributes).
 # ``konfig.delivery.handler`` inlines ``record``'s common case with these indices.
@@ -57,6 +60,7 @@ class Recorder:
         "dropped",
         "enabled",
         "entries",
+        "evaluations",
         "flushing",
         "instances",
         "marked",
@@ -72,6 +76,9 @@ class Recorder:
         self.entries: dict[EntryKey, Entry] = {}
         self.flushing: dict[EntryKey, Entry] = {}  # drained, being written: still unwritten
         self.dropped = 0  # instances not recorded because the record was full
+        # OFREP evaluations per flag, variant and caller: counted whether or not the record
+        # of instances is enabled (the flags' pages and metric need them).
+        self.evaluations = EvaluationCounts()
         # (tenant, namespace, every key or its flags only) → (state, when) its keys were last
         # marked read (service.flush).
         self.marked: dict[tuple[uuid.UUID, str, bool], tuple[str, float]] = {}

@@ -1,5 +1,5 @@
-"""The queries behind analytics: upserts of clients and key reads, traffic rows, the views'
-reads, and the roll-ups that keep the tables bounded."""
+"""The queries behind analytics: upserts of clients and key reads, traffic and flag evaluation
+rows, the views' reads, and the roll-ups that keep the tables bounded."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy import Table, delete, func, insert, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from konfig.analytics.models import ClientInstance, KeyRead, Traffic
+from konfig.analytics.models import ClientInstance, FlagEvaluation, KeyRead, Traffic
 from konfig.configs.models import ConfigEntry
 from konfig.namespaces.models import Namespace
 from konfig.revisions.models import Revision
@@ -242,28 +242,48 @@ async def changed_at(
     return found
 
 
-async def traffic_rows(session: AsyncSession, *, span: int, before: datetime) -> list[Any]:
-    """Rows of ``span`` seconds starting before ``before``: ``(id, tenant_id, namespace, actor,
-    start, reads, not_modified, pushes)``."""
-    query = select(
-        Traffic.id,
-        Traffic.tenant_id,
-        Traffic.namespace,
-        Traffic.actor,
-        Traffic.start,
-        Traffic.reads,
-        Traffic.not_modified,
-        Traffic.pushes,
-    ).where(Traffic.span == span, Traffic.start < before)
+# What a roll-up sums, per table: the columns that name a row's bucket, then its counters.
+ROLLED_UP: dict[type[Traffic] | type[FlagEvaluation], tuple[tuple[str, ...], tuple[str, ...]]] = {
+    Traffic: (("tenant_id", "namespace", "actor"), ("reads", "not_modified", "pushes")),
+    FlagEvaluation: (("tenant_id", "namespace", "flag", "variant", "actor"), ("count",)),
+}
+
+
+async def rows_to_roll_up(
+    session: AsyncSession,
+    model: type[Traffic] | type[FlagEvaluation],
+    *,
+    span: int,
+    before: datetime,
+) -> list[Any]:
+    """Rows of ``span`` seconds starting before ``before``: ``(id, start, *names, *counters)``
+    as ``ROLLED_UP`` names them."""
+    names, counters = ROLLED_UP[model]
+    table: Any = model.__table__
+    query = select(table.c.id, table.c.start, *(table.c[c] for c in (*names, *counters))).where(
+        table.c.span == span, table.c.start < before
+    )
     return list((await session.execute(query)).all())
 
 
-async def delete_traffic(session: AsyncSession, ids: Sequence[uuid.UUID]) -> int:
+async def add_rows(
+    session: AsyncSession,
+    model: type[Traffic] | type[FlagEvaluation],
+    rows: Sequence[dict[str, Any]],
+) -> None:
+    if rows:
+        await session.execute(insert(model), list(rows))
+
+
+async def delete_rows(
+    session: AsyncSession, model: type[Traffic] | type[FlagEvaluation], ids: Sequence[uuid.UUID]
+) -> int:
     deleted = 0
+    table: Any = model.__table__
     for at in range(0, len(ids), 500):
         result = await session.execute(
-            delete(Traffic)
-            .where(Traffic.id.in_(ids[at : at + 500]))
+            delete(table)
+            .where(table.c.id.in_(ids[at : at + 500]))
             .execution_options(synchronize_session=False)
         )
         deleted += getattr(result, "rowcount", 0)
@@ -274,6 +294,7 @@ async def forget_before(session: AsyncSession, *, before: datetime) -> None:
     """Delete what retention no longer keeps: day rows, clients and key reads older."""
     for statement in (
         delete(Traffic).where(Traffic.start < before),
+        delete(FlagEvaluation).where(FlagEvaluation.start < before),
         delete(ClientInstance).where(ClientInstance.last_seen_at < before),
         delete(KeyRead).where(KeyRead.last_read_at < before),
     ):

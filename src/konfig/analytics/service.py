@@ -1,5 +1,6 @@
 """Analytics as people look at them (a namespace's clients and stale instances, traffic over
-time, keys no one reads, a token's use), and writing what the read path gathered in memory."""
+time, keys no one reads, a token's use), and writing what the read path and OFREP gathered in
+memory (flag evaluation counts among it; the flags' views read them in ``konfig.flags``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from konfig.analytics import repository
-from konfig.analytics.models import ClientInstance
+from konfig.analytics.evaluations import CountKey
+from konfig.analytics.models import ClientInstance, FlagEvaluation, Traffic
 from konfig.analytics.recorder import (
     NOT_MODIFIED,
     PUSHED,
@@ -152,13 +154,32 @@ def _rows(
     return clients, traffic_rows, key_rows, marks
 
 
+def _evaluation_rows(drained: dict[CountKey, int], now: float) -> list[dict[str, Any]]:
+    """Flag evaluation rows of the counts drained, in the minute they were written."""
+    start = _at(now - now % MINUTE)
+    return [
+        {
+            "tenant_id": tenant_id,
+            "namespace": namespace,
+            "flag": flag,
+            "variant": variant,
+            "actor": actor,
+            "start": start,
+            "span": MINUTE,
+            "count": number,
+        }
+        for (tenant_id, namespace, flag, variant, actor), number in drained.items()
+    ]
+
+
 async def flush(
     recorder: Recorder, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
 ) -> None:
-    """Write what the read path gathered since the last flush, in one transaction; kept for the
-    next flush when the database cannot take it."""
+    """Write what the read path and OFREP gathered since the last flush, in one transaction;
+    kept for the next flush when the database cannot take it."""
     drained = recorder.drain()
-    if not drained:
+    evaluations = recorder.evaluations.drain()
+    if not drained and not evaluations:
         return
     mark_seconds = min(float(HOUR), settings.analytics_unread_days * DAY / 24)
     try:
@@ -169,13 +190,18 @@ async def flush(
                 await repository.upsert_clients(session, clients)
                 await repository.add_traffic(session, traffic)
                 await repository.mark_keys(session, keys)
+                await repository.add_rows(
+                    session, FlagEvaluation, _evaluation_rows(evaluations, time.time())
+                )
             await session.commit()
             recorder.written()
+            recorder.evaluations.written()
         finally:
             await session.close()
     except Exception:
         log.warning("could not write usage analytics; will retry", exc_info=True)
         recorder.restore(drained)
+        recorder.evaluations.restore(evaluations)
         return
     if len(recorder.marked) > 4 * recorder.max_instances:
         recorder.marked.clear()
@@ -231,50 +257,61 @@ async def measure_stale(
     recorder.instances, recorder.stale = instances, stale
 
 
+async def _roll_up(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: type[Traffic] | type[FlagEvaluation],
+    *,
+    span: int,
+    into: int,
+    before: datetime,
+) -> None:
+    """Sum ``model``'s rows of ``span`` seconds starting before ``before`` into rows of
+    ``into`` seconds, in one transaction."""
+    names, counters = repository.ROLLED_UP[model]
+    session = await open_session(sessionmaker, write=True)
+    try:
+        async with across_tenants(session, "usage analytics roll-up, of every tenant"):
+            rows = await repository.rows_to_roll_up(session, model, span=span, before=before)
+            if not rows:
+                return
+            summed: dict[tuple[Any, ...], list[int]] = {}
+            for _, start, *values in rows:
+                key = (_floor(start, into), *values[: len(names)])
+                total = summed.setdefault(key, [0] * len(counters))
+                for i, number in enumerate(values[len(names) :]):
+                    total[i] += number
+            ids = [row[0] for row in rows]
+            if await repository.delete_rows(session, model, ids) != len(ids):
+                await session.rollback()
+                return
+            await repository.add_rows(
+                session,
+                model,
+                [
+                    {
+                        "start": start,
+                        "span": into,
+                        **dict(zip(names, named, strict=True)),
+                        **dict(zip(counters, total, strict=True)),
+                    }
+                    for (start, *named), total in summed.items()
+                ],
+            )
+        await session.commit()
+    finally:
+        await session.close()
+
+
 async def compact(
     sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime, retention_days: float
 ) -> None:
-    """Roll minute rows up into hours and hours into days, then forget what retention does not
-    keep. A replica racing another for the same rows finds fewer to delete than it read, and
-    rolls its transaction back (the other has rolled them up)."""
+    """Roll minute rows (traffic and flag evaluations) up into hours and hours into days, then
+    forget what retention does not keep. A replica racing another for the same rows finds fewer
+    to delete than it read, and rolls its transaction back (the other has rolled them up)."""
     for span, kept, into in ((MINUTE, MINUTES_KEPT, HOUR), (HOUR, HOURS_KEPT, DAY)):
         before = _floor(now - timedelta(seconds=kept), into)
-        session = await open_session(sessionmaker, write=True)
-        try:
-            async with across_tenants(session, "usage analytics roll-up, of every tenant"):
-                rows = await repository.traffic_rows(session, span=span, before=before)
-                if not rows:
-                    continue
-                summed: dict[tuple[Any, ...], list[int]] = {}
-                for _, tenant_id, namespace, actor, start, reads, not_modified, pushes in rows:
-                    key = (tenant_id, namespace, actor, _floor(start, into))
-                    total = summed.setdefault(key, [0, 0, 0])
-                    total[0] += reads
-                    total[1] += not_modified
-                    total[2] += pushes
-                ids = [row[0] for row in rows]
-                if await repository.delete_traffic(session, ids) != len(ids):
-                    await session.rollback()
-                    continue
-                await repository.add_traffic(
-                    session,
-                    [
-                        {
-                            "tenant_id": t,
-                            "namespace": n,
-                            "actor": a,
-                            "start": start,
-                            "span": into,
-                            "reads": r,
-                            "not_modified": m,
-                            "pushes": p,
-                        }
-                        for (t, n, a, start), (r, m, p) in summed.items()
-                    ],
-                )
-            await session.commit()
-        finally:
-            await session.close()
+        for model in (Traffic, FlagEvaluation):
+            await _roll_up(sessionmaker, model, span=span, into=into, before=before)
     session = await open_session(sessionmaker, write=True)
     try:
         async with across_tenants(session, "usage analytics retention, of every tenant"):

@@ -27,8 +27,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from konfig.analytics.evaluations import Outcomes
 from konfig.analytics.recorder import ALIVE, EVALUATION, EVALUATION_304
 from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved
@@ -41,7 +42,6 @@ from konfig.errors import (
     Unauthenticated,
     ValidationFailed,
 )
-from konfig.flags.counts import EvaluationCounts, Outcomes
 from konfig.flags.definition import FlagSet
 from konfig.input_guard import bad_text, refuse_bad_parameters
 from konfig.paths import OFREP_BULK_ROUTE, OFREP_EVENTS_ROUTE, OFREP_FLAG_ROUTE, OFREP_PREFIX
@@ -101,11 +101,11 @@ def takes(scope: Scope) -> bool:
 class Ofrep:
     """The OFREP endpoints' ASGI app; ``konfig.dispatch`` sends it what ``takes`` accepts."""
 
-    def __init__(self, delivery: Delivery, read_path: ReadPath, counts: EvaluationCounts) -> None:
+    def __init__(self, delivery: Delivery, read_path: ReadPath) -> None:
         self.delivery = delivery
         self.read_path = read_path
         self.cache = delivery.cache
-        self.counts = counts
+        self.counts = read_path.analytics.evaluations  # per flag, variant and caller
         self.max_body = min(MAX_CONTEXT_BYTES, delivery.settings.max_body_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,16 +125,17 @@ class Ofrep:
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
-            elif name == b"x-api-key":
-                api_key = value
-            elif name == _NAMESPACE_HEADER:
-                namespace = value
+            elif name[0] == 120:  # b"x": one test for every other header, not four
+                if name == _NAMESPACE_HEADER:
+                    namespace = value
+                elif name == b"x-api-key":
+                    api_key = value
+                elif name == b"x-konfig-instance":
+                    instance = value
+                elif name == b"x-konfig-sdk":
+                    sdk = value
             elif name == b"if-none-match":
                 if_none_match = value
-            elif name == b"x-konfig-instance":
-                instance = value
-            elif name == b"x-konfig-sdk":
-                sdk = value
         if authorization is None and api_key is not None:
             authorization = b"Bearer " + api_key.strip()
         status, headers, body = 200, _PLAIN, b""
@@ -162,9 +163,17 @@ class Ofrep:
             analytics = self.read_path.analytics
             if analytics.enabled:
                 kind = EVALUATION_304 if status == 304 else EVALUATION
-                analytics.record(
-                    caller.tenant_id, caller.actor, name, client[0], sdk, resolved, kind
-                )
+                # Recorder.record inlined for its common case, as the read path does it (an
+                # instance seen since the last flush evaluates again).
+                entry = analytics.entries.get((caller.actor, name, client[0]))
+                if entry is not None:
+                    entry[1] = resolved  # RESOLVED
+                    entry[2] = analytics.now  # SEEN
+                    entry[kind] += 1
+                else:
+                    analytics.record(
+                        caller.tenant_id, caller.actor, name, client[0], sdk, resolved, kind
+                    )
         except Refusal as exc:
             status, body = exc.status, exc.body
         except KonfigError as exc:
@@ -347,10 +356,19 @@ def _event(digest: str) -> bytes:
 
 
 async def _read_body(receive: Receive, limit: int) -> bytes:
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        body: bytes = message.get("body", b"")  # the common case: the body in one message
+        if len(body) > limit:
+            raise PayloadTooLarge(f"an evaluation request is at most {limit} bytes")
+        return body
+    return await _read_chunks(receive, limit, message)
+
+
+async def _read_chunks(receive: Receive, limit: int, message: Message) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        message = await receive()
         if message["type"] == "http.disconnect":
             break
         chunk = message.get("body", b"")
@@ -360,12 +378,13 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             break
+        message = await receive()
     return b"".join(chunks)
 
 
 def _context(body: bytes, key: str | None) -> dict[str, Any]:
     """The request's evaluation context: 400 ``PARSE_ERROR`` or ``INVALID_CONTEXT`` else."""
-    if not body.strip():
+    if not body or body.isspace():
         return {}
     try:
         request = orjson.loads(body)

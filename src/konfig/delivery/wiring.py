@@ -42,8 +42,6 @@ from konfig.events import (
     TokenChanged,
     UserChanged,
 )
-from konfig.flags import service as flags
-from konfig.flags.counts import EvaluationCounts
 from konfig.revisions.writer import Committed
 from konfig.security.crypto import Keyring
 from konfig.settings import Settings
@@ -81,9 +79,9 @@ class Delivery:
         AnalyticsMetrics(
             self.analytics, limit=settings.analytics_metric_namespaces, waiting=self.read_path
         ).register(self.state.metrics.registry)
-        self.flag_counts = EvaluationCounts()  # OFREP evaluations, written in aggregate
-        self.flag_counts.register(self.state.metrics.registry)
-        self.ofrep = Ofrep(self, self.read_path, self.flag_counts)
+        # OFREP evaluations, counted in the same record and written in the same flush.
+        self.analytics.evaluations.register(self.state.metrics.registry)
+        self.ofrep = Ofrep(self, self.read_path)
         self._sessionmaker: async_sessionmaker[AsyncSession] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.references = ReferenceChecker(keyring)  # every write path asks it (WritePolicy)
@@ -122,9 +120,9 @@ class Delivery:
             self._tasks.append(asyncio.create_task(self._poll_revisions_forever()))
         self._tasks.append(asyncio.create_task(self._flush_usage_forever()))
         self._tasks.append(asyncio.create_task(self._heartbeats_forever()))
-        self._tasks.append(asyncio.create_task(self._flush_flag_counts_forever()))
+        # Flushed even with analytics off: flag evaluation counts are part of the record.
+        self._tasks.append(asyncio.create_task(self._flush_analytics_forever()))
         if self.analytics.enabled:
-            self._tasks.append(asyncio.create_task(self._flush_analytics_forever()))
             self._tasks.append(asyncio.create_task(self._tick_analytics_forever()))
 
     async def stop(self) -> None:
@@ -141,7 +139,6 @@ class Delivery:
             self.notifier.transport = None
         await self.tokens.flush_usage(self.sessionmaker)
         await self.reveals.flush(self.sessionmaker)
-        await flags.flush_counts(self.flag_counts, self.sessionmaker)
         await analytics.flush(self.analytics, self.sessionmaker, self.settings)
 
     def _transport(self) -> PostgresTransport | RedisTransport | None:
@@ -294,11 +291,6 @@ class Delivery:
             await self.tokens.flush_usage(self.sessionmaker)
             await self.reveals.flush(self.sessionmaker)
 
-    async def _flush_flag_counts_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.flag_counts_flush_seconds)
-            await flags.flush_counts(self.flag_counts, self.sessionmaker)
-
     async def _tick_analytics_forever(self) -> None:
         """The analytics' clock: answers are stamped with it, to a tenth of the flush period
         (at most a second)."""
@@ -318,9 +310,10 @@ class Delivery:
         while True:
             await asyncio.sleep(self.settings.analytics_flush_seconds)
             await analytics.flush(self.analytics, self.sessionmaker, self.settings)
-            await analytics.measure_stale(
-                self.analytics, self.sessionmaker, self.settings, self._cached_state
-            )
+            if self.analytics.enabled:
+                await analytics.measure_stale(
+                    self.analytics, self.sessionmaker, self.settings, self._cached_state
+                )
             await analytics.compact_now_and_then(self.analytics, self.sessionmaker, self.settings)
 
     def _watch_shutdown(self) -> None:

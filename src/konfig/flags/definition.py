@@ -24,6 +24,7 @@ import orjson
 from konfig.flags.logic import Evaluation, Rule, RuleError, compile_rule, compile_targeting
 
 EVALUATORS_KEY = "flag_evaluators"
+MEMO_SIZE = 4096  # outcomes a flag remembers per state (a split's: one per targeting key)
 STATES = ("ENABLED", "DISABLED")
 FIELDS = frozenset({"state", "variants", "defaultVariant", "targeting", "metadata"})
 Reason = Literal["STATIC", "TARGETING_MATCH", "SPLIT", "DEFAULT", "DISABLED"]
@@ -172,10 +173,12 @@ class Flag:
 
     __slots__ = (
         "_answers",
+        "_memo",
         "default",
         "disabled",
         "key",
         "metadata",
+        "reads",
         "reads_clock",
         "rule",
         "static",
@@ -192,6 +195,10 @@ class Flag:
         self.rule: Rule | None = None
         self.static: Outcome | None = None
         self.reads_clock = False
+        # The context attributes the rule's result depends on (None: not known, no memo), and
+        # the outcomes remembered by their values: a flag's state is immutable, so they hold.
+        self.reads: tuple[str, ...] | None = None
+        self._memo: dict[tuple[Any, ...], Outcome] = {}
         self._answers: dict[tuple[str | None, str | None], bytes] = {}
         if self.disabled:
             self.static = Outcome(key, "DISABLED", self.default, self.variants[self.default])
@@ -199,7 +206,9 @@ class Flag:
             self.static = Outcome(key, "STATIC", self.default, self.variants[self.default])
         else:
             try:
-                self.rule, self.reads_clock = compile_targeting(targeting, "targeting", evaluators)
+                self.rule, self.reads_clock, self.reads = compile_targeting(
+                    targeting, "targeting", evaluators
+                )
             except RuleError as exc:
                 self.static = Outcome(key, error="PARSE_ERROR", detail=str(exc))
 
@@ -220,10 +229,34 @@ class Flag:
         return made
 
     def evaluate(self, context: dict[str, Any]) -> Outcome:
-        """The flag's variant for ``context`` (a dict with ``targetingKey`` and attributes)."""
+        """The flag's variant for ``context`` (a dict with ``targetingKey`` and attributes);
+        remembered by the values of the attributes the rule reads, when they are plain."""
         rule = self.rule
         if rule is None:  # disabled, untargeted, or a rule that cannot run
             return self.static  # type: ignore[return-value]  # set whenever rule is None
+        reads = self.reads
+        if reads is None:
+            return self._run(rule, context)
+        values: list[Any] = []
+        for name in reads:
+            value = context.get(name)
+            kind = value.__class__
+            # Only values equal exactly when their Python values are (True == 1, and floats'
+            # -0.0 == 0.0, are not alike to a rule): else evaluated each time.
+            if kind is not str and kind is not int and kind is not bool and value is not None:
+                return self._run(rule, context)
+            values.append(value)
+            values.append(kind)
+        memo_key = tuple(values)
+        outcome = self._memo.get(memo_key)
+        if outcome is None:
+            outcome = self._run(rule, context)
+            if len(self._memo) >= MEMO_SIZE:
+                self._memo.clear()
+            self._memo[memo_key] = outcome
+        return outcome
+
+    def _run(self, rule: Rule, context: dict[str, Any]) -> Outcome:
         ev = Evaluation(context, self.key)
         try:
             result = rule(ev)

@@ -234,6 +234,10 @@ class _Budget:
     nodes: int = 0
     constants: dict[int, Any] = field(default_factory=dict)
     reads_clock: bool = False  # the rule may read $flagd.timestamp: its result changes alone
+    # The context's top-level attributes the rule reads (targetingKey for a split), and whether
+    # it may read others, named only when it runs (``missing``): then ``reads`` is not whole.
+    reads: set[str] = field(default_factory=set)
+    reads_unnamed: bool = False
 
     def literal(self, rule: Rule) -> Any:
         return self.constants.get(id(rule), _NOTHING)
@@ -268,11 +272,14 @@ def compile_rule(
 
 def compile_targeting(
     rule: Any, path: str = "targeting", evaluators: Mapping[str, Any] | None = None
-) -> tuple[Rule, bool]:
-    """``compile_rule``, and whether the rule may read the clock (``$flagd.timestamp``, or the
-    context through a path only known when it runs): then its answers cannot be remembered."""
+) -> tuple[Rule, bool, tuple[str, ...] | None]:
+    """``compile_rule``; whether the rule may read the clock (``$flagd.timestamp``, or the
+    context through a path only known when it runs): then its answers cannot be remembered;
+    and else the context's top-level attributes its result depends on (None: not known)."""
     budget = _Budget()
-    return _compile(rule, path, evaluators, budget, 0, ()), budget.reads_clock
+    compiled = _compile(rule, path, evaluators, budget, 0, ())
+    known = not budget.reads_clock and not budget.reads_unnamed
+    return compiled, budget.reads_clock, tuple(sorted(budget.reads)) if known else None
 
 
 def _compile(
@@ -368,6 +375,7 @@ def _var(args: list[Rule], path: str, budget: _Budget) -> Rule:
         budget.reads_clock |= literal == "$flagd.timestamp"
         return _flagd(literal.removeprefix("$flagd."), default)
     if isinstance(literal, str) and literal and "." not in literal:
+        budget.reads.add(literal)
 
         def field_of(ev: Evaluation) -> Any:  # the common case: one attribute, no copy
             value = ev.data.get(literal)
@@ -376,6 +384,7 @@ def _var(args: list[Rule], path: str, budget: _Budget) -> Rule:
         return field_of
 
     if isinstance(literal, str) and literal and not literal.startswith("$flagd"):
+        budget.reads.add(literal.split(".", 1)[0])
 
         def path_of(ev: Evaluation) -> Any:  # a dotted path into the caller's context
             found, value = lookup(ev.data, literal)
@@ -412,6 +421,8 @@ def _whole_context(ev: Evaluation) -> Any:
 
 @_operator("missing")
 def _missing(args: list[Rule], path: str, budget: _Budget) -> Rule:
+    budget.reads_unnamed = True
+
     def missing(ev: Evaluation) -> list[Any]:
         names = [a(ev) for a in args]
         if len(names) == 1 and isinstance(names[0], list):
@@ -425,6 +436,7 @@ def _missing(args: list[Rule], path: str, budget: _Budget) -> Rule:
 def _missing_some(args: list[Rule], path: str, budget: _Budget) -> Rule:
     _arity(args, path, 2)
     need, names = args
+    budget.reads_unnamed = True
 
     def missing_some(ev: Evaluation) -> list[Any]:
         wanted = names(ev) or []
@@ -643,6 +655,7 @@ def _fractional(args: list[Rule], path: str, budget: _Budget) -> Rule:
     """``[bucketBy?, [variant, weight?], …]``; with no bucketing expression the input is the
     flag's key followed by the targeting key, as flagd hashes it."""
     _arity(args, path, 1, MAX_NODES)
+    budget.reads.add("targetingKey")
 
     def fractional(ev: Evaluation) -> Any:
         values = [a(ev) for a in args]

@@ -1,18 +1,18 @@
-"""The queries behind flags: a namespace's flag entries, and evaluation counts."""
+"""The queries behind flags: a namespace's flag entries, and their evaluation counts (written
+by ``konfig.analytics`` with the rest of the usage record, minute rows rolled up into hours and
+days: readers sum whatever spans there are)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.analytics.models import FlagEvaluation
 from konfig.configs.models import ConfigEntry
-from konfig.flags.counts import CountKey
-from konfig.flags.models import FlagEvaluation
 from konfig.namespaces.models import Namespace
 
 
@@ -32,45 +32,13 @@ async def flag_entries(
     return list((await session.execute(query)).scalars())
 
 
-async def add_counts(
-    session: AsyncSession, *, counts: Mapping[CountKey, int], hour: datetime
-) -> None:
-    """Add ``counts`` to the hour's rows (a row per key; made when missing)."""
-    for (tenant_id, namespace, flag, variant, actor), number in counts.items():
-        added = await session.execute(
-            update(FlagEvaluation)
-            .where(
-                FlagEvaluation.tenant_id == tenant_id,
-                FlagEvaluation.namespace == namespace,
-                FlagEvaluation.flag == flag,
-                FlagEvaluation.variant == variant,
-                FlagEvaluation.actor == actor,
-                FlagEvaluation.hour == hour,
-            )
-            .values(count=FlagEvaluation.count + number)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(added, "rowcount", 0) == 0:
-            session.add(
-                FlagEvaluation(
-                    tenant_id=tenant_id,
-                    namespace=namespace,
-                    flag=flag,
-                    variant=variant,
-                    actor=actor,
-                    hour=hour,
-                    count=number,
-                )
-            )
-    await session.flush()
-
-
 async def summary(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace: str
 ) -> dict[str, tuple[int, datetime]]:
-    """Per flag of the namespace: evaluations counted, and the last hour one was."""
+    """Per flag of the namespace: evaluations counted, and the start of the last minute, hour or
+    day (as rolled up) one was."""
     query = (
-        select(FlagEvaluation.flag, func.sum(FlagEvaluation.count), func.max(FlagEvaluation.hour))
+        select(FlagEvaluation.flag, func.sum(FlagEvaluation.count), func.max(FlagEvaluation.start))
         .where(FlagEvaluation.tenant_id == tenant_id, FlagEvaluation.namespace == namespace)
         .group_by(FlagEvaluation.flag)
     )
@@ -80,17 +48,18 @@ async def summary(
 async def by_hour(
     session: AsyncSession, *, tenant_id: uuid.UUID, namespace: str, flag: str, since: datetime
 ) -> list[Any]:
-    """Rows ``(hour, variant, count)`` of a flag's evaluations since ``since``, oldest first."""
+    """Rows ``(start, variant, count)`` of a flag's evaluations since ``since``, oldest first
+    (a row's start is its minute's, hour's or day's)."""
     query = (
-        select(FlagEvaluation.hour, FlagEvaluation.variant, func.sum(FlagEvaluation.count))
+        select(FlagEvaluation.start, FlagEvaluation.variant, func.sum(FlagEvaluation.count))
         .where(
             FlagEvaluation.tenant_id == tenant_id,
             FlagEvaluation.namespace == namespace,
             FlagEvaluation.flag == flag,
-            FlagEvaluation.hour >= since,
+            FlagEvaluation.start >= since,
         )
-        .group_by(FlagEvaluation.hour, FlagEvaluation.variant)
-        .order_by(FlagEvaluation.hour, FlagEvaluation.variant)
+        .group_by(FlagEvaluation.start, FlagEvaluation.variant)
+        .order_by(FlagEvaluation.start, FlagEvaluation.variant)
     )
     return list((await session.execute(query)).all())
 
@@ -105,7 +74,7 @@ async def by_caller(
             FlagEvaluation.tenant_id == tenant_id,
             FlagEvaluation.namespace == namespace,
             FlagEvaluation.flag == flag,
-            FlagEvaluation.hour >= since,
+            FlagEvaluation.start >= since,
         )
         .group_by(FlagEvaluation.actor)
     )
@@ -126,13 +95,14 @@ async def tenant_flag_entries(session: AsyncSession, *, tenant_id: uuid.UUID) ->
 async def tenant_summary(
     session: AsyncSession, *, tenant_id: uuid.UUID
 ) -> dict[tuple[str, str], tuple[int, datetime]]:
-    """Per (namespace, flag) of the tenant: evaluations counted, and the last hour one was."""
+    """Per (namespace, flag) of the tenant: evaluations counted, and the start of the last
+    minute, hour or day one was."""
     query = (
         select(
             FlagEvaluation.namespace,
             FlagEvaluation.flag,
             func.sum(FlagEvaluation.count),
-            func.max(FlagEvaluation.hour),
+            func.max(FlagEvaluation.start),
         )
         .where(FlagEvaluation.tenant_id == tenant_id)
         .group_by(FlagEvaluation.namespace, FlagEvaluation.flag)

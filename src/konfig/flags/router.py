@@ -11,11 +11,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
+from konfig.analytics.evaluations import CountKey
 from konfig.auth.deps import CurrentPrincipal
 from konfig.configs.params import KeyPath
 from konfig.db.session import SessionDep
 from konfig.flags import service
-from konfig.flags.counts import CountKey
 from konfig.flags.schemas import FlagEvaluations, FlagList
 from konfig.input_guard import GuardedRoute
 from konfig.state import state_of
@@ -30,7 +30,7 @@ stale_router = APIRouter(prefix="/flags", tags=["flags"], route_class=GuardedRou
 
 def _pending(request: Request) -> dict[CountKey, int]:
     """This replica's evaluation counts not written yet."""
-    return state_of(request).delivery.flag_counts.unwritten()
+    return state_of(request).delivery.analytics.evaluations.unwritten()
 
 
 @router.get("", response_model=FlagList)

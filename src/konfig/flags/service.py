@@ -1,28 +1,24 @@
 """Flags as people look at them: each flag with when it changed and was last evaluated, the
-stale ones, counts over time; and writing the counts gathered in memory."""
+stale ones, counts over time. The counts are gathered and written by ``konfig.analytics``."""
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from konfig.analytics.evaluations import CountKey
 from konfig.auth.principal import Principal
 from konfig.configs.models import ConfigEntry
 from konfig.configs.service import read_value
-from konfig.db.session import across_tenants, open_session
 from konfig.errors import NotFound
 from konfig.flags import repository
-from konfig.flags.counts import CountKey, EvaluationCounts
 from konfig.flags.schemas import FlagEvaluations, FlagRead, HourCount
 from konfig.namespaces import service as namespaces
 from konfig.revisions.writer import WritePolicy
 from konfig.users.models import Role
-
-log = logging.getLogger("konfig.flags")
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -190,26 +186,3 @@ async def evaluations(
         totals=totals,
         callers=dict(sorted(callers.items(), key=lambda item: -item[1])),
     )
-
-
-async def flush_counts(
-    counts: EvaluationCounts, sessionmaker: async_sessionmaker[AsyncSession]
-) -> None:
-    """Write the counts gathered since the last flush, in one transaction; kept for the next
-    flush when the database cannot take them."""
-    drained = counts.drain()
-    if not drained:
-        return
-    try:
-        session = await open_session(sessionmaker, write=True)
-        try:
-            async with across_tenants(session, "flag evaluation counts, of every tenant"):
-                await repository.add_counts(
-                    session, counts=drained, hour=hour_of(datetime.now(UTC))
-                )
-            await session.commit()
-        finally:
-            await session.close()
-    except Exception:
-        log.warning("could not write flag evaluation counts; will retry", exc_info=True)
-        counts.restore(drained)

@@ -50,7 +50,7 @@ class Bar:
 
 
 def _unwritten(visitor: Visitor) -> dict[Any, int]:
-    return state_of(visitor.request).delivery.flag_counts.unwritten()
+    return state_of(visitor.request).delivery.analytics.evaluations.unwritten()
 
 
 async def _flags(visitor: Visitor, namespace_id: uuid.UUID) -> list[FlagRead]:

@@ -1,8 +1,10 @@
-"""Evaluation counts: per tenant, namespace, flag, variant and caller, kept in memory.
+"""Flag evaluation counts: per tenant, namespace, flag, variant and caller, kept in memory.
 
-An evaluation costs one dict increment (never a database write); ``drain`` hands the counts
-gathered since the last drain to whoever writes them, and ``totals`` keeps the running sums
-Prometheus scrapes (``konfig_flag_evaluations_total``).
+Part of the analytics record (``Recorder.evaluations``): an evaluation costs one dict increment
+(never a database write); ``service.flush`` drains the counts with the rest of the record and
+writes them beside the traffic (``analytics_flag_evaluations``, rolled up minute → hour → day);
+``totals`` keeps the running sums Prometheus scrapes (``konfig_flag_evaluations_total``).
+The caller's instance and SDK are the record's entries: the evaluation request is one of them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class EvaluationCounts:
 
     def __init__(self) -> None:
         self.pending: dict[CountKey, int] = {}
+        self.flushing: dict[CountKey, int] = {}  # drained, being written: still unwritten
         # Remembered bulk answers sent: one increment each, spread over their flags on drain.
         self.answers: dict[tuple[uuid.UUID, str, str, int], list[Any]] = {}
         self.totals: dict[tuple[str, str, str], int] = {}  # namespace, flag, variant
@@ -57,21 +60,30 @@ class EvaluationCounts:
                 pending[key] = pending.get(key, 0) + number
 
     def unwritten(self) -> dict[CountKey, int]:
-        """The counts since the last drain (a copy)."""
+        """The counts not in the database yet: those being written, and those since."""
         self._spread()
-        return dict(self.pending)
+        found = dict(self.flushing)
+        for key, number in self.pending.items():
+            found[key] = found.get(key, 0) + number
+        return found
 
     def drain(self) -> dict[CountKey, int]:
-        """The counts since the last drain (they move to ``totals``)."""
+        """The counts since the last drain (they move to ``totals``, and stay ``unwritten``
+        until ``written``)."""
         self._spread()
         drained, self.pending = self.pending, {}
+        self.flushing = drained
         for (_, namespace, flag, variant, _), number in drained.items():
             total_key = (namespace, flag, variant)
             self.totals[total_key] = self.totals.get(total_key, 0) + number
         return drained
 
+    def written(self) -> None:
+        self.flushing = {}
+
     def restore(self, drained: dict[CountKey, int]) -> None:
         """Put back counts a failed write could not keep (they are written next time)."""
+        self.flushing = {}
         for key, number in drained.items():
             self.pending[key] = self.pending.get(key, 0) + number
         for (_, namespace, flag, variant, _), number in drained.items():
