@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from read_path import _ms, free_port  # bench/read_path.py
+from read_path import _ms, free_port, python_loop_ms  # bench/read_path.py
 from watch import _watch as watch_stream  # bench/watch.py
 from watch import cpu_seconds, percentile, rss_kib
 
@@ -568,6 +568,8 @@ def main() -> None:
                 f"({found['system_share']:.0%} in the kernel) "
                 "(target p99 <= 100 ms, <= 10 KiB)",
             )
+            # The machine's speed right after (a loaded machine slows everything alike).
+            row("  reference: a 1M-step Python loop (ms)", f"{python_loop_ms():.0f}", "")
     print("\nsummary")
     for label, at_small, at_big, target in rows:
         print(f"| {label} | {at_small} | {at_big} | {target} |")

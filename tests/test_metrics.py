@@ -89,6 +89,7 @@ async def test_every_feature_metric_is_exported(client: httpx.AsyncClient) -> No
         "konfig_config_reads",
         "konfig_config_cache_hits",
         "konfig_config_writes",
+        "konfig_config_events",
         "konfig_active_watchers",
         "konfig_notifications",
         "konfig_backup_age_seconds",

@@ -35,6 +35,7 @@ from konfig.configs.write_path import WritePath
 from konfig.delivery import ofrep
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.ofrep import Ofrep
+from konfig.delivery.stream import SERVER_SEND
 from konfig.paths import API_PREFIX, READ_PATH_PREFIX
 from konfig.state import AppState, app_state
 
@@ -67,6 +68,9 @@ class Dispatcher:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            # The server's own send, unwrapped: the read path's event streams may write their
+            # changes straight to the connection (``konfig.delivery.stream``).
+            scope[SERVER_SEND] = send
             await self._answer(scope, receive, send)
         else:  # lifespan (and websockets, should a route ever take them)
             await self.api(scope, receive, send)

@@ -88,7 +88,10 @@ class RequestMetrics:
 class DeliveryCounts:
     """``konfig_config_reads_total`` (resolved configs answered, 200 or 304),
     ``konfig_config_cache_hits_total`` (of those, answered from the rendered cache) and
-    ``konfig_config_writes_total`` (revisions committed by this process).
+    ``konfig_config_writes_total`` (revisions committed by this process) and
+    ``konfig_config_events_total`` (change events sent on event streams, by ``path``: ``direct``,
+    written straight to the connection by the loop that hands a change to every stream, or
+    ``asgi``, sent by the stream's own task; ``konfig.delivery.stream``).
 
     Plain integers the event loop adds to, turned into Prometheus families when scraped (as
     ``RequestMetrics``): the read path counts every answer, and ``Counter.inc`` takes a lock.
@@ -98,6 +101,8 @@ class DeliveryCounts:
         self.reads = 0
         self.cache_hits = 0
         self.writes = 0
+        self.events_direct = 0
+        self.events_asgi = 0
         registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
@@ -111,6 +116,15 @@ class DeliveryCounts:
             ("konfig_config_writes", "Committed changes (new revisions).", self.writes),
         ):
             yield CounterMetricFamily(name, documentation, value=value)
+        events = CounterMetricFamily(
+            "konfig_config_events",
+            "Change events sent on event streams, by path (direct: written to the connection "
+            "by the change's one loop; asgi: by the stream's own task).",
+            labels=["path"],
+        )
+        events.add_metric(["direct"], self.events_direct)
+        events.add_metric(["asgi"], self.events_asgi)
+        yield events
 
 
 class Metrics:

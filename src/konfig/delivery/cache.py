@@ -31,7 +31,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from konfig.delivery import render
 from konfig.delivery.resolve import Resolution
@@ -46,6 +46,14 @@ _KNOWN_STATES = 32
 Wake = Literal["changed", "timeout", "heartbeat", "gone", "shutdown", "revoked"]
 # Resolves several namespaces of a tenant at once: None for one that does not exist.
 LoadMany = Callable[[uuid.UUID, list[str]], Awaitable[dict[str, Resolution | None]]]
+
+
+class Follower(Protocol):
+    """A watcher that takes a change itself, its waiter left pending (an event stream)."""
+
+    def follow(self, resolved: Resolved, waiter: asyncio.Future[Wake]) -> bool:
+        """Take ``resolved``, the new state, and watch it from now on; False to be woken."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +72,14 @@ class Resolved:
     are one and the same)."""
 
     __slots__ = (
+        "_chunks",
         "_events",
         "_flags",
         "_masked",
         "_variants",
         "current",
         "etag",
+        "followers",
         "fresh_until",
         "known",
         "resolution",
@@ -90,8 +100,11 @@ class Resolved:
         self.fresh_until = time.monotonic() + max_age
         self.current = False  # True while this is the cache's answer for its namespace
         self.waiters: set[asyncio.Future[Wake]] = set()
+        # Those of the waiters whose watcher takes the next state itself (``_refreshed``).
+        self.followers: dict[Follower, asyncio.Future[Wake]] = {}
         self._variants: dict[tuple[str, bool], Variant | KonfigError] = {}
         self._events: dict[bool, bytes] = {}
+        self._chunks: dict[bool, bytes] = {}
         self._masked: tuple[Resolution, str] | None = None
         self._flags: FlagSet | None = None
         # The ETags this process has sent for the namespace (shared by its successive states).
@@ -174,6 +187,16 @@ class Resolved:
             data = render.event_body(resolution, f'"{etag}"')
             found = b"id: " + etag.encode() + b"\nevent: change\ndata: " + data + b"\n\n"
             self._events[reveal] = found
+        return found
+
+    def event_chunk(self, reveal: bool = True) -> bytes:
+        """``event`` as one chunk of HTTP/1.1 chunked transfer-encoding, exactly as uvicorn
+        frames a body message (for the streams written directly, ``konfig.delivery.stream``)."""
+        reveal = self._plain(reveal)
+        found = self._chunks.get(reveal)
+        if found is None:
+            event = self.event(reveal)
+            found = self._chunks[reveal] = b"%x\r\n" % len(event) + event + b"\r\n"
         return found
 
 
@@ -356,21 +379,28 @@ class ResolvedCache:
 
     # Watching ---------------------------------------------------------------------------------
 
-    def watch(self, resolved: Resolved) -> asyncio.Future[Wake]:
-        """A future that completes when ``resolved`` stops being the current answer."""
+    def watch(self, resolved: Resolved, follower: Follower | None = None) -> asyncio.Future[Wake]:
+        """A future that completes when ``resolved`` stops being the current answer; with a
+        ``follower``, one that stays pending while the follower takes the changes itself."""
         waiter: asyncio.Future[Wake] = asyncio.get_running_loop().create_future()
         if self.closing:
             waiter.set_result("shutdown")
         elif resolved.current:
             resolved.waiters.add(waiter)
+            if follower is not None:
+                resolved.followers[follower] = waiter
         elif self.enabled:
             waiter.set_result("changed")  # it changed while we looked: look again
         else:
             self._idle.add(waiter)  # nothing to hear until the listener is back
         return waiter
 
-    def unwatch(self, resolved: Resolved, waiter: asyncio.Future[Wake]) -> None:
+    def unwatch(
+        self, resolved: Resolved, waiter: asyncio.Future[Wake], follower: Follower | None = None
+    ) -> None:
         resolved.waiters.discard(waiter)
+        if follower is not None:
+            resolved.followers.pop(follower, None)
         self._idle.discard(waiter)
 
     # Announcements ----------------------------------------------------------------------------
@@ -406,10 +436,32 @@ class ResolvedCache:
             self._refreshing.add(resolved)
             flights[name].future.add_done_callback(functools.partial(self._refreshed, resolved))
 
-    def _refreshed(self, stale: Resolved, _loaded: asyncio.Future[Resolved | None]) -> None:
+    def _refreshed(self, stale: Resolved, loaded: asyncio.Future[Resolved | None]) -> None:
         self._refreshing.discard(stale)
+        if stale.followers:
+            self._hand_over(stale, loaded)
         # Failed or not: the watchers look again, and meet the error if there is one.
         _wake(stale.waiters, "shutdown" if self.closing else "changed")
+
+    def _hand_over(self, stale: Resolved, loaded: asyncio.Future[Resolved | None]) -> None:
+        """Give the new state to the followers of the old one, in one loop: each that takes it
+        watches the new state with its waiter still pending (its task never woken); the others
+        are woken with the rest."""
+        followers, stale.followers = stale.followers, {}
+        fresh = None if loaded.cancelled() or loaded.exception() else loaded.result()
+        if fresh is None or not fresh.current or self.closing:
+            return
+        waiters = fresh.waiters
+        for follower, waiter in followers.items():
+            try:
+                taken = follower.follow(fresh, waiter)
+            except Exception:
+                log.exception("a change could not be handed to a stream: waking it instead")
+                taken = False
+            if taken:
+                stale.waiters.discard(waiter)
+                waiters.add(waiter)
+                fresh.followers[follower] = waiter
 
     def behind(self, tenant_id: uuid.UUID, namespace_id: uuid.UUID, revision: int) -> bool:
         """Whether a cached entry read the namespace at a revision older than ``revision``."""

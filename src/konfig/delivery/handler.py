@@ -40,6 +40,7 @@ from konfig.delivery.http import (
     parse_query,
     settle,
 )
+from konfig.delivery.stream import SERVER_SEND, Connection, EventStream, connection_of
 from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
 from konfig.input_guard import refuse_bad_parameters
 from konfig.namespaces.schemas import NAME_PATTERN
@@ -146,12 +147,23 @@ class ReadPath:
         if events:
             name = name[: -len("/events")]
         scope["route"] = EVENTS_ROUTE if events else READ_ROUTE
-        await self.serve(scope, receive, send, name, events=events)
+        await self.serve(
+            scope, receive, send, name, events=events, server_send=scope.get(SERVER_SEND)
+        )
 
     async def serve(
-        self, scope: Scope, receive: Receive, send: Send, name: str, *, events: bool
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        name: str,
+        *,
+        events: bool,
+        server_send: Send | None = None,
     ) -> None:
-        """Answer for the namespace ``name`` (its event stream when ``events``)."""
+        """Answer for the namespace ``name`` (its event stream when ``events``); an event
+        stream's changes are written straight to its connection when ``server_send``, the
+        server's own, allows (``konfig.delivery.stream``)."""
         head = scope["method"] == "HEAD"
         authorization = if_none_match = last_event_id = instance = sdk = None
         for key, value in scope["headers"]:
@@ -178,7 +190,10 @@ class ReadPath:
             if events:
                 last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
                 client = client_of(scope, instance, sdk)
-                await self._stream(receive, send, caller, authorization, name, last, head, client)
+                connection = None if server_send is None or head else connection_of(server_send)
+                await self._stream(
+                    receive, send, caller, authorization, name, last, head, client, connection
+                )
                 return
             resolved = self.cache.get(caller.tenant_id, name)
             if resolved is None:
@@ -203,7 +218,7 @@ class ReadPath:
             else:
                 headers, body = variant.headers, variant.body
                 if resolved.reveals(reveal) and not head:
-                    self._count_reveal(caller, name, resolved)
+                    self.count_reveal(caller, name, resolved)
             analytics = self.analytics
             if analytics.enabled:
                 who = instance_of(scope, instance)
@@ -301,16 +316,24 @@ class ReadPath:
             return resolved
         return await self.resolve(caller, name, fresh=True)
 
-    def _count_reveal(self, caller: Caller, name: str, resolved: Resolved) -> None:
+    def count_reveal(self, caller: Caller, name: str, resolved: Resolved) -> None:
         """An answer showed secrets: counted for the audit log, written in aggregate."""
         self.delivery.reveals.count(
             caller.tenant_id, caller.actor, name, resolved.resolution.secrets
         )
 
-    async def wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
+    async def wait(
+        self,
+        resolved: Resolved,
+        waiting: Waiting,
+        seconds: float | None,
+        stream: EventStream | None = None,
+    ) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going
-        away, shutdown, a heartbeat, or (when given) ``seconds``."""
-        waiter = self.cache.watch(resolved)
+        away, shutdown, a heartbeat, or (when given) ``seconds``. A ``stream`` takes the changes
+        it can send itself meanwhile (``EventStream.follow``), and holds the state it watches
+        at the end."""
+        waiter = self.cache.watch(resolved, stream)
         waiting.arm(waiter)
         timer = None
         if seconds is not None:
@@ -322,7 +345,10 @@ class ReadPath:
             self.waiting -= 1
             if timer is not None:
                 timer.cancel()
-            self.cache.unwatch(resolved, waiter)
+            if stream is None:
+                self.cache.unwatch(resolved, waiter)
+            else:
+                self.cache.unwatch(stream.resolved, waiter, stream)
 
     def register(self, caller: Caller, waiting: Waiting) -> None:
         if caller.token_id is not None:
@@ -365,7 +391,7 @@ class ReadPath:
                 variant = resolved.variant(query.variant, reveal)
                 if not etag_matches(if_none_match, variant.etag):
                     if resolved.reveals(reveal):
-                        self._count_reveal(caller, name, resolved)
+                        self.count_reveal(caller, name, resolved)
                     return variant, resolved
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -388,6 +414,7 @@ class ReadPath:
         last_event_id: str | None,
         head: bool,
         client: Client,
+        connection: Connection | None,
     ) -> None:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
@@ -401,13 +428,12 @@ class ReadPath:
             await send({"type": "http.response.body", "body": b""})
             return
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
+        stream = EventStream(self, caller, name, resolved, last_event_id, client, connection)
         waiting = Waiting(receive)
         self.register(caller, waiting)
         self.streams.add(waiting)
         try:
-            await self._events(
-                send, caller, authorization, name, resolved, last_event_id, waiting, client
-            )
+            await self._events(send, stream, authorization, waiting)
         except Exception as exc:
             # The answer has started: the error can only travel as an event.
             if isinstance(exc, KonfigError):
@@ -419,50 +445,49 @@ class ReadPath:
             body = b"event: error\ndata: " + data + b"\n\n"
             await send({"type": "http.response.body", "body": body, "more_body": True})
         finally:
-            self.unregister(caller, waiting)
+            self.unregister(stream.caller, waiting)
         await send({"type": "http.response.body", "body": b""})
 
     async def _events(
-        self,
-        send: Send,
-        caller: Caller,
-        authorization: bytes | None,
-        name: str,
-        resolved: Resolved | None,
-        last: str | None,
-        waiting: Waiting,
-        client: Client,
+        self, send: Send, stream: EventStream, authorization: bytes | None, waiting: Waiting
     ) -> None:
+        """The stream's loop: send the state it has not sent, wait (changes the stream can
+        write itself are sent meanwhile, without waking this task), and again."""
         analytics = self.analytics
-        who, sdk = client
+        name = stream.name
+        who, sdk = stream.client
+        resolved: Resolved | None = stream.resolved
         kind = READ  # the state a stream starts with; then each change it pushes
         while resolved is not None and not self.cache.closing:
+            caller = stream.caller
             reveal = caller.admit(name, resolved)  # an include added since: 403 as an event
             _, etag = resolved.shown(reveal)
-            sent = etag != last
+            sent = etag != stream.last
             if sent:
                 event = resolved.event(reveal)
                 await send({"type": "http.response.body", "body": event, "more_body": True})
-                last = etag
+                self.counts.events_asgi += 1
+                stream.last = etag
                 if resolved.reveals(reveal):
-                    self._count_reveal(caller, name, resolved)
+                    self.count_reveal(caller, name, resolved)
             if analytics.enabled and (sent or kind == READ):  # READ: Last-Event-ID was current
                 record = kind if sent else CONFIRMED
                 analytics.record(caller.tenant_id, caller.actor, name, who, sdk, resolved, record)
             kind = PUSHED_STATE
-            why = await self.wait(resolved, waiting, None)
+            stream.resolved = resolved
+            why = await self.wait(resolved, waiting, None, stream)
             if why == "gone":
                 return
             if why == "shutdown":
                 break
             if why in ("heartbeat", "revoked"):
                 # Still allowed? (A revoked or expired token ends the stream with an error.)
-                caller = await self.authenticate(authorization, name)
+                caller = stream.caller = await self.authenticate(authorization, name)
             if why == "heartbeat":
                 await send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
                 if analytics.enabled:  # still connected, still holding its state
                     analytics.record(
-                        caller.tenant_id, caller.actor, name, who, sdk, resolved, ALIVE
+                        caller.tenant_id, caller.actor, name, who, sdk, stream.resolved, ALIVE
                     )
             resolved = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(
                 caller.tenant_id, name

@@ -1,0 +1,140 @@
+"""An event stream between changes, and its changes written straight to its connection.
+
+A change watched by thousands of streams is sent by one loop: when the cache has the new state
+(``ResolvedCache._refreshed``), it hands it to every ``EventStream`` parked on the old one,
+which writes the event's bytes, framed once per state and shared by every stream, to its
+connection's transport, and moves on to watch the new state. No stream's task is woken and no
+ASGI ``send`` runs per stream: those cost several times the write itself.
+
+Only where the framing is known exactly: uvicorn's httptools protocol (what ``konfig serve``
+runs), whose ``send`` is a bound method of its ``RequestResponseCycle``, holding the transport,
+on a response it frames with chunked transfer-encoding. For a body message with ``more_body``
+that cycle writes one chunk and changes none of its own state, so a chunk written here is what
+its ``send`` would have written. Everything else goes the ordinary way, the stream's task woken
+to send through ASGI: any other server or protocol (h11, an ASGI test transport), a client gone,
+a transport whose buffer is over the limit (a slow reader: its task then waits in uvicorn's
+flow control, as every stream did before, holding up no other), and a state the caller is no
+longer admitted to (the task sends the error). The stream's start and end always go through
+ASGI, so the cycle's state stays right, and a direct write only ever happens while the stream's
+task is parked waiting for a change, never beside an ASGI send of its own.
+
+Between ``konfig serve``'s wrappers (``Exchange``, CORS) and this, only the start of the
+answer is touched: they pass body messages on unchanged, which is what makes skipping them safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import TYPE_CHECKING, Any
+
+from konfig.analytics.recorder import PUSHED_STATE
+from konfig.delivery.cache import Resolved, Wake
+from konfig.errors import KonfigError
+
+if TYPE_CHECKING:
+    from konfig.delivery.handler import Caller, Client, ReadPath
+
+# Where ``konfig.dispatch`` keeps the server's own ``send`` in the scope, for the read path.
+SERVER_SEND = "konfig.server_send"
+# Bytes a stream's transport may hold unsent before its changes go through ASGI (and so wait
+# for the reader): uvicorn's own high-water mark.
+BUFFER_LIMIT = 65536
+_HTTPTOOLS = "uvicorn.protocols.http.httptools_impl"
+_TRANSPORT = ("write", "is_closing", "get_write_buffer_size")
+
+
+class Connection:
+    """A stream's connection under uvicorn's httptools protocol: its cycle and transport."""
+
+    __slots__ = ("cycle", "transport")
+
+    def __init__(self, cycle: Any, transport: Any) -> None:
+        self.cycle = cycle  # uvicorn's RequestResponseCycle: its attributes are read, not typed
+        self.transport: asyncio.WriteTransport = transport
+
+    def writable(self) -> bool:
+        """May a chunk be written now: the response is chunked, under way, and keeping up?"""
+        cycle = self.cycle
+        transport = self.transport
+        return (
+            cycle.chunked_encoding is True
+            and cycle.response_started
+            and not cycle.response_complete
+            and not cycle.disconnected
+            and not cycle.flow.write_paused
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() <= BUFFER_LIMIT
+        )
+
+
+def connection_of(send: Any) -> Connection | None:
+    """The connection behind ``send`` when it is uvicorn's httptools cycle's own, else None."""
+    module = sys.modules.get(_HTTPTOOLS)
+    cycle = getattr(send, "__self__", None)
+    if module is None or cycle is None:
+        return None
+    kind = getattr(module, "RequestResponseCycle", None)
+    if kind is None or type(cycle) is not kind:
+        return None
+    if getattr(send, "__func__", None) is not kind.__dict__.get("send"):
+        return None
+    transport = getattr(cycle, "transport", None)
+    # uvloop's transports are not asyncio.Transport subclasses: ask for what is used.
+    if not all(hasattr(transport, name) for name in _TRANSPORT) or cycle.scope["method"] == "HEAD":
+        return None
+    return Connection(cycle, transport)
+
+
+class EventStream:
+    """One server-sent-event stream's state: the caller, the state it watches, the ETag it last
+    sent, and its connection when changes can be written to it directly."""
+
+    __slots__ = ("caller", "client", "connection", "last", "name", "read_path", "resolved")
+
+    def __init__(
+        self,
+        read_path: ReadPath,
+        caller: Caller,
+        name: str,
+        resolved: Resolved,
+        last: str | None,
+        client: Client,
+        connection: Connection | None,
+    ) -> None:
+        self.read_path = read_path
+        self.caller = caller
+        self.name = name
+        self.resolved = resolved
+        self.last = last
+        self.client = client
+        self.connection = connection
+
+    def follow(self, resolved: Resolved, waiter: asyncio.Future[Wake]) -> bool:
+        """Send ``resolved`` (when it shows something new) straight to the connection and
+        watch it from now on, the stream's task left asleep on ``waiter``; False when that
+        cannot be done here, and the task must be woken to do it."""
+        connection = self.connection
+        if connection is None or waiter.done() or not connection.writable():
+            return False
+        caller = self.caller
+        try:
+            reveal = caller.admit(self.name, resolved)  # an include added since: the task's 403
+        except KonfigError:
+            return False
+        _, etag = resolved.shown(reveal)
+        if etag != self.last:
+            connection.transport.write(resolved.event_chunk(reveal))
+            self.last = etag
+            read_path = self.read_path
+            read_path.counts.events_direct += 1
+            if resolved.reveals(reveal):
+                read_path.count_reveal(caller, self.name, resolved)
+            analytics = read_path.analytics
+            if analytics.enabled:
+                who, sdk = self.client
+                analytics.record(
+                    caller.tenant_id, caller.actor, self.name, who, sdk, resolved, PUSHED_STATE
+                )
+        self.resolved = resolved
+        return True

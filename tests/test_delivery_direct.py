@@ -1,0 +1,138 @@
+"""Event streams under `konfig serve`: changes written straight to the connections by one loop
+(``konfig.delivery.stream``), framed as uvicorn frames them, with their ids, none missed; what
+the loop cannot send (a state the token may no longer read) still goes through the stream's
+own task."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from tests.conftest import PASSWORD
+from tests.support.apps import free_port, wait_ready
+from tests.support.events import Events
+from tests.test_metrics import value
+
+URL = "/api/v1/config/payments/production"
+
+
+@pytest.fixture
+async def base(tmp_path: Path) -> AsyncIterator[str]:
+    """A `konfig serve` (uvicorn, httptools) on SQLite, heartbeats out of the way."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
+    env |= {
+        "KONFIG_DATA_DIR": str(tmp_path / "data"),
+        "KONFIG_PORT": str(port),
+        "KONFIG_SSE_HEARTBEAT_SECONDS": "600",
+    }
+    proc = subprocess.Popen([sys.executable, "-m", "konfig", "serve"], env=env, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.to_thread(wait_ready, url, proc)
+        yield url
+    finally:
+        proc.terminate()
+        await asyncio.to_thread(proc.wait, 30)
+
+
+async def _seed(http: httpx.AsyncClient) -> tuple[dict[str, str], dict[str, str], str]:
+    """The owner's headers, the namespaces' ids, and a token reading payments and below."""
+    email = "owner@direct.example.com"
+    created = await http.post(
+        "/api/v1/auth/register", json={"name": "direct", "email": email, "password": PASSWORD}
+    )
+    assert created.status_code == 201
+    login = await http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    owner = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    ids = {}
+    for name in ("payments", "payments/production", "shared"):
+        made = await http.post("/api/v1/namespaces", headers=owner, json={"name": name})
+        assert made.status_code == 201
+        ids[name] = made.json()["id"]
+    account = await http.post("/api/v1/service-accounts", headers=owner, json={"name": "svc"})
+    scopes = [{"namespaces": n, "permissions": ["read"]} for n in ("payments", "payments/**")]
+    token = await http.post(
+        "/api/v1/tokens",
+        headers=owner,
+        json={"name": "svc", "service_account_id": account.json()["id"], "scopes": scopes},
+    )
+    assert token.status_code == 201
+    return owner, ids, token.json()["token"]
+
+
+async def _set(http: httpx.AsyncClient, owner: dict[str, str], namespace: str, seq: int) -> None:
+    url = f"/api/v1/namespaces/{namespace}/configs/seq"
+    answer = await http.put(url, headers=owner, json={"value": seq, "value_type": "number"})
+    assert answer.status_code in (200, 201)
+
+
+async def _events_total(http: httpx.AsyncClient) -> tuple[float, float]:
+    text = (await http.get("/metrics")).text
+    return (
+        value(text, "konfig_config_events_total", path="direct"),
+        value(text, "konfig_config_events_total", path="asgi"),
+    )
+
+
+@pytest.mark.slow
+async def test_changes_reach_every_stream_written_directly_with_their_ids(base: str) -> None:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http, AsyncExitStack() as opened:
+        owner, ids, token = await _seed(http)
+        reader = {"Authorization": f"Bearer {token}"}
+        await _set(http, owner, ids["payments"], 0)
+        current = (await http.get(URL, headers=reader)).headers["etag"].strip('"')
+
+        streams = []
+        for resume in (None, None, current):  # the third resumes at the current state
+            headers = reader if resume is None else {**reader, "Last-Event-ID": resume}
+            response = await opened.enter_async_context(
+                http.stream("GET", f"{URL}/events", headers=headers)
+            )
+            assert response.headers["transfer-encoding"] == "chunked"
+            streams.append(Events(response))
+        for events in streams[:2]:
+            first = await events.next_event()
+            assert first["id"] == current
+            assert orjson.loads(first["data"])["config"] == {"seq": 0}
+        before = await _events_total(http)
+
+        for seq in (1, 2, 3):
+            await _set(http, owner, ids["payments"], seq)  # the parent: inherited
+            etag = (await http.get(URL, headers=reader)).headers["etag"].strip('"')
+            for events in streams:
+                event = await events.next_event()
+                assert event["event"] == "change"
+                assert event["id"] == etag  # Last-Event-ID resumes from it
+                assert orjson.loads(event["data"])["config"] == {"seq": seq}
+
+        direct, asgi = await _events_total(http)
+        assert (direct - before[0], asgi - before[1]) == (9, 0)
+
+        # A state the token may not read (an include outside its scopes) is no state to write:
+        # the stream's task sends the refusal, through ASGI.
+        patched = await http.patch(
+            f"/api/v1/namespaces/{ids['payments/production']}",
+            headers=owner,
+            json={"includes": ["shared"]},
+        )
+        assert patched.status_code == 200
+        for events in streams:
+            refused = await events.next_event()
+            assert refused["event"] == "error"
+            assert orjson.loads(refused["data"])["code"] == "FORBIDDEN"
+
+        # A new stream after all that still starts from the current state.
+        etag = (await http.get(URL, headers=owner)).headers["etag"].strip('"')
+        async with http.stream("GET", f"{URL}/events", headers=owner) as response:
+            event = await Events(response).next_event()
+            assert event["id"] == etag
