@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
 import aiohttp
 import httpx
@@ -48,6 +49,11 @@ def retry_after(value: str | None) -> float | None:
         return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
     except (TypeError, ValueError):
         return None
+
+
+@lru_cache(maxsize=4096)
+def _request_url(pinned: str) -> URL:
+    return URL(pinned, encoded=True)
 
 
 class Sender:
@@ -105,7 +111,7 @@ class Sender:
         netloc = url.netloc.decode("ascii")
         session = self._session(url.scheme, host)
         async with session.post(
-            URL(str(pinned), encoded=True),
+            _request_url(str(pinned)),
             data=body,
             headers={**headers, "host": netloc},
             allow_redirects=False,
