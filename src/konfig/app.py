@@ -281,8 +281,7 @@ def _start_webhooks(state: AppState) -> WebhookWorker:
         metrics=state.metrics,
         outages=state.outages,
     )
-    writer = state.entry_writer
-    worker.writes_waiting = lambda: writer.queued > 0 or writer.committing
+    worker.write_load = state.entry_writer.busy_seconds
     state.webhooks = worker
     state.commit_hooks.append(worker.on_committed)
     state.change_hooks.append(worker.on_changed)
