@@ -315,13 +315,15 @@ async def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+            lines = (workdir / "serve.log").read_text().splitlines()
             problems = [
-                line
-                for line in (workdir / "serve.log").read_text().splitlines()
+                n
+                for n, line in enumerate(lines)
                 if "webhooks worker failed" in line or "Traceback" in line
             ]
             if problems:
-                print(f"  the server logged {len(problems)} problems, e.g. {problems[0][:300]}")
+                shown = "\n    ".join(lines[problems[0] : problems[0] + 30])
+                print(f"  the server logged {len(problems)} problems, the first:\n    {shown}")
 
 
 if __name__ == "__main__":

@@ -281,7 +281,9 @@ def _start_webhooks(state: AppState) -> WebhookWorker:
         metrics=state.metrics,
         outages=state.outages,
     )
-    worker.write_load = state.entry_writer.busy_seconds
+    writer = state.entry_writer
+    worker.write_load = writer.busy_seconds
+    worker.writes_waiting = lambda: writer.queued > 0 or writer.committing
     state.webhooks = worker
     state.commit_hooks.append(worker.on_committed)
     state.change_hooks.append(worker.on_changed)

@@ -58,7 +58,7 @@ _STATS_EVERY = 1.0
 _PRUNE_EVERY = 300.0
 _YIELD_TO_WRITES = 0.2
 _LOAD_WINDOW = 0.5  # seconds over which the write path's load is measured
-_SATURATED = 0.8  # the share of that time the write path was busy: writes go first
+_SATURATED = 0.5  # the share of that time the write path was busy: writes go first
 _STOP_GRACE = 2.0  # seconds attempts under way get at shutdown (then their leases run out)
 _EVENTS_UNDER_WRITES = 20
 _CHAINS_UNDER_WRITES = 2
@@ -180,6 +180,8 @@ class WebhookWorker:
         # Seconds this process's write path has been busy, all told: while it is busy most of
         # the time (saturated), writes go first (``_run``).
         self.write_load: Callable[[], float] = lambda: 0.0
+        # Whether writes are queued or committing in this process right now.
+        self.writes_waiting: Callable[[], bool] = lambda: False
         self._load_sample = (time.monotonic(), 0.0)
         self._saturated = False
         # Longer than an attempt can take: a lease that runs out means its holder is gone.
@@ -295,7 +297,8 @@ class WebhookWorker:
                     await self._wake.wait()
 
     def _writes_saturated(self) -> bool:
-        """Whether the write path was busy for most of the last stretch (about half a second).
+        """Whether writes are waiting now, and the write path was busy for half the last
+        stretch (about half a second) or more.
 
         Writes coming as fast as they can (a burst, a bulk job) would lose a share of the
         process to every attempt: the worker then does a little at a time and the queue waits.
@@ -306,7 +309,7 @@ class WebhookWorker:
         if clock - since >= _LOAD_WINDOW:
             self._saturated = (busy - busy_then) / (clock - since) >= _SATURATED
             self._load_sample = (clock, busy)
-        return self._saturated
+        return self._saturated and self.writes_waiting()
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
