@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select, update
 
 from konfig.configs.models import ConfigEntry
-from konfig.db.session import across_tenants, bind_tenant
+from konfig.db.session import across_tenants, bind_tenant, open_session
 from tests.conftest import Account, add_user, assert_error
 from tests.support.namespaces import make_ns
 
@@ -513,7 +513,9 @@ async def test_a_ciphertext_moved_to_another_row_fails_to_decrypt(
 ) -> None:
     for key, value in (("alpha", "first-value"), ("beta", "second-value")):
         await client.post(configs(ns), headers=owner.headers, json={"key": key, "value": value})
-    async with app.state.sessionmaker() as session, session.begin():
+    # A writer from the start, as the app's own are: a transaction that reads and then writes
+    # fails at once on SQLite when the app's background writers committed in between.
+    async with await open_session(app.state.sessionmaker, write=True) as session:
         await bind_tenant(session, uuid.UUID(owner.tenant_id))
         rows = {
             e.key: e.value_ciphertext
@@ -525,6 +527,7 @@ async def test_a_ciphertext_moved_to_another_row_fails_to_decrypt(
                 .where(ConfigEntry.key == key)
                 .values(value_ciphertext=rows[other])
             )
+        await session.commit()
     for key in ("alpha", "beta"):
         answer = await client.get(configs(ns, key), headers=owner.headers)
         error = assert_error(answer, 500, "INTERNAL")

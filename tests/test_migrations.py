@@ -240,3 +240,36 @@ async def test_replicas_starting_together_migrate_once_on_sqlite(tmp_path: Path)
     results = await asyncio.to_thread(_upgrade_in_processes, url, 3, tmp_path)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     assert sum("database migrated" in r.stderr for r in results) == 1
+
+
+def test_the_schema_known_without_alembic_is_alembics() -> None:
+    """``konfig.db.schema`` reads the migrations' ids from their file names (start-up and
+    ``/ready`` do without loading Alembic): they must be Alembic's own, in its order."""
+    from alembic.script import ScriptDirectory
+
+    from konfig.db import schema
+    from konfig.db.migrate import alembic_config
+
+    scripts = ScriptDirectory.from_config(alembic_config())
+    chain = [script.revision for script in scripts.walk_revisions()]
+    assert list(schema.revisions()) == chain[::-1]
+    assert schema.head() == head_revision()
+    assert schema.is_known(chain[-1])
+    assert not schema.is_known("9999_from_a_newer_build")
+
+
+async def test_at_head_tells_an_applied_schema_from_one_to_migrate(tmp_path: Path) -> None:
+    from konfig.db import schema
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'k.db'}"
+    assert not await schema.at_head(url)  # nothing yet
+    await upgrade(url, schema.revisions()[0])
+    assert not await schema.at_head(url)
+    await upgrade(url)
+    assert await schema.at_head(url)
+
+
+async def test_a_migrated_database_is_at_head(backend: Backend) -> None:
+    from konfig.db import schema
+
+    assert await schema.at_head(backend.url)

@@ -245,3 +245,25 @@ async def test_a_history_cursor_not_holding_a_number_is_a_422(
     )
     assert following.status_code == 200
     assert [r["revision"] for r in following.json()["items"]] == [1]
+
+
+async def test_the_uis_pages_answer_their_first_request_whatever_it_is(
+    client: httpx.AsyncClient,
+) -> None:
+    """The UI's pages are included on the first request under /ui (konfig.web.routes): after
+    the route table was built without them, every kind of first request finds them there."""
+    assert (await client.options("/api/v1/users/me")).status_code == 204  # table built
+    options = await client.options("/ui/login")
+    assert options.status_code == 204
+    assert options.headers["allow"] == "GET, HEAD, POST, OPTIONS"
+    wrong = await client.delete("/ui/login")
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "GET, HEAD, POST, OPTIONS"
+    # /ui/namespaces (POST) is also matched by /ui/namespaces/{namespace_id} (GET).
+    shadowed = await client.get("/ui/namespaces")
+    assert shadowed.status_code == 405
+    assert shadowed.headers["allow"] == "POST, OPTIONS"
+    page = await client.get("/ui/login")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert (await client.get("/ui/no-such-page")).status_code == 404

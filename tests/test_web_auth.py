@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from fastapi.routing import APIRoute
 
 from konfig.app import create_app
-from konfig.web.routes import PAGES
+from konfig.web.pages import PAGES
 from tests.conftest import PASSWORD, Account, Backend, add_user, make_settings, register, wipe
 from tests.support.web import browser, csrf_of, post_form, sign_in, text_of
 

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
@@ -55,6 +55,7 @@ from konfig.revisions.mirror import Mirror
 from konfig.revisions.router import entry_router as history_router
 from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import write_policy
+from konfig.routing import include_once
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
@@ -85,9 +86,9 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     delivery = Delivery(api, settings, state.write_policy.keyring)
     delivery.install()
     state.metrics.active_watchers.set_function(lambda: delivery.read_path.waiting)
-    mount_ui(api, delivery)
     # What only FastAPI's routes need: OPTIONS, HEAD, 405 and 415 answered alike for every path.
     api.add_middleware(AllowedMethods, table=RouteTable(api))
+    mount_ui(api, delivery)  # after: its pages are included, outside AllowedMethods, on first use
     return Dispatcher(
         api,
         read_path=delivery.read_path,
@@ -148,32 +149,36 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
 
 
 def _include_routes(api: FastAPI) -> None:
-    """Every feature's routes under ``/api/v1``, and the operations routes beside them."""
-    routes = APIRouter(prefix=API_PREFIX)
-    routes.include_router(auth_router)
-    routes.include_router(users_router)
-    routes.include_router(namespaces_router)
-    routes.include_router(configs_router)
-    routes.include_router(flags_router)
-    routes.include_router(stale_flags_router)
-    routes.include_router(audit_router)
-    routes.include_router(backups_router)
-    routes.include_router(history_router)
-    routes.include_router(revisions_router)
-    routes.include_router(service_accounts_router)
-    routes.include_router(tokens_router)
-    routes.include_router(sso_router)
-    routes.include_router(groups_router)
-    routes.include_router(webhooks_router)
-    routes.include_router(environments_router)
-    routes.include_router(analytics_router)
-    routes.include_router(token_usage_router)
-    routes.include_router(unread_keys_router)
-    routes.include_router(changes_router)
-    routes.include_router(read_path_router)  # documents the read path; see konfig.dispatch
-    api.include_router(routes)
-    api.include_router(ofrep_router)  # documents OFREP; see konfig.dispatch
-    api.include_router(ops_router)
+    """Every feature's routes under ``/api/v1``, and the operations routes beside them (each
+    router with its full prefix, once per process: see ``konfig.routing``)."""
+    include_once(api, *_API_ROUTERS, prefix=API_PREFIX)
+    # OFREP and the read path are documented here and answered by konfig.dispatch.
+    include_once(api, ofrep_router, ops_router)
+
+
+_API_ROUTERS = (
+    auth_router,
+    users_router,
+    namespaces_router,
+    configs_router,
+    flags_router,
+    stale_flags_router,
+    audit_router,
+    backups_router,
+    history_router,
+    revisions_router,
+    service_accounts_router,
+    tokens_router,
+    sso_router,
+    groups_router,
+    webhooks_router,
+    environments_router,
+    analytics_router,
+    token_usage_router,
+    unread_keys_router,
+    changes_router,
+    read_path_router,
+)
 
 
 def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:

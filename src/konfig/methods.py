@@ -10,7 +10,10 @@ only. This middleware answers from every route of the path instead:
 - ``HEAD`` is served wherever ``GET`` is, as ``GET`` without the body;
 - a body in a media type the operation does not read (by the OpenAPI document) is a 415.
 
-The table is built from the routes on first use. It wraps FastAPI's routes only: the read path
+The table of paths and methods is built from the routes on first use; the media types each
+operation reads come from the OpenAPI document, built only when a body that is not JSON first
+asks (the document costs more than all the rest of start-up's routing, and ``/health`` answers
+at once on a fresh process without it). It wraps FastAPI's routes only: the read path
 and the single-entry write path (``konfig.dispatch``) answer their own methods ahead of it;
 they are in the table through their documented routes.
 """
@@ -38,19 +41,29 @@ class _Path:
     pattern: re.Pattern[str]
     parameters: int  # fewer is more specific: /users/me before /users/{user_id}
     methods: set[str] = field(default_factory=set)
-    media_types: dict[str, set[str]] = field(default_factory=dict)  # by method; from OpenAPI
+    media_types: dict[str, set[str]] = field(default_factory=dict)  # by method; from OpenAPI,
+    # filled in by ``RouteTable.accepted``
 
 
 class RouteTable:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        self._routes = 0  # how many routes the app had when the table was built
         self._paths: list[_Path] | None = None
         self._formats: dict[str, _Path] = {}
         self._fixed: dict[str, _Path] | None = None
+        self._documented = False  # whether the media types are read from OpenAPI yet
+
+    def _current(self) -> None:
+        """Forget the table when routes were added since it was built (the UI's pages are
+        included on their first request, ``konfig.web.routes.PagesOnFirstUse``)."""
+        if len(self.app.routes) != self._routes:
+            self._routes = len(self.app.routes)
+            self._paths = self._fixed = None
+            self._documented = False
 
     def _build(self) -> list[_Path]:
         by_path: dict[str, _Path] = {}
-        documented: dict[str, Any] = self.app.openapi().get("paths", {})
         for context in iter_route_contexts(self.app.routes):
             path, methods = context.path, context.methods
             if not path or not methods:
@@ -58,16 +71,30 @@ class RouteTable:
             pattern, path_format, parameters = compile_path(path)
             entry = by_path.setdefault(path_format, _Path(pattern, len(parameters)))
             entry.methods |= set(methods)
-            for method, operation in documented.get(path_format, {}).items():
-                content = operation.get("requestBody", {}).get("content")
-                if content:
-                    entry.media_types[method.upper()] = set(content)
         self._formats = by_path
         return list(by_path.values())
+
+    def accepted(self, path: str, method: str) -> set[str] | None:
+        """The media types the operation at ``path`` reads a body in; None when it reads none
+        (or no route has the path)."""
+        self._current()
+        if not self._documented:
+            if self._paths is None:
+                self._paths = self._build()
+            documented: dict[str, Any] = self.app.openapi().get("paths", {})
+            for path_format, entry in self._formats.items():
+                for documented_method, operation in documented.get(path_format, {}).items():
+                    content = operation.get("requestBody", {}).get("content")
+                    if content:
+                        entry.media_types[documented_method.upper()] = set(content)
+            self._documented = True
+        found = self.find(path)
+        return None if found is None else found.media_types.get(method)
 
     def shadowed(self, path: str, method: str) -> _Path | None:
         """A fixed path (``/users/me``) that a route with a parameter (``/users/{user_id}``) also
         matches, asked for a method only that other route serves: it must answer 405 here."""
+        self._current()
         if self._paths is None:
             self._paths = self._build()
         if self._fixed is None:
@@ -89,6 +116,7 @@ class RouteTable:
 
     def find(self, path: str) -> _Path | None:
         """The methods of the path's most specific routes together; None when no route has it."""
+        self._current()
         if self._paths is None:
             self._paths = self._build()
         matching = [entry for entry in self._paths if entry.pattern.match(path)]
@@ -168,8 +196,7 @@ class AllowedMethods:
             return None
         if content_type is None and not _has_body(scope):
             return None
-        found = self.table.find(scope["path"])
-        accepted = None if found is None else found.media_types.get(method)
+        accepted = self.table.accepted(scope["path"], method)
         if accepted is None or content_type in accepted:
             return None
         reads = ", ".join(sorted(accepted))

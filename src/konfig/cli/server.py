@@ -59,7 +59,7 @@ def _migrate_and_serve(
     import uvicorn
 
     from konfig.app import create_app
-    from konfig.db.migrate import upgrade
+    from konfig.db import schema
     from konfig.logs import configure_logging, get_logger
     from konfig.ops.server import run
 
@@ -67,7 +67,11 @@ def _migrate_and_serve(
     configure_logging(log_format=settings.resolved_log_format, level=settings.log_level)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if migrate and settings.migrate_on_start:
-        asyncio.run(upgrade(settings.resolved_migration_url))
+        url = settings.resolved_migration_url
+        if not asyncio.run(schema.at_head(url)):  # Alembic is loaded only when there is work
+            from konfig.db.migrate import upgrade
+
+            asyncio.run(upgrade(url))
     if settings.is_production:  # the app checks again as it starts; here the refusal reads well
         try:
             asyncio.run(database.check_serving_role(settings.resolved_database_url))

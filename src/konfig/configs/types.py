@@ -11,12 +11,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import re2
-from jsonschema import Draft202012Validator, validators
-from jsonschema.exceptions import SchemaError, ValidationError
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 from konfig.flags.definition import EVALUATORS_KEY, check_evaluators, check_flag
 
@@ -72,6 +73,8 @@ def compile_pattern(pattern: str) -> Any:
 def _re2_pattern(
     validator: Any, pattern: str, instance: Any, schema: Any
 ) -> Iterator[ValidationError]:
+    from jsonschema.exceptions import ValidationError
+
     if not validator.is_type(instance, "string"):
         return
     try:
@@ -95,11 +98,16 @@ def _re2_pattern_properties(
                 yield from validator.descend(value, subschema, path=name, schema_path=pattern)
 
 
-# JSON Schema 2020-12, with the regex keywords moved onto RE2 (jsonschema uses Python's `re`).
-SafeValidator = validators.extend(
-    Draft202012Validator,
-    {"pattern": _re2_pattern, "patternProperties": _re2_pattern_properties},
-)
+@lru_cache(maxsize=1)
+def safe_validator() -> Any:
+    """JSON Schema 2020-12, with the regex keywords moved onto RE2 (jsonschema uses Python's
+    `re`). Made on the first json_schema met: jsonschema is a start-up's worth of imports."""
+    from jsonschema import Draft202012Validator, validators
+
+    return validators.extend(
+        Draft202012Validator,
+        {"pattern": _re2_pattern, "patternProperties": _re2_pattern_properties},
+    )
 
 
 def json_depth(value: Any, limit: int) -> int:
@@ -234,8 +242,10 @@ def _json_schema(schema: dict[str, Any]) -> list[Problem]:
         return [
             Problem("validation_schema", "json_schema", "json_schema must be a JSON Schema object")
         ]
+    from jsonschema.exceptions import SchemaError
+
     try:
-        SafeValidator.check_schema(inner)
+        safe_validator().check_schema(inner)
         # Compile every pattern now, so a bad one is refused with the schema, not at read time.
         _walk_patterns(inner)
     except SchemaError as exc:
@@ -388,7 +398,7 @@ def _json_value(value: Any, schema: dict[str, Any], limits: Limits) -> list[Prob
     if inner is None:
         return []
     try:
-        found = list(SafeValidator(inner).iter_errors(value))
+        found = list(safe_validator()(inner).iter_errors(value))
     except RecursionError:  # a $ref that leads back to itself without consuming the value
         message = "json_schema refers to itself without end (a $ref loop)"
         return [Problem("validation_schema", "json_schema", message)]

@@ -3,7 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from konfig.db.migrate import current_revision, head_revision, is_known
+from konfig.db import schema
 from konfig.errors import error_response
 from konfig.input_guard import GuardedRoute
 from konfig.metrics import CONTENT_TYPE_LATEST
@@ -27,11 +27,11 @@ async def ready(request: Request) -> Response | dict[str, str]:
     engine = state.engine
     try:
         async with engine.connect() as connection:
-            current = await connection.run_sync(current_revision)
+            current = await connection.run_sync(schema.current_revision)
     except Exception as exc:
         return error_response(503, "UNAVAILABLE", f"database unreachable: {type(exc).__name__}")
-    expected = head_revision()
-    if current is not None and current != expected and not is_known(current):
+    expected = schema.head()
+    if current is not None and current != expected and not schema.is_known(current):
         # A newer build has migrated ahead (a rolling upgrade): migrations are additive, so this
         # replica keeps serving until it is replaced.
         return {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,7 +63,9 @@ def _json(value: Any, pretty: bool = False) -> str:
     return orjson.dumps(value, option=option).decode()
 
 
+@functools.cache
 def make_templates() -> Jinja2Templates:
+    """One environment per process: it holds nothing of an app, and keeps the compiled pages."""
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
         autoescape=True,

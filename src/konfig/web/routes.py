@@ -9,61 +9,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery.wiring import Delivery
 from konfig.namespaces import repository as namespace_repository
 from konfig.state import AppState, app_state
-from konfig.web import (
-    admin_pages,
-    analytics_pages,
-    audit_pages,
-    auth_pages,
-    backup_pages,
-    bulk_pages,
-    change_pages,
-    entry_pages,
-    environment_pages,
-    flag_pages,
-    group_pages,
-    history_pages,
-    namespace_pages,
-    resolved_pages,
-    sso_pages,
-    template_pages,
-    token_pages,
-    webhook_pages,
-)
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
 from konfig.web.rendering import STATIC_DIR, make_templates
-from konfig.web.routing import UIRoute, error_page
 from konfig.web.session import RefreshGate
-
-PAGES = (
-    auth_pages,
-    namespace_pages,
-    entry_pages,
-    flag_pages,
-    analytics_pages,
-    history_pages,
-    resolved_pages,
-    environment_pages,
-    template_pages,
-    bulk_pages,
-    admin_pages,
-    token_pages,
-    audit_pages,
-    backup_pages,
-    group_pages,
-    sso_pages,
-    webhook_pages,
-    change_pages,
-)
 
 
 @dataclass
@@ -76,21 +35,6 @@ class UIState:
     refresh_gate: RefreshGate = field(default_factory=RefreshGate)
     stream_seconds: float = 60.0  # a live stream ends (and the browser reconnects) after this
     keepalive_seconds: float = 15.0
-
-
-def make_router() -> APIRouter:
-    router = APIRouter(include_in_schema=False)
-    for pages in PAGES:
-        router.include_router(pages.router, prefix="/ui")
-    fallback = APIRouter(route_class=UIRoute)
-
-    @fallback.get("/{rest:path}")
-    async def no_such_page(request: Request, rest: str) -> Response:
-        """Anything else under /ui."""
-        return error_page(request, 404, "There is no such page.")
-
-    router.include_router(fallback, prefix="/ui")
-    return router
 
 
 def revision_reader(state: AppState) -> ReadRevision:
@@ -110,9 +54,35 @@ def revision_reader(state: AppState) -> ReadRevision:
     return read_revision
 
 
+class PagesOnFirstUse:
+    """Includes the UI's pages (``konfig.web.pages``) on the first request under ``/ui``.
+
+    A replica serving only the API never imports them: they are a fifth of the app's modules
+    and a third of its routes. The first page asked for waits for them (a few tens of ms,
+    once, on the event loop, as FastAPI's own first-request work does); none is ever a 404
+    for being early.
+    """
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self.included = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.included and scope["type"] == "http":
+            path: str = scope["path"]
+            if path == "/ui" or path.startswith("/ui/"):
+                from konfig.web.pages import include_pages
+
+                include_pages(self.api)
+                self.included = True
+        await self.app(scope, receive, send)
+
+
 def mount_ui(app: FastAPI, delivery: Delivery) -> None:
-    """Serve the UI: its pages, its static files, and live updates fed by the change
-    announcements of every replica (through the delivery layer)."""
+    """Serve the UI: its pages (included on first use, ``PagesOnFirstUse``), its static
+    files, and live updates fed by the change announcements of every replica (through the
+    delivery layer). Call it after the other middleware is added: it adds the outermost."""
     state = app_state(app)
     feed = NamespaceFeed(revision_reader(state))
     state.ui = UIState(
@@ -122,7 +92,8 @@ def mount_ui(app: FastAPI, delivery: Delivery) -> None:
     )
     delivery.listeners.append(feed.announced)
     app.mount("/ui/static", StaticFiles(directory=STATIC_DIR), name="ui-static")
-    app.include_router(make_router())
+    # Outside AllowedMethods (added after it): its table must see the pages.
+    app.add_middleware(PagesOnFirstUse, api=app)
 
     @app.get("/", include_in_schema=False)
     async def home() -> Response:
