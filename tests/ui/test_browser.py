@@ -178,7 +178,7 @@ async def test_register_organise_edit_typed_values_and_see_live_changes(
     await page.goto("/ui/admin/users")
     await page.screenshot(path=screenshots / "users-desktop.png", full_page=True)
     await page.goto(f"{namespace_url}/history")
-    await expect(page.get_by_role("heading", name="Revision 6")).to_be_visible()
+    await expect(page.locator("#revision-6 .revision-number")).to_contain_text("r6 current")
     await page.screenshot(path=screenshots / "history-desktop.png", full_page=True)
     await page.goto(f"{namespace_url}/resolved")
     await expect(page.locator("#resolved-max_connections")).to_contain_text("payments/production")
