@@ -18,24 +18,14 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import os
 import pstats
 import statistics
-import tempfile
-import time
-from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from asgi_lifespan import LifespanManager
 from flags import CONTEXT, flags
-from read_path_loop import PASSWORD, round_of, seed
-
-from konfig.app import create_app
-from konfig.db.migrate import upgrade
-from konfig.logs import configure_logging
-from konfig.settings import Settings
+from read_path_loop import PASSWORD, round_of, seed, served
 
 FLAG_PATH = "/ofrep/v1/evaluate/flags/rule_07"
 BODY = orjson.dumps({"context": CONTEXT})
@@ -60,81 +50,34 @@ async def seed_flags(client: httpx.AsyncClient) -> None:
 
 async def flag_round(app: Any, token: str, requests: int) -> float:
     """CPU microseconds per single-flag evaluation over ``requests`` sequential calls."""
-    statuses: list[int] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": BODY, "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            statuses.append(message["status"])
-
     headers = [
-        (b"host", b"127.0.0.1:8000"),
-        (b"user-agent", b"wrk"),
-        (b"authorization", f"Bearer {token}".encode()),
         (b"content-type", b"application/json"),
         (b"content-length", str(len(BODY)).encode()),
         (b"x-konfig-namespace", b"bench/production"),
     ]
-    started = time.process_time()
-    for _ in range(requests):
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 50000),
-            "scheme": "http",
-            "method": "POST",
-            "root_path": "",
-            "path": FLAG_PATH,
-            "raw_path": FLAG_PATH.encode(),
-            "query_string": b"",
-            "headers": headers,
-            "state": {},
-        }
-        await app(scope, receive, send)
-    elapsed = time.process_time() - started
-    if set(statuses) != {200}:
-        raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
-    return elapsed / requests * 1e6
+    return await round_of(
+        app, token, requests, method="POST", path=FLAG_PATH, body=BODY, headers=headers
+    )
 
 
 async def main(requests: int, rounds: int, profile: bool) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="konfig-flags-loop-"))
-    url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
-    with open(os.devnull, "w") as devnull:
-        configure_logging(log_format="json", level="INFO", stream=devnull)
-        await upgrade(url)
-        settings = Settings(
-            database_url=url,
-            data_dir=workdir,
-            secret_key="bench-secret-key-that-is-long-enough-for-hs256",
-            env="development",
-            read_rate_limit_per_minute=10**9,
-            backup_debounce_seconds=0,
-        )
-        app = create_app(settings)
-        async with LifespanManager(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                token = await seed(client)
-                await seed_flags(client)
-            gc.collect()
-            gc.freeze()  # as konfig serve does once started
-            await round_of(app, token, requests // 4)  # warm up
-            await flag_round(app, token, requests // 4)
-            if profile:
-                profiler = cProfile.Profile()
-                profiler.enable()
-                await flag_round(app, token, requests)
-                profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
-            reads, evaluations = [], []
-            for _ in range(rounds):  # alternating
-                reads.append(await round_of(app, token, requests))
-                evaluations.append(await flag_round(app, token, requests))
+    async with served() as (app, client):
+        token = await seed(client)
+        await seed_flags(client)
+        gc.collect()
+        gc.freeze()  # as konfig serve does once started
+        await round_of(app, token, requests // 4)  # warm up
+        await flag_round(app, token, requests // 4)
+        if profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            await flag_round(app, token, requests)
+            profiler.disable()
+            pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        reads, evaluations = [], []
+        for _ in range(rounds):  # alternating
+            reads.append(await round_of(app, token, requests))
+            evaluations.append(await flag_round(app, token, requests))
     read, single = statistics.median(reads), statistics.median(evaluations)
     print(f"read path (reference): median {read:.1f} us/request ({rounds} rounds of {requests})")
     print(

@@ -18,6 +18,8 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,22 +78,33 @@ async def seed(client: httpx.AsyncClient) -> str:
     return str(token.raise_for_status().json()["token"])
 
 
-async def round_of(app: Any, token: str, requests: int) -> float:
+async def round_of(
+    app: Any,
+    token: str,
+    requests: int,
+    *,
+    method: str = "GET",
+    path: str = PATH,
+    body: bytes = b"",
+    headers: Sequence[tuple[bytes, bytes]] = (),
+) -> float:
     """CPU microseconds per request over ``requests`` sequential calls of the app (CPU time:
-    other processes on a shared machine slow the wall clock, not this figure, much)."""
+    other processes on a shared machine slow the wall clock, not this figure, much). A read of
+    ``PATH`` unless told otherwise (``bench/flags_loop.py`` posts OFREP evaluations)."""
     statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    headers = [
+    all_headers = [
         (b"host", b"127.0.0.1:8000"),
         (b"user-agent", b"wrk"),
         (b"authorization", f"Bearer {token}".encode()),
+        *headers,
     ]
     started = time.process_time()
     for _ in range(requests):
@@ -102,12 +115,12 @@ async def round_of(app: Any, token: str, requests: int) -> float:
             "server": ("127.0.0.1", 8000),
             "client": ("127.0.0.1", 50000),
             "scheme": "http",
-            "method": "GET",
+            "method": method,
             "root_path": "",
-            "path": PATH,
-            "raw_path": PATH.encode(),
+            "path": path,
+            "raw_path": path.encode(),
             "query_string": b"",
-            "headers": headers,
+            "headers": all_headers,
             "state": {},
         }
         await app(scope, receive, send)
@@ -117,7 +130,10 @@ async def round_of(app: Any, token: str, requests: int) -> float:
     return elapsed / requests * 1e6
 
 
-async def main(requests: int, rounds: int) -> None:
+@asynccontextmanager
+async def served() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """The app as ``konfig serve`` builds it (JSON logs at INFO, into /dev/null) on a fresh
+    SQLite database, started, with a client to seed it through."""
     workdir = Path(tempfile.mkdtemp(prefix="konfig-loop-"))
     url = f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     with open(os.devnull, "w") as devnull:
@@ -135,11 +151,16 @@ async def main(requests: int, rounds: int) -> None:
         async with LifespanManager(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                token = await seed(client)
-            gc.collect()
-            gc.freeze()  # as konfig serve does once started
-            await round_of(app, token, requests // 4)  # warm up
-            figures = [await round_of(app, token, requests) for _ in range(rounds)]
+                yield app, client
+
+
+async def main(requests: int, rounds: int) -> None:
+    async with served() as (app, client):
+        token = await seed(client)
+        gc.collect()
+        gc.freeze()  # as konfig serve does once started
+        await round_of(app, token, requests // 4)  # warm up
+        figures = [await round_of(app, token, requests) for _ in range(rounds)]
     print(
         f"read path in-process: median {statistics.median(figures):.1f} us/request "
         f"(min {min(figures):.1f}, max {max(figures):.1f}; {rounds} rounds of {requests})"
