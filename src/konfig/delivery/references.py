@@ -16,6 +16,8 @@ what it passed down, are re-resolved exactly as they will read.
 from __future__ import annotations
 
 import dataclasses
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -123,24 +125,42 @@ async def _still_resolved(
 ) -> None:
     """A deletion must leave every other namespace's references to ``name`` resolvable."""
     others = await repository.referrers(session, tenant_id=write.tenant_id, name=name)
-    if not others:
-        return
+    for other, key, exc in await _unresolved(
+        session, keyring, write.tenant_id, others, replacing={name: target}
+    ):
+        gone = sorted(write.deleted)[0]
+        raise ValidationFailed(
+            f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
+            {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
+        ) from exc
+
+
+async def _unresolved(
+    session: AsyncSession,
+    keyring: Keyring,
+    tenant_id: uuid.UUID,
+    names: list[str],
+    *,
+    replacing: Mapping[str, Resolution] | None = None,
+) -> list[tuple[str, str, ReferenceProblem]]:
+    """Every key of ``names`` whose references no longer resolve as ``session`` sees the
+    tenant (``replacing``: namespaces to take as given instead, a write not yet stored)."""
+    if not names:
+        return []
     loaded = await resolve.load_many(
-        session, keyring=keyring, tenant_id=write.tenant_id, names=others, expand=False
+        session, keyring=keyring, tenant_id=tenant_id, names=names, expand=False
     )
-    pool = await resolve.referenced(session, keyring, write.tenant_id, {**loaded, name: target})
+    pool = await resolve.referenced(session, keyring, tenant_id, {**loaded, **(replacing or {})})
     expanding = resolve.expander(pool)
-    for other in others:
+    problems: list[tuple[str, str, ReferenceProblem]] = []
+    for other in names:
         resolution = loaded.get(other)
         for key in sorted(resolution.mentions if resolution is not None else ()):
             try:
                 expanding.key(other, key)
             except ReferenceProblem as exc:
-                gone = sorted(write.deleted)[0]
-                raise ValidationFailed(
-                    f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
-                    {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
-                ) from exc
+                problems.append((other, key, exc))
+    return problems
 
 
 async def check_drop(session: AsyncSession, keyring: Keyring, drop: NamespaceDrop) -> None:
@@ -151,22 +171,10 @@ async def check_drop(session: AsyncSession, keyring: Keyring, drop: NamespaceDro
     named = await repository.referrers(session, tenant_id=tenant_id, name=drop.name, under=True)
     children = await repository.names_under(session, tenant_id=tenant_id, name=drop.name)
     others = sorted({*named, *children})
-    if not others:
-        return
-    loaded = await resolve.load_many(
-        session, keyring=keyring, tenant_id=tenant_id, names=others, expand=False
-    )
-    expanding = resolve.expander(await resolve.referenced(session, keyring, tenant_id, loaded))
-    broken: list[dict[str, Any]] = []
-    for other in others:
-        resolution = loaded.get(other)
-        for key in sorted(resolution.mentions if resolution is not None else ()):
-            try:
-                expanding.key(other, key)
-            except ReferenceProblem as exc:
-                broken.append(
-                    {"namespace": other, "key": key, "problem": exc.rule, "chain": exc.chain}
-                )
+    broken = [
+        {"namespace": other, "key": key, "problem": exc.rule, "chain": exc.chain}
+        for other, key, exc in await _unresolved(session, keyring, tenant_id, others)
+    ]
     if not broken:
         return
     links = [f"{b['namespace']}:{b['key']}" for b in broken]
