@@ -313,7 +313,7 @@ async def test_history_filters_by_key_author_and_date(
     await sign_in(client, owner.email)
     page_ = await client.get(f"/ui/namespaces/{ns}/history", params={"key": "region"})
     assert page_.status_code == 200
-    shown = re.findall(r"Revision (\d+)", text_of(page_.text.split('id="revisions-title"', 1)[1]))
+    shown = re.findall(r"Revision r(\d+)", text_of(page_.text.split('id="revisions-title"', 1)[1]))
     assert shown == ["2"]
     bad = await client.get(f"/ui/namespaces/{ns}/history", params={"since": "yesterday"})
     assert bad.status_code == 422 and "Enter a date as YYYY-MM-DD." in text_of(bad.text)
