@@ -41,6 +41,7 @@ class GracefulServer(uvicorn.Server):
         # out of the collector's way, so full collections stay short under a thousand streams.
         gc.collect()
         gc.freeze()
+        gc.enable()  # off while the app was built (konfig.cli.server)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: touch only flags here, and hand the rest to the event loop.
