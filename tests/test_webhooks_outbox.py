@@ -170,3 +170,20 @@ async def test_old_attempts_are_pruned_and_the_log_filters_by_status_and_time(
         ).scalar() == 0
     await worker.refresh_stats()
     assert "konfig_webhook_queue_depth 0.0" in (await client.get("/metrics")).text
+
+
+async def test_an_endpoint_hears_only_of_changes_made_once_it_existed(
+    client: httpx.AsyncClient, owner: Account, app: Any
+) -> None:
+    namespace = await make_namespace(client, owner, "payments/production")
+    await put_entry(client, owner.headers, namespace, "db_host", "db1")  # before: unsent
+    with receiving() as receiver:
+        hook = await subscribe(client, owner, receiver.url, ["config.changed"])
+        await put_entry(client, owner.headers, namespace, "db_host", "db2")
+        worker = app.state.webhooks
+        await worker.fan_out()  # both changes are fanned out now, after the endpoint exists
+        assert await worker.dispatch() == 1
+        await worker.settle()
+        (request,) = await receiver.wait_for(1)
+    data = request.verified(hook["secret"])["data"]
+    assert data["changed_keys"] == ["db_host"] and data["new_revision"] == 2, data

@@ -83,7 +83,11 @@ def deliveries(
 ) -> list[dict[str, Any]]:
     """The delivery rows ``event`` owes (``inheritors``: the namespaces that inherit a config
     change's namespace; empty when no subscriber could want them)."""
-    endpoints = [e for e in endpoints if e.tenant_id == event.tenant_id]
+    # An endpoint hears of what happened once it existed: the outbox may still hold, unsent,
+    # changes made before it was created.
+    endpoints = [
+        e for e in endpoints if e.tenant_id == event.tenant_id and e.created_at <= event.created_at
+    ]
     # (namespace the delivery is about, its data)
     about: list[tuple[str | None, dict[str, Any]]] = [(event.namespace, event.data)]
     if event.type == "config.changed" and event.namespace is not None:
