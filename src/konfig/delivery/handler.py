@@ -147,9 +147,9 @@ class ReadPath:
         if events:
             name = name[: -len("/events")]
         scope["route"] = EVENTS_ROUTE if events else READ_ROUTE
-        await self.serve(
-            scope, receive, send, name, events=events, server_send=scope.get(SERVER_SEND)
-        )
+        # Only a stream writes to the server's connection itself: a read leaves the scope be.
+        server_send = scope.get(SERVER_SEND) if events else None
+        await self.serve(scope, receive, send, name, events=events, server_send=server_send)
 
     async def serve(
         self,
