@@ -36,6 +36,7 @@ from konfig.delivery import ofrep
 from konfig.delivery.handler import ReadPath
 from konfig.delivery.ofrep import Ofrep
 from konfig.delivery.stream import SERVER_SEND
+from konfig.logs import flush_access_lines
 from konfig.paths import API_PREFIX, READ_PATH_PREFIX
 from konfig.state import AppState, app_state
 
@@ -79,7 +80,10 @@ class Dispatcher:
             finally:
                 del scope[SERVER_SEND]
         else:  # lifespan (and websockets, should a route ever take them)
-            await self.api(scope, receive, send)
+            try:
+                await self.api(scope, receive, send)
+            finally:
+                flush_access_lines()  # the app has stopped: the last access lines out now
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The branch point: the read path, the write path, or FastAPI."""
