@@ -32,6 +32,7 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0A-\x1F\x7F]")
 # Headers that change how uvicorn frames or ends the answer: such an answer takes its way.
 _FRAMING = frozenset({b"transfer-encoding", b"connection"})
 _NO_BODY = (204, 304)
+_LINE = b"%s: %s\r\n"
 
 
 class Wire:
@@ -83,24 +84,17 @@ class Wire:
             or cycle.scope["method"] == "HEAD"
         ):
             return False
-        length = None
-        names = []
-        values = []
-        lines: list[bytes] = []
-        for name, value in headers:
-            name = name.lower()
-            if name == b"content-length":
-                length = value
-            elif name in _FRAMING:
-                return False
-            names.append(name)
-            values.append(value)
-            lines += (name, b": ", value, b"\r\n")
-        if length is None:
-            if status not in _NO_BODY or body:
-                return False  # uvicorn would frame it in chunks
-        elif not length.isdigit() or int(length) != len(body):
-            return False  # uvicorn raises its own error
+        names = [name.lower() for name, _ in headers]
+        values = [value for _, value in headers]
+        if not _FRAMING.isdisjoint(names):
+            return False
+        framed = b"content-length" in names
+        if framed:
+            length = values[names.index(b"content-length")]  # uvicorn reads the first
+            if not length.isdigit() or int(length) != len(body):
+                return False  # uvicorn raises its own error
+        elif status not in _NO_BODY or body:
+            return False  # uvicorn would frame it in chunks
         if _BAD_NAME.search(b"".join(names)) or _BAD_VALUE.search(b"\t".join(values)):
             return False  # uvicorn refuses it
         status_line = self._status_lines.get(status)
@@ -113,10 +107,11 @@ class Wire:
             if fresh is None:
                 return False
             rendered = fresh
-        cycle.transport.write(b"".join((status_line, rendered, *lines, b"\r\n", body)))
+        lines = b"".join(map(_LINE.__mod__, zip(names, values, strict=True)))
+        cycle.transport.write(b"".join((status_line, rendered, lines, b"\r\n", body)))
         cycle.response_started = True
         cycle.waiting_for_100_continue = False
-        cycle.chunked_encoding = None if length is None else False
+        cycle.chunked_encoding = False if framed else None
         cycle.expected_content_length = 0
         cycle.response_complete = True
         cycle.message_event.set()
