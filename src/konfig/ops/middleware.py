@@ -204,7 +204,9 @@ class Exchange:
             "route": route,
             "path": scope["path"],
             "status": status,
-            "duration_ms": round(seconds * 1000, 3),
+            # Milliseconds to three places: round(seconds * 1000, 3) goes through a decimal
+            # string and costs five times this.
+            "duration_ms": round(seconds * 1_000_000) / 1000,
             "client": client_address(scope),
         }
         self.log.write("request", line, error=status >= 500)
