@@ -37,7 +37,6 @@ from konfig.ops.middleware import CorsMiddleware, Exchange
 from konfig.ops.router import router as ops_router
 from konfig.paths import API_PREFIX
 from konfig.ratelimit import RateLimits
-from konfig.revisions.mirror import Mirror
 from konfig.revisions.writer import write_policy
 from konfig.routing import DeferredRoutes, RoutesOnFirstUse, include_once
 from konfig.security import passwords
@@ -290,6 +289,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         state.commit_hooks.append(scheduler.on_commit)
         scheduler.start()
         if settings.mirror_dir is not None:
+            from konfig.revisions.mirror import Mirror  # YAML files: only when asked for
+
             mirror = Mirror(settings.mirror_dir, state.sessionmaker, state.write_policy)
             state.commit_hooks.append(mirror)
         webhooks = _start_webhooks(state)
