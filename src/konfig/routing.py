@@ -9,13 +9,14 @@ in the ASGI scope), so later apps take the same route objects.
 
 Importing the features' routers (their schemas, services and the libraries only they use) is
 a third of start-up: ``DeferredRoutes`` imports and includes them after the server has started
-(``konfig.ops.server``), a feature at a time with requests let in between, or at once for the
-first request that could need them (``RoutesOnFirstUse``).
+(``konfig.ops.server``), a feature at a time in a thread while requests are served, or at once
+for the first request that could need them (``RoutesOnFirstUse``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, FastAPI
@@ -66,9 +67,9 @@ class DeferredRoutes:
     the routes that follow them when the app is built, so that the routes match, and the
     OpenAPI document lists them, in the same order.
 
-    ``load`` includes them all at once; ``load_in_background`` a step at a time, giving the
-    event loop back between steps. Both end the same way, and only once: ``loaded`` is set
-    when the routes are in.
+    ``load`` includes them all at once; ``load_in_background`` imports them a step at a time
+    in a thread, while the event loop goes on serving. Both end the same way, and only once:
+    ``loaded`` is set when the routes are in.
     """
 
     def __init__(self, app: FastAPI, steps: RouterSteps, *, prefix: str) -> None:
@@ -76,6 +77,7 @@ class DeferredRoutes:
         self.prefix = prefix
         self.loaded = False
         self._steps = steps()  # nothing imported until the first step is taken
+        self._stepping = threading.Lock()  # one taker of steps at a time: a thread, or a request
         self._routers: list[APIRouter] = []
         # The routes included after these: the deferred ones go in just before it.
         self._position = len(app.router.routes)
@@ -88,11 +90,12 @@ class DeferredRoutes:
         self._next = routes[self._position] if self._position < len(routes) else None
 
     def load(self) -> None:
-        """Include the routes that are not in yet, now."""
+        """Include the routes that are not in yet, now (waiting for a step a thread is taking)."""
         if self.loaded:
             return
-        for routers in self._steps:
-            self._routers.extend(routers)
+        with self._stepping:
+            for routers in self._steps:
+                self._routers.extend(routers)
         routes = self.app.router.routes
         position = len(routes) if self._next is None else routes.index(self._next)
         routes[position:position] = _routes(tuple(self._routers), self.prefix, True)
@@ -101,15 +104,21 @@ class DeferredRoutes:
             listener()
 
     async def load_in_background(self) -> None:
-        """Include them a step at a time (each a feature's imports, a few ms to a few tens),
-        letting requests in between."""
+        """Import them a step at a time (a feature's modules: a few ms to a few tens) in a
+        thread, so that the read path and the other routes that are in keep answering; then
+        include them (on the event loop, as every change to the routes is made)."""
         while not self.loaded:
-            await asyncio.sleep(0)
+            if not await asyncio.to_thread(self._step):
+                self.load()
+
+    def _step(self) -> bool:
+        """Take the next step; False when there is none left."""
+        with self._stepping:
             routers = next(self._steps, None)
             if routers is None:
-                self.load()
-            else:
-                self._routers.extend(routers)
+                return False
+            self._routers.extend(routers)
+            return True
 
 
 class RoutesOnFirstUse:
