@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -323,3 +326,29 @@ async def test_the_document_is_the_same_whichever_way_the_routes_came_in(
     paths = list(json.loads(first)["paths"])
     assert paths[0] == "/api/v1/auth/register"
     assert paths.index("/health") > max(i for i, p in enumerate(paths) if p.startswith("/api/"))
+
+
+_DOCUMENT = """
+import hashlib, json, os, sys
+from konfig.app import create_app
+from tests.conftest import make_settings
+from pathlib import Path
+document = create_app(make_settings(sys.argv[1], Path(sys.argv[2]))).api.openapi()
+print(hashlib.sha256(json.dumps(document).encode()).hexdigest())
+"""
+
+
+def test_the_document_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """Byte for byte, whatever the process's string hashing (a set's order follows it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'konfig.db'}"  # only named: the document reads none
+    digests = set()
+    for seed in ("1", "2"):
+        made = subprocess.run(
+            [sys.executable, "-c", _DOCUMENT, url, str(tmp_path)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        digests.add(made.stdout.strip())
+    assert len(digests) == 1
