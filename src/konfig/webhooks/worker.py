@@ -311,10 +311,11 @@ class WebhookWorker:
                 if self._writes_saturated():
                     # Writes first: under a burst of writes, a little at a time, and the queue
                     # grows for a moment rather than the writes slowing down.
+                    # Nothing is sent from the fan-out (its lines would take every fresh
+                    # delivery): only the claim's few short chains.
                     await asyncio.sleep(_YIELD_TO_WRITES)
-                    slots = _CHAINS_UNDER_WRITES - len(self._inflight)
-                    taken = await self.fan_out(_EVENTS_UNDER_WRITES, send=max(slots, 0))
-                    more = taken >= _EVENTS_UNDER_WRITES
+                    more = await self.fan_out(_EVENTS_UNDER_WRITES) >= _EVENTS_UNDER_WRITES
+                    self._backlog = True
                     slots = _CHAINS_UNDER_WRITES - len(self._inflight)
                     if slots > 0 and self._claim_due():
                         await self.dispatch(slots, _CHAIN_UNDER_WRITES)
