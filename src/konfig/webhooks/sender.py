@@ -63,6 +63,12 @@ def _request_url(pinned: str) -> URL:
     return URL(pinned, encoded=True)
 
 
+@lru_cache(maxsize=4096)
+def _host(url: httpx.URL) -> tuple[str, str]:
+    """The host and the ``Host`` header's value (httpx decodes them at every call)."""
+    return url.host, url.netloc.decode("ascii")
+
+
 class Sender:
     """Sends attempts; one HTTP session per target host and scheme, so a pooled connection made
     for one name (its TLS server name checked) never carries another's request."""
@@ -113,16 +119,15 @@ class Sender:
     async def _post(
         self,
         url: httpx.URL,
-        pinned: httpx.URL,
+        pinned: str,
         headers: dict[str, str],
         body: bytes,
         elapsed: Callable[[], int],
     ) -> Answer:
-        host = url.host
-        netloc = url.netloc.decode("ascii")
+        host, netloc = _host(url)
         session = self._session(url.scheme, host)
         async with session.post(
-            _request_url(str(pinned)),
+            _request_url(pinned),
             data=body,
             headers={**headers, "host": netloc},
             allow_redirects=False,
