@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("konfig.delivery")
 
 _NAME = re.compile(NAME_PATTERN)
+_MAX_CALLERS = 10_000  # API tokens' callers kept (ReadPath.callers): past that, it starts again
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -85,6 +87,7 @@ class Caller:
     actor: str  # as Principal.actor names it
     record: TokenRecord | None = None  # API tokens: their scopes, remembered per namespace
     user: Principal | None = None  # people: their role
+    tenant: str = ""  # the tenant's id as the access log writes it (str of a UUID: 1 us)
 
     def may_read(self, namespace: str) -> bool:
         if self.record is not None:
@@ -140,6 +143,11 @@ class ReadPath:
         self.analytics = delivery.analytics
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
         self.waiting = 0  # long polls and event streams waiting for a change right now
+        # API tokens' callers by the Authorization header that named them: a token that calls
+        # again is found without parsing the header, hashing the token or making its caller.
+        # Each is used only while it is its token's record in the token cache (which drops or
+        # replaces a record when the token changes), so it knows no more than that cache.
+        self.callers: dict[bytes, tuple[TokenRecord, Caller]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name: str = scope["path"][len(READ_PATH_PREFIX) :]
@@ -246,7 +254,7 @@ class ReadPath:
 
     async def admit_request(self, scope: Scope, caller: Caller) -> None:
         """Name the caller for the access log; count the request against the read budget."""
-        name_in_access_log(scope, caller.actor, caller.tenant_id)
+        name_in_access_log(scope, caller.actor, caller.tenant)
         await self.delivery.state.rate_limits.check_principal(actor=caller.actor, read=True)
 
     async def authenticate(self, authorization: bytes | None, name: str) -> Caller:
@@ -258,6 +266,16 @@ class ReadPath:
 
     async def identify(self, authorization: bytes | None) -> Caller:
         """Who calls: an API token or a user's login; 401 when neither is valid."""
+        if authorization is not None:
+            known = self.callers.get(authorization)
+            if known is not None:
+                kept, caller = known
+                if (
+                    self.tokens.records.get(kept.token_hash) is kept
+                    and kept.fresh_until >= time.monotonic()
+                ):
+                    self.tokens.admit(kept)  # expired: 401; counts the use
+                    return caller
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         if token is None:
             raise Unauthenticated(NOT_AUTHENTICATED)
@@ -266,7 +284,13 @@ class ReadPath:
             if record is None:
                 record = await self.tokens.fetch(self.delivery.sessionmaker, token)
             principal = self.tokens.admit(record)
-            return Caller(principal.tenant_id, principal.id, record.actor, record=record)
+            tenant = principal.tenant_id
+            caller = Caller(tenant, principal.id, record.actor, record=record, tenant=str(tenant))
+            if authorization is not None:
+                if len(self.callers) >= _MAX_CALLERS:
+                    self.callers.clear()
+                self.callers[authorization] = (record, caller)
+            return caller
         user = known_principal(self.delivery.state, token)
         if user is None:  # a login this process has not checked yet
             session = self.delivery.sessionmaker()
@@ -274,7 +298,7 @@ class ReadPath:
                 user = await authenticate(self.delivery.state, session, token)
             finally:
                 await session.close()
-        return Caller(user.tenant_id, None, user.actor, user=user)
+        return Caller(user.tenant_id, None, user.actor, user=user, tenant=str(user.tenant_id))
 
     async def resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
         """The namespace's resolved config, cached (``fresh``: as the database has it now)."""
