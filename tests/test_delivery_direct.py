@@ -20,6 +20,7 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.support.apps import free_port, wait_ready
 from tests.support.events import Events
+from tests.support.readpath import watchers
 from tests.test_metrics import value
 
 URL = "/api/v1/config/payments/production"
@@ -136,3 +137,40 @@ async def test_changes_reach_every_stream_written_directly_with_their_ids(base: 
         async with http.stream("GET", f"{URL}/events", headers=owner) as response:
             event = await Events(response).next_event()
             assert event["id"] == etag
+
+
+async def _watchers_become(http: httpx.AsyncClient, count: int) -> int:
+    """konfig_active_watchers once it is ``count``, or what it is after a few seconds."""
+    found = -1
+    for _ in range(100):
+        found = await watchers(http)
+        if found == count:
+            break
+        await asyncio.sleep(0.1)
+    return found
+
+
+@pytest.mark.slow
+async def test_a_stream_whose_client_leaves_is_let_go_without_a_heartbeat(base: str) -> None:
+    """A stream written directly hears of its client leaving from the connection (no task
+    reads the request for it): it is let go at once, not at the next heartbeat (600 s here),
+    and the streams that stay still get every change."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        owner, ids, token = await _seed(http)
+        reader = {"Authorization": f"Bearer {token}"}
+        await _set(http, owner, ids["payments"], 0)
+        async with (
+            httpx.AsyncClient(base_url=base, timeout=30) as staying,
+            staying.stream("GET", f"{URL}/events", headers=reader) as kept,
+        ):
+            events = Events(kept)
+            await events.next_event()
+            async with httpx.AsyncClient(base_url=base, timeout=30) as leaving:
+                async with leaving.stream("GET", f"{URL}/events", headers=reader) as left:
+                    await Events(left).next_event()
+                    assert await _watchers_become(http, 2) == 2
+            assert await _watchers_become(http, 1) == 1
+
+            await _set(http, owner, ids["payments"], 1)
+            event = await events.next_event()
+            assert orjson.loads(event["data"])["config"] == {"seq": 1}

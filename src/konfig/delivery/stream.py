@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from konfig.analytics.recorder import PUSHED_STATE
@@ -66,6 +67,33 @@ class Connection:
             and not transport.is_closing()
             and transport.get_write_buffer_size() <= BUFFER_LIMIT
         )
+
+    def when_gone(self, gone: Callable[[], None]) -> Callable[[], None] | None:
+        """Have ``gone`` called once the client has gone, without a task reading ``receive``
+        for it (a task and its two coroutines are a tenth of an idle stream's memory); returns
+        what stops watching, or None when the request is not read whole yet (a body to come:
+        read ``receive`` then).
+
+        uvicorn sets the cycle's ``message_event`` when the connection is lost, which is what its
+        ``receive`` waits for once the request is read; here ``Event.wait`` is driven by hand to
+        its first suspension, so the future it waits on gets ``gone`` as its callback."""
+        cycle = self.cycle
+        if cycle.more_body:
+            return None
+        if cycle.disconnected:
+            gone()
+            return _nothing
+        cycle.flow.resume_reading()  # as its ``receive`` does: a client's close must be read
+        event: asyncio.Event = cycle.message_event
+        event.clear()  # set by the request's end, which nobody reads: only a close sets it now
+        waiting = event.wait()
+        future = waiting.send(None)  # Event.wait's own future, in the event's waiters
+        future.add_done_callback(lambda _: gone())
+        return waiting.close  # out of the event's waiters, never called
+
+
+def _nothing() -> None:
+    pass
 
 
 def connection_of(send: Any) -> Connection | None:
