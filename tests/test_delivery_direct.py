@@ -174,3 +174,22 @@ async def test_a_stream_whose_client_leaves_is_let_go_without_a_heartbeat(base: 
             await _set(http, owner, ids["payments"], 1)
             event = await events.next_event()
             assert orjson.loads(event["data"])["config"] == {"seq": 1}
+
+
+@pytest.mark.slow
+async def test_a_long_poll_whose_client_leaves_is_let_go_before_its_wait_ends(base: str) -> None:
+    """A long poll hears of its client leaving from the connection too: it stops waiting at
+    once, not when its `wait` (30 s here) runs out."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        _, _, token = await _seed(http)
+        reader = {"Authorization": f"Bearer {token}"}
+        etag = (await http.get(URL, headers=reader)).headers["etag"]
+        async with httpx.AsyncClient(base_url=base, timeout=60) as leaving:
+            poll = asyncio.create_task(
+                leaving.get(f"{URL}?wait=30", headers={**reader, "If-None-Match": etag})
+            )
+            assert await _watchers_become(http, 1) == 1
+            poll.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await poll
+        assert await _watchers_become(http, 0) == 0

@@ -41,7 +41,7 @@ from konfig.delivery.http import (
     parse_query,
     settle,
 )
-from konfig.delivery.stream import SERVER_SEND, EventStream, connection_of
+from konfig.delivery.stream import SERVER_SEND, EventStream, connection_of, gone_hook
 from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
 from konfig.input_guard import refuse_bad_parameters
 from konfig.namespaces.schemas import NAME_PATTERN
@@ -217,7 +217,7 @@ class ReadPath:
                 changed = None
                 if query.wait > 0:
                     changed = await self._long_poll(
-                        receive, caller, authorization, name, query, if_none_match
+                        scope, receive, caller, authorization, name, query, if_none_match
                     )
                 if changed is None:
                     status, headers, kind = 304, variant.not_modified_headers, CONFIRMED
@@ -372,6 +372,7 @@ class ReadPath:
 
     async def _long_poll(
         self,
+        scope: Scope,
         receive: Receive,
         caller: Caller,
         authorization: bytes | None,
@@ -383,7 +384,7 @@ class ReadPath:
         ``If-None-Match``; None at the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.wait
-        waiting = Waiting(receive)
+        waiting = Waiting(receive, gone_hook(scope))
         self.register(caller, waiting)
         try:
             while True:

@@ -114,6 +114,13 @@ def connection_of(send: Any) -> Connection | None:
     return Connection(cycle, transport)
 
 
+def gone_hook(scope: Any) -> Callable[[Callable[[], None]], Callable[[], None] | None] | None:
+    """What tells a long poll or stream waiting on this request's connection that its client
+    has gone, when the server's connection can (``Connection.when_gone``); None otherwise."""
+    connection = connection_of(scope.get(SERVER_SEND))
+    return None if connection is None else connection.when_gone
+
+
 class EventStream:
     """One server-sent-event stream's state: the caller, the state it watches, the ETag it last
     sent, and its connection when changes can be written to it directly."""
