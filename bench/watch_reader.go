@@ -118,23 +118,46 @@ func seqs(kind string, message []byte) ([]int64, bool) {
 	return found, len(found) > 0
 }
 
+// open connects and sends the request, again a few times if the connection is refused or
+// reset before the answer starts (a server busy with thousands of others may drop a few).
+func open(kind, addr, path, token, key string) (net.Conn, *bufio.Reader, error) {
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(time.Duration(200*attempt) * time.Millisecond)
+		}
+		var conn net.Conn
+		conn, err = net.Dial("tcp", addr)
+		if err != nil {
+			continue
+		}
+		if _, err = conn.Write(request(kind, addr, path, token, key)); err != nil {
+			conn.Close()
+			continue
+		}
+		reader := bufio.NewReaderSize(conn, 4096)
+		var status string
+		status, err = reader.ReadString('\n')
+		if err != nil {
+			conn.Close()
+			continue
+		}
+		if !strings.HasPrefix(status, "HTTP/1.1 200") {
+			conn.Close()
+			return nil, nil, fmt.Errorf("answer %q", status)
+		}
+		return conn, reader, nil
+	}
+	return nil, nil, err
+}
+
 func stream(kind, addr, path, token, key string, w *watcher, first func(), fail func(error)) {
-	conn, err := net.Dial("tcp", addr)
+	conn, reader, err := open(kind, addr, path, token, key)
 	if err != nil {
 		fail(err)
 		return
 	}
 	defer conn.Close()
-	if _, err := conn.Write(request(kind, addr, path, token, key)); err != nil {
-		fail(err)
-		return
-	}
-	reader := bufio.NewReaderSize(conn, 4096)
-	status, err := reader.ReadString('\n')
-	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
-		fail(fmt.Errorf("answer %q: %v", status, err))
-		return
-	}
 	for { // the headers
 		line, err := reader.ReadString('\n')
 		if err != nil {

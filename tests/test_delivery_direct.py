@@ -10,7 +10,8 @@ import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -26,15 +27,15 @@ from tests.test_metrics import value
 URL = "/api/v1/config/payments/production"
 
 
-@pytest.fixture
-async def base(tmp_path: Path) -> AsyncIterator[str]:
-    """A `konfig serve` (uvicorn, httptools) on SQLite, heartbeats out of the way."""
+@asynccontextmanager
+async def _serving(tmp_path: Path, heartbeat: str) -> AsyncIterator[str]:
+    """A `konfig serve` (uvicorn, httptools) on SQLite, with heartbeats this often."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
     env |= {
         "KONFIG_DATA_DIR": str(tmp_path / "data"),
         "KONFIG_PORT": str(port),
-        "KONFIG_SSE_HEARTBEAT_SECONDS": "600",
+        "KONFIG_SSE_HEARTBEAT_SECONDS": heartbeat,
     }
     proc = subprocess.Popen([sys.executable, "-m", "konfig", "serve"], env=env, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
@@ -44,6 +45,20 @@ async def base(tmp_path: Path) -> AsyncIterator[str]:
     finally:
         proc.terminate()
         await asyncio.to_thread(proc.wait, 30)
+
+
+@pytest.fixture
+async def base(tmp_path: Path) -> AsyncIterator[str]:
+    """A `konfig serve`, heartbeats out of the way."""
+    async with _serving(tmp_path, "600") as url:
+        yield url
+
+
+@pytest.fixture
+async def beating(tmp_path: Path) -> AsyncIterator[str]:
+    """A `konfig serve` with a heartbeat every 0.3 s."""
+    async with _serving(tmp_path, "0.3") as url:
+        yield url
 
 
 async def _seed(http: httpx.AsyncClient) -> tuple[dict[str, str], dict[str, str], str]:
@@ -193,3 +208,51 @@ async def test_a_long_poll_whose_client_leaves_is_let_go_before_its_wait_ends(ba
             with pytest.raises(asyncio.CancelledError):
                 await poll
         assert await _watchers_become(http, 0) == 0
+
+
+@pytest.mark.slow
+async def test_heartbeats_written_directly_still_end_a_stream_whose_token_expired(
+    beating: str,
+) -> None:
+    """Heartbeats are written straight to the connections too (no task woken per stream), with
+    the token checked as the stream's task checks it: a stream whose token expired gets its
+    error at the next heartbeat, the others their heartbeats and every change."""
+    async with httpx.AsyncClient(base_url=beating, timeout=30) as http, AsyncExitStack() as opened:
+        owner, ids, token = await _seed(http)
+        account = await http.post("/api/v1/service-accounts", headers=owner, json={"name": "brief"})
+        expiring = await http.post(
+            "/api/v1/tokens",
+            headers=owner,
+            json={
+                "name": "brief",
+                "service_account_id": account.json()["id"],
+                "scopes": [{"namespaces": "payments/**", "permissions": ["read"]}],
+                "expires_at": (datetime.now(UTC) + timedelta(seconds=6)).isoformat(),
+            },
+        )
+        assert expiring.status_code == 201
+        await _set(http, owner, ids["payments"], 0)
+        streams = []
+        for secret in (token, expiring.json()["token"]):
+            headers = {"Authorization": f"Bearer {secret}"}
+            response = await opened.enter_async_context(
+                http.stream("GET", f"{URL}/events", headers=headers)
+            )
+            events = Events(response)
+            await events.next_event()
+            streams.append(events)
+        kept, ending = streams
+
+        pings = 0
+        while pings < 3:
+            pings += (await kept.next()).get("comment") == "ping"
+        for _ in range(200):  # heartbeats until the token expires, 6 s after it was made
+            found = await ending.next()
+            if "comment" not in found:
+                break
+        assert found["event"] == "error"
+        assert orjson.loads(found["data"])["code"] == "UNAUTHENTICATED"
+
+        await _set(http, owner, ids["payments"], 1)
+        event = await kept.next_event()
+        assert orjson.loads(event["data"])["config"] == {"seq": 1}

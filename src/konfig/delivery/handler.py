@@ -366,9 +366,10 @@ class ReadPath:
         self.streams.discard(waiting)
 
     def beat(self) -> None:
-        """Wake every idle event stream for its heartbeat (one timer for all of them)."""
+        """Every idle event stream's heartbeat (one timer for all of them): written straight
+        to the connections that can take it, the others' tasks woken to send it."""
         for waiting in list(self.streams):
-            waiting.settle("heartbeat")
+            waiting.heartbeat()
 
     async def _long_poll(
         self,
@@ -444,6 +445,8 @@ class ReadPath:
         client = client_of(scope, instance, sdk)
         stream = EventStream(self, caller, name, resolved, last, client, connection)
         waiting = Waiting(receive, None if connection is None else connection.when_gone)
+        if connection is not None:
+            waiting.beat = stream.beat
         self.register(caller, waiting)
         self.streams.add(waiting)
         try:

@@ -86,7 +86,7 @@ class Waiting:
     The client's leaving is heard from the server's connection when it tells (``gone_hook``:
     ``Connection.when_gone`` under uvicorn's httptools), else by a task reading ``receive``."""
 
-    __slots__ = ("gone", "revoked", "stop_watching", "target")
+    __slots__ = ("beat", "gone", "revoked", "stop_watching", "target")
 
     def __init__(
         self, receive: Receive, gone_hook: Callable[[Callable[[], None]], Stop | None] | None = None
@@ -94,6 +94,8 @@ class Waiting:
         self.gone = False
         self.revoked = False
         self.target: asyncio.Future[Wake] | None = None
+        # Sends the heartbeat without waking the waiting task, when it can (True).
+        self.beat: Callable[[], bool] | None = None
         stop = None if gone_hook is None else gone_hook(self._left)
         if stop is None:
             stop = asyncio.ensure_future(self._watch(receive)).cancel
@@ -106,6 +108,12 @@ class Waiting:
 
     def _left(self) -> None:
         self.settle("gone")
+
+    def heartbeat(self) -> None:
+        """The heartbeat: sent by ``beat`` while the task waits, else by the task, woken."""
+        target, beat = self.target, self.beat
+        if target is None or target.done() or beat is None or not beat():
+            self.settle("heartbeat")
 
     def settle(self, why: Wake) -> None:
         if why == "gone":

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from konfig.analytics.recorder import PUSHED_STATE
+from konfig.analytics.recorder import ALIVE, PUSHED_STATE
 from konfig.delivery.cache import Resolved, Wake
 from konfig.errors import KonfigError
 
@@ -43,6 +44,8 @@ SERVER_SEND = "konfig.server_send"
 BUFFER_LIMIT = 65536
 _HTTPTOOLS = "uvicorn.protocols.http.httptools_impl"
 _TRANSPORT = ("write", "is_closing", "get_write_buffer_size")
+_PING = b": ping\n\n"
+PING_CHUNK = b"%x\r\n" % len(_PING) + _PING + b"\r\n"  # the heartbeat, framed as uvicorn would
 
 
 class Connection:
@@ -184,4 +187,30 @@ class EventStream:
                     caller.tenant_id, caller.actor, self.name, who, sdk, resolved, PUSHED_STATE
                 )
         self.resolved = resolved
+        return True
+
+    def beat(self) -> bool:
+        """Write the heartbeat straight to the connection, when the caller would still be let in
+        as the stream's task would check (an API token in the cache, unexpired, still reading the
+        namespace); False when the task must be woken to beat (a login, a token to look up
+        again or refuse, a connection that cannot be written now)."""
+        connection = self.connection
+        record = self.caller.record
+        if connection is None or record is None or not connection.writable():
+            return False
+        if record.fresh_until < time.monotonic() or not record.may_read(self.name):
+            return False
+        read_path = self.read_path
+        try:
+            read_path.tokens.admit(record)  # expired, or refused since: the task says so
+        except KonfigError:
+            return False
+        connection.transport.write(PING_CHUNK)
+        analytics = read_path.analytics
+        if analytics.enabled:  # still connected, still holding its state
+            caller = self.caller
+            who, sdk = self.client
+            analytics.record(
+                caller.tenant_id, caller.actor, self.name, who, sdk, self.resolved, ALIVE
+            )
         return True
