@@ -18,6 +18,11 @@ longer admitted to (the task sends the error). The stream's start and end always
 ASGI, so the cycle's state stays right, and a direct write only ever happens while the stream's
 task is parked waiting for a change, never beside an ASGI send of its own.
 
+The heartbeat is written the same way (``EventStream.beat``, with the task's own token check
+done in place), and a stream, like a long poll, hears of its client leaving from the connection
+(``Connection.when_gone``) rather than from a task reading ``receive``: the read path's share
+of an idle stream is then two coroutines of its task and a few small objects.
+
 Between ``konfig serve``'s wrappers (``Exchange``, CORS) and this, only the start of the
 answer is touched: they pass body messages on unchanged, which is what makes skipping them safe.
 """
@@ -92,7 +97,7 @@ class Connection:
         waiting = event.wait()
         future = waiting.send(None)  # Event.wait's own future, in the event's waiters
         future.add_done_callback(lambda _: gone())
-        return waiting.close  # out of the event's waiters, never called
+        return waiting.close  # closing it takes the future out of the waiters: no call after
 
 
 def _nothing() -> None:
