@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.support.apps import free_port, wait_ready
 from tests.support.events import Events
-from tests.support.readpath import watchers
+from tests.support.readpath import watchers_become
 from tests.test_metrics import value
 
 URL = "/api/v1/config/payments/production"
@@ -154,17 +154,6 @@ async def test_changes_reach_every_stream_written_directly_with_their_ids(base: 
             assert event["id"] == etag
 
 
-async def _watchers_become(http: httpx.AsyncClient, count: int) -> int:
-    """konfig_active_watchers once it is ``count``, or what it is after a few seconds."""
-    found = -1
-    for _ in range(100):
-        found = await watchers(http)
-        if found == count:
-            break
-        await asyncio.sleep(0.1)
-    return found
-
-
 @pytest.mark.slow
 async def test_a_stream_whose_client_leaves_is_let_go_without_a_heartbeat(base: str) -> None:
     """A stream written directly hears of its client leaving from the connection (no task
@@ -183,8 +172,8 @@ async def test_a_stream_whose_client_leaves_is_let_go_without_a_heartbeat(base: 
             async with httpx.AsyncClient(base_url=base, timeout=30) as leaving:
                 async with leaving.stream("GET", f"{URL}/events", headers=reader) as left:
                     await Events(left).next_event()
-                    assert await _watchers_become(http, 2) == 2
-            assert await _watchers_become(http, 1) == 1
+                    assert await watchers_become(http, 2) == 2
+            assert await watchers_become(http, 1) == 1
 
             await _set(http, owner, ids["payments"], 1)
             event = await events.next_event()
@@ -203,11 +192,11 @@ async def test_a_long_poll_whose_client_leaves_is_let_go_before_its_wait_ends(ba
             poll = asyncio.create_task(
                 leaving.get(f"{URL}?wait=30", headers={**reader, "If-None-Match": etag})
             )
-            assert await _watchers_become(http, 1) == 1
+            assert await watchers_become(http, 1) == 1
             poll.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await poll
-        assert await _watchers_become(http, 0) == 0
+        assert await watchers_become(http, 0) == 0
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import PASSWORD
 from tests.support.apps import free_port, wait_ready
+from tests.support.readpath import watchers_become
 
 
 @pytest.mark.slow
@@ -57,6 +58,8 @@ async def test_sigterm_ends_streams_and_long_polls_cleanly(tmp_path: Path) -> No
                 lines = stream.aiter_lines()
                 while (await anext(lines)) != "event: change":
                     pass
+                # Both wait for a change before the server is told to stop.
+                assert await watchers_become(http, 2) == 2
                 proc.send_signal(signal.SIGTERM)
                 # The stream ends with its final chunk: a cut connection would raise here.
                 rest = [line async for line in lines]

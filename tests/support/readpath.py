@@ -108,6 +108,17 @@ async def watchers(client: httpx.AsyncClient, base: str = "") -> int:
     return int(float(found.group(1)))
 
 
+async def watchers_become(client: httpx.AsyncClient, count: int) -> int:
+    """konfig_active_watchers once it is ``count``, or what it is after a few seconds."""
+    found = -1
+    for _ in range(100):
+        found = await watchers(client)
+        if found == count:
+            break
+        await asyncio.sleep(0.1)
+    return found
+
+
 async def waiting(
     client: httpx.AsyncClient,
     request: Awaitable[httpx.Response],
