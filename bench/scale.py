@@ -112,8 +112,16 @@ def environment(workdir: Path, name: str, **extra: str) -> dict[str, str]:
     key_file = workdir / "encryption-keys"
     if not key_file.exists():
         key_file.write_text(new_key_line())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
+    # Servers run from bytecode, as an installed konfig does (its wheel is compiled when
+    # installed); an editable checkout under PYTHONDONTWRITEBYTECODE would compile its source
+    # at every launch (0.1-0.2 s of start-up's CPU). The tenants' builds fill the cache.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KONFIG_") and k != "PYTHONDONTWRITEBYTECODE"
+    }
     return env | {
+        "PYTHONPYCACHEPREFIX": str(workdir / "bytecode"),
         "KONFIG_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / name}.db",
         "KONFIG_DATA_DIR": str(workdir / f"{name}-data"),
         "KONFIG_SECRET_KEY": "scale-bench-secret-key-that-is-long-enough",
@@ -236,15 +244,28 @@ def serving(tenant: Tenant, **extra: str) -> Iterator[Server]:
 # --- Measurements --------------------------------------------------------------------------
 
 
-def startup(tenant: Tenant, runs: int = 3) -> tuple[float, float]:
-    """The median seconds from launch to /health, and the CPU seconds that took."""
-    walls, cpus = [], []
+def startup(tenant: Tenant, runs: int = 3) -> tuple[float, float, float, float]:
+    """The median seconds from launch to /health and the CPU seconds that took, then the same
+    to /ready (the features' routes in: ``konfig.routing.DeferredRoutes``)."""
+    walls, cpus, ready_walls, ready_cpus = [], [], [], []
     for _ in range(runs):
         server, wall, cpu = serve(tenant.env)
-        server.stop()
+        healthy = time.perf_counter()
+        try:
+            with httpx.Client(timeout=30) as http:
+                http.get(f"{server.url}/ready").raise_for_status()
+            ready_walls.append(wall + time.perf_counter() - healthy)
+            ready_cpus.append(server.cpu())
+        finally:
+            server.stop()
         walls.append(wall)
         cpus.append(cpu)
-    return statistics.median(walls), statistics.median(cpus)
+    return (
+        statistics.median(walls),
+        statistics.median(cpus),
+        statistics.median(ready_walls),
+        statistics.median(ready_cpus),
+    )
 
 
 def cold_reads(tenant: Tenant, requests: int = 300) -> tuple[float, float, float]:
@@ -508,6 +529,7 @@ def main() -> None:
         f"{big.build_seconds:.1f} s ({big.size / big.build_seconds:.0f} namespaces/s, "
         "konfig import-tree)"
     )
+    print("servers run from bytecode, cached in the bench's folder as an installed konfig has it")
     rows: list[tuple[str, str, str, str]] = []
 
     def row(label: str, at_small: str, at_big: str, target: str = "") -> None:
@@ -516,11 +538,16 @@ def main() -> None:
 
     print(f"  {'':<44} {f'{small.size} namespaces':>20} {f'{big.size} namespaces':>20}")
     if "startup" in only:
-        walls = [startup(t) for t in (small, big)]
+        starts = [startup(t) for t in (small, big)]
         row(
             "start-up to /health (wall s, CPU s)",
-            *(f"{w:.2f} s, {c:.2f} s CPU" for w, c in walls),
+            *(f"{w:.2f} s, {c:.2f} s CPU" for w, c, _, _ in starts),
             "target <= 1 s",
+        )
+        row(
+            "start-up to /ready (wall s, CPU s)",
+            *(f"{w:.2f} s, {c:.2f} s CPU" for _, _, w, c in starts),
+            "every route in",
         )
     if "cold" in only:
         cold = [cold_reads(t) for t in (small, big)]

@@ -1,14 +1,16 @@
 """Webhook benchmarks. Prints figures; never passes or fails on time.
 
-    .venv/bin/python bench/webhooks.py [--database-url URL] [--seconds 10]
+    .venv/bin/python bench/webhooks.py [--backend sqlite|postgres] [--seconds 10]
 
-Against one `konfig serve` (1 uvicorn worker, SQLite by default) in its own process, with
-receivers in this process (a minimal asyncio HTTP/1.1 server answering 200 at once):
+Against one `konfig serve` (1 uvicorn worker; SQLite, or PostgreSQL in a throwaway database on
+KONFIG_BENCH_PG_URL, or --database-url) in its own process, with receivers in this process (a
+minimal asyncio HTTP/1.1 server answering 200 at once):
 
 1. fan-out: one commit to a namespace 100 endpoints subscribe to; for each receipt, the time
    from the write's answer to the receipt; p50/p99 over --commits commits (target p99 250 ms);
-2. sustained: about 200 commits/s for --seconds into a namespace 10 endpoints subscribe to,
-   paced by `wrk` (40 connections, 200 ms between a connection's writes); the queue depth
+2. sustained: 200 commits/s or a little more offered for --seconds into a namespace 10
+   endpoints subscribe to, paced by `wrk` (44 connections, 200 ms between a connection's
+   writes: at most 220/s, less as answers take longer); the queue depth
    (konfig_webhook_queue_depth on /metrics) each second, and when the last receipt came;
 3. the write path with 10 webhooks configured against none, in the same run: `wrk` PUTs
    (8 connections, --seconds each) into a tenant with no webhook and one with 10, alternated
@@ -33,7 +35,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 import read_path  # bench/read_path.py: free_port, wait_for, machine speed
-from writes import PUT_SCRIPT
+from writes import PUT_SCRIPT, database
 
 API = "/api/v1"
 PASSWORD = "SecurePassword123"
@@ -107,6 +109,12 @@ async def subscribe(
     assert made.status_code == 201, made.text
 
 
+def cpu_seconds(pid: int) -> float:
+    """The server's CPU time so far (user and system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -142,8 +150,9 @@ async def queue_depth(http: httpx.AsyncClient) -> float:
     return float(found.group(1)) if found else -1.0
 
 
-# Each connection sends a write, waits for its answer, then waits DELAY ms: 40 connections
-# with 200 ms between writes make about 200 writes/s (a little less as answers take longer).
+# Each connection sends a write, waits for its answer, then waits DELAY ms: 44 connections
+# with 200 ms between writes offer up to 220 writes/s (less as answers take longer: 200 at
+# 20 ms an answer).
 PACED_SCRIPT = (
     PUT_SCRIPT
     + """
@@ -152,7 +161,7 @@ delay = function()
 end
 """
 )
-PACED_CONNECTIONS = 40
+PACED_CONNECTIONS = 44
 
 
 async def sustained(
@@ -161,6 +170,7 @@ async def sustained(
     receivers: Receivers,
     seconds: int,
     workdir: Path,
+    pid: int,
 ) -> None:
     """Paced writes from wrk (another process, so the load generator is not the limit)."""
     headers = await tenant(http, "sustained")
@@ -176,6 +186,7 @@ async def sustained(
         )
     )
     depths: list[float] = []
+    cpu = cpu_seconds(pid)
     while not run.done():
         await asyncio.sleep(1)
         depths.append(await queue_depth(http))
@@ -183,12 +194,14 @@ async def sustained(
     drained_at = time.monotonic()
     await receivers.wait(before + sent * 10, timeout=120)
     drain = time.monotonic() - drained_at
+    cpu = cpu_seconds(pid) - cpu
     got = len(receivers.receipts) - before
     unique = len({webhook_id for _, _, webhook_id in receivers.receipts[before:]})
     print(
         f"  sustained, paced writes x 10 endpoints for {seconds} s: {rate:.0f} commits/s "
         f"({sent} writes), {got} receipts ({unique} distinct) of {sent * 10} or more; the last "
-        f"arrived {drain:.1f} s after the last write"
+        f"arrived {drain:.1f} s after the last write; server CPU {cpu * 1000 / sent:.2f} ms "
+        f"a commit, its sends included"
     )
     print(f"  queue depth each second: {' '.join(f'{d:.0f}' for d in depths)}")
 
@@ -258,7 +271,8 @@ async def write_path(
 
 async def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--database-url", default="")
+    parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--database-url", default="", help="instead of --backend's database")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--commits", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
@@ -271,59 +285,74 @@ async def main() -> None:
     await receivers.start()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        port = read_path.free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
-        env |= {
-            "KONFIG_DATA_DIR": str(workdir / "data"),
-            "KONFIG_PORT": str(port),
-            "KONFIG_RATE_LIMIT_PER_MINUTE": str(10**9),
-            "KONFIG_WEBHOOK_ALLOW_HTTP": "true",
-            "KONFIG_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
-            "KONFIG_BACKUP_DEBOUNCE_SECONDS": "0",
-            **(
-                {"KONFIG_WEBHOOK_POLL_SECONDS": os.environ["BENCH_POLL"]}
-                if os.environ.get("BENCH_POLL")
-                else {}
-            ),
-            "KONFIG_LOG_LEVEL": "WARNING",
-            **(
-                {"KONFIG_WEBHOOK_CONCURRENCY": os.environ["BENCH_SLOTS"]}
-                if os.environ.get("BENCH_SLOTS")
-                else {}
-            ),
-            **({"KONFIG_WEBHOOKS_ENABLED": "false"} if os.environ.get("BENCH_NO_WORKER") else {}),
-        }
-        if args.database_url:
-            env["KONFIG_DATABASE_URL"] = args.database_url
-        log = (workdir / "serve.log").open("wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "konfig", "serve"], env=env, stdout=log, stderr=log
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            read_path.wait_for(f"{base}/ready", proc, "konfig serve")
-            limits = httpx.Limits(max_connections=64)
-            async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
-                print(f"konfig serve, {args.database_url or 'SQLite'}, 1 process (pid {proc.pid})")
-                only = args.only.split(",")
-                if "fan-out" in only:
-                    await fan_out(http, receivers, args.commits)
-                if "sustained" in only:
-                    await sustained(http, base, receivers, args.seconds, workdir)
-                if "writes" in only:
-                    await write_path(http, base, receivers, args.seconds, workdir, args.rounds)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            lines = (workdir / "serve.log").read_text().splitlines()
-            problems = [
-                n
-                for n, line in enumerate(lines)
-                if "webhooks worker failed" in line or "Traceback" in line
-            ]
-            if problems:
-                shown = "\n    ".join(lines[problems[0] : problems[0] + 30])
-                print(f"  the server logged {len(problems)} problems, the first:\n    {shown}")
+        if args.database_url or args.backend == "sqlite":
+            await serve(args, receivers, workdir, args.database_url)
+        else:
+            async with database("postgres", workdir) as url:
+                await serve(args, receivers, workdir, url)
+
+
+async def serve(
+    args: argparse.Namespace, receivers: Receivers, workdir: Path, database_url: str
+) -> None:
+    port = read_path.free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
+    env |= {
+        "KONFIG_DATA_DIR": str(workdir / "data"),
+        "KONFIG_PORT": str(port),
+        "KONFIG_RATE_LIMIT_PER_MINUTE": str(10**9),
+        "KONFIG_WEBHOOK_ALLOW_HTTP": "true",
+        "KONFIG_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "KONFIG_BACKUP_DEBOUNCE_SECONDS": "0",
+        **(
+            {"KONFIG_WEBHOOK_POLL_SECONDS": os.environ["BENCH_POLL"]}
+            if os.environ.get("BENCH_POLL")
+            else {}
+        ),
+        "KONFIG_LOG_LEVEL": "WARNING",
+        **(
+            {"KONFIG_WEBHOOK_CONCURRENCY": os.environ["BENCH_SLOTS"]}
+            if os.environ.get("BENCH_SLOTS")
+            else {}
+        ),
+        **({"KONFIG_WEBHOOKS_ENABLED": "false"} if os.environ.get("BENCH_NO_WORKER") else {}),
+    }
+    if database_url:
+        env["KONFIG_DATABASE_URL"] = database_url
+    log = (workdir / "serve.log").open("wb")
+    # BENCH_PROFILE=FILE: the server runs under cProfile, its figures written there at exit.
+    profile = (
+        ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if "BENCH_PROFILE" in env else []
+    )
+    proc = subprocess.Popen(
+        [sys.executable, *profile, "-m", "konfig", "serve"], env=env, stdout=log, stderr=log
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        read_path.wait_for(f"{base}/ready", proc, "konfig serve")
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as http:
+            shown = database_url.rsplit("/", 1)[0] + "/…" if database_url else "SQLite"
+            print(f"konfig serve, {shown}, 1 process (pid {proc.pid})")
+            only = args.only.split(",")
+            if "fan-out" in only:
+                await fan_out(http, receivers, args.commits)
+            if "sustained" in only:
+                await sustained(http, base, receivers, args.seconds, workdir, proc.pid)
+            if "writes" in only:
+                await write_path(http, base, receivers, args.seconds, workdir, args.rounds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        lines = (workdir / "serve.log").read_text().splitlines()
+        problems = [
+            n
+            for n, line in enumerate(lines)
+            if "webhooks worker failed" in line or "Traceback" in line
+        ]
+        if problems:
+            shown = "\n    ".join(lines[problems[0] : problems[0] + 30])
+            print(f"  the server logged {len(problems)} problems, the first:\n    {shown}")
 
 
 if __name__ == "__main__":

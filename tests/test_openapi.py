@@ -3,7 +3,12 @@ method a path serves."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -267,3 +272,83 @@ async def test_the_uis_pages_answer_their_first_request_whatever_it_is(
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert (await client.get("/ui/no-such-page")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "allow"),
+    [
+        ("OPTIONS", "/api/v1/webhooks", 204, "GET, HEAD, POST, OPTIONS"),
+        ("DELETE", "/api/v1/groups", 405, "GET, HEAD, POST, OPTIONS"),
+        ("PUT", "/api/v1/users/me", 401, None),  # users' route, behind its sign-in
+        ("GET", "/api/v1/namespaces/x/template", 401, None),  # environments' route: no 404
+        ("GET", "/api/v1/no-such-thing", 404, None),
+    ],
+)
+async def test_the_features_routes_answer_their_first_request_whatever_it_is(
+    client: httpx.AsyncClient, method: str, path: str, status: int, allow: str | None
+) -> None:
+    """The features' routes are included after start-up, or by the first request that could
+    need them (konfig.routing.DeferredRoutes): a first request never misses them."""
+    assert (await client.get("/health")).status_code == 200  # answers without them
+    answer = await client.request(method, path)
+    assert answer.status_code == status, answer.text
+    assert answer.headers.get("allow") == allow
+
+
+async def _document_after(settings: Any, *requests: str, background: str = "") -> bytes:
+    async with running(settings) as app:
+        async with client_of(app) as client:
+            loading: asyncio.Task[None] | None = None
+            if background:  # what konfig.ops.server runs once the server listens
+                (job,) = app.state.after_start
+                loading = asyncio.create_task(job())
+                for _ in range(int(background)):  # some of its steps taken
+                    await asyncio.sleep(0)
+            for path in requests:
+                await client.get(path)
+            if loading is not None:
+                await loading
+            answer = await client.get("/openapi.json")
+            assert answer.status_code == 200
+            return answer.content
+
+
+async def test_the_document_is_the_same_whichever_way_the_routes_came_in(
+    settings: Any,
+) -> None:
+    """Included after start-up, a step at a time or at once, or by a request midway, the
+    features' routes are in the order they are declared in: the document is byte for byte
+    the same, and lists them before the operations routes."""
+    first = await _document_after(settings)
+    assert await _document_after(settings, "/health", "/api/v1/users/me") == first
+    assert await _document_after(settings, background="1000") == first
+    assert await _document_after(settings, "/api/v1/users/me", background="3") == first
+    paths = list(json.loads(first)["paths"])
+    assert paths[0] == "/api/v1/auth/register"
+    assert paths.index("/health") > max(i for i, p in enumerate(paths) if p.startswith("/api/"))
+
+
+_DOCUMENT = """
+import hashlib, json, os, sys
+from konfig.app import create_app
+from tests.conftest import make_settings
+from pathlib import Path
+document = create_app(make_settings(sys.argv[1], Path(sys.argv[2]))).api.openapi()
+print(hashlib.sha256(json.dumps(document).encode()).hexdigest())
+"""
+
+
+def test_the_document_is_the_same_in_every_process(tmp_path: Path) -> None:
+    """Byte for byte, whatever the process's string hashing (a set's order follows it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'konfig.db'}"  # only named: the document reads none
+    digests = set()
+    for seed in ("1", "2"):
+        made = subprocess.run(
+            [sys.executable, "-c", _DOCUMENT, url, str(tmp_path)],
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        digests.add(made.stdout.strip())
+    assert len(digests) == 1

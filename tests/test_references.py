@@ -309,6 +309,47 @@ async def test_a_key_another_namespace_references_cannot_be_deleted(
     )
 
 
+async def test_a_key_that_reaches_a_reference_through_inheritance_cannot_be_deleted(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """The referenced key is held by a parent or an included namespace, not by the namespace
+    the reference names: deleting it there still breaks the reference, and so does deleting a
+    key the namespace's own values read."""
+    ids = {
+        name: await new_namespace(client, owner, name)
+        for name in ("shared", "shared/production", "common", "app", "billing")
+    }
+    included = await client.post(
+        f"{API}/namespaces", headers=owner.headers, json={"name": "svc", "includes": ["common"]}
+    )
+    assert included.status_code == 201, included.text
+    await put_entry(client, owner, ids["shared"], "db_host", "db.internal")
+    await put_entry(client, owner, ids["common"], "region", "eu")
+    await put_entry(client, owner, ids["app"], "url", "postgres://${ref:shared/production:db_host}")
+    await put_entry(client, owner, ids["billing"], "where", "${ref:svc:region}")
+    await put_entry(client, owner, ids["shared"], "port", "5432")
+    await put_entry(client, owner, ids["shared"], "dsn", "db:${ref:port}")
+
+    def delete(name: str, key: str) -> Any:
+        return client.delete(f"{API}/namespaces/{ids[name]}/configs/{key}", headers=owner.headers)
+
+    below = assert_error(await delete("shared", "db_host"), 422, "VALIDATION_ERROR")
+    assert "app:url references it" in below["message"]
+    assert below["details"]["chain"][-1] == "shared/production:db_host"
+    through_include = assert_error(await delete("common", "region"), 422, "VALIDATION_ERROR")
+    assert "billing:where references it" in through_include["message"]
+    own = assert_error(await delete("shared", "port"), 422, "VALIDATION_ERROR")
+    assert "shared:dsn references it" in own["message"]
+
+    # Where the child holds the key itself, the parent's copy may go: the reference still
+    # resolves, to the child's value.
+    await put_entry(client, owner, ids["shared/production"], "db_host", "prod.internal")
+    assert (await delete("shared", "db_host")).status_code == 204
+    assert (await resolved(client, owner, "app")).json()["url"] == "postgres://prod.internal"
+    still = assert_error(await delete("shared/production", "db_host"), 422, "VALIDATION_ERROR")
+    assert "app:url references it" in still["message"]
+
+
 async def test_a_namespace_others_reference_cannot_be_deleted(
     client: httpx.AsyncClient, owner: Account
 ) -> None:

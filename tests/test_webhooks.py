@@ -4,6 +4,7 @@ deliveries a receiver built only with ``standardwebhooks`` verifies, inheritance
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -410,3 +411,43 @@ async def test_a_flag_change_is_a_flag_event_beside_the_config_change(
     payload = request.verified(hook["secret"])
     assert payload["type"] == "flag.changed"
     assert payload["data"]["flags"] == ["new_checkout"] and payload["data"]["revision"] == 2
+
+
+async def test_changes_arriving_while_earlier_ones_are_sent_keep_their_order_per_namespace(
+    client: httpx.AsyncClient, owner: Account
+) -> None:
+    """Changes committed while the worker sends earlier ones join the line of their namespace
+    (sent from memory); a failure in a line holds back everything behind it until its retry."""
+
+    def slow_and_once_refusing(n: int, _request: Received) -> tuple[int, dict[str, str], bytes]:
+        if n == 6:
+            return 503, {}, b"busy"
+        time.sleep(0.01)  # every attempt takes a moment: later changes come in meanwhile
+        return 200, {}, b"ok"
+
+    with receiving(slow_and_once_refusing) as receiver:
+        hook = await subscribe(client, owner, receiver.url)
+        names = ["payments", "billing"]
+        namespaces = [await make_namespace(client, owner, name) for name in names]
+
+        async def write(namespace: str) -> None:  # one after another: each joins a line
+            for n in range(12):
+                written = await put_entry(client, owner.headers, namespace, f"key{n}", str(n))
+                assert written.status_code == 201, written.text
+
+        await asyncio.gather(*(write(namespace) for namespace in namespaces))
+        await receiver.wait_for(25)  # one refused, sent again
+        await settled(client, owner, hook["id"], 24)
+    kept = payloads(receiver.deduplicated(), hook["secret"])
+    for name in names:
+        told = [p["data"]["new_revision"] for p in kept if p["data"]["namespace"] == name]
+        assert told == list(range(1, 13)), (name, told)
+    # Nothing was sent twice but the refused one, and what was sent in order stayed in order.
+    assert len(receiver.received) == 25
+    for name in names:
+        sent = [
+            p["data"]["new_revision"]
+            for p in payloads(receiver.received, hook["secret"])
+            if p["data"]["namespace"] == name
+        ]
+        assert sent == sorted(sent), (name, sent)

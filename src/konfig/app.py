@@ -4,28 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from konfig import __version__, openapi
-from konfig.analytics.router import keys_router as unread_keys_router
-from konfig.analytics.router import router as analytics_router
-from konfig.analytics.router import tokens_router as token_usage_router
 from konfig.audit.refusals import denial_trace
-from konfig.audit.router import router as audit_router
-from konfig.auth.router import router as auth_router
 from konfig.auth.service import TokenPolicy
-from konfig.backups.router import router as backups_router
 from konfig.backups.scheduler import BackupScheduler
 from konfig.backups.service import Backups
 from konfig.backups.store import BackupStore
-from konfig.changes.router import router as changes_router
-from konfig.configs.router import router as configs_router
 from konfig.configs.write_path import WritePath
 from konfig.configs.writes import EntryWriter
 from konfig.db.engine import keep_statistics, make_engine, make_sessionmaker, refresh_statistics
@@ -33,39 +26,24 @@ from konfig.db.outage import OutageLog
 from konfig.db.roles import check_role, tenant_owned
 from konfig.db.session import WRITE_OPTION
 from konfig.delivery.ofrep_router import router as ofrep_router
-from konfig.delivery.router import router as read_path_router
 from konfig.delivery.wiring import Delivery
 from konfig.dispatch import Dispatcher, Wrapper
-from konfig.environments.router import router as environments_router
-from konfig.environments.search import SearchIndex
 from konfig.errors import install_error_handlers
-from konfig.flags.router import router as flags_router
-from konfig.flags.router import stale_router as stale_flags_router
-from konfig.groups.router import router as groups_router
 from konfig.methods import AllowedMethods, RouteTable
 from konfig.metrics import Metrics
 from konfig.middleware import BodyLimitMiddleware, DatabaseOutageMiddleware
 from konfig.models import metadata
-from konfig.namespaces.router import router as namespaces_router
 from konfig.ops.middleware import CorsMiddleware, Exchange
 from konfig.ops.router import router as ops_router
 from konfig.paths import API_PREFIX
 from konfig.ratelimit import RateLimits
-from konfig.revisions.mirror import Mirror
-from konfig.revisions.router import entry_router as history_router
-from konfig.revisions.router import router as revisions_router
 from konfig.revisions.writer import write_policy
-from konfig.routing import include_once
+from konfig.routing import DeferredRoutes, RoutesOnFirstUse, include_once
 from konfig.security import passwords
 from konfig.security.jwt import TokenSigner
 from konfig.settings import Settings, check_production, get_settings, secret_key
-from konfig.sso.oidc import Providers
-from konfig.sso.router import router as sso_router
 from konfig.state import AppState, app_state, attach
-from konfig.tokens.router import service_accounts_router, tokens_router
-from konfig.users.router import router as users_router
 from konfig.web.routes import mount_ui
-from konfig.webhooks.router import router as webhooks_router
 from konfig.webhooks.worker import WebhookWorker
 
 log = logging.getLogger("konfig")
@@ -82,12 +60,18 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     passwords.configure(time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib)
     api = _fastapi(settings)
     state = _share_state(api, settings)
-    _include_routes(api)
+    deferred = _include_routes(api, state)
     delivery = Delivery(api, settings, state.write_policy.keyring)
     delivery.install()
     state.metrics.active_watchers.set_function(lambda: delivery.read_path.waiting)
     # What only FastAPI's routes need: OPTIONS, HEAD, 405 and 415 answered alike for every path.
-    api.add_middleware(AllowedMethods, table=RouteTable(api))
+    table = RouteTable(api)
+    api.add_middleware(AllowedMethods, table=table)
+    # Outside it: the table sees the features' routes. Built as soon as they are in, as the
+    # first request after them would.
+    api.add_middleware(RoutesOnFirstUse, routes=deferred, without=_LIVE_FROM_START)
+    deferred.listeners.append(lambda: table.shadowed("/", "GET"))
+    state.after_start.append(deferred.load_in_background)
     mount_ui(api, delivery)  # after: its pages are included, outside AllowedMethods, on first use
     return Dispatcher(
         api,
@@ -142,43 +126,95 @@ def _share_state(api: FastAPI, settings: Settings) -> AppState:
         refusal_traces=[denial_trace],
     )
     state.backups.status.listeners.append(state.metrics.backup_event)
-    state.oidc = Providers()
-    state.search_index = SearchIndex()
     attach(api, state)
     return state
 
 
-def _include_routes(api: FastAPI) -> None:
-    """Every feature's routes under ``/api/v1``, and the operations routes beside them (each
-    router with its full prefix, once per process: see ``konfig.routing``)."""
-    include_once(api, *_API_ROUTERS, prefix=API_PREFIX)
+def _include_routes(api: FastAPI, state: AppState) -> DeferredRoutes:
+    """Every feature's routes under ``/api/v1``, after start-up (``konfig.routing.
+    DeferredRoutes``, started by ``konfig.ops.server``, or by the first request that could
+    need them), and the operations routes beside them, at once (each router with its full
+    prefix, once per process: see ``konfig.routing``)."""
+    deferred = DeferredRoutes(api, partial(_api_routers, state), prefix=API_PREFIX)
     # OFREP and the read path are documented here and answered by konfig.dispatch.
     include_once(api, ofrep_router, ops_router)
+    deferred.mark()
+    # The document lists every route: a caller in the process (not only /openapi.json) gets
+    # it whole.
+    build = api.openapi
+
+    def document() -> dict[str, Any]:
+        deferred.load()
+        return build()
+
+    api.openapi = document  # type: ignore[method-assign]
+    return deferred
 
 
-_API_ROUTERS = (
-    auth_router,
-    users_router,
-    namespaces_router,
-    configs_router,
-    flags_router,
-    stale_flags_router,
-    audit_router,
-    backups_router,
-    history_router,
-    revisions_router,
-    service_accounts_router,
-    tokens_router,
-    sso_router,
-    groups_router,
-    webhooks_router,
-    environments_router,
-    analytics_router,
-    token_usage_router,
-    unread_keys_router,
-    changes_router,
-    read_path_router,
-)
+# Paths whose answers need none of the features' routes: they answer as soon as the server
+# listens. /ready is not one: it answers once every route is in.
+_LIVE_FROM_START = frozenset({"/health", "/metrics"})
+
+
+def _api_routers(state: AppState) -> Iterator[tuple[APIRouter, ...]]:
+    """Every feature's routers under ``/api/v1``, in the order they are included, a feature's
+    imports per step; with what only their routes (and the UI's pages, which come later) use."""
+    from konfig.auth.router import router as auth_router
+
+    yield (auth_router,)
+    from konfig.users.router import router as users_router
+
+    yield (users_router,)
+    from konfig.namespaces.router import router as namespaces_router
+
+    yield (namespaces_router,)
+    from konfig.configs.router import router as configs_router
+
+    yield (configs_router,)
+    from konfig.flags.router import router as flags_router
+    from konfig.flags.router import stale_router as stale_flags_router
+
+    yield (flags_router, stale_flags_router)
+    from konfig.audit.router import router as audit_router
+
+    yield (audit_router,)
+    from konfig.backups.router import router as backups_router
+
+    yield (backups_router,)
+    from konfig.revisions.router import entry_router as history_router
+    from konfig.revisions.router import router as revisions_router
+
+    yield (history_router, revisions_router)
+    from konfig.tokens.router import service_accounts_router, tokens_router
+
+    yield (service_accounts_router, tokens_router)
+    from konfig.sso.oidc import Providers
+    from konfig.sso.router import router as sso_router
+
+    state.oidc = Providers()
+    yield (sso_router,)
+    from konfig.groups.router import router as groups_router
+
+    yield (groups_router,)
+    from konfig.webhooks.router import router as webhooks_router
+
+    yield (webhooks_router,)
+    from konfig.environments.router import router as environments_router
+    from konfig.environments.search import SearchIndex
+
+    state.search_index = SearchIndex()
+    yield (environments_router,)
+    from konfig.analytics.router import keys_router as unread_keys_router
+    from konfig.analytics.router import router as analytics_router
+    from konfig.analytics.router import tokens_router as token_usage_router
+
+    yield (analytics_router, token_usage_router, unread_keys_router)
+    from konfig.changes.router import router as changes_router
+
+    yield (changes_router,)
+    from konfig.delivery.router import router as read_path_router
+
+    yield (read_path_router,)
 
 
 def wrappers(settings: Settings, state: AppState) -> list[Wrapper]:
@@ -253,6 +289,8 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         state.commit_hooks.append(scheduler.on_commit)
         scheduler.start()
         if settings.mirror_dir is not None:
+            from konfig.revisions.mirror import Mirror  # YAML files: only when asked for
+
             mirror = Mirror(settings.mirror_dir, state.sessionmaker, state.write_policy)
             state.commit_hooks.append(mirror)
         webhooks = _start_webhooks(state)

@@ -18,7 +18,7 @@ import it without a cycle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ ChangeHook = Callable[[Sequence[object]], Awaitable[None]]
 
 _WIRED = "create_app wires it after the state is made"
 _STARTED = "the app's lifespan makes it when it starts, and it has not started"
+_ROUTED = "made with the features' routes, included after start-up (konfig.routing)"
 
 
 @dataclass(slots=True, eq=False)
@@ -79,12 +80,16 @@ class AppState:
     # makes both anew when it starts.
     shutting_down: bool = False
     shutdown_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    # What the server runs once it listens (``konfig.ops.server``): the features' routes are
+    # included then (``konfig.routing.DeferredRoutes``).
+    after_start: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
     # Wired by create_app once the state exists.
     delivery: Delivery = field(init=False, repr=False)
     token_cache: TokenCache = field(init=False, repr=False)  # the delivery layer's
     login_cache: LoginCache = field(init=False, repr=False)  # the delivery layer's
     ui: UIState = field(init=False, repr=False)
+    # Made with the features' routes, which only they and the UI's pages use.
     search_index: SearchIndex = field(init=False, repr=False)  # per tenant, for /search
     oidc: Providers = field(init=False, repr=False)  # OpenID providers' metadata and keys
 
@@ -104,7 +109,10 @@ class AppState:
             """Called only when a field has no value yet: say which, and when it gets one."""
             if name not in _LATER:
                 raise AttributeError(f"'AppState' object has no attribute {name!r}")
-            when = _STARTED if name in _MADE_BY_LIFESPAN else _WIRED
+            if name in _MADE_BY_LIFESPAN:
+                when = _STARTED
+            else:
+                when = _ROUTED if name in _MADE_WITH_ROUTES else _WIRED
             raise AttributeError(f"AppState.{name} is not set yet: {when}")
 
 
@@ -119,7 +127,8 @@ _MADE_BY_LIFESPAN = frozenset(
         "webhooks",
     }
 )
-_LATER = _MADE_BY_LIFESPAN | {"delivery", "token_cache", "login_cache", "ui", "oidc"}
+_MADE_WITH_ROUTES = frozenset({"oidc", "search_index"})
+_LATER = _MADE_BY_LIFESPAN | _MADE_WITH_ROUTES | {"delivery", "token_cache", "login_cache", "ui"}
 
 
 # The app's attribute that holds it (``konfig.db.session.get_session`` reads it by this name).

@@ -7,17 +7,19 @@ values laid over them), then each written value is expanded exactly as a read wo
 target without a default, a cycle, a chain deeper than ten or a malformed reference is a 422
 that names the chain. A reference to a namespace the writer may not read is refused too, so
 nobody copies, through a reference, what they could not read themselves. Deleting a key that
-another namespace's value references (without a default) is refused, naming the referrer; so is
-deleting a whole namespace, naming every referring key (a 409, as for a namespace others
-include): the namespace is already gone in the deleting session, so its children, which lose
-what it passed down, are re-resolved exactly as they will read.
+a value references (without a default) is refused, naming the referrer: another namespace's
+value, the namespace's own, or one that reads it through a namespace below it or including it,
+which loses what it passed down. So is deleting a whole namespace, naming every referring key
+(a 409, as for a namespace others include): the namespace is already gone in the deleting
+session, so its children, which lose what it passed down, are re-resolved exactly as they will
+read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -68,14 +70,24 @@ def _refused(key: str, message: str, chain: list[str], rule: str) -> ValidationF
     )
 
 
-def _overlaid(resolution: Resolution, write: ReferenceWrite) -> Resolution:
+def _without(resolution: Resolution, owner: str, keys: Collection[str]) -> Resolution:
+    """``resolution`` once ``owner`` no longer holds ``keys``: a key it was the source of goes,
+    unless a layer below it holds one too (that layer's value then shows through; the current
+    one stands in for it, as only whether the key resolves is asked)."""
     values: dict[str, Any] = dict(resolution.values)
-    for key in write.deleted:
-        if resolution.sources.get(key) and resolution.sources[key].namespace == resolution.name:
+    for key in keys:
+        source = resolution.sources.get(key)
+        if source is not None and source.namespace == owner and not resolution.overrides.get(key):
             values.pop(key, None)
-    values.update(write.values)
     mentions = frozenset(k for k, v in values.items() if references.mentions(v))
     return dataclasses.replace(resolution, values=values, mentions=mentions)
+
+
+def _overlaid(resolution: Resolution, write: ReferenceWrite) -> Resolution:
+    left = _without(resolution, resolution.name, write.deleted)
+    values = {**left.values, **write.values}
+    mentions = frozenset(k for k, v in values.items() if references.mentions(v))
+    return dataclasses.replace(left, values=values, mentions=mentions)
 
 
 async def check(session: AsyncSession, keyring: Keyring, write: ReferenceWrite) -> None:
@@ -123,16 +135,41 @@ async def check(session: AsyncSession, keyring: Keyring, write: ReferenceWrite) 
 async def _still_resolved(
     session: AsyncSession, keyring: Keyring, write: ReferenceWrite, name: str, target: Resolution
 ) -> None:
-    """A deletion must leave every other namespace's references to ``name`` resolvable."""
-    others = await repository.referrers(session, tenant_id=write.tenant_id, name=name)
+    """A deletion must leave resolvable every value that reads a key it takes away: the
+    namespace's own, its heirs' (below it or including it: they lose what it passed down) and
+    those of every namespace that references one of them. A reference that was already broken
+    elsewhere is not this deletion's to answer for."""
+    tenant_id = write.tenant_id
+    heirs = await repository.heirs(
+        session, tenant_id=tenant_id, name=name, namespace_id=write.namespace_id
+    )
+    replacing = {name: target}
+    if heirs:
+        loaded = await resolve.load_many(
+            session, keyring=keyring, tenant_id=tenant_id, names=heirs, expand=False
+        )
+        for heir, resolution in loaded.items():
+            if resolution is not None:
+                replacing[heir] = _without(resolution, name, write.deleted)
+    lost = {
+        f"{other}:{key}"
+        for other, resolution in replacing.items()
+        for key in write.deleted
+        if key not in resolution.values
+    }
+    if not lost:
+        return
+    others = await repository.referrers(session, tenant_id=tenant_id, names=list(replacing))
+    checked = sorted({*replacing, *others})
     for other, key, exc in await _unresolved(
-        session, keyring, write.tenant_id, others, replacing={name: target}
+        session, keyring, tenant_id, checked, replacing=replacing
     ):
-        gone = sorted(write.deleted)[0]
-        raise ValidationFailed(
-            f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
-            {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
-        ) from exc
+        if exc.chain and exc.chain[-1] in lost:
+            gone = exc.chain[-1].rpartition(":")[2]
+            raise ValidationFailed(
+                f"{gone}: {other}:{key} references it, so it cannot be deleted ({exc.message})",
+                {"key": gone, "rule": "reference", "problem": "referenced", "chain": exc.chain},
+            ) from exc
 
 
 async def _unresolved(
@@ -147,10 +184,16 @@ async def _unresolved(
     tenant (``replacing``: namespaces to take as given instead, a write not yet stored)."""
     if not names:
         return []
-    loaded = await resolve.load_many(
-        session, keyring=keyring, tenant_id=tenant_id, names=names, expand=False
-    )
-    pool = await resolve.referenced(session, keyring, tenant_id, {**loaded, **(replacing or {})})
+    given = replacing or {}
+    loaded: dict[str, Resolution | None] = dict(given)
+    stored = [n for n in names if n not in given]
+    if stored:
+        loaded.update(
+            await resolve.load_many(
+                session, keyring=keyring, tenant_id=tenant_id, names=stored, expand=False
+            )
+        )
+    pool = await resolve.referenced(session, keyring, tenant_id, loaded)
     expanding = resolve.expander(pool)
     problems: list[tuple[str, str, ReferenceProblem]] = []
     for other in names:
@@ -168,7 +211,7 @@ async def check_drop(session: AsyncSession, keyring: Keyring, drop: NamespaceDro
     now that ``drop.name`` is gone (in ``session``): those that name it or a namespace below
     it, and its children's, which lose what it passed down."""
     tenant_id = drop.tenant_id
-    named = await repository.referrers(session, tenant_id=tenant_id, name=drop.name, under=True)
+    named = await repository.referrers(session, tenant_id=tenant_id, names=[drop.name], under=True)
     children = await repository.names_under(session, tenant_id=tenant_id, name=drop.name)
     others = sorted({*named, *children})
     broken = [

@@ -71,27 +71,58 @@ async def revoked_since(session: AsyncSession, since: datetime) -> list[Any]:
 
 
 async def referrers(
-    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, under: bool = False
+    session: AsyncSession, *, tenant_id: uuid.UUID, names: Collection[str], under: bool = False
 ) -> list[str]:
-    """The namespaces other than ``name`` whose entries' values reference it (``${ref:name:…}``,
-    as ``config_entries.refs`` lists them); with ``under``, or a namespace below it."""
-    quoted = orjson.dumps(name).decode()
+    """The namespaces other than ``names`` whose entries' values reference one of them
+    (``${ref:name:…}``, as ``config_entries.refs`` lists them); with ``under``, or a namespace
+    below one of them."""
+    if not names:
+        return []
+    conditions = []
     refs = cast(ConfigEntry.refs, Text)
-    naming = refs.contains(quoted, autoescape=True)
-    if under:  # '"payments/' begins every name below payments in the JSON list
-        naming = or_(naming, refs.contains(quoted[:-1] + "/", autoescape=True))
+    for name in names:
+        quoted = orjson.dumps(name).decode()
+        conditions.append(refs.contains(quoted, autoescape=True))
+        if under:  # '"payments/' begins every name below payments in the JSON list
+            conditions.append(refs.contains(quoted[:-1] + "/", autoescape=True))
     query = (
         select(Namespace.name)
         .join(ConfigEntry, ConfigEntry.namespace_id == Namespace.id)
         .where(
             ConfigEntry.tenant_id == tenant_id,
             Namespace.tenant_id == tenant_id,
-            naming,
-            Namespace.name != name,
+            or_(*conditions),
+            Namespace.name.not_in(list(names)),
         )
         .distinct()
     )
     return sorted((await session.execute(query)).scalars())
+
+
+async def heirs(
+    session: AsyncSession, *, tenant_id: uuid.UUID, name: str, namespace_id: uuid.UUID
+) -> list[str]:
+    """The namespaces whose resolution takes keys from ``name``: those below it, those that
+    include it, and in turn theirs. One query per level of inheritance, narrowed by the
+    database (names by prefix, includes on the list's text), confirmed on the parsed list."""
+    found: set[str] = set()
+    names, ids = [name], [namespace_id]
+    while names:
+        wanted = {str(i) for i in ids}
+        conditions = [Namespace.name.startswith(f"{n}/", autoescape=True) for n in names]
+        conditions += [cast(Namespace.includes, Text).contains(i) for i in wanted]
+        query = select(Namespace.id, Namespace.name, Namespace.includes).where(
+            Namespace.tenant_id == tenant_id, or_(*conditions)
+        )
+        fresh: list[tuple[uuid.UUID, str]] = []
+        for ns_id, ns_name, includes in (await session.execute(query)).all():
+            below = any(ns_name.startswith(f"{n}/") for n in names)
+            including = bool(wanted.intersection(str(i) for i in includes or ()))
+            if (below or including) and ns_name != name and ns_name not in found:
+                found.add(ns_name)
+                fresh.append((ns_id, ns_name))
+        names, ids = [n for _, n in fresh], [i for i, _ in fresh]
+    return sorted(found)
 
 
 async def names_under(session: AsyncSession, *, tenant_id: uuid.UUID, name: str) -> list[str]:

@@ -30,6 +30,7 @@ class GracefulServer(uvicorn.Server):
         self.drain_seconds = drain_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._draining = False
+        self._after_start: asyncio.Task[None] | None = None
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
@@ -37,11 +38,22 @@ class GracefulServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        # Everything built at start-up (modules, routes, the app) lives as long as the process:
-        # out of the collector's way, so full collections stay short under a thousand streams.
-        gc.collect()
-        gc.freeze()
-        gc.enable()  # off while the app was built (konfig.cli.server)
+        if self.started:
+            self._after_start = asyncio.create_task(self._finish_start(), name="konfig-start")
+
+    async def _finish_start(self) -> None:
+        """What waits until the server listens: the features' routes (``AppState.after_start``),
+        then the collector."""
+        try:
+            for job in self.app.state.after_start:
+                await job()
+        finally:
+            # Everything built at start-up (modules, routes, the app) lives as long as the
+            # process: out of the collector's way, so full collections stay short under a
+            # thousand streams. Not collected first: a full pass over it costs 0.1-0.2 s, and
+            # frees some 3,000 objects of the imports' (a few hundred KB, kept frozen).
+            gc.freeze()
+            gc.enable()  # off while the app was built (konfig.cli.server)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler: touch only flags here, and hand the rest to the event loop.

@@ -20,11 +20,11 @@ from konfig import __version__
 from konfig.configs.schemas import MASK
 from konfig.state import state_of
 from konfig.users.models import Role
+from konfig.web import STATIC_DIR
 from konfig.web.session import Visitor
 
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
-STATIC_DIR = HERE / "static"
 FLASH_COOKIE = "konfig_flash"
 
 
@@ -107,7 +107,7 @@ def page(
     A fragment leaves the one-time message alone: the live table of the page being left fetches
     one while the browser follows a redirect, and would take the next page's message with it.
     """
-    templates: Jinja2Templates = state_of(request).ui.templates
+    templates = make_templates()
     flash = None if fragment else _pop_flash(request)
     principal = visitor.principal if visitor else None
     # On a namespace's pages, what the visitor may do there; elsewhere, on the whole tenant.

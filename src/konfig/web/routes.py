@@ -12,24 +12,23 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from konfig.db.session import bind_tenant, open_session
 from konfig.delivery.wiring import Delivery
 from konfig.namespaces import repository as namespace_repository
 from konfig.state import AppState, app_state
+from konfig.web import STATIC_DIR
 from konfig.web.csrf import derive_key
 from konfig.web.live import NamespaceFeed, ReadRevision, RevisionFeed
-from konfig.web.rendering import STATIC_DIR, make_templates
 from konfig.web.session import RefreshGate
 
 
 @dataclass
 class UIState:
-    """What the pages share (``AppState.ui``)."""
+    """What the pages share (``AppState.ui``); the templates are the process's, made by the
+    first page (``konfig.web.rendering.make_templates``)."""
 
-    templates: Jinja2Templates
     csrf_key: bytes
     feed: RevisionFeed
     refresh_gate: RefreshGate = field(default_factory=RefreshGate)
@@ -86,7 +85,6 @@ def mount_ui(app: FastAPI, delivery: Delivery) -> None:
     state = app_state(app)
     feed = NamespaceFeed(revision_reader(state))
     state.ui = UIState(
-        templates=make_templates(),
         csrf_key=derive_key(state.signer.key),
         feed=feed,
     )

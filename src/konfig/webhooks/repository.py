@@ -205,12 +205,32 @@ async def oldest_pending(session: AsyncSession, *, keys: Sequence[Key]) -> dict[
     return found
 
 
-async def unfanned_since(session: AsyncSession) -> dict[uuid.UUID, datetime]:
-    """Per tenant, the oldest event not yet fanned out: no delivery newer than it may go first."""
+async def unfanned_since(
+    session: AsyncSession, *, besides: Sequence[uuid.UUID] = ()
+) -> dict[uuid.UUID, datetime]:
+    """Per tenant, the oldest event not yet fanned out (other than ``besides``): no delivery
+    newer than it may go first."""
     query = select(OutboxEvent.tenant_id, func.min(OutboxEvent.created_at)).group_by(
         OutboxEvent.tenant_id
     )
+    if besides:
+        query = query.where(OutboxEvent.id.not_in(besides))
     return {row[0]: row[1] for row in (await session.execute(query)).all()}
+
+
+async def pending_of(session: AsyncSession, *, keys: Sequence[Key]) -> dict[Key, set[uuid.UUID]]:
+    """The pending deliveries of these keys (leased or not). Read through the index of pending
+    deliveries: a key's history of sent ones is never scanned."""
+    d = WebhookDelivery
+    query = select(d.endpoint_id, d.order_key, d.id).where(
+        d.status == "pending",
+        d.endpoint_id.in_({endpoint_id for endpoint_id, _ in keys}),
+        d.order_key.in_({order_key for _, order_key in keys}),
+    )
+    found: dict[Key, set[uuid.UUID]] = {}
+    for endpoint_id, order_key, delivery_id in (await session.execute(query)).all():
+        found.setdefault((endpoint_id, order_key), set()).add(delivery_id)
+    return found
 
 
 async def lease(session: AsyncSession, *, ids: Sequence[uuid.UUID], until: datetime | None) -> None:

@@ -5,10 +5,13 @@ hooks) and every ``KONFIG_WEBHOOK_POLL_SECONDS`` otherwise (events other replica
 retries falling due, deliveries left behind by a replica that died):
 
 1. fan out: take the oldest outbox events (``SKIP LOCKED``: replicas take different ones), write
-   the deliveries they owe and delete them, in one transaction;
+   the deliveries they owe and delete them, in one transaction; a delivery nothing is waiting
+   before (no older pending delivery of its endpoint and namespace but those this process is
+   sending) is written already leased and sent from memory: no claim, no lease of its own;
 2. send: lease due deliveries (``SKIP LOCKED``, then a lease in the row, so no two replicas send
-   the same attempt, and a lease left by a killed replica runs out), send each in a task of its
-   own (a slow receiver holds only its own slot), and record the attempt;
+   the same attempt, and a lease left by a killed replica runs out), send each endpoint's and
+   namespace's in a line of their own (a slow receiver holds only its own slot), and record the
+   attempts, those finished together in one transaction;
 3. keep house: the queue's depth and age for ``/metrics``, and pruning old attempts.
 
 Delivery is at least once: a replica killed after sending and before recording sends again
@@ -19,13 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -67,6 +72,19 @@ _SCAN = 500  # pending deliveries looked at per claim, oldest first
 _CHAIN = 50  # deliveries one slot sends in a row to one endpoint about one namespace
 
 
+@dataclass(eq=False, slots=True)
+class _Line:
+    """The deliveries to one endpoint about one namespace this process is sending, in order,
+    one at a time; the fan-out adds fresh ones at its end while it is open. It closes when it
+    runs dry, or at a failure (``failed``), whose followers then wait for its retry."""
+
+    endpoint: WebhookEndpoint
+    queue: deque[WebhookDelivery]
+    ids: set[uuid.UUID] = field(default_factory=set)  # every delivery it was given
+    closed: bool = False
+    failed: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     delivery: WebhookDelivery
@@ -88,6 +106,23 @@ def _attempt_row(outcome: _Outcome, now: datetime) -> dict[str, Any]:
         "error": answer.error,
         "outcome": "succeeded" if answer.succeeded else "failed",
     }
+
+
+def _forget(
+    sets: tuple[set[uuid.UUID], ...], delivery_id: uuid.UUID, _: asyncio.Future[None]
+) -> None:
+    for ids in sets:
+        ids.discard(delivery_id)
+
+
+def _observed(future: asyncio.Future[None]) -> bool:
+    """Whether the recording of an attempt is over; logged when it failed."""
+    if not future.done():
+        return False
+    if not future.cancelled() and future.exception() is not None:
+        # Its lease runs out and it is sent again: at least once.
+        log.error("could not record a webhook attempt", exc_info=future.exception())
+    return True
 
 
 def _chains(
@@ -189,6 +224,15 @@ class WebhookWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
+        # The lines being sent, by (endpoint, order key): the fan-out adds to them.
+        self._lines: dict[repository.Key, _Line] = {}
+        # Deliveries sent and answered 2xx whose outcome is not written yet: still pending in
+        # the database, they hold back nothing that follows them.
+        self._unrecorded: set[uuid.UUID] = set()
+        # Whether pending deliveries may wait that no line of this process holds: a claim
+        # (``dispatch``) is due at once rather than at the next poll.
+        self._backlog = True
+        self._dispatched_at = 0.0
         self._side_tasks: set[asyncio.Task[None]] = set()
         self._stats_at = 0.0
         self.recorder = Recorder(self.record)
@@ -267,16 +311,22 @@ class WebhookWorker:
                 if self._writes_saturated():
                     # Writes first: under a burst of writes, a little at a time, and the queue
                     # grows for a moment rather than the writes slowing down.
+                    # Nothing is sent from the fan-out (its lines would take every fresh
+                    # delivery): only the claim's few short chains.
                     await asyncio.sleep(_YIELD_TO_WRITES)
                     more = await self.fan_out(_EVENTS_UNDER_WRITES) >= _EVENTS_UNDER_WRITES
+                    self._backlog = True
                     slots = _CHAINS_UNDER_WRITES - len(self._inflight)
-                    if slots > 0:
+                    if slots > 0 and self._claim_due():
                         await self.dispatch(slots, _CHAIN_UNDER_WRITES)
                 else:
                     # One batch a round: a backlog of events never holds the loop (nor, on
                     # SQLite, the write lock) for long.
-                    more = await self.fan_out(_EVENTS_PER_FAN_OUT) >= _EVENTS_PER_FAN_OUT
-                    await self.dispatch()
+                    free = self.settings.webhook_concurrency - len(self._inflight)
+                    taken = await self.fan_out(_EVENTS_PER_FAN_OUT, send=max(free, 0))
+                    more = taken >= _EVENTS_PER_FAN_OUT
+                    if self._claim_due():
+                        await self.dispatch()
                 if more:
                     self.wake()
                 await self._keep_house()
@@ -295,6 +345,15 @@ class WebhookWorker:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.webhook_poll_seconds):
                     await self._wake.wait()
+
+    def _claim_due(self) -> bool:
+        """Whether to look for pending deliveries now: some may wait that no line of this
+        process holds (a fan-out left them, a line failed, a claim found more), or a poll's
+        time has passed (retries falling due, other replicas' deliveries, leases run out)."""
+        return (
+            self._backlog
+            or time.monotonic() - self._dispatched_at >= self.settings.webhook_poll_seconds
+        )
 
     def _writes_saturated(self) -> bool:
         """Whether writes are waiting now, and the write path was busy for half the last
@@ -328,9 +387,10 @@ class WebhookWorker:
 
     # 1. Fan out.
 
-    async def fan_out(self, limit: int | None = None) -> int:
+    async def fan_out(self, limit: int | None = None, *, send: int | None = None) -> int:
         """Turn waiting outbox events into deliveries (at most ``limit``, else all); answer how
-        many events were taken."""
+        many events were taken. ``send``: how many new lines the fresh deliveries may start
+        (beside those added to this process's open lines); None, and none is sent from here."""
         taken = 0
         batch = min(limit or _EVENTS_PER_FAN_OUT, _EVENTS_PER_FAN_OUT)
         while True:
@@ -341,15 +401,100 @@ class WebhookWorker:
                 events = await repository.claim_events(session, limit=batch)
                 if not events:
                     return taken
-                rows = await self._deliveries_of(session, events)
+                rows, endpoints = await self._deliveries_of(session, events)
+                lines = {}
+                if send is not None and rows:
+                    lines = await self._sendable(session, rows, events, send)
                 if not self.one_process:
                     await self._fanned(session, rows, events)
             if self.one_process:
                 async with self._transaction() as session:
                     await self._fanned(session, rows, events)
+            leased = sum(len(taken) for taken, _ in lines.values())
+            if leased < len(rows):
+                self._backlog = True
+            if lines:
+                await self._send_fresh(lines, endpoints)
             taken += len(events)
             if len(events) < batch or (limit is not None and taken >= limit):
                 return taken
+
+    async def _sendable(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        events: Sequence[outbox.OutboxEvent],
+        slots: int,
+    ) -> dict[repository.Key, tuple[list[dict[str, Any]], _Line | None]]:
+        """Of fresh delivery rows, those this process may send at once, by key, leased here
+        (the rows are written so), with the key's open line they follow (None: a new one): a
+        key's rows when no pending delivery of that key is older but those an open line of
+        this process holds, and (on a database several replicas share) no event of the tenant
+        older than this batch waits to be fanned out elsewhere; at most ``slots`` new lines."""
+        by_key: dict[repository.Key, list[dict[str, Any]]] = {}
+        for row in rows:
+            key = (row["endpoint_id"], row["order_key"] or f"#{row['id']}")
+            by_key.setdefault(key, []).append(row)
+        if not self.one_process:
+            # Before the deliveries (read committed): an older event fanned out in between
+            # shows as its deliveries.
+            since = await repository.unfanned_since(session, besides=[e.id for e in events])
+            newest = max(e.created_at for e in events)
+            late = {tenant for tenant, at in since.items() if at <= newest}
+            by_key = {k: v for k, v in by_key.items() if v[0]["tenant_id"] not in late}
+        named = [key for key in by_key if not key[1].startswith("#")]
+        pending = await repository.pending_of(session, keys=named) if named else {}
+        until = utcnow() + self.lease
+        chosen: dict[repository.Key, tuple[list[dict[str, Any]], _Line | None]] = {}
+        for key, key_rows in by_key.items():
+            line = self._lines.get(key)
+            if line is not None and line.closed:
+                line = None
+            waiting = pending.get(key, set()) - self._unrecorded
+            if waiting - (line.ids if line is not None else set()):
+                continue  # older deliveries wait: they go first, through a claim
+            if line is None:
+                if slots <= 0:
+                    continue
+                slots -= 1
+            taken = key_rows[:_CHAIN]
+            for row in taken:
+                row["locked_until"] = until
+            chosen[key] = (taken, line)
+        return chosen
+
+    async def _send_fresh(
+        self,
+        lines: dict[repository.Key, tuple[list[dict[str, Any]], _Line | None]],
+        endpoints: dict[uuid.UUID, WebhookEndpoint],
+    ) -> None:
+        """Send the fresh deliveries ``_sendable`` chose and leased: at the end of the open
+        line they follow, or in a new one. That line failed since: they are released, to wait
+        for its retry; it ran dry: they start the next one."""
+        released: list[uuid.UUID] = []
+        for key, (rows, line) in lines.items():
+            deliveries = [WebhookDelivery(**row) for row in rows]
+            if line is not None and not line.closed:
+                line.endpoint = endpoints[key[0]]  # as it is now: a new URL, a rotated secret
+                line.queue.extend(deliveries)
+                line.ids.update(d.id for d in deliveries)
+            elif line is not None and line.failed:
+                released += [d.id for d in deliveries]
+            else:
+                self._start_line(key, endpoints[key[0]], deliveries)
+        if released:
+            async with self._transaction() as session:
+                await repository.lease(session, ids=released, until=None)
+            self._backlog = True
+
+    def _start_line(
+        self, key: repository.Key, endpoint: WebhookEndpoint, deliveries: list[WebhookDelivery]
+    ) -> None:
+        line = _Line(endpoint, deque(deliveries), {d.id for d in deliveries})
+        self._lines[key] = line
+        task = asyncio.create_task(self._send_line(key, line))
+        self._inflight.add(task)
+        task.add_done_callback(self._finished)
 
     async def _fanned(
         self,
@@ -362,7 +507,8 @@ class WebhookWorker:
 
     async def _deliveries_of(
         self, session: AsyncSession, events: Sequence[outbox.OutboxEvent]
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], dict[uuid.UUID, WebhookEndpoint]]:
+        """The delivery rows ``events`` owe, and the endpoints they go to."""
         tenants = sorted({event.tenant_id for event in events})
         endpoints = await repository.subscribed(session, tenant_ids=tenants)
         now = utcnow()
@@ -389,7 +535,7 @@ class WebhookWorker:
                     )
                 inheritors = found[source]
             rows.extend(fanout.deliveries(event, own, inheritors, now))
-        return rows
+        return rows, {e.id: e for e in endpoints}
 
     # 2. Send.
 
@@ -405,11 +551,16 @@ class WebhookWorker:
             free = min(free, limit)
         if free <= 0:
             return 0
+        self._backlog = False
+        self._dispatched_at = time.monotonic()
         now = utcnow()
         async with self._transaction(write=not self.one_process) as session:
             rows = await repository.pending_in_order(session, limit=_SCAN)
             waiting = await repository.unfanned_since(session) if rows else {}
             chains = _chains(rows, now=now, slots=free, waiting=waiting, longest=longest)
+            for key in [key for key in chains if key in self._lines]:  # under way here
+                del chains[key]
+            self._backlog = self._left_behind(rows, chains, now=now, free=free, longest=longest)
             # SKIP LOCKED hid the rows another replica's claim holds: the head of a key may be
             # among them. SQLite has one server, one claim at a time: nothing is hidden.
             ordered = [key for key in chains if not key[1].startswith("#")]
@@ -431,12 +582,30 @@ class WebhookWorker:
         if self.one_process:  # one statement holds the write lock (see fan_out)
             async with self._transaction() as session:
                 await repository.lease(session, ids=ids, until=now + self.lease)
-        for (endpoint_id, _), chain in chains.items():
-            deliveries = [loaded[d.id] for d in chain]
-            task = asyncio.create_task(self._send_chain(deliveries, endpoints[endpoint_id]))
-            self._inflight.add(task)
-            task.add_done_callback(self._finished)
+        for key, chain in chains.items():
+            self._start_line(key, endpoints[key[0]], [loaded[d.id] for d in chain])
         return len(ids)
+
+    def _left_behind(
+        self,
+        rows: Sequence[repository.Pending],
+        chains: dict[repository.Key, list[repository.Pending]],
+        *,
+        now: datetime,
+        free: int,
+        longest: int,
+    ) -> bool:
+        """Whether a claim left due deliveries that may go as soon as a slot frees or a line
+        of this process ends (those behind a retry or another replica's lease wait a poll)."""
+        if len(chains) >= free or any(len(chain) >= longest for chain in chains.values()):
+            return True
+        taken = {d.id for chain in chains.values() for d in chain}
+        taken.update(i for line in self._lines.values() for i in line.ids)
+        return any(
+            (d.endpoint_id, d.order_key or f"#{d.id}") in self._lines
+            for d in rows
+            if d.id not in taken and d.next_attempt_at <= now
+        )
 
     async def settle(self) -> None:
         """Wait for the attempts under way to be sent and recorded."""
@@ -447,30 +616,49 @@ class WebhookWorker:
         self._inflight.discard(task)
         self.wake()  # a slot is free, and the next delivery of its namespace may be due
 
-    async def _send_chain(self, chain: list[WebhookDelivery], endpoint: WebhookEndpoint) -> None:
+    async def _send_line(self, key: repository.Key, line: _Line) -> None:
+        """Send ``line``'s deliveries one after another until it runs dry or one fails."""
         recorded: list[asyncio.Future[None]] = []
-        try:
-            secrets = valid_secrets(self.keyring, endpoint)
-        except DecryptionError:
-            secrets = []
-        for n, delivery in enumerate(chain):
+        endpoint: WebhookEndpoint | None = None
+        secrets: list[str] = []
+        while line.queue:
+            delivery = line.queue.popleft()
+            if line.endpoint is not endpoint:
+                endpoint = line.endpoint
+                try:
+                    secrets = valid_secrets(self.keyring, endpoint)
+                except DecryptionError:
+                    secrets = []
             if secrets:
                 stamp = int(time.time())
                 headers = signing.headers(secrets, delivery.id, stamp, delivery.payload)
                 answer = await self.sender.send(endpoint.url, headers, delivery.payload)
             else:
                 answer = Answer(None, "", "the signing secret cannot be decrypted", 0)
-            rest = [] if answer.succeeded else chain[n + 1 :]
-            recorded.append(self.recorder.add(_Outcome(delivery, endpoint, answer, rest)))
-            if rest:
+            rest: list[WebhookDelivery] = []
+            if not answer.succeeded:  # the rest wait for its retry; nothing more joins
+                rest, line.failed, line.closed = list(line.queue), True, True
+                line.queue.clear()
+            future = self.recorder.add(_Outcome(delivery, endpoint, answer, rest))
+            if answer.succeeded:  # recorded, it is pending no more: forgotten
+                self._unrecorded.add(delivery.id)
+                future.add_done_callback(
+                    functools.partial(_forget, (line.ids, self._unrecorded), delivery.id)
+                )
+            recorded = [f for f in recorded if not _observed(f)]
+            recorded.append(future)
+            if line.failed:
                 break
-        # Recorded before the slot frees: the next claim sees where each chain stopped.
+        line.closed = True
+        if self._lines.get(key) is line:
+            del self._lines[key]
+        if line.failed:
+            self._backlog = True
+        # Recorded before the slot frees: the next claim sees where each line stopped.
         for future in recorded:
-            try:
+            with contextlib.suppress(Exception):
                 await future
-            except Exception:
-                # Its lease runs out and it is sent again: at least once.
-                log.exception("could not record a webhook attempt")
+            _observed(future)
 
     async def record(self, outcomes: Sequence[_Outcome]) -> None:
         """Record attempts in one transaction: successes in a few statements whatever their
