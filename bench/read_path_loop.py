@@ -6,7 +6,12 @@ prebuilt scope for ``GET /api/v1/config/bench/production`` (a cached API token, 
 namespace: the common case) and prints the median CPU microseconds per request over several rounds.
 Steadier than a wrk run on a shared machine: compare two trees in the same session, alternating.
 
-    .venv/bin/python bench/read_path_loop.py [--requests 20000] [--rounds 7]
+With ``--server``, the requests go through uvicorn's own HTTP protocol instead (httptools, the
+proxy-headers middleware, a task per request, as ``konfig serve`` runs it), 32 connections at
+a time over transports that keep nothing: what a wrk run costs the server, less the kernel's
+share (about two thirds of it here), which the app's code does not change.
+
+    .venv/bin/python bench/read_path_loop.py [--requests 20000] [--rounds 7] [--server]
 """
 
 from __future__ import annotations
@@ -130,6 +135,73 @@ async def round_of(
     return elapsed / requests * 1e6
 
 
+class _Transport:
+    """A connection's transport that keeps nothing: what uvicorn's protocol asks of one."""
+
+    def __init__(self, statuses: list[bytes]) -> None:
+        self.statuses = statuses
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        if data[:5] == b"HTTP/":
+            self.statuses.append(data[9:12])
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"sockname": ("127.0.0.1", 8000), "peername": ("127.0.0.1", 50000)}.get(
+            name, default
+        )
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def server_round_of(
+    app: Any, token: str, requests: int, *, connections: int = 32, path: str = PATH
+) -> float:
+    """CPU microseconds per request over ``requests`` GETs of ``path`` through uvicorn's
+    httptools protocol as ``konfig serve`` configures it, ``connections`` at a time."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+    from uvicorn.server import ServerState
+
+    config = uvicorn.Config(
+        app, http="httptools", proxy_headers=True, log_config=None, access_log=False
+    )
+    config.load()
+    state = ServerState()
+    statuses: list[bytes] = []
+    protocols = []
+    for _ in range(connections):
+        protocol = HttpToolsProtocol(config, state, {})
+        protocol.connection_made(_Transport(statuses))  # type: ignore[arg-type]
+        protocols.append(protocol)
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nAuthorization: Bearer {token}\r\n\r\n"
+    ).encode()
+    batches = max(1, requests // connections)
+    started = time.process_time()
+    for _ in range(batches):
+        for protocol in protocols:
+            protocol.data_received(request)
+        while state.tasks:
+            await asyncio.gather(*state.tasks)
+    elapsed = time.process_time() - started
+    for protocol in protocols:
+        protocol.connection_lost(None)
+    if set(statuses) != {b"200"}:
+        raise SystemExit(f"unexpected statuses: {sorted(set(statuses))}")
+    return elapsed / (batches * connections) * 1e6
+
+
 @asynccontextmanager
 async def served() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
     """The app as ``konfig serve`` builds it (JSON logs at INFO, into /dev/null) on a fresh
@@ -154,15 +226,17 @@ async def served() -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
                 yield app, client
 
 
-async def main(requests: int, rounds: int) -> None:
+async def main(requests: int, rounds: int, server: bool) -> None:
+    measure = server_round_of if server else round_of
     async with served() as (app, client):
         token = await seed(client)
         gc.collect()
         gc.freeze()  # as konfig serve does once started
-        await round_of(app, token, requests // 4)  # warm up
-        figures = [await round_of(app, token, requests) for _ in range(rounds)]
+        await measure(app, token, requests // 4)  # warm up
+        figures = [await measure(app, token, requests) for _ in range(rounds)]
+    where = "through uvicorn's protocol" if server else "in-process"
     print(
-        f"read path in-process: median {statistics.median(figures):.1f} us/request "
+        f"read path {where}: median {statistics.median(figures):.1f} us/request "
         f"(min {min(figures):.1f}, max {max(figures):.1f}; {rounds} rounds of {requests})"
     )
 
@@ -171,5 +245,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--server", action="store_true", help="through uvicorn's httptools protocol, 32 at a time"
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.requests, arguments.rounds))
+    if arguments.server:
+        import uvloop  # as konfig serve runs
+
+        uvloop.run(main(arguments.requests, arguments.rounds, True))
+    else:
+        asyncio.run(main(arguments.requests, arguments.rounds, False))

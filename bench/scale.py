@@ -14,20 +14,25 @@ override five. Then, each against a `konfig serve` process (one uvicorn worker):
 - reads of a namespace alone, then while writers change it 100+ times a second;
 - change push: N server-sent-event streams on one namespace (1,000 / 5,000 / 10,000), one
   write at a time: p50/p99/max from the write's answer to each event's arrival, events missed,
-  and the server's memory per idle watcher.
+  the server's memory per idle watcher, and its CPU per event and the reader's. The streams are
+  read by one Go process (`bench/watch_reader.go`, built into a temporary directory; `--reader
+  python`: asyncio client processes, which cost the server's cores as much as its fan-out), and
+  etcd's watch through its HTTP gateway is measured through the same reader beside each row.
 
     python bench/scale.py [--namespaces 10000] [--watchers 1000,5000,10000] [--duration 5]
-                          [--only startup,cold,warm,create,writes,watchers]
+                          [--only startup,cold,warm,create,writes,watchers] [--reader go]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import multiprocessing
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -404,7 +409,12 @@ def reads_under_writes(
     return alone, under, written
 
 
-# --- Watchers (in client processes) ------------------------------------------------------------
+# --- Watchers -----------------------------------------------------------------------------------
+# Read by one Go process (bench/watch_reader.go, built here; what the figures come from when Go
+# is installed), or by Python asyncio client processes (--reader python), whose reading costs as
+# much CPU as the server's fan-out on a 2-core machine, and so delays it.
+
+READER_SOURCE = Path(__file__).with_name("watch_reader.go")
 
 
 def watcher_process(port: int, path: str, token: str, count: int, conn: Any) -> None:
@@ -441,7 +451,89 @@ def watcher_process(port: int, path: str, token: str, count: int, conn: Any) -> 
     asyncio.run(main())
 
 
-def fan_out(tenant: Tenant, watchers: int, writes: int = 10, clients: int = 4) -> dict[str, float]:
+class Readers:
+    """``count`` streams read by client processes: started, ready, then what each saw."""
+
+    def __init__(self, reader: str, port: int, count: int, **target: str) -> None:
+        self.pids: list[int] = []
+        self.go: subprocess.Popen[str] | None = None
+        self.pipes: list[Any] = []
+        if reader == "go":
+            arguments = [f"-{name}={value}" for name, value in target.items()]
+            self.go = subprocess.Popen(
+                [go_reader(), f"-addr=127.0.0.1:{port}", f"-n={count}", *arguments],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=_more_files,
+            )
+            self.pids.append(self.go.pid)
+            return
+        context = multiprocessing.get_context("spawn")
+        clients = 4
+        for index in range(clients):
+            parent_end, child_end = context.Pipe()
+            share = count // clients + (1 if index < count % clients else 0)
+            process = context.Process(
+                target=watcher_process,
+                args=(port, target["path"], target["token"], share, child_end),
+                daemon=True,
+            )
+            process.start()
+            self.pids.append(process.pid or 0)
+            self.pipes.append(parent_end)
+
+    def ready(self) -> None:
+        messages = [self.go.stdout.readline().strip()] if self.go and self.go.stdout else []
+        messages += [pipe.recv() for pipe in self.pipes]
+        for message in messages:
+            if message != "ready":
+                self.stop()
+                raise SystemExit(f"the watchers did not start: {message}")
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(pid) for pid in self.pids)
+
+    def seen(self) -> list[dict[int, float]]:
+        """For each stream, when each sequence number arrived (Unix seconds)."""
+        if self.go is not None:
+            out, _ = self.go.communicate("done\n", timeout=120)
+            return [
+                {int(s): int(at) / 1e9 for s, at in (pair.split(":") for pair in line.split())}
+                for line in out.splitlines()
+            ]
+        found: list[dict[int, float]] = []
+        for pipe in self.pipes:
+            pipe.send("done")
+        for pipe in self.pipes:
+            found.extend(pipe.recv())
+        return found
+
+    def stop(self) -> None:
+        if self.go is not None and self.go.poll() is None:
+            self.go.kill()
+            self.go.wait()
+
+
+_built: list[str] = []
+
+
+def go_reader() -> str:
+    """bench/watch_reader.go, built once per run into a temporary directory."""
+    if not _built:
+        target = Path(tempfile.mkdtemp(prefix="konfig-reader-")) / "watch_reader"
+        subprocess.run(
+            ["go", "build", "-o", str(target), str(READER_SOURCE)],
+            check=True,
+            env=os.environ | {"GO111MODULE": "off"},
+        )
+        _built.append(str(target))
+    return _built[0]
+
+
+def fan_out(
+    tenant: Tenant, watchers: int, writes: int = 10, reader: str = "go"
+) -> dict[str, float]:
     with serving(tenant) as server:
         headers = {"Authorization": f"Bearer {tenant.token}"}
         name = tenant.names(1)[0]
@@ -451,58 +543,110 @@ def fan_out(tenant: Tenant, watchers: int, writes: int = 10, clients: int = 4) -
         port = int(server.url.rsplit(":", 1)[1])
         time.sleep(0.5)
         idle_before = server.rss()
-        context = multiprocessing.get_context("spawn")
-        pipes = []
-        for index in range(clients):
-            parent_end, child_end = context.Pipe()
-            share = watchers // clients + (1 if index < watchers % clients else 0)
-            context.Process(
-                target=watcher_process,
-                args=(port, f"/api/v1/config/{name}/events", tenant.token, share, child_end),
-                daemon=True,
-            ).start()
-            pipes.append(parent_end)
-        for pipe in pipes:
-            message = pipe.recv()
-            if message != "ready":
-                raise SystemExit(message)
-        time.sleep(1)
-        idle_after = server.rss()
-        answered: dict[int, float] = {}
-        with httpx.Client(headers=headers, timeout=60) as http:
-            http.put(seq_url, json={"value": -1, "value_type": "number"}).raise_for_status()
-            time.sleep(1)  # one unmeasured change: statements compiled, pools filled
-            cpu = server.cpu()
-            split = _split(server.proc.pid)
-            for seq in range(1, writes + 1):
-                http.put(seq_url, json={"value": seq, "value_type": "number"}).raise_for_status()
-                answered[seq] = time.time()
-                time.sleep(max(0.5, watchers / 5000))
-        time.sleep(2)
-        cpu = server.cpu() - cpu  # the writes, the fan-out, and heartbeats (a few)
-        user, system = (b - a for a, b in zip(split, _split(server.proc.pid), strict=True))
-        seen: list[dict[int, float]] = []
-        for pipe in pipes:
-            pipe.send("done")
-        for pipe in pipes:
-            seen.extend(pipe.recv())
+        path = f"/api/v1/config/{name}/events"
+        readers = Readers(reader, port, watchers, path=path, token=tenant.token)
+        try:
+            readers.ready()
+            time.sleep(1)
+            idle_after = server.rss()
+            with httpx.Client(headers=headers, timeout=60) as http:
+
+                def put(seq: int) -> None:
+                    body = {"value": seq, "value_type": "number"}
+                    http.put(seq_url, json=body).raise_for_status()
+
+                found = _pushes(server.proc.pid, readers, put, watchers, writes)
+        finally:
+            readers.stop()
+    return found | {"kib_per_watcher": (idle_after - idle_before) / watchers}
+
+
+def _pushes(pid: int, readers: Readers, put: Any, watchers: int, writes: int) -> dict[str, float]:
+    """``writes`` changes, one at a time, after one unmeasured: latency from each write's answer
+    to each stream's receipt, events missed, and the server's and the readers' CPU."""
+    answered: dict[int, float] = {}
+    put(-1)
+    time.sleep(1)  # one unmeasured change: statements compiled, pools filled
+    cpu, reading = cpu_seconds(pid), readers.cpu()
+    split = _split(pid)
+    for seq in range(1, writes + 1):
+        put(seq)
+        answered[seq] = time.time()
+        time.sleep(max(0.5, watchers / 5000))
+    time.sleep(2)
+    cpu = cpu_seconds(pid) - cpu  # the writes, the fan-out, and heartbeats (a few)
+    reading = readers.cpu() - reading
+    user, system = (b - a for a, b in zip(split, _split(pid), strict=True))
     latencies, missed = [], 0
-    for watcher in seen:
+    for watcher in readers.seen():
         for seq, at in answered.items():
             arrived = watcher.get(seq)
             if arrived is None:
                 missed += 1
             else:
                 latencies.append((arrived - at) * 1000)
+    events = max(1, len(latencies))
     return {
-        "p50": percentile(latencies, 50),
-        "p99": percentile(latencies, 99),
-        "max": max(latencies),
+        "p50": percentile(latencies, 50) if latencies else float("nan"),
+        "p99": percentile(latencies, 99) if latencies else float("nan"),
+        "max": max(latencies, default=float("nan")),
         "missed": missed,
-        "kib_per_watcher": (idle_after - idle_before) / watchers,
-        "cpu_us_per_event": cpu / max(1, len(latencies)) * 1e6,
+        "cpu_us_per_event": cpu / events * 1e6,
+        "reader_us_per_event": reading / events * 1e6,
         "system_share": system / max(1e-9, user + system),
     }
+
+
+def etcd_fan_out(watchers: int, writes: int = 10) -> dict[str, float]:
+    """The reference: the same pushes through etcd's HTTP gateway (one etcd, its own data)."""
+    datadir = tempfile.mkdtemp(prefix="konfig-etcd-")
+    port, peer = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    etcd = subprocess.Popen(
+        [
+            "etcd",
+            f"--data-dir={datadir}",
+            f"--listen-client-urls={url}",
+            f"--advertise-client-urls={url}",
+            f"--listen-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+            f"--initial-cluster=default=http://127.0.0.1:{peer}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_more_files,
+    )
+    try:
+        with httpx.Client(base_url=url, timeout=60) as http:
+
+            def put(seq: int) -> None:
+                body = {"key": "c2Vx", "value": base64.b64encode(str(seq).encode()).decode()}
+                http.post("/v3/kv/put", json=body).raise_for_status()
+
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    put(0)
+                    break
+                except httpx.HTTPError:
+                    if time.monotonic() > deadline:
+                        raise SystemExit("etcd did not start") from None
+                    time.sleep(0.1)
+            time.sleep(0.5)
+            idle_before = rss_kib(etcd.pid)
+            readers = Readers("go", port, watchers, kind="etcd", key="seq")
+            try:
+                readers.ready()
+                time.sleep(1)
+                idle_after = rss_kib(etcd.pid)
+                found = _pushes(etcd.pid, readers, put, watchers, writes)
+            finally:
+                readers.stop()
+    finally:
+        etcd.terminate()
+        etcd.wait(15)
+        shutil.rmtree(datadir, ignore_errors=True)  # 60 MB of preallocated log each run
+    return found | {"kib_per_watcher": (idle_after - idle_before) / watchers}
 
 
 # --- Main --------------------------------------------------------------------------------------
@@ -515,6 +659,12 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--write-rate", type=float, default=120)
     parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument(
+        "--reader",
+        choices=("go", "python"),
+        default="go" if shutil.which("go") else "python",
+        help="what reads the watchers' streams (go: bench/watch_reader.go, and etcd beside)",
+    )
     args = parser.parse_args()
     if args.namespaces <= 10:
         parser.error("--namespaces: more than the small tenant's 10")
@@ -584,17 +734,29 @@ def main() -> None:
             f"{under / alone:.2f}x (target >= 0.5x)",
         )
     if "watchers" in only:
+        print(f"  change push, streams read by the {args.reader} reader")
         for count in (int(n) for n in args.watchers.split(",")):
-            found = fan_out(small, count)
+            found = fan_out(small, count, reader=args.reader)
             row(
                 f"{count} SSE watchers: p50 / p99 / max (ms)",
                 f"{found['p50']:.0f} / {found['p99']:.0f} / {found['max']:.0f}",
                 "",
                 f"missed {found['missed']:.0f}, {found['kib_per_watcher']:.1f} KiB/watcher, "
                 f"server CPU {found['cpu_us_per_event']:.0f} us/event "
-                f"({found['system_share']:.0%} in the kernel) "
+                f"({found['system_share']:.0%} in the kernel), "
+                f"reader {found['reader_us_per_event']:.0f} us/event "
                 "(target p99 <= 100 ms, <= 10 KiB)",
             )
+            if args.reader == "go" and shutil.which("etcd"):
+                etcd = etcd_fan_out(count)
+                row(
+                    f"  etcd gateway, {count} watchers (same reader)",
+                    f"{etcd['p50']:.0f} / {etcd['p99']:.0f} / {etcd['max']:.0f}",
+                    "",
+                    f"missed {etcd['missed']:.0f}, {etcd['kib_per_watcher']:.1f} KiB/watcher, "
+                    f"etcd CPU {etcd['cpu_us_per_event']:.0f} us/event, "
+                    f"reader {etcd['reader_us_per_event']:.0f} us/event",
+                )
             # The machine's speed right after (a loaded machine slows everything alike).
             row("  reference: a 1M-step Python loop (ms)", f"{python_loop_ms():.0f}", "")
     print("\nsummary")

@@ -15,7 +15,7 @@ import pytest
 from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
-from konfig.logs import configure_logging, reset_logging
+from konfig.logs import configure_logging, flush_access_lines, reset_logging
 from tests.conftest import Account, Backend, make_settings, register, wipe
 from tests.support.apps import client_of, running
 from tests.support.readpath import bearer, make_namespace, make_token, read, service_account
@@ -117,6 +117,7 @@ async def test_every_branch_answers_with_headers_one_log_line_and_one_metric(
                 (method, route, str(status)): 1,
                 (method, route, "timed"): 1,
             }, case
+            flush_access_lines()  # written in batches
             logged = [
                 line
                 for line in map(orjson.loads, log_output.getvalue().splitlines())

@@ -8,10 +8,11 @@ structlog processors, so every line has the same shape and passes the same redac
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
@@ -49,10 +50,13 @@ REDACTED = "[redacted]"
 
 @dataclass(slots=True)
 class _JsonLines:
-    """Where ``configure_logging`` sends JSON lines, for ``RequestLog`` to write its own."""
+    """Where ``configure_logging`` sends JSON lines, for ``RequestLog`` to write its own, and
+    the access lines waiting to be written there (``flush_access_lines``)."""
 
     stream: TextIO
     level: int
+    pending: list[str] = field(default_factory=list)
+    flushing_on: asyncio.AbstractEventLoop | None = None  # where their write is scheduled
 
 
 _json_lines: _JsonLines | None = None
@@ -83,6 +87,7 @@ def configure_logging(
 ) -> None:
     """Send structlog and standard-library logging to ``stream`` (stdout) in one format."""
     global _json_lines
+    flush_access_lines()
     stream = stream or sys.stdout
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
     _json_lines = _JsonLines(stream, numeric_level) if log_format == "json" else None
@@ -139,9 +144,26 @@ def configure_logging(
 def reset_logging() -> None:
     """Undo ``configure_logging`` (for tests)."""
     global _json_lines
+    flush_access_lines()
     _json_lines = None
     structlog.reset_defaults()
     logging.getLogger().handlers = []
+
+
+def flush_access_lines() -> None:
+    """Write the access lines ``RequestLog`` holds (it writes them in batches) and flush: the
+    dispatcher calls this when the app stops, and it runs when the process exits."""
+    lines = _json_lines
+    if lines is None or not lines.pending:
+        return
+    pending = lines.pending
+    lines.pending = []
+    lines.flushing_on = None
+    lines.stream.write("\n".join(pending) + "\n")
+    lines.stream.flush()
+
+
+atexit.register(flush_access_lines)
 
 
 def get_logger(name: str) -> FilteringBoundLogger:
@@ -159,16 +181,21 @@ class RequestLog:
     ``level``, ``timestamp``), in a few microseconds; its fields are the caller's fixed set, none
     of them sensitive, so there is nothing to redact. Otherwise it goes through structlog.
 
-    The stream is flushed once per turn of the event loop rather than once per line: a busy
-    replica's lines share one write, and none waits longer than the answers being sent.
+    With JSON logs, the lines are written in batches, every ``FLUSH_SECONDS`` at most: a busy
+    replica's lines share one write (with ``PYTHONUNBUFFERED``, as containers often run, each
+    line was a system call of its own beside the answer's, and an unbuffered stream is what a
+    log collector reads), none waits longer than that, and the rest are written when the app
+    stops or the process exits (``flush_access_lines``). Other log lines are written at once,
+    so an access line may follow a line logged after it (each carries its timestamp).
     """
+
+    FLUSH_SECONDS = 0.05
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.structured = get_logger(name)
         self._second = -1
         self._stamp = ""
-        self._flushing: TextIO | None = None  # the stream a flush is scheduled for
 
     def write(self, event: str, line: dict[str, Any], *, error: bool) -> None:
         """Log ``event`` with the fields of ``line`` (a dict this takes over: the line is built
@@ -183,23 +210,15 @@ class RequestLog:
         line["event"] = event
         line["level"] = "error" if error else "info"
         line["timestamp"] = self._timestamp()
-        lines.stream.write(orjson.dumps(line, default=str).decode() + "\n")
-        if self._flushing is None:
-            self._flush_soon(lines.stream)
-
-    def _flush_soon(self, stream: TextIO) -> None:
+        lines.pending.append(orjson.dumps(line, default=str).decode())
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop to wait for: now
-            stream.flush()
+            flush_access_lines()
             return
-        self._flushing = stream
-        loop.call_soon(self._flush)
-
-    def _flush(self) -> None:
-        stream, self._flushing = self._flushing, None
-        if stream is not None:
-            stream.flush()
+        if lines.flushing_on is not loop:  # none scheduled (or on a loop since gone)
+            lines.flushing_on = loop
+            loop.call_later(self.FLUSH_SECONDS, flush_access_lines)
 
     def _timestamp(self) -> str:
         """Now, as structlog's ISO UTC stamps read (``2026-01-02T03:04:05.678901Z``)."""

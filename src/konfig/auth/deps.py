@@ -124,12 +124,12 @@ async def admit(
     return principal
 
 
-def name_in_access_log(scope: Scope, actor: str, tenant_id: uuid.UUID) -> None:
+def name_in_access_log(scope: Scope, actor: str, tenant_id: uuid.UUID | str) -> None:
     """The access log line (``konfig.ops.middleware``) is written outside the route: it finds
-    who asked in the request's scope state."""
+    who asked in the request's scope state (``tenant_id`` may come as the string it writes)."""
     request_state = scope.setdefault("state", {})
     request_state["actor"] = actor
-    request_state["tenant_id"] = str(tenant_id)
+    request_state["tenant_id"] = tenant_id if isinstance(tenant_id, str) else str(tenant_id)
 
 
 async def count_request(state: AppState, scope: Scope, principal: Principal) -> None:

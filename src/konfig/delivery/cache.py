@@ -31,7 +31,7 @@ import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from konfig.delivery import render
 from konfig.delivery.resolve import Resolution
@@ -51,8 +51,12 @@ LoadMany = Callable[[uuid.UUID, list[str]], Awaitable[dict[str, Resolution | Non
 class Follower(Protocol):
     """A watcher that takes a change itself, its waiter left pending (an event stream)."""
 
-    def follow(self, resolved: Resolved, waiter: asyncio.Future[Wake]) -> bool:
-        """Take ``resolved``, the new state, and watch it from now on; False to be woken."""
+    def follow(
+        self, resolved: Resolved, waiter: asyncio.Future[Wake], shared: dict[Any, Any]
+    ) -> bool:
+        """Take ``resolved``, the new state, and watch it from now on; False to be woken.
+        ``shared`` is the same for every follower the state is handed to, for what they can
+        work out once between them."""
         ...
 
 
@@ -452,9 +456,10 @@ class ResolvedCache:
         if fresh is None or not fresh.current or self.closing:
             return
         waiters = fresh.waiters
+        shared: dict[Any, Any] = {}
         for follower, waiter in followers.items():
             try:
-                taken = follower.follow(fresh, waiter)
+                taken = follower.follow(fresh, waiter, shared)
             except Exception:
                 log.exception("a change could not be handed to a stream: waking it instead")
                 taken = False

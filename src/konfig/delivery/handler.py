@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
@@ -40,7 +42,7 @@ from konfig.delivery.http import (
     parse_query,
     settle,
 )
-from konfig.delivery.stream import SERVER_SEND, Connection, EventStream, connection_of
+from konfig.delivery.stream import SERVER_SEND, EventStream, connection_of, gone_hook
 from konfig.errors import Forbidden, KonfigError, NotFound, Unauthenticated
 from konfig.input_guard import refuse_bad_parameters
 from konfig.namespaces.schemas import NAME_PATTERN
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("konfig.delivery")
 
 _NAME = re.compile(NAME_PATTERN)
+_MAX_CALLERS = 10_000  # API tokens' callers kept (ReadPath.callers): past that, it starts again
 _SSE_HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache"),
@@ -78,6 +81,27 @@ def client_of(scope: Scope, instance: bytes | None, sdk: bytes | None) -> Client
     return instance_of(scope, instance), sdk
 
 
+def _headers(
+    scope: Scope,
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None]:
+    """The request's Authorization, If-None-Match, Last-Event-ID, X-Konfig-Instance and
+    X-Konfig-SDK."""
+    authorization = if_none_match = last_event_id = instance = sdk = None
+    for key, value in scope["headers"]:
+        if key == b"authorization":
+            authorization = value
+        elif key == b"if-none-match":
+            if_none_match = value
+        elif key == b"last-event-id":
+            last_event_id = value
+        elif key[0] == 120:  # b"x": one test for every other header, not two
+            if key == b"x-konfig-instance":
+                instance = value
+            elif key == b"x-konfig-sdk":
+                sdk = value
+    return authorization, if_none_match, last_event_id, instance, sdk
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     tenant_id: uuid.UUID
@@ -85,6 +109,7 @@ class Caller:
     actor: str  # as Principal.actor names it
     record: TokenRecord | None = None  # API tokens: their scopes, remembered per namespace
     user: Principal | None = None  # people: their role
+    tenant: str = ""  # the tenant's id as the access log writes it (str of a UUID: 1 us)
 
     def may_read(self, namespace: str) -> bool:
         if self.record is not None:
@@ -140,8 +165,14 @@ class ReadPath:
         self.analytics = delivery.analytics
         self.streams: set[Waiting] = set()  # open event streams, for heartbeats
         self.waiting = 0  # long polls and event streams waiting for a change right now
+        # API tokens' callers by the Authorization header that named them: a token that calls
+        # again is found without parsing the header, hashing the token or making its caller.
+        # Each is used only while it is its token's record in the token cache (which drops or
+        # replaces a record when the token changes), so it knows no more than that cache.
+        self.callers: dict[bytes, tuple[TokenRecord, Caller]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not a coroutine itself: an idle event stream holds its frames for hours.
         name: str = scope["path"][len(READ_PATH_PREFIX) :]
         events = name.endswith("/events")
         if events:
@@ -149,9 +180,9 @@ class ReadPath:
         scope["route"] = EVENTS_ROUTE if events else READ_ROUTE
         # Only a stream writes to the server's connection itself: a read leaves the scope be.
         server_send = scope.get(SERVER_SEND) if events else None
-        await self.serve(scope, receive, send, name, events=events, server_send=server_send)
+        return self.serve(scope, receive, send, name, events=events, server_send=server_send)
 
-    async def serve(
+    def serve(
         self,
         scope: Scope,
         receive: Receive,
@@ -160,24 +191,18 @@ class ReadPath:
         *,
         events: bool,
         server_send: Send | None = None,
-    ) -> None:
+    ) -> Awaitable[None]:
         """Answer for the namespace ``name`` (its event stream when ``events``); an event
         stream's changes are written straight to its connection when ``server_send``, the
         server's own, allows (``konfig.delivery.stream``)."""
+        if events:
+            return self._stream(scope, receive, send, name, server_send)
+        return self._read(scope, receive, send, name)
+
+    async def _read(self, scope: Scope, receive: Receive, send: Send, name: str) -> None:
+        """A read: the config, a 304, or a long poll's answer."""
         head = scope["method"] == "HEAD"
-        authorization = if_none_match = last_event_id = instance = sdk = None
-        for key, value in scope["headers"]:
-            if key == b"authorization":
-                authorization = value
-            elif key == b"if-none-match":
-                if_none_match = value
-            elif key == b"last-event-id":
-                last_event_id = value
-            elif key[0] == 120:  # b"x": one test for every other header, not two
-                if key == b"x-konfig-instance":
-                    instance = value
-                elif key == b"x-konfig-sdk":
-                    sdk = value
+        authorization, if_none_match, _, instance, sdk = _headers(scope)
         status, body = 200, b""
         headers: list[tuple[bytes, bytes]]
         try:
@@ -186,15 +211,7 @@ class ReadPath:
             raw_query = scope["query_string"]
             if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
                 refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
-            query = parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
-            if events:
-                last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
-                client = client_of(scope, instance, sdk)
-                connection = None if server_send is None or head else connection_of(server_send)
-                await self._stream(
-                    receive, send, caller, authorization, name, last, head, client, connection
-                )
-                return
+            query = parse_query(raw_query, events=False) if raw_query else DEFAULT_QUERY
             resolved = self.cache.get(caller.tenant_id, name)
             if resolved is None:
                 resolved = await self.resolve(caller, name)
@@ -208,7 +225,7 @@ class ReadPath:
                 changed = None
                 if query.wait > 0:
                     changed = await self._long_poll(
-                        receive, caller, authorization, name, query, if_none_match
+                        scope, receive, caller, authorization, name, query, if_none_match
                     )
                 if changed is None:
                     status, headers, kind = 304, variant.not_modified_headers, CONFIRMED
@@ -231,22 +248,29 @@ class ReadPath:
                     entry[kind] += 1
                 else:
                     analytics.record(caller.tenant_id, caller.actor, name, who, sdk, resolved, kind)
-        except KonfigError as exc:
-            status, headers, body = error_reply(exc)
         except Exception as exc:
-            refusal: KonfigError | None = unavailable(exc, self.delivery.state.outages)
-            if refusal is None:
-                log.exception("the read path failed for %s", name)
-                request_id = scope.get("state", {}).get("request_id", "-")
-                refusal = KonfigError(f"Internal error (request {request_id})")
-            status, headers, body = error_reply(refusal)
+            status, headers, body = self._refusal(scope, name, exc)
         # A copy: the variants' headers are prebuilt, and CORS adds to the list it is sent.
         await send({"type": "http.response.start", "status": status, "headers": [*headers]})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
+    def _refusal(
+        self, scope: Scope, name: str, exc: Exception
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """The answer to a request that failed before its answer started (call it in the
+        ``except``: an unexpected error is logged with its traceback)."""
+        if isinstance(exc, KonfigError):
+            return error_reply(exc)
+        refusal: KonfigError | None = unavailable(exc, self.delivery.state.outages)
+        if refusal is None:
+            log.exception("the read path failed for %s", name)
+            request_id = scope.get("state", {}).get("request_id", "-")
+            refusal = KonfigError(f"Internal error (request {request_id})")
+        return error_reply(refusal)
+
     async def admit_request(self, scope: Scope, caller: Caller) -> None:
         """Name the caller for the access log; count the request against the read budget."""
-        name_in_access_log(scope, caller.actor, caller.tenant_id)
+        name_in_access_log(scope, caller.actor, caller.tenant)
         await self.delivery.state.rate_limits.check_principal(actor=caller.actor, read=True)
 
     async def authenticate(self, authorization: bytes | None, name: str) -> Caller:
@@ -258,6 +282,16 @@ class ReadPath:
 
     async def identify(self, authorization: bytes | None) -> Caller:
         """Who calls: an API token or a user's login; 401 when neither is valid."""
+        if authorization is not None:
+            known = self.callers.get(authorization)
+            if known is not None:
+                kept, caller = known
+                if (
+                    self.tokens.records.get(kept.token_hash) is kept
+                    and kept.fresh_until >= time.monotonic()
+                ):
+                    self.tokens.admit(kept)  # expired: 401; counts the use
+                    return caller
         token = bearer_token(authorization.decode("latin-1") if authorization else None)
         if token is None:
             raise Unauthenticated(NOT_AUTHENTICATED)
@@ -266,7 +300,13 @@ class ReadPath:
             if record is None:
                 record = await self.tokens.fetch(self.delivery.sessionmaker, token)
             principal = self.tokens.admit(record)
-            return Caller(principal.tenant_id, principal.id, record.actor, record=record)
+            tenant = principal.tenant_id
+            caller = Caller(tenant, principal.id, record.actor, record=record, tenant=str(tenant))
+            if authorization is not None:
+                if len(self.callers) >= _MAX_CALLERS:
+                    self.callers.clear()
+                self.callers[authorization] = (record, caller)
+            return caller
         user = known_principal(self.delivery.state, token)
         if user is None:  # a login this process has not checked yet
             session = self.delivery.sessionmaker()
@@ -274,7 +314,7 @@ class ReadPath:
                 user = await authenticate(self.delivery.state, session, token)
             finally:
                 await session.close()
-        return Caller(user.tenant_id, None, user.actor, user=user)
+        return Caller(user.tenant_id, None, user.actor, user=user, tenant=str(user.tenant_id))
 
     async def resolve(self, caller: Caller, name: str, *, fresh: bool = False) -> Resolved:
         """The namespace's resolved config, cached (``fresh``: as the database has it now)."""
@@ -322,18 +362,10 @@ class ReadPath:
             caller.tenant_id, caller.actor, name, resolved.resolution.secrets
         )
 
-    async def wait(
-        self,
-        resolved: Resolved,
-        waiting: Waiting,
-        seconds: float | None,
-        stream: EventStream | None = None,
-    ) -> Wake:
+    async def wait(self, resolved: Resolved, waiting: Waiting, seconds: float | None) -> Wake:
         """Wait for a change of ``resolved``, the caller's token being revoked, the client going
-        away, shutdown, a heartbeat, or (when given) ``seconds``. A ``stream`` takes the changes
-        it can send itself meanwhile (``EventStream.follow``), and holds the state it watches
-        at the end."""
-        waiter = self.cache.watch(resolved, stream)
+        away, shutdown, a heartbeat, or (when given) ``seconds``."""
+        waiter = self.cache.watch(resolved)
         waiting.arm(waiter)
         timer = None
         if seconds is not None:
@@ -345,10 +377,7 @@ class ReadPath:
             self.waiting -= 1
             if timer is not None:
                 timer.cancel()
-            if stream is None:
-                self.cache.unwatch(resolved, waiter)
-            else:
-                self.cache.unwatch(stream.resolved, waiter, stream)
+            self.cache.unwatch(resolved, waiter)
 
     def register(self, caller: Caller, waiting: Waiting) -> None:
         if caller.token_id is not None:
@@ -361,12 +390,14 @@ class ReadPath:
         self.streams.discard(waiting)
 
     def beat(self) -> None:
-        """Wake every idle event stream for its heartbeat (one timer for all of them)."""
+        """Every idle event stream's heartbeat (one timer for all of them): written straight
+        to the connections that can take it, the others' tasks woken to send it."""
         for waiting in list(self.streams):
-            waiting.settle("heartbeat")
+            waiting.heartbeat()
 
     async def _long_poll(
         self,
+        scope: Scope,
         receive: Receive,
         caller: Caller,
         authorization: bytes | None,
@@ -378,7 +409,7 @@ class ReadPath:
         ``If-None-Match``; None at the timeout."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + query.wait
-        waiting = Waiting(receive)
+        waiting = Waiting(receive, gone_hook(scope))
         self.register(caller, waiting)
         try:
             while True:
@@ -405,31 +436,41 @@ class ReadPath:
             self.unregister(caller, waiting)
 
     async def _stream(
-        self,
-        receive: Receive,
-        send: Send,
-        caller: Caller,
-        authorization: bytes | None,
-        name: str,
-        last_event_id: str | None,
-        head: bool,
-        client: Client,
-        connection: Connection | None,
+        self, scope: Scope, receive: Receive, send: Send, name: str, server_send: Send | None
     ) -> None:
         """Server-sent events: the current state unless ``Last-Event-ID`` names it, then one
         event per change, a comment as heartbeat; ends cleanly when the server shuts down, and
         with an error event when the token stops being valid."""
-        held = None if last_event_id is None else f'"{last_event_id}"'.encode("latin-1")
-        resolved, _ = await self._admitted(
-            caller, name, await self.resolve(caller, name), held, DEFAULT_QUERY
-        )
+        head = scope["method"] == "HEAD"
+        authorization, _, last_event_id, instance, sdk = _headers(scope)
+        last = last_event_id.decode("latin-1").strip().strip('"') if last_event_id else None
+        try:
+            caller = await self.authenticate(authorization, name)
+            await self.admit_request(scope, caller)
+            raw_query = scope["query_string"]
+            if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
+                refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
+                parse_query(raw_query, events=True)
+            held = None if last is None else f'"{last}"'.encode("latin-1")
+            resolved, _ = await self._admitted(
+                caller, name, await self.resolve(caller, name), held, DEFAULT_QUERY
+            )
+        except Exception as exc:
+            status, headers, body = self._refusal(scope, name, exc)
+            await send({"type": "http.response.start", "status": status, "headers": [*headers]})
+            await send({"type": "http.response.body", "body": b"" if head else body})
+            return
         await send({"type": "http.response.start", "status": 200, "headers": [*_SSE_HEADERS]})
         if head:
             await send({"type": "http.response.body", "body": b""})
             return
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
-        stream = EventStream(self, caller, name, resolved, last_event_id, client, connection)
-        waiting = Waiting(receive)
+        connection = None if server_send is None else connection_of(server_send)
+        client = client_of(scope, instance, sdk)
+        stream = EventStream(self, caller, name, resolved, last, client, connection)
+        waiting = Waiting(receive, None if connection is None else connection.when_gone)
+        if connection is not None:
+            waiting.beat = stream.beat
         self.register(caller, waiting)
         self.streams.add(waiting)
         try:
@@ -454,11 +495,12 @@ class ReadPath:
         """The stream's loop: send the state it has not sent, wait (changes the stream can
         write itself are sent meanwhile, without waking this task), and again."""
         analytics = self.analytics
+        cache = self.cache
         name = stream.name
         who, sdk = stream.client
         resolved: Resolved | None = stream.resolved
         kind = READ  # the state a stream starts with; then each change it pushes
-        while resolved is not None and not self.cache.closing:
+        while resolved is not None and not cache.closing:
             caller = stream.caller
             reveal = caller.admit(name, resolved)  # an include added since: 403 as an event
             _, etag = resolved.shown(reveal)
@@ -475,7 +517,17 @@ class ReadPath:
                 analytics.record(caller.tenant_id, caller.actor, name, who, sdk, resolved, record)
             kind = PUSHED_STATE
             stream.resolved = resolved
-            why = await self.wait(resolved, waiting, None, stream)
+            # ``wait``, inline (one coroutine fewer held by every idle stream); changes the
+            # stream can write itself are sent meanwhile (``EventStream.follow``), and it holds
+            # the state it watches at the end.
+            waiter = cache.watch(resolved, stream)
+            waiting.arm(waiter)
+            self.waiting += 1
+            try:
+                why = await waiter
+            finally:
+                self.waiting -= 1
+                cache.unwatch(stream.resolved, waiter, stream)
             if why == "gone":
                 return
             if why == "shutdown":
@@ -489,7 +541,7 @@ class ReadPath:
                     analytics.record(
                         caller.tenant_id, caller.actor, name, who, sdk, stream.resolved, ALIVE
                     )
-            resolved = self.cache.get(caller.tenant_id, name) or await self.cache.resolve(
+            resolved = cache.get(caller.tenant_id, name) or await cache.resolve(
                 caller.tenant_id, name
             )
         if resolved is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -14,6 +15,7 @@ from konfig.delivery.render import FORMATS, named_etags
 from konfig.errors import KonfigError, ValidationFailed, error_body
 
 MAX_WAIT = 60
+Stop = Callable[[], object]  # stops watching for the client's leaving
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -79,20 +81,39 @@ def settle(waiter: asyncio.Future[Wake], why: Wake) -> None:
 
 class Waiting:
     """A long poll's or stream's waiting: the future it waits on at the moment, and what may
-    settle it from outside (the client leaving, its token revoked, a heartbeat)."""
+    settle it from outside (the client leaving, its token revoked, a heartbeat).
 
-    __slots__ = ("gone", "revoked", "target", "task")
+    The client's leaving is heard from the server's connection when it tells (``gone_hook``:
+    ``Connection.when_gone`` under uvicorn's httptools), else by a task reading ``receive``."""
 
-    def __init__(self, receive: Receive) -> None:
+    __slots__ = ("beat", "gone", "revoked", "stop_watching", "target")
+
+    def __init__(
+        self, receive: Receive, gone_hook: Callable[[Callable[[], None]], Stop | None] | None = None
+    ) -> None:
         self.gone = False
         self.revoked = False
         self.target: asyncio.Future[Wake] | None = None
-        self.task = asyncio.ensure_future(self._watch(receive))
+        # Sends the heartbeat without waking the waiting task, when it can (True).
+        self.beat: Callable[[], bool] | None = None
+        stop = None if gone_hook is None else gone_hook(self._left)
+        if stop is None:
+            stop = asyncio.ensure_future(self._watch(receive)).cancel
+        self.stop_watching: Stop = stop
 
     async def _watch(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         self.settle("gone")
+
+    def _left(self) -> None:
+        self.settle("gone")
+
+    def heartbeat(self) -> None:
+        """The heartbeat: sent by ``beat`` while the task waits, else by the task, woken."""
+        target, beat = self.target, self.beat
+        if target is None or target.done() or beat is None or not beat():
+            self.settle("heartbeat")
 
     def settle(self, why: Wake) -> None:
         if why == "gone":
@@ -112,4 +133,4 @@ class Waiting:
 
     def stop(self) -> None:
         self.target = None
-        self.task.cancel()
+        self.stop_watching()

@@ -35,6 +35,7 @@ from konfig.db.outage import unavailable
 from konfig.delivery.cache import Resolved
 from konfig.delivery.handler import Caller, Client, ReadPath, client_of
 from konfig.delivery.http import Waiting, error_reply, etag_matches
+from konfig.delivery.stream import gone_hook
 from konfig.errors import (
     Forbidden,
     KonfigError,
@@ -304,7 +305,7 @@ class Ofrep:
             return
         await send({"type": "http.response.body", "body": b"retry: 2000\n\n", "more_body": True})
         read_path = self.read_path
-        waiting = Waiting(receive)
+        waiting = Waiting(receive, gone_hook(scope))
         read_path.register(caller, waiting)
         read_path.streams.add(waiting)
         last = last or resolved.flags().digest
