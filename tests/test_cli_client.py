@@ -1,4 +1,5 @@
-"""Client commands run as `python -m konfig …` subprocesses against a live `konfig serve`."""
+"""Client commands against a live `konfig serve`: in process through Typer's runner, and as real
+`python -m konfig …` children where the entry point itself is the point (the first login, `run`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def cli(server: ServerProcess, tmp_path: Path) -> Cli:
-    return Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    return Cli(tmp_path / "home", server.url, new_tenant(server.url), in_process=True)
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def logged_in(cli: Cli) -> Cli:
 
 
 def test_login_keeps_tokens_in_a_private_file(cli: Cli) -> None:
-    result = cli("login", "--url", cli.url, "--email", cli.email, input=f"{PASSWORD}\n")
+    result = cli.process("login", "--url", cli.url, "--email", cli.email, input=f"{PASSWORD}\n")
     assert result.returncode == 0, result.stderr
     saved = cli.home / ".config" / "konfig" / "credentials.json"
     assert saved.stat().st_mode & 0o777 == 0o600

@@ -33,7 +33,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def test_clients_of_a_namespace_read_by_the_sdk(server: ServerProcess, tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    cli = Cli(tmp_path / "home", server.url, new_tenant(server.url), in_process=True)
     cli.ok("login", "--url", cli.url, "--email", cli.email, "--password", PASSWORD)
     with Konfig(server.url) as admin:
         admin.auth.login(cli.email, PASSWORD)
@@ -49,7 +49,7 @@ def test_clients_of_a_namespace_read_by_the_sdk(server: ServerProcess, tmp_path:
         with Konfig(server.url, token["token"], instance=name) as service:
             assert service.get_config("payments/production")["db_host"] == "db-1"
 
-    listed = json.loads(cli.ok("clients", "list", "payments/production", "-o", "json"))
+    listed = json.loads(cli.ok("clients", "list", "payments/production", "-o", "json", child=True))
     assert listed["headline"].startswith("2 of 2 instances on revision")
     assert sorted(c["instance"] for c in listed["items"]) == ["checkout-a", "checkout-b"]
     assert {c["sdk"].split("/")[0] for c in listed["items"]} == {"konfig-python"}

@@ -28,7 +28,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def cli(server: ServerProcess, tmp_path: Path) -> Cli:
-    user = Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    user = Cli(tmp_path / "home", server.url, new_tenant(server.url), in_process=True)
     user.ok("login", "--url", user.url, "--email", user.email, "--password", PASSWORD)
     user.ok("ns", "create", "payments/production")
     return user
@@ -39,7 +39,7 @@ def test_history_diff_and_rollback(cli: Cli) -> None:
     cli.ok("set", ns, "port=8080", "--type", "number")
     cli.ok("set", ns, "port=9090", "--type", "number", "-m", "more ports")
     cli.ok("set", ns, "debug=true", "--type", "boolean")
-    revisions = json.loads(cli.ok("history", ns, "-o", "json"))
+    revisions = json.loads(cli.ok("history", ns, "-o", "json", child=True))
     assert [r["revision"] for r in revisions] == [3, 2, 1]
     assert "more ports" in cli.ok("history", ns)
     versions = json.loads(cli.ok("history", ns, "port", "-o", "json"))

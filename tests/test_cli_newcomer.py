@@ -30,7 +30,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def cli(server: ServerProcess, tmp_path: Path) -> Cli:
-    user = Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    # Set up in process; what a newcomer meets (the process, its help, run) runs as a child.
+    user = Cli(tmp_path / "home", server.url, new_tenant(server.url), in_process=True)
     user.ok("login", "--url", user.url, "--email", user.email, "--password", PASSWORD)
     user.ok("ns", "create", NS)
     user.ok("set", NS, "port=8000", "--type", "number")

@@ -32,7 +32,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def logged_in(server: ServerProcess, home: Path, email: str) -> Cli:
-    cli = Cli(home, server.url, email)
+    cli = Cli(home, server.url, email, in_process=True)
     cli.ok("login", "--url", cli.url, "--email", email, "--password", PASSWORD)
     return cli
 
@@ -68,7 +68,7 @@ def test_set_on_a_secret_keeps_it_secret(server: ServerProcess, tmp_path: Path) 
     owner.ok("set", NS, "pool=10", "--type", "number", "--schema", '{"max_value": 100}')
 
     # The reproduction: an editor rotates the password with a plain `konfig set`.
-    editor.ok("set", NS, "db_password=rotated-pw-7")
+    editor.ok("set", NS, "db_password=rotated-pw-7", child=True)
     editor.ok("set", NS, "pool=20")  # read as the entry's type: the number 20
     password = entry_of(editor, "db_password")
     assert password["is_secret"] is True and password["value"] == "********"

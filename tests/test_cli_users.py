@@ -1,4 +1,5 @@
-"""`konfig users` and `konfig sso` as subprocesses against a live `konfig serve`."""
+"""`konfig users`, `groups` and `sso` against a live `konfig serve`: in process, with one real
+`python -m konfig` child per command group."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture
 def owner(server: ServerProcess, tmp_path: Path) -> Cli:
-    cli = Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    cli = Cli(tmp_path / "home", server.url, new_tenant(server.url), in_process=True)
     cli.ok("login", "--url", cli.url, "--email", cli.email, "--password", PASSWORD)
     return cli
 
@@ -36,7 +37,7 @@ def owner(server: ServerProcess, tmp_path: Path) -> Cli:
 def test_users_are_added_with_grants_and_their_grants_replaced(owner: Cli) -> None:
     added = owner.ok(
         "users", "add", "dev@cli.example.com", "--grant", "viewer:**",
-        "--grant", "editor:payments/**", "--password", PASSWORD, "-o", "json",
+        "--grant", "editor:payments/**", "--password", PASSWORD, "-o", "json", child=True,
     )  # fmt: skip
     assert json.loads(added)["grants"] == [
         {"role": "viewer", "namespaces": "**"},
@@ -70,7 +71,7 @@ def test_sso_is_set_from_a_file_with_the_secret_from_the_environment(
     missing = owner("sso", "set", str(settings))
     assert missing.returncode == 1 and "client_secret" in missing.stderr
     secret = "cli-client-s3cret"
-    done = owner("sso", "set", str(settings), env={"KONFIG_SSO_CLIENT_SECRET": secret})
+    done = owner.process("sso", "set", str(settings), env={"KONFIG_SSO_CLIENT_SECRET": secret})
     assert done.returncode == 0, done.stderr
     assert "/ui/sso/callback" in done.stderr and secret not in done.stdout
     shown = json.loads(owner.ok("sso", "show", "-o", "json"))
@@ -82,7 +83,9 @@ def test_sso_is_set_from_a_file_with_the_secret_from_the_environment(
 
 def test_groups_are_made_joined_changed_and_deleted(owner: Cli) -> None:
     owner.ok("users", "add", "ops@cli.example.com", "--role", "viewer", "--password", PASSWORD)
-    made = owner.ok("groups", "create", "payments-devs", "--grant", "editor:payments/**")
+    made = owner.ok(
+        "groups", "create", "payments-devs", "--grant", "editor:payments/**", child=True
+    )
     assert "editor:payments/**" in made
     joined = json.loads(
         owner.ok("users", "groups", "ops@cli.example.com", "--group", "payments-devs", "-o", "json")

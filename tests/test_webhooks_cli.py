@@ -48,7 +48,7 @@ def settled(konfig: Konfig, webhook_id: str, count: int) -> list[dict[str, Any]]
 def test_the_cli_creates_tests_rotates_disables_and_deletes_a_webhook(
     server: ServerProcess, tmp_path: Path
 ) -> None:
-    cli = Cli(tmp_path / "home", server.url, new_tenant(server.url))
+    cli = Cli(tmp_path / "home", server.url, new_tenant(server.url), in_process=True)
     cli.ok("login", "--url", cli.url, "--email", cli.email, "--password", PASSWORD)
     with receiving() as receiver:
         created = cli(
@@ -61,7 +61,9 @@ def test_the_cli_creates_tests_rotates_disables_and_deletes_a_webhook(
             "webhook.test",
         )
         assert created.returncode != 0  # webhook.test is no event one subscribes to
-        secret = cli.ok("webhooks", "create", receiver.url, "--event", "config.changed").strip()
+        secret = cli.ok(
+            "webhooks", "create", receiver.url, "--event", "config.changed", child=True
+        ).strip()
         assert secret.startswith("whsec_")
         (listed,) = json.loads(cli.ok("webhooks", "list", "-o", "json"))
         assert listed["url"] == receiver.url and "secret" not in listed
