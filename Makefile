@@ -30,9 +30,11 @@ run: $(VENV)/.installed-run
 	$(BIN)/konfig serve
 
 # Coverage (configured in pyproject.toml) of the suite and the servers it starts; the report ends
-# with the total and fails the run under [tool.coverage.report] fail_under.
+# with the total and fails the run under [tool.coverage.report] fail_under. Bytecode is written
+# even where the environment says not to (PYTHONDONTWRITEBYTECODE): the editable install has no
+# other, and each of the hundreds of `konfig` processes the suite starts would compile Konfig.
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS) --cov --cov-report=term
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest $(PYTEST_ARGS) --cov --cov-report=term
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench deploy $(SDK)

@@ -100,6 +100,7 @@ def _migrate_and_serve(
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         "log_config": None,  # logging is configured above
         "access_log": False,  # Konfig writes its own access line (konfig.ops.middleware)
+        "server_header": False,  # names the server's software to anyone, and costs every answer
         "timeout_graceful_shutdown": in_flight_seconds,
     }
     if workers > 1:
