@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -47,7 +48,12 @@ def mirrored_file(tmp_path: Path, name: str) -> dict[str, Any]:
     return document
 
 
-def import_tree(backend: Backend, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+async def import_tree(
+    backend: Backend, tmp_path: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """`konfig import-tree` as its own process, in a thread: the app under test keeps its event
+    loop, so a background writer of its own that holds SQLite's write lock can finish (waiting
+    on the child with the loop stopped, the child would wait for that lock in vain)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KONFIG_")}
     env |= {
         "KONFIG_DATABASE_URL": backend.url,
@@ -55,7 +61,8 @@ def import_tree(backend: Backend, tmp_path: Path, *args: str) -> subprocess.Comp
         "KONFIG_MIRROR_DIR": str(tmp_path / "mirror"),
         "COLUMNS": "500",  # no line wrapping in the messages
     }
-    return subprocess.run(
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "konfig", "import-tree", str(tmp_path / "mirror"), *args],
         env=env,
         capture_output=True,
@@ -131,7 +138,7 @@ async def test_import_tree_loads_one_revision_per_namespace_and_keeps_secrets(
     (tree / "shared" / "production.yml").write_text("entries:\n  - {key: log_level, value: info}\n")
     (tree / "shared" / ".production.yml.tmp").write_text("not: [yaml")  # skipped: hidden
 
-    dry = import_tree(backend, tmp_path, "--tenant", "acme", "--dry-run")
+    dry = await import_tree(backend, tmp_path, "--tenant", "acme", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "payments/production: +1 ~1 -1 (dry run)" in dry.stdout
     assert "shared/production: +1 ~0 -0 (dry run) (new)" in dry.stdout
@@ -139,7 +146,7 @@ async def test_import_tree_loads_one_revision_per_namespace_and_keeps_secrets(
     listed = await mirrored.get(f"{API}/namespaces", headers=owner.headers)
     assert [n["name"] for n in listed.json()["items"]] == ["payments/production"]
 
-    done = import_tree(backend, tmp_path, "--tenant", "acme")
+    done = await import_tree(backend, tmp_path, "--tenant", "acme")
     assert done.returncode == 0, done.stderr
     assert "payments/production: +1 ~1 -1 revision 4" in done.stdout
     assert "2 namespace(s) changed" in done.stderr
@@ -165,14 +172,14 @@ async def test_import_tree_loads_one_revision_per_namespace_and_keeps_secrets(
     )
     (tree / "Bad Name.yaml").write_text("entries: []\n")
     edited.write_text("entries: []\n")
-    refused = import_tree(backend, tmp_path, "--tenant", "acme")
+    refused = await import_tree(backend, tmp_path, "--tenant", "acme")
     assert refused.returncode == 1
     assert "Bad Name.yaml" in refused.stderr and "nothing was imported" in refused.stderr
     (tree / "Bad Name.yaml").unlink()
-    refused = import_tree(backend, tmp_path, "--tenant", "acme")
+    refused = await import_tree(backend, tmp_path, "--tenant", "acme")
     assert refused.returncode == 1 and "broken: port" in refused.stderr
     assert await namespace_revision(mirrored, owner, ns) == 4  # not emptied: all or nothing
 
     (tmp_path / "mirror" / "nobody").mkdir()
-    unknown = import_tree(backend, tmp_path, "--tenant", "nobody")
+    unknown = await import_tree(backend, tmp_path, "--tenant", "nobody")
     assert unknown.returncode == 1 and "no tenant named nobody" in unknown.stderr
