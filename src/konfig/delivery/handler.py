@@ -102,6 +102,16 @@ def _headers(
     return authorization, if_none_match, last_event_id, instance, sdk
 
 
+def _query(scope: Scope, name: str, *, events: bool) -> Query:
+    """The request's query; a 422 for a bad parameter or a bad namespace name. A plain read
+    (no query, a plain name) has nothing to look at."""
+    raw_query = scope["query_string"]
+    if not raw_query and name.isascii() and "\x00" not in name:
+        return DEFAULT_QUERY
+    refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
+    return parse_query(raw_query, events=events) if raw_query else DEFAULT_QUERY
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     tenant_id: uuid.UUID
@@ -208,10 +218,7 @@ class ReadPath:
         try:
             caller = await self.authenticate(authorization, name)
             await self.admit_request(scope, caller)
-            raw_query = scope["query_string"]
-            if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
-                refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
-            query = parse_query(raw_query, events=False) if raw_query else DEFAULT_QUERY
+            query = _query(scope, name, events=False)
             resolved = self.cache.get(caller.tenant_id, name)
             if resolved is None:
                 resolved = await self.resolve(caller, name)
@@ -447,10 +454,7 @@ class ReadPath:
         try:
             caller = await self.authenticate(authorization, name)
             await self.admit_request(scope, caller)
-            raw_query = scope["query_string"]
-            if raw_query or not name.isascii() or "\x00" in name:  # else nothing to refuse
-                refuse_bad_parameters(parse_qsl(raw_query.decode("latin-1")), {"name": name})
-                parse_query(raw_query, events=True)
+            _query(scope, name, events=True)  # checked: a 422 for a bad parameter or name
             held = None if last is None else f'"{last}"'.encode("latin-1")
             resolved, _ = await self._admitted(
                 caller, name, await self.resolve(caller, name), held, DEFAULT_QUERY
