@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Dispatcher:
     # Outside it: the table sees the features' routes. Built as soon as they are in, as the
     # first request after them would.
     api.add_middleware(RoutesOnFirstUse, routes=deferred, without=_LIVE_FROM_START)
-    deferred.listeners.append(lambda: table.shadowed("/", "GET"))
+    deferred.listeners.append(table.warm)
     state.after_start.append(deferred.load_in_background)
     mount_ui(api, delivery)  # after: its pages are included, outside AllowedMethods, on first use
     return Dispatcher(

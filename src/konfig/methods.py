@@ -94,13 +94,19 @@ class RouteTable:
     def shadowed(self, path: str, method: str) -> _Path | None:
         """A fixed path (``/users/me``) that a route with a parameter (``/users/{user_id}``) also
         matches, asked for a method only that other route serves: it must answer 405 here."""
+        fixed = self.warm()
+        entry = fixed.get(path)
+        return entry if entry is not None and method not in entry.methods else None
+
+    def warm(self) -> dict[str, _Path]:
+        """Build the table for the routes as they are now (else the next request does it);
+        answers the fixed paths that a route with a parameter also matches."""
         self._current()
         if self._paths is None:
             self._paths = self._build()
         if self._fixed is None:
             self._fixed = self._fixed_paths()
-        entry = self._fixed.get(path)
-        return entry if entry is not None and method not in entry.methods else None
+        return self._fixed
 
     def _fixed_paths(self) -> dict[str, _Path]:
         fixed: dict[str, _Path] = {}
